@@ -1,0 +1,86 @@
+"""The `imcflow` command line.
+
+Each command lives in the module that owns its concept and exposes two functions:
+``add_arguments(parser)`` and ``run(args) -> int``. Only the chosen command's module is imported,
+so ``imcflow doctor`` does not pay for importing Amaranth or NumPy.
+
+Conventions every command follows: ``--json`` prints exactly one JSON object on stdout (progress
+goes to stderr); bad input raises `imcflow.errors.UserError`, printed here as one line with exit
+status 2; output directories are written with `imcflow.files.atomic_directory`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from imcflow import __version__
+from imcflow.errors import UserError
+
+#: command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("imcflow.toolchain", "report each tool of the pip-only toolchain: found, version, path"),
+    "gen": ("imcflow.gen.cli", "generate Verilog and a manifest (a standalone block, or a whole accelerator)"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 2 (argparse's own convention)."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def make_parser(command: str) -> argparse.ArgumentParser:
+    module, help_ = COMMANDS[command]
+    parser = _Parser(prog=f"imcflow {command}", description=help_)
+    importlib.import_module(module).add_arguments(parser)
+    return parser
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"usage: imcflow <command> [options]   (imcflow {__version__})", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`imcflow <command> --help` shows a command's options."]
+    return "\n".join(lines)
+
+
+def print_json(obj) -> None:
+    """Print one JSON object on stdout (NumPy scalars and arrays converted)."""
+
+    def default(o):
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        if hasattr(o, "__fspath__"):
+            return str(o)
+        raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+    print(json.dumps(obj, default=default, indent=None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"imcflow: error: unknown command {command!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    parser = make_parser(command)
+    args = parser.parse_args(rest)
+    module = importlib.import_module(COMMANDS[command][0])
+    try:
+        return int(module.run(args) or 0)
+    except UserError as e:
+        print(f"imcflow {command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"imcflow {command}: interrupted", file=sys.stderr)
+        return 130

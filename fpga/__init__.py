@@ -1,0 +1,1 @@
+"""FPGA prototyping: board tops, host link and the yowasp synthesis flow."""

@@ -1,0 +1,1 @@
+"""Generators: elaborate components into Verilog, manifests and weight images."""

@@ -1,0 +1,166 @@
+"""The IMC architecture description: one validated, immutable `Arch` with named presets.
+
+An architecture is what the user chooses besides the network: crossbar geometry, bit widths, the
+input encoding, analog timing, the core budget, the clock, the buffer strategy and the
+non-idealities. It is read from a preset name or a TOML file (keys as the fields below, optionally
+under an ``[arch]`` table) and validated at construction; a bad field is a one-line `UserError`
+naming the field and its allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from imcflow.errors import UserError
+
+__all__ = ["Arch", "PRESETS", "ENCODINGS", "BUFFER_STRATEGIES", "load_arch"]
+
+ENCODINGS = ("pwm", "bit_serial")
+BUFFER_STRATEGIES = ("line", "frame", "auto")
+
+
+def _int_in(lo, hi):
+    def check(name, v):
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise UserError(f"arch.{name}: must be an integer in {lo}..{hi}, not {v!r}")
+    return check
+
+
+def _choice(options):
+    def check(name, v):
+        if v not in options:
+            raise UserError(f"arch.{name}: must be one of {', '.join(map(repr, options))}, not {v!r}")
+    return check
+
+
+def _float_in(lo, hi, *, lo_open=False):
+    def check(name, v):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = ok and (lo < v if lo_open else lo <= v) and v <= hi
+        if not ok:
+            bound = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
+            raise UserError(f"arch.{name}: must be a number in {bound}, not {v!r}")
+    return check
+
+
+def _optional(check):
+    def optional(name, v):
+        if v is not None:
+            check(name, v)
+    return optional
+
+
+def _f(default, check, doc):
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Arch:
+    """An IMC architecture. All fields are validated; derived quantities are properties."""
+
+    rows: int = _f(256, _int_in(1, 4096), "crossbar rows (inputs) per core")
+    cols: int = _f(256, _int_in(1, 4096), "crossbar columns (outputs, one ADC each) per core")
+    weight_bits: int = _f(4, _int_in(2, 8), "signed symmetric weight precision")
+    act_bits: int = _f(8, _int_in(2, 8), "unsigned activation precision")
+    adc_bits: int = _f(8, _int_in(2, 16), "signed ADC output precision")
+    input_encoding: str = _f("pwm", _choice(ENCODINGS), "how inputs are applied to the crossbar")
+    mvm_cycles: int = _f(8, _int_in(1, 4096), "cycles between MVMs of one crossbar (analog timing)")
+    col_parallelism: int | None = _f(
+        None, _optional(_int_in(1, 4096)),
+        "columns the behavioral crossbar computes per cycle (None: all columns at once)")
+    core_budget: int | None = _f(None, _optional(_int_in(1, 1 << 20)),
+                                 "crossbars available; None means no replication")
+    clock_mhz: float = _f(1000.0, _float_in(0, 1e5, lo_open=True), "digital clock frequency")
+    buffer: str = _f("line", _choice(BUFFER_STRATEGIES), "activation buffer strategy")
+    weight_noise: float = _f(0.0, _float_in(0.0, 1.0),
+                             "programming noise: std dev relative to the largest weight magnitude")
+    noise_seed: int = _f(0, _int_in(0, 2**32 - 1), "seed of the weight programming noise")
+
+    def __post_init__(self):
+        for f in fields(self):
+            f.metadata["check"](f.name, getattr(self, f.name))
+        if self.input_encoding == "bit_serial" and self.mvm_cycles < self.act_bits:
+            raise UserError(f"arch.mvm_cycles: bit_serial input needs at least act_bits = {self.act_bits} "
+                            f"cycles per MVM (one bit plane per cycle), not {self.mvm_cycles}")
+
+    # derived -----------------------------------------------------------------------------------
+    @property
+    def planes(self) -> int:
+        """ADC conversions per MVM: 1 for ``pwm``, ``act_bits`` for ``bit_serial``."""
+        return self.act_bits if self.input_encoding == "bit_serial" else 1
+
+    def mvm_interval(self, tile_cols: int) -> int:
+        """Cycles between MVMs of a crossbar tile with ``tile_cols`` used columns.
+
+        The analog interval ``mvm_cycles``, or longer when the behavioral crossbar computes
+        ``col_parallelism`` columns per cycle for each of ``planes`` bit planes.
+        """
+        p = self.col_parallelism or tile_cols
+        return max(self.mvm_cycles, self.planes * math.ceil(tile_cols / p))
+
+    def replace(self, **changes) -> "Arch":
+        """A copy with ``changes`` applied and validated (unknown names are a `UserError`)."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise UserError(f"arch: unknown field {sorted(unknown)[0]!r}; allowed: "
+                            f"{', '.join(f.name for f in fields(self))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "arch") -> "Arch":
+        if not isinstance(d, dict):
+            raise UserError(f"{source}: expected a table of architecture fields")
+        return cls().replace(**d)
+
+    @classmethod
+    def describe(cls) -> dict[str, str]:
+        """Field name -> documentation (for the README and ``--help``)."""
+        return {f.name: f.metadata["doc"] for f in fields(cls)}
+
+
+PRESETS: dict[str, Arch] = {
+    # IBM PCM silicon numbers the paper follows: 256x256, 8-bit PWM inputs, 8-bit ADC, 4-bit weights.
+    "default": Arch(),
+    "bit_serial": Arch(input_encoding="bit_serial"),
+    # Smaller crossbars: more row/column tiles on small networks, cheap to simulate.
+    "small": Arch(rows=64, cols=64),
+    # What fits an FPGA: fewer columns computed per cycle, a 100 MHz clock.
+    "fpga": Arch(col_parallelism=4, mvm_cycles=8, clock_mhz=100.0),
+}
+
+
+def load_arch(spec: "str | Path | Arch | None" = None, **overrides) -> Arch:
+    """An `Arch` from a preset name, a TOML file path or an `Arch`, with field ``overrides``.
+
+    ``None`` overrides are ignored, so CLI options that were not given do not count.
+    """
+    if spec is None:
+        arch = PRESETS["default"]
+    elif isinstance(spec, Arch):
+        arch = spec
+    elif str(spec) in PRESETS:
+        arch = PRESETS[str(spec)]
+    elif str(spec).endswith(".toml"):
+        path = Path(spec)
+        try:
+            doc = tomllib.loads(path.read_text())
+        except OSError as e:
+            raise UserError(f"--arch: cannot read {str(path)!r}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise UserError(f"--arch: {path.name} is not valid TOML: {e}") from None
+        arch = Arch.from_dict(doc.get("arch", doc), source=str(path))
+    else:
+        raise UserError(f"--arch: {str(spec)!r} is neither a preset ({', '.join(PRESETS)}) nor a .toml file")
+    return arch.replace(**{k: v for k, v in overrides.items() if v is not None})

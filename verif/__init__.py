@@ -1,0 +1,1 @@
+"""Verification backbone: Verilator/cocotb runner, stream drivers and monitors, scoreboards, formal."""
