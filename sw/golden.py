@@ -1,8 +1,9 @@
 """Bit-exact golden model of each step an RTL block implements.
 
 Feature maps are integer arrays ``(H, W, C)`` in raster order (row-major, channels last), the order
-in which pixels travel between cores. Every function is vectorized NumPy on ``int64`` and uses the
-rules of `imcflow.sw.arith` (see docs/arithmetic.md).
+in which pixels travel between cores; the map functions also take a batch ``(..., H, W, C)`` and
+keep the leading axes. Every function is vectorized NumPy on ``int64`` and uses the rules of
+`imcflow.sw.arith` (see docs/arithmetic.md).
 
 Window vectors use im2col order: element ``((ky * k) + kx) * C + c`` of the window of output pixel
 ``(oy, ox)`` is input pixel ``(oy*stride - padding + ky, ox*stride - padding + kx)``, channel ``c``,
@@ -55,17 +56,18 @@ def line_buffer_words(h: int, w: int, kernel: int, stride: int = 1, padding: int
 
 
 def windows(fmap, kernel: int, stride: int = 1, padding: int = 0, pad_value: int = 0):
-    """All windows of ``fmap`` (H, W, C) in output raster order: shape ``(OH*OW, k*k*C)``."""
+    """All windows of ``fmap`` (..., H, W, C) in output raster order: shape ``(..., OH*OW, k*k*C)``."""
     fmap = np.asarray(fmap, dtype=np.int64)
-    h, w, c = fmap.shape
+    *lead, h, w, c = fmap.shape
     oh, ow = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
-    padded = np.pad(fmap, ((padding, padding), (padding, padding), (0, 0)), constant_values=pad_value)
-    out = np.empty((oh, ow, kernel, kernel, c), dtype=np.int64)
+    pad = [(0, 0)] * len(lead) + [(padding, padding), (padding, padding), (0, 0)]
+    padded = np.pad(fmap, pad, constant_values=pad_value)
+    out = np.empty((*lead, oh, ow, kernel, kernel, c), dtype=np.int64)
     for ky in range(kernel):
         for kx in range(kernel):
-            out[:, :, ky, kx, :] = padded[ky:ky + stride * (oh - 1) + 1:stride,
-                                          kx:kx + stride * (ow - 1) + 1:stride, :]
-    return out.reshape(oh * ow, kernel * kernel * c)
+            out[..., ky, kx, :] = padded[..., ky:ky + stride * (oh - 1) + 1:stride,
+                                         kx:kx + stride * (ow - 1) + 1:stride, :]
+    return out.reshape(*lead, oh * ow, kernel * kernel * c)
 
 
 def tile_slices(n: int, tile: int) -> list[slice]:
@@ -99,27 +101,30 @@ def crossbar_layer(x, weight, bias, mult, shift: int, *, signed: bool, xbar_rows
 
 
 def max_pool(fmap, kernel: int, stride: int, padding: int = 0, *, pad_value: int = 0):
-    """Max pooling; padded positions hold ``pad_value`` (0 for unsigned maps)."""
+    """Max pooling; padded positions hold ``pad_value`` (0 for unsigned maps, the lowest code for
+    signed ones)."""
     fmap = np.asarray(fmap, dtype=np.int64)
-    h, w, c = fmap.shape
+    *lead, h, w, c = fmap.shape
     oh, ow = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
-    win = windows(fmap, kernel, stride, padding, pad_value).reshape(oh, ow, kernel * kernel, c)
-    return win.max(axis=2)
+    win = windows(fmap, kernel, stride, padding, pad_value).reshape(*lead, oh, ow, kernel * kernel, c)
+    return win.max(axis=-2)
 
 
-def avg_pool(fmap, kernel: int, stride: int, mult: int, shift: int, *, act_bits: int):
-    """Average pooling without padding: window sums requantized by ``mult / 2**shift``."""
+def avg_pool(fmap, kernel: int, stride: int, mult: int, shift: int, *, act_bits: int,
+             signed: bool = False):
+    """Average pooling without padding: window sums requantized by ``mult / 2**shift`` to an
+    unsigned (default) or signed ``act_bits`` map."""
     fmap = np.asarray(fmap, dtype=np.int64)
-    h, w, c = fmap.shape
+    *lead, h, w, c = fmap.shape
     oh, ow = conv_output_size(h, kernel, stride, 0), conv_output_size(w, kernel, stride, 0)
-    sums = windows(fmap, kernel, stride, 0).reshape(oh, ow, kernel * kernel, c).sum(axis=2)
-    return requantize(sums, mult, shift, act_bits=act_bits, signed=False)
+    sums = windows(fmap, kernel, stride, 0).reshape(*lead, oh, ow, kernel * kernel, c).sum(axis=-2)
+    return requantize(sums, mult, shift, act_bits=act_bits, signed=signed)
 
 
-def global_avg_pool(fmap, mult: int, shift: int, *, act_bits: int):
-    """Global average pooling: per-channel sums requantized, as a (1, 1, C) map."""
-    sums = np.asarray(fmap, dtype=np.int64).sum(axis=(0, 1), keepdims=True)
-    return requantize(sums, mult, shift, act_bits=act_bits, signed=False)
+def global_avg_pool(fmap, mult: int, shift: int, *, act_bits: int, signed: bool = False):
+    """Global average pooling: per-channel sums requantized, as a (..., 1, 1, C) map."""
+    sums = np.asarray(fmap, dtype=np.int64).sum(axis=(-3, -2), keepdims=True)
+    return requantize(sums, mult, shift, act_bits=act_bits, signed=signed)
 
 
 def join(a, b, mult_a: int, mult_b: int, shift: int, *, act_bits: int, signed: bool):
