@@ -1,0 +1,97 @@
+"""Finding a network by name: the zoo or a TOML file; weights, calibration images, quantization.
+
+`load_network` accepts a zoo name (`imcflow.sw.zoo.names`) or a path ending in ``.toml``.
+`load_qnetwork` also quantizes it for an architecture, calibrating on the training images of a
+zoo network's data set and on seeded random images otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from imcflow.errors import UserError
+from imcflow.sw.ir import Conv2d, Dense, Network
+
+__all__ = ["he_init", "with_weights", "load_network", "calibration_images", "load_qnetwork",
+           "CALIBRATION_IMAGES"]
+
+#: images used to calibrate scales and ADC shifts
+CALIBRATION_IMAGES = 256
+
+
+def _weighted(net: Network):
+    return [l for l in net if isinstance(l, (Conv2d, Dense))]
+
+
+def he_init(net: Network, seed: int = 0) -> Network:
+    """A copy of ``net`` with He-normal weights (std ``sqrt(2 / fan_in)``) and zero biases, drawn
+    in layer order from ``numpy.random.default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for layer in _weighted(net):
+        rows = (net.shapes[layer.input].size if isinstance(layer, Dense)
+                else layer.kernel ** 2 * net.shapes[layer.input].c)
+        cols = net.shapes[layer.name].c
+        w = rng.normal(0.0, np.sqrt(2.0 / rows), (rows, cols))
+        shape = (layer.kernel, layer.kernel, rows // layer.kernel ** 2, cols) \
+            if isinstance(layer, Conv2d) else (rows, cols)
+        params[f"{layer.name}.weight"] = w.reshape(shape)
+        params[f"{layer.name}.bias"] = np.zeros(cols)
+    return with_weights(net, params)
+
+
+def with_weights(net: Network, params: dict[str, np.ndarray]) -> Network:
+    """A copy of ``net`` whose conv and dense layers take ``<name>.weight`` and the optional
+    ``<name>.bias`` from ``params``; a missing weight or an unused array is a `UserError`."""
+    layers, used = [], set()
+    for layer in net:
+        if isinstance(layer, (Conv2d, Dense)):
+            key = f"{layer.name}.weight"
+            if key not in params:
+                raise UserError(f"weights: no array {key!r} for the {layer.kind} layer")
+            bias = params.get(f"{layer.name}.bias")
+            used |= {key, f"{layer.name}.bias"}
+            layer = dataclasses.replace(layer, weight=np.asarray(params[key], np.float64),
+                                        bias=None if bias is None else np.asarray(bias, np.float64))
+        layers.append(layer)
+    unused = sorted(set(params) - used)
+    if unused:
+        raise UserError(f"weights: array {unused[0]!r} belongs to no conv or dense layer "
+                        f"(names are <layer>.weight and <layer>.bias)")
+    return Network(net.name, layers)
+
+
+def load_network(spec: str | Path) -> Network:
+    """The float network named by ``spec``: a zoo name or a ``.toml`` path."""
+    from imcflow.sw import zoo
+    if str(spec) in zoo.names():
+        return zoo.network(str(spec))
+    if str(spec).endswith(".toml"):
+        from imcflow.sw.toml_net import load_toml
+        return load_toml(spec)
+    raise UserError(f"--network: {str(spec)!r} is neither a zoo network ({', '.join(zoo.names())}) "
+                    f"nor a .toml file")
+
+
+def calibration_images(net: Network, dataset=None, count: int = CALIBRATION_IMAGES,
+                       seed: int = 0) -> np.ndarray:
+    """8-bit calibration images for ``net``: the first ``count`` training images of ``dataset``
+    (a `imcflow.sw.zoo.Dataset`), or ``count`` seeded uniformly random images without one."""
+    if dataset is not None:
+        return dataset.train_images[:count]
+    s = net.shapes[net.input.name]
+    return np.random.default_rng(seed).integers(0, 256, (count, s.h, s.w, s.c), dtype=np.int64)
+
+
+def load_qnetwork(spec, arch=None):
+    """``spec`` loaded (a `Network`, zoo name or .toml path) and quantized for ``arch`` (an
+    `Arch`, preset name, TOML path or None for the default) on its `calibration_images`."""
+    from imcflow.sw import zoo
+    from imcflow.sw.arch import load_arch
+    from imcflow.sw.quant import quantize
+    net = spec if isinstance(spec, Network) else load_network(spec)
+    dataset = zoo.dataset(str(spec)) if str(spec) in zoo.names() else None
+    return quantize(net, load_arch(arch), calibration_images(net, dataset))

@@ -1,0 +1,183 @@
+"""Networks described in TOML (schema: docs/network-toml.md).
+
+A file lists its layers in topological order as ``[[layers]]`` tables; the first is the input.
+Each layer reads the previous one unless it names its ``input`` (an ``add`` names its two
+``inputs``). Weights come from an ``.npz`` file next to the TOML file (arrays
+``<layer>.weight`` and, optionally, ``<layer>.bias``) or, without one, from a seeded He
+initialisation. Every error is a one-line `UserError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from imcflow.errors import UserError
+from imcflow.sw.ir import LAYER_KINDS, Add, Input, Network, Shape
+from imcflow.sw.networks import he_init, with_weights
+
+__all__ = ["load_toml", "loads_network", "TOP_KEYS", "LAYER_KEYS"]
+
+#: top-level keys: (type, required)
+TOP_KEYS = {"name": (str, False), "weights": (str, False), "seed": (int, False), "layers": (list, True)}
+
+#: kind -> its keys besides ``name`` and ``kind``: key -> (type, required)
+LAYER_KEYS: dict[str, dict[str, tuple[type, bool]]] = {
+    "input": {"shape": (list, True)},
+    "conv": {"input": (str, False), "out_channels": (int, True), "kernel": (int, True),
+             "stride": (int, False), "padding": (int, False)},
+    "dense": {"input": (str, False), "out_features": (int, True)},
+    "relu": {"input": (str, False)},
+    "maxpool": {"input": (str, False), "kernel": (int, True), "stride": (int, False),
+                "padding": (int, False)},
+    "avgpool": {"input": (str, False), "kernel": (int, True), "stride": (int, False)},
+    "global_avg_pool": {"input": (str, False)},
+    "add": {"inputs": (list, True)},
+    "flatten": {"input": (str, False)},
+}
+
+_TYPE_NAMES = {str: "a string", int: "an integer", list: "an array"}
+#: smallest allowed value of integer keys
+_MINIMUM = {"out_channels": 1, "out_features": 1, "kernel": 1, "stride": 1, "padding": 0}
+
+
+def _check_type(field: str, value, type_: type) -> None:
+    ok = isinstance(value, type_) and not (type_ is int and isinstance(value, bool))
+    if not ok:
+        raise UserError(f"{field}: must be {_TYPE_NAMES[type_]}, not {value!r}")
+
+
+def _layer(i: int, table, names: list[str]):
+    where = f"layers[{i}]"
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: must be a table, not {table!r}")
+    if "kind" not in table:
+        raise UserError(f"{where}.kind: missing; one of {', '.join(LAYER_KEYS)}")
+    kind = table["kind"]
+    if kind not in LAYER_KEYS:
+        raise UserError(f"{where}.kind: must be one of {', '.join(LAYER_KEYS)}, not {kind!r}")
+    if i == 0 and kind != "input":
+        raise UserError(f"{where}.kind: the first layer must be the input, not {kind!r}")
+    if i > 0 and kind == "input":
+        raise UserError(f"{where}.kind: only the first layer can be an input")
+    keys = LAYER_KEYS[kind]
+    for key in table:
+        if key not in keys and key not in ("name", "kind"):
+            raise UserError(f"{where}.{key}: unknown key for a {kind} layer; allowed: "
+                            f"{', '.join(['name', 'kind', *keys])}")
+    if "name" not in table:
+        raise UserError(f"{where}.name: missing")
+    name = table["name"]
+    _check_type(f"{where}.name", name, str)
+    if not name:
+        raise UserError(f"{where}.name: must not be empty")
+    if name in names:
+        raise UserError(f"{where}.name: duplicate layer name {name!r}")
+    args = {}
+    for key, (type_, required) in keys.items():
+        if key not in table:
+            if required:
+                raise UserError(f"{where}.{key}: missing; a {kind} layer needs it")
+            continue
+        value = table[key]
+        _check_type(f"{where}.{key}", value, type_)
+        if key in _MINIMUM and value < _MINIMUM[key]:
+            raise UserError(f"{where}.{key}: must be an integer >= {_MINIMUM[key]}, not {value!r}")
+        args[key] = value
+    if "padding" in args and args["padding"] >= args["kernel"]:
+        raise UserError(f"{where}.padding: must be smaller than kernel {args['kernel']}, "
+                        f"not {args['padding']}")
+    if kind == "input":
+        shape = args["shape"]
+        if len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape):
+            raise UserError(f"{where}.shape: must be [height, width, channels] of positive "
+                            f"integers, not {shape!r}")
+        return Input(name, Shape(*shape))
+    if kind == "add":
+        refs = args.pop("inputs")
+        if len(refs) != 2:
+            raise UserError(f"{where}.inputs: an add needs exactly two inputs, not {refs!r}")
+        for ref in refs:
+            _check_ref(f"{where}.inputs", ref, names)
+        return Add(name, a=refs[0], b=refs[1])
+    args.setdefault("input", names[-1])
+    _check_ref(f"{where}.input", args["input"], names)
+    return LAYER_KINDS[kind](name, **args)
+
+
+def _check_ref(field: str, ref, names: list[str]) -> None:
+    _check_type(field, ref, str)
+    if ref not in names:
+        raise UserError(f"{field}: {ref!r} is not an earlier layer (earlier: {', '.join(names)})")
+
+
+def _parse(doc: dict, base_dir: Path | None, default_name: str, weights: bool) -> Network:
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise UserError(f"{key}: unknown top-level key; allowed: {', '.join(TOP_KEYS)}")
+    for key, (type_, required) in TOP_KEYS.items():
+        if key in doc:
+            _check_type(key, doc[key], type_)
+        elif required:
+            raise UserError(f"{key}: missing; a network needs [[layers]] tables")
+    if not doc["layers"]:
+        raise UserError("layers: must list at least the input layer")
+    seed = doc.get("seed", 0)
+    if seed < 0:
+        raise UserError(f"seed: must be an integer >= 0, not {seed}")
+    layers = []
+    for i, table in enumerate(doc["layers"]):
+        layers.append(_layer(i, table, [l.name for l in layers]))
+    net = Network(doc.get("name", default_name), layers)
+    if "weights" in doc and "seed" in doc:
+        raise UserError("seed: only used without weights (random initialisation); remove one")
+    if "weights" not in doc or not weights:
+        return he_init(net, seed)
+    return with_weights(net, _load_npz(doc["weights"], base_dir))
+
+
+def _load_npz(name: str, base_dir: Path | None) -> dict[str, np.ndarray]:
+    path = Path(name) if base_dir is None else base_dir / name
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except OSError as e:
+        raise UserError(f"weights: cannot read {str(path)!r}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise UserError(f"weights: {str(path)!r} is not a NumPy .npz file: {e}") from None
+
+
+def loads_network(text: str, *, source: str = "<string>", base_dir: Path | None = None,
+                  default_name: str = "network", weights: bool = True) -> Network:
+    """A `Network` from TOML ``text``; errors are prefixed with ``source``.
+
+    ``base_dir`` resolves a relative ``weights`` path (the current directory when None);
+    ``weights=False`` ignores the weights file and initialises randomly (``seed``, default 0).
+    """
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{source}: not valid TOML: {e}") from None
+    try:
+        return _parse(doc, base_dir, default_name, weights)
+    except UserError as e:
+        raise UserError(f"{source}: {e}") from None
+
+
+def load_toml(path: str | Path, *, weights: bool = True) -> Network:
+    """A `Network` from a TOML file (weights relative to the file's directory; ``weights=False``
+    as in `loads_network`)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"--network: cannot read {str(path)!r}: {e.strerror}") from None
+    return loads_network(text, source=path.name, base_dir=path.parent, default_name=path.stem,
+                         weights=weights)
