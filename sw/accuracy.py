@@ -1,0 +1,125 @@
+"""``imcflow accuracy``: float and IMC (bit-exact integer) accuracy on a held-out data set.
+
+The float network runs on ``images / 255``; the IMC accuracy is that of the golden model
+(`imcflow.sw.inference.run`) of the network quantized for the architecture. Sweep options take
+comma-separated values and evaluate their cartesian product, each setting quantized afresh.
+Only networks with a labelled data set (the ``digits`` zoo network) can be evaluated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+
+import numpy as np
+
+from imcflow.errors import UserError
+from imcflow.sw import zoo
+from imcflow.sw.arch import Arch, load_arch
+from imcflow.sw.inference import float_run, run as golden_run
+from imcflow.sw.networks import calibration_images, load_network
+from imcflow.sw.quant import DEFAULT_INPUT_SCALE, quantize
+
+__all__ = ["SWEEPS", "accuracy", "add_arguments", "run"]
+
+#: sweep option -> (arch field, parser of one value)
+SWEEPS = {"adc_bits": ("adc_bits", int), "weight_bits": ("weight_bits", int),
+          "weight_noise": ("weight_noise", float), "encoding": ("input_encoding", str)}
+#: arch fields that change the integer arithmetic (reported with every result)
+ARITH_FIELDS = ("rows", "act_bits", "weight_bits", "adc_bits", "input_encoding", "weight_noise",
+                "noise_seed")
+
+
+def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | None = None,
+             log=lambda message: None) -> dict:
+    """Float and IMC accuracy of zoo ``network`` on its held-out images.
+
+    Parameters
+    ----------
+    arch : the architecture (default preset when None); sweep values replace its fields
+    sweep : option of `SWEEPS` -> values; None (or empty) evaluates ``arch`` alone
+
+    Returns
+    -------
+    dict: ``network``, ``images``, ``float_accuracy`` and, without a sweep, ``imc_accuracy`` and
+    the arch's `ARITH_FIELDS`; with one, the fields no option sweeps and ``results``, one dict per
+    setting with its swept fields and ``imc_accuracy``.
+    """
+    arch = arch or load_arch()
+    data = zoo.dataset(network) if network in zoo.names() else None
+    if data is None:
+        with_data = [n for n in zoo.names() if zoo.dataset(n) is not None]
+        raise UserError(f"--network: accuracy needs labelled images; only {', '.join(with_data)} "
+                        f"has a data set, not {network!r}")
+    net = load_network(network)
+    calib = calibration_images(net, data)
+    log(f"float network {network}: {len(data.test_images)} held-out images")
+    float_acc = _score(float_run(net, data.test_images * DEFAULT_INPUT_SCALE), data.test_labels)
+    report = {"network": network, "images": len(data.test_images), "float_accuracy": float_acc}
+
+    def imc(a: Arch) -> float:
+        log("quantizing for " + ", ".join(f"{f}={getattr(a, f)}" for f in ARITH_FIELDS))
+        return _score(golden_run(quantize(net, a, calib), data.test_images), data.test_labels)
+
+    if not sweep:
+        return {**report, "imc_accuracy": imc(arch), **{f: getattr(arch, f) for f in ARITH_FIELDS}}
+    fields = [SWEEPS[option][0] for option in sweep]
+    report.update({f: getattr(arch, f) for f in ARITH_FIELDS if f not in fields})
+    results = []
+    for values in itertools.product(*sweep.values()):
+        setting = dict(zip(fields, values))
+        results.append({**setting, "imc_accuracy": imc(arch.replace(**setting))})
+    return {**report, "results": results}
+
+
+def _score(logits, labels) -> float:
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def _values(option: str, text: str) -> list:
+    parse = SWEEPS[option][1]
+    try:
+        values = [parse(v.strip()) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"--{option.replace('_', '-')}: expected comma-separated "
+                        f"{parse.__name__} values, not {text!r}") from None
+    return values
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--network", default="digits",
+                        help="zoo network with a data set (default: digits)")
+    parser.add_argument("--arch", default=None, help="architecture preset or TOML file (default: default)")
+    parser.add_argument("--adc-bits", help="sweep: comma-separated ADC resolutions, e.g. 4,6,8")
+    parser.add_argument("--weight-bits", help="sweep: comma-separated weight precisions, e.g. 2,4,8")
+    parser.add_argument("--weight-noise", help="sweep: comma-separated relative noise levels, e.g. 0,0.05")
+    parser.add_argument("--encoding", help="sweep: comma-separated input encodings (pwm, bit_serial)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _table(report: dict) -> str:
+    rows = report.get("results") or [report]
+    cols = [f for f in ARITH_FIELDS if f in rows[0]] + ["imc_accuracy"]
+    head = (f"network {report['network']}: {report['images']} held-out images, "
+            f"float accuracy {report['float_accuracy']:.4f}")
+    common = [f"{f} {report[f]}" for f in ARITH_FIELDS if f in report and f not in cols]
+    lines = [head] + ([", ".join(common)] if common else [])
+    widths = [max(len(c), 8) for c in cols]
+    lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        cells = [f"{r[c]:.4f}" if c == "imc_accuracy" else str(r[c]) for c in cols]
+        lines.append("  ".join(c.rjust(w) for c, w in zip(cells, widths)))
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from imcflow.cli import print_json
+    sweep = {option: _values(option, getattr(args, option))
+             for option in SWEEPS if getattr(args, option) is not None}
+    report = accuracy(args.network, load_arch(args.arch), sweep,
+                      log=lambda message: print(message, file=sys.stderr))
+    if args.json:
+        print_json(report)
+    else:
+        print(_table(report))
+    return 0
