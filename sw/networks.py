@@ -19,7 +19,7 @@ __all__ = ["he_init", "with_weights", "load_network", "calibration_images", "loa
            "CALIBRATION_IMAGES"]
 
 #: images used to calibrate scales and ADC shifts
-CALIBRATION_IMAGES = 256
+CALIBRATION_IMAGES = 64
 
 
 def _weighted(net: Network):
