@@ -59,9 +59,11 @@ def trace(qnet, images) -> dict[str, np.ndarray]:
 def run(qnet, images) -> np.ndarray:
     """Integer outputs (logits) ``(N, classes)`` of ``qnet`` on 8-bit ``images`` (N, H, W, C)."""
     images = check_images(qnet.network.shapes[qnet.input.name], images)
-    chunks = [trace(qnet, images[i:i + RUN_BATCH])[qnet.output.name]
-              for i in range(0, len(images), RUN_BATCH)] or [np.zeros((0, qnet.output.shape.size))]
-    return np.concatenate([c.reshape(len(c), -1) for c in chunks]).astype(np.int64)
+    out = np.zeros((len(images), qnet.output.shape.size), dtype=np.int64)
+    for i in range(0, len(images), RUN_BATCH):
+        chunk = trace(qnet, images[i:i + RUN_BATCH])[qnet.output.name]
+        out[i:i + len(chunk)] = chunk.reshape(len(chunk), -1)
+    return out
 
 
 # integer layers ---------------------------------------------------------------------------------

@@ -226,8 +226,7 @@ class QNetwork:
 
     @property
     def input(self) -> QInput:
-        return self.layers[0] if isinstance(self.layers[0], QInput) else \
-            next(q for q in self.layers if isinstance(q, QInput))
+        return next(q for q in self.layers if isinstance(q, QInput))
 
     @property
     def output(self) -> QLayer:
@@ -390,6 +389,34 @@ def _crossbar_geometry(net: Network, layer):
     return in_shape, in_shape.h, 1, 0, np.asarray(layer.weight, np.float64)
 
 
+def _positive(value) -> bool:
+    value = np.asarray(value, dtype=np.float64)
+    return bool(np.all(np.isfinite(value)) and np.all(value > 0))
+
+
+def _check_parameters(net, scales, weight_scales, adc_shifts, calibrating) -> None:
+    for layer in net:
+        name = layer.name
+        if isinstance(layer, _REQUANTIZING) and not (name in scales and _positive(scales[name])):
+            raise UserError(f"scales[{name!r}]: needs a positive output scale for the "
+                            f"{layer.kind} layer, not {scales.get(name)!r}")
+        if not isinstance(layer, (Conv2d, Dense)):
+            continue
+        if layer.weight is None:
+            raise layer.error("has no weights; quantization needs trained or initialised weights")
+        cols = net.shapes[name].c
+        if name in weight_scales and not (np.shape(weight_scales[name]) in ((), (cols,))
+                                          and _positive(weight_scales[name])):
+            raise UserError(f"weight_scales[{name!r}]: must be positive, one per output channel "
+                            f"({cols}) or one for the layer")
+        shift = adc_shifts.get(name, 0)
+        if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
+            raise UserError(f"adc_shifts[{name!r}]: must be an integer >= 0, not {shift!r}")
+        if name not in adc_shifts and not calibrating:
+            raise UserError(f"calibration: images are needed to choose the ADC shift of layer "
+                            f"{name!r}")
+
+
 def from_scales(net: Network, arch: Arch, scales: dict[str, float], *,
                 input_scale: float = DEFAULT_INPUT_SCALE, weight_scales: dict | None = None,
                 adc_shifts: dict[str, int] | None = None, calibration=None,
@@ -408,15 +435,7 @@ def from_scales(net: Network, arch: Arch, scales: dict[str, float], *,
     signed = output_signed(net)
     weight_scales = weight_scales or {}
     adc_shifts = adc_shifts or {}
-    for layer in net:
-        if isinstance(layer, _REQUANTIZING) and not (layer.name in scales and scales[layer.name] > 0):
-            raise UserError(f"scales[{layer.name!r}]: needs a positive output scale for the "
-                            f"{layer.kind} layer, not {scales.get(layer.name)!r}")
-        if isinstance(layer, (Conv2d, Dense)) and layer.weight is None:
-            raise layer.error("has no weights; quantization needs trained or initialised weights")
-        if isinstance(layer, (Conv2d, Dense)) and layer.name not in adc_shifts and calibration is None:
-            raise UserError(f"calibration: images are needed to choose the ADC shift of layer "
-                            f"{layer.name!r}")
+    _check_parameters(net, scales, weight_scales, adc_shifts, calibration is not None)
     if calibration is not None:
         calibration = check_images(net.shapes[net.input.name], calibration)
     outs = None if calibration is None else {}
@@ -435,7 +454,7 @@ def from_scales(net: Network, arch: Arch, scales: dict[str, float], *,
             weight = program_weights(codes, weight_bits=arch.weight_bits, noise=arch.weight_noise,
                                      seed=arch.noise_seed, index=index)
             if layer.name in adc_shifts:
-                adc_shift = adc_shifts[layer.name]
+                adc_shift = int(adc_shifts[layer.name])
             else:
                 x = outs[layer.input].reshape(-1, in_shape.h, in_shape.w, in_shape.c)
                 adc_shift = choose_adc_shift(windows(x, kernel, stride, padding), weight, arch,

@@ -165,3 +165,25 @@ def test_input_requantized_to_act_bits(rng):
     images = np.array([[[[0], [1]], [[254], [255]]]])
     out = trace(quantize(net, Arch(act_bits=6), images), images)
     assert out["in"].ravel().tolist() == [0, 0, 63, 63]  # (x + 2) >> 2, saturated to 63
+
+
+def test_given_weight_scales_are_used(calib):
+    net = small_net()
+    scales = calibrate_scales(net, calib / 255, act_bits=8)
+    qnet = from_scales(net, Arch(), scales, weight_scales={"c1": np.full(6, 0.05)}, calibration=calib)
+    expect = np.clip(np.round(net["c1"].weight.reshape(-1, 6) / 0.05), -7, 7)
+    assert np.array_equal(qnet["c1"].weight, expect) and np.allclose(qnet["c1"].weight_scale, 0.05)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(adc_shifts={"c1": -1}), "adc_shifts['c1']: must be an integer >= 0, not -1"),
+    (dict(adc_shifts={"c1": 1.5}), "adc_shifts['c1']: must be an integer >= 0, not 1.5"),
+    (dict(weight_scales={"c1": np.zeros(6)}), "weight_scales['c1']: must be positive"),
+    (dict(weight_scales={"c1": np.ones(5)}), "weight_scales['c1']: must be positive, one per output channel (6)"),
+])
+def test_bad_given_parameters(calib, kwargs, message):
+    net = small_net()
+    scales = calibrate_scales(net, calib / 255, act_bits=8)
+    with pytest.raises(UserError) as e:
+        from_scales(net, Arch(), scales, calibration=calib, **kwargs)
+    assert message in str(e.value)
