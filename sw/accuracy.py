@@ -99,7 +99,8 @@ def add_arguments(parser) -> None:
 
 def _table(report: dict) -> str:
     rows = report.get("results") or [report]
-    cols = [f for f in ARITH_FIELDS if f in rows[0]] + ["imc_accuracy"]
+    swept = list(rows[0]) if "results" in report else list(ARITH_FIELDS)
+    cols = [f for f in swept if f != "imc_accuracy"] + ["imc_accuracy"]
     head = (f"network {report['network']}: {report['images']} held-out images, "
             f"float accuracy {report['float_accuracy']:.4f}")
     common = [f"{f} {report[f]}" for f in ARITH_FIELDS if f in report and f not in cols]
