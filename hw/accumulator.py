@@ -1,0 +1,136 @@
+"""The ADC accumulator: the digital periphery after the crossbars of one column tile.
+
+`AdcAccumulator` adds the outputs of the row tiles of one column tile (the partial sums of a
+layer whose weight matrix is taller than a crossbar), adds the integer bias, requantizes with a
+per-column fixed-point multiplier and the layer shift, and saturates to the activation range: the
+end of `imcflow.sw.golden.crossbar_layer`, bit for bit (docs/crossbar.md).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Module, Shape, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from imcflow.hw.crossbar import (check_arch, check_int, integer_array, round_shift, saturate,
+                                 tile_output_range, tree_sum)
+from imcflow.hw.streams import vector_stream
+from imcflow.sw.arch import Arch
+from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
+
+__all__ = ["AdcAccumulator"]
+
+
+class AdcAccumulator(wiring.Component):
+    """Partial-sum accumulation over row tiles, bias, requantization and ReLU.
+
+    Output lane ``c`` is ``imcflow.sw.arith.requantize(sum_t i[t][c] + bias[c], mult[c], shift)``:
+    ``saturate(round_shift((sum_t i[t][c] + bias[c]) * mult[c], shift), *act_range)``, with
+    round-half-up and saturation to unsigned ``act_bits`` (the ReLU) or signed ``act_bits``.
+
+    The inputs are joined: one output beat per beat of every row tile, all taken in the same
+    cycle. Their ``last`` flags must agree (they are the same window); the output's ``last`` is
+    that of ``i[0]``, and an ``Assert`` fails in simulation and formal proofs on a mismatch.
+
+    Widths (every intermediate is sized from its value range, so nothing wraps). With ``[lo, hi]``
+    the range of a tile's output lane (`imcflow.hw.crossbar.tile_output_range`) and ``T`` row tiles:
+
+    - ``acc = sum_t i[t] + bias``, in ``[T*lo + min(bias), T*hi + max(bias)]``: the register
+      between the two stages, of the smallest signed shape holding that range (``acc_shape``);
+    - ``acc * mult``: ``acc_shape.width + MULT_BITS + 1`` bits (Amaranth's product of a signed
+      and an unsigned value); ``+ 2**(shift-1)`` adds one bit; the arithmetic shift and the
+      saturation then bring it to ``act_bits``.
+
+    Parameters
+    ----------
+    bias : int array (cols,)
+        Integer bias of each column, in accumulator units (ADC codes).
+    mult : int array (cols,)
+        Unsigned ``MULT_BITS``-bit requantization multiplier of each column.
+    shift : int
+        Requantization right shift, ``0..MAX_SHIFT``.
+    row_tiles : int
+        Number of row tiles ``T`` whose outputs are added.
+    signed : bool
+        Signed output (a layer without ReLU) or unsigned (saturation at 0 is the ReLU).
+    arch : Arch
+        ``act_bits``, ``adc_bits`` and ``input_encoding``, which fix the input lane width.
+
+    Attributes
+    ----------
+    i : In(vector_stream(cols, in_bits, signed_=True)).array(row_tiles)
+        One stream per row tile: the outputs of the `CrossbarTile` s of this column tile
+        (``in_bits = adc_bits`` for ``pwm``, ``adc_bits + act_bits`` for ``bit_serial``).
+    o : Out(vector_stream(cols, act_bits, signed))
+        Requantized activations.
+    acc_shape : Shape
+        Shape of the accumulator register (see Widths).
+    latency : int
+        2: the accumulator register, then the output register.
+    interval : int
+        1: one beat per cycle when the inputs are valid and the consumer keeps up.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a parameter of the wrong type or out of its range.
+    """
+
+    latency = 2
+    interval = 1
+
+    def __init__(self, bias, mult, shift: int, *, row_tiles: int, signed: bool, arch: Arch):
+        check_arch(arch)
+        self.bias = integer_array("Bias", bias, 1)
+        self.cols = len(self.bias)
+        self.mult = integer_array("Mult", mult, 1, 0, (1 << MULT_BITS) - 1)
+        if self.mult.shape != self.bias.shape:
+            raise ValueError(f"Mult must have one element per column ({self.cols}), not "
+                             f"{len(self.mult)}")
+        check_int("Shift", shift, 0, MAX_SHIFT)
+        check_int("Row tiles", row_tiles, 1)
+        if not isinstance(signed, bool):
+            raise TypeError(f"Signed must be a bool, not {signed!r}")
+        self.shift, self.row_tiles, self.signed, self.arch = int(shift), int(row_tiles), signed, arch
+        lo, hi = tile_output_range(arch)
+        self.in_bits = Shape.cast(range(lo, hi + 1)).width
+        self.acc_shape = Shape.cast(range(row_tiles * lo + int(self.bias.min()),
+                                          row_tiles * hi + int(self.bias.max()) + 1))
+        super().__init__({
+            "i": In(vector_stream(self.cols, self.in_bits, True)).array(self.row_tiles),
+            "o": Out(vector_stream(self.cols, arch.act_bits, signed)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        o = self.o
+        en = ~o.valid | o.ready
+        take = en
+        for i in self.i:
+            take &= i.valid
+        m.d.comb += [i.ready.eq(take) for i in self.i]
+
+        # Stage 1: partial sums of the row tiles plus the bias.
+        acc = Signal(data.ArrayLayout(self.acc_shape, self.cols))
+        acc_valid, acc_last = Signal(), Signal()
+        with m.If(en):
+            m.d.sync += acc_valid.eq(take)
+        with m.If(take):
+            m.d.sync += [
+                Assert(self.i[0].payload.last == i.payload.last,
+                       "AdcAccumulator: `last` of the row tiles disagree")
+                for i in self.i[1:]]
+            m.d.sync += acc_last.eq(self.i[0].payload.last)
+            m.d.sync += [
+                acc[c].eq(tree_sum([i.payload.data[c] for i in self.i]) + int(self.bias[c]))
+                for c in range(self.cols)]
+
+        # Stage 2: requantization (multiplier, shift with round half up) and saturation.
+        lo, hi = act_range(self.arch.act_bits, self.signed)
+        with m.If(en):
+            m.d.sync += [o.valid.eq(acc_valid), o.payload.last.eq(acc_last)]
+            m.d.sync += [
+                o.payload.data[c].eq(saturate(round_shift(acc[c] * int(self.mult[c]), self.shift),
+                                              lo, hi))
+                for c in range(self.cols)]
+        return m

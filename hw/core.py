@@ -1,0 +1,159 @@
+"""The compute of one conv or dense layer on crossbars: row and column tiles and their periphery.
+
+`CrossbarLayer` takes the window stream of a layer (one beat per output pixel, ``k*k*C_in`` lanes
+in im2col order) and delivers its output pixel stream (``C_out`` lanes), bit-exact with
+`imcflow.sw.golden.crossbar_layer`. The weight matrix is split into row tiles of ``arch.rows`` and
+column tiles of ``arch.cols`` (the last of each may be smaller); each tile is a `CrossbarTile`
+holding only its used rows and columns, each column tile has an `AdcAccumulator` adding its row
+tiles' partial sums (docs/crossbar.md).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from imcflow.hw.accumulator import AdcAccumulator
+from imcflow.hw.crossbar import CrossbarTile, check_arch, check_int, integer_array
+from imcflow.hw.streams import vector_stream
+from imcflow.sw.arch import Arch
+from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, weight_range
+from imcflow.sw.golden import tile_slices
+
+__all__ = ["CrossbarLayer"]
+
+
+class CrossbarLayer(wiring.Component):
+    """One layer's MVMs on a grid of crossbar tiles, partial-sum accumulation and requantization.
+
+    ::
+
+        i --fork--> CrossbarTile[t][u] --> AdcAccumulator[u] --concat--> o
+           row slice t          (T row tiles per column tile u)   lanes of column tile u
+
+    The input fork gives each tile its row slice of every window; a one-bit register per tile
+    remembers that the tile has taken the current window, so no tile sees a window twice and none
+    waits for another (``valid`` of a tile input never depends on ``ready``). The window is
+    consumed in the cycle the last tile takes it. The concatenation waits until every column
+    tile's accumulator has its output pixel and hands them on together.
+
+    The layer is as fast as its widest column tile (the first): ``interval`` and ``latency`` are
+    those of the first tile plus the accumulator's. Narrower column tiles finish earlier and wait
+    in their output registers. The ``ready`` path from ``o`` to ``i`` is combinational through
+    the tiles (each advances while its output register is empty or being read); a skid buffer
+    outside breaks it where timing needs it.
+
+    The weights are the tiles' initial images and fixed: the tiles' reprogramming ports are not
+    exposed, so synthesis sees constant weights.
+
+    Parameters
+    ----------
+    weight : int array (rows_total, C_out)
+        Weight matrix in im2col row order (``k*k*C_in`` rows), each element in
+        `imcflow.sw.arith.weight_range` of ``arch.weight_bits``.
+    bias : int array (C_out,)
+        Integer bias of each output channel, in ADC code units.
+    mult : int array (C_out,)
+        Unsigned ``MULT_BITS``-bit requantization multiplier of each output channel.
+    shift : int
+        Requantization right shift, ``0..MAX_SHIFT``.
+    adc_shift : int
+        ADC gain: right shift of each dot product, ``>= 0``.
+    signed : bool
+        Signed output (no ReLU) or unsigned (ReLU).
+    arch : Arch
+        Crossbar geometry (``rows``, ``cols``), bit widths, input encoding, ``mvm_cycles`` and
+        ``col_parallelism``.
+
+    Attributes
+    ----------
+    i : In(vector_stream(rows_total, act_bits))
+        Windows, one beat per output pixel, ``last`` on the last pixel of each image.
+    o : Out(vector_stream(C_out, act_bits, signed))
+        Output pixels, ``last`` passed through.
+    tiles : list of list of CrossbarTile
+        ``tiles[t][u]``: row tile ``t``, column tile ``u``.
+    accumulators : list of AdcAccumulator
+        One per column tile.
+    interval : int
+        ``arch.mvm_interval(min(arch.cols, C_out))``: cycles between windows when the consumer
+        keeps up; a stage of ``P`` output pixels takes ``P * interval`` cycles.
+    latency : int
+        ``tiles[0][0].latency + AdcAccumulator.latency = planes * groups + 4`` (``groups`` of the
+        first column tile): from the window handshake to ``o.valid``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a parameter of the wrong type or out of its range.
+    """
+
+    def __init__(self, weight, bias, mult, shift: int, *, adc_shift: int, signed: bool,
+                 arch: Arch):
+        check_arch(arch)
+        self.weight = integer_array("Weight", weight, 2, *weight_range(arch.weight_bits))
+        self.rows, self.channels = self.weight.shape
+        self.bias = integer_array("Bias", bias, 1)
+        if self.bias.shape != (self.channels,):
+            raise ValueError(f"Bias must have one element per output channel ({self.channels}), "
+                             f"not {len(self.bias)}")
+        self.mult = integer_array("Mult", mult, 1, 0, (1 << MULT_BITS) - 1)
+        if self.mult.shape != (self.channels,):
+            raise ValueError(f"Mult must have one element per output channel ({self.channels}), "
+                             f"not {len(self.mult)}")
+        check_int("Shift", shift, 0, MAX_SHIFT)
+        check_int("ADC shift", adc_shift, 0)
+        if not isinstance(signed, bool):
+            raise TypeError(f"Signed must be a bool, not {signed!r}")
+        self.arch = arch
+        self.row_slices = tile_slices(self.rows, arch.rows)
+        self.col_slices = tile_slices(self.channels, arch.cols)
+        self.accumulators = [
+            AdcAccumulator(self.bias[cs], self.mult[cs], shift, row_tiles=len(self.row_slices),
+                           signed=signed, arch=arch)
+            for cs in self.col_slices]
+        self.tiles = [[CrossbarTile(self.weight[rs, cs], adc_shift=adc_shift, arch=arch)
+                       for cs in self.col_slices] for rs in self.row_slices]
+        self.interval = self.tiles[0][0].interval
+        self.latency = self.tiles[0][0].latency + AdcAccumulator.latency
+        super().__init__({
+            "i": In(vector_stream(self.rows, arch.act_bits)),
+            "o": Out(vector_stream(self.channels, arch.act_bits, signed)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        bits = self.arch.act_bits
+
+        # Fork: every tile takes its row slice of each window exactly once.
+        taken_all = 1
+        for t, rs in enumerate(self.row_slices):
+            for u, tile in enumerate(self.tiles[t]):
+                m.submodules[f"tile_{t}_{u}"] = tile
+                taken = Signal(name=f"taken_{t}_{u}")
+                m.d.comb += [
+                    tile.i.valid.eq(i.valid & ~taken),
+                    tile.i.payload.data.eq(i.payload.data.as_value()[rs.start * bits:rs.stop * bits]),
+                    tile.i.payload.last.eq(i.payload.last),
+                ]
+                with m.If(i.valid & i.ready):
+                    m.d.sync += taken.eq(0)
+                with m.Elif(tile.i.valid & tile.i.ready):
+                    m.d.sync += taken.eq(1)
+                taken_all &= taken | tile.i.ready
+        m.d.comb += i.ready.eq(taken_all)
+
+        # Accumulators, and the concatenation of the column tiles into one output pixel.
+        valid_all = 1
+        for u, (accumulator, cs) in enumerate(zip(self.accumulators, self.col_slices)):
+            m.submodules[f"accumulator_{u}"] = accumulator
+            for t in range(len(self.row_slices)):
+                wiring.connect(m, self.tiles[t][u].o, accumulator.i[t])
+            m.d.comb += [o.payload.data[c].eq(accumulator.o.payload.data[c - cs.start])
+                         for c in range(cs.start, cs.stop)]
+            valid_all &= accumulator.o.valid
+        m.d.comb += [o.valid.eq(valid_all), o.payload.last.eq(self.accumulators[0].o.payload.last)]
+        m.d.comb += [accumulator.o.ready.eq(o.valid & o.ready) for accumulator in self.accumulators]
+        return m

@@ -1,0 +1,317 @@
+"""The behavioral crossbar tile: a signed weight image, a digital MAC array and one ADC per column.
+
+`CrossbarTile` is the digital stand-in for one analog crossbar of an IMC core (docs/crossbar.md).
+It holds the weight image of one tile of a layer (the used rows and columns only), applies an
+input vector to it and delivers the ADC code of every column, bit-exact with
+`imcflow.sw.arith.crossbar_mvm`. On an FPGA it is a MAC array that computes ``col_parallelism``
+columns per cycle; the analog timing is emulated by accepting a new MVM only every
+``mvm_interval`` cycles.
+
+This module also holds the RTL twins of the `imcflow.sw.arith` rules used by the crossbar and the
+accumulator (`round_shift`, `saturate`), the exact output range of a tile (`tile_output_range`)
+and the constructor checks shared by `imcflow.hw.accumulator` and `imcflow.hw.core`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from imcflow.hw.streams import vector_stream
+from imcflow.sw.arch import Arch
+from imcflow.sw.arith import signed_range, weight_range
+
+__all__ = ["CrossbarTile", "WeightWriteLayout", "tile_output_range", "round_shift", "saturate",
+           "tree_sum"]
+
+
+# --- RTL twins of imcflow.sw.arith and shared checks ---------------------------------------------
+
+def round_shift(x, shift: int):
+    """`imcflow.sw.arith.round_shift` on an Amaranth value: ``(x + 2**(shift-1)) >> shift``,
+    arithmetic for a signed ``x``; ``shift = 0`` is the identity. Amaranth widens the sum, so it
+    never wraps."""
+    return x if shift == 0 else (x + (1 << (shift - 1))) >> shift
+
+
+def saturate(x, lo: int, hi: int):
+    """`imcflow.sw.arith.saturate` on an Amaranth value: ``x`` clipped to ``[lo, hi]``."""
+    return Mux(x < lo, lo, Mux(x > hi, hi, x))
+
+
+def tree_sum(values):
+    """Sum of ``values`` as a balanced adder tree, depth ``ceil(log2(len(values)))``; every adder
+    is one bit wider than its widest operand, so no level wraps."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j]
+                  for j in range(0, len(values), 2)]
+    return values[0]
+
+
+def tile_output_range(arch: Arch) -> tuple[int, int]:
+    """Exact range of one output lane of a `CrossbarTile` of ``arch``.
+
+    ``pwm``: the signed ``adc_bits`` code range ``[-2**(A-1), 2**(A-1) - 1]``. ``bit_serial``: the
+    shift-added sum of ``act_bits`` codes, that range times ``2**act_bits - 1``, which fits
+    ``adc_bits + act_bits`` signed bits.
+    """
+    lo, hi = signed_range(arch.adc_bits)
+    if arch.input_encoding == "bit_serial":
+        planes_weight = (1 << arch.act_bits) - 1
+        return lo * planes_weight, hi * planes_weight
+    return lo, hi
+
+
+def check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    """Raise `TypeError` unless ``value`` is an integer, `ValueError` unless it is in ``lo..hi``
+    (``hi=None``: no upper bound)."""
+    kind = (f"an integer in {lo}..{hi}" if hi is not None else
+            {0: "a non-negative integer", 1: "a positive integer"}.get(lo, f"an integer >= {lo}"))
+    message = f"{name} must be {kind}, not {value!r}"
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(message)
+    if value < lo or (hi is not None and value > hi):
+        raise ValueError(message)
+
+
+def check_arch(arch) -> None:
+    if not isinstance(arch, Arch):
+        raise TypeError(f"Arch must be an imcflow.sw.arch.Arch, not {arch!r}")
+
+
+def integer_array(name: str, value, ndim: int, lo: int | None = None,
+                  hi: int | None = None) -> np.ndarray:
+    """``value`` as a read-only ``int64`` array of ``ndim`` non-empty dimensions with every element
+    in ``lo..hi``; `TypeError` for a non-integer array, `ValueError` for a wrong shape or value."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an array of integers, not {value!r}")
+    if array.ndim != ndim or 0 in array.shape:
+        raise ValueError(f"{name} must be a non-empty {ndim}-D array, not one of shape {array.shape}")
+    if lo is not None and array.min() < lo or hi is not None and array.max() > hi:
+        raise ValueError(f"{name} must have every element in {lo}..{hi}, not "
+                         f"{int(array.min())}..{int(array.max())}")
+    array = array.astype(np.int64)
+    array.flags.writeable = False
+    return array
+
+
+# --- the tile ------------------------------------------------------------------------------------
+
+class WeightWriteLayout(data.StructLayout):
+    """Payload of the reprogramming port: the new weights ``data`` of column ``col``.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Geometry of the tile.
+    weight_bits : int
+        Width of a signed weight.
+    """
+
+    def __init__(self, rows: int, cols: int, weight_bits: int):
+        super().__init__({"col": range(cols), "data": data.ArrayLayout(signed(weight_bits), rows)})
+
+
+class CrossbarTile(wiring.Component):
+    """One crossbar tile: MVM of the input vector with a signed weight image, and its ADCs.
+
+    Output lane ``c`` of each MVM is ``imcflow.sw.arith.crossbar_mvm(x, weight, ...)[c]``:
+
+    - ``pwm``: ``adc_convert(sum_r x[r] * weight[r, c])``;
+    - ``bit_serial``: one conversion per input bit plane, shift-added:
+      ``sum_b adc_convert(sum_r bit_b(x[r]) * weight[r, c]) << b``, computed MSB first as
+      ``acc = 2 * acc + code_b`` (Horner), which is the same integer.
+
+    ``adc_convert`` is the gain right shift by ``adc_shift`` with round-half-up, then saturation
+    to signed ``adc_bits``; no intermediate wraps.
+
+    Structure. The weights live in a `Memory` of ``groups = ceil(cols / p)`` words, each word the
+    ``p = col_parallelism`` columns ``[g*p, g*p + p)`` (the last group padded with zero columns).
+    An MVM is ``steps = planes * groups`` steps (``planes`` = 1 for ``pwm``, ``act_bits`` for
+    ``bit_serial``), one per cycle: group by group, and within a group plane by plane (MSB first).
+    A step reads one word, forms the ``rows`` products of each of the ``p`` columns with the
+    input (``bit_serial``: with one bit plane, so a product is an AND) and sums them in an adder
+    tree; the next cycle converts the ``p`` sums and shift-adds them. The pipeline is three
+    registers deep: the input register (held for the whole MVM), the dot-product register and the
+    output register, into which each finished group is written. The output register is the only
+    output buffer: the next MVM runs while a result waits in it, and the whole pipeline holds
+    only in the cycles in which it holds a result that is not being read.
+
+    Reprogramming. ``i_weight`` writes the ``rows`` weights of column ``col`` (a column of the
+    crossbar, one per beat; ``col >= cols`` is ignored). A write is accepted only between MVMs:
+    its ``ready`` is low while an MVM is reading the weights, and a pending write takes priority
+    over accepting the next input. Each MVM therefore sees one consistent weight image: that of
+    all writes accepted before the MVM's input.
+
+    Parameters
+    ----------
+    weight : int array (rows, cols)
+        Initial weight image: the used rows and columns of this tile, at most ``arch.rows`` x
+        ``arch.cols``, each in `imcflow.sw.arith.weight_range` of ``arch.weight_bits``.
+    adc_shift : int
+        ADC gain: right shift of the dot product before saturation, ``>= 0``.
+    arch : Arch
+        ``act_bits``, ``weight_bits``, ``adc_bits``, ``input_encoding``, ``mvm_cycles`` and
+        ``col_parallelism`` (``None``: all columns at once; more than ``cols``: the same).
+
+    Attributes
+    ----------
+    i : In(vector_stream(rows, act_bits))
+        Input vector: the row-tile slice of a window. ``last`` passes through to ``o``.
+    o : Out(vector_stream(cols, out_bits, signed_=True))
+        ADC codes (``pwm``, ``out_bits = adc_bits``) or their shift-added sum (``bit_serial``,
+        ``out_bits = adc_bits + act_bits``).
+    i_weight : In(stream.Signature(WeightWriteLayout(rows, cols, weight_bits)))
+        Reprogramming port: one column of weights per beat.
+    rows, cols, col_parallelism, groups, planes, steps, out_bits : int
+        Geometry as above (``col_parallelism`` clipped to ``cols``).
+    weight : read-only int64 array (rows, cols)
+        The initial weight image.
+    interval : int
+        ``arch.mvm_interval(cols) = max(mvm_cycles, steps)``: cycles between accepted inputs when
+        the consumer keeps up.
+    latency : int
+        ``steps + 2``: from the input handshake to ``o.valid``, when the consumer keeps up.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a parameter of the wrong type or out of its range.
+    """
+
+    def __init__(self, weight, *, adc_shift: int, arch: Arch):
+        check_arch(arch)
+        self.weight = integer_array("Weight", weight, 2, *weight_range(arch.weight_bits))
+        self.rows, self.cols = self.weight.shape
+        if self.rows > arch.rows or self.cols > arch.cols:
+            raise ValueError(f"Weight shape {self.weight.shape} exceeds the {arch.rows} x "
+                             f"{arch.cols} crossbar of the architecture")
+        check_int("ADC shift", adc_shift, 0)
+        self.adc_shift, self.arch = int(adc_shift), arch
+        self.col_parallelism = min(arch.col_parallelism or self.cols, self.cols)
+        self.groups = -(-self.cols // self.col_parallelism)
+        self.planes = arch.planes
+        self.steps = self.planes * self.groups
+        lo, hi = tile_output_range(arch)
+        self.out_bits = Shape.cast(range(lo, hi + 1)).width
+        self.interval = arch.mvm_interval(self.cols)
+        self.latency = self.steps + 2
+        super().__init__({
+            "i": In(vector_stream(self.rows, arch.act_bits)),
+            "o": Out(vector_stream(self.cols, self.out_bits, True)),
+            "i_weight": In(stream.Signature(
+                WeightWriteLayout(self.rows, self.cols, arch.weight_bits))),
+        })
+
+    def _dot_shape(self) -> Shape:
+        """Exact shape of one dot product of a step (full input or one bit plane)."""
+        x_max = (1 << self.arch.act_bits) - 1 if self.planes == 1 else 1
+        bound = self.rows * x_max * weight_range(self.arch.weight_bits)[1]
+        return Shape.cast(range(-bound, bound + 1))
+
+    def elaborate(self, platform):
+        m = Module()
+        arch, p, groups, planes = self.arch, self.col_parallelism, self.groups, self.planes
+        i, o, w = self.i, self.o, self.i_weight
+
+        # Weight image: word g holds columns [g*p, g*p + p), column-major, zero padded.
+        padded = np.zeros((self.rows, groups * p), dtype=np.int64)
+        padded[:, :self.cols] = self.weight
+        column = data.ArrayLayout(signed(arch.weight_bits), self.rows)
+        init = [[padded[:, g * p + j].tolist() for j in range(p)] for g in range(groups)]
+        m.submodules.weights = weights = Memory(
+            shape=data.ArrayLayout(column, p), depth=groups, init=init)
+        rd = weights.read_port()
+        wr = weights.write_port(granularity=1)
+
+        # The pipeline advances while the output register is empty or being read.
+        en = Signal()
+        m.d.comb += en.eq(~o.valid | o.ready)
+
+        # Stage 0: accept an input every `interval` cycles, issue one step per cycle.
+        busy = Signal()                                   # steps 1.. of an MVM are being issued
+        wait = Signal(range(self.interval))               # cycles until the next input
+        step_g = Signal(range(groups))                    # group of the next step
+        step_k = Signal(range(planes))                    # plane count of the next step
+        x = Signal(data.ArrayLayout(unsigned(arch.act_bits), self.rows))
+        x_last = Signal()
+        m.d.comb += [
+            i.ready.eq(en & (wait == 0) & ~w.valid),
+            w.ready.eq(~busy),
+        ]
+        accept = i.valid & i.ready
+        with m.If(accept):
+            m.d.sync += [x.eq(i.payload.data), x_last.eq(i.payload.last),
+                         wait.eq(self.interval - 1)]
+        with m.Elif(en & (wait != 0)):
+            m.d.sync += wait.eq(wait - 1)
+
+        issue_g = Mux(busy, step_g, 0)
+        issue_k = Mux(busy, step_k, 0)
+        plane_done = issue_k == planes - 1
+        mvm_done = plane_done & (issue_g == groups - 1)
+        m.d.comb += [rd.en.eq(en), rd.addr.eq(issue_g)]
+        with m.If(en & (accept | busy)):
+            m.d.sync += [
+                step_k.eq(Mux(plane_done, 0, issue_k + 1)),
+                step_g.eq(issue_g + plane_done),
+                busy.eq(~mvm_done),
+            ]
+
+        # What travels with a step: group, bit plane (MSB first), first and last plane of the
+        # group, last step of the MVM, and the input's `last`.
+        tag = data.StructLayout({"valid": 1, "g": range(groups), "bit": range(planes),
+                                 "first": 1, "plane_done": 1, "mvm_done": 1, "last": 1})
+        tag1, tag2 = Signal(tag), Signal(tag)
+        with m.If(en):
+            m.d.sync += [tag1.valid.eq(accept | busy), tag1.g.eq(issue_g),
+                         tag1.bit.eq(planes - 1 - issue_k), tag1.first.eq(issue_k == 0),
+                         tag1.plane_done.eq(plane_done), tag1.mvm_done.eq(mvm_done)]
+
+        # Stage 1: products of the word read with the input (or one bit plane of it), adder trees.
+        if planes == 1:
+            terms = [[x[r] * rd.data[j][r] for r in range(self.rows)] for j in range(p)]
+        else:
+            plane = Signal(self.rows)
+            m.d.comb += plane.eq(Cat(x[r].bit_select(tag1.bit, 1) for r in range(self.rows)))
+            terms = [[Mux(plane[r], rd.data[j][r], 0) for r in range(self.rows)] for j in range(p)]
+        dot = Signal(data.ArrayLayout(self._dot_shape(), p))
+        with m.If(en):
+            m.d.sync += [tag2.eq(tag1), tag2.last.eq(x_last)]
+            m.d.sync += [dot[j].eq(tree_sum(terms[j])) for j in range(p)]
+
+        # Stage 2: ADC (gain shift, round half up, saturation), shift-add over bit planes, and
+        # the finished group into its lanes of the output register.
+        codes = [saturate(round_shift(dot[j], self.adc_shift), *signed_range(arch.adc_bits))
+                 for j in range(p)]
+        if planes == 1:
+            result = codes
+        else:
+            acc = Signal(data.ArrayLayout(signed(self.out_bits), p))
+            result = [Mux(tag2.first, codes[j], (acc[j] << 1) + codes[j]) for j in range(p)]
+            with m.If(en & tag2.valid):
+                m.d.sync += [acc[j].eq(result[j]) for j in range(p)]
+        with m.If(en):
+            m.d.sync += o.valid.eq(tag2.valid & tag2.mvm_done)
+            with m.If(tag2.valid & tag2.mvm_done):
+                m.d.sync += o.payload.last.eq(tag2.last)
+            with m.If(tag2.valid & tag2.plane_done):
+                with m.Switch(tag2.g):
+                    for g in range(groups):
+                        with m.Case(g):
+                            lanes = range(g * p, min(g * p + p, self.cols))
+                            m.d.sync += [o.payload.data[c].eq(result[c - g * p]) for c in lanes]
+
+        # Reprogramming: column `col` is lane col % p of word col // p.
+        col = w.payload.col
+        m.d.comb += [
+            wr.addr.eq(col // p),
+            wr.data.eq(Cat([w.payload.data] * p)),
+            wr.en.eq(Mux(w.valid & w.ready & (col < self.cols), Const(1, p) << (col % p), 0)),
+        ]
+        return m

@@ -1,0 +1,116 @@
+# amaranth: UnusedElaboratable=no
+"""CrossbarLayer in the Amaranth simulator: constructor checks, tiling into row and column tiles,
+bit-exactness with `imcflow.sw.golden.crossbar_layer` under random idle cycles and backpressure,
+latency and interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment
+
+from imcflow.hw.core import CrossbarLayer
+from imcflow.sw.arch import Arch
+from imcflow.sw.arith import MULT_BITS
+from imcflow.sw.golden import crossbar_layer
+from imcflow.verif.scoreboard import Scoreboard
+
+from test_crossbar import pack, random_adc_shift, random_weight, random_windows, run_streams
+
+ARCH = Arch(rows=8, cols=4, mvm_cycles=1)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(arch=Arch().to_dict()), TypeError, "Arch must be an imcflow.sw.arch.Arch, not {"),
+    (dict(weight=[[0.5]]), TypeError, "Weight must be an array of integers, not [[0.5]]"),
+    (dict(weight=np.full((2, 3), 9)), ValueError, "Weight must have every element in -7..7, not 9..9"),
+    (dict(bias=[0, 0]), ValueError, "Bias must have one element per output channel (3), not 2"),
+    (dict(mult=[1, 2]), ValueError, "Mult must have one element per output channel (3), not 2"),
+    (dict(mult=[1, 2, 1 << 16]), ValueError, "Mult must have every element in 0..65535, not 1..65536"),
+    (dict(shift=-1), ValueError, "Shift must be an integer in 0..47, not -1"),
+    (dict(adc_shift=None), TypeError, "ADC shift must be a non-negative integer, not None"),
+    (dict(signed="yes"), TypeError, "Signed must be a bool, not 'yes'"),
+])
+def test_constructor_checks(kwargs, error, message):
+    args = dict(weight=np.zeros((2, 3), int), bias=[0] * 3, mult=[1] * 3, shift=0, adc_shift=0,
+                signed=False, arch=ARCH) | kwargs
+    with pytest.raises(error) as info:
+        CrossbarLayer(args.pop("weight"), args.pop("bias"), args.pop("mult"), args.pop("shift"),
+                      **args)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("rows, channels, tile_shapes", [
+    (8, 4, [[(8, 4)]]),                                   # exactly one crossbar
+    (9, 4, [[(8, 4)], [(1, 4)]]),                         # rows + 1: a second, one-row tile
+    (3, 5, [[(3, 4), (3, 1)]]),                           # cols + 1: a second, one-column tile
+    (20, 9, [[(8, 4), (8, 4), (8, 1)], [(8, 4), (8, 4), (8, 1)], [(4, 4), (4, 4), (4, 1)]]),
+])
+def test_tiles_hold_only_the_used_rows_and_columns(rows, channels, tile_shapes):
+    rng = np.random.default_rng(0)
+    weight = random_weight(rng, (rows, channels), ARCH.weight_bits)
+    layer = CrossbarLayer(weight, [0] * channels, [1] * channels, 0, adc_shift=0, signed=False,
+                          arch=ARCH)
+    Fragment.get(layer, platform=None)                    # elaborates, tiles included
+    assert [[tile.weight.shape for tile in row] for row in layer.tiles] == tile_shapes
+    assert np.array_equal(np.block([[tile.weight for tile in row] for row in layer.tiles]), weight)
+    assert [acc.row_tiles for acc in layer.accumulators] == [len(tile_shapes)] * len(tile_shapes[0])
+    first = layer.tiles[0][0]
+    assert (layer.interval, layer.latency) == (first.interval, first.latency + 2)
+
+
+def random_layer(rng, rows, channels, arch, signed):
+    weight = random_weight(rng, (rows, channels), arch.weight_bits)
+    shift = int(rng.integers(6, 16))
+    mult = rng.integers(1 << (shift - 5), 1 << min(MULT_BITS, shift + 2), size=channels)
+    bias = rng.integers(-200, 200, size=channels)
+    adc_shift = random_adc_shift(rng, min(rows, arch.rows), arch)
+    return CrossbarLayer(weight, bias, mult, shift, adc_shift=adc_shift, signed=signed, arch=arch)
+
+
+def check_layer(layer, x, *, seed, image=7, idle=0.3, stall=0.3):
+    """Send windows ``x`` through ``layer``, compare every output pixel with the golden model."""
+    arch, o_layout = layer.arch, layer.o.payload.shape()
+    got, edges = run_streams(layer, {"i": (layer.i, pack(layer.i.payload.shape(), x, image))},
+                             {"o": (layer.o, len(x))}, seed=seed, idle=idle, stall=stall)
+    want = crossbar_layer(x, layer.weight, layer.bias, layer.mult, layer.accumulators[0].shift,
+                          signed=layer.accumulators[0].signed, xbar_rows=arch.rows,
+                          encoding=arch.input_encoding, act_bits=arch.act_bits,
+                          adc_bits=arch.adc_bits, adc_shift=layer.tiles[0][0].adc_shift)
+    Scoreboard.check(pack(o_layout, want, image), got["o"], name="layer.o",
+                     fmt=lambda w: repr(o_layout.unpack(w)))
+    return want, edges
+
+
+LAYERS = [
+    pytest.param(8, 4, Arch(rows=8, cols=4, mvm_cycles=1), False, id="one-tile"),
+    pytest.param(9, 4, Arch(rows=8, cols=4, mvm_cycles=2, col_parallelism=2), True,
+                 id="rows+1-p2"),
+    pytest.param(5, 5, Arch(rows=8, cols=4, mvm_cycles=1, col_parallelism=1), False,
+                 id="cols+1-p1"),
+    pytest.param(13, 6, Arch(rows=6, cols=4, act_bits=4, adc_bits=5, input_encoding="bit_serial",
+                             mvm_cycles=4, col_parallelism=3), False, id="3x2-bit_serial"),
+    pytest.param(1, 1, Arch(rows=4, cols=4, mvm_cycles=3), True, id="1x1"),
+]
+
+
+@pytest.mark.parametrize("rows, channels, arch, signed", LAYERS)
+def test_matches_crossbar_layer(rows, channels, arch, signed, seeds):
+    for seed in seeds(2):
+        rng = np.random.default_rng(seed)
+        layer = random_layer(rng, rows, channels, arch, signed)
+        check_layer(layer, random_windows(rng, 20, rows, arch.act_bits), seed=seed,
+                    idle=rng.uniform(0, 0.6), stall=rng.uniform(0, 0.6))
+
+
+@pytest.mark.parametrize("rows, channels, arch, signed", LAYERS)
+def test_latency_and_interval(rows, channels, arch, signed):
+    # Windows back to back and an output that never stalls: a window is taken every `interval`
+    # cycles (the stage time of P pixels is P * interval) and each output pixel is valid
+    # `latency` cycles after its window; narrower column tiles add no bubbles.
+    rng, n = np.random.default_rng(2), 10
+    layer = random_layer(rng, rows, channels, arch, signed)
+    _, edges = check_layer(layer, random_windows(rng, n, rows, arch.act_bits), seed=0, idle=None,
+                           stall=None)
+    assert np.diff(edges["i"]).tolist() == [layer.interval] * (n - 1)
+    assert (np.array(edges["o"]) - edges["i"]).tolist() == [layer.latency] * n
