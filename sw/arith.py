@@ -82,6 +82,15 @@ def bit_planes(x, bits: int):
     return (x[None, ...] >> np.arange(bits, dtype=np.int64).reshape((bits,) + (1,) * x.ndim)) & 1
 
 
+def _exact_matmul(x, weight):
+    """Integer ``x @ weight``, through float64 BLAS when every partial sum is an integer below
+    ``2**53`` in magnitude (then each float addition is exact, in any order), else in int64."""
+    bound = int(np.abs(x).max(initial=0)) * int(np.abs(weight).max(initial=0)) * weight.shape[0]
+    if bound < 2 ** 53:
+        return (x.astype(np.float64) @ weight.astype(np.float64)).astype(np.int64)
+    return x @ weight
+
+
 def crossbar_mvm(x, weight, *, encoding: str, act_bits: int, adc_bits: int, adc_shift: int):
     """One crossbar tile: ADC codes of ``x @ weight``.
 
@@ -100,10 +109,10 @@ def crossbar_mvm(x, weight, *, encoding: str, act_bits: int, adc_bits: int, adc_
     x = np.asarray(x, dtype=np.int64)
     weight = np.asarray(weight, dtype=np.int64)
     if encoding == "pwm":
-        return adc_convert(x @ weight, adc_bits, adc_shift)
+        return adc_convert(_exact_matmul(x, weight), adc_bits, adc_shift)
     if encoding == "bit_serial":
         planes = bit_planes(x, act_bits)  # (bits, ..., rows)
-        codes = adc_convert(planes @ weight, adc_bits, adc_shift)  # (bits, ..., cols)
+        codes = adc_convert(_exact_matmul(planes, weight), adc_bits, adc_shift)  # (bits, ..., cols)
         weights = (np.int64(1) << np.arange(act_bits, dtype=np.int64)).reshape(
             (act_bits,) + (1,) * (codes.ndim - 1))
         return (codes * weights).sum(axis=0)

@@ -16,7 +16,8 @@ importer that already has scales (an ONNX QDQ model) reuses the second one:
 `quantize` does both. Scale rules: the network input is unsigned 8-bit with scale
 ``input_scale``; a ReLU fuses into the conv, dense, add or average pool that produces its input
 (through max pools and flattens), which then saturates to unsigned ``act_bits``; a layer whose
-output feeds anything but ReLUs produces signed ``act_bits`` values; max pool and flatten pass
+output feeds anything but ReLUs produces signed ``act_bits`` values (an average pool only when its
+input is signed); max pool and flatten pass
 their input's codes and scale through.
 """
 

@@ -263,3 +263,13 @@ def test_bad_images(rng, images, field):
     qnet = quantize(small_net(), Arch(), rng.integers(0, 256, (4, 8, 8, 2)))
     with pytest.raises(UserError, match=re.escape(field)):
         run(qnet, images)
+
+
+@pytest.mark.parametrize("scale", [1, 2 ** 20, 2 ** 40])
+def test_crossbar_dot_products_are_exact_at_any_magnitude(rng, scale):
+    # small values take a float64 path, huge ones int64: both must equal Python integers
+    x = rng.integers(0, 256, (3, 50)) * scale
+    w = rng.integers(-7, 8, (50, 4))
+    ref = [[sum(int(a) * int(b) for a, b in zip(row, col)) for col in w.T] for row in x]
+    got = crossbar_mvm(x, w, encoding="pwm", act_bits=8, adc_bits=63, adc_shift=0)
+    assert got.tolist() == ref
