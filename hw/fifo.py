@@ -111,38 +111,47 @@ class PipelineFifo(_Queue):
     -----
     The read port is synchronous and transparent and is addressed with the *next* head pointer,
     so its data register is the output register and no beat waits in a separate pipeline stage:
-    all ``depth`` beats live in the memory, which maps to block RAM.
+    all ``depth`` beats live in the memory, which maps to block RAM. A depth-1 FIFO is a single
+    register instead (a one-row memory would have a zero-width address).
     """
 
     def elaborate(self, platform):
         m = Module()
         depth = self._depth
+        do_write = self.i.valid & self.i.ready
+        do_read = self.o.valid & self.o.ready
+        m.d.comb += [
+            self.i.ready.eq(self.level != depth),
+            self.o.valid.eq(self.level != 0),
+        ]
+        m.d.sync += self.level.eq(self.level + do_write - do_read)
+
+        if depth == 1:
+            # A one-row Memory has a zero-width address, which Verilog cannot express.
+            with m.If(do_write):
+                m.d.sync += self.o.payload.eq(self.i.payload)
+            for _, value in self._peeks:
+                m.d.comb += value.eq(self.o.payload)
+            return m
+
         m.submodules.storage = storage = Memory(shape=self._shape, depth=depth, init=[])
         w_port = storage.write_port()
         r_port = storage.read_port(transparent_for=(w_port,))
-
         produce = Signal(range(depth))
         consume = Signal(range(depth))
 
         def incr(pointer):
             return Mux(pointer == depth - 1, 0, pointer + 1)
 
-        do_write = self.i.valid & self.i.ready
-        do_read = self.o.valid & self.o.ready
         consume_next = Mux(do_read, incr(consume), consume)
         m.d.comb += [
-            self.i.ready.eq(self.level != depth),
-            self.o.valid.eq(self.level != 0),
             w_port.addr.eq(produce),
             w_port.data.eq(self.i.payload),
             w_port.en.eq(do_write),
             r_port.addr.eq(consume_next),
             self.o.payload.eq(r_port.data),
         ]
-        m.d.sync += [
-            consume.eq(consume_next),
-            self.level.eq(self.level + do_write - do_read),
-        ]
+        m.d.sync += consume.eq(consume_next)
         with m.If(do_write):
             m.d.sync += produce.eq(incr(produce))
 

@@ -1,0 +1,315 @@
+"""Build Amaranth components with Verilator, run cocotb testbenches on them, lint Verilog.
+
+A regression is two calls from a pytest test::
+
+    sim = runner.build(PipelineFifo(8, 4), name="fifo_w8_d4", parameters={"depth": 4})
+    report = runner.run(sim, TB_DIR / "fifo_tb.py", parameters={"seed": seed, "beats": 5000})
+
+`build` converts the component to Verilog (``amaranth.back.verilog.convert``) and compiles it
+with Verilator through cocotb's Python runner (``cocotb_tools.runner``). Builds are cached in
+``$IMCFLOW_CACHE/verilator/<name>-<hash>`` (``IMCFLOW_CACHE`` defaults to ``~/.cache/imcflow``),
+keyed by the Verilog text, the toplevel name, the parameters, the Verilator flags and the
+Verilator and cocotb versions. A lock file makes concurrent pytest-xdist workers build a key
+once; the build happens in a temporary directory renamed into place when complete, so an
+interrupted build is never mistaken for a cached one.
+
+`run` runs the cocotb test module (a Python file of ``@cocotb.test`` functions) against a build.
+Parameters reach the testbench as JSON (`imcflow.verif.bench.parameters` reads them), together
+with the build's own parameters. The testbench may return figures with
+`imcflow.verif.bench.report`; `run` returns them as a dict. Every run records an FST waveform:
+it is deleted when all testcases pass and kept as ``$IMCFLOW_CACHE/waves/<test-id>.fst`` when
+one fails, and the `SimulationError` message names the failing testcases, their messages and the
+waveform's path. ``<test-id>`` is the pytest node id made file-safe.
+
+`lint` runs ``verilator --lint-only`` (by default with ``-Wall``) with the documented waivers
+below and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+from imcflow import toolchain
+
+__all__ = [
+    "WAIVERS", "WALL_WAIVERS", "PARAMS_ENV", "REPORT_ENV", "Build", "BuildError", "LintError",
+    "SimulationError", "cache_dir", "current_test_id", "verilog", "build", "run", "lint",
+]
+
+#: Verilator warnings waived for every Amaranth design, in simulation builds and in lint.
+#: Amaranth's Verilog backend relies on Verilog's implicit width rules: it extends operands and
+#: truncates results without explicit casts (``level + 1`` assigned back to ``level``).
+WAIVERS: dict[str, str] = {
+    "WIDTHEXPAND": "operands are zero/sign-extended implicitly by Amaranth's Verilog backend",
+    "WIDTHTRUNC": "results are truncated implicitly on assignment by Amaranth's Verilog backend",
+}
+
+#: Style warnings enabled by ``-Wall`` and waived in `lint`, because every Amaranth design has them.
+WALL_WAIVERS: dict[str, str] = {
+    "PROCASSINIT": "Amaranth writes each register's reset value as its Verilog initial value "
+                   "(the FPGA power-up state) and also resets it synchronously",
+    "UNUSEDSIGNAL": "Amaranth keeps a named wire for every Signal and layout field, used or not, "
+                    "for debugging",
+}
+
+#: environment variable carrying the testbench parameters (JSON) to the cocotb process
+PARAMS_ENV = "IMCFLOW_TB_PARAMS"
+#: environment variable naming the JSON file in which the testbench reports figures
+REPORT_ENV = "IMCFLOW_TB_REPORT"
+
+_BUILD_FORMAT = 1  # bump to invalidate every cached build after a change in how builds are made
+
+
+class BuildError(RuntimeError):
+    """Verilator or the C++ build failed; the message ends with the build log's tail."""
+
+
+class LintError(RuntimeError):
+    """``verilator --lint-only`` reported warnings or errors."""
+
+
+class SimulationError(AssertionError):
+    """A cocotb testcase failed or the simulator crashed; the message says which and where."""
+
+
+def _waiver_flags(waivers: Mapping[str, str]) -> list[str]:
+    return [f"-Wno-{name}" for name in waivers]
+
+
+def cache_dir(*parts: str) -> Path:
+    """``$IMCFLOW_CACHE/<parts...>`` (default ``~/.cache/imcflow``), created if missing."""
+    root = Path(os.environ.get("IMCFLOW_CACHE") or Path.home() / ".cache" / "imcflow")
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def current_test_id(default: str = "run") -> str:
+    """The running pytest test's node id as a file name (``default`` outside pytest)."""
+    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    node = node.split("/")[-1].replace(".py::", ".").replace("::", ".")
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", node).strip("-.") or default
+
+
+def _versions() -> dict[str, str]:
+    return {"verilator": toolchain.find("verilator").version or "?",
+            "cocotb": importlib.metadata.version("cocotb")}
+
+
+@contextlib.contextmanager
+def _tool_environment(*python_paths: Path):
+    """Let cocotb's runner find Verilator (it reads ``os.environ`` and ``sys.path`` directly)."""
+    toolchain.require("verilator")
+    saved_env, saved_path = dict(os.environ), list(sys.path)
+    os.environ.update(toolchain.environ())
+    sys.path[:0] = [str(p) for p in python_paths]
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:] = saved_path
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _progress(message: str) -> None:
+    print(f"imcflow: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Build:
+    """A compiled Verilator model of one Verilog toplevel, ready for `run`."""
+
+    directory: Path
+    toplevel: str
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def verilog(self) -> Path:
+        return self.directory / f"{self.toplevel}.v"
+
+
+def verilog(component, name: str) -> str:
+    """Verilog of ``component`` as module ``name``, without source locations (reproducible)."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    return amaranth_verilog.convert(component, name=name, emit_src=False)
+
+
+def build(component, *, name: str, parameters: Mapping | None = None,
+          flags: Sequence[str] = ()) -> Build:
+    """Elaborate ``component`` to Verilog module ``name`` and compile it with Verilator (cached).
+
+    Parameters
+    ----------
+    component : amaranth.lib.wiring.Component
+        The design; its ports become the toplevel's ports (``i__valid``, ``clk``, ``rst``, ...).
+    name : str
+        Verilog module name, also the readable part of the cache directory's name.
+    parameters : mapping, optional
+        JSON-serializable description of the configuration (geometry, depths); part of the cache
+        key and passed to every testbench run on this build.
+    flags : sequence of str
+        Extra Verilator flags, after the `WAIVERS` and FST tracing.
+
+    Raises
+    ------
+    BuildError
+        If Verilator or the C++ build fails.
+    """
+    text = verilog(component, name)
+    parameters = dict(parameters or {})
+    all_flags = [*_waiver_flags(WAIVERS), *flags]
+    key = hashlib.sha256(json.dumps(
+        [_BUILD_FORMAT, text, name, parameters, all_flags, _versions()], sort_keys=True
+    ).encode()).hexdigest()[:16]
+    root = cache_dir("verilator")
+    final = root / f"{name}-{key}"
+    result = Build(final, name, parameters)
+    with _locked(root / f"{final.name}.lock"):
+        if final.is_dir():
+            _progress(f"using cached Verilator build {final}")
+            return result
+        tmp = root / f".{final.name}.{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        (tmp / f"{name}.v").write_text(text)
+        (tmp / "parameters.json").write_text(json.dumps(parameters, indent=1, sort_keys=True))
+        _progress(f"building {name} with Verilator into {final} ...")
+        start = time.monotonic()
+        from cocotb_tools.runner import get_runner
+
+        with _tool_environment():
+            try:
+                get_runner("verilator").build(
+                    sources=[tmp / f"{name}.v"], hdl_toplevel=name, build_dir=tmp,
+                    build_args=all_flags, waves=True, timescale=("1ns", "1ps"),
+                    log_file=tmp / "build.log")
+            except (RuntimeError, SystemExit) as e:
+                log = (tmp / "build.log").read_text(errors="replace") if (tmp / "build.log").exists() else ""
+                raise BuildError(f"Verilator build of {name} failed ({e}); log {tmp / 'build.log'}:\n"
+                                 + "\n".join(log.splitlines()[-30:])) from None
+        tmp.rename(final)
+        _progress(f"built {name} in {time.monotonic() - start:.1f} s")
+    return result
+
+
+def _failures(results: Path) -> list[str]:
+    failures = []
+    for case in ElementTree.parse(results).getroot().iter("testcase"):
+        for problem in (*case.iter("failure"), *case.iter("error")):
+            message = (problem.get("message") or "").strip().splitlines()
+            failures.append(f"{case.get('name')}: {message[0] if message else problem.tag}")
+    return failures
+
+
+def run(build: Build, testbench: str | os.PathLike, *, parameters: Mapping | None = None,
+        testcase: str | Sequence[str] | None = None, seed: int | None = None,
+        test_id: str | None = None) -> dict:
+    """Run the cocotb testcases in file ``testbench`` against ``build``.
+
+    Parameters
+    ----------
+    build : Build
+        From `build`.
+    testbench : path
+        A Python file of ``@cocotb.test`` functions (by convention ``tests/cocotb/<block>_tb.py``).
+    parameters : mapping, optional
+        JSON-serializable values for the testbench (seeds, beat counts, golden data paths),
+        merged over ``build.parameters``; read them with `imcflow.verif.bench.parameters`.
+    testcase : str or sequence of str, optional
+        Run only these testcases (default: all in the file).
+    seed : int, optional
+        cocotb's random seed (``COCOTB_RANDOM_SEED``); testbenches draw from their own seeded
+        generators, so it only matters to code using cocotb's ``random``.
+    test_id : str, optional
+        Names the run and waveform directories (default: the pytest node id).
+
+    Returns
+    -------
+    dict
+        What the testbench reported with `imcflow.verif.bench.report`.
+
+    Raises
+    ------
+    SimulationError
+        If a testcase fails or the simulator crashes; the message lists each failing testcase
+        with its message and the path of the kept FST waveform.
+    """
+    testbench = Path(testbench).resolve()
+    test_id = test_id or current_test_id()
+    run_dir = cache_dir("runs") / test_id
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    wave, results, report = run_dir / "dump.vcd", run_dir / "results.xml", run_dir / "report.json"
+    env = {PARAMS_ENV: json.dumps({**build.parameters, **(parameters or {})}),
+           REPORT_ENV: str(report)}
+    from cocotb_tools.runner import get_runner
+
+    with _tool_environment(testbench.parent):
+        try:
+            get_runner("verilator").test(
+                test_module=testbench.stem, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
+                build_dir=build.directory, test_dir=run_dir, results_xml=str(results),
+                extra_env=env, testcase=testcase, seed=seed,
+                test_args=["--trace", "--trace-file", str(wave)], timescale=("1ns", "1ps"))
+        except SystemExit:
+            pass  # cocotb's runner exits on failures when run under pytest; results.xml says which
+    failures = _failures(results) if results.exists() else ["simulator crashed before writing results"]
+    if failures:
+        kept = cache_dir("waves") / f"{test_id}.vcd"
+        if wave.exists():
+            wave.replace(kept)
+        raise SimulationError(f"{testbench.name} on {build.toplevel}: "
+                              + "; ".join(failures)
+                              + (f"\nwaveform: {kept}" if kept.exists() else "")
+                              + f"\nrun directory: {run_dir}")
+    wave.unlink(missing_ok=True)
+    return json.loads(report.read_text()) if report.exists() else {}
+
+
+def lint(path: str | os.PathLike, top: str | None = None, *, wall: bool = True) -> None:
+    """``verilator --lint-only`` on Verilog file ``path`` with only the documented waivers.
+
+    Parameters
+    ----------
+    path : path
+        Verilog file; the module ``top`` (default: the file's stem) is the toplevel.
+    wall : bool
+        Also enable every style warning (``-Wall``) and waive only `WALL_WAIVERS`.
+
+    Raises
+    ------
+    LintError
+        With Verilator's messages, if it reports anything.
+    """
+    path = Path(path)
+    flags = ["--lint-only", *(["-Wall", *_waiver_flags(WALL_WAIVERS)] if wall else []),
+             *_waiver_flags(WAIVERS)]
+    out = subprocess.run([toolchain.require("verilator"), *flags, "--top-module", top or path.stem,
+                          str(path)], capture_output=True, text=True, env=toolchain.environ())
+    if out.returncode != 0 or "%Warning" in out.stderr:
+        raise LintError(f"verilator {' '.join(flags)} {path}:\n{out.stderr.strip()}")
