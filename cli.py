@@ -23,6 +23,7 @@ from imcflow.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("imcflow.toolchain", "report each tool of the pip-only toolchain: found, version, path"),
     "accuracy": ("imcflow.sw.accuracy", "float and IMC accuracy on held-out images, with sweeps over the arch"),
+    "map": ("imcflow.sw.report", "map a network onto crossbars and buffers: cores, throughput, latency, memory"),
     "gen": ("imcflow.gen.cli", "generate Verilog and a manifest (a standalone block, or a whole accelerator)"),
 }
 

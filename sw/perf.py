@@ -1,0 +1,500 @@
+"""The performance model of a mapped pipeline: stage times, throughput, latency (docs/mapper.md).
+
+Two models of the same pipeline, both driven by a `~imcflow.sw.mapper.Mapping` and the block
+latencies of `BlockTiming` (the one place that knows them):
+
+- closed form: the throughput bound (one image per longest stage time, `Mapping.cycles_per_image`)
+  and, when every window buffer is a frame buffer, the exact latency of one image
+  (`frame_latency`);
+- the event model (`simulate`): the cycle of every handshake of every stage, for one or more
+  images back to back, under the rules of the RTL blocks: window buffers that stall the producer
+  when full, copies that accept a window every MVM interval, bounded FIFOs between stages. It
+  gives the latency for any buffer strategy and the steady-state cycles per image.
+
+Times are clock cycles from the handshake of the network's first input pixel (cycle 0).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from imcflow.errors import UserError
+
+__all__ = ["BlockTiming", "StageTiming", "Schedule", "Performance", "fill_latency",
+           "engine_latency", "link_latency", "simulate", "frame_latency", "analyze"]
+
+
+@dataclass(frozen=True)
+class BlockTiming:
+    """Latencies of the RTL blocks, in cycles (docs/design.md, "Timing"), and the FIFO depth.
+
+    Defaults are the ``latency`` attributes of the blocks in ``imcflow.hw``; replace one with
+    ``dataclasses.replace(BlockTiming(), fifo_depth=4)``.
+
+    Attributes
+    ----------
+    window_latency : int
+        `~imcflow.hw.im2col.WindowSource`: handshake of a window's last pixel to the window valid
+        (it is read into an output register of that many stages).
+    crossbar_latency : int
+        `~imcflow.hw.crossbar.CrossbarTile` latency minus its ``steps`` (one per bit plane and
+        column group): window handshake to ADC codes valid is ``steps + crossbar_latency``.
+    accumulator_latency : int
+        `~imcflow.hw.accumulator.AdcAccumulator`: row-tile sum, bias, requantization, ReLU.
+    merge_latency : int
+        The merge of replicated copies back into pixel order (only when ``r > 1``).
+    pool_latency : int
+        The pooling reducers (`~imcflow.hw.pool.WindowMax`, ``WindowAverage``) and
+        ``GlobalAvgPool``: registered outputs.
+    join_latency : int
+        `~imcflow.hw.residual.Join` (registered output).
+    fork_latency : int
+        `~imcflow.hw.residual.Fork` (combinational), added to each link of a stage with several
+        consumers.
+    fifo_latency : int
+        `~imcflow.hw.fifo.PipelineFifo` between stages: enqueue to the beat valid at the output.
+    fifo_depth : int
+        Depth of the FIFO between stages (skip FIFOs are at least as deep).
+    image_gap : int
+        Cycles each stage loses between the last beat of an image and the first of the next.
+    """
+
+    window_latency: int = 1
+    crossbar_latency: int = 2
+    accumulator_latency: int = 2
+    merge_latency: int = 1
+    pool_latency: int = 1
+    join_latency: int = 1
+    fork_latency: int = 0
+    fifo_latency: int = 1
+    fifo_depth: int = 2
+    image_gap: int = 0
+
+    def __post_init__(self):
+        minimum = {"window_latency": 1, "pool_latency": 1, "join_latency": 1, "fifo_latency": 1,
+                   "fifo_depth": 1}
+        for f in fields(self):
+            v, lo = getattr(self, f.name), minimum.get(f.name, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise UserError(f"timing.{f.name}: must be an integer >= {lo}, not {v!r}")
+        if self.fifo_depth < self.fifo_latency + self.fork_latency + 1:
+            raise UserError(f"timing.fifo_depth: must be at least fifo_latency + fork_latency + 1 "
+                            f"= {self.fifo_latency + self.fork_latency + 1} for one beat per "
+                            f"cycle, not {self.fifo_depth}")
+
+
+def _steps(layer, arch) -> int:
+    """Issue cycles of one MVM of the layer's widest column tile: bit planes x column groups."""
+    return arch.planes * -(-layer.tile_cols // min(arch.col_parallelism or layer.tile_cols,
+                                                   layer.tile_cols))
+
+
+def engine_latency(layer, arch, timing: BlockTiming) -> int:
+    """Cycles from a stage's engine taking an input (a window; a pixel for joins and global
+    pooling) to the output handshake, when nothing stalls."""
+    if layer.role == "crossbar":
+        return (_steps(layer, arch) + timing.crossbar_latency + timing.accumulator_latency
+                + (timing.merge_latency if layer.replication > 1 else 0))
+    return {"pool": timing.pool_latency, "gap": timing.pool_latency,
+            "join": timing.join_latency, "source": 0}[layer.role]
+
+
+def fill_latency(layer, arch, timing: BlockTiming) -> int:
+    """Cycles from the handshake of the last input pixel an output needs to that output's
+    handshake, when nothing stalls."""
+    window = timing.window_latency if layer.role in ("crossbar", "pool") else 0
+    return window + engine_latency(layer, arch, timing)
+
+
+def link_latency(timing: BlockTiming, consumers: int) -> int:
+    """Cycles from a producer's output handshake to the beat valid at one of its consumers."""
+    return timing.fifo_latency + (timing.fork_latency if consumers > 1 else 0)
+
+
+def _capacity(layer, arch, timing: BlockTiming) -> int:
+    """Inputs an engine (one copy) holds between taking them and their output handshake: the
+    issue stage holds one for all its steps, every later register one."""
+    return engine_latency(layer, arch, timing) - (_steps(layer, arch) - 1 if layer.role == "crossbar" else 0)
+
+
+def _previous_on_copy(windows: int, per_image: int, r: int) -> np.ndarray:
+    """For each window (over all images), the previous window of the same copy, or -1: copy
+    ``j mod r`` takes output pixel ``j`` of each image, so each image starts again at copy 0."""
+    n = np.arange(windows)
+    local, image = n % per_image, n // per_image
+    last_of_copy = local + r * ((per_image - 1 - local) // r)  # the copy's last pixel of an image
+    return np.where(local >= r, n - r, np.where(image > 0, n - local - per_image + last_of_copy, -1))
+
+
+# --- the event model -----------------------------------------------------------------------------
+
+class _Stage:
+    """Handshake times of one stage, appended as soon as their constraints are known.
+
+    ``take[i]``: input beat ``i`` (all inputs at once for a join); ``emit[j]``: output beat
+    ``j``. Window stages also have ``read[j]`` (window ``j`` read into the window source's output
+    register) and ``hand[j]`` (window ``j`` handed to its copy); global pooling has ``read[n]``
+    (image ``n``'s sum complete). ``slot[i]``: the reads (for global pooling, the output
+    handshakes) that must precede input beat ``i`` because it overwrites what they needed.
+    """
+
+    def __init__(self, layer, mapping, images):
+        arch, timing = mapping.arch, mapping.timing
+        self.name, self.role = layer.name, layer.role
+        self.p_in, self.p_out = layer.input_pixels, layer.output_pixels
+        self.n_in, self.n_out = images * layer.input_pixels, images * layer.output_pixels
+        self.take, self.emit, self.read, self.hand = [], [], [], []
+        self.producers: list = []   # (stage, link latency), one per input
+        self.consumers: list = []   # (stage, FIFO depth), one per input fed
+        self.queued = True
+        self.gap = timing.image_gap
+        self.latency = engine_latency(layer, arch, timing)
+        self.capacity = _capacity(layer, arch, timing)
+        self.t, self.window = layer.interval, timing.window_latency
+        self.advance = {"source": self._advance_source, "join": self._advance_join,
+                        "gap": self._advance_gap}.get(layer.role, self._advance_window)
+        if layer.role in ("source", "join"):
+            return
+        offsets = np.repeat(np.arange(images, dtype=np.int64), self.p_out) * self.p_in
+        self.need = (np.tile(layer.last_needed(), images) + offsets).tolist()
+        # Copy (j mod r) of output pixel j of each image: the previous window of the same copy,
+        # and the one `capacity` windows back, whose output handshake frees the copy.
+        prev = _previous_on_copy(self.n_out, self.p_out, layer.replication)
+        self.prev = prev.tolist()
+        held = np.arange(self.n_out)
+        for _ in range(self.capacity):
+            held = np.where(held >= 0, prev[np.maximum(held, 0)], -1)
+        self.held = held.tolist()
+        beats = np.arange(self.n_in)
+        if layer.role == "gap":  # an image's last pixel waits for the previous image's result
+            self.slot = np.maximum((beats + 1) // self.p_in - 1, 0).tolist()
+        elif layer.buffer == "line":  # pixel i overwrites pixel i - words
+            keep = np.tile(layer.first_needed(), images) + offsets
+            self.slot = np.searchsorted(keep, beats - layer.buffer_words, side="right").tolist()
+        else:  # frame: image n overwrites image n - 2
+            self.slot = (np.maximum(beats // self.p_in - 1, 0) * self.p_out).tolist()
+
+    # advance() computes every handshake whose constraints are known and returns
+    # (took inputs, emitted outputs); it is the _advance_<role> method of the stage's role.
+
+    @property
+    def complete(self) -> bool:
+        return len(self.emit) == self.n_out
+
+    def _emit(self, ready) -> bool:
+        """Append output handshakes while engine outputs ``ready`` and FIFO room allow."""
+        emit, room, latency, gap, per_image = self.emit, self.consumers, self.latency, self.gap, self.p_out
+        n = start = len(emit)
+        end = len(ready)
+        while n < end:
+            x = ready[n] + latency
+            if n:
+                y = emit[n - 1] + 1
+                if gap and n % per_image == 0:
+                    y += gap
+                if y > x:
+                    x = y
+            for stage, depth in room:
+                k = n - depth
+                if k >= 0:
+                    taken = stage.take
+                    if k >= len(taken):
+                        return n > start
+                    if taken[k] >= x:
+                        x = taken[k] + 1
+            emit.append(x)
+            n += 1
+        return n > start
+
+    def _take(self, slot_times, slot_delay) -> bool:
+        """Append input handshakes while the producer's beats and the input slots allow."""
+        take, slot = self.take, self.slot
+        (producer, link), = self.producers
+        arrived = producer.emit
+        n = start = len(take)
+        limit = min(self.n_in, len(arrived))
+        done = len(slot_times)
+        while n < limit:
+            s = slot[n]
+            if s > done:
+                break
+            x = arrived[n] + link
+            if n and take[n - 1] >= x:
+                x = take[n - 1] + 1
+            if s and slot_times[s - 1] + slot_delay > x:
+                x = slot_times[s - 1] + slot_delay
+            take.append(x)
+            n += 1
+        return n > start
+
+    def _advance_source(self):
+        emit, room, gap, per_image = self.emit, self.consumers, self.gap, self.p_out
+        n = start = len(emit)
+        while n < self.n_out:
+            x = emit[n - 1] + 1 + (gap if n % per_image == 0 else 0) if n else 0
+            for stage, depth in room:
+                k = n - depth
+                if k >= 0:
+                    taken = stage.take
+                    if k >= len(taken):
+                        return False, n > start
+                    if taken[k] >= x:
+                        x = taken[k] + 1
+            emit.append(x)
+            n += 1
+        return False, n > start
+
+    def _advance_window(self):
+        take, read, hand, emit, need = self.take, self.read, self.hand, self.emit, self.need
+        prev, held, t, window, n_out = self.prev, self.held, self.t, self.window, self.n_out
+        t0, e0 = len(take), len(emit)
+        while True:
+            moved = self._take(read, 1)
+            n, nt, nh = len(read), len(take), len(hand)
+            while n < n_out and need[n] < nt and (n < window or n - window < nh):
+                x = take[need[n]]
+                if n:
+                    if read[n - 1] >= x:
+                        x = read[n - 1] + 1
+                    if n >= window and hand[n - window] > x:
+                        x = hand[n - window]
+                read.append(x)
+                n += 1
+                moved = True
+            n, nr, ne = nh, len(read), len(emit)
+            while n < nr and held[n] < ne:
+                x = read[n] + window
+                if n:
+                    if hand[n - 1] >= x:
+                        x = hand[n - 1] + 1
+                    if prev[n] >= 0 and hand[prev[n]] + t > x:
+                        x = hand[prev[n]] + t
+                    if held[n] >= 0 and emit[held[n]] > x:
+                        x = emit[held[n]]
+                hand.append(x)
+                n += 1
+                moved = True
+            if not (self._emit(hand) or moved):
+                return len(take) > t0, len(emit) > e0
+
+    def _advance_gap(self):
+        take, sums, p_in = self.take, self.read, self.p_in
+        t0, e0 = len(take), len(self.emit)
+        while True:
+            moved = self._take(self.emit, 0)
+            while len(sums) < len(take) // p_in:  # an image's sum is complete with its last pixel
+                sums.append(take[(len(sums) + 1) * p_in - 1])
+                moved = True
+            if not (self._emit(sums) or moved):
+                return len(take) > t0, len(self.emit) > e0
+
+    def _advance_join(self):
+        take, emit, capacity, n_out = self.take, self.emit, self.capacity, self.n_out
+        (a, link_a), (b, link_b) = self.producers
+        ea, eb = a.emit, b.emit
+        t0, e0 = len(take), len(emit)
+        while True:
+            n = start = len(take)
+            limit = min(n_out, len(ea), len(eb))
+            while n < limit and (n < capacity or n - capacity < len(emit)):
+                x = ea[n] + link_a
+                if eb[n] + link_b > x:
+                    x = eb[n] + link_b
+                if n:
+                    if take[n - 1] >= x:
+                        x = take[n - 1] + 1
+                    if n >= capacity and emit[n - capacity] > x:
+                        x = emit[n - capacity]
+                take.append(x)
+                n += 1
+            if not (self._emit(take) or n > start):
+                return len(take) > t0, len(emit) > e0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The event model's result: the cycle of every handshake, for ``images`` images.
+
+    Attributes
+    ----------
+    images : int
+    take, emit : dict of str to int array
+        Per stage, the cycle of each input and output handshake over all images.
+    output : str
+        The stage producing the network's output.
+    """
+
+    images: int
+    take: dict
+    emit: dict
+    output: str
+
+    @property
+    def done(self) -> np.ndarray:
+        """Cycle of each image's last output beat."""
+        out = self.emit[self.output]
+        return out[len(out) // self.images - 1::len(out) // self.images]
+
+    @property
+    def latency(self) -> int:
+        """First input handshake to the first image's last output beat."""
+        return int(self.done[0])
+
+    @property
+    def cycles_per_image(self) -> int:
+        """Cycles between the last two images' last output beats (the steady state once the
+        pipeline has filled)."""
+        if self.images < 2:
+            raise ValueError("Cycles per image need at least two images")
+        return int(self.done[-1] - self.done[-2])
+
+
+def simulate(mapping, images: int = 1) -> Schedule:
+    """The event model of ``mapping`` (with ``mapping.timing``) for ``images`` images fed back to
+    back at one pixel per cycle into a pipeline whose output is always taken.
+
+    Every handshake happens in the first cycle its constraints allow: a monotone max-plus system
+    whose constraints only refer to earlier beats, solved exactly in one pass by computing each
+    stage's handshakes as soon as the ones they depend on are known (docs/mapper.md). Raises
+    `UserError` naming the stuck stages if the pipeline deadlocks (a skip FIFO too shallow).
+    """
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise UserError(f"images: must be a positive integer, not {images!r}")
+    timing = mapping.timing
+    stages = {l.name: _Stage(l, mapping, images) for l in mapping.stages}
+    fed = {name: sum(name in l.inputs for l in mapping.stages) for name in stages}
+    for l in mapping.stages:
+        stage = stages[l.name]
+        for p in l.inputs:
+            stages[p].consumers.append((stage, l.buffer_words if l.skip_input == p else timing.fifo_depth))
+            stage.producers.append((stages[p], link_latency(timing, fed[p])))
+    order = list(stages.values())
+    pending = deque(order)
+    while pending:  # a worklist: a stage is run again when a neighbour has moved
+        stage = pending.popleft()
+        stage.queued = False
+        took, emitted = stage.advance()
+        for moved, neighbours in ((took, stage.producers), (emitted, stage.consumers)):
+            if moved:
+                for neighbour, _ in neighbours:
+                    if not neighbour.queued:
+                        neighbour.queued = True
+                        pending.append(neighbour)
+    if not all(s.complete for s in order):
+        stuck = ", ".join(f"{s.name!r} ({len(s.emit)} of {s.n_out} beats out)"
+                          for s in order if not s.complete)
+        raise UserError(f"the pipeline of {mapping.network!r} deadlocks: {stuck}; "
+                        f"is a skip FIFO shallower than its minimum?")
+    return Schedule(images, {s.name: np.array(s.take, dtype=np.int64) for s in order},
+                    {s.name: np.array(s.emit, dtype=np.int64) for s in order}, mapping.output)
+
+
+# --- closed form and summary ---------------------------------------------------------------------
+
+def frame_latency(mapping) -> int:
+    """Latency of one image when every window buffer is a frame buffer, in closed form.
+
+    Each window stage starts when the last pixel of its input image arrives and then runs at its
+    own pace: window ``j`` is handed to its copy ``max(j, (j // r) * t + j % r)`` cycles after the
+    first; nothing downstream stalls an image on its own. Equal to the event model's latency.
+    """
+    lines = [l.name for l in mapping.stages if l.role in ("crossbar", "pool") and l.buffer != "frame"]
+    if lines:
+        raise UserError(f"frame_latency: every window buffer must be a frame buffer; layer "
+                        f"{lines[0]!r} has a line buffer")
+    arch, timing = mapping.arch, mapping.timing
+    consumers = {l.name: sum(l.name in c.inputs for c in mapping.stages) for l in mapping.stages}
+    last = {}
+    for l in mapping.stages:
+        if l.role == "source":
+            last[l.name] = l.output_pixels - 1
+            continue
+        arrived = max(last[p] + link_latency(timing, consumers[p]) for p in l.inputs)
+        j, r, t = l.output_pixels - 1, l.replication, l.interval
+        queue = max(j, (j // r) * t + j % r) if l.role in ("crossbar", "pool") else 0
+        last[l.name] = arrived + fill_latency(l, arch, timing) + queue
+    return last[mapping.output]
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    """One stage's times for the first image (event model) and its closed-form stage time.
+
+    Attributes
+    ----------
+    name, role : str
+    stage_cycles : int
+        The stage's cycles per image alone (closed form, `LayerMapping.stage_cycles`).
+    fill_latency : int
+        Last needed input handshake to output handshake when nothing stalls.
+    first_output, last_output : int
+        Cycle of the stage's first and last output handshake of image 0.
+    """
+
+    name: str
+    role: str
+    stage_cycles: int
+    fill_latency: int
+    first_output: int
+    last_output: int
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Throughput and latency of a mapping, from the closed form and the event model.
+
+    Attributes
+    ----------
+    cycles_per_image_bound : int
+        The longest stage time: one image per that many cycles at best.
+    cycles_per_image : int
+        Event model, images back to back: cycles between the last two of ``images`` images.
+    latency_cycles : int
+        Event model: first input handshake to the last output beat of one image.
+    latency_closed_form : int or None
+        `frame_latency` when every window buffer is a frame buffer, else None.
+    throughput_ips : float
+        Images per second at ``cycles_per_image`` and the clock.
+    latency_us : float
+    images : int
+        Images of the event model run.
+    stages : tuple of StageTiming
+    """
+
+    cycles_per_image_bound: int
+    cycles_per_image: int
+    latency_cycles: int
+    latency_closed_form: int | None
+    throughput_ips: float
+    latency_us: float
+    images: int
+    stages: tuple[StageTiming, ...]
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["stages"] = [asdict(s) for s in self.stages]
+        return d
+
+
+def analyze(mapping, images: int = 3) -> Performance:
+    """The `Performance` of ``mapping``: closed forms and an event model run of ``images``
+    images back to back (at least 2; the first gives the latency, the last two the period)."""
+    if isinstance(images, bool) or not isinstance(images, int) or images < 2:
+        raise UserError(f"images: must be an integer >= 2, not {images!r}")
+    schedule = simulate(mapping, images)
+    arch, timing = mapping.arch, mapping.timing
+    stages = tuple(
+        StageTiming(l.name, l.role, l.stage_cycles, fill_latency(l, arch, timing),
+                    int(schedule.emit[l.name][0]), int(schedule.emit[l.name][l.output_pixels - 1]))
+        for l in mapping.stages)
+    frame = all(l.buffer == "frame" for l in mapping.stages if l.role in ("crossbar", "pool"))
+    period = schedule.cycles_per_image
+    return Performance(
+        cycles_per_image_bound=mapping.cycles_per_image, cycles_per_image=period,
+        latency_cycles=schedule.latency,
+        latency_closed_form=frame_latency(mapping) if frame else None,
+        throughput_ips=arch.clock_mhz * 1e6 / period,
+        latency_us=schedule.latency / arch.clock_mhz, images=images, stages=stages)

@@ -1,0 +1,287 @@
+"""``imcflow map``: map a network, print the per-layer table, write ``mapping.json`` and a report.
+
+`summarize` gathers everything the command shows into one JSON-ready dict: the `Mapping`, the
+`Performance` of the chosen buffer strategy, the memory/latency trade-off of the line and frame
+strategies, and (with a core budget) the unreplicated pipeline it is compared with. `table` prints
+it; `write_report` writes ``mapping.json``, ``report.md`` and two plots (``stage_times.png``,
+``memory_latency.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from imcflow.sw.arch import BUFFER_STRATEGIES, PRESETS, Arch, load_arch
+from imcflow.sw.mapper import map_network
+from imcflow.sw.perf import analyze, simulate
+
+__all__ = ["add_arguments", "run", "summarize", "table", "write_report"]
+
+#: images of the event model run of the chosen mapping (the first gives the latency, the last
+#: two the steady-state cycles per image)
+IMAGES = 3
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--network", required=True,
+                        help="zoo name (digits, resnet8, resnet20, resnet32) or a .toml file")
+    parser.add_argument("--arch", default=None,
+                        help=f"preset ({', '.join(PRESETS)}) or a .toml file (default: default)")
+    parser.add_argument("--buffer", choices=BUFFER_STRATEGIES, default=None,
+                        help="activation buffer strategy (default: the arch's)")
+    parser.add_argument("--core-budget", default=None, metavar="N|Kx",
+                        help="crossbars for replication: a number, or K times the unreplicated "
+                             "minimum (e.g. 2x)")
+    parser.add_argument("-o", "--output", default=None, metavar="DIR",
+                        help="write mapping.json, report.md and the plots into DIR")
+    parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
+
+
+def run(args) -> int:
+    from imcflow.files import atomic_directory
+    from imcflow.sw.networks import load_network
+    print(f"mapping {args.network} ...", file=sys.stderr)
+    net = load_network(args.network)
+    summary = summarize(net, load_arch(args.arch, buffer=args.buffer), args.core_budget)
+    if args.output:
+        with atomic_directory(args.output) as tmp:
+            write_report(summary, tmp)
+        print(f"wrote {args.output}/mapping.json, report.md and plots", file=sys.stderr)
+    if args.json:
+        from imcflow.cli import print_json
+        print_json(summary)
+    else:
+        print(table(summary))
+    return 0
+
+
+def summarize(net, arch: Arch, core_budget=None) -> dict:
+    """Mapping, performance, buffer trade-off and replication gain of ``net`` on ``arch``."""
+    mapping = map_network(net, arch, core_budget=core_budget)
+    performance = analyze(mapping, IMAGES)
+    summary = mapping.to_json()
+    timings = {s.name: s for s in performance.stages}
+    for layer in summary["layers"]:
+        stage = timings.get(layer["name"])
+        layer.update(fill_latency=stage.fill_latency if stage else 0,
+                     first_output=stage.first_output if stage else None,
+                     last_output=stage.last_output if stage else None)
+    summary.update(
+        cycles_per_image=performance.cycles_per_image,
+        throughput_ips=performance.throughput_ips,
+        latency_cycles=performance.latency_cycles,
+        latency_us=performance.latency_us,
+        latency_closed_form=performance.latency_closed_form,
+        timing=asdict(mapping.timing),
+    )
+    tradeoff = {}
+    for strategy in ("line", "frame"):
+        m = mapping if strategy == arch.buffer else map_network(net, arch.replace(buffer=strategy),
+                                                               core_budget=core_budget)
+        tradeoff[strategy] = {"activation_memory_bits": m.activation_memory_bits,
+                              "latency_cycles": simulate(m, 1).latency,
+                              "cycles_per_image_bound": m.cycles_per_image}
+    summary["buffer_tradeoff"] = tradeoff
+    if mapping.core_budget is not None:
+        base = map_network(net, arch.replace(core_budget=None))
+        base_perf = analyze(base, IMAGES)
+        summary["unreplicated"] = {
+            "crossbars": base.crossbars,
+            "cycles_per_image_bound": base.cycles_per_image,
+            "cycles_per_image": base_perf.cycles_per_image,
+            "stage_cycles": {l.name: l.stage_cycles for l in base.stages},
+            "speedup_bound": base.cycles_per_image / mapping.cycles_per_image,
+            "speedup": base_perf.cycles_per_image / performance.cycles_per_image,
+        }
+    return summary
+
+
+def _si(bits: int) -> str:
+    for unit, scale in (("Mbit", 1e6), ("kbit", 1e3)):
+        if bits >= scale:
+            return f"{bits / scale:.1f} {unit}"
+    return f"{bits} bit"
+
+
+def table(summary: dict) -> str:
+    """The per-layer table and the totals, as text."""
+    head = ("layer", "kind", "output", "rows x cols", "tiles", "r", "xbars", "P", "t", "stage cyc",
+            "buffer", "words", "last out")
+    rows = []
+    for l in summary["layers"]:
+        if l["role"] == "fused":
+            continue
+        rows.append((l["name"], l["kind"], "x".join(map(str, l["out_shape"])),
+                     f"{l['rows']} x {l['cols']}" if l["rows"] else "",
+                     f"{l['row_tiles']}x{l['col_tiles']}" if l["rows"] else "",
+                     str(l["replication"]) if l["rows"] else "", str(l["crossbars"] or ""),
+                     str(l["output_pixels"]), str(l["interval"]) if l["rows"] else "",
+                     str(l["stage_cycles"]), l["buffer"] if l["buffer"] != "none" else "",
+                     str(l["buffer_words"] or ""), str(l["last_output"])))
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    s = summary
+    trade = s["buffer_tradeoff"]
+    lines += [
+        "",
+        f"network {s['network']}: {s['crossbars']} crossbars (minimum {s['min_crossbars']}, "
+        f"budget {s['core_budget']}), cell utilization {s['utilization']:.1%}",
+        f"cycles per image: {s['cycles_per_image']} predicted, {s['cycles_per_image_bound']} bound "
+        f"(bottleneck {', '.join(s['bottleneck'])}); {s['throughput_ips']:,.0f} images/s",
+        f"latency: {s['latency_cycles']} cycles ({s['latency_us']:.2f} us) with {s['buffer']} buffers",
+        f"activation memory: {_si(s['activation_memory_bits'])} "
+        f"(line {_si(trade['line']['activation_memory_bits'])}, latency "
+        f"{trade['line']['latency_cycles']}; frame {_si(trade['frame']['activation_memory_bits'])}, "
+        f"latency {trade['frame']['latency_cycles']})",
+    ]
+    if "unreplicated" in s:
+        u = s["unreplicated"]
+        lines.append(f"replication: {u['speedup']:.2f}x faster than unreplicated "
+                     f"({u['cycles_per_image']} -> {s['cycles_per_image']} cycles per image; "
+                     f"bound {u['speedup_bound']:.2f}x)")
+    return "\n".join(lines)
+
+
+def write_report(summary: dict, directory) -> None:
+    """``mapping.json``, ``report.md``, ``stage_times.png`` and ``memory_latency.png``."""
+    directory = Path(directory)
+    (directory / "mapping.json").write_text(json.dumps(summary, indent=1) + "\n")
+    _plot_stage_times(summary, directory / "stage_times.png")
+    _plot_memory_latency(summary, directory / "memory_latency.png")
+    (directory / "report.md").write_text(_markdown(summary))
+
+
+def _plot_stage_times(summary: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    stages = [l for l in summary["layers"] if l["role"] not in ("fused", "source")]
+    names = [l["name"] for l in stages]
+    after = [l["stage_cycles"] for l in stages]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * len(names) + 2), 4.2))
+    x = range(len(names))
+    if "unreplicated" in summary:
+        before = [summary["unreplicated"]["stage_cycles"][n] for n in names]
+        ax.bar([i - 0.2 for i in x], before, 0.4, label="unreplicated", color="#bbbbbb")
+        ax.bar([i + 0.2 for i in x], after, 0.4, label=f"budget {summary['core_budget']}",
+               color="#1f77b4")
+        ax.legend()
+    else:
+        ax.bar(list(x), after, 0.6, color="#1f77b4")
+    ax.axhline(summary["cycles_per_image_bound"], color="#d62728", lw=0.8, ls="--")
+    ax.set_xticks(list(x), names, rotation=90, fontsize=7)
+    ax.set_ylabel("stage time (cycles per image)")
+    ax.set_title(f"{summary['network']}: stage times")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_memory_latency(summary: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.0, 4.0))
+    for strategy, point in summary["buffer_tradeoff"].items():
+        ax.scatter(point["activation_memory_bits"] / 1e3, point["latency_cycles"], s=40)
+        ax.annotate(f" {strategy}", (point["activation_memory_bits"] / 1e3, point["latency_cycles"]))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("activation memory (kbit)")
+    ax.set_ylabel("latency (cycles)")
+    ax.set_title(f"{summary['network']}: memory vs latency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _markdown(summary: dict) -> str:
+    s, trade = summary, summary["buffer_tradeoff"]
+    line, frame = trade["line"], trade["frame"]
+    arch = s["arch"]
+    out = [
+        f"# Mapping of `{s['network']}`",
+        "",
+        f"Architecture: {arch['rows']}x{arch['cols']} crossbars, {arch['input_encoding']} input, "
+        f"MVM every {arch['mvm_cycles']} cycles, {arch['clock_mhz']:g} MHz; "
+        f"buffer strategy `{s['buffer']}`; core budget {s['core_budget']}.",
+        "",
+        "| | |", "|---|---|",
+        f"| crossbars (cores) | {s['crossbars']} (minimum {s['min_crossbars']}) |",
+        f"| cell utilization | {s['utilization']:.1%} |",
+        f"| cycles per image | {s['cycles_per_image']} predicted (event model), "
+        f"{s['cycles_per_image_bound']} bound (longest stage: {', '.join(s['bottleneck'])}) |",
+        f"| throughput | {s['throughput_ips']:,.0f} images/s "
+        f"(bound {s['throughput_bound_ips']:,.0f}) |",
+        f"| latency | {s['latency_cycles']} cycles ({s['latency_us']:.2f} us) |",
+        f"| activation memory | {_si(s['activation_memory_bits'])} |",
+        "",
+        "## Memory versus latency",
+        "",
+        f"Line buffers need {_si(line['activation_memory_bits'])} of activation memory and give a "
+        f"latency of {line['latency_cycles']} cycles; frame buffers need "
+        f"{_si(frame['activation_memory_bits'])} ({frame['activation_memory_bits'] / line['activation_memory_bits']:.1f}x) "
+        f"and give {frame['latency_cycles']} cycles "
+        f"({frame['latency_cycles'] / line['latency_cycles']:.1f}x). The throughput bound is "
+        f"{line['cycles_per_image_bound']} cycles per image with line buffers and "
+        f"{frame['cycles_per_image_bound']} with frame buffers.",
+        "",
+        "![memory versus latency](memory_latency.png)",
+        "",
+        "## Stage times",
+        "",
+    ]
+    if "unreplicated" in s:
+        u = s["unreplicated"]
+        copies = [l for l in s["layers"] if l["replication"] > 1]
+        out += [
+            f"The budget of {s['core_budget']} crossbars ({s['core_budget'] / s['min_crossbars']:.2f}x "
+            f"the minimum of {s['min_crossbars']}) replicates the layers whose stage time exceeded the "
+            f"smallest achievable longest stage time; each copy takes every r-th output pixel:",
+            "",
+            "| layer | copies | crossbars | stage cycles before | after |", "|---|---|---|---|---|",
+        ]
+        out += [f"| {l['name']} | {l['replication']} | {l['crossbars']} | "
+                f"{u['stage_cycles'][l['name']]} | {l['stage_cycles']} |" for l in copies]
+        out += [
+            "",
+            f"Cycles per image: {u['cycles_per_image']} unreplicated, {s['cycles_per_image']} "
+            f"replicated: {u['speedup']:.2f}x the throughput (bound: {u['cycles_per_image_bound']} "
+            f"to {s['cycles_per_image_bound']}, {u['speedup_bound']:.2f}x).",
+            "",
+        ]
+    else:
+        out += ["No core budget: every layer has one copy.", ""]
+    out += ["![stage times](stage_times.png)", "", "## Layers", "",
+            "| layer | kind | output | rows x cols | tiles | r | crossbars | util. | P | t | stage cycles "
+            "| buffer | words | bits | first out | last out |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for l in s["layers"]:
+        if l["role"] == "fused":
+            continue
+        xbar = l["role"] == "crossbar"
+        out.append(
+            f"| {l['name']} | {l['kind']} | {'x'.join(map(str, l['out_shape']))} | "
+            + (f"{l['rows']} x {l['cols']} | {l['row_tiles']}x{l['col_tiles']} | {l['replication']} | "
+               f"{l['crossbars']} | {l['utilization']:.0%} | " if xbar else "| | | | | ")
+            + f"{l['output_pixels']} | {l['interval'] if xbar else ''} | {l['stage_cycles']} | "
+            f"{l['buffer'] if l['buffer'] != 'none' else ''} | {l['buffer_words'] or ''} | "
+            f"{l['buffer_bits'] or ''} | {l['first_output']} | {l['last_output']} |")
+    joins = [l for l in s["layers"] if l["role"] == "join"]
+    if joins:
+        out += ["", "## Skip FIFOs", "",
+                "| join | skip input | deadlock-free minimum | depth (with margin) |",
+                "|---|---|---|---|"]
+        out += [f"| {l['name']} | {l['skip_input']} | {l['skip_min_words']} | {l['buffer_words']} |"
+                for l in joins]
+    out += ["", "## Model", "",
+            "Stage time: `max(ceil(P / r) * t, P_in, P_out)` for crossbar layers (t: MVM interval), "
+            "input pixels for the others. The predicted cycles per image and latency come from the "
+            "event model (docs/mapper.md) with these block latencies:", "",
+            "| parameter | cycles |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in s["timing"].items()]
+    return "\n".join(out) + "\n"
