@@ -47,7 +47,8 @@ from imcflow import toolchain
 
 __all__ = [
     "WAIVERS", "WALL_WAIVERS", "PARAMS_ENV", "REPORT_ENV", "Build", "BuildError", "LintError",
-    "SimulationError", "cache_dir", "current_test_id", "verilog", "build", "run", "lint",
+    "SimulationError", "cache_dir", "current_test_id", "verilog", "build", "run", "lint_flags",
+    "lint",
 ]
 
 #: Verilator warnings waived for every Amaranth design, in simulation builds and in lint.
@@ -291,6 +292,12 @@ def run(build: Build, testbench: str | os.PathLike, *, parameters: Mapping | Non
     return json.loads(report.read_text()) if report.exists() else {}
 
 
+def lint_flags(wall: bool = True) -> list[str]:
+    """Verilator's arguments for `lint`: ``--lint-only``, ``-Wall`` if ``wall``, the waivers."""
+    return ["--lint-only", *(["-Wall", *_waiver_flags(WALL_WAIVERS)] if wall else []),
+            *_waiver_flags(WAIVERS)]
+
+
 def lint(path: str | os.PathLike, top: str | None = None, *, wall: bool = True) -> None:
     """``verilator --lint-only`` on Verilog file ``path`` with only the documented waivers.
 
@@ -307,8 +314,7 @@ def lint(path: str | os.PathLike, top: str | None = None, *, wall: bool = True) 
         With Verilator's messages, if it reports anything.
     """
     path = Path(path)
-    flags = ["--lint-only", *(["-Wall", *_waiver_flags(WALL_WAIVERS)] if wall else []),
-             *_waiver_flags(WAIVERS)]
+    flags = lint_flags(wall)
     out = subprocess.run([toolchain.require("verilator"), *flags, "--top-module", top or path.stem,
                           str(path)], capture_output=True, text=True, env=toolchain.environ())
     if out.returncode != 0 or "%Warning" in out.stderr:
