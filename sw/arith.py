@@ -85,7 +85,10 @@ def bit_planes(x, bits: int):
 def _exact_matmul(x, weight):
     """Integer ``x @ weight``, through float64 BLAS when every partial sum is an integer below
     ``2**53`` in magnitude (then each float addition is exact, in any order), else in int64."""
-    bound = int(np.abs(x).max(initial=0)) * int(np.abs(weight).max(initial=0)) * weight.shape[0]
+    def peak(a):
+        return max(-int(a.min(initial=0)), int(a.max(initial=0)))
+
+    bound = peak(x) * peak(weight) * weight.shape[0]
     if bound < 2 ** 53:
         return (x.astype(np.float64) @ weight.astype(np.float64)).astype(np.int64)
     return x @ weight

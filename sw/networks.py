@@ -16,10 +16,12 @@ from imcflow.errors import UserError
 from imcflow.sw.ir import Conv2d, Dense, Network
 
 __all__ = ["he_init", "with_weights", "load_network", "calibration_images", "load_qnetwork",
-           "CALIBRATION_IMAGES"]
+           "CALIBRATION_IMAGES", "RANDOM_CALIBRATION_IMAGES"]
 
-#: images used to calibrate scales and ADC shifts
+#: training images used to calibrate scales and ADC shifts
 CALIBRATION_IMAGES = 64
+#: random images used instead for a network without a data set
+RANDOM_CALIBRATION_IMAGES = 16
 
 
 def _weighted(net: Network):
@@ -76,12 +78,14 @@ def load_network(spec: str | Path) -> Network:
                     f"nor a .toml file")
 
 
-def calibration_images(net: Network, dataset=None, count: int = CALIBRATION_IMAGES,
+def calibration_images(net: Network, dataset=None, count: int | None = None,
                        seed: int = 0) -> np.ndarray:
-    """8-bit calibration images for ``net``: the first ``count`` training images of ``dataset``
-    (a `imcflow.sw.zoo.Dataset`), or ``count`` seeded uniformly random images without one."""
+    """8-bit calibration images for ``net``: the first ``count`` (default `CALIBRATION_IMAGES`)
+    training images of ``dataset`` (a `imcflow.sw.zoo.Dataset`), or ``count`` (default
+    `RANDOM_CALIBRATION_IMAGES`) seeded uniformly random images without one."""
     if dataset is not None:
-        return dataset.train_images[:count]
+        return dataset.train_images[:count or CALIBRATION_IMAGES]
+    count = count or RANDOM_CALIBRATION_IMAGES
     s = net.shapes[net.input.name]
     return np.random.default_rng(seed).integers(0, 256, (count, s.h, s.w, s.c), dtype=np.int64)
 
