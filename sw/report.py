@@ -79,11 +79,13 @@ def summarize(net, arch: Arch, core_budget=None) -> dict:
     )
     tradeoff = {}
     for strategy in ("line", "frame"):
-        m = mapping if strategy == arch.buffer else map_network(net, arch.replace(buffer=strategy),
-                                                               core_budget=core_budget)
+        if strategy == arch.buffer:
+            m, latency = mapping, performance.latency_cycles
+        else:
+            m = map_network(net, arch.replace(buffer=strategy), core_budget=core_budget)
+            latency = simulate(m).latency
         tradeoff[strategy] = {"activation_memory_bits": m.activation_memory_bits,
-                              "latency_cycles": simulate(m, 1).latency,
-                              "cycles_per_image_bound": m.cycles_per_image}
+                              "latency_cycles": latency, "cycles_per_image_bound": m.cycles_per_image}
     summary["buffer_tradeoff"] = tradeoff
     if mapping.core_budget is not None:
         base = map_network(net, arch.replace(core_budget=None))

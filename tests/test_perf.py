@@ -1,0 +1,182 @@
+"""The performance model: hand-computed pipelines, the closed form against the event model, the
+steady state against the throughput bound, and skip FIFO depths against deadlock."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from imcflow.errors import UserError
+from imcflow.sw.arch import load_arch
+from imcflow.sw.ir import Conv2d, Input, Network, Shape
+from imcflow.sw.mapper import map_network
+from imcflow.sw.networks import load_network
+from imcflow.sw.perf import BlockTiming, analyze, fill_latency, frame_latency, simulate
+
+
+def _row_net(pixels=4):
+    return Network("row", [Input("x", Shape(1, pixels, 1)), Conv2d("c", "x", 1, kernel=1)])
+
+
+@pytest.mark.parametrize("buffer", ["line", "frame"])
+def test_one_conv_latency_by_hand(buffer):
+    timing = BlockTiming()
+    mapping = map_network(_row_net(), load_arch("default", mvm_cycles=3, buffer=buffer), timing=timing)
+    schedule = simulate(mapping)
+    # Pixel 0 arrives through the FIFO at cycle 1 (line) or the last pixel at cycle 4 (frame);
+    # its window is valid one cycle later and the copy takes one every 3 cycles; the last of 4
+    # is done steps (1) + crossbar (2) + accumulator (2) cycles after it is taken.
+    start = timing.fifo_latency + (0 if buffer == "line" else 3)
+    assert schedule.emit["c"].tolist() == [start + 1 + 3 * j + 5 for j in range(4)]
+    assert schedule.latency == start + 1 + 3 * 3 + 5
+    assert schedule.emit["x"].tolist() == [0, 1, 2, 3]
+    if buffer == "frame":
+        assert frame_latency(mapping) == schedule.latency
+
+
+def test_a_one_word_line_buffer_stalls_the_input():
+    mapping = map_network(_row_net(6), load_arch("default", mvm_cycles=3))
+    schedule = simulate(mapping)
+    take, emit = schedule.take["c"], schedule.emit["x"]
+    # Pixel i (i >= 2) may only be written after window i-1 is read, one MVM interval apart,
+    # and the FIFO in front holds two more: the source stalls from pixel 4 on.
+    assert np.all(np.diff(take[2:]) == 3)
+    assert np.all(emit[4:] == take[2:-2] + 1)
+
+
+def test_block_timing_rejects_bad_values():
+    with pytest.raises(UserError, match=r"^timing.window_latency: must be an integer >= 1, not 0$"):
+        BlockTiming(window_latency=0)
+    with pytest.raises(UserError, match=r"^timing.merge_latency: must be an integer >= 0, not -1$"):
+        BlockTiming(merge_latency=-1)
+    with pytest.raises(UserError, match=r"^timing.fifo_depth: must be at least .* = 3 .*, not 2$"):
+        BlockTiming(fifo_latency=2)
+
+
+def _random_timing(rng):
+    latency = int(rng.integers(1, 4))
+    fork = int(rng.integers(0, 2))
+    return BlockTiming(window_latency=int(rng.integers(1, 4)), crossbar_latency=int(rng.integers(0, 4)),
+                       accumulator_latency=int(rng.integers(0, 4)), merge_latency=int(rng.integers(0, 3)),
+                       pool_latency=int(rng.integers(1, 3)), join_latency=int(rng.integers(1, 3)),
+                       fork_latency=fork, fifo_latency=latency,
+                       fifo_depth=latency + fork + 1 + int(rng.integers(0, 3)))
+
+
+@pytest.mark.parametrize("name", ["digits", "resnet8"])
+@pytest.mark.parametrize("preset", ["default", "bit_serial", "small", "fpga"])
+def test_frame_closed_form_equals_event_model(name, preset, seeds):
+    net = load_network(name)
+    for seed, budget in zip(seeds(3), (None, "2x", "3x")):
+        timing = _random_timing(np.random.default_rng(seed))
+        mapping = map_network(net, load_arch(preset, buffer="frame"), core_budget=budget, timing=timing)
+        assert frame_latency(mapping) == simulate(mapping).latency, (seed, budget)
+
+
+def test_closed_form_needs_frame_buffers():
+    with pytest.raises(UserError, match=r"layer 'conv1' has a line buffer"):
+        frame_latency(map_network(load_network("digits"), "default"))
+
+
+@pytest.mark.parametrize("name", ["digits", "resnet8", "resnet20", "resnet32"])
+@pytest.mark.parametrize("buffer", ["line", "frame"])
+def test_unreplicated_steady_state_reaches_the_bound(name, buffer):
+    mapping = map_network(load_network(name), load_arch("default", buffer=buffer))
+    schedule = simulate(mapping, 3)
+    assert np.all(np.diff(schedule.done) == mapping.cycles_per_image)
+
+
+def _unbounded_skips(mapping):
+    return dataclasses.replace(mapping, layers=tuple(
+        dataclasses.replace(l, buffer_words=10 ** 6) if l.role == "join" else l for l in mapping.layers))
+
+
+@pytest.mark.parametrize("name", ["digits", "resnet8"])
+@pytest.mark.parametrize("buffer", ["line", "frame"])
+def test_mapped_skip_fifos_never_stall_an_unreplicated_pipeline(name, buffer):
+    mapping = map_network(load_network(name), load_arch("default", buffer=buffer))
+    bounded, unbounded = simulate(mapping, 3), simulate(_unbounded_skips(mapping), 3)
+    for stage in bounded.emit:
+        assert np.array_equal(bounded.emit[stage], unbounded.emit[stage]), stage
+
+
+def _with_depth(mapping, join, words):
+    return dataclasses.replace(mapping, layers=tuple(
+        dataclasses.replace(l, buffer_words=words) if l.name == join else l for l in mapping.layers))
+
+
+@pytest.mark.parametrize("name,join", [("digits", "block_add"), ("resnet8", "s1b1_add")])
+def test_identity_skip_minimum_is_exactly_deadlock_free(name, join):
+    mapping = map_network(load_network(name), "default")
+    minimum = mapping.layer(join).skip_min_words
+    simulate(_with_depth(mapping, join, minimum), 2)
+    with pytest.raises(UserError, match=rf"the pipeline of '{name}' deadlocks: .*'{join}' \(0 of"):
+        simulate(_with_depth(mapping, join, minimum - 1), 2)
+
+
+def test_projection_skip_minimum_is_deadlock_free():
+    mapping = map_network(load_network("resnet8"), "default")
+    for join in ("s2b1_add", "s3b1_add"):
+        mapping = _with_depth(mapping, join, mapping.layer(join).skip_min_words)
+    simulate(mapping, 2)
+
+
+def test_first_image_does_not_depend_on_later_images():
+    mapping = map_network(load_network("resnet8"), "default", core_budget="2x")
+    one, three = simulate(mapping, 1), simulate(mapping, 3)
+    for stage, emit in one.emit.items():
+        assert np.array_equal(three.emit[stage][:len(emit)], emit)
+
+
+def test_handshakes_respect_every_link():
+    mapping = map_network(load_network("resnet8"), "default", core_budget="3x")
+    schedule, timing = simulate(mapping, 2), mapping.timing
+    for layer in mapping.stages:
+        emit = schedule.emit[layer.name]
+        assert np.all(np.diff(emit) >= 1)
+        for p in layer.inputs:
+            consumers = sum(p in l.inputs for l in mapping.stages)
+            arrived = schedule.emit[p] + timing.fifo_latency + (timing.fork_latency if consumers > 1 else 0)
+            take = schedule.take[layer.name]
+            assert np.all(take >= arrived)
+            depth = layer.buffer_words if layer.skip_input == p else timing.fifo_depth
+            assert np.all(schedule.emit[p][depth:] > take[:-depth])  # never more than depth queued
+        if layer.role == "crossbar":
+            need = np.tile(layer.last_needed(), 2) + np.repeat([0, layer.input_pixels], layer.output_pixels)
+            take = schedule.take[layer.name]
+            assert np.all(emit >= take[need] + fill_latency(layer, mapping.arch, timing))
+            copy = np.arange(layer.output_pixels) % layer.replication
+            for c in range(layer.replication):
+                assert np.all(np.diff(emit[:layer.output_pixels][copy == c]) >= layer.interval)
+
+
+def test_image_gap_slows_a_source_bound_pipeline():
+    net = Network("fast", [Input("x", Shape(4, 4, 1)), Conv2d("c", "x", 1, kernel=1)])
+    for gap in (0, 3):
+        mapping = map_network(net, load_arch("default", mvm_cycles=1), timing=BlockTiming(image_gap=gap))
+        assert simulate(mapping, 3).cycles_per_image == 16 + gap
+
+
+def test_replication_speeds_up_the_event_model():
+    net = load_network("resnet32")
+    base = analyze(map_network(net, "default"))
+    double = analyze(map_network(net, "default", core_budget="2x"))
+    assert base.cycles_per_image == base.cycles_per_image_bound == 8192
+    assert double.cycles_per_image_bound == 2048
+    assert base.cycles_per_image / double.cycles_per_image >= 1.8
+    assert double.cycles_per_image >= double.cycles_per_image_bound
+
+
+def test_analyze_summarizes_line_and_frame():
+    net = load_network("resnet8")
+    line = analyze(map_network(net, "default"))
+    frame = analyze(map_network(net, load_arch("default", buffer="frame")))
+    assert line.latency_closed_form is None and frame.latency_closed_form == frame.latency_cycles
+    assert 3 * line.latency_cycles < frame.latency_cycles
+    assert line.throughput_ips == pytest.approx(1e9 / line.cycles_per_image)
+    assert line.latency_us == pytest.approx(line.latency_cycles / 1000)
+    assert [s.name for s in line.stages][0] == "input" and line.stages[-1].last_output == line.latency_cycles
+    with pytest.raises(UserError, match=r"^images: must be an integer >= 2, not 1$"):
+        analyze(map_network(net, "default"), 1)
