@@ -354,7 +354,7 @@ def choose_adc_shift(x, weight, arch: Arch, percentile: float = DEFAULT_PERCENTI
     x = np.asarray(x, dtype=np.int64).reshape(-1, weight.shape[0])
     if arch.input_encoding == "bit_serial":
         x = bit_planes(x, arch.act_bits).reshape(-1, weight.shape[0])
-    # float64 products are exact here (|dot| < 2**8 * 2**7 * 2**12 < 2**53) and use BLAS
+    # float64 sums are exact here (|dot| < 2**8 * 2**7 * rows, far below 2**53) and use BLAS
     x, weight = x.astype(np.float64), np.asarray(weight, dtype=np.float64)
     dots = np.concatenate([np.abs(x[:, rows] @ weight[rows]).ravel()
                            for rows in tile_slices(weight.shape[0], arch.rows)])
