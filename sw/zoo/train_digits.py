@@ -116,8 +116,10 @@ def backward(net: Network, acts, cache, grad_out):
 
 
 def train(seed: int = 0, epochs: int = 60, qat_epochs: int = 15, weight_bits: int = 4,
-          batch: int = 32, lr: float = 3e-3, log=print) -> dict[str, np.ndarray]:
-    """Trained float parameters of the digits network (``<layer>.weight``, ``<layer>.bias``)."""
+          batch: int = 32, lr: float = 3e-3, train_images: int | None = None,
+          log=print) -> dict[str, np.ndarray]:
+    """Trained float parameters of the digits network (``<layer>.weight``, ``<layer>.bias``),
+    on the first ``train_images`` training images (all when None)."""
     data = zoo.dataset("digits")
     topology = load_toml(zoo.DIGITS_TOML, weights=False)
     params = {}
@@ -125,7 +127,7 @@ def train(seed: int = 0, epochs: int = 60, qat_epochs: int = 15, weight_bits: in
         if isinstance(layer, (Conv2d, Dense)):
             params[f"{layer.name}.weight"] = layer.weight.copy()
             params[f"{layer.name}.bias"] = layer.bias.copy()
-    x_all, y_all = data.train_images / 255.0, data.train_labels
+    x_all, y_all = data.train_images[:train_images] / 255.0, data.train_labels[:train_images]
     rng = np.random.default_rng(seed)
     m = {k: np.zeros_like(v) for k, v in params.items()}
     v = {k: np.zeros_like(p) for k, p in params.items()}
