@@ -258,7 +258,8 @@ class Mapping:
         }
 
 
-def buffer_for(strategy: str, h: int, w: int, kernel: int, stride: int, padding: int) -> tuple[str, int]:
+def buffer_for(strategy: str, h: int, w: int, kernel: int, stride: int,
+               padding: int) -> tuple[str, int]:
     """The window buffer of a layer under ``strategy``: ``(kind, words)``.
 
     ``line``: ``line_buffer_words`` pixels. ``frame``: a ping-pong pair of images, ``2*H*W``.
@@ -272,23 +273,28 @@ def buffer_for(strategy: str, h: int, w: int, kernel: int, stride: int, padding:
     return "line", words
 
 
-def resolve_budget(value, minimum: int, *, field: str = "core_budget") -> int | None:
+def resolve_budget(value, minimum: int) -> int | None:
     """A core budget in crossbars from ``None``, an integer, ``"N"`` or ``"Kx"`` (``K`` times
     ``minimum``, rounded down); a `UserError` below ``minimum``."""
     if value is None:
         return None
     text = str(value).strip().lower()
     try:
-        budget = math.floor(float(text[:-1]) * minimum) if text.endswith("x") else int(text)
-    except ValueError:
-        budget = None
-    if budget is None or isinstance(value, bool) or (text.endswith("x") and float(text[:-1]) <= 0):
-        raise UserError(f"{field}: must be a number of crossbars (e.g. 64) or a multiple of the "
-                        f"minimum (e.g. 2x), not {value!r}")
-    if budget < minimum:
-        raise UserError(f"{field}: core budget {budget} is below the minimum {minimum} crossbars "
-                        f"(one copy of every conv and dense layer)")
+        factor = float(text[:-1]) if text.endswith("x") else 1.0
+        budget = math.floor(factor * minimum) if text.endswith("x") else int(text)
+    except (ValueError, OverflowError):
+        factor = budget = None
+    if budget is None or isinstance(value, bool) or factor <= 0:
+        raise UserError(f"core_budget: must be a number of crossbars (e.g. 64) or a multiple of "
+                        f"the minimum (e.g. 2x), not {value!r}")
+    _check_budget(budget, minimum)
     return budget
+
+
+def _check_budget(budget: int, minimum: int) -> None:
+    if budget < minimum:
+        raise UserError(f"core_budget: core budget {budget} is below the minimum {minimum} "
+                        f"crossbars (one copy of every conv and dense layer)")
 
 
 def replication(pixels, intervals, tiles, budget: int, floors=None, bound: int = 0) -> list[int]:
@@ -305,9 +311,7 @@ def replication(pixels, intervals, tiles, budget: int, floors=None, bound: int =
     t = np.asarray(intervals, dtype=np.int64)
     n = np.asarray(tiles, dtype=np.int64)
     floors = np.zeros_like(p) if floors is None else np.asarray(floors, dtype=np.int64)
-    if int(n.sum()) > budget:
-        raise UserError(f"core_budget: core budget {budget} is below the minimum {int(n.sum())} "
-                        f"crossbars (one copy of every conv and dense layer)")
+    _check_budget(budget, int(n.sum()))
 
     def copies(time):
         return -(-p // (time // t))
@@ -351,9 +355,8 @@ def map_network(net: Network, arch: Arch | str | None = None, *, core_budget=Non
             layers.append(LayerMapping(layer.name, layer.kind, role, (), None, out,
                                        stage_cycles=out.pixels))
             continue
-        stream = net.shapes[inputs[0]]
-        layers.append(_map_stage(layer, role, inputs, stream, net.shapes[layer.inputs[0]], out, arch,
-                                 net.input.name))
+        layers.append(_map_stage(layer, role, inputs, net.shapes[inputs[0]],
+                                 net.shapes[layer.inputs[0]], out, arch, net.input.name))
 
     if not any(l.role == "crossbar" for l in layers):
         raise UserError(f"network {net.name!r}: has no conv or dense layer to map onto crossbars")
@@ -375,20 +378,17 @@ def map_network(net: Network, arch: Arch | str | None = None, *, core_budget=Non
 
 
 def _crossbar_cycles(layer: LayerMapping, r: int) -> int:
-    return max(-(-layer.output_pixels // r) * layer.interval, layer.input_pixels, layer.output_pixels)
+    copies_time = -(-layer.output_pixels // r) * layer.interval
+    return max(copies_time, layer.input_pixels, layer.output_pixels)
 
 
 def _map_stage(layer, role, inputs, stream: Shape, logical: Shape, out: Shape, arch: Arch,
                source: str) -> LayerMapping:
     """The mapping of a stage before replication and skip FIFOs."""
-    kernel, stride, padding = {
-        Conv2d: lambda: (layer.kernel, layer.stride, layer.padding),
-        Dense: lambda: (1, 1, 0),
-        MaxPool: lambda: (layer.kernel, layer.stride, layer.padding),
-        AvgPool: lambda: (layer.kernel, layer.stride, 0),
-        GlobalAvgPool: lambda: (0, 0, 0),
-        Add: lambda: (0, 0, 0),
-    }[type(layer)]()
+    if isinstance(layer, (Conv2d, MaxPool, AvgPool)):
+        kernel, stride, padding = layer.kernel, layer.stride, getattr(layer, "padding", 0)
+    else:  # a dense layer reads 1x1 windows; joins and global pooling have none
+        kernel, stride, padding = (1, 1, 0) if role == "crossbar" else (0, 0, 0)
     if stream != logical:  # the input went through a flatten: read the map as one H x H window
         if role != "crossbar" or (kernel, stride, padding) != (1, 1, 0):
             raise layer.error(f"cannot follow a flatten of the {stream} map; only a dense layer "

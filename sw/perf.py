@@ -117,7 +117,8 @@ def link_latency(timing: BlockTiming, consumers: int) -> int:
 def _capacity(layer, arch, timing: BlockTiming) -> int:
     """Inputs an engine (one copy) holds between taking them and their output handshake: the
     issue stage holds one for all its steps, every later register one."""
-    return engine_latency(layer, arch, timing) - (_steps(layer, arch) - 1 if layer.role == "crossbar" else 0)
+    issue = _steps(layer, arch) - 1 if layer.role == "crossbar" else 0
+    return engine_latency(layer, arch, timing) - issue
 
 
 def _previous_on_copy(windows: int, per_image: int, r: int) -> np.ndarray:
@@ -126,7 +127,8 @@ def _previous_on_copy(windows: int, per_image: int, r: int) -> np.ndarray:
     n = np.arange(windows)
     local, image = n % per_image, n // per_image
     last_of_copy = local + r * ((per_image - 1 - local) // r)  # the copy's last pixel of an image
-    return np.where(local >= r, n - r, np.where(image > 0, n - local - per_image + last_of_copy, -1))
+    previous_image = np.where(image > 0, n - local - per_image + last_of_copy, -1)
+    return np.where(local >= r, n - r, previous_image)
 
 
 # --- the event model -----------------------------------------------------------------------------
@@ -139,6 +141,9 @@ class _Stage:
     register) and ``hand[j]`` (window ``j`` handed to its copy); global pooling has ``read[n]``
     (image ``n``'s sum complete). ``slot[i]``: the reads (for global pooling, the output
     handshakes) that must precede input beat ``i`` because it overwrites what they needed.
+
+    ``advance()`` (the ``_advance_<role>`` method) computes every handshake whose constraints are
+    known and returns whether it took inputs and whether it emitted outputs.
     """
 
     def __init__(self, layer, mapping, images):
@@ -160,25 +165,22 @@ class _Stage:
             return
         offsets = np.repeat(np.arange(images, dtype=np.int64), self.p_out) * self.p_in
         self.need = (np.tile(layer.last_needed(), images) + offsets).tolist()
-        # Copy (j mod r) of output pixel j of each image: the previous window of the same copy,
-        # and the one `capacity` windows back, whose output handshake frees the copy.
-        prev = _previous_on_copy(self.n_out, self.p_out, layer.replication)
-        self.prev = prev.tolist()
-        held = np.arange(self.n_out)
-        for _ in range(self.capacity):
-            held = np.where(held >= 0, prev[np.maximum(held, 0)], -1)
-        self.held = held.tolist()
         beats = np.arange(self.n_in)
         if layer.role == "gap":  # an image's last pixel waits for the previous image's result
             self.slot = np.maximum((beats + 1) // self.p_in - 1, 0).tolist()
-        elif layer.buffer == "line":  # pixel i overwrites pixel i - words
+            return
+        if layer.buffer == "line":  # pixel i overwrites pixel i - words
             keep = np.tile(layer.first_needed(), images) + offsets
             self.slot = np.searchsorted(keep, beats - layer.buffer_words, side="right").tolist()
         else:  # frame: image n overwrites image n - 2
             self.slot = (np.maximum(beats // self.p_in - 1, 0) * self.p_out).tolist()
-
-    # advance() computes every handshake whose constraints are known and returns
-    # (took inputs, emitted outputs); it is the _advance_<role> method of the stage's role.
+        # Copy j mod r takes output pixel j of each image: the previous window of the same copy,
+        # and the one `capacity` windows back, whose output handshake frees the copy.
+        prev = _previous_on_copy(self.n_out, self.p_out, layer.replication)
+        held = np.arange(self.n_out)
+        for _ in range(self.capacity):
+            held = np.where(held >= 0, prev[np.maximum(held, 0)], -1)
+        self.prev, self.held = prev.tolist(), held.tolist()
 
     @property
     def complete(self) -> bool:
@@ -186,7 +188,8 @@ class _Stage:
 
     def _emit(self, ready) -> bool:
         """Append output handshakes while engine outputs ``ready`` and FIFO room allow."""
-        emit, room, latency, gap, per_image = self.emit, self.consumers, self.latency, self.gap, self.p_out
+        emit, room, latency = self.emit, self.consumers, self.latency
+        gap, per_image = self.gap, self.p_out
         n = start = len(emit)
         end = len(ready)
         while n < end:
@@ -281,12 +284,12 @@ class _Stage:
                 return len(take) > t0, len(emit) > e0
 
     def _advance_gap(self):
-        take, sums, p_in = self.take, self.read, self.p_in
+        take, sums, need = self.take, self.read, self.need
         t0, e0 = len(take), len(self.emit)
         while True:
             moved = self._take(self.emit, 0)
-            while len(sums) < len(take) // p_in:  # an image's sum is complete with its last pixel
-                sums.append(take[(len(sums) + 1) * p_in - 1])
+            while len(sums) < self.n_out and need[len(sums)] < len(take):  # with its last pixel
+                sums.append(take[need[len(sums)]])
                 moved = True
             if not (self._emit(sums) or moved):
                 return len(take) > t0, len(self.emit) > e0
@@ -365,12 +368,13 @@ def simulate(mapping, images: int = 1) -> Schedule:
         raise UserError(f"images: must be a positive integer, not {images!r}")
     timing = mapping.timing
     stages = {l.name: _Stage(l, mapping, images) for l in mapping.stages}
-    fed = {name: sum(name in l.inputs for l in mapping.stages) for name in stages}
+    fanout = {name: sum(name in l.inputs for l in mapping.stages) for name in stages}
     for l in mapping.stages:
         stage = stages[l.name]
         for p in l.inputs:
-            stages[p].consumers.append((stage, l.buffer_words if l.skip_input == p else timing.fifo_depth))
-            stage.producers.append((stages[p], link_latency(timing, fed[p])))
+            depth = l.buffer_words if l.skip_input == p else timing.fifo_depth
+            stages[p].consumers.append((stage, depth))
+            stage.producers.append((stages[p], link_latency(timing, fanout[p])))
     order = list(stages.values())
     pending = deque(order)
     while pending:  # a worklist: a stage is run again when a neighbour has moved
@@ -401,18 +405,19 @@ def frame_latency(mapping) -> int:
     own pace: window ``j`` is handed to its copy ``max(j, (j // r) * t + j % r)`` cycles after the
     first; nothing downstream stalls an image on its own. Equal to the event model's latency.
     """
-    lines = [l.name for l in mapping.stages if l.role in ("crossbar", "pool") and l.buffer != "frame"]
+    lines = [l.name for l in mapping.stages
+             if l.role in ("crossbar", "pool") and l.buffer != "frame"]
     if lines:
         raise UserError(f"frame_latency: every window buffer must be a frame buffer; layer "
                         f"{lines[0]!r} has a line buffer")
     arch, timing = mapping.arch, mapping.timing
-    consumers = {l.name: sum(l.name in c.inputs for c in mapping.stages) for l in mapping.stages}
+    fanout = {l.name: sum(l.name in c.inputs for c in mapping.stages) for l in mapping.stages}
     last = {}
     for l in mapping.stages:
         if l.role == "source":
             last[l.name] = l.output_pixels - 1
             continue
-        arrived = max(last[p] + link_latency(timing, consumers[p]) for p in l.inputs)
+        arrived = max(last[p] + link_latency(timing, fanout[p]) for p in l.inputs)
         j, r, t = l.output_pixels - 1, l.replication, l.interval
         queue = max(j, (j // r) * t + j % r) if l.role in ("crossbar", "pool") else 0
         last[l.name] = arrived + fill_latency(l, arch, timing) + queue
