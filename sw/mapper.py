@@ -427,7 +427,7 @@ def _with_skip_fifo(mapping: Mapping, join: LayerMapping) -> LayerMapping:
     """
     stages = {l.name: l for l in mapping.stages}
     order = [l.name for l in mapping.stages]
-    consumers = {name: sum(name in l.inputs for l in mapping.stages) for name in order}
+    consumers = {name: sum(l.inputs.count(name) for l in mapping.stages) for name in order}
 
     def ancestors(name):
         seen, todo = set(), [name]
@@ -453,17 +453,18 @@ def _with_skip_fifo(mapping: Mapping, join: LayerMapping) -> LayerMapping:
             frames[name] = max(frames[q] for q in region) + (s.buffer == "frame" or s.role == "gap")
     need = np.maximum(needs[a], needs[b])
     index = np.arange(len(need))
-    required = {p: int((np.searchsorted(needs[p], need - 1, side="right") - index).max()) + 1
+    required = {p: int((np.searchsorted(needs[p], need - 1, side="right") - index).max())
                 for p in (a, b)}
     skip, main = (a, b) if required[a] > required[b] else (b, a)
-    if required[main] > 1:
+    if required[main] > 0:
         raise UserError(f"layer {join.name!r} (add): both inputs need a skip FIFO (neither path "
                         f"from {fork!r} is always the one waited for); not supported")
     lag = max(frames[main] - frames[skip], 0) * join.output_pixels
     in_flight = latency[main] + link_latency(mapping.timing, consumers[main])
     margin = math.ceil(in_flight * stages[fork].output_pixels / mapping.cycles_per_image)
-    words = max(required[skip], lag, mapping.timing.fifo_depth) + margin
+    minimum = max(required[skip], 1)
+    words = max(minimum, lag, mapping.timing.fifo_depth) + margin
     bits = INPUT_BITS if stages[skip].role == "source" else mapping.arch.act_bits
     return replace(join, buffer="skip", buffer_words=words,
                    buffer_bits=words * join.out_shape.c * bits, skip_input=skip,
-                   skip_min_words=required[skip])
+                   skip_min_words=minimum)

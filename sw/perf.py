@@ -152,8 +152,8 @@ class _Stage:
         self.p_in, self.p_out = layer.input_pixels, layer.output_pixels
         self.n_in, self.n_out = images * layer.input_pixels, images * layer.output_pixels
         self.take, self.emit, self.read, self.hand = [], [], [], []
-        self.producers: list = []   # (stage, link latency), one per input
-        self.consumers: list = []   # (stage, FIFO depth), one per input fed
+        self.producers: list = []   # (stage, link latency, beats sent on the link), per input
+        self.consumers: list = []   # (stage, FIFO depth, beats sent on the link), per input fed
         self.queued = True
         self.gap = timing.image_gap
         self.latency = engine_latency(layer, arch, timing)
@@ -161,6 +161,8 @@ class _Stage:
         self.t, self.window = layer.interval, timing.window_latency
         self.advance = {"source": self._advance_source, "join": self._advance_join,
                         "gap": self._advance_gap}.get(layer.role, self._advance_window)
+        if layer.role == "source":  # pixel i is offered from cycle i on
+            self.offers = range(self.n_out)
         if layer.role in ("source", "join"):
             return
         offsets = np.repeat(np.arange(images, dtype=np.int64), self.p_out) * self.p_in
@@ -187,11 +189,17 @@ class _Stage:
         return len(self.emit) == self.n_out
 
     def _emit(self, ready) -> bool:
-        """Append output handshakes while engine outputs ``ready`` and FIFO room allow."""
+        """Append output handshakes while engine outputs ``ready`` and FIFO room allow.
+
+        With several consumers the output is a fork (`imcflow.hw.residual.Fork`): each consumer
+        takes an offered beat as soon as its FIFO has room (``sent``), and the beat leaves when
+        the last one has taken it. Returns whether any consumer got a beat.
+        """
         emit, room, latency = self.emit, self.consumers, self.latency
         gap, per_image = self.gap, self.p_out
         n = start = len(emit)
         end = len(ready)
+        sent_any = False
         while n < end:
             x = ready[n] + latency
             if n:
@@ -200,7 +208,8 @@ class _Stage:
                     y += gap
                 if y > x:
                     x = y
-            for stage, depth in room:
+            if len(room) == 1:  # no fork: the beat leaves when the FIFO has room
+                stage, depth, _ = room[0]
                 k = n - depth
                 if k >= 0:
                     taken = stage.take
@@ -208,15 +217,28 @@ class _Stage:
                         return n > start
                     if taken[k] >= x:
                         x = taken[k] + 1
+            else:
+                offer, waiting = x, False
+                for stage, depth, sent in room:
+                    if len(sent) == n:
+                        k = n - depth
+                        if k >= 0 and k >= len(stage.take):
+                            waiting = True
+                            continue
+                        sent.append(max(offer, stage.take[k] + 1) if k >= 0 else offer)
+                        sent_any = True
+                    if sent[n] > x:
+                        x = sent[n]
+                if waiting:
+                    return sent_any
             emit.append(x)
             n += 1
-        return n > start
+        return n > start or sent_any
 
     def _take(self, slot_times, slot_delay) -> bool:
         """Append input handshakes while the producer's beats and the input slots allow."""
         take, slot = self.take, self.slot
-        (producer, link), = self.producers
-        arrived = producer.emit
+        (_, link, arrived), = self.producers
         n = start = len(take)
         limit = min(self.n_in, len(arrived))
         done = len(slot_times)
@@ -234,21 +256,7 @@ class _Stage:
         return n > start
 
     def _advance_source(self):
-        emit, room, gap, per_image = self.emit, self.consumers, self.gap, self.p_out
-        n = start = len(emit)
-        while n < self.n_out:
-            x = emit[n - 1] + 1 + (gap if n % per_image == 0 else 0) if n else 0
-            for stage, depth in room:
-                k = n - depth
-                if k >= 0:
-                    taken = stage.take
-                    if k >= len(taken):
-                        return False, n > start
-                    if taken[k] >= x:
-                        x = taken[k] + 1
-            emit.append(x)
-            n += 1
-        return False, n > start
+        return False, self._emit(self.offers)
 
     def _advance_window(self):
         take, read, hand, emit, need = self.take, self.read, self.hand, self.emit, self.need
@@ -296,8 +304,7 @@ class _Stage:
 
     def _advance_join(self):
         take, emit, capacity, n_out = self.take, self.emit, self.capacity, self.n_out
-        (a, link_a), (b, link_b) = self.producers
-        ea, eb = a.emit, b.emit
+        (_, link_a, ea), (_, link_b, eb) = self.producers
         t0, e0 = len(take), len(emit)
         while True:
             n = start = len(take)
@@ -368,13 +375,15 @@ def simulate(mapping, images: int = 1) -> Schedule:
         raise UserError(f"images: must be a positive integer, not {images!r}")
     timing = mapping.timing
     stages = {l.name: _Stage(l, mapping, images) for l in mapping.stages}
-    fanout = {name: sum(name in l.inputs for l in mapping.stages) for name in stages}
+    fanout = {name: sum(l.inputs.count(name) for l in mapping.stages) for name in stages}
     for l in mapping.stages:
         stage = stages[l.name]
         for p in l.inputs:
+            producer = stages[p]
+            sent = producer.emit if fanout[p] == 1 else []
             depth = l.buffer_words if l.skip_input == p else timing.fifo_depth
-            stages[p].consumers.append((stage, depth))
-            stage.producers.append((stages[p], link_latency(timing, fanout[p])))
+            producer.consumers.append((stage, depth, sent))
+            stage.producers.append((producer, link_latency(timing, fanout[p]), sent))
     order = list(stages.values())
     pending = deque(order)
     while pending:  # a worklist: a stage is run again when a neighbour has moved
@@ -383,7 +392,7 @@ def simulate(mapping, images: int = 1) -> Schedule:
         took, emitted = stage.advance()
         for moved, neighbours in ((took, stage.producers), (emitted, stage.consumers)):
             if moved:
-                for neighbour, _ in neighbours:
+                for neighbour, _, _ in neighbours:
                     if not neighbour.queued:
                         neighbour.queued = True
                         pending.append(neighbour)
@@ -411,7 +420,7 @@ def frame_latency(mapping) -> int:
         raise UserError(f"frame_latency: every window buffer must be a frame buffer; layer "
                         f"{lines[0]!r} has a line buffer")
     arch, timing = mapping.arch, mapping.timing
-    fanout = {l.name: sum(l.name in c.inputs for c in mapping.stages) for l in mapping.stages}
+    fanout = {l.name: sum(c.inputs.count(l.name) for c in mapping.stages) for l in mapping.stages}
     last = {}
     for l in mapping.stages:
         if l.role == "source":

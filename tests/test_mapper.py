@@ -60,7 +60,7 @@ def test_digits_tiles_buffers_and_skip():
         "block_conv2": (144, 16, 1, 1, 19), "conv3": (144, 16, 1, 1, 19), "fc": (16, 10, 1, 1, 1)}
     assert mapping.crossbars == 5
     add = mapping.layer("block_add")
-    assert add.skip_input == "conv1" and add.skip_min_words == 19
+    assert add.skip_input == "conv1" and add.skip_min_words == 2 * 8 + 2
     assert mapping.layer("gap").buffer == "none"
     assert [l.name for l in mapping.layers if l.role == "fused"] == [
         "relu1", "block_relu1", "block_relu2", "relu3"]
@@ -73,12 +73,13 @@ def test_resnet_skip_fifo_minimum_depths(name):
         stage, block = int(join.name[1]), int(join.name[3])
         w = 32 >> (stage - 1)
         if block == 1 and stage > 1:
-            # Projection skip: join pixel (y, x) waits for input (2y+3, 2x+3), by which time the
-            # 1x1 stride-2 projection has produced rows 0..y+1: (y+2)*W - (yW + x) + 1 <= 2W + 1.
-            assert (join.skip_input, join.skip_min_words) == (f"{join.name[:4]}_proj", 2 * w + 1)
+            # Projection skip: join pixel (y, x) waits for input (2y+3, 2x+3), before which the
+            # 1x1 stride-2 projection has produced rows 0..y+1: (y+2)*W - (yW + x) <= 2W.
+            assert (join.skip_input, join.skip_min_words) == (f"{join.name[:4]}_proj", 2 * w)
         else:
-            # Identity skip after two 3x3 convs: pixel j waits for input j + 2W + 2.
-            assert join.skip_min_words == 2 * w + 3
+            # Identity skip after two 3x3 convs: pixel j waits for input j + 2W + 2, and the
+            # skip FIFO holds pixels j .. j + 2W + 1 while the main path takes that one.
+            assert join.skip_min_words == 2 * w + 2
         assert join.skip_min_words < join.buffer_words <= join.skip_min_words + 16
         assert join.buffer_bits == join.buffer_words * join.out_shape.c * 8
 
@@ -214,6 +215,6 @@ def test_join_on_the_network_input_buffers_8_bit_pixels():
                           Add("a", "c", "x")])
     mapping = map_network(net, load_arch("default", act_bits=4))
     a = mapping.layer("a")
-    assert a.skip_input == "x" and a.skip_min_words == 4 + 2  # 3x3 window: j + W + 1
+    assert a.skip_input == "x" and a.skip_min_words == 4 + 1  # 3x3 window: j + W + 1
     assert a.buffer_bits == a.buffer_words * 3 * 8
     assert mapping.layer("c").buffer_bits == mapping.layer("c").buffer_words * 3 * 8
