@@ -40,3 +40,20 @@ def test_fifo_under_verilator(name, make, payload, beats, seeds):
     assert report["beats"] == beats
     print(f"{name}: {beats} beats in {report['cycles']} cycles, "
           f"full rate {report['full_rate_cycles_per_beat']:.2f} cycles/beat")
+
+
+def test_failures_name_the_testcase_and_keep_the_waveform(seeds):
+    # The testbench's checkers must catch a wrong beat (here one golden beat is altered on
+    # purpose) and the runner must name the failing testcase, the beat and the kept waveform.
+    name, make, payload, _ = CONFIGS[1]
+    sim = build(name, make, payload)
+    seed, = seeds(1)
+    with pytest.raises(runner.SimulationError) as failure:
+        runner.run(sim, TB, parameters={"seed": seed, "beats": 500, "corrupt": True},
+                   testcase="random_traffic")
+    message = str(failure.value)
+    assert message.startswith("fifo_tb.py on fifo_w8_d2: random_traffic: ")
+    assert "o: beat 250: expected" in message and "(sim time " in message
+    wave = Path(message.split("waveform: ")[1].splitlines()[0])
+    assert wave.suffix == ".vcd" and wave.stat().st_size > 0
+    wave.unlink()

@@ -10,8 +10,9 @@ with Verilator through cocotb's Python runner (``cocotb_tools.runner``). Builds 
 ``$IMCFLOW_CACHE/verilator/<name>-<hash>`` (``IMCFLOW_CACHE`` defaults to ``~/.cache/imcflow``),
 keyed by the Verilog text, the toplevel name, the parameters, the Verilator flags and the
 Verilator and cocotb versions. A lock file makes concurrent pytest-xdist workers build a key
-once; the build happens in a temporary directory renamed into place when complete, so an
-interrupted build is never mistaken for a cached one.
+once; the build happens in ``.<name>-<hash>.building`` and is renamed into place when complete,
+so an interrupted or failed build is never mistaken for a cached one (a failed one stays there,
+with its ``build.log``, until the next attempt).
 
 `run` runs the cocotb test module (a Python file of ``@cocotb.test`` functions) against a build.
 Parameters reach the testbench as JSON (`imcflow.verif.bench.parameters` reads them), together
@@ -194,7 +195,7 @@ def build(component, *, name: str, parameters: Mapping | None = None,
         if final.is_dir():
             _progress(f"using cached Verilator build {final}")
             return result
-        tmp = root / f".{final.name}.{os.getpid()}"
+        tmp = root / f".{final.name}.building"   # kept after a failure, for its build.log
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         (tmp / f"{name}.v").write_text(text)
@@ -221,9 +222,12 @@ def build(component, *, name: str, parameters: Mapping | None = None,
 def _failures(results: Path) -> list[str]:
     failures = []
     for case in ElementTree.parse(results).getroot().iter("testcase"):
+        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
         for problem in (*case.iter("failure"), *case.iter("error")):
             message = (problem.get("message") or "").strip().splitlines()
-            failures.append(f"{case.get('name')}: {message[0] if message else problem.tag}")
+            failures.append(f"{case.get('name')}: {message[0] if message else problem.tag} "
+                            f"(sim time {properties.get('sim_time_stop', '?')} "
+                            f"{properties.get('sim_time_unit', '')})")
     return failures
 
 
