@@ -423,7 +423,8 @@ def _with_skip_fifo(mapping: Mapping, join: LayerMapping) -> LayerMapping:
     below that minimum deadlocks the pipeline. For full rate it also holds what the fork emits
     while the main path lags behind in steady state: one image per stage that releases an image
     only after its last input (frame buffers, global pooling) beyond those of the skip path, and
-    the beats emitted during the main path's fill latency.
+    the beats the fork can emit during the main path's fill latency: one per window its consumers
+    can take, every ``interval / r`` cycles for a crossbar stage.
     """
     stages = {l.name: l for l in mapping.stages}
     order = [l.name for l in mapping.stages]
@@ -461,7 +462,9 @@ def _with_skip_fifo(mapping: Mapping, join: LayerMapping) -> LayerMapping:
                         f"from {fork!r} is always the one waited for); not supported")
     lag = max(frames[main] - frames[skip], 0) * join.output_pixels
     in_flight = latency[main] + link_latency(mapping.timing, consumers[main])
-    margin = math.ceil(in_flight * stages[fork].output_pixels / mapping.cycles_per_image)
+    fed = [stages[n] for n in needs if fork in stages[n].inputs]
+    interval = min(l.interval / l.replication if l.role == "crossbar" else 1 for l in fed)
+    margin = math.ceil(in_flight / max(interval, 1))
     minimum = max(required[skip], 1)
     words = max(minimum, lag, mapping.timing.fifo_depth) + margin
     bits = INPUT_BITS if stages[skip].role == "source" else mapping.arch.act_bits

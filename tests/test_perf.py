@@ -93,7 +93,7 @@ def _unbounded_skips(mapping):
         dataclasses.replace(l, buffer_words=10 ** 6) if l.role == "join" else l for l in mapping.layers))
 
 
-@pytest.mark.parametrize("name", ["digits", "resnet8"])
+@pytest.mark.parametrize("name", ["digits", "resnet8", "resnet20"])  # resnet20: 16x16, 8x8 identities
 @pytest.mark.parametrize("buffer", ["line", "frame"])
 def test_mapped_skip_fifos_never_stall_an_unreplicated_pipeline(name, buffer):
     mapping = map_network(load_network(name), load_arch("default", buffer=buffer))
