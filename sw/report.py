@@ -85,7 +85,8 @@ def summarize(net, arch: Arch, core_budget=None) -> dict:
             m = map_network(net, arch.replace(buffer=strategy), core_budget=core_budget)
             latency = simulate(m).latency
         tradeoff[strategy] = {"activation_memory_bits": m.activation_memory_bits,
-                              "latency_cycles": latency, "cycles_per_image_bound": m.cycles_per_image}
+                              "latency_cycles": latency, "cycles_per_image_bound": m.cycles_per_image,
+                              "layer_bits": {l.name: l.buffer_bits for l in m.layers if l.buffer_bits}}
     summary["buffer_tradeoff"] = tradeoff
     if mapping.core_budget is not None:
         base = map_network(net, arch.replace(core_budget=None))
@@ -187,15 +188,31 @@ def _plot_memory_latency(summary: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.0, 4.0))
-    for strategy, point in summary["buffer_tradeoff"].items():
-        ax.scatter(point["activation_memory_bits"] / 1e3, point["latency_cycles"], s=40)
-        ax.annotate(f" {strategy}", (point["activation_memory_bits"] / 1e3, point["latency_cycles"]))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("activation memory (kbit)")
-    ax.set_ylabel("latency (cycles)")
-    ax.set_title(f"{summary['network']}: memory vs latency")
+    trade = summary["buffer_tradeoff"]
+    names = list(trade["frame"]["layer_bits"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(9.0, 0.25 * len(names) + 5), 4.2),
+                                      gridspec_kw={"width_ratios": [1, 2]})
+    for strategy, point in trade.items():
+        kbit = point["activation_memory_bits"] / 1e3
+        left.scatter(kbit, point["latency_cycles"], s=40)
+        left.annotate(f" {strategy}: {kbit:,.0f} kbit, {point['latency_cycles']:,} cycles",
+                      (kbit, point["latency_cycles"]), fontsize=8)
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.margins(0.4)
+    left.set_xlabel("activation memory (kbit)")
+    left.set_ylabel("latency (cycles)")
+    left.set_title("memory vs latency")
+    x = range(len(names))
+    for offset, strategy in ((-0.2, "line"), (0.2, "frame")):
+        bits = [trade[strategy]["layer_bits"].get(n, 0) / 1e3 for n in names]
+        right.bar([i + offset for i in x], bits, 0.4, label=strategy)
+    right.set_yscale("log")
+    right.set_xticks(list(x), names, rotation=90, fontsize=7)
+    right.set_ylabel("buffer (kbit)")
+    right.set_title("window buffers and skip FIFOs per layer")
+    right.legend()
+    fig.suptitle(summary["network"])
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
