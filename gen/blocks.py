@@ -4,7 +4,7 @@
 configuration, in ``<name>.v``), ``verilator --lint-only -Wall`` with only the documented waivers
 (`imcflow.verif.runner.lint`), and ``manifest.json``. Each block adds a function that validates
 its parameters (raising `UserError` naming the field and the allowed values) and builds the
-component, like `generate_fifo`.
+component, like `generate_fifo`, and registers it in `BLOCKS`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from imcflow import __version__, toolchain
 from imcflow.errors import UserError
 from imcflow.files import atomic_directory
 
-__all__ = ["FIFO_WIDTHS", "FIFO_DEPTHS", "write_block", "generate_fifo"]
+__all__ = ["FIFO_WIDTHS", "FIFO_DEPTHS", "BLOCKS", "write_block", "generate_fifo"]
 
 #: allowed payload widths and depths of ``imcflow gen fifo``
 FIFO_WIDTHS = range(1, 4097)
@@ -102,3 +102,7 @@ def generate_fifo(out_dir: str | os.PathLike, *, width: int, depth: int) -> dict
     depth = _check("fifo.depth", depth, FIFO_DEPTHS)
     return write_block(out_dir, PipelineFifo(width, depth), block="fifo",
                        name=f"fifo_w{width}_d{depth}", parameters={"width": width, "depth": depth})
+
+
+#: ``imcflow gen <block>``: block name -> (generator, the keyword options it requires)
+BLOCKS = {"fifo": (generate_fifo, ("width", "depth"))}

@@ -1,9 +1,9 @@
 """Stream queues between blocks and between cores: `PipelineFifo`, `SkidBuffer`, and their model.
 
 Both are `wiring.Component`s with a stream input ``i``, a stream output ``o`` (any payload shape,
-e.g. a `~imcflow.hw.streams.VectorLayout`) and a ``level`` output. Every output is driven from
-registers: ``o.valid``, ``o.payload``, ``i.ready`` and ``level`` never depend combinationally on
-an input, so chaining queues never builds long combinational paths between cores.
+e.g. a `~imcflow.hw.streams.VectorLayout`) and a ``level`` output. Every output is a function of
+registers only: ``o.valid``, ``o.payload``, ``i.ready`` and ``level`` never depend combinationally
+on an input, so chaining queues never builds long combinational paths between cores.
 
 Timing (``latency``, ``interval``; see docs/design.md): a beat accepted on ``i`` in cycle ``t`` is
 offered on ``o`` in cycle ``t + 1``. When neither empty nor full, a queue accepts and emits one
