@@ -261,7 +261,7 @@ class _Stage:
     def _advance_window(self):
         take, read, hand, emit, need = self.take, self.read, self.hand, self.emit, self.need
         prev, held, t, window, n_out = self.prev, self.held, self.t, self.window, self.n_out
-        t0, e0 = len(take), len(emit)
+        t0, emitted = len(take), False
         while True:
             moved = self._take(read, 1)
             n, nt, nh = len(read), len(take), len(hand)
@@ -288,24 +288,28 @@ class _Stage:
                 hand.append(x)
                 n += 1
                 moved = True
-            if not (self._emit(hand) or moved):
-                return len(take) > t0, len(emit) > e0
+            out = self._emit(hand)
+            emitted |= out
+            if not (out or moved):
+                return len(take) > t0, emitted
 
     def _advance_gap(self):
         take, sums, need = self.take, self.read, self.need
-        t0, e0 = len(take), len(self.emit)
+        t0, emitted = len(take), False
         while True:
             moved = self._take(self.emit, 0)
             while len(sums) < self.n_out and need[len(sums)] < len(take):  # with its last pixel
                 sums.append(take[need[len(sums)]])
                 moved = True
-            if not (self._emit(sums) or moved):
-                return len(take) > t0, len(self.emit) > e0
+            out = self._emit(sums)
+            emitted |= out
+            if not (out or moved):
+                return len(take) > t0, emitted
 
     def _advance_join(self):
         take, emit, capacity, n_out = self.take, self.emit, self.capacity, self.n_out
         (_, link_a, ea), (_, link_b, eb) = self.producers
-        t0, e0 = len(take), len(emit)
+        t0, emitted = len(take), False
         while True:
             n = start = len(take)
             limit = min(n_out, len(ea), len(eb))
@@ -320,8 +324,10 @@ class _Stage:
                         x = emit[n - capacity]
                 take.append(x)
                 n += 1
-            if not (self._emit(take) or n > start):
-                return len(take) > t0, len(emit) > e0
+            out = self._emit(take)
+            emitted |= out
+            if not (out or n > start):
+                return len(take) > t0, emitted
 
 
 @dataclass(frozen=True)

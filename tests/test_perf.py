@@ -10,7 +10,7 @@ import pytest
 
 from imcflow.errors import UserError
 from imcflow.sw.arch import load_arch
-from imcflow.sw.ir import Conv2d, Input, Network, Shape
+from imcflow.sw.ir import Add, Conv2d, Input, Network, ReLU, Shape
 from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_network
 from imcflow.sw.perf import BlockTiming, analyze, fill_latency, frame_latency, simulate
@@ -114,6 +114,25 @@ def test_identity_skip_minimum_is_exactly_deadlock_free(name, join):
     simulate(_with_depth(mapping, join, minimum), 2)
     with pytest.raises(UserError, match=rf"the pipeline of '{name}' deadlocks: .*'{join}' \(0 of"):
         simulate(_with_depth(mapping, join, minimum - 1), 2)
+
+
+def test_identity_skip_threshold_on_random_blocks(seeds):
+    for seed in seeds(12):
+        rng = np.random.default_rng(seed)
+        h, w = (int(v) for v in rng.integers(3, 9, 2))
+        k1, k2 = (int(rng.choice([1, 3])) for _ in range(2))
+        net = Network("block", [
+            Input("x", Shape(h, w, 2)), Conv2d("stem", "x", 4, kernel=1), ReLU("r0", "stem"),
+            Conv2d("a", "r0", 4, kernel=k1, padding=k1 // 2), ReLU("r1", "a"),
+            Conv2d("b", "r1", 4, kernel=k2, padding=k2 // 2), Add("add", "b", "r0")])
+        arch = load_arch("default", mvm_cycles=int(rng.integers(1, 5)))
+        budget = [None, "2x", "4x"][int(rng.integers(0, 3))]
+        mapping = map_network(net, arch, core_budget=budget, timing=_random_timing(rng))
+        minimum = mapping.layer("add").skip_min_words
+        simulate(_with_depth(mapping, "add", minimum), 2)
+        if minimum > 1:
+            with pytest.raises(UserError, match="deadlocks"):
+                simulate(_with_depth(mapping, "add", minimum - 1), 2)
 
 
 def test_projection_skip_minimum_is_deadlock_free():
