@@ -109,12 +109,13 @@ class BrokenFifo(PipelineFifo):
         return m
 
 
-def test_proof_fails_on_a_broken_fifo(tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode", ["prove", "bmc"])
+def test_proof_fails_on_a_broken_fifo(mode, tmp_path, monkeypatch):
     # The harness must catch a FIFO whose level stops counting (so it silently overwrites a beat),
     # keep the failing run's directory and point at its counterexample trace.
     monkeypatch.setenv("IMCFLOW_CACHE", str(tmp_path))
     with pytest.raises(FormalError, match=r"failed assertion") as failure:
-        check(QueueSpec(BrokenFifo(4, 3)), mode="prove", depth=6, name="broken")
+        check(QueueSpec(BrokenFifo(4, 3)), mode=mode, depth=6, name="broken")
     traces = re.findall(r"^trace: (.+)$", str(failure.value), re.M)
     assert traces and all(Path(trace).is_file() for trace in traces)
-    assert Path(tmp_path, "formal", "broken-prove", "spec.sby").is_file()
+    assert Path(tmp_path, "formal", f"broken-{mode}", "spec.sby").is_file()
