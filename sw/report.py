@@ -26,12 +26,15 @@ IMAGES = 3
 
 
 def add_arguments(parser) -> None:
+    from imcflow.sw.zoo import names
     parser.add_argument("--network", required=True,
-                        help="zoo name (digits, resnet8, resnet20, resnet32) or a .toml file")
+                        help=f"zoo name ({', '.join(names())}) or a .toml file")
     parser.add_argument("--arch", default=None,
                         help=f"preset ({', '.join(PRESETS)}) or a .toml file (default: default)")
     parser.add_argument("--buffer", choices=BUFFER_STRATEGIES, default=None,
-                        help="activation buffer strategy (default: the arch's)")
+                        help="activation buffers: line, frame (ping-pong images), or auto (line "
+                             "buffers, frame buffers where a window spans the image); default: "
+                             "the arch's")
     parser.add_argument("--core-budget", default=None, metavar="N|Kx",
                         help="crossbars for replication: a number, or K times the unreplicated "
                              "minimum (e.g. 2x)")
