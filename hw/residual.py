@@ -1,0 +1,265 @@
+"""Residual connection blocks: the fork into main and skip path, the skip FIFO, and the join.
+
+A residual block of the network becomes::
+
+    i -> Fork -+-> o_main -> (main path: conv layers) -> Join.i_a -+-> Join -> o
+               +-> o_skip -> SkipFifo(depth) ---------> Join.i_b -+
+
+The fork lets a pixel go only when both paths have taken it, and the join consumes one pixel of
+each path per output, so the skip FIFO must hold every pixel that enters the main path before the
+main path produces the join's matching pixel. The mapper computes that depth; with less, the fork
+stalls waiting for FIFO space while the join waits for the main path, which waits for the fork:
+a deadlock, which these blocks do not hide (docs/pooling-residual.md).
+
+The module also holds the RTL twins of the `imcflow.sw.arith` rules that the join and the
+pooling blocks share (`round_shift`, `saturate`, `requantize_sum`) and their constructor check
+`check_int`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Module, Mux, Shape, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from imcflow.hw.fifo import PipelineFifo
+from imcflow.hw.streams import vector_stream
+from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
+
+__all__ = ["Fork", "SkipFifo", "Join", "check_int", "round_shift", "saturate", "requantize_sum"]
+
+
+class Fork(wiring.Component):
+    """Broadcast of one stream to the main path and the skip path of a residual connection.
+
+    Each output takes each input beat exactly once and in order; the input beat is consumed in the
+    cycle in which the second of the two outputs takes it. A one-bit register per output remembers
+    that it has taken the current beat, so an output that is ready earlier does not see the beat
+    twice, and neither output waits for the other. ``valid`` of an output never depends on
+    ``ready`` (only on the input's ``valid`` and that register).
+
+    Parameters
+    ----------
+    payload_shape : ShapeLike
+        Shape of the payload, e.g. ``VectorLayout(C, bits)``.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(payload_shape))
+        The input stream.
+    o_main, o_skip : Out(stream.Signature(payload_shape))
+        The two copies: the residual block's main path and its skip path.
+    taken : tuple of two Signal(1)
+        Whether ``o_main`` and ``o_skip`` have taken the input beat now offered (the state, for
+        formal proofs and waveforms).
+    latency : int
+        0: the payload and ``valid`` pass through combinationally.
+    interval : int
+        1: one beat per cycle when both consumers are ready.
+    """
+
+    latency = 0
+    interval = 1
+
+    def __init__(self, payload_shape):
+        self.payload_shape = payload_shape
+        self.taken = (Signal(name="main_taken"), Signal(name="skip_taken"))
+        signature = stream.Signature(payload_shape)
+        super().__init__({"i": In(signature), "o_main": Out(signature), "o_skip": Out(signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        outputs = (self.o_main, self.o_skip)
+        done = [t | o.ready for t, o in zip(self.taken, outputs)]
+        m.d.comb += self.i.ready.eq(done[0] & done[1])
+        for o, t in zip(outputs, self.taken):
+            m.d.comb += [o.payload.eq(self.i.payload), o.valid.eq(self.i.valid & ~t)]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += t.eq(0)
+            with m.Elif(o.valid & o.ready):
+                m.d.sync += t.eq(1)
+        return m
+
+
+class SkipFifo(wiring.Component):
+    """The skip path of a residual block: a `~imcflow.hw.fifo.PipelineFifo` of ``depth`` beats.
+
+    It holds the pixels that the fork has passed to the skip path while the main path has not
+    yet produced their partners. ``depth`` must cover the most pixels the main path takes in
+    before the join consumes the matching pair (its line buffers' fill plus its pipeline
+    latency); the mapper computes it. A smaller depth is not an error here: the FIFO fills, the
+    fork stalls, the main path starves and the join waits for it, a deadlock that ``level ==
+    depth`` with the main path idle makes visible.
+
+    Parameters
+    ----------
+    payload_shape : ShapeLike
+        Shape of the payload, e.g. ``VectorLayout(C, bits)``.
+    depth : int
+        Capacity in beats.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(payload_shape))
+        From the fork's ``o_skip``.
+    o : Out(stream.Signature(payload_shape))
+        To the join's ``i_b``.
+    level : Out(range(depth + 1))
+        Beats held.
+    fifo : PipelineFifo
+    latency : int
+        1: a beat accepted in cycle ``t`` is offered in cycle ``t + 1``.
+    interval : int
+        1 (2 for ``depth = 1``).
+
+    Raises
+    ------
+    TypeError
+        If ``payload_shape`` is not shape-castable or ``depth`` is not a positive integer.
+    """
+
+    def __init__(self, payload_shape, depth):
+        check_int("Depth", depth, 1)
+        self.fifo = PipelineFifo(payload_shape, depth)
+        self.depth, self.latency, self.interval = depth, self.fifo.latency, self.fifo.interval
+        super().__init__({
+            "i": In(stream.Signature(payload_shape)),
+            "o": Out(stream.Signature(payload_shape)),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = self.fifo
+        wiring.connect(m, wiring.flipped(self.i), self.fifo.i)
+        wiring.connect(m, self.fifo.o, wiring.flipped(self.o))
+        m.d.comb += self.level.eq(self.fifo.level)
+        return m
+
+
+class Join(wiring.Component):
+    """Element-wise residual add of two pixel streams with rescaling and saturation.
+
+    Output lane ``ch`` is ``saturate(round_shift(a[ch]*mult_a + b[ch]*mult_b, shift))`` to the signed
+    or unsigned ``act_bits`` range, as `imcflow.sw.golden.join`. One output beat per pair of input
+    beats: both inputs are consumed together, in the cycle the output register can take the
+    result. ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
+    mismatch means the two paths lost alignment (a bug upstream): an ``Assert`` fails in
+    simulation (and in formal proofs), and the hardware goes on with ``i_a``'s ``last``.
+
+    Parameters
+    ----------
+    c : int
+        Channels: lanes per pixel, the same on both inputs and the output.
+    a_shape, b_shape : Shape
+        Lane shapes of ``i_a`` (the main path) and ``i_b`` (the skip path), e.g. ``unsigned(8)``
+        or ``signed(8)``.
+    mult_a, mult_b : int
+        Unsigned ``MULT_BITS``-bit rescaling multipliers.
+    shift : int
+        Right shift (round half up) after the sum, ``0..MAX_SHIFT``.
+    act_bits : int
+        Output lane width.
+    act_signed : bool
+        Whether the output is signed (no ReLU) or unsigned (saturation at 0 is the ReLU).
+
+    Attributes
+    ----------
+    i_a : In(vector_stream(c, a_shape.width, a_shape.signed))
+    i_b : In(vector_stream(c, b_shape.width, b_shape.signed))
+    o : Out(vector_stream(c, act_bits, act_signed))
+    latency : int
+        1: the output is registered.
+    interval : int
+        1: one output per cycle when both inputs are valid and the output is ready.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a parameter of the wrong type or out of its range.
+    """
+
+    latency = 1
+    interval = 1
+
+    def __init__(self, c, a_shape, b_shape, *, mult_a, mult_b, shift, act_bits,
+                 act_signed=False):
+        check_int("Channels", c, 1)
+        a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
+        check_int("Mult_a", mult_a, 0, (1 << MULT_BITS) - 1)
+        check_int("Mult_b", mult_b, 0, (1 << MULT_BITS) - 1)
+        check_int("Shift", shift, 0, MAX_SHIFT)
+        check_int("Act_bits", act_bits, 1)
+        self.c, self.a_shape, self.b_shape = c, a_shape, b_shape
+        self.mult_a, self.mult_b, self.shift = mult_a, mult_b, shift
+        self.act_bits, self.act_signed = act_bits, bool(act_signed)
+        super().__init__({
+            "i_a": In(vector_stream(c, a_shape.width, a_shape.signed)),
+            "i_b": In(vector_stream(c, b_shape.width, b_shape.signed)),
+            "o": Out(vector_stream(c, act_bits, self.act_signed)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b, o = self.i_a, self.i_b, self.o
+        free = ~o.valid | o.ready
+        m.d.comb += [a.ready.eq(free & b.valid), b.ready.eq(free & a.valid)]
+        with m.If(o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(a.valid & a.ready):
+            m.d.sync += [
+                Assert(a.p.last == b.p.last, "Join: `last` of i_a and i_b disagree"),
+                o.valid.eq(1),
+                o.p.last.eq(a.p.last),
+            ]
+            for ch in range(self.c):
+                total = a.p.data[ch] * self.mult_a + b.p.data[ch] * self.mult_b
+                m.d.sync += o.p.data[ch].eq(
+                    requantize_sum(total, self.shift, self.act_bits, self.act_signed))
+        return m
+
+
+def check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    """Raise unless ``value`` is an integer in ``lo..hi`` (``hi=None``: no upper bound).
+
+    Without an upper bound the message is Amaranth's ("must be a positive integer") and the error
+    a `TypeError`; with one, a non-integer raises `TypeError` and an integer outside ``lo..hi``
+    `ValueError`.
+    """
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if hi is None:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(lo, f"an integer >= {lo}")
+        if not is_int or value < lo:
+            raise TypeError(f"{name} must be {kind}, not {value!r}")
+        return
+    message = f"{name} must be an integer in {lo}..{hi}, not {value!r}"
+    if not is_int:
+        raise TypeError(message)
+    if not lo <= value <= hi:
+        raise ValueError(message)
+
+
+def round_shift(x, shift: int):
+    """`imcflow.sw.arith.round_shift` on an Amaranth value: ``(x + 2**(shift-1)) >> shift``,
+    arithmetic for a signed ``x``; ``shift = 0`` is the identity."""
+    return x if shift == 0 else (x + (1 << (shift - 1))) >> shift
+
+
+def saturate(x, lo: int, hi: int):
+    """`imcflow.sw.arith.saturate` on an Amaranth value: ``x`` clipped to ``[lo, hi]``.
+
+    Only the comparisons that the shape of ``x`` can make true are built (no constant
+    comparisons, which Verilator rejects)."""
+    x = Value.cast(x)
+    shape = x.shape()
+    top = (1 << (shape.width - shape.signed)) - 1
+    bottom = -top - 1 if shape.signed else 0
+    clipped = Mux(x > hi, hi, x) if top > hi else x
+    return Mux(x < lo, lo, clipped) if bottom < lo else clipped
+
+
+def requantize_sum(total, shift: int, act_bits: int, signed: bool):
+    """``saturate(round_shift(total, shift), *act_range(act_bits, signed))``: the end of
+    `imcflow.sw.arith.requantize` and of `imcflow.sw.golden.join`, for an already multiplied
+    ``total``. The result fits ``act_bits`` bits."""
+    return saturate(round_shift(total, shift), *act_range(act_bits, signed))

@@ -1,0 +1,216 @@
+# amaranth: UnusedElaboratable=no
+"""Amaranth-simulator unit tests of the residual blocks (`imcflow.hw.residual`): Fork, SkipFifo
+and Join against `imcflow.sw.golden.join`, under seeded random idle cycles and backpressure.
+
+`run_streams` and the random generators here are shared with tests/test_pool.py.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from amaranth.hdl import Value, signed, unsigned
+from amaranth.sim import Simulator
+
+from imcflow.hw.residual import Fork, Join, SkipFifo
+from imcflow.hw.streams import VectorLayout
+from imcflow.sw import golden
+from imcflow.sw.arith import act_range
+from imcflow.verif.amaranth_sim import stream_receive, stream_send
+from imcflow.verif.scoreboard import Scoreboard
+
+
+def flat(port):
+    """A stream port seen with a flat integer payload (`VectorLayout.pack` words)."""
+    return SimpleNamespace(valid=port.valid, ready=port.ready, payload=Value.cast(port.payload))
+
+
+def run_streams(dut, sources, sinks, *, seed, idle=0.3, stall=0.3, tail=8, max_cycles=20_000):
+    """Send ``sources`` ({port: [payload words]}) with seeded random idle cycles, receive
+    ``sinks`` ({port: [expected words]}) under independent random backpressure, and check each
+    sink in order with a `Scoreboard`: nothing lost, duplicated or reordered.
+
+    Returns the clock edges at which each port handshook its beats (edge ``n`` ends cycle ``n``;
+    the first beat is offered in cycle 0). After its last expected beat a sink stays ready for
+    ``tail`` cycles, so an extra (duplicated) beat shows up; ``max_cycles`` without the end of
+    the run fails the test as a stall.
+    """
+    rng = random.Random(seed)
+    ports = {name: getattr(dut, name) for name in [*sources, *sinks]}
+    edges = {name: [] for name in ports}
+    received = {}
+
+    async def monitor(ctx):
+        edge = 0
+        async for _, _, *handshakes in ctx.tick().sample(*(p.valid & p.ready for p in ports.values())):
+            for name, handshake in zip(ports, handshakes):
+                if handshake:
+                    edges[name].append(edge)
+            edge += 1
+            assert edge < max_cycles, \
+                f"stalled: beats per port {({n: len(e) for n, e in edges.items()})} after {edge} cycles"
+
+    def source(name, words, r):
+        async def bench(ctx):
+            await stream_send(ctx, flat(ports[name]), words, idle=idle, rng=r)
+        return bench
+
+    def sink(name, count, r):
+        async def bench(ctx):
+            received[name] = await stream_receive(ctx, flat(ports[name]), count,
+                                                  backpressure=stall, rng=r)
+            ctx.set(ports[name].ready, 1)
+            await ctx.tick().repeat(tail)
+        return bench
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(monitor, background=True)
+    for name, words in sources.items():
+        sim.add_testbench(source(name, words, random.Random(rng.getrandbits(32))))
+    for name, words in sinks.items():
+        sim.add_testbench(sink(name, len(words), random.Random(rng.getrandbits(32))))
+    sim.run()
+    for name, words in sinks.items():
+        Scoreboard.check(words, received[name], name=name)
+        assert len(edges[name]) == len(words), f"{name}: extra beats at {edges[name][len(words):]}"
+    return edges
+
+
+def beats(port, maps):
+    """Payload words of a batch of maps ``(N, ..., lanes)`` for stream ``port`` (its payload is a
+    `VectorLayout`): one beat per pixel or window, ``last`` on each map's last."""
+    layout = port.p.shape()
+    maps = np.asarray(maps).reshape(len(maps), -1, layout.lanes)
+    return [layout.pack(v, last=j == maps.shape[1] - 1) for m in maps for j, v in enumerate(m)]
+
+
+def run_maps(dut, inputs, outputs, *, seed, **rates):
+    """`run_streams` with batches of maps ({port: array}) on `VectorLayout` ports."""
+    return run_streams(dut, {n: beats(getattr(dut, n), a) for n, a in inputs.items()},
+                       {n: beats(getattr(dut, n), a) for n, a in outputs.items()},
+                       seed=seed, **rates)
+
+
+def random_map(rng, shape, bits, signed, extremes=0.2):
+    """Random lanes over the full range, a fraction ``extremes`` of them at the range ends."""
+    lo, hi = act_range(bits, signed)
+    x = rng.integers(lo, hi + 1, size=shape)
+    return np.where(rng.random(shape) < extremes, rng.choice([lo, hi], size=shape), x)
+
+
+def random_rescale(rng, scale=1.0, shift=None):
+    """``(mult, shift)`` with ``mult / 2**shift`` a quarter to four times ``scale`` (so some outputs
+    saturate); half of the drawn shifts are 1..3, where rounding ties abound."""
+    if shift is None:
+        shift = int(rng.integers(1, 4) if rng.random() < 0.5 else rng.integers(0, 24))
+    return min(round(scale * 2 ** shift * rng.uniform(0.25, 4)), (1 << 16) - 1), shift
+
+
+# --- Fork ---------------------------------------------------------------------------------------
+
+def test_fork_delivers_every_beat_once_to_each_output(seeds):
+    for seed in seeds(6):
+        rng = np.random.default_rng(seed)
+        layout = VectorLayout(int(rng.integers(1, 4)), 6)
+        words = [int(w) for w in rng.integers(0, 1 << layout.size, size=200)]
+        # Each output has its own backpressure pattern; both must see every beat, in order.
+        run_streams(Fork(layout), {"i": words}, {"o_main": words, "o_skip": words}, seed=seed,
+                    idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.7))
+
+
+def test_fork_passes_one_beat_per_cycle_without_latency():
+    words = list(range(50))
+    edges = run_streams(Fork(unsigned(8)), {"i": words}, {"o_main": words, "o_skip": words},
+                        seed=0, idle=0, stall=0)
+    assert edges["i"] == edges["o_main"] == edges["o_skip"] == list(range(50))
+    assert Fork.latency == 0 and Fork.interval == 1
+
+
+# --- Join ---------------------------------------------------------------------------------------
+
+def random_join(rng):
+    """Random Join parameters: channels, input shapes, multipliers, shift, output range."""
+    a_signed, b_signed, act_signed = (bool(s) for s in rng.integers(0, 2, size=3))
+    a_bits, b_bits = (int(rng.integers(2, 9)) for _ in "ab")
+    mult_a, shift = random_rescale(rng)
+    mult_b, _ = random_rescale(rng, shift=shift)
+    return dict(c=int(rng.integers(1, 5)),
+                a_shape=signed(a_bits) if a_signed else unsigned(a_bits),
+                b_shape=signed(b_bits) if b_signed else unsigned(b_bits),
+                mult_a=mult_a, mult_b=mult_b, shift=shift, act_bits=int(rng.integers(2, 9)),
+                act_signed=act_signed)
+
+
+def check_join(params, shape, rng, seed, **rates):
+    dut = Join(**params)
+    a = random_map(rng, (*shape, dut.c), dut.a_shape.width, dut.a_shape.signed)
+    b = random_map(rng, (*shape, dut.c), dut.b_shape.width, dut.b_shape.signed)
+    expected = golden.join(a, b, dut.mult_a, dut.mult_b, dut.shift, act_bits=dut.act_bits,
+                           signed=dut.act_signed)
+    return run_maps(dut, {"i_a": a, "i_b": b}, {"o": expected}, seed=seed, **rates)
+
+
+def test_join_matches_golden(seeds):
+    for seed in seeds(8):
+        rng = np.random.default_rng(seed)
+        params = random_join(rng)
+        print(params)
+        check_join(params, (2, int(rng.integers(1, 5)), int(rng.integers(1, 5))), rng, seed,
+                   idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.6))
+
+
+def test_join_consumes_a_pair_per_cycle_with_latency_one():
+    params = dict(c=2, a_shape=unsigned(8), b_shape=signed(8), mult_a=3, mult_b=700, shift=7,
+                  act_bits=8, act_signed=True)
+    edges = check_join(params, (3, 3, 4), np.random.default_rng(1), 1, idle=0, stall=0)
+    assert edges["i_a"] == edges["i_b"] == list(range(36))
+    assert edges["o"] == [edge + Join.latency for edge in edges["i_a"]]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_join_asserts_when_last_disagrees():
+    layout = VectorLayout(1, 4)
+    dut = Join(1, unsigned(4), unsigned(4), mult_a=1, mult_b=1, shift=0, act_bits=4)
+    with pytest.raises(AssertionError, match="`last` of i_a and i_b disagree"):
+        run_streams(dut, {"i_a": [layout.pack([1], last=True)], "i_b": [layout.pack([2])]},
+                    {"o": [layout.pack([3], last=True)]}, seed=0, idle=0, stall=0)
+    gc.collect()  # close the aborted simulation's testbenches under this test's warning filter
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(c=0), TypeError, "Channels must be a positive integer, not 0"),
+    (dict(mult_a=1 << 16), ValueError, r"Mult_a must be an integer in 0\.\.65535, not 65536"),
+    (dict(mult_b=-1), ValueError, r"Mult_b must be an integer in 0\.\.65535, not -1"),
+    (dict(shift=48), ValueError, r"Shift must be an integer in 0\.\.47, not 48"),
+    (dict(shift=1.5), TypeError, r"Shift must be an integer in 0\.\.47, not 1\.5"),
+    (dict(act_bits=0), TypeError, "Act_bits must be a positive integer, not 0"),
+    (dict(a_shape="x"), TypeError, "Object 'x' cannot be converted to an Amaranth shape"),
+])
+def test_join_checks_parameters(kwargs, error, message):
+    params = dict(c=2, a_shape=unsigned(8), b_shape=unsigned(8), mult_a=1, mult_b=1, shift=0,
+                  act_bits=8) | kwargs
+    with pytest.raises(error, match=message):
+        Join(**params)
+
+
+# --- SkipFifo -----------------------------------------------------------------------------------
+
+def test_skip_fifo_is_a_pipeline_fifo(seeds):
+    for seed in seeds(2):
+        rng = np.random.default_rng(seed)
+        layout = VectorLayout(2, 5)
+        words = [int(w) for w in rng.integers(0, 1 << layout.size, size=300)]
+        fifo = SkipFifo(layout, int(rng.integers(1, 9)))
+        edges = run_streams(fifo, {"i": words}, {"o": words}, seed=seed, idle=0.3, stall=0.5)
+        assert all(o >= i + fifo.latency for i, o in zip(edges["i"], edges["o"]))
+
+
+@pytest.mark.parametrize("depth", [0, 2.5])
+def test_skip_fifo_checks_its_depth(depth):
+    with pytest.raises(TypeError, match=f"Depth must be a positive integer, not {depth!r}"):
+        SkipFifo(VectorLayout(2, 5), depth)
