@@ -1,0 +1,243 @@
+"""Line buffer: the activation memory of an IMC core, holding the fewest pixels windows need.
+
+A `LineBuffer` receives a raster pixel stream and keeps the pixels still needed by the windows
+that have not been read yet in a `~amaranth.lib.memory.Memory` used as a circular buffer of
+exactly `imcflow.sw.golden.line_buffer_words` words (``(k-1)`` rows plus ``k`` pixels for a
+window inside the map). An `~imcflow.hw.im2col.Im2colAddressGenerator` reads the windows through
+its ``r`` port (`BufferReadSignature`), which has one read port per kernel tap so that a whole
+window is read in one cycle. `~imcflow.hw.framebuffer.FrameBuffer` is the same kind of buffer
+(`WindowBuffer`) with the frame strategy's depth and rules. docs/line-buffer.md explains the
+design.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In
+from amaranth.utils import ceil_log2
+
+from imcflow.hw.streams import vector_stream
+from imcflow.sw.golden import conv_output_size, line_buffer_words
+
+__all__ = ["check_geometry", "pixel_layout", "BufferReadSignature", "WindowBuffer", "LineBuffer"]
+
+
+def _check_positive(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError(f"{name} must be a positive integer, not {value!r}")
+
+
+def check_geometry(h, w, c, bits, kernel, stride=1, padding=0) -> None:
+    """Raise `TypeError` or `ValueError` unless the arguments describe a valid window geometry.
+
+    Every size is a positive integer, ``padding`` is in ``0..kernel-1`` and the kernel fits the
+    padded map (at least one output pixel along each axis).
+    """
+    for name, value in (("Height", h), ("Width", w), ("Channels", c), ("Bits", bits),
+                        ("Kernel", kernel), ("Stride", stride)):
+        _check_positive(name, value)
+    if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
+        raise TypeError(f"Padding must be a non-negative integer, not {padding!r}")
+    if padding >= kernel:
+        raise ValueError(f"Padding must be less than the kernel ({kernel}), not {padding!r}")
+    if min(conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)) < 1:
+        raise ValueError(f"Kernel {kernel} with padding {padding} does not fit a {h}x{w} map")
+
+
+def pixel_layout(c: int, bits: int, signed_: bool = False) -> data.ArrayLayout:
+    """The layout of one stored pixel: ``c`` lanes of ``bits`` bits (the payload without ``last``)."""
+    return data.ArrayLayout(signed(bits) if signed_ else unsigned(bits), c)
+
+
+class BufferReadSignature(wiring.Signature):
+    """The port through which an `~imcflow.hw.im2col.Im2colAddressGenerator` reads a window buffer.
+
+    Members, seen from the reader (the buffer has the flipped signature):
+
+    ``addr`` : Out(``taps`` x ``ceil_log2(words)`` bits)
+        Memory address of each kernel tap of the window being read.
+    ``en`` : Out(1)
+        Read strobe: ``data`` shows the words at ``addr`` from the next cycle on, and holds them
+        while ``en`` is low.
+    ``data`` : In(``taps`` x `pixel_layout`)
+        The pixels read.
+    ``level`` : In(signed)
+        The reader may read pixel ``n`` (raster index in the reader's current image) in this cycle
+        if and only if ``n < level``. It counts a pixel written in this same cycle (the read ports
+        are transparent) and may exceed ``pixels`` when the next image is arriving, or be negative
+        when the reader has moved to an image whose first pixels have not arrived.
+    ``keep`` : Out(``range(pixels)``)
+        Raster index of the oldest pixel of the reader's image that a window not yet read needs.
+    ``done`` : Out(1)
+        Pulsed with ``en`` when the reader reads the last window of its image: from the next cycle
+        on, indices refer to the next image.
+
+    Parameters
+    ----------
+    pixels : int
+        Pixels per image, ``H * W``.
+    words : int
+        Depth of the buffer's memory.
+    taps : int
+        Read ports, ``k * k``.
+    pixel : data.ArrayLayout
+        Layout of one pixel word (see `pixel_layout`).
+    """
+
+    def __init__(self, *, pixels: int, words: int, taps: int, pixel: data.ArrayLayout):
+        self.pixels, self.words, self.taps, self.pixel = pixels, words, taps, pixel
+        super().__init__({
+            "addr": wiring.Out(data.ArrayLayout(unsigned(ceil_log2(words)), taps)),
+            "en": wiring.Out(1),
+            "data": wiring.In(data.ArrayLayout(pixel, taps)),
+            "level": wiring.In(range(-pixels, pixels + words + 1)),
+            "keep": wiring.Out(range(pixels)),
+            "done": wiring.Out(1),
+        })
+
+    def __eq__(self, other):
+        return (type(other) is type(self) and
+                (other.pixels, other.words, other.taps, other.pixel) ==
+                (self.pixels, self.words, self.taps, self.pixel))
+
+    def __repr__(self):
+        return (f"BufferReadSignature(pixels={self.pixels}, words={self.words}, taps={self.taps}, "
+                f"pixel={self.pixel!r})")
+
+
+class WindowBuffer(wiring.Component):
+    """A circular buffer of pixels with one read port per kernel tap (base of both strategies).
+
+    Pixel ``n`` of the image stream (counted over all images) is written to address
+    ``n mod words``. The buffer counts ``level``, the pixels written counted from the first pixel
+    of the reader's current image; ``done`` on ``r`` subtracts ``H * W``. Subclasses state when a
+    pixel may be written (`_may_write`) and which pixels may be read (`_readable`).
+
+    Ports
+    -----
+    i : In(vector_stream(c, bits, signed))
+        Pixels in raster order, images back to back. ``last`` is not used: every image has
+        ``H * W`` pixels.
+    r : In(`BufferReadSignature`)
+        The read side, driven by an `~imcflow.hw.im2col.Im2colAddressGenerator`.
+
+    Attributes
+    ----------
+    words : int
+        Depth of the memory (words of ``c * bits`` bits).
+    latency : int
+        0: a pixel is readable in the cycle of its handshake (the read ports are transparent to
+        the write port).
+    origin : Signal
+        Formal hook: address of the first pixel of the reader's image, driven (and checked
+        against the write pointer) only when elaborated for ``platform="formal"``.
+    """
+
+    latency = 0
+
+    def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, words: int, *,
+                 signed: bool = False):
+        self.h, self.w, self.c, self.bits, self.kernel = h, w, c, bits, kernel
+        self.words, self.signed = words, bool(signed)
+        self.origin = Signal(range(words))
+        pixel = pixel_layout(c, bits, signed)
+        super().__init__({
+            "i": In(vector_stream(c, bits, signed)),
+            "r": In(BufferReadSignature(pixels=h * w, words=words, taps=kernel * kernel,
+                                        pixel=pixel)),
+        })
+
+    def _may_write(self, count):
+        """Whether the next pixel may be written, given ``count`` (the registered level)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _readable(self, level):
+        """The ``level`` shown to the reader, given the pixels written (this cycle's included)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def elaborate(self, platform):
+        m = Module()
+        pixels = self.h * self.w
+        m.submodules.memory = memory = Memory(shape=pixel_layout(self.c, self.bits, self.signed),
+                                              depth=self.words, init=[])
+        write_port = memory.write_port()
+        count = Signal(range(-pixels, pixels + self.words + 1))
+        wptr = Signal(range(self.words))
+        write = Signal()
+        m.d.comb += [
+            self.i.ready.eq(self._may_write(count)),
+            write.eq(self.i.valid & self.i.ready),
+            write_port.en.eq(write),
+            write_port.addr.eq(wptr),
+            write_port.data.eq(self.i.payload.data),
+            self.r.level.eq(self._readable(count + write)),
+        ]
+        m.d.sync += count.eq(count + write - Mux(self.r.done, pixels, 0))
+        with m.If(write):
+            m.d.sync += wptr.eq(Mux(wptr == self.words - 1, 0, wptr + 1))
+        for tap in range(self.kernel * self.kernel):
+            read_port = memory.read_port(transparent_for=(write_port,))
+            m.d.comb += [
+                read_port.en.eq(self.r.en),
+                read_port.addr.eq(self.r.addr[tap]),
+                self.r.data[tap].eq(read_port.data),
+            ]
+        if platform == "formal":
+            with m.If(self.r.done):
+                m.d.sync += self.origin.eq((self.origin + pixels) % self.words)
+            m.d.comb += [
+                Assert((wptr < self.words) & (self.origin < self.words)),
+                Assert(wptr == (self.origin + count) % self.words),
+            ]
+            self._formal(m, count)
+        return m
+
+    def _formal(self, m, count):
+        """Add the strategy's occupancy assertions (``count``: the registered level)."""
+        raise NotImplementedError  # pragma: no cover
+
+
+class LineBuffer(WindowBuffer):
+    """Input buffer of the line strategy: ``line_buffer_words`` pixels in a circular buffer.
+
+    A pixel may be written unless it would overwrite one that a window not yet read needs
+    (``level < keep + words``); it may be read as soon as it is written. So the producer stalls
+    only when the buffer is full of needed pixels, and the whole map never has to be stored.
+
+    Parameters
+    ----------
+    h, w, c : int
+        Height, width and channels of the input feature map.
+    bits : int
+        Bits per channel value.
+    kernel, stride, padding : int
+        The window geometry (square kernel, equal stride and zero padding on both axes).
+    signed : bool
+        Whether pixel values are two's complement.
+
+    Ports and attributes are those of `WindowBuffer`, with ``words`` equal to
+    ``imcflow.sw.golden.line_buffer_words(h, w, kernel, stride, padding)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        See `check_geometry`.
+    """
+
+    def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, stride: int = 1,
+                 padding: int = 0, *, signed: bool = False):
+        check_geometry(h, w, c, bits, kernel, stride, padding)
+        super().__init__(h, w, c, bits, kernel, line_buffer_words(h, w, kernel, stride, padding),
+                         signed=signed)
+
+    def _may_write(self, count):
+        return count < self.r.keep + self.words
+
+    def _readable(self, level):
+        return level
+
+    def _formal(self, m, count):
+        # Never more pixels held than words: those from ``keep`` (needed) to the last written.
+        m.d.comb += Assert(count - self.r.keep <= self.words)
