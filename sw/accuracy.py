@@ -1,9 +1,10 @@
 """``imcflow accuracy``: float and IMC (bit-exact integer) accuracy on a held-out data set.
 
 The float network runs on ``images / 255``; the IMC accuracy is that of the golden model
-(`imcflow.sw.inference.run`) of the network quantized for the architecture. Sweep options take
-comma-separated values and evaluate their cartesian product, each setting quantized afresh.
-Only networks with a labelled data set (the ``digits`` zoo network) can be evaluated.
+(`imcflow.sw.inference.run`) of the network quantized for the architecture (a QDQ ONNX model
+with its own scales). Sweep options take comma-separated values and evaluate their cartesian
+product, each setting quantized afresh. Only networks with a labelled data set can be evaluated:
+the ``digits`` zoo network, or a ``.toml`` or ``.onnx`` file with ``--dataset digits``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from imcflow.errors import UserError
 from imcflow.sw import zoo
 from imcflow.sw.arch import Arch, load_arch
 from imcflow.sw.inference import float_run, run as golden_run
-from imcflow.sw.networks import calibration_images, load_network
-from imcflow.sw.quant import DEFAULT_INPUT_SCALE, quantize
+from imcflow.sw.networks import calibration_images, load_network, load_qnetwork
+from imcflow.sw.quant import DEFAULT_INPUT_SCALE
 
 __all__ = ["SWEEPS", "accuracy", "add_arguments", "run"]
 
@@ -31,13 +32,14 @@ ARITH_FIELDS = ("rows", "act_bits", "weight_bits", "adc_bits", "input_encoding",
 
 
 def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | None = None,
-             log=lambda message: None) -> dict:
-    """Float and IMC accuracy of zoo ``network`` on its held-out images.
+             log=lambda message: None, dataset: str | None = None) -> dict:
+    """Float and IMC accuracy of ``network`` (a zoo name, .toml or .onnx path) on held-out images.
 
     Parameters
     ----------
     arch : the architecture (default preset when None); sweep values replace its fields
     sweep : option of `SWEEPS` -> values; None (or empty) evaluates ``arch`` alone
+    dataset : the zoo network whose labelled images are used (default: ``network``'s own)
 
     Returns
     -------
@@ -46,11 +48,12 @@ def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | No
     setting with its swept fields and ``imc_accuracy``.
     """
     arch = arch or load_arch()
-    data = zoo.dataset(network) if network in zoo.names() else None
+    source = dataset or network
+    data = zoo.dataset(source) if source in zoo.names() else None
     if data is None:
         with_data = [n for n in zoo.names() if zoo.dataset(n) is not None]
-        raise UserError(f"--network: accuracy needs labelled images; only {', '.join(with_data)} "
-                        f"has a data set, not {network!r}")
+        raise UserError(f"--{'dataset' if dataset else 'network'}: accuracy needs labelled images; "
+                        f"only {', '.join(with_data)} has a data set, not {source!r}")
     net = load_network(network)
     calib = calibration_images(net, data)
     log(f"float network {network}: {len(data.test_images)} held-out images")
@@ -59,7 +62,7 @@ def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | No
 
     def imc(a: Arch) -> float:
         log("quantizing for " + ", ".join(f"{f}={getattr(a, f)}" for f in ARITH_FIELDS))
-        return _score(golden_run(quantize(net, a, calib), data.test_images), data.test_labels)
+        return _score(golden_run(load_qnetwork(network, a, calib), data.test_images), data.test_labels)
 
     if not sweep:
         return {**report, "imc_accuracy": imc(arch), **{f: getattr(arch, f) for f in ARITH_FIELDS}}
@@ -88,7 +91,10 @@ def _values(option: str, text: str) -> list:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--network", default="digits",
-                        help="zoo network with a data set (default: digits)")
+                        help="zoo network with a data set, or a .toml or .onnx file with --dataset "
+                             "(default: digits)")
+    parser.add_argument("--dataset", default=None,
+                        help="labelled images of this zoo network (digits) for a .toml or .onnx file")
     parser.add_argument("--arch", default=None, help="architecture preset or TOML file (default: default)")
     parser.add_argument("--adc-bits", help="sweep: comma-separated ADC resolutions, e.g. 4,6,8")
     parser.add_argument("--weight-bits", help="sweep: comma-separated weight precisions, e.g. 2,4,8")
@@ -118,7 +124,7 @@ def run(args) -> int:
     sweep = {option: _values(option, getattr(args, option))
              for option in SWEEPS if getattr(args, option) is not None}
     report = accuracy(args.network, load_arch(args.arch), sweep,
-                      log=lambda message: print(message, file=sys.stderr))
+                      log=lambda message: print(message, file=sys.stderr), dataset=args.dataset)
     if args.json:
         print_json(report)
     else:

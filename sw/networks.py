@@ -1,8 +1,10 @@
-"""Finding a network by name: the zoo or a TOML file; weights, calibration images, quantization.
+"""Finding a network by name: the zoo, a TOML or an ONNX file; weights, calibration images,
+quantization.
 
-`load_network` accepts a zoo name (`imcflow.sw.zoo.names`) or a path ending in ``.toml``.
-`load_qnetwork` also quantizes it for an architecture, calibrating on the training images of a
-zoo network's data set and on seeded random images otherwise.
+`load_network` accepts a zoo name (`imcflow.sw.zoo.names`) or a path ending in ``.toml`` or
+``.onnx``. `load_qnetwork` also quantizes it for an architecture, calibrating on the training
+images of a zoo network's data set and on seeded random images otherwise (a QDQ ONNX model keeps
+its own scales, `imcflow.sw.onnx_import.quantize_onnx`).
 """
 
 from __future__ import annotations
@@ -67,15 +69,18 @@ def with_weights(net: Network, params: dict[str, np.ndarray]) -> Network:
 
 
 def load_network(spec: str | Path) -> Network:
-    """The float network named by ``spec``: a zoo name or a ``.toml`` path."""
+    """The float network named by ``spec``: a zoo name, a ``.toml`` or an ``.onnx`` path."""
     from imcflow.sw import zoo
     if str(spec) in zoo.names():
         return zoo.network(str(spec))
     if str(spec).endswith(".toml"):
         from imcflow.sw.toml_net import load_toml
         return load_toml(spec)
+    if str(spec).endswith(".onnx"):
+        from imcflow.sw.onnx_import import import_onnx
+        return import_onnx(spec).network
     raise UserError(f"--network: {str(spec)!r} is neither a zoo network ({', '.join(zoo.names())}) "
-                    f"nor a .toml file")
+                    f"nor a .toml or .onnx file")
 
 
 def calibration_images(net: Network, dataset=None, count: int | None = None,
@@ -90,12 +95,17 @@ def calibration_images(net: Network, dataset=None, count: int | None = None,
     return np.random.default_rng(seed).integers(0, 256, (count, s.h, s.w, s.c), dtype=np.int64)
 
 
-def load_qnetwork(spec, arch=None):
-    """``spec`` loaded (a `Network`, zoo name or .toml path) and quantized for ``arch`` (an
-    `Arch`, preset name, TOML path or None for the default) on its `calibration_images`."""
+def load_qnetwork(spec, arch=None, images=None):
+    """``spec`` loaded (a `Network`, zoo name, .toml or .onnx path) and quantized for ``arch`` (an
+    `Arch`, preset name, TOML path or None for the default) on the 8-bit calibration ``images``
+    (default: its `calibration_images`)."""
     from imcflow.sw import zoo
     from imcflow.sw.arch import load_arch
     from imcflow.sw.quant import quantize
+    if not isinstance(spec, Network) and str(spec).endswith(".onnx"):
+        from imcflow.sw.onnx_import import import_onnx, quantize_onnx
+        return quantize_onnx(import_onnx(spec), load_arch(arch), images)
     net = spec if isinstance(spec, Network) else load_network(spec)
     dataset = zoo.dataset(str(spec)) if str(spec) in zoo.names() else None
-    return quantize(net, load_arch(arch), calibration_images(net, dataset))
+    images = calibration_images(net, dataset) if images is None else images
+    return quantize(net, load_arch(arch), images)

@@ -28,7 +28,7 @@ IMAGES = 3
 def add_arguments(parser) -> None:
     from imcflow.sw.zoo import names
     parser.add_argument("--network", required=True,
-                        help=f"zoo name ({', '.join(names())}) or a .toml file")
+                        help=f"zoo name ({', '.join(names())}), a .toml or an .onnx file")
     parser.add_argument("--arch", default=None,
                         help=f"preset ({', '.join(PRESETS)}) or a .toml file (default: default)")
     parser.add_argument("--buffer", choices=BUFFER_STRATEGIES, default=None,

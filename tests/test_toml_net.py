@@ -159,9 +159,9 @@ def test_malformed_toml_names_the_field(text, message):
 
 
 def test_load_network_specs(tmp_path):
-    with pytest.raises(UserError, match="--network: 'model.onnx' is neither a zoo network \\(digits, "
-                                        "resnet8, resnet20, resnet32\\) nor a .toml file"):
-        load_network("model.onnx")
+    with pytest.raises(UserError, match="--network: 'model.pb' is neither a zoo network \\(digits, "
+                                        "resnet8, resnet20, resnet32\\) nor a .toml or .onnx file"):
+        load_network("model.pb")
     with pytest.raises(UserError, match="--network: cannot read"):
         load_network(tmp_path / "missing.toml")
     assert load_network("digits").name == "digits"

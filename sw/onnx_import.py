@@ -1,0 +1,667 @@
+"""Import of ONNX CNNs into the network IR: float models and QDQ-quantized models.
+
+`import_onnx` reads an NCHW model (opset >= 11) into an `OnnxModel`: the float `Network` (conv
+weights transposed from OIHW to HWIO, BatchNormalization folded into the conv before it, the
+rows of a Gemm or MatMul after a Flatten permuted from the CHW to the IR's HWC order) and, for a
+QDQ model (QuantizeLinear/DequantizeLinear pairs as onnxruntime's static quantizer writes them),
+the model's own activation and weight scales. `quantize_onnx` turns it into a `QNetwork`: a
+float model by calibration (`imcflow.sw.quant.quantize`), a QDQ model with its own scales
+(`imcflow.sw.quant.from_scales`). docs/onnx.md lists the supported ops and attributes, the zero
+point rules and how closely the golden model follows onnxruntime.
+
+A model without weight values (weights as graph inputs with shapes, or missing external data)
+imports as a topology, enough for the mapper. An unsupported op, attribute or form is a one-line
+`UserError` naming the node, the op and what is supported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import TensorProto, external_data_helper, helper, numpy_helper
+
+from imcflow.errors import UserError
+from imcflow.sw.arch import Arch
+from imcflow.sw.arith import weight_range
+from imcflow.sw.ir import (Add, AvgPool, Conv2d, Dense, Flatten, GlobalAvgPool, Input, Layer, MaxPool,
+                           Network, ReLU, Shape)
+from imcflow.sw.quant import QNetwork, from_scales, output_signed, quantize
+
+__all__ = ["OnnxModel", "import_onnx", "quantize_onnx", "SUPPORTED_OPS", "MIN_OPSET"]
+
+#: lowest opset of the default domain that is read
+MIN_OPSET = 11
+
+_REQUANTIZING = (Conv2d, Dense, Add, AvgPool, GlobalAvgPool)
+
+
+@dataclass(frozen=True, eq=False)
+class OnnxModel:
+    """An imported ONNX model.
+
+    Attributes
+    ----------
+    network : the float `Network`; conv and dense weights are None in a topology-only model
+    input_scale : real value of one input code (QDQ models; None for float models)
+    scales : output scale of every conv, dense, add, avgpool and global_avg_pool (QDQ models)
+    weight_scales : per-output-channel weight scale of every conv and dense (QDQ models)
+    weight_peaks : largest weight code magnitude of every conv and dense (QDQ models)
+    """
+
+    network: Network
+    input_scale: float | None = None
+    scales: dict[str, float] = field(default_factory=dict)
+    weight_scales: dict[str, np.ndarray] = field(default_factory=dict)
+    weight_peaks: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def qdq(self) -> bool:
+        """Whether the model carries its own quantization (QuantizeLinear/DequantizeLinear)."""
+        return self.input_scale is not None
+
+
+def import_onnx(source) -> OnnxModel:
+    """Import ``source``, a path to an ``.onnx`` file or an `onnx.ModelProto`.
+
+    External weight data is read from the model's directory; missing files leave the weights
+    out (a topology). Raises `UserError` for an unreadable file or an unsupported model.
+    """
+    if isinstance(source, onnx.ModelProto):
+        return _Importer(source, None, source.graph.name or "onnx").run()
+    path = Path(source)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except OSError as e:
+        raise UserError(f"--network: cannot read {str(path)!r}: {e.strerror or e}") from None
+    except DecodeError as e:
+        raise UserError(f"--network: {path.name} is not an ONNX model ({e})") from None
+    return _Importer(model, path.parent, path.stem).run()
+
+
+def quantize_onnx(model: OnnxModel, arch: Arch, images=None) -> QNetwork:
+    """The `QNetwork` of an imported model for ``arch``.
+
+    A float model is quantized by calibration on the 8-bit ``images`` (N, H, W, C) (default:
+    `imcflow.sw.networks.calibration_images`); a QDQ model keeps its own activation and weight
+    scales, and the images only choose the ADC gain shifts.
+    """
+    from imcflow.sw.networks import calibration_images
+    net = model.network
+    images = calibration_images(net) if images is None else images
+    if not model.qdq:
+        return quantize(net, arch, images)
+    if arch.act_bits != 8:
+        raise UserError(f"arch.act_bits: a QDQ model has 8-bit activations; it needs act_bits = 8, "
+                        f"not {arch.act_bits}")
+    top = weight_range(arch.weight_bits)[1]
+    for name, peak in model.weight_peaks.items():
+        if peak > top:
+            raise UserError(f"arch.weight_bits: the weight codes of layer {name!r} reach {peak}; "
+                            f"{arch.weight_bits} bits hold up to {top} (use weight_bits >= "
+                            f"{peak.bit_length() + 1} or a model quantized to {arch.weight_bits}-bit weights)")
+    return from_scales(net, arch, model.scales, input_scale=model.input_scale,
+                       weight_scales=model.weight_scales, calibration=images)
+
+
+# the graph walk ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Param:
+    """A constant tensor: its ``shape`` (None when unknown) and ``value`` (None without data);
+    ``codes`` = ``(q, scale, zero_point, axis)`` when it was dequantized from integers."""
+
+    shape: tuple | None
+    value: np.ndarray | None
+    codes: tuple | None = None
+
+
+@dataclass(frozen=True)
+class _Quant:
+    """The quantization of an activation tensor by QuantizeLinear node ``node``."""
+
+    scale: float
+    zero_point: int
+    node: str
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A feature map (ONNX ``shape`` (C, H, W)) or vector ((F,)) whose codes are the output of IR
+    layer ``layer``.
+
+    ``nonneg``: no element is negative; ``chw``: the (C, H, W) map this vector was flattened from
+    (its order differs from the IR's when H*W > 1); ``fold``: the conv or dense layer whose raw
+    output this is (a BatchNormalization or a bias Add folds into it); ``quant``: set between a
+    QuantizeLinear and its DequantizeLinear.
+    """
+
+    layer: str
+    shape: tuple
+    nonneg: bool = False
+    chw: tuple | None = None
+    fold: Layer | None = None
+    quant: _Quant | None = None
+
+
+class _Node:
+    """A node with its (possibly generated) name, decoded attributes and one-line errors."""
+
+    def __init__(self, index: int, proto: onnx.NodeProto):
+        self.name = proto.name or f"{proto.op_type}_{index}"
+        self.op = proto.op_type
+        self.domain = proto.domain or "ai.onnx"
+        self.inputs = list(proto.input)
+        self.outputs = list(proto.output)
+        self.attrs = {a.name: _decode(helper.get_attribute_value(a)) for a in proto.attribute}
+
+    def error(self, message: str) -> UserError:
+        return UserError(f"onnx node {self.name!r} ({self.op}): {message}")
+
+    def allow(self, *names: str) -> dict:
+        """The attributes, after checking that each is one of ``names``."""
+        for name in self.attrs:
+            if name not in names:
+                raise self.error(f"attribute {name!r} is not supported (supported: "
+                                 f"{', '.join(names) or 'none'})")
+        return self.attrs
+
+
+def _decode(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _dims(info: onnx.ValueInfoProto) -> list:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in info.type.tensor_type.shape.dim]
+
+
+def _initializer(tensor: onnx.TensorProto, base_dir: Path | None) -> _Param:
+    if tensor.data_location == TensorProto.EXTERNAL:
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        if base_dir is None or not (base_dir / location).is_file():
+            return _Param(tuple(tensor.dims), None)
+        external_data_helper.load_external_data_for_tensor(tensor, str(base_dir))
+    return _Param(tuple(tensor.dims), numpy_helper.to_array(tensor))
+
+
+def _needed(nodes: list[_Node], output: str) -> list[_Node]:
+    """The nodes the output depends on, in graph order."""
+    needed, kept = {output}, []
+    for node in reversed(nodes):
+        if needed.intersection(node.outputs):
+            kept.append(node)
+            needed.update(node.inputs)
+    return kept[::-1]
+
+
+def _f64(array):
+    return None if array is None else np.array(array, dtype=np.float64)
+
+
+def _chw(shape: Shape) -> tuple:
+    return (shape.c, shape.h, shape.w)
+
+
+class _Importer:
+    def __init__(self, model: onnx.ModelProto, base_dir: Path | None, name: str):
+        opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None)
+        if opset is None or opset < MIN_OPSET:
+            raise UserError(f"onnx model {name!r}: opset {opset} is not supported (opset >= {MIN_OPSET})")
+        graph = model.graph
+        if len(graph.output) != 1:
+            raise UserError(f"onnx model {name!r}: has {len(graph.output)} outputs; one is supported")
+        self.name = name
+        self.output = graph.output[0].name
+        self.params = {t.name: _initializer(t, base_dir) for t in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in self.params]
+        if not inputs:
+            raise UserError(f"onnx model {name!r}: has no input")
+        self.input, *extra = inputs
+        for info in extra:  # weights without values (export_params=False)
+            dims = _dims(info)
+            self.params[info.name] = _Param(tuple(dims) if all(isinstance(d, int) for d in dims)
+                                            else None, None)
+        self.nodes = _needed([_Node(i, n) for i, n in enumerate(graph.node)], self.output)
+        self.uses = Counter(t for n in self.nodes for t in n.inputs if t)
+        self.uses[self.output] += 1
+        self.values: dict[str, _Value] = {}
+        self.layers: list[Layer] = []
+        self.shapes: dict[str, Shape] = {}
+        self.quant: dict[str, _Quant] = {}
+        self.weight_scales: dict[str, np.ndarray] = {}
+        self.weight_peaks: dict[str, int] = {}
+
+    def run(self) -> OnnxModel:
+        dims = _dims(self.input)
+        if len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[1:]):
+            raise UserError(f"onnx model {self.name!r}: input {self.input.name!r} has shape "
+                            f"{dims}; an NCHW image (N, C, H, W) with fixed C, H, W is needed")
+        c, h, w = dims[1:]
+        layer = self.add(Input(self.input.name, Shape(h, w, c)))
+        self.values[self.input.name] = _Value(layer.name, (c, h, w), nonneg=True)
+        for node in self.nodes:
+            if node.op not in _OPS or node.domain != "ai.onnx":
+                op = node.op if node.domain == "ai.onnx" else f"{node.domain}.{node.op}"
+                raise node.error(f"op {op} is not supported; supported: {', '.join(SUPPORTED_OPS)}")
+            _OPS[node.op](self, node)
+        out = self.values.get(self.output)
+        if out is None:
+            raise UserError(f"onnx model {self.name!r}: the output {self.output!r} is not a feature "
+                            f"map or vector computed from the input")
+        net = Network(self.name, self.layers)
+        return self.quantization(net) if self.quant else OnnxModel(net)
+
+    # helpers -----------------------------------------------------------------------------------
+
+    def add(self, layer: Layer) -> Layer:
+        base, i = layer.name, 1
+        while layer.name in self.shapes:  # a node named like the input or another layer
+            layer.name, i = f"{base}_{i}", i + 1
+        layer.check()
+        self.shapes[layer.name] = layer.infer([self.shapes[s] for s in layer.inputs])
+        self.layers.append(layer)
+        return layer
+
+    def set(self, node: _Node, value) -> None:
+        (self.params if isinstance(value, _Param) else self.values)[node.outputs[0]] = value
+
+    def operand(self, node: _Node, i: int):
+        name = node.inputs[i] if i < len(node.inputs) else ""
+        if name in self.values:
+            return self.values[name]
+        if name in self.params:
+            return self.params[name]
+        if not name:
+            raise node.error(f"input {i} is missing")
+        raise node.error(f"input {name!r} is produced by no earlier node, initializer or graph input "
+                         f"(nodes must be in topological order)")
+
+    def value(self, node: _Node, i: int = 0) -> _Value:
+        v = self.operand(node, i)
+        if isinstance(v, _Param):
+            raise node.error(f"input {node.inputs[i]!r} is a constant or a second graph input; "
+                             f"only one network input is supported")
+        return v
+
+    def param(self, node: _Node, i: int, optional: bool = False) -> _Param | None:
+        if optional and (i >= len(node.inputs) or not node.inputs[i]):
+            return None
+        p = self.operand(node, i)
+        if isinstance(p, _Value):
+            raise node.error(f"input {node.inputs[i]!r} must be a constant (an initializer), "
+                             f"not a feature map")
+        return p
+
+    def map_input(self, node: _Node) -> _Value:
+        x = self.value(node)
+        if len(x.shape) != 3:
+            raise node.error(f"input {node.inputs[0]!r} is a vector; {node.op} needs an NCHW map")
+        return x
+
+    def window(self, node: _Node, x: _Value, kernel=None) -> tuple[int, int, int]:
+        """``(kernel, stride, padding)`` of a conv or pooling node on map ``x``."""
+        a = node.attrs
+        k = list(a.get("kernel_shape", kernel or []))
+        if kernel is not None and k != list(kernel):
+            raise node.error(f"kernel_shape={k} does not match the weight's {list(kernel)}")
+        if len(k) != 2 or k[0] != k[1]:
+            raise node.error(f"kernel_shape={k} is not supported (square 2-D kernels only)")
+        strides = list(a.get("strides", [1, 1]))
+        if len(strides) != 2 or strides[0] != strides[1]:
+            raise node.error(f"strides={strides} is not supported (equal strides only)")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            raise node.error(f"dilations={list(a['dilations'])} is not supported (1 only)")
+        k, s = k[0], strides[0]
+        mode = a.get("auto_pad", "NOTSET")
+        if mode == "VALID":
+            pad = 0
+        elif mode in ("SAME_UPPER", "SAME_LOWER"):
+            totals = [max((-(-n // s) - 1) * s + k - n, 0) for n in x.shape[1:]]
+            if totals[0] != totals[1] or totals[0] % 2:
+                raise node.error(f"auto_pad={mode} pads this {x.shape[1]}x{x.shape[2]} input by "
+                                 f"{totals[0]} rows and {totals[1]} columns in total; only symmetric "
+                                 f"padding is supported")
+            pad = totals[0] // 2
+        elif mode == "NOTSET":
+            pads = list(a.get("pads", [0] * 4))
+            if len(pads) != 4 or len(set(pads)) != 1:
+                raise node.error(f"pads={pads} is not supported (symmetric padding only: all four equal)")
+            pad = pads[0]
+        else:
+            raise node.error(f"auto_pad={mode!r} is not supported (NOTSET, VALID, SAME_UPPER, SAME_LOWER)")
+        if a.get("ceil_mode", 0) and any((n + 2 * pad - k) % s for n in x.shape[1:]):
+            raise node.error("ceil_mode=1 is not supported where it changes the output size "
+                             "(floor only)")
+        return k, s, pad
+
+    def record_codes(self, node: _Node, layer: Layer, weight: _Param, axis: int, alpha: float = 1.0):
+        """Keep the weight scales of a layer whose weights were dequantized from integer codes;
+        ``axis`` is the output-channel axis of the ONNX weight."""
+        if weight.codes is None:
+            return
+        q, scale, zero_point, q_axis = weight.codes
+        if np.any(zero_point != 0):
+            raise node.error("weight zero points must be 0 (symmetric weights)")
+        cols = self.shapes[layer.name].c
+        if scale.size != 1 and (q_axis != axis or scale.size != cols):
+            raise node.error(f"weight scales along axis {q_axis} are not supported (one per tensor "
+                             f"or one per output channel, axis {axis})")
+        self.weight_scales[layer.name] = np.broadcast_to(np.abs(alpha) * scale.reshape(-1), (cols,)).copy()
+        self.weight_peaks[layer.name] = int(np.abs(q).max(initial=0))
+
+    def relu(self, node: _Node, x: _Value) -> _Value:
+        layer = self.add(ReLU(node.name, x.layer))
+        return dataclasses.replace(x, layer=layer.name, nonneg=True, fold=None, quant=None)
+
+    def flatten(self, node: _Node, x: _Value) -> None:
+        if len(x.shape) == 1:
+            self.set(node, x)
+            return
+        c, h, w = x.shape
+        layer = self.add(Flatten(node.name, x.layer))
+        self.set(node, _Value(layer.name, (c * h * w,), x.nonneg, (c, h, w) if h * w > 1 else None))
+
+    def dense(self, node: _Node, x: _Value, b: _Param, trans: bool, alpha=1.0, c: _Param | None = None,
+              beta=1.0) -> None:
+        if len(x.shape) != 1:
+            raise node.error(f"input {node.inputs[0]!r} is a {'x'.join(map(str, x.shape))} map; "
+                             f"{node.op} needs a (batch, features) vector (add a Flatten)")
+        if b.shape is None or len(b.shape) != 2:
+            raise node.error(f"weight {node.inputs[1]!r} needs a known 2-D shape")
+        rows, cols = b.shape[::-1] if trans else b.shape
+        if rows != x.shape[0]:
+            raise node.error(f"weight has {rows} input features, the input {x.shape[0]}")
+        if c is not None and (c.shape is None or tuple(c.shape) not in {(), (1,), (cols,), (1, cols), (1, 1)}):
+            raise node.error(f"bias of shape {c.shape} is not supported (one value per output feature)")
+        weight = bias = None
+        if b.value is not None and (c is None or c.value is not None):
+            weight = alpha * _f64(b.value.T if trans else b.value)
+            if x.chw is not None:  # ONNX rows are (c, y, x) of the flattened map, the IR's (y, x, c)
+                ch, h, w = x.chw
+                weight = weight.reshape(ch, h, w, cols).transpose(1, 2, 0, 3).reshape(rows, cols)
+            bias = None if c is None else np.broadcast_to(beta * _f64(c.value).reshape(-1), (cols,)).copy()
+        layer = self.add(Dense(node.name, x.layer, cols, weight=weight, bias=bias))
+        self.record_codes(node, layer, b, 0 if trans else 1, alpha)
+        self.set(node, _Value(layer.name, (cols,), fold=layer))
+
+    # ops ---------------------------------------------------------------------------------------
+
+    def conv(self, node: _Node) -> None:
+        a = node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+        x = self.map_input(node)
+        if a.get("group", 1) != 1:
+            raise node.error(f"group={a['group']} is not supported (groups=1 only)")
+        w, b = self.param(node, 1), self.param(node, 2, optional=True)
+        if w.shape is None or len(w.shape) != 4:
+            raise node.error(f"weight {node.inputs[1]!r} needs a known (M, C, kH, kW) shape")
+        out, cin = w.shape[:2]
+        k, s, p = self.window(node, x, w.shape[2:])
+        if cin != x.shape[0]:
+            raise node.error(f"weight has {cin} input channels, the input {x.shape[0]}")
+        weight = bias = None
+        if w.value is not None and (b is None or b.value is not None):
+            weight, bias = _f64(w.value.transpose(2, 3, 1, 0)), None if b is None else _f64(b.value)
+        layer = self.add(Conv2d(node.name, x.layer, out, kernel=k, stride=s, padding=p,
+                                weight=weight, bias=bias))
+        self.record_codes(node, layer, w, 0)
+        self.set(node, _Value(layer.name, _chw(self.shapes[layer.name]), fold=layer))
+
+    def batch_norm(self, node: _Node) -> None:
+        a = node.allow("epsilon", "momentum", "spatial", "training_mode")
+        if a.get("training_mode", 0) or a.get("spatial", 1) != 1:
+            raise node.error("training_mode=1 and spatial=0 are not supported (inference, per channel)")
+        x = self.map_input(node)
+        conv = x.fold
+        if not isinstance(conv, Conv2d) or self.uses[node.inputs[0]] != 1:
+            raise node.error("only a BatchNormalization right after a Conv whose output feeds "
+                             "nothing else is supported (it is folded into the Conv)")
+        if conv.name in self.weight_scales:
+            raise node.error(f"cannot be folded into the quantized Conv {conv.name!r} (its weight "
+                             f"codes would change); fold it before quantizing")
+        params = [self.param(node, i) for i in range(1, 5)]
+        if any(p.shape not in (None, (x.shape[0],)) for p in params):
+            raise node.error(f"scale, bias, mean and var must have one value per channel ({x.shape[0]})")
+        if conv.weight is None or any(p.value is None for p in params):
+            conv.weight = conv.bias = None
+        else:
+            gamma, beta, mean, var = (_f64(p.value) for p in params)
+            scale = gamma / np.sqrt(var + a.get("epsilon", 1e-5))
+            conv.weight = conv.weight * scale
+            conv.bias = ((0.0 if conv.bias is None else conv.bias) - mean) * scale + beta
+        self.set(node, dataclasses.replace(x, nonneg=False))
+
+    def relu_node(self, node: _Node) -> None:
+        node.allow()
+        self.set(node, self.relu(node, self.value(node)))
+
+    def clip(self, node: _Node) -> None:
+        node.allow()
+        lo, hi = self.param(node, 1, optional=True), self.param(node, 2, optional=True)
+        bounds = [None if p is None or p.value is None else float(np.ravel(p.value)[0]) for p in (lo, hi)]
+        if lo is None or bounds[0] != 0 or (hi is not None and bounds[1] != math.inf):
+            raise node.error(f"Clip(min={bounds[0]}, max={bounds[1]}) is not supported (only "
+                             f"Clip(min=0) without a finite max, a ReLU: activations saturate at "
+                             f"their largest code, not at a given value)")
+        self.set(node, self.relu(node, self.value(node)))
+
+    def max_pool(self, node: _Node) -> None:
+        node.allow("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides")
+        if len(node.outputs) > 1 and self.uses[node.outputs[1]]:
+            raise node.error("the Indices output is not supported")
+        x = self.map_input(node)
+        k, s, p = self.window(node, x)
+        layer = self.add(MaxPool(node.name, x.layer, kernel=k, stride=s, padding=p))
+        self.set(node, _Value(layer.name, _chw(self.shapes[layer.name]), x.nonneg))
+
+    def average_pool(self, node: _Node) -> None:
+        node.allow("auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads",
+                   "strides")
+        x = self.map_input(node)
+        k, s, p = self.window(node, x)
+        if p:
+            raise node.error(f"padding {p} is not supported (average pooling without padding only)")
+        layer = self.add(AvgPool(node.name, x.layer, kernel=k, stride=s))
+        self.set(node, _Value(layer.name, _chw(self.shapes[layer.name]), x.nonneg))
+
+    def global_average_pool(self, node: _Node) -> None:
+        node.allow()
+        x = self.map_input(node)
+        layer = self.add(GlobalAvgPool(node.name, x.layer))
+        self.set(node, _Value(layer.name, (x.shape[0], 1, 1), x.nonneg))
+
+    def add_node(self, node: _Node) -> None:
+        node.allow()
+        a, b = self.operand(node, 0), self.operand(node, 1)
+        if isinstance(a, _Value) and isinstance(b, _Value):
+            if a.shape != b.shape or a.chw != b.chw:
+                raise node.error(f"inputs of shapes {a.shape} and {b.shape}: only the element-wise sum "
+                                 f"of two equal shapes is supported (a residual join)")
+            layer = self.add(Add(node.name, a=a.layer, b=b.layer))
+            self.set(node, _Value(layer.name, a.shape, a.nonneg and b.nonneg, a.chw))
+            return
+        x, c = (a, b) if isinstance(a, _Value) else (b, a)
+        if not isinstance(x, _Value):
+            raise node.error("adding two constants is not supported")
+        target, name = x.fold, node.inputs[0 if x is a else 1]
+        if not isinstance(target, (Conv2d, Dense)) or self.uses[name] != 1:
+            raise node.error("adding a constant is supported only as the bias of the Conv, Gemm or "
+                             "MatMul whose output it reads (and that feeds nothing else)")
+        cols = x.shape[0]
+        per_channel = [(cols, 1, 1), (1, cols, 1, 1)] if len(x.shape) == 3 else [(cols,), (1, cols)]
+        if c.shape is None or (int(np.prod(c.shape)) != 1 and tuple(c.shape) not in per_channel):
+            raise node.error(f"a bias of shape {c.shape} is not supported (one value per channel: "
+                             f"{' or '.join(map(str, per_channel))}, or a scalar)")
+        if target.weight is None or c.value is None:
+            target.weight = target.bias = None
+        else:
+            bias = np.broadcast_to(_f64(c.value).reshape(-1), (cols,))
+            target.bias = bias + (0.0 if target.bias is None else target.bias)
+        self.set(node, dataclasses.replace(x, nonneg=False))
+
+    def flatten_node(self, node: _Node) -> None:
+        a = node.allow("axis")
+        x = self.value(node)
+        axis = a.get("axis", 1)
+        if axis % (len(x.shape) + 1) != 1:
+            raise node.error(f"axis={axis} is not supported (axis=1: (batch, features))")
+        self.flatten(node, x)
+
+    def reshape(self, node: _Node) -> None:
+        node.allow("allowzero")
+        x, shape = self.value(node), self.param(node, 1)
+        if shape.value is None:
+            raise node.error("the target shape must be a constant with a value")
+        target, size = [int(v) for v in np.ravel(shape.value)], math.prod(x.shape)
+        if not (len(target) == 2 and ((target[0] in (0, 1, -1) and target[1] == size)
+                                      or (target[0] in (0, 1) and target[1] == -1))):
+            raise node.error(f"target shape {target} is not supported (only (batch, features) = "
+                             f"(N, {size}), a flatten)")
+        self.flatten(node, x)
+
+    def gemm(self, node: _Node) -> None:
+        a = node.allow("alpha", "beta", "transA", "transB")
+        if a.get("transA", 0):
+            raise node.error("transA=1 is not supported (the input is (batch, features))")
+        x, b, c = self.value(node), self.param(node, 1), self.param(node, 2, optional=True)
+        self.dense(node, x, b, bool(a.get("transB", 0)), a.get("alpha", 1.0), c, a.get("beta", 1.0))
+
+    def matmul(self, node: _Node) -> None:
+        node.allow()
+        self.dense(node, self.value(node), self.param(node, 1), trans=False)
+
+    def identity(self, node: _Node) -> None:
+        node.allow()
+        self.set(node, self.operand(node, 0))
+
+    def dropout(self, node: _Node) -> None:
+        node.allow("seed")
+        mode = self.param(node, 2, optional=True)
+        if mode is not None and (mode.value is None or bool(np.ravel(mode.value)[0])):
+            raise node.error("training_mode must be a constant false (inference only)")
+        if len(node.outputs) > 1 and self.uses[node.outputs[1]]:
+            raise node.error("the mask output is not supported")
+        self.set(node, self.value(node))
+
+    def constant(self, node: _Node) -> None:
+        a = node.allow("value", "value_float", "value_floats", "value_int", "value_ints")
+        ((key, value),) = a.items()
+        value = numpy_helper.to_array(value) if key == "value" else np.array(value)
+        self.set(node, _Param(value.shape, value))
+
+    def quantize_linear(self, node: _Node) -> None:
+        node.allow("axis", "saturate")
+        x = self.operand(node, 0)
+        if isinstance(x, _Param):
+            raise node.error("quantizing a constant is not supported (weights are integer "
+                             "initializers read by a DequantizeLinear: AddQDQPairToWeight=False)")
+        scale, zp = self.param(node, 1), self.param(node, 2, optional=True)
+        if scale.value is None or scale.value.size != 1 or (zp is not None and zp.value is None):
+            raise node.error("activations need one constant scale and zero point per tensor")
+        dtype = np.dtype(np.uint8) if zp is None else zp.value.dtype
+        z = 0 if zp is None else int(np.ravel(zp.value)[0])
+        if dtype not in (np.uint8, np.int8):
+            raise node.error(f"{dtype} activations are not supported (8-bit: uint8 or int8)")
+        lo, mid = int(np.iinfo(dtype).min), int(np.iinfo(dtype).min) + 128
+        if x.layer == self.input.name and z != lo:
+            raise node.error(f"zero point {z} is not supported for the network input (8-bit pixels: "
+                             f"unsigned codes, zero point {lo} for {dtype})")
+        if z not in (lo, mid):
+            raise node.error(f"zero point {z} is not supported ({lo} for unsigned, {mid} for signed "
+                             f"{dtype} codes: quantize with activation_type=QuantType.QUInt8 and "
+                             f"extra_options={{'ActivationRestrictedAsymmetric': True}})")
+        if z == lo and not x.nonneg:
+            x = self.relu(node, x)  # clamping at the lowest code, real value 0, is a ReLU
+        quant = _Quant(float(np.ravel(scale.value)[0]), z, node.name)
+        known = self.quant.setdefault(x.layer, quant)
+        if (known.scale, known.zero_point) != (quant.scale, quant.zero_point):
+            raise node.error(f"quantizes the output of layer {x.layer!r} differently from "
+                             f"{known.node!r}; one quantization per tensor is supported")
+        self.set(node, dataclasses.replace(x, fold=None, quant=quant))
+
+    def dequantize_linear(self, node: _Node) -> None:
+        a = node.allow("axis")
+        x, scale, zp = self.operand(node, 0), self.param(node, 1), self.param(node, 2, optional=True)
+        if isinstance(x, _Value):
+            q = x.quant
+            if q is None:
+                raise node.error(f"input {node.inputs[0]!r} comes from no QuantizeLinear")
+            z = 0 if zp is None or zp.value is None else int(np.ravel(zp.value)[0])
+            if scale.value is None or (float(np.ravel(scale.value)[0]), z) != (q.scale, q.zero_point):
+                raise node.error(f"scale or zero point differs from its QuantizeLinear {q.node!r}")
+            self.set(node, dataclasses.replace(x, quant=None))
+            return
+        if x.value is None or scale.value is None or (zp is not None and zp.value is None):
+            self.set(node, _Param(x.shape, None))
+            return
+        codes = x.value.astype(np.int64)
+        axis = a.get("axis", 1) % max(codes.ndim, 1)
+        s = _f64(scale.value).reshape(-1)
+        z = np.zeros(1, np.int64) if zp is None else zp.value.astype(np.int64).reshape(-1)
+        along = [-1 if i == axis else 1 for i in range(codes.ndim)] if s.size > 1 else [1] * codes.ndim
+        value = (codes - z.reshape(along if z.size > 1 else [1] * codes.ndim)) * s.reshape(along)
+        self.set(node, _Param(x.shape, value, (codes, s, z, axis)))
+
+    # QDQ scales ----------------------------------------------------------------------------------
+
+    def quantization(self, net: Network) -> OnnxModel:
+        """The `OnnxModel` of a QDQ model: every requantizing layer's scale from the
+        QuantizeLinear of its hardware output (its fused ReLU's, for an unsigned layer)."""
+        signed = output_signed(net)
+        if net.input.name not in self.quant:
+            raise UserError(f"onnx model {self.name!r}: a QDQ model must quantize its input "
+                            f"{net.input.name!r} (a QuantizeLinear)")
+        scales, scale_of = {}, {}
+        for layer in net:
+            q = self.quant.get(layer.name)
+            if isinstance(layer, (Conv2d, Dense)) and layer.name not in self.weight_scales:
+                raise UserError(f"onnx model {self.name!r}: {layer.kind} node {layer.name!r} has float "
+                                f"weights; a QDQ model needs integer weights read by a DequantizeLinear")
+            if isinstance(layer, _REQUANTIZING):
+                q = (None if signed[layer.name] else self.relu_quant(net, layer.name)) or q
+                if q is None:
+                    raise UserError(f"onnx model {self.name!r}: the output of {layer.kind} node "
+                                    f"{layer.name!r} has no QuantizeLinear; a QDQ model quantizes the "
+                                    f"output of every Conv, Gemm, MatMul, Add and average pool")
+                scales[layer.name] = scale_of[layer.name] = q.scale
+                continue
+            scale_of[layer.name] = self.quant[layer.name].scale if isinstance(layer, Input) \
+                else scale_of[layer.inputs[0]]
+            if q is not None and not math.isclose(q.scale, scale_of[layer.name], rel_tol=1e-6):
+                raise UserError(f"onnx node {q.node!r} (QuantizeLinear): scale {q.scale:.6g} differs "
+                                f"from the scale {scale_of[layer.name]:.6g} of the {layer.kind} codes "
+                                f"it quantizes; only Conv, Gemm, MatMul, Add and average pools "
+                                f"requantize")
+        return OnnxModel(net, self.quant[net.input.name].scale, scales, self.weight_scales,
+                         self.weight_peaks)
+
+    def relu_quant(self, net: Network, name: str) -> _Quant | None:
+        """The quantization of the first ReLU reached from layer ``name`` through max pools and
+        flattens."""
+        for consumer in net.consumers(name):
+            if isinstance(consumer, ReLU) and consumer.name in self.quant:
+                return self.quant[consumer.name]
+            if isinstance(consumer, (MaxPool, Flatten)):
+                found = self.relu_quant(net, consumer.name)
+                if found is not None:
+                    return found
+        return None
+
+
+_OPS = {
+    "Conv": _Importer.conv, "BatchNormalization": _Importer.batch_norm, "Relu": _Importer.relu_node,
+    "Clip": _Importer.clip, "MaxPool": _Importer.max_pool, "AveragePool": _Importer.average_pool,
+    "GlobalAveragePool": _Importer.global_average_pool, "Add": _Importer.add_node,
+    "Flatten": _Importer.flatten_node, "Reshape": _Importer.reshape, "Gemm": _Importer.gemm,
+    "MatMul": _Importer.matmul, "Identity": _Importer.identity, "Dropout": _Importer.dropout,
+    "Constant": _Importer.constant, "QuantizeLinear": _Importer.quantize_linear,
+    "DequantizeLinear": _Importer.dequantize_linear,
+}
+#: ops the importer converts (docs/onnx.md: their attributes)
+SUPPORTED_OPS = tuple(_OPS)
