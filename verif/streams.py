@@ -78,11 +78,6 @@ class StreamDriver(_Port):
         """Queue ``beats`` to be sent after those already queued."""
         self._queue.extend(beats)
 
-    @property
-    def done(self) -> bool:
-        """Whether every queued beat has been accepted."""
-        return not self._queue and not self._offering
-
     def drive(self, cycle: int) -> None:
         if self._offering:
             return
