@@ -5,15 +5,18 @@ concurrent workers, and lint."""
 
 import itertools
 import random
+import re
 import threading
 
 import numpy as np
 import pytest
 
 from imcflow.hw.fifo import SkidBuffer
+from imcflow.hw.streams import VectorLayout
 from imcflow.verif import runner
 from imcflow.verif.patterns import pauses
 from imcflow.verif.scoreboard import Scoreboard, ScoreboardError
+from imcflow.verif.streams import StreamDriver, StreamMonitor
 
 # --- scoreboard ------------------------------------------------------------------------------
 
@@ -72,6 +75,62 @@ def test_pause_pattern_is_used_as_given_then_never_pauses():
 def test_pause_spec_checks(spec, rng, message):
     with pytest.raises(ValueError, match=message):
         pauses(spec, rng)
+
+
+# --- stream driver and monitor, stepped by hand on stand-in signal handles ---------------------
+
+class Handle:
+    def __init__(self):
+        self.value = 0
+
+
+class Ports:
+    """Stands in for a cocotb toplevel with the Verilog ports of one Amaranth stream."""
+
+    def __init__(self, port):
+        for signal in ("valid", "ready", "payload"):
+            setattr(self, f"{port}__{signal}", Handle())
+
+
+def test_driver_holds_each_beat_until_accepted_and_idles_between_beats():
+    layout = VectorLayout(2, 4)
+    dut = Ports("i")
+    driver = StreamDriver(dut, "i", layout=layout, idle=[0, 1])    # no idle, then one idle cycle
+    driver.send([([1, 2], False), ([3, 4], True)])
+    trace = []
+    for cycle, ready in enumerate([0, 1, 1, 0, 1, 1]):
+        driver.drive(cycle)
+        dut.i__ready.value = ready
+        trace.append((dut.i__valid.value, dut.i__payload.value if dut.i__valid.value else None))
+        driver.sample(cycle)
+    first, second = layout.pack([1, 2], False), layout.pack([3, 4], True)
+    assert trace == [(1, first), (1, first), (0, None), (1, second), (1, second), (0, None)]
+    assert driver.sent == [([1, 2], False), ([3, 4], True)] and driver.cycles == [1, 4]
+
+
+def test_monitor_records_beats_with_their_cycles_under_backpressure():
+    dut, board = Ports("o"), Scoreboard([5, 6], name="o")
+    monitor = StreamMonitor(dut, "o", backpressure=[1, 0, 0], on_beat=board.actual)
+    for cycle, (valid, payload) in enumerate([(1, 5), (1, 5), (1, 6), (0, 0)]):
+        monitor.drive(cycle)
+        dut.o__valid.value, dut.o__payload.value = valid, payload
+        monitor.sample(cycle)
+    assert monitor.beats == [5, 6] and monitor.cycles == [1, 2]
+    board.finish()
+
+
+@pytest.mark.parametrize("second, message", [
+    ((0, 5), "o: valid dropped before the handshake in cycle 1"),
+    ((1, 6), "o: payload changed before the handshake in cycle 1: 5 -> 6"),
+])
+def test_monitor_catches_a_producer_breaking_the_stream_rules(second, message):
+    dut = Ports("o")
+    monitor = StreamMonitor(dut, "o", backpressure=[1, 1])          # not ready for two cycles
+    with pytest.raises(AssertionError, match=f"^{re.escape(message)}$"):
+        for cycle, (valid, payload) in enumerate([(1, 5), second]):
+            monitor.drive(cycle)
+            dut.o__valid.value, dut.o__payload.value = valid, payload
+            monitor.sample(cycle)
 
 
 # --- build cache -----------------------------------------------------------------------------
