@@ -37,6 +37,14 @@ def _mod_add(value, constant: int, modulus: int):
     return Mux(total >= modulus, total - modulus, total)
 
 
+def _check_pad_value(pad_value, bits: int, signed: bool) -> None:
+    lo, hi = act_range(bits, signed)
+    if not isinstance(pad_value, int) or isinstance(pad_value, bool):
+        raise TypeError(f"Pad value must be an integer, not {pad_value!r}")
+    if not lo <= pad_value <= hi:
+        raise ValueError(f"Pad value must be an integer in {lo}..{hi}, not {pad_value!r}")
+
+
 class Im2colAddressGenerator(wiring.Component):
     """Reads the window of each output pixel from a window buffer, in output raster order.
 
@@ -107,11 +115,7 @@ class Im2colAddressGenerator(wiring.Component):
             raise TypeError(f"Words must be a positive integer, not {words!r}")
         if words < minimum:
             raise ValueError(f"Words must be at least {minimum} for this geometry, not {words!r}")
-        lo, hi = act_range(bits, signed)
-        if not isinstance(pad_value, int) or isinstance(pad_value, bool):
-            raise TypeError(f"Pad value must be an integer, not {pad_value!r}")
-        if not lo <= pad_value <= hi:
-            raise ValueError(f"Pad value must be an integer in {lo}..{hi}, not {pad_value!r}")
+        _check_pad_value(pad_value, bits, signed)
         self.h, self.w, self.c, self.bits = h, w, c, bits
         self.kernel, self.stride, self.padding = kernel, stride, padding
         self.words, self.signed, self.pad_value = words, bool(signed), pad_value
@@ -272,6 +276,9 @@ class WindowSource(wiring.Component):
                  pad_value: int = 0):
         if strategy not in STRATEGIES:
             raise ValueError(f"Strategy must be 'line' or 'frame', not {strategy!r}")
+        # Check everything before creating the parts, so that none is left unused.
+        check_geometry(h, w, c, bits, kernel, stride, padding)
+        _check_pad_value(pad_value, bits, signed)
         self.strategy = strategy
         self.buffer = STRATEGIES[strategy](h, w, c, bits, kernel, stride, padding, signed=signed)
         self.generator = Im2colAddressGenerator(h, w, c, bits, kernel, stride, padding,
@@ -319,12 +326,12 @@ def window_schedule(h: int, w: int, kernel: int, stride: int = 1, padding: int =
         words = line_buffer_words(h, w, kernel, stride, padding)
     accepted, emitted = [], []
     count, window, cycle = 0, 0, 0  # count: pixels written from the reader's image's first on
-    while len(emitted) < images * len(first):
+    while len(emitted) < images * len(first) or len(accepted) < images * pixels:
         bound = words if strategy == "frame" else keep[window] + words
         write = len(accepted) < images * pixels and count < bound
         if write:
             accepted.append(cycle)
-        if count + write > last[window]:
+        if len(emitted) < images * len(first) and count + write > last[window]:
             emitted.append(cycle + 1)
             window += 1
             if window == len(first):
