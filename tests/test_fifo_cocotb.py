@@ -3,8 +3,6 @@ random traffic (changing idle cycles and backpressure) against FifoModel cycle b
 an in-order scoreboard, then latency and rate at full speed. The configurations below send
 100 000 random beats in all."""
 
-# amaranth: UnusedElaboratable=no
-
 from pathlib import Path
 
 import pytest

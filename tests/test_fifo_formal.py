@@ -2,8 +2,6 @@
 duplicate or reorder a beat, never withdraw an offered beat, and report `level` correctly; cover
 checks that full, empty and full-rate behaviour are reachable, so the proofs are not vacuous."""
 
-# amaranth: UnusedElaboratable=no
-
 import re
 from pathlib import Path
 

@@ -1,8 +1,6 @@
 """The verification backbone itself: scoreboard reports, pause patterns, the build cache under
 concurrent workers, and lint."""
 
-# amaranth: UnusedElaboratable=no
-
 import itertools
 import random
 import re
