@@ -105,7 +105,7 @@ def quantize_onnx(model: OnnxModel, arch: Arch, images=None) -> QNetwork:
         if peak > top:
             raise UserError(f"arch.weight_bits: the weight codes of layer {name!r} reach {peak}; "
                             f"{arch.weight_bits} bits hold up to {top} (use weight_bits >= "
-                            f"{peak.bit_length() + 1} or a model quantized to {arch.weight_bits}-bit weights)")
+                            f"{peak.bit_length() + 1})")
     return from_scales(net, arch, model.scales, input_scale=model.input_scale,
                        weight_scales=model.weight_scales, calibration=images)
 
@@ -247,7 +247,7 @@ class _Importer:
         layer = self.add(Input(self.input.name, Shape(h, w, c)))
         self.values[self.input.name] = _Value(layer.name, (c, h, w), nonneg=True)
         for node in self.nodes:
-            if node.op not in _OPS or node.domain != "ai.onnx":
+            if node.op not in _OPS or node.domain not in _DOMAINS.get(node.op, ("ai.onnx",)):
                 op = node.op if node.domain == "ai.onnx" else f"{node.domain}.{node.op}"
                 raise node.error(f"op {op} is not supported; supported: {', '.join(SUPPORTED_OPS)}")
             _OPS[node.op](self, node)
@@ -665,3 +665,5 @@ _OPS = {
 }
 #: ops the importer converts (docs/onnx.md: their attributes)
 SUPPORTED_OPS = tuple(_OPS)
+#: domains besides the default: onnxruntime's contrib Q/DQ (4- and 16-bit types, same semantics)
+_DOMAINS = {op: ("ai.onnx", "com.microsoft") for op in ("QuantizeLinear", "DequantizeLinear")}

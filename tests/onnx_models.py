@@ -14,7 +14,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["Graph", "small_cnn", "flatten_cnn", "resnet", "RESNET_BLOCKS", "write"]
+from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Network, ReLU
+
+__all__ = ["Graph", "small_cnn", "flatten_cnn", "resnet", "from_network", "RESNET_BLOCKS", "write"]
 
 #: depth -> (block kind, blocks per stage), as torchvision.models.resnet{18,50}
 RESNET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
@@ -170,6 +172,33 @@ def resnet(depth: int = 18, weights: bool = False, batchnorm: bool = True,
             x = g.node("Relu", [g.node("Add", [y, skip], f"{p}.add")], f"{p}.relu")
     x = g.node("Flatten", [g.node("GlobalAveragePool", [x], "avgpool")], "flatten", axis=1)
     return g.model(g.gemm(x, 1000, "fc"), f"resnet{depth}")
+
+
+def from_network(net: Network) -> onnx.ModelProto:
+    """A float IR network of convs, ReLUs, residual adds, global average pooling and dense layers
+    (the digits zoo network) written as ONNX, the importer's inverse: HWIO weights to OIHW, a
+    Flatten before each dense layer, Gemm with transB=1."""
+    s = net.shapes[net.input.name]
+    g = Graph(["N", s.c, s.h, s.w])
+    out = {net.input.name: "input"}
+    for layer in net.layers[1:]:
+        x, name = out[layer.inputs[0]], layer.name
+        if isinstance(layer, (Conv2d, Dense)):
+            bias = g.const(f"{name}.bias", layer.bias.astype(np.float32))
+        if isinstance(layer, Conv2d):
+            w = g.const(f"{name}.weight", layer.weight.transpose(3, 2, 0, 1).astype(np.float32))
+            k = layer.kernel
+            out[name] = g.node("Conv", [x, w, bias], name, layer.out_channels, kernel_shape=[k, k],
+                               strides=[layer.stride] * 2, pads=[layer.padding] * 4)
+        elif isinstance(layer, Dense):
+            x = g.node("Flatten", [x], f"{name}_flatten", axis=1)
+            w = g.const(f"{name}.weight", layer.weight.T.astype(np.float32))
+            out[name] = g.node("Gemm", [x, w, bias], name, layer.out_features, transB=1)
+        elif isinstance(layer, Add):
+            out[name] = g.node("Add", [x, out[layer.b]], name)
+        else:
+            out[name] = g.node({ReLU: "Relu", GlobalAvgPool: "GlobalAveragePool"}[type(layer)], [x], name)
+    return g.model(out[net.output.name], net.name)
 
 
 def write(model: onnx.ModelProto, path) -> Path:
