@@ -13,11 +13,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from amaranth.hdl import Value, signed, unsigned
+from amaranth.hdl import Module, Value, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from imcflow.hw.pool import MaxPool
 from imcflow.hw.residual import Fork, Join, SkipFifo
-from imcflow.hw.streams import VectorLayout
+from imcflow.hw.streams import VectorLayout, vector_stream
 from imcflow.sw import golden
 from imcflow.sw.arith import act_range
 from imcflow.verif.amaranth_sim import stream_receive, stream_send
@@ -105,10 +108,10 @@ def random_map(rng, shape, bits, signed, extremes=0.2):
 
 def random_rescale(rng, scale=1.0, shift=None):
     """``(mult, shift)`` with ``mult / 2**shift`` a quarter to four times ``scale`` (so some outputs
-    saturate); half of the drawn shifts are 1..3, where rounding ties abound."""
+    saturate) and ``mult >= 1``; half of the drawn shifts are 1..3, where rounding ties abound."""
     if shift is None:
         shift = int(rng.integers(1, 4) if rng.random() < 0.5 else rng.integers(0, 24))
-    return min(round(scale * 2 ** shift * rng.uniform(0.25, 4)), (1 << 16) - 1), shift
+    return min(max(1, round(scale * 2 ** shift * rng.uniform(0.25, 4))), (1 << 16) - 1), shift
 
 
 # --- Fork ---------------------------------------------------------------------------------------
@@ -214,3 +217,81 @@ def test_skip_fifo_is_a_pipeline_fifo(seeds):
 def test_skip_fifo_checks_its_depth(depth):
     with pytest.raises(TypeError, match=f"Depth must be a positive integer, not {depth!r}"):
         SkipFifo(VectorLayout(2, 5), depth)
+
+
+# --- a whole residual block: Fork, a max-pool main path, SkipFifo, Join ----------------------------
+
+class Residual(wiring.Component):
+    """A residual block for the tests: Fork, a 3x3 same-size max pool as the main path, a
+    SkipFifo of ``depth`` beats on the skip path (default: the full-rate depth, `skip_depth`
+    plus the main path's latency plus one), and a Join adding both."""
+
+    def __init__(self, h, w, c, bits, depth=None):
+        self.fork = Fork(VectorLayout(c, bits))
+        self.main = MaxPool(h, w, c, bits, 3, 1, 1)
+        if depth is None:
+            depth = skip_depth(h, w) + self.main.latency + 1
+        self.skip = SkipFifo(VectorLayout(c, bits), depth)
+        self.join = Join(c, unsigned(bits), unsigned(bits), mult_a=1, mult_b=1, shift=1,
+                         act_bits=bits)
+        super().__init__({"i": In(vector_stream(c, bits)), "o": Out(vector_stream(c, bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fork, m.submodules.main = self.fork, self.main
+        m.submodules.skip, m.submodules.join = self.skip, self.join
+        wiring.connect(m, wiring.flipped(self.i), self.fork.i)
+        wiring.connect(m, self.fork.o_main, self.main.i)
+        wiring.connect(m, self.fork.o_skip, self.skip.i)
+        wiring.connect(m, self.main.o, self.join.i_a)
+        wiring.connect(m, self.skip.o, self.join.i_b)
+        wiring.connect(m, self.join.o, wiring.flipped(self.o))
+        return m
+
+
+def skip_depth(h, w):
+    """The fewest skip FIFO beats with which the residual block cannot deadlock.
+
+    The main path emits pixel ``j`` once pixel ``last[j]`` (the last its window needs) has
+    entered it, and the join consumes the skip path's pixel ``j`` only then. Meanwhile pixels
+    ``j .. last[j]`` have passed the fork: ``last[j] - j`` wait in the FIFO and one in the fork,
+    offered to the full FIFO after the main path took it.
+    """
+    _, last = golden.window_input_range(h, w, 3, 1, 1)
+    return int((last - np.arange(h * w)).max())
+
+
+def residual_case(h, w, seed):
+    rng = np.random.default_rng(seed)
+    fmap = random_map(rng, (3, h, w, 2), 6, False)
+    expected = golden.join(golden.max_pool(fmap, 3, 1, 1), fmap, 1, 1, 1, act_bits=6, signed=False)
+    return fmap, expected
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("h, w", [(4, 5), (3, 3), (6, 4)])
+def test_residual_block_needs_the_skip_depth_and_deadlocks_with_one_less(h, w, seeds):
+    # With `skip_depth` beats the block matches the golden model under random traffic; with one
+    # less, the fork waits for the FIFO, the FIFO for the join and the join for the main path,
+    # which waits for the fork: nothing moves, and the test sees the stall.
+    depth = skip_depth(h, w)
+    for seed in seeds(1):
+        fmap, expected = residual_case(h, w, seed)
+        run_maps(Residual(h, w, 2, 6, depth), {"i": fmap}, {"o": expected}, seed=seed)
+        with pytest.raises(AssertionError, match="stalled"):
+            run_maps(Residual(h, w, 2, 6, depth - 1), {"i": fmap}, {"o": expected}, seed=seed,
+                     max_cycles=1000)
+        gc.collect()  # close the stalled simulation's testbenches under the warning filter
+
+
+@pytest.mark.parametrize("h, w", [(4, 5), (5, 8)])
+def test_residual_block_runs_at_full_rate_with_the_main_path_latency_more(h, w):
+    # A pixel per cycle in, back to back over three images, needs room for the pixels that
+    # arrive while the main path computes: `skip_depth + main.latency + 1`. One less costs cycles.
+    fmap, expected = residual_case(h, w, 0)
+    full = Residual(h, w, 2, 6)
+    edges = run_maps(full, {"i": fmap}, {"o": expected}, seed=0, idle=0, stall=0)
+    assert edges["i"] == list(range(3 * h * w))
+    edges = run_maps(Residual(h, w, 2, 6, full.skip.depth - 1), {"i": fmap}, {"o": expected},
+                     seed=0, idle=0, stall=0)
+    assert edges["i"][-1] > 3 * h * w - 1

@@ -26,7 +26,7 @@ from imcflow.hw.streams import VectorLayout
 from imcflow.sw import golden
 from imcflow.sw.arith import act_range
 from imcflow.verif import runner
-from test_residual import beats, random_join, random_map
+from test_residual import Residual, beats, random_join, random_map
 
 TB = Path(__file__).parent / "cocotb" / "stream_bank_tb.py"
 
@@ -162,3 +162,24 @@ def test_join_under_verilator(seeds):
         a, b, o = (cycles[f"{unit.name}.{port}"] for port in ("i_a", "i_b", "o"))
         assert a == b == list(range(len(a)))
         assert o == [t + Join.latency for t in a]
+
+
+# --- whole residual blocks ----------------------------------------------------------------------
+
+def test_residual_blocks_under_verilator(seeds):
+    # Fork, a 3x3 max pool (same size), SkipFifo and Join: at the full-rate skip depth, a pixel
+    # per cycle goes in over three images back to back.
+    units = []
+    for n, seed in enumerate(seeds(6)):
+        rng = np.random.default_rng(seed)
+        h, w = int(rng.integers(3, 8)), int(rng.integers(3, 8))
+        fmap = random_map(rng, (3, h, w, 2), 6, False)
+        expected = golden.join(golden.max_pool(fmap, 3, 1, 1), fmap, 1, 1, 1, act_bits=6,
+                               signed=False)
+        dut = Residual(h, w, 2, 6)
+        units.append(Unit(f"r{n}", dut, {"i": fmap}, {"o": expected}, seed,
+                          info=dict(h=h, w=w, depth=dut.skip.depth), **traffic(rng)))
+    cycles = run_bank("residual_bank", units)
+    for unit in units:
+        i = cycles[f"{unit.name}.i"]
+        assert i == list(range(len(i)))

@@ -1,0 +1,376 @@
+"""Pooling: max and average pooling over k x k windows, and global average pooling.
+
+`MaxPool` and `AvgPool` are the shared window source (`imcflow.hw.im2col.WindowSource`) followed
+by a reducer over the ``k*k`` pixels of each window: `WindowMax` (per-channel maximum) or
+`WindowAverage` (per-channel sum, requantized). `GlobalAvgPool` accumulates each channel over a
+whole image. All are bit-exact with `imcflow.sw.golden` (``max_pool``, ``avg_pool``,
+``global_avg_pool``); docs/pooling-residual.md explains the design.
+
+The requantization is `imcflow.hw.residual.requantize_sum`, the RTL twin of the
+`imcflow.sw.arith` rules shared with the residual join.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Module, Mux, Shape, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from imcflow.hw.im2col import WindowSource
+from imcflow.hw.linebuffer import check_geometry
+from imcflow.hw.residual import check_int, requantize_sum
+from imcflow.hw.streams import vector_stream
+from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
+
+__all__ = ["WindowMax", "WindowAverage", "MaxPool", "AvgPool", "GlobalAvgPool"]
+
+
+def _check_requantizer(mult, shift, act_bits) -> None:
+    check_int("Mult", mult, 0, (1 << MULT_BITS) - 1)
+    check_int("Shift", shift, 0, MAX_SHIFT)
+    check_int("Act_bits", act_bits, 1)
+
+
+def _tree(op, values):
+    """``op`` folded over ``values`` as a balanced tree (depth ``ceil(log2(len(values)))``)."""
+    while len(values) > 1:
+        values = [op(*values[j:j + 2]) if j + 1 < len(values) else values[j]
+                  for j in range(0, len(values), 2)]
+    return values[0]
+
+
+class _WindowReducer(wiring.Component):
+    """Ports, checks and the registered output stage shared by the window reducers.
+
+    A subclass defines ``_reduce(taps)``: the output lane value of one channel from the ``k*k``
+    lane values of that channel in window order.
+    """
+
+    latency = 1
+    interval = 1
+
+    def __init__(self, kernel, c, bits, signed, out_bits, out_signed):
+        check_int("Kernel", kernel, 1)
+        check_int("Channels", c, 1)
+        check_int("Bits", bits, 1)
+        self.kernel, self.c, self.bits, self.signed = kernel, c, bits, bool(signed)
+        super().__init__({
+            "i": In(vector_stream(kernel * kernel * c, bits, self.signed)),
+            "o": Out(vector_stream(c, out_bits, out_signed)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        m.d.comb += i.ready.eq(~o.valid | o.ready)
+        with m.If(o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(i.valid & i.ready):
+            m.d.sync += [o.valid.eq(1), o.p.last.eq(i.p.last)]
+            for ch in range(self.c):
+                taps = [i.p.data[t * self.c + ch] for t in range(self.kernel ** 2)]
+                m.d.sync += o.p.data[ch].eq(self._reduce(taps))
+        return m
+
+
+class WindowMax(_WindowReducer):
+    """Per-channel maximum over the ``k*k`` pixels of a window: the max-pooling reducer.
+
+    Output lane ``ch`` is the maximum of input lanes ``t*c + ch`` for ``t`` in ``0..k*k-1`` (the
+    im2col order of `imcflow.sw.golden.windows`): a comparator tree of depth
+    ``ceil(log2(k*k))`` into the output register.
+
+    Parameters
+    ----------
+    kernel : int
+        Window size ``k``.
+    c : int
+        Channels.
+    bits : int
+        Lane width of input and output.
+    signed : bool
+        Whether lanes are two's complement.
+
+    Attributes
+    ----------
+    i : In(vector_stream(kernel*kernel*c, bits, signed))
+        Window stream; ``last`` is passed through.
+    o : Out(vector_stream(c, bits, signed))
+        Pixel stream.
+    latency : int
+        1: registered output.
+    interval : int
+        1: one window per cycle.
+
+    Raises
+    ------
+    TypeError
+        If ``kernel``, ``c`` or ``bits`` is not a positive integer.
+    """
+
+    def __init__(self, kernel, c, bits, *, signed=False):
+        super().__init__(kernel, c, bits, signed, bits, signed)
+
+    def _reduce(self, taps):
+        return _tree(lambda a, b: Mux(a > b, a, b), taps)
+
+
+class WindowAverage(_WindowReducer):
+    """Per-channel sum over the ``k*k`` pixels of a window, requantized: the average-pooling
+    reducer.
+
+    Output lane ``ch`` is ``requantize(sum_t x[t*c + ch], mult, shift, act_bits, act_signed)``
+    (`imcflow.sw.arith.requantize`, as `imcflow.sw.golden.avg_pool`): an adder tree of
+    ``bits + ceil(log2(k*k))`` bits, a constant multiplier, the rounding adder and the saturation
+    into the output register.
+
+    Parameters
+    ----------
+    kernel, c, bits, signed
+        As `WindowMax` (``signed`` is the input's signedness).
+    mult : int
+        Unsigned ``MULT_BITS``-bit multiplier (about ``2**shift / k**2`` for an average).
+    shift : int
+        Right shift, ``0..MAX_SHIFT``.
+    act_bits : int
+        Output lane width.
+    act_signed : bool
+        Whether the output is signed; unsigned (the default) saturates at 0, which is the ReLU.
+
+    Attributes
+    ----------
+    i : In(vector_stream(kernel*kernel*c, bits, signed))
+        Window stream; ``last`` is passed through.
+    o : Out(vector_stream(c, act_bits, act_signed))
+        Pixel stream.
+    latency : int
+        1: registered output.
+    interval : int
+        1: one window per cycle.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a parameter of the wrong type or out of its range.
+    """
+
+    def __init__(self, kernel, c, bits, *, signed=False, mult, shift, act_bits, act_signed=False):
+        _check_requantizer(mult, shift, act_bits)
+        self.mult, self.shift = mult, shift
+        self.act_bits, self.act_signed = act_bits, bool(act_signed)
+        super().__init__(kernel, c, bits, signed, act_bits, self.act_signed)
+
+    def _reduce(self, taps):
+        total = _tree(lambda a, b: a + b, taps) * self.mult
+        return requantize_sum(total, self.shift, self.act_bits, self.act_signed)
+
+
+class _WindowPool(wiring.Component):
+    """A `WindowSource` followed by a window reducer: ports, timing and the connections."""
+
+    interval = 1
+
+    def __init__(self, source: WindowSource, reducer: _WindowReducer):
+        self.source, self.reducer = source, reducer
+        self.latency = source.latency + reducer.latency
+        self.oh, self.ow = source.oh, source.ow
+        super().__init__({
+            "i": In(source.i.signature.flip()),
+            "o": Out(reducer.o.signature),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.source = self.source
+        m.submodules.reducer = self.reducer
+        wiring.connect(m, wiring.flipped(self.i), self.source.i)
+        wiring.connect(m, self.source.o, self.reducer.i)
+        wiring.connect(m, self.reducer.o, wiring.flipped(self.o))
+        return m
+
+
+class MaxPool(_WindowPool):
+    """``k x k`` max pooling with stride and padding on a pixel stream, as
+    `imcflow.sw.golden.max_pool`.
+
+    A `~imcflow.hw.im2col.WindowSource` whose padded taps hold the lowest lane value (0 for an
+    unsigned map, ``-2**(bits-1)`` for a signed one, so padding never wins), followed by
+    `WindowMax`.
+
+    Parameters
+    ----------
+    h, w, c : int
+        Height, width and channels of the input map.
+    bits : int
+        Lane width of input and output.
+    kernel, stride, padding : int
+        Window geometry (square, equal on both axes; ``padding < kernel``).
+    signed : bool
+        Whether lanes are two's complement.
+    strategy : str
+        Window buffer of the source: ``"line"`` (default) or ``"frame"``.
+
+    Attributes
+    ----------
+    i : In(vector_stream(c, bits, signed))
+        Pixels in raster order, images back to back, ``last`` on each image's last pixel.
+    o : Out(vector_stream(c, bits, signed))
+        Pooled pixels in raster order, ``last`` on each image's last.
+    source : WindowSource
+    reducer : WindowMax
+    oh, ow : int
+        Output height and width.
+    latency : int
+        ``source.latency + 1``: from the handshake of the last pixel a window needs to the
+        pooled pixel's ``valid``, when nothing stalls.
+    interval : int
+        1: one output pixel per cycle while the input keeps up (at stride ``s`` the output runs
+        at up to ``1/s**2`` of the input rate).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `~imcflow.hw.linebuffer.check_geometry`, or on an unknown ``strategy``.
+    """
+
+    def __init__(self, h, w, c, bits, kernel, stride, padding=0, *, signed=False,
+                 strategy="line"):
+        check_geometry(h, w, c, bits, kernel, stride, padding)
+        self.padding = padding
+        super().__init__(
+            WindowSource(h, w, c, bits, kernel, stride, padding, strategy=strategy, signed=signed,
+                         pad_value=act_range(bits, signed)[0]),
+            WindowMax(kernel, c, bits, signed=signed))
+
+
+class AvgPool(_WindowPool):
+    """``k x k`` average pooling with stride and no padding on a pixel stream, as
+    `imcflow.sw.golden.avg_pool`: a `~imcflow.hw.im2col.WindowSource` followed by `WindowAverage`.
+
+    Parameters
+    ----------
+    h, w, c, bits, kernel, stride, signed, strategy
+        As `MaxPool` (no ``padding``).
+    mult, shift, act_bits, act_signed
+        The requantization, as `WindowAverage`.
+
+    Attributes
+    ----------
+    i : In(vector_stream(c, bits, signed))
+        Pixels in raster order, images back to back, ``last`` on each image's last pixel.
+    o : Out(vector_stream(c, act_bits, act_signed))
+        Pooled pixels in raster order, ``last`` on each image's last.
+    source : WindowSource
+    reducer : WindowAverage
+    oh, ow, latency, interval
+        As `MaxPool`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `~imcflow.hw.linebuffer.check_geometry` and `WindowAverage`, or on an unknown
+        ``strategy``.
+    """
+
+    def __init__(self, h, w, c, bits, kernel, stride, *, signed=False, mult, shift, act_bits,
+                 act_signed=False, strategy="line"):
+        check_geometry(h, w, c, bits, kernel, stride)
+        super().__init__(
+            WindowSource(h, w, c, bits, kernel, stride, strategy=strategy, signed=signed),
+            WindowAverage(kernel, c, bits, signed=signed, mult=mult, shift=shift,
+                          act_bits=act_bits, act_signed=act_signed))
+
+
+class GlobalAvgPool(wiring.Component):
+    """Global average pooling: per-channel sums over the ``h*w`` pixels of each image,
+    requantized; one output beat per image.
+
+    Output lane ``ch`` is ``requantize(sum over the image of x[ch], mult, shift, act_bits,
+    act_signed)``, as `imcflow.sw.golden.global_avg_pool`. A pixel counter ends each image after
+    ``h*w`` pixels (the accumulators are ``bits + ceil(log2(h*w))`` bits wide); the input's
+    ``last`` must mark that same pixel, else an ``Assert`` fails in simulation. The last pixel's
+    sum is requantized into the output register while the accumulators restart, so the next
+    image's first pixel may follow in the next cycle. Each output beat has ``last`` set (it is a
+    1x1 image).
+
+    Parameters
+    ----------
+    h, w : int
+        Input image size.
+    c : int
+        Channels.
+    bits : int
+        Input lane width.
+    signed : bool
+        Whether input lanes are two's complement.
+    mult : int
+        Unsigned ``MULT_BITS``-bit multiplier (about ``2**shift / (h*w)`` for an average).
+    shift : int
+        Right shift, ``0..MAX_SHIFT``.
+    act_bits : int
+        Output lane width.
+    act_signed : bool
+        Whether the output is signed; unsigned (the default) saturates at 0, which is the ReLU.
+
+    Attributes
+    ----------
+    i : In(vector_stream(c, bits, signed))
+        Pixels in raster order.
+    o : Out(vector_stream(c, act_bits, act_signed))
+        One beat per image.
+    latency : int
+        1: from the handshake of an image's last pixel to the result's ``valid``.
+    interval : int
+        1: one input pixel per cycle, images back to back; the input stalls only when an image
+        ends while the previous image's result still waits to be taken.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a parameter of the wrong type or out of its range.
+    """
+
+    latency = 1
+    interval = 1
+
+    def __init__(self, h, w, c, bits, *, signed=False, mult, shift, act_bits, act_signed=False):
+        check_int("Height", h, 1)
+        check_int("Width", w, 1)
+        check_int("Channels", c, 1)
+        check_int("Bits", bits, 1)
+        _check_requantizer(mult, shift, act_bits)
+        self.h, self.w, self.c, self.bits, self.signed = h, w, c, bits, bool(signed)
+        self.mult, self.shift = mult, shift
+        self.act_bits, self.act_signed = act_bits, bool(act_signed)
+        super().__init__({
+            "i": In(vector_stream(c, bits, self.signed)),
+            "o": Out(vector_stream(c, act_bits, self.act_signed)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        pixels = self.h * self.w
+        acc_shape = Shape(self.bits + ceil_log2(pixels), self.signed)
+        acc = [Signal(acc_shape, name=f"acc{ch}") for ch in range(self.c)]
+        count = Signal(range(max(pixels, 2)))  # one bit at least: Verilog has no empty vectors
+        end = count == pixels - 1
+
+        m.d.comb += i.ready.eq(~end | ~o.valid | o.ready)
+        with m.If(o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(i.valid & i.ready):
+            m.d.sync += Assert(i.p.last == end,
+                               "GlobalAvgPool: `last` does not mark pixel h*w of the image")
+            with m.If(end):
+                m.d.sync += [count.eq(0), o.valid.eq(1), o.p.last.eq(1)]
+                for ch in range(self.c):
+                    total = (acc[ch] + i.p.data[ch]) * self.mult
+                    m.d.sync += [acc[ch].eq(0),
+                                 o.p.data[ch].eq(requantize_sum(total, self.shift, self.act_bits,
+                                                                self.act_signed))]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+                m.d.sync += [acc[ch].eq(acc[ch] + i.p.data[ch]) for ch in range(self.c)]
+        return m

@@ -1,0 +1,217 @@
+# amaranth: UnusedElaboratable=no
+"""Amaranth-simulator unit tests of the pooling blocks (`imcflow.hw.pool`) against
+`imcflow.sw.golden`, under seeded random idle cycles and backpressure: the window reducers on
+their own, then MaxPool and AvgPool (window source + reducer), and GlobalAvgPool."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+from imcflow.hw.im2col import window_schedule
+from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool, WindowAverage, WindowMax
+from imcflow.hw.streams import VectorLayout
+from imcflow.sw import golden
+from imcflow.sw.arith import act_range
+from test_residual import random_map, random_rescale, run_maps, run_streams
+
+
+def random_window(rng, images=2):
+    """A random pooling geometry (kernel, stride, c, bits, signed) and a batch of maps."""
+    kernel = int(rng.integers(1, 4))
+    signed = bool(rng.integers(0, 2))
+    g = dict(kernel=kernel, stride=int(rng.integers(1, 3)), c=int(rng.integers(1, 4)),
+             bits=int(rng.integers(2 if signed else 1, 9)), signed=signed)
+    shape = (images, int(rng.integers(kernel, 7)), int(rng.integers(kernel, 7)), g["c"])
+    return g, random_map(rng, shape, g["bits"], signed)
+
+
+# --- the window reducers on their own -----------------------------------------------------------
+
+def check_window_max(g, fmap, padding, seed, **rates):
+    pad_value = act_range(g["bits"], g["signed"])[0]
+    windows = golden.windows(fmap, g["kernel"], g["stride"], padding, pad_value)
+    expected = golden.max_pool(fmap, g["kernel"], g["stride"], padding, pad_value=pad_value)
+    dut = WindowMax(g["kernel"], g["c"], g["bits"], signed=g["signed"])
+    return run_maps(dut, {"i": windows}, {"o": expected}, seed=seed, **rates)
+
+
+def check_window_average(g, fmap, mult, shift, act_bits, act_signed, seed, **rates):
+    windows = golden.windows(fmap, g["kernel"], g["stride"])
+    expected = golden.avg_pool(fmap, g["kernel"], g["stride"], mult, shift, act_bits=act_bits,
+                               signed=act_signed)
+    dut = WindowAverage(g["kernel"], g["c"], g["bits"], signed=g["signed"], mult=mult,
+                        shift=shift, act_bits=act_bits, act_signed=act_signed)
+    return run_maps(dut, {"i": windows}, {"o": expected}, seed=seed, **rates)
+
+
+def test_window_max_matches_golden_max_pool(seeds):
+    for seed in seeds(8):
+        rng = np.random.default_rng(seed)
+        g, fmap = random_window(rng)
+        padding = int(rng.integers(0, g["kernel"]))
+        print(g, "map", fmap.shape, "padding", padding)
+        check_window_max(g, fmap, padding, seed, idle=rng.uniform(0, 0.5),
+                         stall=rng.uniform(0, 0.6))
+
+
+def test_window_average_matches_golden_avg_pool(seeds):
+    for seed in seeds(8):
+        rng = np.random.default_rng(seed)
+        g, fmap = random_window(rng)
+        mult, shift = random_rescale(rng, 1 / g["kernel"] ** 2)
+        act_bits, act_signed = int(rng.integers(2, 9)), bool(rng.integers(0, 2))
+        print(g, "map", fmap.shape, "mult", mult, "shift", shift, "act", act_bits, act_signed)
+        check_window_average(g, fmap, mult, shift, act_bits, act_signed, seed,
+                             idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.6))
+
+
+def test_window_reducers_take_a_window_per_cycle_with_latency_one():
+    # A producer that never idles and a consumer that never stalls: one window per cycle, each
+    # result `latency` = 1 cycle after its window.
+    g = dict(kernel=3, stride=1, c=2, bits=8, signed=False)
+    fmap = random_map(np.random.default_rng(0), (2, 5, 6, 2), 8, False)
+    for edges in (check_window_max(g, fmap, 1, 0, idle=0, stall=0),
+                  check_window_average(g, fmap, 7282, 16, 8, False, 0, idle=0, stall=0)):
+        assert edges["i"] == list(range(len(edges["i"])))
+        assert edges["o"] == [edge + 1 for edge in edges["i"]]
+    assert WindowMax.latency == WindowAverage.latency == 1
+
+
+# --- MaxPool and AvgPool: the window source and a reducer -------------------------------------
+
+def check_max_pool(geometry, fmap, seed, **rates):
+    h, w, c, bits, kernel, stride, padding, signed = geometry
+    dut = MaxPool(h, w, c, bits, kernel, stride, padding, signed=signed)
+    expected = golden.max_pool(fmap, kernel, stride, padding, pad_value=act_range(bits, signed)[0])
+    return dut, run_maps(dut, {"i": fmap}, {"o": expected}, seed=seed, **rates)
+
+
+POOL_EDGES = {  # h, w, c, bits, kernel, stride, padding, signed
+    "c1-k1": (3, 4, 1, 8, 1, 1, 0, False),
+    "stride2-odd": (5, 7, 2, 8, 3, 2, 1, True),
+    "k=w": (4, 4, 2, 6, 4, 1, 0, False),
+    "k=w-padded": (3, 3, 1, 4, 3, 3, 2, True),
+    "stride>kernel": (7, 5, 1, 3, 2, 3, 1, False),
+}
+
+
+@pytest.mark.parametrize("geometry", POOL_EDGES.values(), ids=POOL_EDGES.keys())
+def test_max_pool_matches_golden(geometry, seeds):
+    h, w, c, bits, _, _, _, signed = geometry
+    for seed in seeds(1):
+        rng = np.random.default_rng(seed)
+        fmap = random_map(rng, (3, h, w, c), bits, signed, extremes=0.4)
+        check_max_pool(geometry, fmap, seed, idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.6))
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_max_pool_of_extreme_maps(signed):
+    # An all-lowest map ties with the padding; an all-highest one is the largest code.
+    lo, hi = act_range(8, signed)
+    fmap = np.stack([np.full((5, 5, 2), lo), np.full((5, 5, 2), hi)])
+    check_max_pool((5, 5, 2, 8, 3, 2, 1, signed), fmap, 0, idle=0.3, stall=0.3)
+
+
+@pytest.mark.parametrize("geometry", POOL_EDGES.values(), ids=POOL_EDGES.keys())
+def test_max_pool_adds_one_cycle_to_the_window_source(geometry):
+    # Never idle, never stalled: each pooled pixel leaves exactly one cycle after the window
+    # source's cycle-accurate model offers its window; no bubble anywhere else.
+    h, w, c, bits, kernel, stride, padding, signed = geometry
+    fmap = random_map(np.random.default_rng(0), (2, h, w, c), bits, signed)
+    dut, edges = check_max_pool(geometry, fmap, 0, idle=0, stall=0)
+    pixels, windows = window_schedule(h, w, kernel, stride, padding, images=2)
+    assert edges["i"] == list(pixels)
+    assert edges["o"] == list(windows + 1)
+    assert dut.latency == dut.source.latency + 1
+
+
+def test_avg_pool_matches_golden(seeds):
+    for seed in seeds(4):
+        rng = np.random.default_rng(seed)
+        g, fmap = random_window(rng)
+        mult, shift = random_rescale(rng, 1 / g["kernel"] ** 2)
+        act_bits, act_signed = int(rng.integers(2, 9)), bool(rng.integers(0, 2))
+        print(g, "map", fmap.shape, "mult", mult, "shift", shift, "act", act_bits, act_signed)
+        _, h, w, c = fmap.shape
+        dut = AvgPool(h, w, c, g["bits"], g["kernel"], g["stride"], signed=g["signed"],
+                      mult=mult, shift=shift, act_bits=act_bits, act_signed=act_signed)
+        expected = golden.avg_pool(fmap, g["kernel"], g["stride"], mult, shift,
+                                   act_bits=act_bits, signed=act_signed)
+        run_maps(dut, {"i": fmap}, {"o": expected}, seed=seed, idle=rng.uniform(0, 0.5),
+                 stall=rng.uniform(0, 0.6))
+
+
+# --- GlobalAvgPool ------------------------------------------------------------------------------
+
+def random_global(rng):
+    h, w = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    mult, shift = random_rescale(rng, 1 / (h * w))
+    return dict(h=h, w=w, c=int(rng.integers(1, 4)), bits=int(rng.integers(2, 9)),
+                signed=bool(rng.integers(0, 2)), mult=mult, shift=shift,
+                act_bits=int(rng.integers(2, 9)), act_signed=bool(rng.integers(0, 2)))
+
+
+def check_global(params, images, rng, seed, **rates):
+    dut = GlobalAvgPool(**params)
+    fmap = random_map(rng, (images, dut.h, dut.w, dut.c), dut.bits, dut.signed)
+    expected = golden.global_avg_pool(fmap, dut.mult, dut.shift, act_bits=dut.act_bits,
+                                      signed=dut.act_signed)
+    return run_maps(dut, {"i": fmap}, {"o": expected}, seed=seed, **rates)
+
+
+def test_global_avg_pool_matches_golden(seeds):
+    for seed in seeds(8):
+        rng = np.random.default_rng(seed)
+        params = random_global(rng)
+        print(params)
+        check_global(params, 3, rng, seed, idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.9))
+
+
+@pytest.mark.parametrize("h, w", [(1, 1), (2, 3)])
+def test_global_avg_pool_takes_images_back_to_back(h, w):
+    # Every pixel of four images in consecutive cycles; one result a cycle after each image.
+    params = dict(h=h, w=w, c=2, bits=8, mult=3000, shift=14, act_bits=8)
+    edges = check_global(params, 4, np.random.default_rng(0), 0, idle=0, stall=0)
+    pixels = h * w
+    assert edges["i"] == list(range(4 * pixels))
+    assert edges["o"] == [pixels * (n + 1) - 1 + GlobalAvgPool.latency for n in range(4)]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_global_avg_pool_asserts_when_last_is_misplaced():
+    layout = VectorLayout(1, 4)
+    dut = GlobalAvgPool(1, 2, 1, 4, mult=1, shift=0, act_bits=4)
+    with pytest.raises(AssertionError, match="`last` does not mark pixel h\\*w"):
+        run_streams(dut, {"i": [layout.pack([1], last=True), layout.pack([1], last=True)]},
+                    {"o": [layout.pack([2], last=True)]}, seed=0, idle=0, stall=0)
+    gc.collect()  # close the aborted simulation's testbenches under this test's warning filter
+
+
+# --- constructor checks -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: WindowMax(0, 1, 8), TypeError, "Kernel must be a positive integer, not 0"),
+    (lambda: WindowMax(2, 1.0, 8), TypeError, r"Channels must be a positive integer, not 1\.0"),
+    (lambda: WindowMax(2, 1, True), TypeError, "Bits must be a positive integer, not True"),
+    (lambda: WindowAverage(2, 1, 8, mult=-1, shift=0, act_bits=8), ValueError,
+     r"Mult must be an integer in 0\.\.65535, not -1"),
+    (lambda: WindowAverage(2, 1, 8, mult=1, shift=99, act_bits=8), ValueError,
+     r"Shift must be an integer in 0\.\.47, not 99"),
+    (lambda: MaxPool(4, 4, 1, 8, 3, 1, 3), ValueError,
+     r"Padding must be less than the kernel \(3\), not 3"),
+    (lambda: MaxPool(2, 4, 1, 8, 3, 1), ValueError, "Kernel 3 with padding 0 does not fit a 2x4 map"),
+    (lambda: AvgPool(4, 4, 1, 8, 2, 0, mult=1, shift=0, act_bits=8), TypeError,
+     "Stride must be a positive integer, not 0"),
+    (lambda: GlobalAvgPool(0, 1, 1, 8, mult=1, shift=0, act_bits=8), TypeError,
+     "Height must be a positive integer, not 0"),
+    (lambda: GlobalAvgPool(1, -2, 1, 8, mult=1, shift=0, act_bits=8), TypeError,
+     "Width must be a positive integer, not -2"),
+    (lambda: GlobalAvgPool(1, 1, 1, 8, mult=1, shift=0, act_bits="8"), TypeError,
+     "Act_bits must be a positive integer, not '8'"),
+])
+def test_constructors_check_parameters(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
