@@ -36,7 +36,11 @@ def test_fifo_under_verilator(name, make, payload, beats, seeds):
     seed, = seeds(1)
     report = runner.run(sim, TB, parameters={"seed": seed, "beats": beats})
     assert report["beats"] == beats
-    print(f"{name}: {beats} beats in {report['cycles']} cycles, "
+    # the traffic filled the queue, and (where the rate allows it) streamed through it
+    assert report["full_cycles"] > 0
+    assert (report["in_and_out_cycles"] > 0) == (sim.parameters["interval"] == 1)
+    print(f"{name}: {beats} beats in {report['cycles']} cycles ({report['full_cycles']} full, "
+          f"{report['in_and_out_cycles']} with a beat in and out), "
           f"full rate {report['full_rate_cycles_per_beat']:.2f} cycles/beat")
 
 

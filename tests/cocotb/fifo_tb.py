@@ -24,10 +24,12 @@ PHASE_DECISIONS = 400
 
 
 class ModelChecker:
-    """Compares i.ready, o.valid, o.payload and level with FifoModel in every cycle."""
+    """Compares i.ready, o.valid, o.payload and level with FifoModel in every cycle, and counts
+    the cycles spent full and those with a beat in and a beat out (coverage of the traffic)."""
 
     def __init__(self, dut, depth):
         self.dut, self.model = dut, FifoModel(depth)
+        self.full_cycles = self.in_and_out_cycles = 0
 
     def drive(self, cycle):
         pass
@@ -40,7 +42,10 @@ class ModelChecker:
         if model.o_valid:
             assert int(dut.o__payload.value) == model.o_payload, f"cycle {cycle}: o.payload"
         i_valid = bool(dut.i__valid.value)
-        model.step(i_valid, int(dut.i__payload.value) if i_valid else None, bool(dut.o__ready.value))
+        self.full_cycles += model.level == model.depth
+        accepted, emitted = model.step(i_valid, int(dut.i__payload.value) if i_valid else None,
+                                       bool(dut.o__ready.value))
+        self.in_and_out_cycles += accepted and emitted
 
 
 def geometry(p):
@@ -77,14 +82,15 @@ async def random_traffic(dut):
     source = bench.add(StreamDriver(dut, "i", layout=layout, idle=phased(random.Random(p["seed"] + 1), 0)))
     sink = bench.add(StreamMonitor(dut, "o", layout=layout, on_beat=board.actual,
                                    backpressure=phased(random.Random(p["seed"] + 2), 1)))
-    bench.add(ModelChecker(dut, p["depth"]))
+    checker = bench.add(ModelChecker(dut, p["depth"]))
     await bench.start()
     source.send(beats)
     await bench.wait_until(lambda: len(sink.beats) == len(beats), timeout=40 * len(beats) + 100,
                            what=f"{len(beats)} beats on o")
     await bench.wait(2 * p["depth"] + 4)   # nothing extra may follow
     board.finish()
-    report(beats=len(sink.beats), cycles=bench.cycle)
+    report(beats=len(sink.beats), cycles=bench.cycle, full_cycles=checker.full_cycles,
+           in_and_out_cycles=checker.in_and_out_cycles)
 
 
 @cocotb.test()
