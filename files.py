@@ -26,6 +26,9 @@ def atomic_directory(path: str | os.PathLike, *, field: str = "-o"):
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the result should look like a mkdir
     except OSError as e:
         raise UserError(f"{field}: cannot write output directory {str(path)!r}: {e.strerror}") from None
     if target.exists() and not target.is_dir():
