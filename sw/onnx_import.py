@@ -378,7 +378,7 @@ class _Importer:
         rows, cols = b.shape[::-1] if trans else b.shape
         if rows != x.shape[0]:
             raise node.error(f"weight has {rows} input features, the input {x.shape[0]}")
-        if c is not None and (c.shape is None or tuple(c.shape) not in {(), (1,), (cols,), (1, cols), (1, 1)}):
+        if c is not None and c.shape is not None and tuple(c.shape) not in {(), (1,), (cols,), (1, cols), (1, 1)}:
             raise node.error(f"bias of shape {c.shape} is not supported (one value per output feature)")
         weight = bias = None
         if b.value is not None and (c is None or c.value is not None):
@@ -495,7 +495,7 @@ class _Importer:
                              "MatMul whose output it reads (and that feeds nothing else)")
         cols = x.shape[0]
         per_channel = [(cols, 1, 1), (1, cols, 1, 1)] if len(x.shape) == 3 else [(cols,), (1, cols)]
-        if c.shape is None or (int(np.prod(c.shape)) != 1 and tuple(c.shape) not in per_channel):
+        if c.shape is not None and math.prod(c.shape) != 1 and tuple(c.shape) not in per_channel:
             raise node.error(f"a bias of shape {c.shape} is not supported (one value per channel: "
                              f"{' or '.join(map(str, per_channel))}, or a scalar)")
         if target.weight is None or c.value is None:

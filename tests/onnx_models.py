@@ -59,7 +59,7 @@ class Graph:
     def node(self, op: str, inputs, name: str, channels: int | None = None, **attrs) -> str:
         out = f"{name}_out"
         self.nodes.append(helper.make_node(op, list(inputs), [out], name=name, **attrs))
-        self.channels[out] = self.channels[inputs[0]] if channels is None else channels
+        self.channels[out] = self.channels[inputs[0]] if channels is None and inputs else channels
         return out
 
     def conv(self, x, out: int, kernel: int, name: str, stride=1, pad=0, bias=True, **attrs) -> str:
@@ -79,11 +79,11 @@ class Graph:
             ("weight", uniform), ("bias", normal), ("running_mean", normal), ("running_var", uniform))]
         return self.node("BatchNormalization", [x, *params], name, epsilon=1e-5)
 
-    def gemm(self, x, out: int, name: str) -> str:
+    def gemm(self, x, out: int, name: str, alpha=1.0, beta=1.0) -> str:
         std = np.sqrt(1 / self.channels[x])
         w = self.param(f"{name}.weight", (out, self.channels[x]), lambda rng, s: rng.normal(0, std, s))
         b = self.param(f"{name}.bias", (out,), lambda rng, s: rng.normal(0, 0.1, s))
-        return self.node("Gemm", [x, w, b], name, out, alpha=1.0, beta=1.0, transB=1)
+        return self.node("Gemm", [x, w, b], name, out, alpha=alpha, beta=beta, transB=1)
 
     def model(self, output: str, name: str = "net", opset: int = 13) -> onnx.ModelProto:
         """The model with ``output``, a ``(N, channels)`` vector, as its only output."""
@@ -116,9 +116,9 @@ def small_cnn(seed: int = 0, channels: int = 8, classes: int = 10, batchnorm: bo
 
 
 def flatten_cnn(seed: int = 0, classes: int = 5, matmul: bool = True) -> onnx.ModelProto:
-    """Flatten of a 3x3x4 map into MatMul + Add (bias; a Gemm with ``matmul=False``) and Reshape,
-    auto_pad SAME, an average pool, Identity and Dropout: the index orders and the node forms
-    `small_cnn` does not cover."""
+    """Flatten of a 3x3x4 map into MatMul + Add (bias; a Gemm with ``matmul=False``), auto_pad
+    SAME, an average pool, Identity, Dropout, Clip(min=0), a Reshape to a Constant shape and a
+    Gemm with alpha and beta: the index orders and the node forms `small_cnn` does not cover."""
     g = Graph(["N", 2, 8, 8], seed)
     x = g.node("Identity", [g.conv("input", 4, 3, "c1", auto_pad="SAME_UPPER", pads=None)], "id")
     x = g.node("Relu", [g.node("Dropout", [x], "drop")], "r1")
@@ -131,9 +131,10 @@ def flatten_cnn(seed: int = 0, classes: int = 5, matmul: bool = True) -> onnx.Mo
         x = g.node("Add", [g.node("MatMul", [x, w], "fc1", 12), b], "fc1_bias")
     else:
         x = g.gemm(x, 12, "fc1")
-    shape = g.const("shape", np.array([0, -1], np.int64))
-    x = g.node("Reshape", [g.node("Relu", [x], "r3"), shape], "reshape")
-    return g.model(g.gemm(x, classes, "fc2"), "flatten_cnn")
+    shape = g.node("Constant", [], "shape", value=numpy_helper.from_array(np.array([0, -1], np.int64)))
+    x = g.node("Clip", [x, g.const("zero", np.float32(0))], "r3")
+    x = g.node("Reshape", [x, shape], "reshape")
+    return g.model(g.gemm(x, classes, "fc2", alpha=0.5, beta=2.0), "flatten_cnn")
 
 
 def resnet(depth: int = 18, weights: bool = False, batchnorm: bool = True,

@@ -117,12 +117,19 @@ def test_digits_written_as_onnx_imports_to_the_same_network_and_accuracy(tmp_pat
 
 # QDQ models -------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def qdq_model(tmp_path_factory):
-    """small_cnn quantized by onnxruntime: (QDQ path, calibration images)."""
+QDQ_MODELS = {"small_cnn": partial(small_cnn, batchnorm=False), "flatten_cnn": partial(flatten_cnn, matmul=False)}
+
+
+def calibration_for(src) -> np.ndarray:
+    return images_for(import_onnx(src).network, 32, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module", params=QDQ_MODELS)
+def qdq_model(request, tmp_path_factory):
+    """A test model quantized by onnxruntime: (QDQ path, calibration images)."""
     tmp = tmp_path_factory.mktemp("qdq")
-    src = write(small_cnn(batchnorm=False), tmp / "float.onnx")
-    images = images_for(import_onnx(src).network, 32, np.random.default_rng(0))
+    src = write(QDQ_MODELS[request.param](), tmp / "float.onnx")
+    images = calibration_for(src)
     return ort_quantize(src, tmp / "qdq.onnx", images), images
 
 
@@ -140,20 +147,28 @@ def with_quantized_outputs(path):
 def test_qdq_weights_and_biases_are_the_models_codes(qdq_model):
     path, images = qdq_model
     qnet = quantize_onnx(import_onnx(path), LOSSLESS, images)
-    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+    model = onnx.load(path)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    attrs = {n.name: {a.name: helper.get_attribute_value(a) for a in n.attribute} for n in model.graph.node}
     for q in qnet.crossbar_layers:
-        codes = inits[f"{q.name}.weight_quantized"]
-        codes = codes.T if q.kind == "dense" else codes.transpose(2, 3, 1, 0).reshape(-1, q.cols)
+        codes, s = inits[f"{q.name}.weight_quantized"], q.in_shape
+        if q.kind == "dense":  # (out, c*h*w) -> rows (y, x, c)
+            codes = codes.T.reshape(s.c, s.h, s.w, q.cols).transpose(1, 2, 0, 3)
+        codes = codes.transpose(2, 3, 1, 0) if q.kind == "conv" else codes
+        codes = codes.reshape(-1, q.cols)
         assert q.adc_shift == 0
         np.testing.assert_array_equal(q.weight, codes)
-        np.testing.assert_array_equal(q.bias, inits[f"{q.name}.bias_quantized"])
-        np.testing.assert_allclose(q.weight_scale, inits[f"{q.name}.weight_scale"], rtol=1e-7)
+        alpha, beta = attrs[q.name].get("alpha", 1.0), attrs[q.name].get("beta", 1.0)
+        if alpha == beta == 1.0:  # Gemm: alpha * A @ B + beta * C
+            np.testing.assert_array_equal(q.bias, inits[f"{q.name}.bias_quantized"])
+        np.testing.assert_allclose(q.weight_scale, alpha * inits[f"{q.name}.weight_scale"], rtol=1e-7)
 
 
 def test_qdq_layers_agree_with_onnxruntime_within_one_code(qdq_model, rng):
     # Each layer of the golden model gets onnxruntime's integer inputs and must reproduce its
     # integer output to one code: the crossbar is exact (LOSSLESS) and the requantization rounds
-    # acc * mult >> shift half up where onnxruntime rounds acc * real_scale half to even.
+    # acc * mult >> shift half up where onnxruntime rounds acc * real_scale half to even. Layers
+    # whose input or output onnxruntime computes in float (a Relu after an Identity) are skipped.
     path, images = qdq_model
     qnet = quantize_onnx(import_onnx(path), LOSSLESS, images)
     model, quants, inits = with_quantized_outputs(path)
@@ -166,15 +181,24 @@ def test_qdq_layers_agree_with_onnxruntime_within_one_code(qdq_model, rng):
         codes[node.input[0]] = codes[node.name] = (
             out.transpose(0, 2, 3, 1) if out.ndim == 4 else out.reshape(len(out), 1, 1, -1))
     produced = {n.name: n.output[0] for n in model.graph.node}
-    of = lambda name: codes.get(name, codes.get(produced.get(name, name)))  # noqa: E731
+    ir = {}  # codes by IR layer, in the IR's order
+    for q in qnet.layers:
+        c = codes.get(q.name, codes.get(produced.get(q.name, q.name)))
+        if c is not None and q.kind == "flatten":  # ONNX flattens (c, y, x), the IR (y, x, c)
+            s = qnet.network.shapes[q.inputs[0]]
+            c = c.reshape(len(c), s.c, s.h, s.w).transpose(0, 2, 3, 1).reshape(c.shape)
+        ir[q.name] = c
     exact = {}
     for q in qnet.layers[1:]:
-        ours = layer_forward(q, [of(s) for s in q.inputs], qnet.arch)
-        diff = np.abs(ours - of(q.name))
+        if any(ir[name] is None for name in (q.name, *q.inputs)):
+            continue
+        ours = layer_forward(q, [ir[s] for s in q.inputs], qnet.arch)
+        # a ReLU that onnxruntime applies after dequantizing is fused into our layer
+        diff = np.abs(ours - (ir[q.name] if q.signed else np.maximum(ir[q.name], 0)))
         assert diff.max() <= 1, q.name
         exact[q.name] = float(np.mean(diff == 0))
     print("exact fraction per layer:", exact)
-    assert min(exact.values()) >= 0.99
+    assert len(exact) >= len(qnet.layers) - 3 and min(exact.values()) >= 0.99
 
 
 def test_qdq_network_agrees_with_onnxruntime(qdq_model, rng):
@@ -212,18 +236,18 @@ def test_qdq_digits_classifies_like_onnxruntime(tmp_path):
      r"onnx node 'input_QuantizeLinear' \(QuantizeLinear\): zero point 128 is not supported for the "
      r"network input \(8-bit pixels: unsigned codes, zero point 0 for uint8\)$"),
 ], ids=["asymmetric", "symmetric"])
-def test_qdq_zero_points_outside_the_contract_are_errors(qdq_model, tmp_path, options, message):
-    _, images = qdq_model
+def test_qdq_zero_points_outside_the_contract_are_errors(tmp_path, options, message):
     src = write(small_cnn(batchnorm=False), tmp_path / "float.onnx")
     with pytest.raises(UserError, match=message):
-        import_onnx(ort_quantize(src, tmp_path / "qdq.onnx", images, **options))
+        import_onnx(ort_quantize(src, tmp_path / "qdq.onnx", calibration_for(src), **options))
 
 
 def test_qdq_needs_an_arch_that_holds_its_codes(qdq_model):
     path, images = qdq_model
     model = import_onnx(path)
-    with pytest.raises(UserError, match=r"^arch.weight_bits: the weight codes of layer 'stem' reach 127; "
-                                        r"4 bits hold up to 7 \(use weight_bits >= 8\)$"):
+    first = model.network.layers[1].name
+    with pytest.raises(UserError, match=rf"^arch.weight_bits: the weight codes of layer '{first}' reach "
+                                        r"127; 4 bits hold up to 7 \(use weight_bits >= 8\)$"):
         quantize_onnx(model, Arch(), images)
     with pytest.raises(UserError, match="^arch.act_bits: a QDQ model has 8-bit activations"):
         quantize_onnx(model, Arch(weight_bits=8, act_bits=6), images)
@@ -301,6 +325,8 @@ BAD = {
              "ceil_mode=1 is not supported where it changes the output size (floor only)"),
     "avgpad": (partial(_node_model, "AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
                "padding 1 is not supported (average pooling without padding only)"),
+    "dropout": (partial(_node_model, "Dropout", params=[0.5, 1.0]),
+                "training_mode must be a constant false (inference only)"),
     "relu6": (partial(_node_model, "Clip", params=[0.0, 6.0]),
               "Clip(min=0.0, max=6.0) is not supported (only Clip(min=0) without a finite max, a "
               "ReLU: activations saturate at their largest code, not at a given value)"),
