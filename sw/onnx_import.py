@@ -251,8 +251,7 @@ class _Importer:
                 op = node.op if node.domain == "ai.onnx" else f"{node.domain}.{node.op}"
                 raise node.error(f"op {op} is not supported; supported: {', '.join(SUPPORTED_OPS)}")
             _OPS[node.op](self, node)
-        out = self.values.get(self.output)
-        if out is None:
+        if self.output not in self.values:
             raise UserError(f"onnx model {self.name!r}: the output {self.output!r} is not a feature "
                             f"map or vector computed from the input")
         net = Network(self.name, self.layers)
@@ -378,7 +377,7 @@ class _Importer:
         rows, cols = b.shape[::-1] if trans else b.shape
         if rows != x.shape[0]:
             raise node.error(f"weight has {rows} input features, the input {x.shape[0]}")
-        if c is not None and c.shape is not None and tuple(c.shape) not in {(), (1,), (cols,), (1, cols), (1, 1)}:
+        if c is not None and c.shape not in (None, (), (1,), (cols,), (1, cols), (1, 1)):
             raise node.error(f"bias of shape {c.shape} is not supported (one value per output feature)")
         weight = bias = None
         if b.value is not None and (c is None or c.value is not None):

@@ -117,7 +117,8 @@ def test_digits_written_as_onnx_imports_to_the_same_network_and_accuracy(tmp_pat
 
 # QDQ models -------------------------------------------------------------------------------------
 
-QDQ_MODELS = {"small_cnn": partial(small_cnn, batchnorm=False), "flatten_cnn": partial(flatten_cnn, matmul=False)}
+QDQ_MODELS = {"small_cnn": partial(small_cnn, batchnorm=False),
+              "flatten_cnn": partial(flatten_cnn, matmul=False)}
 
 
 def calibration_for(src) -> np.ndarray:
@@ -330,7 +331,8 @@ BAD = {
     "relu6": (partial(_node_model, "Clip", params=[0.0, 6.0]),
               "Clip(min=0.0, max=6.0) is not supported (only Clip(min=0) without a finite max, a "
               "ReLU: activations saturate at their largest code, not at a given value)"),
-    "op": (partial(_node_model, "Sigmoid"), f"op Sigmoid is not supported; supported: {', '.join(SUPPORTED_OPS)}"),
+    "op": (partial(_node_model, "Sigmoid"),
+           f"op Sigmoid is not supported; supported: {', '.join(SUPPORTED_OPS)}"),
     "domain": (lambda: _node_model("FusedConv", domain="com.microsoft"),
                "op com.microsoft.FusedConv is not supported; supported: "),
     "bn": (partial(_node_model, "BatchNormalization", before="Relu", params=[np.ones(2)] * 4),
@@ -339,7 +341,8 @@ BAD = {
     "bias": (partial(_node_model, "Add", before="Relu", params=[np.ones((2, 1, 1))]),
              "adding a constant is supported only as the bias of the Conv, Gemm or MatMul whose output "
              "it reads (and that feeds nothing else)"),
-    "flatten": (partial(_node_model, "Flatten", axis=2), "axis=2 is not supported (axis=1: (batch, features))"),
+    "flatten": (partial(_node_model, "Flatten", axis=2),
+                "axis=2 is not supported (axis=1: (batch, features))"),
     "reshape": (lambda: _reshape_model([0, 2, -1]),
                 "target shape [0, 2, -1] is not supported (only (batch, features) = (N, 128), a flatten)"),
     "gemm_map": (partial(_node_model, "Gemm", params=[np.ones((4, 128))], transB=1),
