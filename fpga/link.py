@@ -1,0 +1,475 @@
+"""The board side of the host protocol: frames in, pixel stream out; logits in, frames out.
+
+`HostLink` sits between the UART and the accelerator::
+
+    bytes from UartRx --> FrameReceiver --o--------> pixels to the accelerator
+                              |  o_tag, o_reply
+                              v
+    bytes to UartTx  <--- FrameSender <--i_logits--- logits from the accelerator
+
+`FrameReceiver` parses frames (`imcflow.fpga.protocol`) one byte per cycle and never stalls the
+UART. The pixels of an IMAGE frame are written into an image buffer but become visible to the
+accelerator only when the frame's checksum has matched (commit); a bad frame is rolled back, so
+an image is never half-fed into the accelerator. The buffer holds ``window`` images and the tag
+queue ``window`` tags; an image that arrives while ``window`` images are unanswered is read to
+its end and answered with ``ERROR BUSY``. `FrameSender` turns each logits beat (with the tag of
+the oldest unanswered image) and each reply (INFO, ERROR) into a frame.
+`imcflow.fpga.protocol.ReceiverModel` is the behavioural model of the receiver.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from imcflow.fpga.protocol import HEADER_BYTES, START, ErrorCode, FrameType, Info, crc8
+from imcflow.hw.fifo import PipelineFifo
+from imcflow.hw.streams import VectorLayout, vector_stream
+
+__all__ = ["ReplyLayout", "crc8_next", "FrameReceiver", "FrameSender", "HostLink"]
+
+#: a reply the receiver asks the sender to send: frame type (INFO or ERROR), error code, tag
+ReplyLayout = data.StructLayout({"type": 8, "code": 8, "tag": 8})
+
+#: replies queued between receiver and sender in `HostLink`
+REPLY_QUEUE = 4
+
+
+def crc8_next(crc, byte):
+    """`imcflow.fpga.protocol.crc8` of one ``byte`` continued from ``crc``, as an Amaranth value.
+
+    The CRC of one byte is linear in ``crc ^ byte``: output bit ``i`` is the XOR of the input
+    bits whose unit vectors' CRCs have bit ``i`` set (one small XOR per bit).
+    """
+    x = crc ^ byte
+    taps = [[b for b in range(8) if crc8(bytes([1 << b])) >> i & 1] for i in range(8)]
+    return Cat(*(Cat(*(x[b] for b in bits)).xor() for bits in taps))
+
+
+def _check_positive(name: str, value, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
+            maximum is not None and value > maximum):
+        bound = f"in 1..{maximum}" if maximum is not None else ">= 1"
+        raise TypeError(f"{name} must be an integer {bound}, not {value!r}")
+    return value
+
+
+class _State(enum.Enum, shape=3):
+    HUNT = 0
+    TYPE = 1
+    TAG = 2
+    LEN_LO = 3
+    LEN_HI = 4
+    PAYLOAD = 5
+    CHECK = 6
+
+
+class FrameReceiver(wiring.Component):
+    """Parses frames from a byte stream; releases the images whose checksum matched.
+
+    Rules (docs/fpga.md): bytes outside a frame that are not the start byte are ignored. After
+    the five header bytes, an unknown type is answered with ``ERROR TYPE`` and a length other
+    than the type's (``H*W*C`` for IMAGE, 0 for INFO_REQUEST) with ``ERROR LENGTH``; the receiver
+    then hunts for the next start byte. Otherwise the frame is read to its end: a CRC mismatch
+    gives ``ERROR CHECKSUM``, an INFO_REQUEST an INFO reply, an IMAGE is committed (its pixels
+    appear on ``o``, its tag on ``o_tag``) or, when ``window`` images are unanswered, answered
+    with ``ERROR BUSY``. Inside a frame, ``rx_error`` gives ``ERROR UART`` and ``timeout``
+    cycles without a byte give ``ERROR TIMEOUT``; both drop the frame. Errors carry the
+    frame's tag (0 if it was not received yet).
+
+    Parameters
+    ----------
+    height, width, channels : int
+        Image geometry: ``height * width`` pixels of ``channels`` bytes.
+    window : int
+        Images the buffer and the tag queue hold (1..255).
+    timeout : int or None
+        Cycles without a byte after which a frame is dropped; None: never.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(8))
+        Bytes from the UART; ``i.ready`` is always 1 (one byte per cycle, never stalls).
+    rx_error : In(1)
+        Pulse from the UART: a character with a bad stop bit.
+    o : Out(vector_stream(channels, 8))
+        Pixels of committed images in raster order, ``last`` on each image's last pixel.
+    o_tag : Out(stream.Signature(8))
+        Tag of each committed image, in order (a `PipelineFifo` of depth ``window``).
+    o_reply : Out(stream.Signature(ReplyLayout))
+        INFO and ERROR replies. A reply produced while the previous one still waits here is
+        dropped (`HostLink` queues them).
+    pending : Out(range(window + 1))
+        Committed images whose tag is still in the tag queue (unanswered).
+    error : Out(1)
+        One-cycle pulse whenever a frame is dropped.
+    depth : int
+        Pixels the image buffer holds: ``window * height * width``.
+    latency : int
+        1: the first pixel of an image is on ``o`` the cycle after its CRC byte was accepted
+        (when the buffer held no earlier image).
+    interval : int
+        1: pixels leave at one per cycle while ``o`` is ready.
+
+    Raises
+    ------
+    TypeError
+        If a geometry parameter, ``window`` or ``timeout`` is not a positive integer (``window``
+        at most 255).
+    ValueError
+        If an image has more than 65535 bytes (the frame's length field).
+    """
+
+    latency = 1
+    interval = 1
+
+    def __init__(self, height: int, width: int, channels: int, *, window: int = 2,
+                 timeout: int | None = None):
+        for name, value in (("Height", height), ("Width", width), ("Channels", channels)):
+            _check_positive(name, value)
+        self.height, self.width, self.channels = height, width, channels
+        self.pixels = height * width
+        self.image_bytes = self.pixels * channels
+        if self.image_bytes > 0xFFFF:
+            raise ValueError(f"An image must be at most 65535 bytes, not {self.image_bytes}")
+        self.window = _check_positive("Window", window, 255)
+        self.timeout = None if timeout is None else _check_positive("Timeout", timeout)
+        self.depth = window * self.pixels
+        super().__init__({
+            "i": In(stream.Signature(8)),
+            "rx_error": In(1),
+            "o": Out(vector_stream(channels, 8)),
+            "o_tag": Out(stream.Signature(8)),
+            "o_reply": Out(stream.Signature(ReplyLayout)),
+            "pending": Out(range(window + 1)),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, C, D, N = self.pixels, self.channels, self.depth, self.image_bytes
+        byte, got = self.i.payload, self.i.valid
+        m.d.comb += self.i.ready.eq(1)
+
+        state = Signal(_State)
+        type_, tag, length_lo, crc = Signal(8), Signal(8), Signal(8), Signal(8)
+        count = Signal(range(N))                  # payload bytes received before this one
+        lane = Signal(range(C))                   # channel of this payload byte
+        partial = Signal(data.ArrayLayout(8, C))  # the bytes of the pixel being received
+        store = Signal()                          # the image fits: write its pixels
+        crc_next = crc8_next(crc, byte)
+
+        # Tag queue and image buffer (a FIFO whose writes become visible on commit).
+        m.submodules.tags = tags = PipelineFifo(8, self.window)
+        wiring.connect(m, tags.o, wiring.flipped(self.o_tag))
+        m.d.comb += self.pending.eq(tags.level)
+        m.submodules.images = images = Memory(shape=VectorLayout(C, 8), depth=D, init=[])
+        wr, rd = images.write_port(), images.read_port()
+        wp, committed, consume = Signal(range(D)), Signal(range(D)), Signal(range(D))
+        level = Signal(range(D + 1))              # committed pixels not yet read
+
+        def incr(pointer):
+            return Mux(pointer == D - 1, 0, pointer + 1)
+
+        # Room for one more image. The tag queue bounds the images in the buffer too (each
+        # buffered image's tag is queued), but the buffer is checked on its own so that an
+        # accelerator answering before it has read a whole image cannot overwrite it.
+        room = (tags.level < self.window) & (level <= D - P)
+
+        commit, fail, reply_info = Signal(), Signal(), Signal()
+        fail_code = Signal(8)
+
+        # Header and payload, one byte per cycle.
+        with m.If(got):
+            with m.Switch(state):
+                with m.Case(_State.HUNT):
+                    with m.If(byte == START):
+                        m.d.sync += [state.eq(_State.TYPE), crc.eq(0), tag.eq(0)]
+                with m.Case(_State.TYPE):
+                    m.d.sync += [type_.eq(byte), crc.eq(crc_next), state.eq(_State.TAG)]
+                with m.Case(_State.TAG):
+                    m.d.sync += [tag.eq(byte), crc.eq(crc_next), state.eq(_State.LEN_LO)]
+                with m.Case(_State.LEN_LO):
+                    m.d.sync += [length_lo.eq(byte), crc.eq(crc_next), state.eq(_State.LEN_HI)]
+                with m.Case(_State.LEN_HI):
+                    length = Cat(length_lo, byte)
+                    m.d.sync += crc.eq(crc_next)
+                    with m.If(type_ == FrameType.IMAGE):
+                        with m.If(length == N):
+                            m.d.sync += [store.eq(room), count.eq(0), lane.eq(0),
+                                         state.eq(_State.PAYLOAD)]
+                        with m.Else():
+                            m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.LENGTH)]
+                    with m.Elif(type_ == FrameType.INFO_REQUEST):
+                        with m.If(length == 0):
+                            m.d.sync += [store.eq(0), state.eq(_State.CHECK)]
+                        with m.Else():
+                            m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.LENGTH)]
+                    with m.Else():
+                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.TYPE)]
+                with m.Case(_State.PAYLOAD):
+                    m.d.sync += [crc.eq(crc_next), partial[lane].eq(byte), count.eq(count + 1),
+                                 lane.eq(Mux(lane == C - 1, 0, lane + 1))]
+                    with m.If(lane == C - 1):
+                        m.d.comb += [
+                            wr.en.eq(store),
+                            wr.addr.eq(wp),
+                            wr.data.data.eq(Cat(*(partial[c] for c in range(C - 1)), byte)),
+                            wr.data.last.eq(count == N - 1),
+                        ]
+                        with m.If(store):
+                            m.d.sync += wp.eq(incr(wp))
+                    with m.If(count == N - 1):
+                        m.d.sync += state.eq(_State.CHECK)
+                with m.Case(_State.CHECK):
+                    m.d.sync += state.eq(_State.HUNT)
+                    with m.If(byte != crc):
+                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.CHECKSUM)]
+                    with m.Elif(type_ == FrameType.INFO_REQUEST):
+                        m.d.comb += reply_info.eq(1)
+                    with m.Elif(store):
+                        m.d.comb += commit.eq(1)
+                    with m.Else():
+                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.BUSY)]
+
+        # Inside a frame: a UART error, or silence for `timeout` cycles, drops it.
+        in_frame = state != _State.HUNT
+        with m.If(in_frame & self.rx_error):
+            m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.UART)]
+        if self.timeout is not None:
+            silent = Signal(range(self.timeout))
+            with m.If(got | ~in_frame):
+                m.d.sync += silent.eq(0)
+            with m.Elif(silent == self.timeout - 1):
+                m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.TIMEOUT)]
+                m.d.sync += silent.eq(0)
+            with m.Else():
+                m.d.sync += silent.eq(silent + 1)
+
+        # A UART error in the cycle of the CRC byte still drops the frame.
+        accept = commit & ~fail
+        with m.If(fail):
+            m.d.sync += [state.eq(_State.HUNT), wp.eq(committed)]
+        with m.If(accept):
+            m.d.sync += committed.eq(wp)
+        m.d.comb += [tags.i.valid.eq(accept), tags.i.payload.eq(tag), self.error.eq(fail)]
+
+        # Replies: held until the sender takes them; a new one while one waits is dropped.
+        reply = self.o_reply
+        with m.If(reply.ready):
+            m.d.sync += reply.valid.eq(0)
+        with m.If((fail | reply_info) & (~reply.valid | reply.ready)):
+            m.d.sync += [
+                reply.valid.eq(1),
+                reply.payload.type.eq(Mux(fail, FrameType.ERROR, FrameType.INFO)),
+                reply.payload.code.eq(Mux(fail, fail_code, 0)),
+                reply.payload.tag.eq(tag),
+            ]
+
+        # Committed pixels out, read ahead as in `PipelineFifo`.
+        read = self.o.valid & self.o.ready
+        consume_next = Mux(read, incr(consume), consume)
+        m.d.comb += [
+            rd.addr.eq(consume_next),
+            self.o.payload.eq(rd.data),
+            self.o.valid.eq(level != 0),
+        ]
+        m.d.sync += [consume.eq(consume_next), level.eq(level + Mux(accept, P, 0) - read)]
+        return m
+
+
+class FrameSender(wiring.Component):
+    """Sends a LOGITS frame per logits beat and an INFO or ERROR frame per reply.
+
+    When idle, it takes a waiting reply first, else a logits beat together with the tag of the
+    oldest unanswered image (both are accepted in the same cycle). The frame is then emitted one
+    byte per cycle while ``o`` is ready: start byte, type, tag, length, payload, CRC. LOGITS
+    payload: each class's logit as one two's-complement byte (sign-extended from
+    ``logit_bits``); INFO payload: ``info.pack()``; ERROR payload: the error code.
+
+    Parameters
+    ----------
+    classes : int
+        Logits per beat.
+    logit_bits : int
+        Signed width of a logit, 1..8.
+    info : Info
+        What INFO frames report.
+
+    Attributes
+    ----------
+    i_logits : In(vector_stream(classes, logit_bits, signed_=True))
+        One beat per image.
+    i_tag : In(stream.Signature(8))
+        Tags of the images, in order (`FrameReceiver.o_tag`).
+    i_reply : In(stream.Signature(ReplyLayout))
+        Replies (`FrameReceiver.o_reply`).
+    o : Out(stream.Signature(8))
+        Frame bytes to the UART.
+    latency : int
+        2: the start byte of a frame is on ``o`` two cycles after its input was accepted, when
+        the previous frame has left.
+    interval : int
+        1: one byte per cycle while ``o`` is ready; a frame of ``N`` payload bytes takes
+        ``N + 6`` cycles.
+
+    Raises
+    ------
+    TypeError
+        If ``classes`` is not a positive integer, ``logit_bits`` not in 1..8 or ``info`` not an
+        `Info`.
+    """
+
+    latency = 2
+    interval = 1
+
+    def __init__(self, classes: int, logit_bits: int, info: Info):
+        self.classes = _check_positive("Classes", classes, 0xFFFF)
+        self.logit_bits = _check_positive("Logit bits", logit_bits, 8)
+        if not isinstance(info, Info):
+            raise TypeError(f"Info must be an Info, not {info!r}")
+        self.info = info
+        super().__init__({
+            "i_logits": In(vector_stream(classes, logit_bits, True)),
+            "i_tag": In(stream.Signature(8)),
+            "i_reply": In(stream.Signature(ReplyLayout)),
+            "o": Out(stream.Signature(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        info_bytes = self.info.pack()
+        longest = max(self.classes, len(info_bytes), 1)
+        active = Signal()
+        type_, tag, code, crc = Signal(8), Signal(8), Signal(8), Signal(8)
+        logits = Signal(data.ArrayLayout(signed(8), self.classes))
+        k = Signal(range(HEADER_BYTES + longest + 1))     # index of the next byte in the frame
+
+        # Take a reply first, else logits with their tag.
+        take_reply = ~active & self.i_reply.valid
+        take_logits = ~active & ~self.i_reply.valid & self.i_logits.valid & self.i_tag.valid
+        m.d.comb += [
+            self.i_reply.ready.eq(take_reply),
+            self.i_logits.ready.eq(take_logits),
+            self.i_tag.ready.eq(take_logits),
+        ]
+        with m.If(take_reply):
+            m.d.sync += [active.eq(1), k.eq(0), type_.eq(self.i_reply.payload.type),
+                         tag.eq(self.i_reply.payload.tag), code.eq(self.i_reply.payload.code)]
+        with m.If(take_logits):
+            m.d.sync += [active.eq(1), k.eq(0), type_.eq(FrameType.LOGITS),
+                         tag.eq(self.i_tag.payload)]
+            m.d.sync += [logits[c].eq(self.i_logits.payload.data[c]) for c in range(self.classes)]
+
+        length = Signal(16)
+        m.d.comb += length.eq(Mux(type_ == FrameType.LOGITS, self.classes,
+                                  Mux(type_ == FrameType.INFO, len(info_bytes), 1)))
+        payload = Signal(8)
+        j = Signal(range(longest + 1))                    # index of the next payload byte
+        m.d.comb += j.eq(k - HEADER_BYTES)
+        with m.If(type_ == FrameType.LOGITS):
+            m.d.comb += payload.eq(Array(logits[c] for c in range(self.classes))[j])
+        with m.Elif(type_ == FrameType.INFO):
+            m.d.comb += payload.eq(Array(Const(b, 8) for b in info_bytes)[j])
+        with m.Else():
+            m.d.comb += payload.eq(code)
+        byte = Signal(8)
+        with m.Switch(k):
+            for index, value in enumerate((START, type_, tag, length[:8], length[8:])):
+                with m.Case(index):
+                    m.d.comb += byte.eq(value)
+            with m.Default():
+                m.d.comb += byte.eq(Mux(j == length, crc, payload))
+
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(active & (~self.o.valid | self.o.ready)):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(byte), k.eq(k + 1),
+                         crc.eq(Mux(k == 0, 0, crc8_next(crc, byte)))]
+            with m.If(k == HEADER_BYTES + length):
+                m.d.sync += active.eq(0)
+        return m
+
+
+class HostLink(wiring.Component):
+    """The host protocol between UART bytes and the accelerator's streams.
+
+    A `FrameReceiver`, a queue of ``REPLY_QUEUE`` replies and a `FrameSender`. See the module
+    docstring and docs/fpga.md.
+
+    Parameters
+    ----------
+    height, width, channels : int
+        Image geometry (the accelerator's input).
+    classes, logit_bits : int
+        The accelerator's output: ``classes`` signed logits of ``logit_bits`` (1..8) bits.
+    window : int
+        Images the host may send before their answers (1..255).
+    timeout : int or None
+        Cycles of silence inside a frame after which it is dropped; None: never.
+    design_id : int
+        32-bit identifier reported in INFO frames (`imcflow.fpga.protocol.design_id`).
+
+    Attributes
+    ----------
+    i_bytes : In(stream.Signature(8))
+        Bytes from the UART receiver (always ready).
+    rx_error : In(1)
+        The UART receiver's framing-error pulse.
+    o_bytes : Out(stream.Signature(8))
+        Bytes to the UART transmitter.
+    o_pixels : Out(vector_stream(channels, 8))
+        Pixels of accepted images, raster order, ``last`` on each image's last pixel.
+    i_logits : In(vector_stream(classes, logit_bits, signed_=True))
+        Logits, one beat per image.
+    pending : Out(range(window + 1))
+        Images accepted and not yet answered.
+    error : Out(1)
+        One-cycle pulse whenever a frame is dropped.
+    info : Info
+        What the link reports to the host.
+    latency : dict
+        Per output: ``o_pixels`` 1 (from the handshake of an image frame's CRC byte to its
+        first pixel, buffer otherwise empty); ``o_bytes`` 2 (from a logits handshake to its
+        frame's start byte, sender idle).
+    interval : int
+        1: one pixel per cycle out, one frame byte per cycle out; the UART sets the real pace.
+    """
+
+    latency = {"o_pixels": FrameReceiver.latency, "o_bytes": FrameSender.latency}
+    interval = 1
+
+    def __init__(self, height: int, width: int, channels: int, *, classes: int, logit_bits: int,
+                 window: int = 2, timeout: int | None = None, design_id: int = 0):
+        if isinstance(design_id, bool) or not isinstance(design_id, int) or not 0 <= design_id < 2**32:
+            raise TypeError(f"Design id must be an integer in 0..{2**32 - 1}, not {design_id!r}")
+        self.receiver = FrameReceiver(height, width, channels, window=window, timeout=timeout)
+        self.info = Info(height, width, channels, classes, logit_bits, window, design_id)
+        self.sender = FrameSender(classes, logit_bits, self.info)
+        super().__init__({
+            "i_bytes": In(stream.Signature(8)),
+            "rx_error": In(1),
+            "o_bytes": Out(stream.Signature(8)),
+            "o_pixels": Out(vector_stream(channels, 8)),
+            "i_logits": In(vector_stream(classes, logit_bits, True)),
+            "pending": Out(range(window + 1)),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.receiver = receiver = self.receiver
+        m.submodules.replies = replies = PipelineFifo(ReplyLayout, REPLY_QUEUE)
+        m.submodules.sender = sender = self.sender
+        wiring.connect(m, wiring.flipped(self.i_bytes), receiver.i)
+        wiring.connect(m, receiver.o, wiring.flipped(self.o_pixels))
+        wiring.connect(m, receiver.o_reply, replies.i)
+        wiring.connect(m, replies.o, sender.i_reply)
+        wiring.connect(m, receiver.o_tag, sender.i_tag)
+        wiring.connect(m, wiring.flipped(self.i_logits), sender.i_logits)
+        wiring.connect(m, sender.o, wiring.flipped(self.o_bytes))
+        m.d.comb += [receiver.rx_error.eq(self.rx_error), self.pending.eq(receiver.pending),
+                     self.error.eq(receiver.error)]
+        return m

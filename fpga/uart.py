@@ -1,0 +1,216 @@
+"""UART (8N1) between the host and the board, as stream components.
+
+A character is a start bit (0), eight data bits, least significant first, and a stop bit (1),
+each bit ``divisor`` clock cycles long: the baud rate is ``f_clk / divisor``. On the boards the
+link runs at 115200 baud (`imcflow.fpga.boards`: ``divisor = round(f_clk / 115200)``, 868 at
+100 MHz); simulations use a small divisor so a frame takes a few thousand cycles.
+
+`UartTx` serializes the bytes of its input stream; `UartRx` samples a line in the middle of each
+bit and delivers the bytes on an output stream. The receiver cannot stall the sender: a byte that
+completes while the previous one still waits on ``o`` is lost and ``overrun`` pulses. A character
+whose stop bit reads 0 is dropped and ``error`` pulses; the receiver then waits for the line to
+return to 1 before it looks for a start bit, so a break is one error, not many characters.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["UartTx", "UartRx", "MIN_DIVISOR", "CHARACTER_BITS", "divisor_for", "check_divisor",
+           "character_bits"]
+
+#: fewest clock cycles per bit: the receiver samples half a bit after the start edge it saw two
+#: synchronizer stages late, and must still land inside the bit
+MIN_DIVISOR = 4
+#: bits per character: start, 8 data, stop
+CHARACTER_BITS = 10
+
+
+def check_divisor(divisor) -> int:
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < MIN_DIVISOR:
+        raise TypeError(f"Divisor must be an integer >= {MIN_DIVISOR}, not {divisor!r}")
+    return divisor
+
+
+def divisor_for(clock_hz: float, baud: int, *, tolerance: float = 0.02) -> int:
+    """The divisor closest to ``clock_hz / baud``.
+
+    Raises
+    ------
+    ValueError
+        If the divisor is below `MIN_DIVISOR` or the baud rate it gives is off by more than
+        ``tolerance`` (2 %: a receiver sampling mid-bit drifts half a bit over a character at
+        5 %, and both ends may err).
+    """
+    divisor = round(clock_hz / baud)
+    if divisor < MIN_DIVISOR:
+        raise ValueError(f"Baud rate {baud} needs at least {MIN_DIVISOR} clock cycles per bit at "
+                         f"{clock_hz / 1e6:g} MHz")
+    error = abs(clock_hz / divisor - baud) / baud
+    if error > tolerance:
+        raise ValueError(f"Baud rate {baud} is {error:.1%} off at {clock_hz / 1e6:g} MHz "
+                         f"(divisor {divisor}); at most {tolerance:.0%} works")
+    return divisor
+
+
+def character_bits(byte: int, *, stop: int = 1) -> list[int]:
+    """Line levels of one 8N1 character, one per bit period: start, data LSB first, stop.
+
+    ``stop=0`` gives a character with a framing error (for tests).
+    """
+    if not 0 <= byte <= 255:
+        raise ValueError(f"Byte must be an integer in 0..255, not {byte!r}")
+    return [0, *((byte >> b) & 1 for b in range(8)), stop]
+
+
+class UartTx(wiring.Component):
+    """UART transmitter: each byte of ``i`` as one 8N1 character on ``tx``.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit, at least `MIN_DIVISOR`.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(8))
+        Bytes to send. ``i.ready`` depends on registers only.
+    tx : Out(1)
+        The serial line, 1 when idle (reset value 1).
+    latency : int
+        1: the start bit of a byte accepted in cycle ``t`` is on ``tx`` from cycle ``t + 1``.
+    interval : int
+        ``10 * divisor``: back-to-back bytes leave with no idle time between characters.
+
+    Raises
+    ------
+    TypeError
+        If ``divisor`` is not an integer >= `MIN_DIVISOR`.
+    """
+
+    latency = 1
+
+    def __init__(self, divisor: int):
+        self.divisor = check_divisor(divisor)
+        self.interval = CHARACTER_BITS * divisor
+        super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        bits = Signal(range(CHARACTER_BITS + 1))   # bit periods left, counting the current one
+        baud = Signal(range(self.divisor))         # cycles left in the current bit, minus one
+        shift = Signal(9)                          # data bits still to send, then the stop bit
+        bit_ends = baud == 0
+        # Accept when idle, or in the last cycle of a stop bit (no gap between characters).
+        m.d.comb += self.i.ready.eq((bits == 0) | ((bits == 1) & bit_ends))
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [self.tx.eq(0), shift.eq(Cat(self.i.payload, 1)),
+                         bits.eq(CHARACTER_BITS), baud.eq(self.divisor - 1)]
+        with m.Elif(bits != 0):
+            with m.If(bit_ends):
+                m.d.sync += [bits.eq(bits - 1), baud.eq(self.divisor - 1),
+                             self.tx.eq(shift[0] | (bits == 1)), shift.eq(shift >> 1)]
+            with m.Else():
+                m.d.sync += baud.eq(baud - 1)
+        return m
+
+
+class UartRx(wiring.Component):
+    """UART receiver: 8N1 characters on ``rx`` as bytes on ``o``.
+
+    ``rx`` passes a two-stage synchronizer. A falling edge starts a character; the start bit is
+    checked half a bit later (a shorter pulse is ignored), then each data bit and the stop bit
+    are sampled one bit period apart, in their middles.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit, at least `MIN_DIVISOR`.
+
+    Attributes
+    ----------
+    rx : In(1)
+        The serial line (asynchronous to the clock).
+    o : Out(stream.Signature(8))
+        Received bytes. ``o.valid`` stays until the handshake; a character completing while it
+        is still high is lost (``overrun``).
+    error : Out(1)
+        One-cycle pulse: a character's stop bit was 0; the character is dropped.
+    overrun : Out(1)
+        One-cycle pulse: a character was lost because ``o`` was not read in time.
+    latency : int
+        ``divisor // 2 + 9 * divisor + 3``: cycles from the first cycle of a start bit on
+        ``rx`` to ``o.valid`` (two synchronizer stages, the edge, the sampling of the stop bit
+        in the middle of its bit period, the output register).
+    interval : int
+        ``10 * divisor``: one byte per character time; characters may follow back to back.
+
+    Raises
+    ------
+    TypeError
+        If ``divisor`` is not an integer >= `MIN_DIVISOR`.
+    """
+
+    def __init__(self, divisor: int):
+        self.divisor = check_divisor(divisor)
+        self.interval = CHARACTER_BITS * divisor
+        self.latency = divisor // 2 + 9 * divisor + 3
+        super().__init__({"rx": In(1, init=1), "o": Out(stream.Signature(8)),
+                          "error": Out(1), "overrun": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        line = Signal(init=1)
+        m.submodules.sync_rx = FFSynchronizer(self.rx, line, init=1)
+
+        baud = Signal(range(self.divisor))       # cycles to the next sample, minus one
+        bits = Signal(range(9))                  # data bits received so far
+        shift = Signal(8)
+        sample = baud == 0
+
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        m.d.sync += [self.error.eq(0), self.overrun.eq(0)]
+
+        with m.FSM():
+            with m.State("idle"):
+                with m.If(~line):
+                    m.d.sync += baud.eq(self.divisor // 2 - 1)
+                    m.next = "start"
+            with m.State("start"):
+                with m.If(sample):
+                    m.d.sync += [baud.eq(self.divisor - 1), bits.eq(0)]
+                    with m.If(line):
+                        m.next = "idle"          # a glitch, not a start bit
+                    with m.Else():
+                        m.next = "data"
+                with m.Else():
+                    m.d.sync += baud.eq(baud - 1)
+            with m.State("data"):
+                with m.If(sample):
+                    m.d.sync += [shift.eq(Cat(shift[1:], line)), bits.eq(bits + 1),
+                                 baud.eq(self.divisor - 1)]
+                    with m.If(bits == 7):
+                        m.next = "stop"
+                with m.Else():
+                    m.d.sync += baud.eq(baud - 1)
+            with m.State("stop"):
+                with m.If(sample):
+                    with m.If(line):
+                        with m.If(self.o.valid & ~self.o.ready):
+                            m.d.sync += self.overrun.eq(1)
+                        with m.Else():
+                            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(shift)]
+                        m.next = "idle"
+                    with m.Else():
+                        m.d.sync += self.error.eq(1)
+                        m.next = "break"
+                with m.Else():
+                    m.d.sync += baud.eq(baud - 1)
+            with m.State("break"):
+                with m.If(line):
+                    m.next = "idle"
+        return m
