@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.framebuffer import FrameBuffer
-from imcflow.hw.linebuffer import BufferReadSignature, LineBuffer, check_geometry, pixel_layout
+from imcflow.hw.linebuffer import BufferReadSignature, LineBuffer, check_geometry
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import act_range
 from imcflow.sw.golden import conv_output_size, line_buffer_words, window_input_range
@@ -124,7 +124,7 @@ class Im2colAddressGenerator(wiring.Component):
         self.origin = Signal(range(words))
         super().__init__({
             "buffer": Out(BufferReadSignature(pixels=h * w, words=words, taps=kernel * kernel,
-                                              pixel=pixel_layout(c, bits, signed))),
+                                              width=c * bits)),
             "o": Out(vector_stream(kernel * kernel * c, bits, signed)),
         })
 
@@ -139,11 +139,19 @@ class Im2colAddressGenerator(wiring.Component):
         base = Signal(range(words), init=(-p * w - p) % words)
         last_col, last_row = ix == ix_end, iy == iy_end
 
-        def clip(value, lo, hi):
-            return Mux(value < lo, lo, Mux(value > hi, hi, value))
+        # Comparisons are only built where they can fail (Verilator rejects constant ones).
+        def at_most(value, largest, hi):
+            return value if largest <= hi else Mux(value > hi, hi, value)
 
-        need = clip(iy + k - 1, 0, h - 1) * w + clip(ix + k - 1, 0, w - 1)
-        first = clip(iy, 0, h - 1) * w + clip(ix, 0, w - 1)
+        def at_least_0(value, smallest):
+            return value if smallest >= 0 else Mux(value < 0, 0, value)
+
+        def inside(value, smallest, largest, n):
+            return Cat(*([value >= 0] if smallest < 0 else []), *([value < n] if largest >= n else [])).all()
+
+        need = (at_most(iy + k - 1, iy_end + k - 1, h - 1) * w
+                + at_most(ix + k - 1, ix_end + k - 1, w - 1))
+        first = at_least_0(iy, -p) * w + at_least_0(ix, -p)
         # In the top padding rows, the next row of windows starts at pixel 0 again, before this
         # window's first pixel: keep that.
         keep = Mux((iy + s <= 0) & ~last_row, 0, first) if p >= s else first
@@ -164,8 +172,8 @@ class Im2colAddressGenerator(wiring.Component):
             m.d.sync += [
                 self.o.valid.eq(1),
                 last.eq(last_col & last_row),
-                rows.eq(Cat((iy + ky >= 0) & (iy + ky < h) for ky in range(k))),
-                cols.eq(Cat((ix + kx >= 0) & (ix + kx < w) for kx in range(k))),
+                rows.eq(Cat(inside(iy + ky, ky - p, iy_end + ky, h) for ky in range(k))),
+                cols.eq(Cat(inside(ix + kx, kx - p, ix_end + kx, w) for kx in range(k))),
             ]
             with m.If(~last_col):
                 m.d.sync += [ix.eq(ix + s), base.eq(_mod_add(base, s, words))]
@@ -183,7 +191,7 @@ class Im2colAddressGenerator(wiring.Component):
                              for lane in range(self.c)), self.c * self.bits)
         m.d.comb += [
             self.o.payload.data.eq(Cat(
-                Mux(rows[ky] & cols[kx], self.buffer.data[ky * k + kx].as_value(), pad_word)
+                Mux(rows[ky] & cols[kx], self.buffer.data[ky * k + kx], pad_word)
                 for ky in range(k) for kx in range(k))),
             self.o.payload.last.eq(last),
         ]

@@ -12,7 +12,7 @@ design.
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -21,7 +21,7 @@ from amaranth.utils import ceil_log2
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.golden import conv_output_size, line_buffer_words
 
-__all__ = ["check_geometry", "pixel_layout", "BufferReadSignature", "WindowBuffer", "LineBuffer"]
+__all__ = ["check_geometry", "BufferReadSignature", "WindowBuffer", "LineBuffer"]
 
 
 def _check_positive(name: str, value) -> None:
@@ -46,11 +46,6 @@ def check_geometry(h, w, c, bits, kernel, stride=1, padding=0) -> None:
         raise ValueError(f"Kernel {kernel} with padding {padding} does not fit a {h}x{w} map")
 
 
-def pixel_layout(c: int, bits: int, signed_: bool = False) -> data.ArrayLayout:
-    """The layout of one stored pixel: ``c`` lanes of ``bits`` bits (the payload without ``last``)."""
-    return data.ArrayLayout(signed(bits) if signed_ else unsigned(bits), c)
-
-
 class BufferReadSignature(wiring.Signature):
     """The port through which an `~imcflow.hw.im2col.Im2colAddressGenerator` reads a window buffer.
 
@@ -61,8 +56,8 @@ class BufferReadSignature(wiring.Signature):
     ``en`` : Out(1)
         Read strobe: ``data`` shows the words at ``addr`` from the next cycle on, and holds them
         while ``en`` is low.
-    ``data`` : In(``taps`` x `pixel_layout`)
-        The pixels read.
+    ``data`` : In(``taps`` x ``width`` bits)
+        The pixels read (lane ``c`` of a pixel in bits ``[c*bits, (c+1)*bits)``).
     ``level`` : In(signed)
         The reader may read pixel ``n`` (raster index in the reader's current image) in this cycle
         if and only if ``n < level``. It counts a pixel written in this same cycle (the read ports
@@ -82,16 +77,16 @@ class BufferReadSignature(wiring.Signature):
         Depth of the buffer's memory.
     taps : int
         Read ports, ``k * k``.
-    pixel : data.ArrayLayout
-        Layout of one pixel word (see `pixel_layout`).
+    width : int
+        Bits of a pixel word, ``c * bits``.
     """
 
-    def __init__(self, *, pixels: int, words: int, taps: int, pixel: data.ArrayLayout):
-        self.pixels, self.words, self.taps, self.pixel = pixels, words, taps, pixel
+    def __init__(self, *, pixels: int, words: int, taps: int, width: int):
+        self.pixels, self.words, self.taps, self.width = pixels, words, taps, width
         super().__init__({
             "addr": wiring.Out(data.ArrayLayout(unsigned(ceil_log2(words)), taps)),
             "en": wiring.Out(1),
-            "data": wiring.In(data.ArrayLayout(pixel, taps)),
+            "data": wiring.In(data.ArrayLayout(unsigned(width), taps)),
             "level": wiring.In(range(-pixels, pixels + words + 1)),
             "keep": wiring.Out(range(pixels)),
             "done": wiring.Out(1),
@@ -99,12 +94,12 @@ class BufferReadSignature(wiring.Signature):
 
     def __eq__(self, other):
         return (type(other) is type(self) and
-                (other.pixels, other.words, other.taps, other.pixel) ==
-                (self.pixels, self.words, self.taps, self.pixel))
+                (other.pixels, other.words, other.taps, other.width) ==
+                (self.pixels, self.words, self.taps, self.width))
 
     def __repr__(self):
         return (f"BufferReadSignature(pixels={self.pixels}, words={self.words}, taps={self.taps}, "
-                f"pixel={self.pixel!r})")
+                f"width={self.width})")
 
 
 class WindowBuffer(wiring.Component):
@@ -142,11 +137,10 @@ class WindowBuffer(wiring.Component):
         self.h, self.w, self.c, self.bits, self.kernel = h, w, c, bits, kernel
         self.words, self.signed = words, bool(signed)
         self.origin = Signal(range(words))
-        pixel = pixel_layout(c, bits, signed)
         super().__init__({
             "i": In(vector_stream(c, bits, signed)),
             "r": In(BufferReadSignature(pixels=h * w, words=words, taps=kernel * kernel,
-                                        pixel=pixel)),
+                                        width=c * bits)),
         })
 
     def _may_write(self, count):
@@ -160,8 +154,7 @@ class WindowBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pixels = self.h * self.w
-        m.submodules.memory = memory = Memory(shape=pixel_layout(self.c, self.bits, self.signed),
-                                              depth=self.words, init=[])
+        m.submodules.memory = memory = Memory(shape=self.c * self.bits, depth=self.words, init=[])
         write_port = memory.write_port()
         count = Signal(range(-pixels, pixels + self.words + 1))
         wptr = Signal(range(self.words))
@@ -171,7 +164,7 @@ class WindowBuffer(wiring.Component):
             write.eq(self.i.valid & self.i.ready),
             write_port.en.eq(write),
             write_port.addr.eq(wptr),
-            write_port.data.eq(self.i.payload.data),
+            write_port.data.eq(self.i.payload.data.as_value()),
             self.r.level.eq(self._readable(count + write)),
         ]
         m.d.sync += count.eq(count + write - Mux(self.r.done, pixels, 0))
