@@ -22,12 +22,12 @@ from test_residual_cocotb import Unit, extreme_maps, run_bank, traffic
 
 IMAGES = 3
 
-#: The window source's Verilog does not pass Verilator's lint yet: with padding 0 its tap
-#: counters are unsigned and compared with 0 (UNSIGNED, CMPCONST), and with k = 1 its one-word
-#: buffer has zero-width address wires (ASCRANGE). With those three warnings waived locally both
-#: banks pass. Strict: the tests fail as soon as hw/im2col.py is fixed, to remove this mark.
+#: The window source's Verilog does not pass Verilator's lint yet: with k = 1 its one-word
+#: buffer has zero-width address wires (ASCRANGE, ``wire [-1:0] r__addr``). With that warning
+#: waived locally both banks pass. Strict: the tests fail as soon as the window source is fixed,
+#: to remove this mark.
 WINDOW_SOURCE_LINT = pytest.mark.xfail(raises=BuildError, strict=True,
-                                       reason="hw/im2col.py Verilog fails Verilator lint")
+                                       reason="window source Verilog fails Verilator lint for k = 1")
 
 
 def random_geometry(rng, padded=True):
