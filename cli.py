@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "accuracy": ("imcflow.sw.accuracy", "float and IMC accuracy on held-out images, with sweeps over the arch"),
     "map": ("imcflow.sw.report", "map a network onto crossbars and buffers: cores, throughput, latency, memory"),
     "gen": ("imcflow.gen.cli", "generate Verilog and a manifest (a standalone block, or a whole accelerator)"),
+    "fpga": ("imcflow.fpga.cli", "FPGA prototype: build a bitstream with its report, run images on a board"),
 }
 
 

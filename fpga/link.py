@@ -19,7 +19,7 @@ the oldest unanswered image) and each reply (INFO, ERROR) into a frame.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -155,8 +155,9 @@ class FrameReceiver(wiring.Component):
 
         state = Signal(_State)
         type_, tag, length_lo, crc = Signal(8), Signal(8), Signal(8), Signal(8)
-        count = Signal(range(N))                  # payload bytes received before this one
-        lane = Signal(range(C))                   # channel of this payload byte
+        # (one spare value each, so that no counter is zero bits wide)
+        count = Signal(range(N + 1))              # payload bytes received before this one
+        lane = Signal(range(C + 1))               # channel of this payload byte
         partial = Signal(data.ArrayLayout(8, C))  # the bytes of the pixel being received
         store = Signal()                          # the image fits: write its pixels
         crc_next = crc8_next(crc, byte)
@@ -181,58 +182,61 @@ class FrameReceiver(wiring.Component):
         commit, fail, reply_info = Signal(), Signal(), Signal()
         fail_code = Signal(8)
 
-        # Header and payload, one byte per cycle.
+        # Header and payload, one byte per cycle. (If/Elif on the state, not m.Switch: see
+        # `imcflow.fpga.uart.UartRx`.)
         with m.If(got):
-            with m.Switch(state):
-                with m.Case(_State.HUNT):
-                    with m.If(byte == START):
-                        m.d.sync += [state.eq(_State.TYPE), crc.eq(0), tag.eq(0)]
-                with m.Case(_State.TYPE):
-                    m.d.sync += [type_.eq(byte), crc.eq(crc_next), state.eq(_State.TAG)]
-                with m.Case(_State.TAG):
-                    m.d.sync += [tag.eq(byte), crc.eq(crc_next), state.eq(_State.LEN_LO)]
-                with m.Case(_State.LEN_LO):
-                    m.d.sync += [length_lo.eq(byte), crc.eq(crc_next), state.eq(_State.LEN_HI)]
-                with m.Case(_State.LEN_HI):
-                    length = Cat(length_lo, byte)
-                    m.d.sync += crc.eq(crc_next)
-                    with m.If(type_ == FrameType.IMAGE):
-                        with m.If(length == N):
-                            m.d.sync += [store.eq(room), count.eq(0), lane.eq(0),
-                                         state.eq(_State.PAYLOAD)]
-                        with m.Else():
-                            m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.LENGTH)]
-                    with m.Elif(type_ == FrameType.INFO_REQUEST):
-                        with m.If(length == 0):
-                            m.d.sync += [store.eq(0), state.eq(_State.CHECK)]
-                        with m.Else():
-                            m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.LENGTH)]
+            with m.If(state == _State.HUNT):
+                with m.If(byte == START):
+                    m.d.sync += [state.eq(_State.TYPE), crc.eq(0), tag.eq(0)]
+            with m.Elif(state == _State.TYPE):
+                m.d.sync += [type_.eq(byte), crc.eq(crc_next), state.eq(_State.TAG)]
+            with m.Elif(state == _State.TAG):
+                m.d.sync += [tag.eq(byte), crc.eq(crc_next), state.eq(_State.LEN_LO)]
+            with m.Elif(state == _State.LEN_LO):
+                m.d.sync += [length_lo.eq(byte), crc.eq(crc_next), state.eq(_State.LEN_HI)]
+            with m.Elif(state == _State.LEN_HI):
+                length = Cat(length_lo, byte)
+                m.d.sync += crc.eq(crc_next)
+                with m.If(type_ == FrameType.IMAGE):
+                    with m.If(length == N):
+                        m.d.sync += [store.eq(room), count.eq(0), lane.eq(0),
+                                     state.eq(_State.PAYLOAD)]
                     with m.Else():
-                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.TYPE)]
-                with m.Case(_State.PAYLOAD):
-                    m.d.sync += [crc.eq(crc_next), partial[lane].eq(byte), count.eq(count + 1),
-                                 lane.eq(Mux(lane == C - 1, 0, lane + 1))]
-                    with m.If(lane == C - 1):
-                        m.d.comb += [
-                            wr.en.eq(store),
-                            wr.addr.eq(wp),
-                            wr.data.data.eq(Cat(*(partial[c] for c in range(C - 1)), byte)),
-                            wr.data.last.eq(count == N - 1),
-                        ]
-                        with m.If(store):
-                            m.d.sync += wp.eq(incr(wp))
-                    with m.If(count == N - 1):
-                        m.d.sync += state.eq(_State.CHECK)
-                with m.Case(_State.CHECK):
-                    m.d.sync += state.eq(_State.HUNT)
-                    with m.If(byte != crc):
-                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.CHECKSUM)]
-                    with m.Elif(type_ == FrameType.INFO_REQUEST):
-                        m.d.comb += reply_info.eq(1)
-                    with m.Elif(store):
-                        m.d.comb += commit.eq(1)
+                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.LENGTH)]
+                with m.Elif(type_ == FrameType.INFO_REQUEST):
+                    with m.If(length == 0):
+                        m.d.sync += [store.eq(0), state.eq(_State.CHECK)]
                     with m.Else():
-                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.BUSY)]
+                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.LENGTH)]
+                with m.Else():
+                    m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.TYPE)]
+            with m.Elif(state == _State.PAYLOAD):
+                m.d.sync += [crc.eq(crc_next), count.eq(count + 1),
+                             lane.eq(Mux(lane == C - 1, 0, lane + 1))]
+                for c in range(C - 1):
+                    with m.If(lane == c):
+                        m.d.sync += partial[c].eq(byte)
+                with m.If(lane == C - 1):
+                    m.d.comb += [
+                        wr.en.eq(store),
+                        wr.addr.eq(wp),
+                        wr.data.data.eq(Cat(*(partial[c] for c in range(C - 1)), byte)),
+                        wr.data.last.eq(count == N - 1),
+                    ]
+                    with m.If(store):
+                        m.d.sync += wp.eq(incr(wp))
+                with m.If(count == N - 1):
+                    m.d.sync += state.eq(_State.CHECK)
+            with m.Else():                                # _State.CHECK
+                m.d.sync += state.eq(_State.HUNT)
+                with m.If(byte != crc):
+                    m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.CHECKSUM)]
+                with m.Elif(type_ == FrameType.INFO_REQUEST):
+                    m.d.comb += reply_info.eq(1)
+                with m.Elif(store):
+                    m.d.comb += commit.eq(1)
+                with m.Else():
+                    m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.BUSY)]
 
         # Inside a frame: a UART error, or silence for `timeout` cycles, drops it.
         in_frame = state != _State.HUNT
@@ -286,21 +290,18 @@ class FrameSender(wiring.Component):
     When idle, it takes a waiting reply first, else a logits beat together with the tag of the
     oldest unanswered image (both are accepted in the same cycle). The frame is then emitted one
     byte per cycle while ``o`` is ready: start byte, type, tag, length, payload, CRC. LOGITS
-    payload: each class's logit as one two's-complement byte (sign-extended from
-    ``logit_bits``); INFO payload: ``info.pack()``; ERROR payload: the error code.
+    payload: each class's logit as one byte (sign- or zero-extended from ``logit_bits``); INFO
+    payload: ``info.pack()``; ERROR payload: the error code.
 
     Parameters
     ----------
-    classes : int
-        Logits per beat.
-    logit_bits : int
-        Signed width of a logit, 1..8.
     info : Info
-        What INFO frames report.
+        What INFO frames report; also gives ``classes``, ``logit_bits`` (1..8) and
+        ``logit_signed`` of the logits.
 
     Attributes
     ----------
-    i_logits : In(vector_stream(classes, logit_bits, signed_=True))
+    i_logits : In(vector_stream(classes, logit_bits, logit_signed))
         One beat per image.
     i_tag : In(stream.Signature(8))
         Tags of the images, in order (`FrameReceiver.o_tag`).
@@ -318,21 +319,21 @@ class FrameSender(wiring.Component):
     Raises
     ------
     TypeError
-        If ``classes`` is not a positive integer, ``logit_bits`` not in 1..8 or ``info`` not an
-        `Info`.
+        If ``info`` is not an `Info`, or its ``classes`` is not a positive integer or its
+        ``logit_bits`` not in 1..8.
     """
 
     latency = 2
     interval = 1
 
-    def __init__(self, classes: int, logit_bits: int, info: Info):
-        self.classes = _check_positive("Classes", classes, 0xFFFF)
-        self.logit_bits = _check_positive("Logit bits", logit_bits, 8)
+    def __init__(self, info: Info):
         if not isinstance(info, Info):
             raise TypeError(f"Info must be an Info, not {info!r}")
+        self.classes = _check_positive("Classes", info.classes, 0xFFFF)
+        self.logit_bits = _check_positive("Logit bits", info.logit_bits, 8)
         self.info = info
         super().__init__({
-            "i_logits": In(vector_stream(classes, logit_bits, True)),
+            "i_logits": In(vector_stream(self.classes, self.logit_bits, info.logit_signed)),
             "i_tag": In(stream.Signature(8)),
             "i_reply": In(stream.Signature(ReplyLayout)),
             "o": Out(stream.Signature(8)),
@@ -344,7 +345,7 @@ class FrameSender(wiring.Component):
         longest = max(self.classes, len(info_bytes), 1)
         active = Signal()
         type_, tag, code, crc = Signal(8), Signal(8), Signal(8), Signal(8)
-        logits = Signal(data.ArrayLayout(signed(8), self.classes))
+        logits = Signal(data.ArrayLayout(8, self.classes))   # sign- or zero-extended
         k = Signal(range(HEADER_BYTES + longest + 1))     # index of the next byte in the frame
 
         # Take a reply first, else logits with their tag.
@@ -370,18 +371,16 @@ class FrameSender(wiring.Component):
         j = Signal(range(longest + 1))                    # index of the next payload byte
         m.d.comb += j.eq(k - HEADER_BYTES)
         with m.If(type_ == FrameType.LOGITS):
-            m.d.comb += payload.eq(Array(logits[c] for c in range(self.classes))[j])
+            m.d.comb += payload.eq(logits.as_value().word_select(j, 8))
         with m.Elif(type_ == FrameType.INFO):
-            m.d.comb += payload.eq(Array(Const(b, 8) for b in info_bytes)[j])
+            m.d.comb += payload.eq(Const(int.from_bytes(info_bytes, "little"),
+                                         8 * len(info_bytes)).word_select(j, 8))
         with m.Else():
             m.d.comb += payload.eq(code)
         byte = Signal(8)
-        with m.Switch(k):
-            for index, value in enumerate((START, type_, tag, length[:8], length[8:])):
-                with m.Case(index):
-                    m.d.comb += byte.eq(value)
-            with m.Default():
-                m.d.comb += byte.eq(Mux(j == length, crc, payload))
+        header = Cat(Const(START, 8), type_, tag, length)       # the first HEADER_BYTES bytes
+        m.d.comb += byte.eq(Mux(k < HEADER_BYTES, header.word_select(k[:3], 8),
+                                Mux(j == length, crc, payload)))
 
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
@@ -404,7 +403,9 @@ class HostLink(wiring.Component):
     height, width, channels : int
         Image geometry (the accelerator's input).
     classes, logit_bits : int
-        The accelerator's output: ``classes`` signed logits of ``logit_bits`` (1..8) bits.
+        The accelerator's output: ``classes`` logits of ``logit_bits`` (1..8) bits.
+    logit_signed : bool
+        Whether the logits are two's complement.
     window : int
         Images the host may send before their answers (1..255).
     timeout : int or None
@@ -422,7 +423,7 @@ class HostLink(wiring.Component):
         Bytes to the UART transmitter.
     o_pixels : Out(vector_stream(channels, 8))
         Pixels of accepted images, raster order, ``last`` on each image's last pixel.
-    i_logits : In(vector_stream(classes, logit_bits, signed_=True))
+    i_logits : In(vector_stream(classes, logit_bits, logit_signed))
         Logits, one beat per image.
     pending : Out(range(window + 1))
         Images accepted and not yet answered.
@@ -442,18 +443,20 @@ class HostLink(wiring.Component):
     interval = 1
 
     def __init__(self, height: int, width: int, channels: int, *, classes: int, logit_bits: int,
-                 window: int = 2, timeout: int | None = None, design_id: int = 0):
+                 logit_signed: bool = True, window: int = 2, timeout: int | None = None,
+                 design_id: int = 0):
         if isinstance(design_id, bool) or not isinstance(design_id, int) or not 0 <= design_id < 2**32:
             raise TypeError(f"Design id must be an integer in 0..{2**32 - 1}, not {design_id!r}")
         self.receiver = FrameReceiver(height, width, channels, window=window, timeout=timeout)
-        self.info = Info(height, width, channels, classes, logit_bits, window, design_id)
-        self.sender = FrameSender(classes, logit_bits, self.info)
+        self.info = Info(height, width, channels, classes, logit_bits, bool(logit_signed), window,
+                         design_id)
+        self.sender = FrameSender(self.info)
         super().__init__({
             "i_bytes": In(stream.Signature(8)),
             "rx_error": In(1),
             "o_bytes": Out(stream.Signature(8)),
             "o_pixels": Out(vector_stream(channels, 8)),
-            "i_logits": In(vector_stream(classes, logit_bits, True)),
+            "i_logits": In(vector_stream(classes, logit_bits, bool(logit_signed))),
             "pending": Out(range(window + 1)),
             "error": Out(1),
         })

@@ -12,8 +12,9 @@ Every frame, in either direction, is::
                    over the type, tag, length and payload bytes
 
 Host to board: ``IMAGE`` (payload: the image's ``H*W*C`` pixels in raster order, channels last)
-and ``INFO_REQUEST`` (no payload). Board to host: ``LOGITS`` (one two's-complement byte per
-class), ``INFO`` (`Info`) and ``ERROR`` (one byte, an `ErrorCode`). Each IMAGE with a good
+and ``INFO_REQUEST`` (no payload). Board to host: ``LOGITS`` (one byte per class: the logit,
+two's complement if the logits are signed), ``INFO`` (`Info`) and ``ERROR`` (one byte, an
+`ErrorCode`). Each IMAGE with a good
 checksum produces exactly one LOGITS frame with its tag, in the order the images were accepted.
 docs/fpga.md describes the rules (what the board does with a bad checksum or a malformed frame).
 
@@ -148,9 +149,10 @@ class FrameDecoder:
 class Info:
     """What a board reports in its ``INFO`` frame: geometry, flow control and the design id.
 
-    Payload (15 bytes, little-endian): ``version`` u8, ``height`` u16, ``width`` u16,
-    ``channels`` u16, ``classes`` u16, ``logit_bits`` u8, ``window`` u8 (images the host may send
-    before their answers), ``design_id`` u32 (`design_id` of the quantized network built in).
+    Payload (16 bytes, little-endian): ``version`` u8, ``height`` u16, ``width`` u16,
+    ``channels`` u16, ``classes`` u16, ``logit_bits`` u8, ``logit_signed`` u8 (0 or 1),
+    ``window`` u8 (images the host may send before their answers), ``design_id`` u32
+    (`design_id` of the quantized network built in).
     """
 
     height: int
@@ -158,23 +160,31 @@ class Info:
     channels: int
     classes: int
     logit_bits: int
+    logit_signed: bool
     window: int
     design_id: int
     version: int = VERSION
 
-    FORMAT = "<BHHHHBBI"
+    FORMAT = "<BHHHHBBBI"
     SIZE = struct.calcsize(FORMAT)
 
     def pack(self) -> bytes:
         return struct.pack(self.FORMAT, self.version, self.height, self.width, self.channels,
-                           self.classes, self.logit_bits, self.window, self.design_id)
+                           self.classes, self.logit_bits, int(self.logit_signed), self.window,
+                           self.design_id)
 
     @classmethod
     def unpack(cls, payload: bytes) -> "Info":
         if len(payload) != cls.SIZE:
             raise ValueError(f"INFO payload must be {cls.SIZE} bytes, not {len(payload)}")
-        version, h, w, c, classes, bits, window, ident = struct.unpack(cls.FORMAT, payload)
-        return cls(h, w, c, classes, bits, window, ident, version)
+        version, h, w, c, classes, bits, signed_, window, ident = struct.unpack(cls.FORMAT, payload)
+        return cls(h, w, c, classes, bits, bool(signed_), window, ident, version)
+
+    def logits(self, payload: bytes) -> list[int]:
+        """The logits carried by a LOGITS payload."""
+        if len(payload) != self.classes:
+            raise ValueError(f"LOGITS payload must be {self.classes} bytes, not {len(payload)}")
+        return [b - 256 if self.logit_signed and b >= 128 else b for b in payload]
 
     @property
     def image_bytes(self) -> int:

@@ -14,8 +14,8 @@ return to 1 before it looks for a start bit, so a break is one error, not many c
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import enum, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
@@ -118,6 +118,14 @@ class UartTx(wiring.Component):
         return m
 
 
+class _RxState(enum.Enum, shape=3):
+    IDLE = 0
+    START = 1
+    DATA = 2
+    STOP = 3
+    BREAK = 4
+
+
 class UartRx(wiring.Component):
     """UART receiver: 8N1 characters on ``rx`` as bytes on ``o``.
 
@@ -175,42 +183,41 @@ class UartRx(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         m.d.sync += [self.error.eq(0), self.overrun.eq(0)]
 
-        with m.FSM():
-            with m.State("idle"):
-                with m.If(~line):
-                    m.d.sync += baud.eq(self.divisor // 2 - 1)
-                    m.next = "start"
-            with m.State("start"):
-                with m.If(sample):
-                    m.d.sync += [baud.eq(self.divisor - 1), bits.eq(0)]
-                    with m.If(line):
-                        m.next = "idle"          # a glitch, not a start bit
-                    with m.Else():
-                        m.next = "data"
-                with m.Else():
-                    m.d.sync += baud.eq(baud - 1)
-            with m.State("data"):
-                with m.If(sample):
-                    m.d.sync += [shift.eq(Cat(shift[1:], line)), bits.eq(bits + 1),
-                                 baud.eq(self.divisor - 1)]
-                    with m.If(bits == 7):
-                        m.next = "stop"
-                with m.Else():
-                    m.d.sync += baud.eq(baud - 1)
-            with m.State("stop"):
-                with m.If(sample):
-                    with m.If(line):
-                        with m.If(self.o.valid & ~self.o.ready):
-                            m.d.sync += self.overrun.eq(1)
-                        with m.Else():
-                            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(shift)]
-                        m.next = "idle"
-                    with m.Else():
-                        m.d.sync += self.error.eq(1)
-                        m.next = "break"
-                with m.Else():
-                    m.d.sync += baud.eq(baud - 1)
-            with m.State("break"):
+        # An If/Elif chain on a state register rather than m.FSM or m.Switch: Yosys' Verilog
+        # backend writes those as `case` statements without the unused encodings, which
+        # Verilator rejects (CASEINCOMPLETE).
+        state = Signal(_RxState)
+        with m.If(state == _RxState.IDLE):
+            with m.If(~line):
+                m.d.sync += [baud.eq(self.divisor // 2 - 1), state.eq(_RxState.START)]
+        with m.Elif(state == _RxState.START):
+            with m.If(sample):
+                m.d.sync += [baud.eq(self.divisor - 1), bits.eq(0),
+                             state.eq(Mux(line, _RxState.IDLE,     # a glitch, not a start bit
+                                          _RxState.DATA))]
+            with m.Else():
+                m.d.sync += baud.eq(baud - 1)
+        with m.Elif(state == _RxState.DATA):
+            with m.If(sample):
+                m.d.sync += [shift.eq(Cat(shift[1:], line)), bits.eq(bits + 1),
+                             baud.eq(self.divisor - 1)]
+                with m.If(bits == 7):
+                    m.d.sync += state.eq(_RxState.STOP)
+            with m.Else():
+                m.d.sync += baud.eq(baud - 1)
+        with m.Elif(state == _RxState.STOP):
+            with m.If(sample):
                 with m.If(line):
-                    m.next = "idle"
+                    with m.If(self.o.valid & ~self.o.ready):
+                        m.d.sync += self.overrun.eq(1)
+                    with m.Else():
+                        m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(shift)]
+                    m.d.sync += state.eq(_RxState.IDLE)
+                with m.Else():
+                    m.d.sync += [self.error.eq(1), state.eq(_RxState.BREAK)]
+            with m.Else():
+                m.d.sync += baud.eq(baud - 1)
+        with m.Else():                                         # _RxState.BREAK
+            with m.If(line):
+                m.d.sync += state.eq(_RxState.IDLE)
         return m

@@ -23,24 +23,21 @@ GEOMETRY = dict(height=3, width=2, channels=2)     # 12-byte images, two channel
 CLASSES = 3
 
 
-def fake_logits(pixels: bytes, bits: int) -> list[int]:
-    """What the test's stand-in accelerator answers for an image: signed ``bits``-bit values."""
-    lo, span = -(1 << (bits - 1)), 1 << bits
+def fake_logits(pixels: bytes, bits: int, signed: bool = True) -> list[int]:
+    """What the test plays as the accelerator answers for an image: ``bits``-bit values."""
+    lo, span = -(1 << (bits - 1)) if signed else 0, 1 << bits
     return [(sum(pixels) * (c + 3) + c) % span + lo for c in range(CLASSES)]
-
-
-def to_bytes(values) -> bytes:
-    return bytes(v & 0xFF for v in values)
 
 
 class Harness:
     """Runs a HostLink with a host that keeps at most ``window`` images unanswered."""
 
-    def __init__(self, *, logit_bits=8, window=2, timeout=None, seed=0, idle=0.3,
-                 backpressure=0.5):
-        self.dut = HostLink(**GEOMETRY, classes=CLASSES, logit_bits=logit_bits, window=window,
-                            timeout=timeout, design_id=0x1234ABCD)
-        self.bits, self.window, self.seed = logit_bits, window, seed
+    def __init__(self, *, logit_bits=8, logit_signed=True, window=2, timeout=None, seed=0,
+                 idle=0.3, backpressure=0.5):
+        self.dut = HostLink(**GEOMETRY, classes=CLASSES, logit_bits=logit_bits,
+                            logit_signed=logit_signed, window=window, timeout=timeout,
+                            design_id=0x1234ABCD)
+        self.bits, self.signed, self.window, self.seed = logit_bits, logit_signed, window, seed
         self.idle, self.backpressure = idle, backpressure
         self.layout = VectorLayout(GEOMETRY["channels"], 8)
         self.decoder = FrameDecoder()
@@ -131,7 +128,7 @@ class Harness:
             ctx.set(self.dut.o_pixels.ready, 0)
             while self.hold_logits or idle.random() < (self.idle or 0):
                 await ctx.tick()
-            logits = fake_logits(bytes(current), self.bits)
+            logits = fake_logits(bytes(current), self.bits, self.signed)
             current = []
             ctx.set(self.dut.i_logits.valid, 1)
             ctx.set(self.dut.i_logits.payload, {"data": logits, "last": 1})
@@ -230,11 +227,10 @@ def test_receiver_constructor_checks(name, kwargs, message):
 
 
 def test_sender_and_link_constructor_checks():
-    info = Info(3, 2, 2, CLASSES, 8, 2, 0)
     with pytest.raises(TypeError, match=r"^Logit bits must be an integer in 1..8, not 9$"):
-        FrameSender(CLASSES, 9, info)
+        FrameSender(Info(3, 2, 2, CLASSES, 9, True, 2, 0))
     with pytest.raises(TypeError, match=r"^Info must be an Info, not 3$"):
-        FrameSender(CLASSES, 8, 3)
+        FrameSender(3)
     with pytest.raises(TypeError, match=r"^Design id must be an integer in 0..4294967295, not -1$"):
         HostLink(**GEOMETRY, classes=CLASSES, logit_bits=8, design_id=-1)
 
@@ -272,27 +268,29 @@ def test_decoder_resynchronises_after_corruption():
     assert decoder.dropped == 2
 
 
-def test_info_round_trip():
-    info = Info(8, 8, 1, 10, 8, 2, 0xDEADBEEF)
-    assert Info.unpack(info.pack()) == info and len(info.pack()) == Info.SIZE == 15
+def test_info_round_trip_and_logits():
+    info = Info(8, 8, 1, 3, 8, True, 2, 0xDEADBEEF)
+    assert Info.unpack(info.pack()) == info and len(info.pack()) == Info.SIZE == 16
+    assert info.logits(b"\x00\x7f\x80") == [0, 127, -128]
+    assert Info(8, 8, 1, 3, 8, False, 2, 0).logits(b"\x00\x7f\x80") == [0, 127, 128]
 
 
 # --- the link ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("logit_bits", [8, 5])
-def test_random_mix_of_good_and_bad_frames(seeds, logit_bits):
+@pytest.mark.parametrize("logit_bits, logit_signed", [(8, True), (5, True), (7, False)])
+def test_random_mix_of_good_and_bad_frames(seeds, logit_bits, logit_signed):
     # Good images are released whole and in order and answered with their tags and logits;
     # every bad frame is dropped and answered as the model says; nothing else is released.
     seed, = seeds(1)
     rng = random.Random(seed)
-    h = Harness(logit_bits=logit_bits, seed=seed)
+    h = Harness(logit_bits=logit_bits, logit_signed=logit_signed, seed=seed)
     script = random_script(rng, 40)
     h.run(script)
     model = h.model(script)
     assert h.images_released() == [pixels for _, pixels in model.images]
     assert [f.tag for f in h.logits_frames] == [tag for tag, _ in model.images]
-    assert [f.payload for f in h.logits_frames] == [
-        to_bytes(fake_logits(pixels, logit_bits)) for _, pixels in model.images]
+    assert [h.dut.info.logits(f.payload) for f in h.logits_frames] == [
+        fake_logits(pixels, logit_bits, logit_signed) for _, pixels in model.images]
     assert h.replies == model.replies
     assert any(f.type == FrameType.ERROR for f in h.replies), "the mix should contain errors"
     assert h.decoder.dropped == 0 and h.decoder.skipped == 0

@@ -1,0 +1,344 @@
+"""Synthesis, place and route and bitstream with the pip-only yowasp tools, and the build report.
+
+`build_board` renders a `~imcflow.fpga.top.BoardTop` with Amaranth's build system for the
+board's platform (``platform.build(top, do_build=False)`` gives the build plan: RTLIL, Yosys
+script, constraints and the command list), then runs the plan's commands itself, one tool at a
+time, with the yowasp executables from `imcflow.toolchain`: Yosys, nextpnr-ecp5 or -ice40, and
+ecppack or icepack. Running them here (rather than through the plan's shell script) lets the
+progress go to stderr, tool by tool, while stdout stays free for ``--json``. nextpnr runs with
+``--report`` (utilisation and Fmax as JSON) and ``--timing-allow-fail`` (a design that misses
+its clock still gets a bitstream and a report saying by how much).
+
+The output directory (written atomically) holds the bitstream, ``report.json``, ``report.md``
+and ``build/`` with the Amaranth build tree and every tool's log. If a tool fails, the partial
+build tree is kept under ``$IMCFLOW_CACHE/fpga/failed/`` and the error names it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from imcflow import toolchain
+from imcflow.files import atomic_directory
+
+__all__ = ["FlowError", "RESOURCES", "build_board", "parse_utilization", "parse_timing",
+           "binding_limits", "render_markdown"]
+
+#: report name -> nextpnr BEL type, per family (iCE40 logic cells hold one LUT4 and one FF each;
+#: their FFs are counted from Yosys' cell statistics, nextpnr reports only logic cells)
+RESOURCES = {
+    "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "brams": "DP16KD", "dsps": "MULT18X18D"},
+    "ice40": {"luts": "ICESTORM_LC", "ffs": "ICESTORM_LC", "brams": "ICESTORM_RAM",
+              "dsps": "ICESTORM_DSP"},
+}
+#: what each resource is, for the report
+RESOURCE_NAMES = {
+    "ecp5": {"luts": "LUT4 (TRELLIS_COMB, carry halves included)", "ffs": "flip-flops (TRELLIS_FF)",
+             "brams": "18-kbit block RAMs (DP16KD)", "dsps": "18x18 multipliers (MULT18X18D)"},
+    "ice40": {"luts": "logic cells (ICESTORM_LC, LUT4 + FF)", "ffs": "flip-flops (SB_DFF*)",
+              "brams": "4-kbit block RAMs (ICESTORM_RAM)", "dsps": "16x16 MAC16 (ICESTORM_DSP)"},
+}
+#: the log each tool writes (to show its progress)
+_LOGS = {"yosys": "top.rpt", "nextpnr-ecp5": "top.tim", "nextpnr-ice40": "top.tim"}
+#: bitstream file per family
+BITSTREAMS = {"ecp5": "top.bit", "ice40": "top.bin"}
+
+
+class FlowError(RuntimeError):
+    """A tool of the flow failed; the message names it, its first error and its kept log."""
+
+
+# --- running the tools ---------------------------------------------------------------------------
+
+def _last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+class _Progress:
+    """Shows the running tool, its elapsed time and its log's last line on stderr: one refreshed
+    line on a terminal, else a line every ``every`` seconds."""
+
+    def __init__(self, stream=None, every: float = 15.0):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every = every
+
+    def line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(f"imcflow fpga: {text}\n")
+        self.stream.flush()
+
+    def run(self, tool: str, argv: list[str], cwd: Path, env: dict) -> float:
+        log = cwd / _LOGS[tool] if tool in _LOGS else None
+        out = cwd / f"{tool}.out"
+        start = time.monotonic()
+        self.line(f"{tool} ...")
+        with open(out, "wb") as sink:
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+            done = threading.Event()
+
+            def watch():
+                shown = start
+                while not done.wait(0.5):
+                    now = time.monotonic()
+                    detail = _last_line(log) if log else ""
+                    if self.tty:
+                        self.stream.write(f"\r\x1b[K[{now - start:6.1f} s] {tool}: {detail[:90]}")
+                        self.stream.flush()
+                    elif now - shown >= self.every:
+                        shown = now
+                        self.line(f"{tool} running {now - start:.0f} s: {detail[:100]}")
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            try:
+                code = proc.wait()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            finally:
+                done.set()
+                watcher.join()
+        seconds = time.monotonic() - start
+        if code != 0:
+            text = out.read_text(errors="replace") + (log.read_text(errors="replace")
+                                                      if log and log.exists() else "")
+            errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
+            raise FlowError(f"{tool} failed (exit {code}) after {seconds:.0f} s: "
+                            f"{errors[0] if errors else 'see its log'}")
+        self.line(f"{tool} done in {seconds:.1f} s")
+        return seconds
+
+
+# --- reading the reports -------------------------------------------------------------------------
+
+def _yosys_cells(rpt: Path) -> dict[str, int]:
+    """Cell counts of the whole design from Yosys' final statistics."""
+    text = rpt.read_text(errors="replace")
+    text = text[text.rfind("=== design hierarchy ==="):]
+    return {name: int(count) for count, name in re.findall(r"^\s+(\d+)\s+([A-Za-z_]\w*)\s*$",
+                                                             text, re.M)}
+
+
+def parse_utilization(report: dict, family: str, cells: dict[str, int] | None = None) -> dict:
+    """``{luts, ffs, brams, dsps}``, each ``{used, available}``, from nextpnr's ``--report`` JSON
+    (and, for iCE40 flip-flops, Yosys' cell counts ``cells``)."""
+    util = report["utilization"]
+    out = {}
+    for name, bel in RESOURCES[family].items():
+        entry = util.get(bel, {"used": 0, "available": 0})
+        out[name] = {"used": int(entry["used"]), "available": int(entry["available"])}
+    if family == "ice40":
+        out["ffs"]["used"] = sum(n for c, n in (cells or {}).items() if c.startswith("SB_DFF"))
+    return out
+
+
+def _relative_source(source: str) -> str | None:
+    """``hw/crossbar.py:285`` for a source location inside the imcflow package, else None."""
+    path, _, line = source.partition(":")
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rel = Path(path).resolve().relative_to(root)
+    except ValueError:
+        return None
+    return f"{rel.as_posix()}:{line.split('.')[0]}" if line else rel.as_posix()
+
+
+def parse_timing(report: dict, target_hz: float) -> dict:
+    """Fmax of each clock and the critical path of the slowest one, from nextpnr's report.
+
+    Returns ``clocks`` (name -> ``{achieved_mhz, constraint_mhz}``), ``fmax_mhz`` (the slowest
+    clock), ``target_mhz``, ``met`` and ``critical_path``: the delay split into logic, routing
+    and the launching flop, the number of logic cells, its end points and the imcflow source
+    lines its nets come from (what limits Fmax).
+    """
+    clocks = {name: {"achieved_mhz": round(v["achieved"], 2), "constraint_mhz": round(v["constraint"], 2)}
+              for name, v in report.get("fmax", {}).items()}
+    if not clocks:
+        return {"clocks": {}, "fmax_mhz": None, "target_mhz": target_hz / 1e6, "met": None,
+                "critical_path": None}
+    slowest = min(clocks, key=lambda c: clocks[c]["achieved_mhz"])
+    fmax = clocks[slowest]["achieved_mhz"]
+    path = None
+    for candidate in report.get("critical_paths", []):
+        if candidate.get("from", "").endswith(slowest) and candidate.get("to", "").endswith(slowest):
+            path = candidate["path"]
+            break
+    critical = None
+    if path:
+        delay = {kind: round(sum(step["delay"] for step in path if step["type"] == kind), 3)
+                 for kind in ("clk-to-q", "logic", "routing", "setup")}
+        sources = []
+        for step in path:
+            for source in step.get("sources", []):
+                rel = _relative_source(source)
+                if rel and rel not in sources:
+                    sources.append(rel)
+        critical = {
+            "from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
+            "total_ns": round(sum(delay.values()), 3), "delay_ns": delay,
+            "logic_levels": sum(step["type"] == "logic" for step in path),
+            "sources": sources,
+        }
+    return {"clocks": clocks, "fmax_mhz": fmax, "target_mhz": round(target_hz / 1e6, 3),
+            "met": fmax >= target_hz / 1e6 - 1e-6, "critical_path": critical}
+
+
+def binding_limits(utilization: dict, timing: dict) -> dict:
+    """Which limit binds: the most used resource (fraction of the device) and, for timing, the
+    slack against the target and where the critical path is."""
+    fractions = {name: (r["used"] / r["available"] if r["available"] else 0.0)
+                 for name, r in utilization.items()}
+    resource = max(fractions, key=fractions.get)
+    out = {"resource": resource, "utilization": round(fractions[resource], 4),
+           "fractions": {k: round(v, 4) for k, v in fractions.items()}}
+    if timing.get("fmax_mhz") is not None:
+        out["timing_margin"] = round(timing["fmax_mhz"] / timing["target_mhz"] - 1, 4)
+        out["binds"] = ("timing" if out["timing_margin"] < 0
+                        else "area" if fractions[resource] > 1 else "none")
+    return out
+
+
+def render_markdown(report: dict) -> str:
+    """``report.md``: the build in a few tables."""
+    family, lines = report["family"], []
+    arch = report.get("arch", {})
+    lines += [f"# FPGA build: {report.get('network', '?')} on {report['board']}", ""]
+    lines += [f"- device: {report['device']}; accelerator: {report.get('accelerator', '?')}",
+              f"- architecture: " + (", ".join(f"{k}={v}" for k, v in arch.items()
+                                               if k in ("col_parallelism", "mvm_cycles", "buffer",
+                                                        "rows", "cols", "clock_mhz")) or "?"),
+              f"- host link: UART {report['baud']} baud (divisor {report['divisor']}), window "
+              f"{report['window']} images, design id 0x{report['design_id']:08x}",
+              f"- bitstream: `{report['bitstream']}`; build time {report['build_seconds']:.0f} s "
+              f"(" + ", ".join(f"{t} {s:.0f} s" for t, s in report["tool_seconds"].items()) + ")",
+              "", "## Utilisation", "", "| resource | used | available | % |",
+              "| --- | ---: | ---: | ---: |"]
+    for name in ("luts", "ffs", "brams", "dsps"):
+        r = report[name]
+        pct = 100 * r["used"] / r["available"] if r["available"] else 0
+        lines.append(f"| {RESOURCE_NAMES[family][name]} | {r['used']} | {r['available']} | {pct:.1f} |")
+    t = report["timing"]
+    lines += ["", "## Timing", "", "| clock | Fmax (MHz) | constraint (MHz) |", "| --- | ---: | ---: |"]
+    lines += [f"| `{c}` | {v['achieved_mhz']:.2f} | {v['constraint_mhz']:.2f} |"
+              for c, v in t["clocks"].items()]
+    verdict = "met" if t["met"] else "NOT met"
+    lines += ["", f"Target {t['target_mhz']:g} MHz: {verdict} (Fmax {t['fmax_mhz']:.2f} MHz)."]
+    cp = t.get("critical_path")
+    if cp:
+        d = cp["delay_ns"]
+        lines += ["", f"Critical path {cp['total_ns']:.2f} ns from `{cp['from']}` to `{cp['to']}`: "
+                      f"{d['logic']:.2f} ns in {cp['logic_levels']} logic cells, {d['routing']:.2f} ns "
+                      f"routing, {d['clk-to-q'] + d['setup']:.2f} ns flop clock-to-out and setup."]
+        if cp["sources"]:
+            lines += ["Its nets come from: " + ", ".join(f"`{s}`" for s in cp["sources"][:12]) + "."]
+    b = report["binding"]
+    lines += ["", "## What binds", "",
+              f"Most used resource: {b['resource']} at {100 * b['utilization']:.1f} % of the device "
+              f"(" + ", ".join(f"{k} {100 * v:.1f} %" for k, v in b["fractions"].items()) + ")."]
+    if "timing_margin" in b:
+        lines.append(f"Timing margin: {100 * b['timing_margin']:+.1f} % of the target clock; "
+                     f"binding limit: {b['binds']}.")
+    if report.get("estimate"):
+        lines += ["", "## Estimate before the build", "", report["estimate"]]
+    return "\n".join(lines) + "\n"
+
+
+# --- the flow ------------------------------------------------------------------------------------
+
+def _failed_dir(name: str) -> Path:
+    from imcflow.verif.runner import cache_dir
+    return cache_dir("fpga", "failed") / name
+
+
+def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
+                progress: _Progress | None = None) -> dict:
+    """Build ``top`` (a `~imcflow.fpga.top.BoardTop`) into directory ``output``.
+
+    Parameters
+    ----------
+    top : BoardTop
+    output : path
+        Written atomically: the bitstream (``top.bit`` for ECP5, ``top.bin`` for iCE40),
+        ``report.json``, ``report.md`` and ``build/``.
+    details : dict, optional
+        Added to the report (network, arch, accelerator description, estimate).
+
+    Returns
+    -------
+    dict
+        The report: board, device, family, ``luts``/``ffs``/``brams``/``dsps`` (``used``,
+        ``available``), ``fmax_mhz``, ``target_mhz``, ``timing`` (per clock, critical path),
+        ``binding``, ``bitstream`` (absolute path), tool times and versions, and ``details``.
+
+    Raises
+    ------
+    FlowError
+        If a tool fails (the build tree is kept under ``$IMCFLOW_CACHE/fpga/failed/``).
+    UserError
+        If a tool is missing or ``output`` cannot be written.
+    """
+    board = top.board
+    progress = progress or _Progress()
+    tools_env = toolchain.environ()
+    start = time.monotonic()
+    output = Path(output)
+    with atomic_directory(output) as tmp:
+        work = Path(tmp) / "build"
+        progress.line(f"elaborating the {board.name} top")
+        platform = board.platform()
+        plan = platform.build(top, name="top", do_build=False,
+                              nextpnr_opts="--report top.report.json --timing-allow-fail")
+        plan.extract(str(work))
+        commands = json.loads((work / "build_top.json").read_text())["commands"]
+        tool_seconds = {}
+        try:
+            for tool, *args in commands:
+                tool_seconds[tool] = round(progress.run(tool, [toolchain.require(tool), *args],
+                                                        work, tools_env), 1)
+        except FlowError as e:
+            kept = _failed_dir(output.resolve().name)
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(work, kept)
+            raise FlowError(f"{e}; build tree kept in {kept}") from None
+        nextpnr = json.loads((work / "top.report.json").read_text())
+        utilization = parse_utilization(nextpnr, board.family, _yosys_cells(work / "top.rpt"))
+        timing = parse_timing(nextpnr, top.clock_hz)
+        bitstream = Path(tmp) / BITSTREAMS[board.family]
+        shutil.copyfile(work / BITSTREAMS[board.family], bitstream)
+        report = {
+            "board": board.name, "device": board.device, "family": board.family,
+            **utilization,
+            "fmax_mhz": timing["fmax_mhz"], "target_mhz": timing["target_mhz"],
+            "timing": timing, "binding": binding_limits(utilization, timing),
+            "clock_hz": top.clock_hz, "baud": top.baud, "divisor": top.divisor,
+            "window": top.system.link.info.window, "design_id": top.system.link.info.design_id,
+            "pll": None if top.pll is None else {
+                "input_div": top.pll.input_div, "feedback_div": top.pll.feedback_div,
+                "output_div": top.pll.output_div, "vco_mhz": top.pll.vco_hz / 1e6},
+            "bitstream": str(output.resolve() / bitstream.name),
+            "tool_seconds": tool_seconds,
+            "tools": {t: toolchain.find(t).version for t in ("yosys", f"nextpnr-{board.family}")},
+            **(details or {}),
+        }
+        report["build_seconds"] = round(time.monotonic() - start, 1)
+        (Path(tmp) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        (Path(tmp) / "report.md").write_text(render_markdown(report))
+    return report

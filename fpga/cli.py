@@ -1,0 +1,159 @@
+"""The ``imcflow fpga`` command: ``build`` a bitstream and its report, ``run`` images on a board.
+
+``imcflow fpga build --board ulx3s-85f --network digits -o DIR [--arch A] [--json]`` generates
+the accelerator for the quantized network (`imcflow.fpga.design`), puts it on the board behind
+the UART host link (`imcflow.fpga.top.BoardTop`) and runs Yosys, nextpnr and the packer
+(`imcflow.fpga.build`), showing each tool's progress on stderr. ``DIR`` receives the bitstream,
+``report.md`` and ``report.json``.
+
+``imcflow fpga run --port PORT --images K [--network digits] [--baud B] [--json]`` streams the
+first ``K`` held-out images to the board (`imcflow.fpga.host`) and checks its logits against
+the golden model: bit-exact count, accuracy and throughput.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from imcflow.errors import UserError
+
+__all__ = ["add_arguments", "run", "build", "run_board"]
+
+
+def _log(message: str) -> None:
+    print(f"imcflow fpga: {message}", file=sys.stderr, flush=True)
+
+
+def add_arguments(parser) -> None:
+    from imcflow.fpga.boards import BOARDS
+    from imcflow.fpga.design import DEFAULT_ARCH
+    from imcflow.fpga.top import BAUD
+
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{build,run}")
+    b = actions.add_parser("build", help="bitstream and utilisation/timing report for a board",
+                           description="Synthesize, place and route the accelerator of a network "
+                                       "with its UART host link for a board (pip-only yowasp tools).")
+    b.add_argument("--board", default="ulx3s-85f",
+                   help=f"target board: {', '.join(BOARDS)} (default: ulx3s-85f)")
+    b.add_argument("--network", default="digits", help="zoo network, .toml or .onnx (default: digits)")
+    b.add_argument("--dataset", default=None,
+                   help="zoo network whose training images calibrate a .toml or .onnx network")
+    b.add_argument("--arch", default=None, help=f"architecture preset or TOML (default: {DEFAULT_ARCH})")
+    b.add_argument("--clock-mhz", type=float, default=None,
+                   help="system clock on a board with a PLL (default: the arch's clock_mhz)")
+    b.add_argument("--baud", type=int, default=BAUD, help=f"UART baud rate (default: {BAUD})")
+    b.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="output directory (replaced as a whole, only on success)")
+    b.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    r = actions.add_parser("run", help="stream held-out images to a board and check its logits",
+                           description="Send images to a board over its serial port and compare "
+                                       "the logits with the golden model.")
+    r.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB0")
+    r.add_argument("--images", type=int, required=True, metavar="K", help="held-out images to send")
+    r.add_argument("--network", default="digits", help="the network the bitstream was built for")
+    r.add_argument("--dataset", default=None, help="zoo network whose images to send (for a file)")
+    r.add_argument("--arch", default=None, help=f"the architecture it was built for (default: {DEFAULT_ARCH})")
+    r.add_argument("--baud", type=int, default=BAUD, help=f"UART baud rate (default: {BAUD})")
+    r.add_argument("--timeout", type=float, default=2.0,
+                   help="seconds to wait for an answer before sending an image again (default: 2)")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build(args) -> dict:
+    """``imcflow fpga build``: the report of `imcflow.fpga.build.build_board`."""
+    from imcflow.fpga.boards import board as find_board
+    from imcflow.fpga.build import FlowError, build_board
+    from imcflow.fpga.design import accelerator_for, load_design
+    from imcflow.fpga.top import BoardTop
+
+    target = find_board(args.board)
+    if args.baud is not None and args.baud < 1:
+        raise UserError(f"--baud: must be a positive integer, not {args.baud}")
+    design = load_design(args.network, args.arch, args.dataset)
+    arch = design.qnet.arch
+    clock_mhz = args.clock_mhz or arch.clock_mhz
+    accelerator = accelerator_for(design)
+    try:
+        top = BoardTop(target, accelerator, height=design.height, width=design.width,
+                       clock_mhz=clock_mhz, baud=args.baud, design_id=design.design_id)
+    except ValueError as e:   # the baud rate cannot be made from the clock
+        raise UserError(f"--baud: {e}") from None
+    details = {"network": design.network, "arch": arch.to_dict(),
+               "accelerator": getattr(accelerator, "description", type(accelerator).__name__)}
+    try:
+        return build_board(top, args.output, details=details)
+    except FlowError as e:
+        _log(f"error: {e}")
+        raise SystemExit(1) from None
+
+
+def _summary(report: dict) -> str:
+    t, b = report["timing"], report["binding"]
+    lines = [f"{report['network']} on {report['board']} ({report['device']}): bitstream {report['bitstream']}"]
+    for name in ("luts", "ffs", "brams", "dsps"):
+        r = report[name]
+        lines.append(f"  {name:5} {r['used']:7} / {r['available']:<7} "
+                     f"({100 * r['used'] / r['available'] if r['available'] else 0:.1f} %)")
+    lines.append(f"  Fmax {report['fmax_mhz']:.2f} MHz, target {report['target_mhz']:g} MHz: "
+                 f"{'met' if t['met'] else 'NOT met'}; binding limit: {b.get('binds', '?')} "
+                 f"(most used: {b['resource']} {100 * b['utilization']:.1f} %)")
+    lines.append(f"  report: {report['bitstream'].rsplit('/', 1)[0]}/report.md "
+                 f"({report['build_seconds']:.0f} s)")
+    return "\n".join(lines)
+
+
+def run_board(args) -> dict:
+    """``imcflow fpga run``: the result of `imcflow.fpga.host.run_images`."""
+    from imcflow.fpga.design import load_design
+    from imcflow.fpga.host import BoardClient, HostError, open_port, run_images
+
+    if args.baud < 1:
+        raise UserError(f"--baud: must be a positive integer, not {args.baud}")
+    if not args.timeout > 0:
+        raise UserError(f"--timeout: must be a positive number of seconds, not {args.timeout}")
+    design = load_design(args.network, args.arch, args.dataset)
+    port = open_port(args.port, args.baud)
+    shown = [0]
+
+    def progress(done, total):
+        if done == total or done - shown[0] >= max(1, total // 10):
+            shown[0] = done
+            _log(f"{done}/{total} images answered")
+
+    try:
+        client = BoardClient(port, timeout=args.timeout, log=_log)
+        result = run_images(client, design, args.images, progress=progress)
+    except HostError as e:
+        _log(f"error: {e}")
+        raise SystemExit(1) from None
+    finally:
+        port.close()
+    return {**result, "port": args.port, "baud": args.baud}
+
+
+def run(args) -> int:
+    from imcflow.cli import print_json
+
+    if args.action == "build":
+        report = build(args)
+        if not report["timing"]["met"]:
+            _log(f"warning: Fmax {report['fmax_mhz']:.2f} MHz is below the "
+                 f"{report['target_mhz']:g} MHz target; lower --clock-mhz or the design's depth")
+        if args.json:
+            print_json(report)
+        else:
+            print(_summary(report))
+        return 0
+    result = run_board(args)
+    if args.json:
+        print_json(result)
+    else:
+        rate = result["images_per_s"]
+        print(f"{result['images']} images on {result['port']}: {result['bit_exact']} bit-exact "
+              f"with the golden model; accuracy {result['accuracy']:.4f} "
+              f"(golden {result['golden_accuracy']:.4f}); "
+              f"{rate:.1f} images/s" + (f"; {result['resent']} sent again" if result['resent'] else ""))
+        for m in result["mismatches"]:
+            print(f"  image {m['image']}: board {m['board']}, golden {m['golden']}")
+    return 0 if result["bit_exact"] == result["images"] else 1

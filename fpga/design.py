@@ -1,0 +1,87 @@
+"""What a board runs: a quantized network, its images and the accelerator generated for it.
+
+`fpga build` and `fpga run` must agree bit for bit, so both get the quantized network here, with
+the rule of ``imcflow accuracy``: a zoo network (or a file with ``--dataset``) is calibrated on
+its data set's training images, anything else on seeded random images
+(`imcflow.sw.networks.calibration_images`). The board reports
+`imcflow.fpga.protocol.design_id` of the network it was built for, and the host refuses to
+compare against a different one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imcflow.errors import UserError
+
+__all__ = ["DEFAULT_ARCH", "Design", "load_design", "accelerator_for"]
+
+#: architecture preset of the FPGA flow (column parallelism and clock for an FPGA)
+DEFAULT_ARCH = "fpga"
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """A quantized network with its labelled images (None for a network without a data set)."""
+
+    network: str
+    qnet: object
+    dataset: object
+
+    @property
+    def height(self) -> int:
+        return self.qnet.input.shape.h
+
+    @property
+    def width(self) -> int:
+        return self.qnet.input.shape.w
+
+    @property
+    def channels(self) -> int:
+        return self.qnet.input.shape.c
+
+    @property
+    def classes(self) -> int:
+        return self.qnet.output.shape.size
+
+    @property
+    def design_id(self) -> int:
+        from imcflow.fpga.protocol import design_id
+        return design_id(self.qnet)
+
+
+def load_design(network: str, arch=None, dataset: str | None = None) -> Design:
+    """The quantized ``network`` (zoo name, .toml or .onnx) for ``arch`` (preset, TOML or
+    `Arch`; default `DEFAULT_ARCH`) and the data set of ``dataset`` or of the network itself."""
+    from imcflow.sw import zoo
+    from imcflow.sw.arch import load_arch
+    from imcflow.sw.networks import calibration_images, load_network, load_qnetwork
+
+    source = dataset or network
+    if dataset is not None and (dataset not in zoo.names() or zoo.dataset(dataset) is None):
+        with_data = [n for n in zoo.names() if zoo.dataset(n) is not None]
+        raise UserError(f"--dataset: must be one of {', '.join(with_data)}, not {dataset!r}")
+    data = zoo.dataset(source) if source in zoo.names() else None
+    net = load_network(network)
+    qnet = load_qnetwork(network, load_arch(arch or DEFAULT_ARCH), calibration_images(net, data))
+    if data is not None and data.test_images.shape[1:] != (qnet.input.shape.h, qnet.input.shape.w,
+                                                          qnet.input.shape.c):
+        raise UserError(f"--dataset: {source} images are {data.test_images.shape[1:]}, the network "
+                        f"takes {qnet.input.shape}")
+    return Design(str(network), qnet, data)
+
+
+def accelerator_for(design: Design):
+    """The whole-network accelerator for ``design``, from `imcflow.gen`.
+
+    Raises
+    ------
+    UserError
+        If this checkout has no whole-network generator yet (``imcflow.gen.top``).
+    """
+    try:
+        from imcflow.gen import top
+    except ImportError:
+        raise UserError("--network: building a board needs the whole-network accelerator "
+                        "(imcflow.gen.top), which this checkout does not have yet") from None
+    return top.Accelerator(design.qnet)
