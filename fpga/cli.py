@@ -66,19 +66,22 @@ def build(args) -> dict:
     from imcflow.fpga.build import FlowError, build_board
     from imcflow.fpga.design import accelerator_for, load_design
     from imcflow.fpga.top import BoardTop
+    from imcflow.fpga.uart import divisor_for
 
     target = find_board(args.board)
-    if args.baud is not None and args.baud < 1:
+    if args.baud < 1:
         raise UserError(f"--baud: must be a positive integer, not {args.baud}")
     design = load_design(args.network, args.arch, args.dataset)
     arch = design.qnet.arch
     clock_mhz = args.clock_mhz or arch.clock_mhz
-    accelerator = accelerator_for(design)
+    clock_hz = target.clock_hz(clock_mhz)
     try:
-        top = BoardTop(target, accelerator, height=design.height, width=design.width,
-                       clock_mhz=clock_mhz, baud=args.baud, design_id=design.design_id)
+        divisor_for(clock_hz, args.baud)
     except ValueError as e:   # the baud rate cannot be made from the clock
         raise UserError(f"--baud: {e}") from None
+    accelerator = accelerator_for(design)
+    top = BoardTop(target, accelerator, height=design.height, width=design.width,
+                   clock_mhz=clock_mhz, baud=args.baud, design_id=design.design_id)
     details = {"network": design.network, "arch": arch.to_dict(),
                "accelerator": getattr(accelerator, "description", type(accelerator).__name__)}
     try:
@@ -106,13 +109,14 @@ def _summary(report: dict) -> str:
 def run_board(args) -> dict:
     """``imcflow fpga run``: the result of `imcflow.fpga.host.run_images`."""
     from imcflow.fpga.design import load_design
-    from imcflow.fpga.host import BoardClient, HostError, open_port, run_images
+    from imcflow.fpga.host import BoardClient, HostError, check_count, open_port, run_images
 
     if args.baud < 1:
         raise UserError(f"--baud: must be a positive integer, not {args.baud}")
     if not args.timeout > 0:
         raise UserError(f"--timeout: must be a positive number of seconds, not {args.timeout}")
     design = load_design(args.network, args.arch, args.dataset)
+    check_count(design, args.images)
     port = open_port(args.port, args.baud)
     shown = [0]
 

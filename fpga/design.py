@@ -72,16 +72,20 @@ def load_design(network: str, arch=None, dataset: str | None = None) -> Design:
 
 
 def accelerator_for(design: Design):
-    """The whole-network accelerator for ``design``, from `imcflow.gen`.
+    """The whole-network accelerator for ``design``: `imcflow.gen.accelerator.Accelerator` on
+    the mapping of ``design.qnet`` for its architecture (`imcflow.sw.mapper.map_network`).
 
     Raises
     ------
     UserError
-        If this checkout has no whole-network generator yet (``imcflow.gen.top``).
+        If this checkout has no whole-network generator yet, or the network cannot be mapped.
     """
     try:
-        from imcflow.gen import top
+        from imcflow.gen.accelerator import Accelerator
     except ImportError:
         raise UserError("--network: building a board needs the whole-network accelerator "
-                        "(imcflow.gen.top), which this checkout does not have yet") from None
-    return top.Accelerator(design.qnet)
+                        "(imcflow.gen.accelerator), which this checkout does not have yet") from None
+    from imcflow.sw.mapper import map_network
+
+    qnet = design.qnet
+    return Accelerator(qnet, map_network(qnet.network, qnet.arch))

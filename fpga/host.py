@@ -19,7 +19,7 @@ import numpy as np
 from imcflow.errors import UserError
 from imcflow.fpga.protocol import ErrorCode, FrameDecoder, FrameType, Info, encode
 
-__all__ = ["HostError", "BoardClient", "Answers", "open_port", "run_images"]
+__all__ = ["HostError", "BoardClient", "Answers", "open_port", "check_count", "run_images"]
 
 
 class HostError(RuntimeError):
@@ -145,6 +145,15 @@ class BoardClient:
         return answers
 
 
+def check_count(design, count) -> None:
+    """`UserError` unless ``design`` has labelled images and ``count`` is in 1..their number."""
+    if design.dataset is None:
+        raise UserError(f"--network: {design.network} has no labelled images; pass --dataset")
+    available = len(design.dataset.test_images)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= available:
+        raise UserError(f"--images: must be an integer in 1..{available}, not {count!r}")
+
+
 def run_images(client: BoardClient, design, count: int, *, progress=None) -> dict:
     """Send the first ``count`` held-out images of ``design`` and check the answers.
 
@@ -165,12 +174,8 @@ def run_images(client: BoardClient, design, count: int, *, progress=None) -> dic
     """
     from imcflow.sw.inference import run as golden_run
 
+    check_count(design, count)
     data = design.dataset
-    if data is None:
-        raise UserError(f"--network: {design.network} has no labelled images; pass --dataset")
-    available = len(data.test_images)
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= available:
-        raise UserError(f"--images: must be an integer in 1..{available}, not {count!r}")
     info = client.info()
     expected = (design.height, design.width, design.channels, design.classes, design.design_id)
     actual = (info.height, info.width, info.channels, info.classes, info.design_id)

@@ -50,11 +50,16 @@ class DenseStandIn(wiring.Component):
         Cycles per image when the input keeps up: ``H*W`` (one pixel per cycle), or the
         crossbar's ``interval`` if that is longer.
 
+    description : str
+        What build reports call it: a stand-in, not the imcflow accelerator.
+
     Raises
     ------
     ValueError
         If ``qnet`` is not such a network.
     """
+
+    description = "DenseStandIn (a stand-in for tests, not the imcflow accelerator)"
 
     def __init__(self, qnet):
         kinds = [q.kind for q in qnet.layers]

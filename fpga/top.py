@@ -14,7 +14,7 @@ output port ``o`` = ``vector_stream(classes, bits, signed)`` (one beat of logits
 from __future__ import annotations
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
@@ -205,15 +205,17 @@ class BoardTop(Elaboratable):
         m = Module()
         if self.pll is not None:
             m.submodules.pll = pll = Ecp5Pll(self.pll)
-            osc = platform.request(platform.default_clk, 0)
+            m.submodules.osc = osc = io.Buffer("i", platform.request(platform.default_clk, 0, dir="-"))
             m.domains.sync = sync = ClockDomain("sync")
             m.d.comb += [pll.clk_in.eq(osc.i), ClockSignal("sync").eq(pll.clk_out)]
             m.submodules.reset_sync = ResetSynchronizer(~pll.locked, domain="sync")
             platform.add_clock_constraint(sync.clk, self.clock_hz)
 
         m.submodules.system = system = self.system
-        uart = platform.request("uart", 0)
-        m.d.comb += [system.rx.eq(uart.rx.i), uart.tx.o.eq(system.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [system.rx.eq(rx.i), tx.o.eq(system.tx)]
 
         ticks = round(self.clock_hz)
         second = Signal(range(ticks))
@@ -230,5 +232,6 @@ class BoardTop(Elaboratable):
         status = {"heartbeat": heartbeat, "locked": pll.locked if self.pll is not None else 1,
                   "busy": system.pending != 0, "error": error_hold != 0}
         for role, number in self.board.leds.items():
-            m.d.comb += platform.request("led", number).o.eq(status[role])
+            m.submodules[f"led_{role}"] = led = io.Buffer("o", platform.request("led", number, dir="-"))
+            m.d.comb += led.o.eq(status[role])
         return m
