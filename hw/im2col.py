@@ -121,7 +121,7 @@ class Im2colAddressGenerator(wiring.Component):
         self.words, self.signed, self.pad_value = words, bool(signed), pad_value
         self.oh = conv_output_size(h, kernel, stride, padding)
         self.ow = conv_output_size(w, kernel, stride, padding)
-        self.origin = Signal(range(words))
+        self.origin = Signal(range(max(words, 2)))
         super().__init__({
             "buffer": Out(BufferReadSignature(pixels=h * w, words=words, taps=kernel * kernel,
                                               width=c * bits)),
@@ -134,9 +134,11 @@ class Im2colAddressGenerator(wiring.Component):
         iy_end, ix_end = (self.oh - 1) * s - p, (self.ow - 1) * s - p
 
         # Top-left tap of the window to read next, and its address.
-        iy = Signal(range(-p, iy_end + 1), init=-p)
-        ix = Signal(range(-p, ix_end + 1), init=-p)
-        base = Signal(range(words), init=(-p * w - p) % words)
+        # (one bit at least for a single row or column of windows or a one-word buffer: Verilog
+        # has no empty vectors)
+        iy = Signal(range(-p, max(iy_end + 1, 2 - p)), init=-p)
+        ix = Signal(range(-p, max(ix_end + 1, 2 - p)), init=-p)
+        base = Signal(range(max(words, 2)), init=(-p * w - p) % words)
         last_col, last_row = ix == ix_end, iy == iy_end
 
         # Comparisons are only built where they can fail (Verilator rejects constant ones).

@@ -51,7 +51,7 @@ class BufferReadSignature(wiring.Signature):
 
     Members, seen from the reader (the buffer has the flipped signature):
 
-    ``addr`` : Out(``taps`` x ``ceil_log2(words)`` bits)
+    ``addr`` : Out(``taps`` x ``ceil_log2(max(words, 2))`` bits)
         Memory address of each kernel tap of the window being read.
     ``en`` : Out(1)
         Read strobe: ``data`` shows the words at ``addr`` from the next cycle on, and holds them
@@ -63,7 +63,7 @@ class BufferReadSignature(wiring.Signature):
         if and only if ``n < level``. It counts a pixel written in this same cycle (the read ports
         are transparent) and may exceed ``pixels`` when the next image is arriving, or be negative
         when the reader has moved to an image whose first pixels have not arrived.
-    ``keep`` : Out(``range(pixels)``)
+    ``keep`` : Out(``range(max(pixels, 2))``)
         Raster index of the oldest pixel of the reader's image that a window not yet read needs.
     ``done`` : Out(1)
         Pulsed with ``en`` when the reader reads the last window of its image: from the next cycle
@@ -84,11 +84,12 @@ class BufferReadSignature(wiring.Signature):
     def __init__(self, *, pixels: int, words: int, taps: int, width: int):
         self.pixels, self.words, self.taps, self.width = pixels, words, taps, width
         super().__init__({
-            "addr": wiring.Out(data.ArrayLayout(unsigned(ceil_log2(words)), taps)),
+            # one bit at least (a one-word buffer): Verilog has no empty vectors
+            "addr": wiring.Out(data.ArrayLayout(unsigned(ceil_log2(max(words, 2))), taps)),
             "en": wiring.Out(1),
             "data": wiring.In(data.ArrayLayout(unsigned(width), taps)),
             "level": wiring.In(range(-pixels, pixels + words + 1)),
-            "keep": wiring.Out(range(pixels)),
+            "keep": wiring.Out(range(max(pixels, 2))),
             "done": wiring.Out(1),
         })
 
@@ -121,22 +122,26 @@ class WindowBuffer(wiring.Component):
     Attributes
     ----------
     words : int
-        Depth of the memory (words of ``c * bits`` bits).
+        Pixels the buffer holds at most: the depth of its memory of ``c * bits``-bit words (a
+        one-word buffer gets a second, unused word so that its address has a bit).
     latency : int
         0: a pixel is readable in the cycle of its handshake (the read ports are transparent to
         the write port).
+    interval : int
+        1: one pixel per cycle while the buffer may write.
     origin : Signal
         Formal hook: address of the first pixel of the reader's image, driven (and checked
         against the write pointer) only when elaborated for ``platform="formal"``.
     """
 
     latency = 0
+    interval = 1
 
     def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, words: int, *,
                  signed: bool = False):
         self.h, self.w, self.c, self.bits, self.kernel = h, w, c, bits, kernel
         self.words, self.signed = words, bool(signed)
-        self.origin = Signal(range(words))
+        self.origin = Signal(range(max(words, 2)))
         super().__init__({
             "i": In(vector_stream(c, bits, signed)),
             "r": In(BufferReadSignature(pixels=h * w, words=words, taps=kernel * kernel,
@@ -154,10 +159,11 @@ class WindowBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pixels = self.h * self.w
-        m.submodules.memory = memory = Memory(shape=self.c * self.bits, depth=self.words, init=[])
+        m.submodules.memory = memory = Memory(shape=self.c * self.bits, depth=max(self.words, 2),
+                                          init=[])  # a one-word memory has no address bits
         write_port = memory.write_port()
         count = Signal(range(-pixels, pixels + self.words + 1))
-        wptr = Signal(range(self.words))
+        wptr = Signal(range(max(self.words, 2)))
         write = Signal()
         m.d.comb += [
             self.i.ready.eq(self._may_write(count)),

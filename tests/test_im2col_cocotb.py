@@ -24,8 +24,6 @@ from imcflow.verif import runner
 
 TB = Path(__file__).parent / "cocotb" / "im2col_tb.py"
 IMAGES = 3
-# A buffer of one word (k = 1) has zero-width addresses, which Amaranth writes as `[-1:0]`.
-FLAGS = ["-Wno-ASCRANGE"]
 
 # h, w, c, bits, kernel, stride, padding, strategy, signed, pad_value
 EDGES = [
@@ -89,7 +87,7 @@ def run_bank(name, geometries, seeds):
               for n, (g, source, seed) in enumerate(zip(geometries, bank.sources, seeds))]
     for p in params:
         print(p)
-    sim = runner.build(bank, name=name, parameters={"geometries": params}, flags=FLAGS)
+    sim = runner.build(bank, name=name, parameters={"geometries": params})
     report = runner.run(sim, TB, parameters={"images": IMAGES})
     for port, figures in report["full_rate"].items():
         print(port, figures)
