@@ -31,9 +31,11 @@ def conv_output_size(n: int, kernel: int, stride: int, padding: int) -> int:
 def window_input_range(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0):
     """Raster indices ``(first, last)`` of the first and last input pixel inside each window.
 
-    Arrays of length ``OH*OW`` in output raster order; both are non-decreasing. A window can be
-    emitted once input pixel ``last`` has arrived, and pixels before ``first`` are no longer needed
-    by it or any later window of the image.
+    Arrays of length ``OH*OW`` in output raster order. A window can be emitted once input pixel
+    ``last`` has arrived. Neither is monotonic in general: ``first`` drops back where several
+    rows of windows clip to input row 0 (``padding > stride``), ``last`` where several clip to row
+    ``H-1``; the pixels no longer needed by a window or any later one of the image are those
+    before ``np.minimum.accumulate(first[::-1])[::-1]``.
     """
     oh, ow = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
     y0 = np.clip(np.arange(oh) * stride - padding, 0, h - 1)
@@ -46,13 +48,17 @@ def window_input_range(h: int, w: int, kernel: int, stride: int = 1, padding: in
 
 
 def line_buffer_words(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """Pixels a line buffer must hold: the widest span ``last - first + 1`` of any window.
+    """Pixels a line buffer must hold: the widest span from the oldest pixel still needed (by a
+    window or a later one) to the last pixel of that window.
 
     ``(k-1) * W + k`` for a window fully inside the map, less where padding or a small map clips
-    every window (``k = 1`` needs one pixel, ``k = W = H`` the whole map).
+    every window (``k = 1`` needs one pixel, ``k = W = H`` the whole map). For ``k <= min(H, W)``
+    this is the widest window span ``last - first + 1``; a kernel larger than the map can need
+    more, as pixels of row 0 wait for the next row of windows.
     """
     first, last = window_input_range(h, w, kernel, stride, padding)
-    return int((last - first).max()) + 1
+    keep = np.minimum.accumulate(first[::-1])[::-1]
+    return int((last - keep).max()) + 1
 
 
 def windows(fmap, kernel: int, stride: int = 1, padding: int = 0, pad_value: int = 0):
