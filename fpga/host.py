@@ -135,11 +135,12 @@ class BoardClient:
                     self.log(f"board dropped image {index} ({name}); sending it again")
                     queue.insert(0, index)
             now = time.monotonic()
-            for tag, (index, deadline) in list(in_flight.items()):
-                if now > deadline:
-                    del in_flight[tag]
-                    self.log(f"no answer for image {index} within {self.timeout:g} s; sending it again")
-                    queue.insert(0, index)
+            expired = sorted(index for tag, (index, deadline) in in_flight.items() if now > deadline)
+            for tag in [t for t, (_, deadline) in in_flight.items() if now > deadline]:
+                del in_flight[tag]
+            for index in expired:
+                self.log(f"no answer for image {index} within {self.timeout:g} s; sending it again")
+            queue[:0] = expired                       # first, in image order
         answers.seconds = time.monotonic() - start
         answers.dropped_frames = self.decoder.dropped
         return answers

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["START", "HEADER_BYTES", "VERSION", "FrameType", "ErrorCode", "crc8", "encode", "Frame",
-           "FrameDecoder", "Info", "design_id", "ReceiverModel"]
+           "FrameDecoder", "Info", "ARITH_FIELDS", "design_id", "ReceiverModel"]
 
 START = 0xA5
 #: start, type, tag and the two length bytes
@@ -191,12 +191,20 @@ class Info:
         return self.height * self.width * self.channels
 
 
+#: the `~imcflow.sw.arch.Arch` fields that change the integers a network computes (row tiles add
+#: partial sums after the ADC; the others are bit widths, the input encoding and the noise).
+#: Column parallelism, MVM timing, the clock and the buffer strategy do not.
+ARITH_FIELDS = ("rows", "act_bits", "weight_bits", "adc_bits", "input_encoding", "weight_noise",
+                "noise_seed")
+
+
 def design_id(qnet) -> int:
     """CRC-32 of everything in quantized network ``qnet`` that decides the logits: the
-    architecture's arithmetic fields and every layer's name, kind, integer parameters and
-    integer arrays. A board built for ``qnet`` reports it in `Info`, so the host can refuse to
-    compare a board's answers with a different golden model."""
-    crc = zlib.crc32(repr(sorted(qnet.arch.to_dict().items())).encode())
+    architecture's `ARITH_FIELDS` and every layer's name, kind, integer parameters and integer
+    arrays. A board built for ``qnet`` reports it in `Info`, so the host can refuse to compare a
+    board's answers with a different golden model; a build may change how the arithmetic is laid
+    out (column parallelism, buffers, clock) without changing it."""
+    crc = zlib.crc32(repr([(f, getattr(qnet.arch, f)) for f in ARITH_FIELDS]).encode())
     for q in qnet.layers:
         crc = zlib.crc32(f"{q.name}:{q.kind}".encode(), crc)
         for f in dataclasses.fields(q):

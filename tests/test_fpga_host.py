@@ -127,3 +127,15 @@ def test_run_command_errors(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"imcflow fpga: error: {message}") and len(err.splitlines()) == 1
+
+
+def test_design_id_follows_the_arithmetic_not_the_layout(design):
+    from imcflow.fpga.protocol import design_id
+    from imcflow.sw.networks import load_qnetwork
+
+    net, calib = design.qnet.network, design.dataset.train_images[:64]
+    same = {load_qnetwork(net, design.qnet.arch.replace(**change), calib) for change in (
+        {}, {"col_parallelism": 1}, {"mvm_cycles": 32, "clock_mhz": 50.0}, {"buffer": "frame"})}
+    assert {design_id(q) for q in same} == {design.design_id}
+    for change in ({"adc_bits": 6}, {"weight_bits": 3}, {"weight_noise": 0.05}):
+        assert design_id(load_qnetwork(net, design.qnet.arch.replace(**change), calib)) != design.design_id
