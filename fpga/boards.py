@@ -35,6 +35,7 @@ class Board:
     oscillator_hz : float, the board's clock input
     default_clock_hz : float, the system clock when none is asked for
     pll : bool, whether the system clock comes from a PLL (else it is the oscillator)
+    dsps : int, hard multipliers (ECP5 MULT18X18D, iCE40 SB_MAC16)
     leds : dict, status role (``heartbeat``, ``locked``, ``busy``, ``error``) -> LED number
     """
 
@@ -45,6 +46,7 @@ class Board:
     oscillator_hz: float
     default_clock_hz: float
     pll: bool
+    dsps: int
     leds: dict = field(default_factory=dict)
     _platform: str = ""
 
@@ -74,12 +76,12 @@ class Board:
 BOARDS: dict[str, Board] = {
     "ulx3s-85f": Board(
         "ulx3s-85f", "Radiona ULX3S, Lattice ECP5 LFE5U-85F, 25 MHz oscillator, FTDI UART",
-        "ecp5", "LFE5U-85F", 25e6, 100e6, True,
+        "ecp5", "LFE5U-85F", 25e6, 100e6, True, 156,
         {"heartbeat": 0, "locked": 1, "busy": 2, "error": 3},
         "amaranth_boards.ulx3s.ULX3S_85F_Platform"),
     "icebreaker": Board(
         "icebreaker", "1BitSquared iCEBreaker, Lattice iCE40 UP5K, 12 MHz oscillator, FTDI UART",
-        "ice40", "iCE40UP5K", 12e6, 12e6, False,
+        "ice40", "iCE40UP5K", 12e6, 12e6, False, 8,
         {"heartbeat": 1, "error": 0},          # LED 1 is green, LED 0 red
         "amaranth_boards.icebreaker.ICEBreakerPlatform"),
 }

@@ -249,6 +249,12 @@ def render_markdown(report: dict) -> str:
                       f"routing, {d['clk-to-q'] + d['setup']:.2f} ns flop clock-to-out and setup."]
         if cp["sources"]:
             lines += ["Its nets come from: " + ", ".join(f"`{s}`" for s in cp["sources"][:12]) + "."]
+    mult = report.get("multipliers")
+    if mult:
+        where = ("in LUTs (Yosys `booth`), as they outnumber the DSPs; wider multiplies in DSPs"
+                 if mult["small_in_luts"] else "in DSPs")
+        lines += ["", f"Multipliers: the crossbars form {mult['crossbar_products']} products per "
+                      f"cycle, the device has {mult['dsps']} DSPs: products {where}."]
     b = report["binding"]
     lines += ["", "## What binds", "",
               f"Most used resource: {b['resource']} at {100 * b['utilization']:.1f} % of the device "
@@ -269,7 +275,7 @@ def _failed_dir(name: str) -> Path:
 
 
 def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
-                progress: _Progress | None = None) -> dict:
+                yosys_script: str = "", progress: _Progress | None = None) -> dict:
     """Build ``top`` (a `~imcflow.fpga.top.BoardTop`) into directory ``output``.
 
     Parameters
@@ -279,7 +285,10 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         Written atomically: the bitstream (``top.bit`` for ECP5, ``top.bin`` for iCE40),
         ``report.json``, ``report.md`` and ``build/``.
     details : dict, optional
-        Added to the report (network, arch, accelerator description, estimate).
+        Added to the report (network, arch, accelerator description, multiplier plan).
+    yosys_script : str
+        Yosys commands run after reading the design and before synthesis
+        (`imcflow.fpga.resources.multiplier_plan`).
 
     Returns
     -------
@@ -304,8 +313,10 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         work = Path(tmp) / "build"
         progress.line(f"elaborating the {board.name} top")
         platform = board.platform()
+        overrides = {"script_after_read": yosys_script} if yosys_script else {}
         plan = platform.build(top, name="top", do_build=False,
-                              nextpnr_opts="--report top.report.json --timing-allow-fail")
+                              nextpnr_opts="--report top.report.json --timing-allow-fail",
+                              **overrides)
         plan.extract(str(work))
         commands = json.loads((work / "build_top.json").read_text())["commands"]
         tool_seconds = {}

@@ -65,6 +65,7 @@ def build(args) -> dict:
     from imcflow.fpga.boards import board as find_board
     from imcflow.fpga.build import FlowError, build_board
     from imcflow.fpga.design import accelerator_for, load_design
+    from imcflow.fpga.resources import multiplier_plan
     from imcflow.fpga.top import BoardTop
     from imcflow.fpga.uart import divisor_for
 
@@ -82,10 +83,12 @@ def build(args) -> dict:
     accelerator = accelerator_for(design)
     top = BoardTop(target, accelerator, height=design.height, width=design.width,
                    clock_mhz=clock_mhz, baud=args.baud, design_id=design.design_id)
+    multipliers = multiplier_plan(design.qnet, target)
     details = {"network": design.network, "arch": arch.to_dict(),
-               "accelerator": getattr(accelerator, "description", type(accelerator).__name__)}
+               "accelerator": getattr(accelerator, "description", type(accelerator).__name__),
+               "multipliers": multipliers}
     try:
-        return build_board(top, args.output, details=details)
+        return build_board(top, args.output, details=details, yosys_script=multipliers["yosys"])
     except FlowError as e:
         _log(f"error: {e}")
         raise SystemExit(1) from None

@@ -5,6 +5,7 @@ the ULX3S top (PLL, reset, UART, LEDs) around a tiny stand-in accelerator, throu
 about 40 s."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,35 @@ def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny):
     assert bitstream == out.resolve() / "top.bit" and b"\xff\xff\xbd\xb3" in bitstream.read_bytes()[:4096]
     assert json.loads((out / "report.json").read_text()) == report
     assert "## What binds" in (out / "report.md").read_text()
+
+
+def test_small_multipliers_go_to_luts_when_the_dsps_run_out(tmp_path):
+    # The plan's Yosys commands must select the crossbar's products (after `proc`, which makes
+    # them visible) and nothing wide: with them, only the 3 requantization multipliers of a
+    # 2x2 -> 3 dense layer stay in MULT18X18D; without, its 4 x 3 products use 12 more.
+    import subprocess
+    from dataclasses import replace
+
+    from amaranth.back import rtlil
+
+    from imcflow import toolchain
+    from imcflow.fpga.resources import crossbar_products, multiplier_plan
+    from imcflow.fpga.top import SerialAccelerator
+    from imcflow.sw.networks import load_qnetwork
+
+    (tmp_path / "tiny.toml").write_text(TINY)
+    qnet = load_qnetwork(str(tmp_path / "tiny.toml"), "fpga")
+    assert crossbar_products(qnet) == 4 * 3
+    assert crossbar_products(load_qnetwork(str(tmp_path / "tiny.toml"), "bit_serial")) == 0
+    few_dsps = replace(board("ulx3s-85f"), dsps=8)
+    plan = multiplier_plan(qnet, few_dsps)
+    assert plan["small_in_luts"] and not multiplier_plan(qnet, board("ulx3s-85f"))["small_in_luts"]
+    design = tmp_path / "t.il"
+    design.write_text(rtlil.convert(SerialAccelerator(DenseStandIn(qnet), height=2, width=2,
+                                                      divisor=868), name="t"))
+    subprocess.run([toolchain.require("yosys"), "-q", "-p",     # yowasp sees the working directory
+                    f"read_rtlil t.il; {plan['yosys']}; synth_ecp5 -top t; tee -q -o stat.txt stat"],
+                   check=True, capture_output=True, cwd=tmp_path, env=toolchain.environ())
+    cells = dict((name, int(n)) for n, name in
+                 re.findall(r"^\s+(\d+)\s+(\w+)\s*$", (tmp_path / "stat.txt").read_text(), re.M))
+    assert cells.get("MULT18X18D") == 3 and cells.get("LUT4", 0) > 500
