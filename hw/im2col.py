@@ -149,7 +149,8 @@ class Im2colAddressGenerator(wiring.Component):
             return value if smallest >= 0 else Mux(value < 0, 0, value)
 
         def inside(value, smallest, largest, n):
-            return Cat(*([value >= 0] if smallest < 0 else []), *([value < n] if largest >= n else [])).all()
+            return Cat(*([value >= 0] if smallest < 0 else []),
+                       *([value < n] if largest >= n else [])).all()
 
         need = (at_most(iy + k - 1, iy_end + k - 1, h - 1) * w
                 + at_most(ix + k - 1, ix_end + k - 1, w - 1))
