@@ -112,7 +112,7 @@ class AdcAccumulator(wiring.Component):
 
         # Stage 1: partial sums of the row tiles plus the bias.
         acc = Signal(data.ArrayLayout(self.acc_shape, self.cols))
-        acc_valid, acc_last = Signal(), Signal()
+        acc_valid, acc_last = Signal(name="acc_valid"), Signal(name="acc_last")
         with m.If(en):
             m.d.sync += acc_valid.eq(take)
         with m.If(take):

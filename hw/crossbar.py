@@ -157,7 +157,8 @@ class CrossbarTile(wiring.Component):
         ADC gain: right shift of the dot product before saturation, ``>= 0``.
     arch : Arch
         ``act_bits``, ``weight_bits``, ``adc_bits``, ``input_encoding``, ``mvm_cycles`` and
-        ``col_parallelism`` (``None``: all columns at once; more than ``cols``: the same).
+        ``col_parallelism``: the tile computes ``arch.columns_per_cycle(cols)`` columns per cycle
+        (``None``: the fewest that finish an MVM within ``mvm_cycles``; more than ``cols``: all).
 
     Attributes
     ----------
@@ -169,7 +170,7 @@ class CrossbarTile(wiring.Component):
     i_weight : In(stream.Signature(WeightWriteLayout(rows, cols, weight_bits)))
         Reprogramming port: one column of weights per beat.
     rows, cols, col_parallelism, groups, planes, steps, out_bits : int
-        Geometry as above (``col_parallelism`` clipped to ``cols``).
+        Geometry as above (``col_parallelism = arch.columns_per_cycle(cols)``).
     weight : read-only int64 array (rows, cols)
         The initial weight image.
     interval : int
@@ -193,7 +194,7 @@ class CrossbarTile(wiring.Component):
                              f"{arch.cols} crossbar of the architecture")
         check_int("ADC shift", adc_shift, 0)
         self.adc_shift, self.arch = int(adc_shift), arch
-        self.col_parallelism = min(arch.col_parallelism or self.cols, self.cols)
+        self.col_parallelism = arch.columns_per_cycle(self.cols)
         self.groups = -(-self.cols // self.col_parallelism)
         self.planes = arch.planes
         self.steps = self.planes * self.groups
@@ -225,7 +226,7 @@ class CrossbarTile(wiring.Component):
         column = data.ArrayLayout(signed(arch.weight_bits), self.rows)
         init = [[padded[:, g * p + j].tolist() for j in range(p)] for g in range(groups)]
         m.submodules.weights = weights = Memory(
-            shape=data.ArrayLayout(column, p), depth=groups, init=init)
+            shape=data.ArrayLayout(column, p), depth=max(groups, 2), init=init)
         rd = weights.read_port()
         wr = weights.write_port(granularity=1)
 
@@ -236,8 +237,9 @@ class CrossbarTile(wiring.Component):
         # Stage 0: accept an input every `interval` cycles, issue one step per cycle.
         busy = Signal()                                   # steps 1.. of an MVM are being issued
         wait = Signal(range(self.interval))               # cycles until the next input
-        step_g = Signal(range(groups))                    # group of the next step
-        step_k = Signal(range(planes))                    # plane count of the next step
+        # Counters and memories have one address bit at least: Verilog has no empty vectors.
+        step_g = Signal(range(max(groups, 2)))            # group of the next step
+        step_k = Signal(range(max(planes, 2)))            # plane count of the next step
         x = Signal(data.ArrayLayout(unsigned(arch.act_bits), self.rows))
         x_last = Signal()
         m.d.comb += [
@@ -265,9 +267,9 @@ class CrossbarTile(wiring.Component):
 
         # What travels with a step: group, bit plane (MSB first), first and last plane of the
         # group, last step of the MVM, and the input's `last`.
-        tag = data.StructLayout({"valid": 1, "g": range(groups), "bit": range(planes),
+        tag = data.StructLayout({"valid": 1, "g": range(max(groups, 2)), "bit": range(max(planes, 2)),
                                  "first": 1, "plane_done": 1, "mvm_done": 1, "last": 1})
-        tag1, tag2 = Signal(tag), Signal(tag)
+        tag1, tag2 = Signal(tag, name="tag_1"), Signal(tag, name="tag_2")
         with m.If(en):
             m.d.sync += [tag1.valid.eq(accept | busy), tag1.g.eq(issue_g),
                          tag1.bit.eq(planes - 1 - issue_k), tag1.first.eq(issue_k == 0),
@@ -301,11 +303,10 @@ class CrossbarTile(wiring.Component):
             with m.If(tag2.valid & tag2.mvm_done):
                 m.d.sync += o.payload.last.eq(tag2.last)
             with m.If(tag2.valid & tag2.plane_done):
-                with m.Switch(tag2.g):
-                    for g in range(groups):
-                        with m.Case(g):
-                            lanes = range(g * p, min(g * p + p, self.cols))
-                            m.d.sync += [o.payload.data[c].eq(result[c - g * p]) for c in lanes]
+                for g in range(groups):
+                    with m.If(tag2.g == g):
+                        lanes = range(g * p, min(g * p + p, self.cols))
+                        m.d.sync += [o.payload.data[c].eq(result[c - g * p]) for c in lanes]
 
         # Reprogramming: column `col` is lane col % p of word col // p.
         col = w.payload.col
