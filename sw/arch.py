@@ -76,7 +76,8 @@ class Arch:
     mvm_cycles: int = _f(8, _int_in(1, 4096), "cycles between MVMs of one crossbar (analog timing)")
     col_parallelism: int | None = _f(
         None, _optional(_int_in(1, 4096)),
-        "columns the behavioral crossbar computes per cycle (None: all columns at once)")
+        "columns the behavioral crossbar computes per cycle (None: the fewest that still "
+        "finish an MVM within mvm_cycles)")
     core_budget: int | None = _f(None, _optional(_int_in(1, 1 << 20)),
                                  "crossbars available; None means no replication")
     clock_mhz: float = _f(1000.0, _float_in(0, 1e5, lo_open=True), "digital clock frequency")
@@ -98,14 +99,26 @@ class Arch:
         """ADC conversions per MVM: 1 for ``pwm``, ``act_bits`` for ``bit_serial``."""
         return self.act_bits if self.input_encoding == "bit_serial" else 1
 
+    def columns_per_cycle(self, tile_cols: int) -> int:
+        """Columns the behavioral crossbar of a tile with ``tile_cols`` used columns computes per
+        cycle (`imcflow.hw.crossbar.CrossbarTile`: ``rows x columns_per_cycle`` multipliers).
+
+        ``col_parallelism`` (at most ``tile_cols``) or, when it is None, the fewest columns that
+        still issue all ``planes`` bit planes of all column groups within ``mvm_cycles``:
+        ``ceil(tile_cols / (mvm_cycles // planes))``. Both give the interval `mvm_interval`; the
+        smaller array takes a few more cycles of latency (one per column group).
+        """
+        if self.col_parallelism is not None:
+            return min(self.col_parallelism, tile_cols)
+        return -(-tile_cols // (self.mvm_cycles // self.planes))
+
     def mvm_interval(self, tile_cols: int) -> int:
         """Cycles between MVMs of a crossbar tile with ``tile_cols`` used columns.
 
-        The analog interval ``mvm_cycles``, or longer when the behavioral crossbar computes
-        ``col_parallelism`` columns per cycle for each of ``planes`` bit planes.
+        The analog interval ``mvm_cycles``, or longer when the behavioral crossbar's
+        `columns_per_cycle` columns per cycle for each of ``planes`` bit planes need more steps.
         """
-        p = self.col_parallelism or tile_cols
-        return max(self.mvm_cycles, self.planes * math.ceil(tile_cols / p))
+        return max(self.mvm_cycles, self.planes * -(-tile_cols // self.columns_per_cycle(tile_cols)))
 
     def replace(self, **changes) -> "Arch":
         """A copy with ``changes`` applied and validated (unknown names are a `UserError`)."""

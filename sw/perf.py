@@ -88,8 +88,7 @@ class BlockTiming:
 
 def _steps(layer, arch) -> int:
     """Issue cycles of one MVM of the layer's widest column tile: bit planes x column groups."""
-    return arch.planes * -(-layer.tile_cols // min(arch.col_parallelism or layer.tile_cols,
-                                                   layer.tile_cols))
+    return arch.planes * -(-layer.tile_cols // arch.columns_per_cycle(layer.tile_cols))
 
 
 def engine_latency(layer, arch, timing: BlockTiming) -> int:

@@ -167,9 +167,10 @@ def test_constructor_checks(kwargs, error, message):
 
 
 @pytest.mark.parametrize("rows, cols, arch, interval, latency, out_bits", [
-    # pwm, all columns at once: one step; the analog interval dominates
+    # pwm, no col_parallelism: the fewest columns per cycle that finish within mvm_cycles
+    # (Arch.columns_per_cycle): all 4 at once for 1 cycle, one per cycle (4 steps) for 5
     (8, 4, Arch(rows=8, cols=4, mvm_cycles=1), 1, 3, 8),
-    (8, 4, Arch(rows=8, cols=4, mvm_cycles=5), 5, 3, 8),
+    (8, 4, Arch(rows=8, cols=4, mvm_cycles=5), 5, 6, 8),
     # two columns per cycle: ceil(3 / 2) = 2 steps
     (5, 3, Arch(rows=8, cols=4, mvm_cycles=1, col_parallelism=2), 2, 4, 8),
     # parallelism beyond the used columns is all columns at once
@@ -177,8 +178,9 @@ def test_constructor_checks(kwargs, error, message):
     # bit_serial: act_bits planes per group, output adc_bits + act_bits wide
     (4, 6, Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, adc_bits=5,
                 mvm_cycles=4, col_parallelism=4), 8, 10, 9),
+    # ... and 4 planes x ceil(6 / 2) groups = 12 steps within 20 cycles
     (4, 6, Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, adc_bits=5,
-                mvm_cycles=20), 20, 6, 9),
+                mvm_cycles=20), 20, 14, 9),
 ])
 def test_geometry_and_timing_attributes(rows, cols, arch, interval, latency, out_bits):
     tile = CrossbarTile(np.zeros((rows, cols), int), adc_shift=0, arch=arch)
