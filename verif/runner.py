@@ -68,6 +68,8 @@ WALL_WAIVERS: dict[str, str] = {
                    "(the FPGA power-up state) and also resets it synchronously",
     "UNUSEDSIGNAL": "Amaranth keeps a named wire for every Signal and layout field, used or not, "
                     "for debugging",
+    "DECLFILENAME": "Amaranth writes a design with submodules as one file holding one module per "
+                    "elaboratable; only the top module is named after the file",
 }
 
 #: environment variable carrying the testbench parameters (JSON) to the cocotb process
