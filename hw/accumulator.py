@@ -129,8 +129,9 @@ class AdcAccumulator(wiring.Component):
         lo, hi = act_range(self.arch.act_bits, self.signed)
         with m.If(en):
             m.d.sync += [o.valid.eq(acc_valid), o.payload.last.eq(acc_last)]
-            m.d.sync += [
-                o.payload.data[c].eq(saturate(round_shift(acc[c] * int(self.mult[c]), self.shift),
-                                              lo, hi))
-                for c in range(self.cols)]
+            for c, mult in enumerate(self.mult.tolist()):
+                # a zero multiplier is a constant 0 (written out: Verilog tools flag the
+                # comparisons of a folded product)
+                value = saturate(round_shift(acc[c] * mult, self.shift), lo, hi) if mult else 0
+                m.d.sync += o.payload.data[c].eq(value)
         return m

@@ -114,7 +114,9 @@ class WeightWriteLayout(data.StructLayout):
     """
 
     def __init__(self, rows: int, cols: int, weight_bits: int):
-        super().__init__({"col": range(cols), "data": data.ArrayLayout(signed(weight_bits), rows)})
+        # one bit at least: Verilog has no empty vectors
+        super().__init__({"col": range(max(cols, 2)),
+                          "data": data.ArrayLayout(signed(weight_bits), rows)})
 
 
 class CrossbarTile(wiring.Component):
@@ -235,9 +237,9 @@ class CrossbarTile(wiring.Component):
         m.d.comb += en.eq(~o.valid | o.ready)
 
         # Stage 0: accept an input every `interval` cycles, issue one step per cycle.
-        busy = Signal()                                   # steps 1.. of an MVM are being issued
-        wait = Signal(range(self.interval))               # cycles until the next input
         # Counters and memories have one address bit at least: Verilog has no empty vectors.
+        busy = Signal()                                   # steps 1.. of an MVM are being issued
+        wait = Signal(range(max(self.interval, 2)))       # cycles until the next input
         step_g = Signal(range(max(groups, 2)))            # group of the next step
         step_k = Signal(range(max(planes, 2)))            # plane count of the next step
         x = Signal(data.ArrayLayout(unsigned(arch.act_bits), self.rows))

@@ -30,12 +30,10 @@ from imcflow.verif import runner
 from test_crossbar import mvm, random_adc_shift, random_weight, random_windows
 
 TB = Path(__file__).parent / "cocotb" / "crossbar_tb.py"
-#: Verilator flags of these builds. ASCRANGE: Amaranth writes zero-width signals (the address of
-#: a one-word memory, the column index of a one-column tile, the counter of a one-cycle interval)
-#: as ``[-1:0]`` vectors. ``-O0``: the MAC arrays become megabytes of C++, which g++ compiles
+#: Verilator flags of these builds: the MAC arrays become megabytes of C++, which g++ compiles
 #: about four times faster unoptimized; the simulations are short, so the slower model costs
 #: less than it saves.
-FLAGS = ["-Wno-ASCRANGE", "-CFLAGS", "-O0"]
+FLAGS = ["-CFLAGS", "-O0"]
 #: beats per image: ``last`` is set on every IMAGE-th beat
 IMAGE = 5
 
@@ -156,7 +154,7 @@ def test_edge_tiles(seeds, tmp_path):
     hi = weight_range(4)[1]
     extremes = dict(weight=np.full((16, 6), hi), new_weight=np.full((16, 6), -hi), adc_shift=0)
     cases = [
-        (seed, 16, 6, Arch(**full), extremes),
+        (seed, 16, 6, Arch(**full, col_parallelism=6), extremes),
         (seed + 1, 16, 6, Arch(**full, input_encoding="bit_serial", col_parallelism=1), extremes),
         (seed + 2, 1, 7, Arch(rows=1, cols=8, mvm_cycles=3, col_parallelism=3), {}),
         (seed + 3, 1, 7, Arch(rows=4, cols=8, act_bits=3, input_encoding="bit_serial",
