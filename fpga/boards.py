@@ -36,6 +36,9 @@ class Board:
     default_clock_hz : float, the system clock when none is asked for
     pll : bool, whether the system clock comes from a PLL (else it is the oscillator)
     dsps : int, hard multipliers (ECP5 MULT18X18D, iCE40 SB_MAC16)
+    brams : int, block RAMs (ECP5 DP16KD of 18 kbit, iCE40 SB_RAM40_4K of 4 kbit)
+    bram_width, bram_depth : int, the widest configuration of one block RAM (bits x words)
+    lutram : bool, whether LUTs can be RAM (ECP5 yes, iCE40 no)
     leds : dict, status role (``heartbeat``, ``locked``, ``busy``, ``error``) -> LED number
     """
 
@@ -47,6 +50,10 @@ class Board:
     default_clock_hz: float
     pll: bool
     dsps: int
+    brams: int
+    bram_width: int
+    bram_depth: int
+    lutram: bool
     leds: dict = field(default_factory=dict)
     _platform: str = ""
 
@@ -76,12 +83,12 @@ class Board:
 BOARDS: dict[str, Board] = {
     "ulx3s-85f": Board(
         "ulx3s-85f", "Radiona ULX3S, Lattice ECP5 LFE5U-85F, 25 MHz oscillator, FTDI UART",
-        "ecp5", "LFE5U-85F", 25e6, 100e6, True, 156,
+        "ecp5", "LFE5U-85F", 25e6, 100e6, True, 156, 208, 36, 512, True,
         {"heartbeat": 0, "locked": 1, "busy": 2, "error": 3},
         "amaranth_boards.ulx3s.ULX3S_85F_Platform"),
     "icebreaker": Board(
         "icebreaker", "1BitSquared iCEBreaker, Lattice iCE40 UP5K, 12 MHz oscillator, FTDI UART",
-        "ice40", "iCE40UP5K", 12e6, 12e6, False, 8,
+        "ice40", "iCE40UP5K", 12e6, 12e6, False, 8, 30, 16, 256, False,
         {"heartbeat": 1, "error": 0},          # LED 1 is green, LED 0 red
         "amaranth_boards.icebreaker.ICEBreakerPlatform"),
 }

@@ -255,6 +255,14 @@ def render_markdown(report: dict) -> str:
                  if mult["small_in_luts"] else "in DSPs")
         lines += ["", f"Multipliers: the crossbars form {mult['crossbar_products']} products per "
                       f"cycle, the device has {mult['dsps']} DSPs: products {where}."]
+    mem = report.get("memories")
+    if mem and mem["placements"]:
+        lines += ["", f"Multi-port memories (window buffers; {mem['brams']} of {mem['available']} "
+                      f"block RAMs planned):", "",
+                  "| memory | words x bits | read ports | placed in | block RAMs |",
+                  "| --- | --- | ---: | --- | ---: |"]
+        lines += [f"| `{p['path']}` | {p['depth']} x {p['width']} | {p['read_ports']} | "
+                  f"{p['style']} | {p['brams']} |" for p in mem["placements"]]
     b = report["binding"]
     lines += ["", "## What binds", "",
               f"Most used resource: {b['resource']} at {100 * b['utilization']:.1f} % of the device "

@@ -174,17 +174,19 @@ def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny):
     assert "## What binds" in (out / "report.md").read_text()
 
 
-def test_small_multipliers_go_to_luts_when_the_dsps_run_out(tmp_path):
-    # The plan's Yosys commands must select the crossbar's products (after `proc`, which makes
-    # them visible) and nothing wide: with them, only the 3 requantization multipliers of a
-    # 2x2 -> 3 dense layer stay in MULT18X18D; without, its 4 x 3 products use 12 more.
+def test_yosys_follows_the_multiplier_and_memory_plans(tmp_path):
+    # The plan's commands must select what they mean (Yosys silently skips modules that still
+    # hold processes): with them, the 4 x 3 products of a 2x2 -> 3 dense layer leave the DSPs
+    # (only its 3 requantization multipliers stay; without the plan 15 MULT18X18D), and its
+    # window buffer (4 read ports, 8 bits) lands in 4 block RAMs, one per read port.
     import subprocess
     from dataclasses import replace
 
     from amaranth.back import rtlil
 
     from imcflow import toolchain
-    from imcflow.fpga.resources import crossbar_products, multiplier_plan
+    from imcflow.fpga.resources import (crossbar_products, memories, memory_plan,
+                                        multiplier_plan, yosys_script)
     from imcflow.fpga.top import SerialAccelerator
     from imcflow.sw.networks import load_qnetwork
 
@@ -193,14 +195,40 @@ def test_small_multipliers_go_to_luts_when_the_dsps_run_out(tmp_path):
     assert crossbar_products(qnet) == 4 * 3
     assert crossbar_products(load_qnetwork(str(tmp_path / "tiny.toml"), "bit_serial")) == 0
     few_dsps = replace(board("ulx3s-85f"), dsps=8)
-    plan = multiplier_plan(qnet, few_dsps)
-    assert plan["small_in_luts"] and not multiplier_plan(qnet, board("ulx3s-85f"))["small_in_luts"]
-    design = tmp_path / "t.il"
-    design.write_text(rtlil.convert(SerialAccelerator(DenseStandIn(qnet), height=2, width=2,
-                                                      divisor=868), name="t"))
+    multipliers = multiplier_plan(qnet, few_dsps)
+    assert multipliers["small_in_luts"] and not multiplier_plan(qnet, board("ulx3s-85f"))["small_in_luts"]
+
+    system = SerialAccelerator(DenseStandIn(qnet), height=2, width=2, divisor=868)
+    uses = memories(system, "t")
+    placement = memory_plan(uses, board("ulx3s-85f"))
+    buffer, = placement["placements"]
+    assert (buffer["path"], buffer["read_ports"], buffer["width"]) == ("t.accelerator.window.buffer.memory", 4, 8)
+    assert (buffer["style"], buffer["brams"], placement["brams"]) == ("block", 4, 4)
+    assert {u.path for u in uses if u.read_ports == 1} >= {"t.link.receiver.images", "t.link.replies.storage"}
+    assert memory_plan(uses, replace(board("ulx3s-85f"), brams=4))["placements"][0]["style"] == "distributed"
+
+    (tmp_path / "t.il").write_text(rtlil.convert(system, name="t"))
     subprocess.run([toolchain.require("yosys"), "-q", "-p",     # yowasp sees the working directory
-                    f"read_rtlil t.il; {plan['yosys']}; synth_ecp5 -top t; tee -q -o stat.txt stat"],
+                    f"read_rtlil t.il; {yosys_script(multipliers, placement)}; synth_ecp5 -top t; "
+                    f"tee -q -o stat.txt stat"],
                    check=True, capture_output=True, cwd=tmp_path, env=toolchain.environ())
     cells = dict((name, int(n)) for n, name in
                  re.findall(r"^\s+(\d+)\s+(\w+)\s*$", (tmp_path / "stat.txt").read_text(), re.M))
-    assert cells.get("MULT18X18D") == 3 and cells.get("LUT4", 0) > 500
+    assert cells.get("MULT18X18D") == 3 and cells.get("DP16KD") == 4
+
+
+def test_a_plan_that_selects_nothing_fails_the_build(tmp_path):
+    import subprocess
+
+    from amaranth.back import rtlil
+
+    from imcflow import toolchain
+    from imcflow.fpga.resources import yosys_script
+    from imcflow.fpga.uart import UartTx
+
+    (tmp_path / "u.il").write_text(rtlil.convert(UartTx(4), name="u"))
+    script = yosys_script({"small_in_luts": False}, {"placements": [
+        {"path": "u.renamed.memory", "style": "block"}]})
+    done = subprocess.run([toolchain.require("yosys"), "-q", "-p", f"read_rtlil u.il; {script}"],
+                          capture_output=True, text=True, cwd=tmp_path, env=toolchain.environ())
+    assert done.returncode != 0 and "Assertion failed: selection" in done.stdout + done.stderr
