@@ -29,7 +29,8 @@ class AdcAccumulator(wiring.Component):
     round-half-up and saturation to unsigned ``act_bits`` (the ReLU) or signed ``act_bits``.
 
     The inputs are joined: one output beat per beat of every row tile, all taken in the same
-    cycle. Their ``last`` flags must agree (they are the same window); the output's ``last`` is
+    cycle. The two stages are elastic: each advances when the next is empty or being emptied, so
+    a result waiting for the consumer does not stop the next sum from entering. Their ``last`` flags must agree (they are the same window); the output's ``last`` is
     that of ``i[0]``, and an ``Assert`` fails in simulation and formal proofs on a mismatch.
 
     Widths (every intermediate is sized from its value range, so nothing wraps). With ``[lo, hi]``
@@ -104,16 +105,18 @@ class AdcAccumulator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         o = self.o
-        en = ~o.valid | o.ready
-        take = en
+        # Each stage advances when the next one is empty or being emptied.
+        acc = Signal(data.ArrayLayout(self.acc_shape, self.cols))
+        acc_valid, acc_last = Signal(name="acc_valid"), Signal(name="acc_last")
+        o_free = ~o.valid | o.ready
+        acc_free = ~acc_valid | o_free
+        take = acc_free
         for i in self.i:
             take &= i.valid
         m.d.comb += [i.ready.eq(take) for i in self.i]
 
         # Stage 1: partial sums of the row tiles plus the bias.
-        acc = Signal(data.ArrayLayout(self.acc_shape, self.cols))
-        acc_valid, acc_last = Signal(name="acc_valid"), Signal(name="acc_last")
-        with m.If(en):
+        with m.If(acc_free):
             m.d.sync += acc_valid.eq(take)
         with m.If(take):
             m.d.sync += [
@@ -127,11 +130,10 @@ class AdcAccumulator(wiring.Component):
 
         # Stage 2: requantization (multiplier, shift with round half up) and saturation.
         lo, hi = act_range(self.arch.act_bits, self.signed)
-        with m.If(en):
+        with m.If(o_free):
             m.d.sync += [o.valid.eq(acc_valid), o.payload.last.eq(acc_last)]
-            for c, mult in enumerate(self.mult.tolist()):
-                # a zero multiplier is a constant 0 (written out: Verilog tools flag the
-                # comparisons of a folded product)
-                value = saturate(round_shift(acc[c] * mult, self.shift), lo, hi) if mult else 0
-                m.d.sync += o.payload.data[c].eq(value)
+            m.d.sync += [
+                o.payload.data[c].eq(saturate(round_shift(acc[c] * int(self.mult[c]), self.shift),
+                                              lo, hi))
+                for c in range(self.cols)]
         return m

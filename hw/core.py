@@ -40,9 +40,9 @@ class CrossbarLayer(wiring.Component):
 
     The layer is as fast as its widest column tile (the first): ``interval`` and ``latency`` are
     those of the first tile plus the accumulator's. Narrower column tiles finish earlier and wait
-    in their output registers. The ``ready`` path from ``o`` to ``i`` is combinational through
-    the tiles (each advances while its output register is empty or being read); a skid buffer
-    outside breaks it where timing needs it.
+    in their output registers, without holding up their next window. The ``ready`` path from
+    ``o`` to ``i`` is combinational through the accumulators and tiles (a stage advances when the
+    next can take its result); a skid buffer outside breaks it where timing needs it.
 
     The weights are the tiles' initial images and fixed: the tiles' reprogramming ports are not
     exposed, so synthesis sees constant weights.

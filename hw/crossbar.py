@@ -15,14 +15,14 @@ and the constructor checks shared by `imcflow.hw.accumulator` and `imcflow.hw.co
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import Arch
-from imcflow.sw.arith import signed_range, weight_range
+from imcflow.sw.arith import signed_range, unsigned_range, weight_range
 
 __all__ = ["CrossbarTile", "WeightWriteLayout", "tile_output_range", "round_shift", "saturate",
            "tree_sum"]
@@ -38,8 +38,18 @@ def round_shift(x, shift: int):
 
 
 def saturate(x, lo: int, hi: int):
-    """`imcflow.sw.arith.saturate` on an Amaranth value: ``x`` clipped to ``[lo, hi]``."""
-    return Mux(x < lo, lo, Mux(x > hi, hi, x))
+    """`imcflow.sw.arith.saturate` on an Amaranth value: ``x`` clipped to ``[lo, hi]``.
+
+    Only the bounds that ``x``'s shape can cross are compared (no constant comparisons, which
+    Verilog linters flag)."""
+    x = Value.cast(x)
+    shape = x.shape()
+    x_lo, x_hi = signed_range(shape.width) if shape.signed else unsigned_range(shape.width)
+    if x_lo < lo:
+        x = Mux(x < lo, lo, x)
+    if x_hi > hi:
+        x = Mux(x > hi, hi, x)
+    return x
 
 
 def tree_sum(values):
@@ -142,7 +152,7 @@ class CrossbarTile(wiring.Component):
     registers deep: the input register (held for the whole MVM), the dot-product register and the
     output register, into which each finished group is written. The output register is the only
     output buffer: the next MVM runs while a result waits in it, and the whole pipeline holds
-    only in the cycles in which it holds a result that is not being read.
+    only while a finished group would overwrite a result that is not being read.
 
     Reprogramming. ``i_weight`` writes the ``rows`` weights of column ``col`` (a column of the
     crossbar, one per beat; ``col >= cols`` is ignored). A write is accepted only between MVMs:
@@ -232,9 +242,16 @@ class CrossbarTile(wiring.Component):
         rd = weights.read_port()
         wr = weights.write_port(granularity=1)
 
-        # The pipeline advances while the output register is empty or being read.
+        # What travels with a step: group, bit plane (MSB first), first and last plane of the
+        # group, last step of the MVM, and the input's `last`.
+        tag = data.StructLayout({"valid": 1, "g": range(max(groups, 2)), "bit": range(max(planes, 2)),
+                                 "first": 1, "plane_done": 1, "mvm_done": 1, "last": 1})
+        tag1, tag2 = Signal(tag, name="tag_1"), Signal(tag, name="tag_2")
+
+        # The pipeline holds only while a finished group must wait for the output register, which
+        # holds a result that is not being read.
         en = Signal()
-        m.d.comb += en.eq(~o.valid | o.ready)
+        m.d.comb += en.eq(~(tag2.valid & tag2.plane_done & o.valid & ~o.ready))
 
         # Stage 0: accept an input every `interval` cycles, issue one step per cycle.
         # Counters and memories have one address bit at least: Verilog has no empty vectors.
@@ -267,11 +284,6 @@ class CrossbarTile(wiring.Component):
                 busy.eq(~mvm_done),
             ]
 
-        # What travels with a step: group, bit plane (MSB first), first and last plane of the
-        # group, last step of the MVM, and the input's `last`.
-        tag = data.StructLayout({"valid": 1, "g": range(max(groups, 2)), "bit": range(max(planes, 2)),
-                                 "first": 1, "plane_done": 1, "mvm_done": 1, "last": 1})
-        tag1, tag2 = Signal(tag, name="tag_1"), Signal(tag, name="tag_2")
         with m.If(en):
             m.d.sync += [tag1.valid.eq(accept | busy), tag1.g.eq(issue_g),
                          tag1.bit.eq(planes - 1 - issue_k), tag1.first.eq(issue_k == 0),
@@ -300,15 +312,15 @@ class CrossbarTile(wiring.Component):
             result = [Mux(tag2.first, codes[j], (acc[j] << 1) + codes[j]) for j in range(p)]
             with m.If(en & tag2.valid):
                 m.d.sync += [acc[j].eq(result[j]) for j in range(p)]
-        with m.If(en):
-            m.d.sync += o.valid.eq(tag2.valid & tag2.mvm_done)
-            with m.If(tag2.valid & tag2.mvm_done):
-                m.d.sync += o.payload.last.eq(tag2.last)
-            with m.If(tag2.valid & tag2.plane_done):
-                for g in range(groups):
-                    with m.If(tag2.g == g):
-                        lanes = range(g * p, min(g * p + p, self.cols))
-                        m.d.sync += [o.payload.data[c].eq(result[c - g * p]) for c in lanes]
+        with m.If(o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(en & tag2.valid & tag2.plane_done):
+            with m.If(tag2.mvm_done):
+                m.d.sync += [o.valid.eq(1), o.payload.last.eq(tag2.last)]
+            for g in range(groups):
+                with m.If(tag2.g == g):
+                    lanes = range(g * p, min(g * p + p, self.cols))
+                    m.d.sync += [o.payload.data[c].eq(result[c - g * p]) for c in lanes]
 
         # Reprogramming: column `col` is lane col % p of word col // p.
         col = w.payload.col

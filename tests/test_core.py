@@ -88,6 +88,9 @@ LAYERS = [
                  id="rows+1-p2"),
     pytest.param(5, 5, Arch(rows=8, cols=4, mvm_cycles=1, col_parallelism=1), False,
                  id="cols+1-p1"),
+    # the narrow column tile finishes first and waits, without delaying its next window
+    pytest.param(6, 5, Arch(rows=8, cols=4, mvm_cycles=4, col_parallelism=1), True,
+                 id="cols+1-analog"),
     pytest.param(13, 6, Arch(rows=6, cols=4, act_bits=4, adc_bits=5, input_encoding="bit_serial",
                              mvm_cycles=4, col_parallelism=3), False, id="3x2-bit_serial"),
     pytest.param(1, 1, Arch(rows=4, cols=4, mvm_cycles=3), True, id="1x1"),
