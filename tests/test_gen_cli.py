@@ -1,9 +1,13 @@
-"""`imcflow gen fifo`: Verilog plus manifest, lint-clean; bad arguments give one line and exit 2,
-and an output directory appears whole or not at all."""
+"""`imcflow gen fifo` and `imcflow gen --network`: Verilog plus manifest (and for a network the
+golden model, weight images, FuseSoC core and mapping report), lint-clean; bad arguments give one
+line and exit 2, and an output directory appears whole or not at all."""
 
+import gc
 import json
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from imcflow import cli
@@ -79,3 +83,86 @@ def test_failure_leaves_no_half_written_directory(tmp_path, monkeypatch):
         gen("fifo", "--width", 8, "--depth", 4, "-o", out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+# --- the whole accelerator: imcflow gen --network ------------------------------------------------
+
+TINY = Path(__file__).parents[1] / "docs" / "examples" / "tiny_cnn.toml"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "tiny"
+    assert cli.main(["gen", "--network", str(TINY), "--core-budget", "2x", "-o", str(out)]) == 0
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # load()'s unbuilt top
+def test_gen_network_writes_the_output_directory(tiny):
+    from imcflow.gen.project import load
+    from imcflow.sw.inference import run
+    from imcflow.sw.networks import load_qnetwork
+
+    manifest = json.loads((tiny / "manifest.json").read_text())
+    name = manifest["top"]
+    assert name == "imcflow_tiny_cnn"
+    assert sorted(p.name for p in tiny.iterdir()) == sorted(
+        [f"{name}.v", f"{name}.core", "manifest.json", "qnet.npz", "report", "weights"])
+    assert sorted(p.name for p in (tiny / "report").iterdir()) == [
+        "mapping.json", "memory_latency.png", "report.md", "stage_times.png"]
+
+    # The Verilog top's ports are the manifest's, with AXI4-Stream names and byte lanes.
+    verilog = (tiny / f"{name}.v").read_text()
+    top = verilog[verilog.index(f"module {name}("):]
+    top = top[:top.index("endmodule")]
+    declared = {n: (d, int(msb) + 1 if msb else 1) for d, msb, n in
+                re.findall(r"^\s*(input|output) (?:\[(\d+):0\] )?(\w+);", top, re.M)}
+    assert declared == {p["name"]: (p["direction"], p["width"]) for p in manifest["ports"]}
+    assert declared["s_axis_tdata"] == ("input", 8) and declared["m_axis_tdata"] == ("output", 80)
+    assert {"s_axis_tvalid", "s_axis_tready", "s_axis_tlast", "m_axis_tvalid", "m_axis_tready",
+            "m_axis_tlast", "clk", "rst", "status"} <= set(declared)
+    assert manifest["streams"]["output"]["signed"] and manifest["streams"]["input"]["lanes"] == 1
+    assert manifest["status"]["width"] == declared["status"][1] == 4 * len(manifest["status"]["links"])
+    runner.lint(tiny / f"{name}.v", name)      # lint-clean, as gen checked before writing
+
+    # The golden model in the directory is the network's quantization; the weight images hold
+    # its weights (hex: one row per line, column 0 in the low digits, 4-bit two's complement).
+    qnet, q = load(tiny).qnet, load_qnetwork(TINY, "default")
+    images = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 1))
+    assert np.array_equal(run(qnet, images), run(q, images))
+    for layer in ("conv1", "conv2", "fc"):
+        weight = np.load(tiny / "weights" / f"{layer}.npz")["weight"]
+        assert np.array_equal(weight, q[layer].weight)
+        rows = [int(line, 16) for line in (tiny / "weights" / f"{layer}.hex").read_text().split()]
+        decoded = [[(word >> 4 * c & 15) - ((word >> 4 * c & 8) << 1) for c in range(weight.shape[1])]
+                   for word in rows]
+        assert np.array_equal(decoded, weight)
+    core = (tiny / f"{name}.core").read_text()
+    assert core.startswith("CAPI=2:") and f"- {name}.v" in core and f"toplevel: {name}" in core
+
+    # Mapping and replication as the mapper chose them, and the model's prediction.
+    layers = {l["name"]: l for l in manifest["layers"]}
+    assert layers["conv1"]["replication"] == 4 and manifest["core_budget"] == 6
+    assert manifest["model"]["deadlock"] is None and manifest["model"]["cycles_per_image"] > 0
+    assert len(manifest["config_hash"]) == 16
+    gc.collect()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--network", "digits", "--width", 8], "--width: only for `imcflow gen fifo`"),
+    (["fifo", "--network", "digits"], "--network: generates a whole accelerator; leave out the "
+                                      "block name 'fifo'"),
+    (["fifo", "--width", 8, "--depth", 2, "--buffer", "line"], "--buffer: only for --network"),
+    ([], "block: name the block to generate (fifo) or give --network for a whole accelerator"),
+    (["--network", "nosuch"], "--network: 'nosuch' is neither a zoo network (digits, resnet8, "
+                              "resnet20, resnet32) nor a .toml or .onnx file"),
+    (["--network", str(TINY), "--core-budget", 2], "core_budget: core budget 2 is below the "
+                                                   "minimum 3 crossbars (one copy of every conv "
+                                                   "and dense layer)"),
+    (["--network", str(TINY), "--skip-depth-scale", 0],
+     "skip_depth_scale: must be a number in (0, 16], not 0.0"),
+])
+def test_gen_network_bad_arguments_exit_2_and_write_nothing(args, message, tmp_path, capsys):
+    assert gen(*args, "-o", tmp_path / "out") == 2
+    assert capsys.readouterr().err == f"imcflow gen: error: {message}\n"
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,360 @@
+"""The whole accelerator: one layer-pipelined top from a quantized network and its mapping.
+
+`Accelerator` composes the blocks of `imcflow.hw` along the stages of a
+`~imcflow.sw.mapper.Mapping` (docs/generator.md)::
+
+    i --> [input codes] --> FIFO --> conv: WindowSource --> CrossbarLayer (or r copies) --+
+                                                                                          |
+      +-- Fork --> FIFO --> ... main path ... --> FIFO --> Join.i_a --> Join --> FIFO --> ...
+      +----------> SkipFifo(mapper's depth) -----------> Join.i_b
+      ... --> GlobalAvgPool --> FIFO --> dense: WindowSource(1x1) --> CrossbarLayer --> o
+
+- every crossbar stage (conv, dense) is a `~imcflow.hw.im2col.WindowSource` with the mapping's
+  buffer strategy feeding a `~imcflow.hw.core.CrossbarLayer` (row and column tiles inside), or
+  ``r`` copies of it (`~imcflow.gen.replication.ReplicatedLayer`); a dense layer after a flatten
+  reads the ``H x H`` window of the map, one after global pooling the 1x1 window;
+- pool stages are `~imcflow.hw.pool.MaxPool`, `~imcflow.hw.pool.AvgPool`,
+  `~imcflow.hw.pool.GlobalAvgPool`; joins are `~imcflow.hw.residual.Join`;
+- every link between stages has a `~imcflow.hw.fifo.PipelineFifo` of ``timing.fifo_depth``, except
+  the skip input of a join, which has a `~imcflow.hw.residual.SkipFifo` of the mapper's depth
+  (``LayerMapping.buffer_words``); a stage with several consumers feeds them through a chain of
+  `~imcflow.hw.residual.Fork` s (each consumer takes a beat on its own);
+- the input port feeds its FIFO directly, the output stage drives the output port directly: the
+  pipeline the performance model (`imcflow.sw.perf`) describes, handshake for handshake.
+
+`AxiStreamTop` is the Verilog top: the same accelerator with AXI4-Stream-style port names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from amaranth.hdl import Cat, Module, Shape, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from imcflow.gen.replication import ReplicatedLayer
+from imcflow.hw.core import CrossbarLayer
+from imcflow.hw.fifo import PipelineFifo
+from imcflow.hw.im2col import WindowSource
+from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
+from imcflow.hw.residual import Fork, Join, SkipFifo, requantize_sum
+from imcflow.hw.streams import VectorLayout, vector_stream
+from imcflow.sw.mapper import INPUT_BITS
+from imcflow.sw.perf import BlockTiming
+
+__all__ = ["Link", "CrossbarStage", "InputCodes", "Accelerator", "AxiStreamTop", "STATUS_SIGNALS"]
+
+#: the four bits per link on the ``status`` port, least significant first
+STATUS_SIGNALS = ("in_valid", "in_ready", "out_valid", "out_ready")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A stream from one stage to another, through a FIFO.
+
+    Attributes
+    ----------
+    producer, consumer : str
+        Stage names (the network input is the ``source`` stage).
+    port : str
+        The consumer's input port: ``i``, or ``i_a`` / ``i_b`` of a join.
+    kind : str
+        ``fifo`` (between stages) or ``skip`` (the skip FIFO of a join).
+    depth : int
+        FIFO depth in beats.
+    """
+
+    producer: str
+    consumer: str
+    port: str
+    kind: str
+    depth: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.producer}->{self.consumer}"
+
+
+class CrossbarStage(wiring.Component):
+    """A conv or dense layer: a `~imcflow.hw.im2col.WindowSource` and its crossbar copies.
+
+    Parameters
+    ----------
+    q : QCrossbar
+        The quantized layer (window geometry on ``q.in_shape``, weights, requantization).
+    arch : Arch
+    strategy : str
+        Window buffer: ``line`` or ``frame``.
+    replication : int
+        Copies of the layer (1: one `~imcflow.hw.core.CrossbarLayer`).
+
+    Attributes
+    ----------
+    i : In(vector_stream(C_in, act_bits))
+        Pixels in raster order.
+    o : Out(vector_stream(C_out, act_bits, q.signed))
+        Output pixels in raster order.
+    window : WindowSource
+    layer : CrossbarLayer or ReplicatedLayer
+    latency : int
+        Handshake of the last pixel a window needs to the output pixel's ``valid``, when nothing
+        stalls: ``window.latency + layer.latency``.
+    interval : int
+        Cycles between the windows one copy takes (the MVM interval).
+    """
+
+    def __init__(self, q, arch, *, strategy: str, replication: int):
+        s = q.in_shape
+        self.window = WindowSource(s.h, s.w, s.c, arch.act_bits, q.kernel, q.stride, q.padding,
+                                   strategy=strategy)
+        args = (q.weight, q.bias, q.mult, q.shift)
+        kwargs = dict(adc_shift=q.adc_shift, signed=q.signed, arch=arch)
+        self.layer = (CrossbarLayer(*args, **kwargs) if replication == 1 else
+                      ReplicatedLayer(*args, **kwargs, copies=replication))
+        self.latency = self.window.latency + self.layer.latency
+        self.interval = self.layer.interval
+        super().__init__({"i": In(self.window.i.signature.flip()), "o": Out(self.layer.o.signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.window = self.window
+        m.submodules.layer = self.layer
+        wiring.connect(m, wiring.flipped(self.i), self.window.i)
+        wiring.connect(m, self.window.o, self.layer.i)
+        wiring.connect(m, self.layer.o, wiring.flipped(self.o))
+        return m
+
+
+class InputCodes(wiring.Component):
+    """8-bit input pixels to unsigned ``act_bits`` codes: ``saturate(round_shift(pixel, 8 -
+    act_bits))`` per channel, as the golden model's input layer (`imcflow.sw.inference`).
+
+    Attributes
+    ----------
+    i : In(vector_stream(c, 8))
+    o : Out(vector_stream(c, act_bits))
+    latency : int
+        0: combinational.
+    """
+
+    latency = 0
+
+    def __init__(self, c: int, act_bits: int):
+        self.shift, self.act_bits = INPUT_BITS - act_bits, act_bits
+        super().__init__({"i": In(vector_stream(c, INPUT_BITS)), "o": Out(vector_stream(c, act_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        m.d.comb += [o.valid.eq(i.valid), i.ready.eq(o.ready), o.payload.last.eq(i.payload.last)]
+        m.d.comb += [o.payload.data[c].eq(requantize_sum(i.payload.data[c], self.shift,
+                                                         self.act_bits, False))
+                     for c in range(len(o.payload.data))]
+        return m
+
+
+def _check(mapping, qnet) -> None:
+    """Raise `ValueError` unless ``mapping`` maps ``qnet`` with the RTL blocks' timing."""
+    if mapping.arch != qnet.arch:
+        raise ValueError(f"The mapping is for {mapping.arch}, the network is quantized for "
+                         f"{qnet.arch}")
+    rtl = replace(BlockTiming(), fifo_depth=mapping.timing.fifo_depth)
+    if mapping.timing != rtl:
+        raise ValueError(f"Timing must be the RTL blocks' {rtl}, not {mapping.timing}")
+    if [l.name for l in mapping.layers] != [q.name for q in qnet.layers]:
+        raise ValueError(f"The mapping of {mapping.network!r} has other layers than {qnet.name!r}")
+    for l in mapping.stages:
+        q = qnet[l.name]
+        if l.role == "crossbar" and (l.in_shape, l.kernel, l.stride, l.padding) != (
+                q.in_shape, q.kernel, q.stride, q.padding):
+            raise ValueError(f"Layer {l.name!r}: the mapping's window geometry differs from the "
+                             f"quantized layer's")
+
+
+class Accelerator(wiring.Component):
+    """A layer-pipelined IMC accelerator for a quantized network: one stage per layer of a
+    `~imcflow.sw.mapper.Mapping`, linked by FIFOs (see the module docstring).
+
+    It computes `imcflow.sw.inference.run` bit for bit; the performance model
+    (`imcflow.sw.perf.simulate` of ``mapping``) predicts the cycle of each of its handshakes.
+
+    Parameters
+    ----------
+    qnet : QNetwork
+        The quantized network (integer parameters, ``qnet.arch``).
+    mapping : Mapping
+        ``map_network(qnet.network, qnet.arch, ...)``: replication, buffer strategies, skip FIFO
+        depths (``buffer_words`` of each join, which may be overridden). Its ``timing`` must be
+        the RTL blocks' (`~imcflow.sw.perf.BlockTiming` defaults; ``fifo_depth`` may differ).
+
+    Attributes
+    ----------
+    i : In(vector_stream(C_in, 8))
+        Pixels of the 8-bit input images in raster order, images back to back, ``last`` on the
+        last pixel of each image.
+    o : Out(vector_stream(C_out, act_bits, signed))
+        The output layer's pixels in raster order (for a classifier: one beat of logits per
+        image), ``last`` on each image's last.
+    status : Out(4 * len(links))
+        Handshake activity of every link, for testbenches and debug (bits `STATUS_SIGNALS` of
+        link ``n`` at ``4*n``: ``valid`` and ``ready`` at the FIFO's input and at its output).
+    stages : dict of str to Component
+        The block of every stage but the source, in network order.
+    links : list of Link
+        Every FIFO between stages, in the order of their status bits.
+    fifos : list of PipelineFifo or SkipFifo
+        One per link.
+    output : str
+        The stage driving ``o``.
+
+    Raises
+    ------
+    ValueError
+        If ``mapping`` is not a mapping of ``qnet`` with the RTL blocks' timing.
+    """
+
+    def __init__(self, qnet, mapping):
+        _check(mapping, qnet)
+        arch = qnet.arch
+        self.qnet, self.mapping, self.output = qnet, mapping, mapping.output
+        stages = mapping.stages
+        source = next(l for l in stages if l.role == "source")
+        in_shape = source.out_shape
+        layouts = {source.name: VectorLayout(in_shape.c, arch.act_bits)}
+        self.codes = InputCodes(in_shape.c, arch.act_bits) if arch.act_bits != INPUT_BITS else None
+        self.stages: dict[str, wiring.Component] = {}
+        self.links: list[Link] = []
+        for l in stages:
+            if l.role == "source":
+                continue
+            q = qnet[l.name]
+            srcs = [layouts[p] for p in l.inputs]
+            self.stages[l.name] = block = self._block(l, q, srcs, arch)
+            layouts[l.name] = block.o.payload.shape()
+            for index, p in enumerate(l.inputs):
+                skip = l.role == "join" and p == l.skip_input and index == l.inputs.index(p)
+                self.links.append(Link(p, l.name, ("i_a", "i_b")[index] if l.role == "join" else "i",
+                                       "skip" if skip else "fifo",
+                                       l.buffer_words if skip else mapping.timing.fifo_depth))
+        self.fifos = [(SkipFifo if link.kind == "skip" else PipelineFifo)(layouts[link.producer],
+                                                                          link.depth)
+                      for link in self.links]
+        self.layouts = layouts
+        super().__init__({
+            "i": In(vector_stream(in_shape.c, INPUT_BITS)),
+            "o": Out(stream.Signature(layouts[self.output])),
+            "status": Out(len(STATUS_SIGNALS) * len(self.links)),
+        })
+
+    @staticmethod
+    def _block(l, q, srcs, arch):
+        if l.role == "crossbar":
+            return CrossbarStage(q, arch, strategy=l.buffer, replication=l.replication)
+        s, (src, *_) = l.in_shape, srcs
+        if l.kind == "maxpool":
+            return MaxPool(s.h, s.w, s.c, src.bits, q.kernel, q.stride, q.padding,
+                           signed=src.signed, strategy=l.buffer)
+        if l.kind == "avgpool":
+            return AvgPool(s.h, s.w, s.c, src.bits, q.kernel, q.stride, signed=src.signed,
+                           mult=q.mult, shift=q.shift, act_bits=arch.act_bits, act_signed=q.signed,
+                           strategy=l.buffer)
+        if l.role == "gap":
+            return GlobalAvgPool(s.h, s.w, s.c, src.bits, signed=src.signed, mult=q.mult,
+                                 shift=q.shift, act_bits=arch.act_bits, act_signed=q.signed)
+        a, b = (Shape(x.bits, x.signed) for x in srcs)
+        return Join(s.c, a, b, mult_a=q.mult_a, mult_b=q.mult_b, shift=q.shift,
+                    act_bits=arch.act_bits, act_signed=q.signed)
+
+    def elaborate(self, platform):
+        m = Module()
+        source = self.mapping.stages[0].name
+        outputs = {name: block.o for name, block in self.stages.items()}
+        if self.codes is None:
+            outputs[source] = wiring.flipped(self.i)
+        else:
+            m.submodules.input_codes = self.codes
+            wiring.connect(m, wiring.flipped(self.i), self.codes.i)
+            outputs[source] = self.codes.o
+        for name, block in self.stages.items():
+            m.submodules[name] = block
+        status = []
+        for link, fifo in zip(self.links, self.fifos):
+            m.submodules[f"{link.kind}_{link.producer}_{link.consumer}"] = fifo
+            wiring.connect(m, fifo.o, getattr(self.stages[link.consumer], link.port))
+            status += [fifo.i.valid, fifo.i.ready, fifo.o.valid, fifo.o.ready]
+        m.d.comb += self.status.eq(Cat(*status))
+        # Each producer feeds its consumers' FIFOs, through a chain of forks when there are several.
+        for producer, stream_ in outputs.items():
+            fifos = [f for link, f in zip(self.links, self.fifos) if link.producer == producer]
+            if producer == self.output:
+                wiring.connect(m, stream_, wiring.flipped(self.o))
+                continue
+            for n, fifo in enumerate(fifos[:-1]):
+                fork = m.submodules[f"fork_{producer}_{n}"] = Fork(self.layouts[producer])
+                wiring.connect(m, stream_, fork.i)
+                wiring.connect(m, fork.o_main, fifo.i)
+                stream_ = fork.o_skip
+            wiring.connect(m, stream_, fifos[-1].i)
+        return m
+
+
+class AxiStreamTop(wiring.Component):
+    """The Verilog top: an `Accelerator` with AXI4-Stream-style ports and byte-wide lanes.
+
+    Ports (Verilog names; ``clk`` and ``rst``, synchronous and active high, are added by Amaranth):
+
+    - ``s_axis_tdata`` (``8 * C_in`` bits, channel ``c`` in bits ``[8c, 8c+8)``),
+      ``s_axis_tvalid``, ``s_axis_tready``, ``s_axis_tlast``: input pixels in raster order,
+      ``tlast`` on each image's last pixel;
+    - ``m_axis_tdata`` (``8 * C_out`` bits, lane ``k`` in bits ``[8k, 8k+8)``, each
+      ``act_bits``-bit value sign- or zero-extended to a byte), ``m_axis_tvalid``,
+      ``m_axis_tready``, ``m_axis_tlast``: the output (one beat of logits per image for a
+      classifier), ``tlast`` on each image's last beat;
+    - ``status``: the core's link activity (`Accelerator`).
+
+    Parameters
+    ----------
+    core : Accelerator
+
+    Attributes
+    ----------
+    core : Accelerator
+    in_layout, out_layout : VectorLayout
+        The byte-lane layouts of ``tdata`` (with ``tlast`` on top), as testbenches pack them.
+    """
+
+    def __init__(self, core: Accelerator):
+        self.core = core
+        i, o = core.i.payload.shape(), core.o.payload.shape()
+        self.in_layout = VectorLayout(i.lanes, 8)
+        self.out_layout = VectorLayout(o.lanes, 8, o.signed)
+        super().__init__({
+            "s_axis_tdata": In(8 * i.lanes), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+            "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(8 * o.lanes), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
+            "m_axis_tlast": Out(1),
+            "status": Out(len(core.status)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        logits = []
+        for k, lane in enumerate(core.o.payload.data):
+            byte = Signal(8, name=f"lane_{k}")
+            m.d.comb += byte.eq(lane)  # sign- or zero-extended, as the lane's shape says
+            logits.append(byte)
+        m.d.comb += [
+            core.i.payload.data.as_value().eq(self.s_axis_tdata),
+            core.i.payload.last.eq(self.s_axis_tlast),
+            core.i.valid.eq(self.s_axis_tvalid),
+            self.s_axis_tready.eq(core.i.ready),
+            self.m_axis_tdata.eq(Cat(*logits)),
+            self.m_axis_tlast.eq(core.o.payload.last),
+            self.m_axis_tvalid.eq(core.o.valid),
+            core.o.ready.eq(self.m_axis_tready),
+            self.status.eq(core.status),
+        ]
+        return m
+

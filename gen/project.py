@@ -1,0 +1,362 @@
+"""``imcflow gen --network N``: a whole accelerator's output directory, and reading it back.
+
+`generate` quantizes a network for an architecture, maps it (`imcflow.sw.mapper.map_network`),
+elaborates the `~imcflow.gen.accelerator.AxiStreamTop` of the mapping, lints its Verilog and writes
+everything into one directory, atomically (docs/generator.md lists the files and the manifest).
+`load` reads a directory back into the same objects: the quantized network (the golden model),
+the mapping and the top, which `imcflow sim` builds and checks against the directory's Verilog.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imcflow import __version__
+from imcflow.errors import UserError
+from imcflow.files import atomic_directory
+
+__all__ = ["Generated", "generate", "load", "config_hash", "scale_skip_fifos", "with_skip_depths",
+           "top_name",
+           "MANIFEST", "QNET", "FORMAT"]
+
+#: files of the output directory that `load` reads
+MANIFEST, QNET = "manifest.json", "qnet.npz"
+#: version of the directory layout and manifest schema
+FORMAT = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Generated:
+    """A generated accelerator: what `generate` wrote or `load` read.
+
+    Attributes
+    ----------
+    qnet : QNetwork
+        The quantized network: the golden model (`imcflow.sw.inference.run`).
+    mapping : Mapping
+        The mapping the top implements (skip FIFO depths as generated).
+    name : str
+        Verilog module name of the top.
+    manifest : dict
+    directory : Path or None
+    top : AxiStreamTop
+        The Verilog top, elaborated from ``qnet`` and ``mapping`` on first use;
+        ``top.core`` is the `~imcflow.gen.accelerator.Accelerator`.
+    """
+
+    qnet: object
+    mapping: object
+    name: str
+    manifest: dict
+    directory: Path | None = None
+
+    @functools.cached_property
+    def top(self):
+        from imcflow.gen.accelerator import Accelerator, AxiStreamTop
+
+        return AxiStreamTop(Accelerator(self.qnet, self.mapping))
+
+    @property
+    def verilog_path(self) -> Path:
+        return self.directory / self.manifest["verilog"]
+
+
+def top_name(network: str) -> str:
+    """The Verilog module name of a network's accelerator: ``imcflow_<network>``, made an identifier."""
+    return "imcflow_" + re.sub(r"\W", "_", network)
+
+
+def scale_skip_fifos(mapping, scale: float):
+    """``mapping`` with every skip FIFO ``floor(scale * buffer_words)`` deep (at least 1): a way to
+    build a pipeline below the mapper's depth on purpose (``scale < 1`` can deadlock it)."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 16:
+        raise UserError(f"skip_depth_scale: must be a number in (0, 16], not {scale!r}")
+    if scale == 1:
+        return mapping
+    return with_skip_depths(mapping, {l.name: max(1, int(scale * l.buffer_words))
+                                       for l in mapping.layers if l.role == "join"})
+
+
+def with_skip_depths(mapping, depths: dict):
+    def resized(l):
+        if l.name not in depths:
+            return l
+        bits = l.buffer_bits // l.buffer_words * depths[l.name]
+        return dataclasses.replace(l, buffer_words=depths[l.name], buffer_bits=bits)
+
+    return dataclasses.replace(mapping, layers=tuple(resized(l) for l in mapping.layers))
+
+
+def config_hash(qnet, mapping, verilog: str) -> str:
+    """SHA-256 (hex, 16 digits) of what defines a generated accelerator: the Verilog text, the
+    mapping and every parameter of the quantized network (the golden model)."""
+    h = hashlib.sha256()
+    h.update(verilog.encode())
+    h.update(json.dumps(mapping.to_json(), sort_keys=True, default=str).encode())
+    for q in qnet.layers:
+        for f in dataclasses.fields(q):
+            value = getattr(q, f.name)
+            if isinstance(value, np.ndarray):
+                h.update(f"{q.name}.{f.name}{value.shape}".encode() + value.astype(np.int64 if
+                         value.dtype.kind in "iub" else np.float64).tobytes())
+            else:
+                h.update(f"{q.name}.{f.name}={value!r}".encode())
+    return h.hexdigest()[:16]
+
+
+_MODEL_FIGURES = ("cycles_per_image", "cycles_per_image_bound", "latency_cycles", "throughput_ips",
+                  "latency_us")
+
+
+def _model(mapping, summary: dict | None) -> dict:
+    """The performance model's predictions for the generated pipeline (`imcflow.sw.perf.analyze`,
+    or those of the mapper's ``summary`` when the pipeline is the mapper's), or its deadlock
+    message when a skip FIFO is too shallow."""
+    from imcflow.sw.perf import analyze
+
+    if summary is None:
+        try:
+            summary = dataclasses.asdict(analyze(mapping))
+        except UserError as e:
+            return {"deadlock": str(e)}
+    return {"deadlock": None, **{k: summary[k] for k in _MODEL_FIGURES}}
+
+
+def _stream(layout, shape, ports: str, value_bits: int) -> dict:
+    return {"ports": {s: f"{ports}_{s}" for s in ("tdata", "tvalid", "tready", "tlast")},
+            "image_shape": [shape.h, shape.w, shape.c], "beats_per_image": shape.pixels,
+            "order": "pixels in raster order, all channels of a pixel in one beat; tlast on the "
+                     "last beat of each image",
+            "lanes": layout.lanes, "lane_bits": layout.bits, "value_bits": value_bits,
+            "signed": layout.signed,
+            "lane_order": f"lane k in tdata[{layout.bits}k+{layout.bits - 1}:{layout.bits}k]"
+                          + (", values sign-extended" if layout.signed and value_bits < layout.bits
+                             else "")}
+
+
+def _manifest(gen: Generated, *, options: dict, lint: dict, tools: dict, model: dict,
+              digest: str) -> dict:
+    from imcflow.gen.blocks import ports
+    from imcflow.gen.accelerator import STATUS_SIGNALS
+    from imcflow.sw.perf import fill_latency
+
+    qnet, mapping, top = gen.qnet, gen.mapping, gen.top
+    core, arch = top.core, qnet.arch
+    stages = {l.name: l for l in mapping.stages}
+    layers = []
+    for l in mapping.stages:
+        entry = {"name": l.name, "kind": l.kind, "role": l.role, "inputs": list(l.inputs),
+                 "out_shape": [l.out_shape.h, l.out_shape.w, l.out_shape.c],
+                 "fill_latency": fill_latency(l, arch, mapping.timing)}
+        block = core.stages.get(l.name)
+        if block is not None:
+            entry["block_latency"], entry["interval"] = block.latency, block.interval
+        if l.role in ("crossbar", "pool"):
+            entry.update(buffer=l.buffer, buffer_words=l.buffer_words)
+        if l.role == "crossbar":
+            entry.update(rows=l.rows, cols=l.cols, row_tiles=l.row_tiles, col_tiles=l.col_tiles,
+                         replication=l.replication, mvm_interval=l.interval,
+                         columns_per_cycle=arch.columns_per_cycle(l.tile_cols),
+                         weights={"npz": f"weights/{l.name}.npz", "hex": f"weights/{l.name}.hex"})
+        layers.append(entry)
+    out = stages[core.output].out_shape
+    in_shape = stages[mapping.stages[0].name].out_shape
+    return {
+        "format": FORMAT, "imcflow": __version__, "config_hash": digest,
+        "top": gen.name, "verilog": f"{gen.name}.v", "fusesoc": f"{gen.name}.core",
+        "network": qnet.name, "arch": arch.to_dict(), "core_budget": mapping.core_budget,
+        "options": options,
+        "ports": ports(top),
+        "streams": {"input": _stream(top.in_layout, in_shape, "s_axis", 8),
+                    "output": _stream(top.out_layout, out, "m_axis", arch.act_bits)},
+        "core": {"class": "imcflow.gen.accelerator.Accelerator",
+                 "i": {"lanes": in_shape.c, "bits": 8, "signed": False},
+                 "o": {"lanes": out.c, "bits": arch.act_bits,
+                       "signed": core.o.payload.shape().signed}},
+        "status": {"port": "status", "width": len(core.status),
+                   "signals": list(STATUS_SIGNALS),
+                   "links": [{"bit": len(STATUS_SIGNALS) * n, **dataclasses.asdict(link)}
+                             for n, link in enumerate(core.links)]},
+        "skip_fifos": [{"join": l.name, "input": l.skip_input, "words": l.buffer_words,
+                        "mapper_words": options["mapper_skip_words"][l.name],
+                        "min_words": l.skip_min_words}
+                       for l in mapping.layers if l.role == "join"],
+        "layers": layers,
+        "timing": dataclasses.asdict(mapping.timing),
+        "mapping": {k: v for k, v in mapping.to_json().items() if k != "layers"},
+        "model": model,
+        "lint": lint, "tools": tools,
+        "files": {"qnet": QNET, "report": "report/report.md", "mapping": "report/mapping.json"},
+    }
+
+
+def _weight_images(directory: Path, qnet, mapping) -> None:
+    """Per crossbar layer: ``<layer>.npz`` (weight, bias, mult, shift, adc_shift) and
+    ``<layer>.hex``, one ``$readmemh`` line per weight-matrix row (im2col order), column 0 in the
+    least significant digits, ``weight_bits`` two's complement per column."""
+    (directory / "weights").mkdir()
+    bits = qnet.arch.weight_bits
+    for l in mapping.crossbar_layers:
+        q = qnet[l.name]
+        np.savez(directory / "weights" / f"{l.name}.npz", weight=q.weight, bias=q.bias,
+                 mult=q.mult, shift=q.shift, adc_shift=q.adc_shift)
+        digits = -(-q.cols * bits // 4)
+        codes = q.weight.astype(np.int64) & ((1 << bits) - 1)
+        lines = []
+        for row in codes:
+            word = 0
+            for c, code in enumerate(row.tolist()):
+                word |= code << (c * bits)
+            lines.append(f"{word:0{digits}x}")
+        (directory / "weights" / f"{l.name}.hex").write_text("\n".join(lines) + "\n")
+
+
+def _fusesoc(gen: Generated, lint_flags: list[str]) -> str:
+    options = "\n".join(f"          - {flag}" for flag in lint_flags if flag != "--lint-only")
+    return f"""CAPI=2:
+# Written by imcflow {__version__} (config {gen.manifest['config_hash']}); see manifest.json.
+name: ::{gen.name}:{__version__}
+description: Layer-pipelined IMC accelerator for {gen.qnet.name}
+filesets:
+  rtl:
+    files:
+      - {gen.name}.v
+    file_type: verilogSource
+targets:
+  default:
+    filesets: [rtl]
+    toplevel: {gen.name}
+  lint:
+    default_tool: verilator
+    filesets: [rtl]
+    toplevel: {gen.name}
+    tools:
+      verilator:
+        mode: lint-only
+        verilator_options:
+{options}
+"""
+
+
+def _steps(progress: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=4, desc="imcflow gen", unit="step", file=sys.stderr, disable=not progress,
+                bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]")
+
+
+def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None, buffer=None,
+             skip_depth_scale: float = 1.0, progress: bool = True) -> Generated:
+    """Write the accelerator of ``network`` on ``arch`` into ``out_dir``, atomically.
+
+    Parameters
+    ----------
+    network : str, Path or Network
+        A zoo name, a ``.toml`` or ``.onnx`` file, or a `~imcflow.sw.ir.Network` with weights.
+    arch : Arch, str or None
+        An `~imcflow.sw.arch.Arch`, preset name or ``.toml`` file (default: ``default``).
+    core_budget : int, str or None
+        Crossbars for replication (``"2x"``: twice the minimum), as `map_network`.
+    buffer : str or None
+        ``line``, ``frame`` or ``auto`` (default: the arch's).
+    skip_depth_scale : float
+        Every skip FIFO gets ``floor(scale * buffer_words)`` words (1: the mapper's depth; below
+        the mapper's minimum the pipeline deadlocks, and `imcflow sim` reports it).
+    progress : bool
+        Progress bar on stderr.
+
+    Returns
+    -------
+    Generated
+
+    Raises
+    ------
+    UserError
+        On a bad network, arch, budget, option or output directory.
+    imcflow.verif.runner.LintError
+        If the Verilog has lint warnings beyond the documented waivers (nothing is written).
+    """
+    from imcflow.gen.blocks import tool_versions
+    from imcflow.sw.arch import load_arch
+    from imcflow.sw.mapper import map_network
+    from imcflow.sw.networks import load_qnetwork
+    from imcflow.sw.report import summarize, write_report
+    from imcflow.verif import runner
+
+    arch = load_arch(arch, buffer=buffer)
+    qnet = load_qnetwork(network, arch)
+    base = map_network(qnet.network, arch, core_budget=core_budget)
+    mapping = scale_skip_fifos(base, skip_depth_scale)
+    steps = _steps(progress)   # from here on, only a lint failure or an unwritable -o can fail
+    steps.set_postfix_str("modelling")
+    summary = summarize(qnet.network, arch, core_budget)
+    model = _model(mapping, summary if mapping is base else None)
+    steps.update()
+    steps.set_postfix_str("elaborating")
+    gen = Generated(qnet, mapping, top_name(qnet.name), {}, Path(out_dir))
+    name = gen.name
+    verilog = runner.verilog(gen.top, name)
+    steps.update()
+    options = {"buffer": arch.buffer, "skip_depth_scale": skip_depth_scale,
+               "mapper_skip_words": {l.name: l.buffer_words for l in base.layers
+                                     if l.role == "join"}}
+    lint = {"command": f"verilator {' '.join(runner.lint_flags())} --top-module {name} {name}.v",
+            "waivers": {**runner.WAIVERS, **runner.WALL_WAIVERS}}
+    gen.manifest.update(_manifest(gen, options=options, lint=lint, tools=tool_versions(),
+                                  model=model, digest=config_hash(qnet, mapping, verilog)))
+    manifest = gen.manifest
+    with atomic_directory(out_dir) as tmp:
+        tmp = Path(tmp)
+        (tmp / f"{name}.v").write_text(verilog)
+        steps.set_postfix_str("linting")
+        runner.lint(tmp / f"{name}.v", name)
+        steps.update()
+        steps.set_postfix_str("writing")
+        qnet.save(tmp / QNET)
+        _weight_images(tmp, qnet, mapping)
+        (tmp / "report").mkdir()
+        write_report(summary, tmp / "report")
+        (tmp / f"{name}.core").write_text(_fusesoc(gen, runner.lint_flags()))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        steps.update()
+    steps.close()
+    return gen
+
+
+def load(directory: str | os.PathLike) -> Generated:
+    """The accelerator written by `generate` into ``directory``: its quantized network, mapping
+    (with the skip FIFO depths as generated) and top, re-elaborated from them.
+
+    Raises
+    ------
+    UserError
+        If ``directory`` holds no manifest of this format or its network cannot be read.
+    """
+    from imcflow.sw.mapper import map_network
+    from imcflow.sw.perf import BlockTiming
+    from imcflow.sw.quant import QNetwork
+
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"directory: {str(directory)!r} is not an accelerator written by "
+                        f"`imcflow gen --network` ({MANIFEST}: {getattr(e, 'strerror', e)})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise UserError(f"directory: {str(directory)!r} has a {MANIFEST} of another format "
+                        f"(expected format {FORMAT}); regenerate it with `imcflow gen`")
+    qnet = QNetwork.load(directory / QNET)
+    mapping = map_network(qnet.network, qnet.arch, core_budget=manifest["core_budget"],
+                          timing=BlockTiming(**manifest["timing"]))
+    mapping = with_skip_depths(mapping, {s["join"]: s["words"] for s in manifest["skip_fifos"]})
+    return Generated(qnet, mapping, manifest["top"], manifest, directory)
