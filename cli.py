@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "accuracy": ("imcflow.sw.accuracy", "float and IMC accuracy on held-out images, with sweeps over the arch"),
     "map": ("imcflow.sw.report", "map a network onto crossbars and buffers: cores, throughput, latency, memory"),
     "gen": ("imcflow.gen.cli", "generate Verilog and a manifest (a standalone block, or a whole accelerator)"),
+    "sim": ("imcflow.verif.sim", "simulate a generated accelerator under Verilator against the golden and timing models"),
+    "demo": ("imcflow.gen.demo", "the main job on the built-in default: map, generate and simulate digits end to end"),
     "fpga": ("imcflow.fpga.cli", "FPGA prototype: build a bitstream with its report, run images on a board"),
 }
 

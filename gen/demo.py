@@ -1,0 +1,90 @@
+"""``imcflow demo`` (``make demo``): the tool's main job on the built-in default, end to end.
+
+Maps the digits network on the default architecture, generates its accelerator
+(`imcflow.gen.project.generate`: Verilog, manifest, weights, FuseSoC core, mapping report) and
+simulates it under Verilator on the held-out digits (`imcflow.verif.sim.simulate`), then prints
+the accuracy, how many images were bit-exact with the golden model, cycles per image and latency
+next to the performance model's predictions, and the memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["NETWORK", "ARCH", "IMAGES", "OUTPUT", "demo", "add_arguments", "run"]
+
+#: the built-in default: network, architecture, held-out images, output directory
+NETWORK, ARCH, IMAGES, OUTPUT = "digits", "default", 360, "out/demo"
+
+
+def demo(images: int = IMAGES, output: str = OUTPUT, *, progress: bool = True,
+         quiet_stdout: bool = False) -> dict:
+    """Generate and simulate the default accelerator; returns the figures (`run` prints them).
+
+    The keys are those of `imcflow.verif.sim.simulate` plus ``arch``, ``weight_memory_bits``,
+    ``mapping`` (the mapper's summary, as ``report/mapping.json``), ``gen_seconds`` and
+    ``total_seconds``.
+    """
+    from imcflow.gen.project import generate
+    from imcflow.verif.sim import simulate
+
+    start = time.monotonic()
+    gen = generate(output, NETWORK, ARCH, progress=progress)
+    gen_seconds = time.monotonic() - start
+    figures = simulate(output, images, progress=progress, quiet_stdout=quiet_stdout)
+    weights = sum(l["rows"] * l["cols"] * l["replication"] for l in gen.manifest["layers"]
+                  if l["role"] == "crossbar") * gen.qnet.arch.weight_bits
+    summary = json.loads((Path(output) / gen.manifest["files"]["mapping"]).read_text())
+    return {**figures, "arch": ARCH, "weight_memory_bits": weights, "mapping": summary,
+            "gen_seconds": round(gen_seconds, 1),
+            "total_seconds": round(time.monotonic() - start, 1)}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--images", type=int, default=IMAGES,
+                        help=f"held-out digits to simulate (default {IMAGES}, all of them)")
+    parser.add_argument("-o", "--output", default=OUTPUT, metavar="DIR",
+                        help=f"where the accelerator is written (default {OUTPUT})")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _kbit(bits: int) -> str:
+    return f"{bits / 1000:.1f} kbit"
+
+
+def run(args) -> int:
+    from imcflow.sw.report import table
+    from imcflow.verif.sim import passed
+
+    f = demo(args.images, args.output, progress=not args.json, quiet_stdout=args.json)
+    if args.json:
+        from imcflow.cli import print_json
+
+        print_json({k: v for k, v in f.items() if k != "mapping"})
+        return 0 if passed(f) else 1
+    print(table(f["mapping"]))
+    print()
+    print(f"{f['network']} on the {f['arch']} arch: {f['crossbars']} crossbars, activation memory "
+          f"{_kbit(f['activation_memory_bits'])}, weights {_kbit(f['weight_memory_bits'])}")
+    print(f"{f['images']} held-out images: accuracy {f['accuracy']:.3f} (golden model "
+          f"{f['golden_accuracy']:.3f}), {f['bit_exact']} of {f['images']} bit-exact")
+    if f["first_mismatch"]:
+        m = f["first_mismatch"]
+        print(f"first mismatch: image {m['image']}, beat {m['beat']}: expected {m['expected']}, "
+              f"got {m['actual']}")
+    if f["deadlock"]:
+        print(f["deadlock"])
+    if f["cycles_per_image"] is not None:
+        print(f"cycles per image {f['cycles_per_image']:.1f} (model "
+              f"{f['model_cycles_per_image']:.1f}, ratio {f['cycles_per_image_ratio']:.4f}); "
+              f"latency {f['latency_cycles']} cycles (model {f['model_latency_cycles']}, ratio "
+              f"{f['latency_ratio']:.4f}); {f['throughput_ips']:,.0f} images/s at "
+              f"{f['clock_mhz']:g} MHz")
+    print(f"wrote {args.output}/ (Verilog, manifest, weights, FuseSoC core, report); gen "
+          f"{f['gen_seconds']} s, Verilator build {f['build_seconds']} s, simulation "
+          f"{f['sim_seconds']} s ({f['sim_cycles_per_second']} cycles/s), total "
+          f"{f['total_seconds']} s", file=sys.stderr)
+    return 0 if passed(f) else 1

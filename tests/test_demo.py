@@ -1,0 +1,51 @@
+"""`imcflow demo` (what `make demo` runs): the digits accelerator generated and simulated on the
+held-out images, bit-exact, accurate, and on the performance model's timing."""
+
+from __future__ import annotations
+
+import json
+
+from imcflow import cli
+from imcflow.gen import demo
+from imcflow.sw.arch import load_arch
+from imcflow.sw.networks import load_network
+from imcflow.sw.report import summarize
+
+
+def test_demo_is_bit_exact_accurate_and_on_the_model_timing(tmp_path, capsys):
+    assert cli.main(["demo", "--json", "-o", str(tmp_path / "demo")]) == 0
+    f = json.loads(capsys.readouterr().out)                  # exactly one JSON object
+    assert f["images"] == demo.IMAGES >= 100
+    assert f["bit_exact"] == f["images"] and f["first_mismatch"] is None and not f["deadlock"]
+    assert f["accuracy"] >= 0.95 and f["accuracy"] == f["golden_accuracy"]
+    assert f["cycles_per_image"] / f["model_cycles_per_image"] <= 1.02
+    assert 0.95 <= f["latency_cycles"] / f["model_latency_cycles"] <= 1.05
+    assert f["activation_memory_bits"] > 0 and f["weight_memory_bits"] > 0 and f["crossbars"] == 5
+    assert (tmp_path / "demo" / "manifest.json").is_file()
+    print(f"demo: {f['images']} images, accuracy {f['accuracy']:.3f}, {f['cycles_per_image']} "
+          f"cycles per image (model {f['model_cycles_per_image']}), latency {f['latency_cycles']} "
+          f"(model {f['model_latency_cycles']}); gen {f['gen_seconds']} s, build "
+          f"{f['build_seconds']} s, simulation {f['sim_seconds']} s "
+          f"({f['sim_cycles_per_second']} cycles/s)")
+
+
+def test_demo_prints_the_mapping_and_the_figures(monkeypatch, capsys):
+    # The text form, on the figures of a run (the simulation itself is the test above).
+    mapping = summarize(load_network(demo.NETWORK), load_arch(demo.ARCH))
+    figures = {"network": "digits", "arch": "default", "crossbars": 5, "images": 360,
+               "activation_memory_bits": 10392, "weight_memory_bits": 18400, "accuracy": 0.9833,
+               "golden_accuracy": 0.9833, "bit_exact": 360, "first_mismatch": None,
+               "deadlock": None, "timeout": None, "extra_beats": 0, "cycles_per_image": 512.0,
+               "model_cycles_per_image": 512.0, "cycles_per_image_ratio": 1.0,
+               "latency_cycles": 728, "model_latency_cycles": 728, "latency_ratio": 1.0,
+               "throughput_ips": 1953125.0, "clock_mhz": 1000.0, "gen_seconds": 30.0,
+               "build_seconds": 0.5, "sim_seconds": 20.0, "sim_cycles_per_second": 10000,
+               "total_seconds": 51.0, "mapping": mapping}
+    monkeypatch.setattr(demo, "demo", lambda *args, **kwargs: figures)
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("layer ") and "block_add" in out
+    assert ("360 held-out images: accuracy 0.983 (golden model 0.983), 360 of 360 bit-exact"
+            in out)
+    assert "cycles per image 512.0 (model 512.0, ratio 1.0000); latency 728 cycles (model 728, " \
+           "ratio 1.0000)" in out

@@ -1,0 +1,141 @@
+"""Generated accelerators under Verilator (`imcflow.verif.sim`, ``imcflow sim``): bit-exact with
+the golden model, on the performance model's timing, nothing lost under random idle cycles and
+backpressure, and a too-shallow skip FIFO reported as a deadlock that names the stalled join.
+
+The networks are small so the builds are cheap: ``small_net`` has every layer kind (strided and
+padded convs, a projection skip, max and average pooling, flatten + dense, global pooling and a
+dense on a vector); ``tiny_residual`` an identity skip around two convs. The digits demo
+(tests/test_demo.py) and the ResNet-8 runs (tests/test_sim_resnet8.py) cover the full-size zoo.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imcflow import cli
+from imcflow.gen.project import generate
+from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU, Shape
+from imcflow.sw.networks import he_init
+from imcflow.verif.sim import diagnose, passed, simulate
+from small_networks import small_net
+
+ARCH = "default"
+
+
+def tiny_residual():
+    """An identity skip around two 3x3 convs on a 6x6 map: the skip FIFO needs 2W + 2 = 14 words."""
+    layers = [Input("in", Shape(6, 6, 2)),
+              Conv2d("c1", "in", 4, kernel=3, padding=1), ReLU("r1", "c1"),
+              Conv2d("c2", "r1", 4, kernel=3, padding=1), ReLU("r2", "c2"),
+              Conv2d("c3", "r2", 4, kernel=3, padding=1),
+              Add("add", "c3", "r1"), ReLU("r3", "add"),
+              GlobalAvgPool("gap", "r3"), Dense("fc", "gap", 3)]
+    return he_init(Network("tiny_residual", layers), seed=3)
+
+
+@pytest.fixture(scope="module")
+def small_line(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small") / "line"
+    generate(out, small_net(), ARCH, buffer="line", progress=False)
+    return out
+
+
+def check_on_model(f):
+    """Bit-exact, and the model's timing: steady-state period and first-image latency."""
+    assert passed(f), f
+    assert f["cycles_per_image_ratio"] <= 1.02 and 0.95 <= f["latency_ratio"] <= 1.05, f
+    print(f"{f['top']}: {f['cycles_per_image']} cycles per image (model "
+          f"{f['model_cycles_per_image']}), latency {f['latency_cycles']} (model "
+          f"{f['model_latency_cycles']}), largest completion error "
+          f"{f['model_completion_error_cycles']} cycles")
+
+
+def test_every_layer_kind_bit_exact_on_the_model_timing(small_line):
+    f = simulate(small_line, 4, progress=False)
+    check_on_model(f)
+    assert (f["images"], f["bit_exact"], f["extra_beats"], f["missing_beats"]) == (4, 4, 0, 0)
+    assert "accuracy" not in f   # random images: no labels
+
+
+@pytest.mark.parametrize("buffer, budget", [("frame", None), ("line", "2x"), ("auto", "3x")])
+def test_frame_buffers_and_replication_bit_exact_on_the_model_timing(buffer, budget, tmp_path):
+    gen = generate(tmp_path / "out", small_net(), ARCH, buffer=buffer, core_budget=budget,
+                   progress=False)
+    if budget:
+        assert max(l["replication"] for l in gen.manifest["layers"] if l["role"] == "crossbar") > 1
+    check_on_model(simulate(tmp_path / "out", 3, progress=False))
+
+
+def test_random_idle_and_backpressure_lose_nothing(small_line, seeds):
+    for seed in seeds(2):
+        f = simulate(small_line, 5, seed=seed, idle=0.3, backpressure=0.5, progress=False)
+        assert passed(f), f
+        assert "cycles_per_image_ratio" not in f   # timing is only compared at full rate
+
+
+@pytest.fixture(scope="module")
+def residual(tmp_path_factory):
+    out = tmp_path_factory.mktemp("residual")
+    generate(out / "mapper", tiny_residual(), ARCH, progress=False)
+    generate(out / "half", tiny_residual(), ARCH, skip_depth_scale=0.5, progress=False)
+    return out
+
+
+def test_the_mappers_skip_depth_never_deadlocks(residual, seeds):
+    manifest = json.loads((residual / "mapper" / "manifest.json").read_text())
+    (skip,) = manifest["skip_fifos"]
+    assert (skip["join"], skip["input"], skip["min_words"]) == ("add", "c1", 14)
+    assert skip["words"] == skip["mapper_words"] >= skip["min_words"]
+    check_on_model(simulate(residual / "mapper", 4, progress=False))
+    for seed in seeds(3):
+        f = simulate(residual / "mapper", 4, seed=seed, idle=0.2, backpressure=0.6, progress=False)
+        assert passed(f), f
+
+
+def test_a_too_shallow_skip_fifo_is_reported_as_a_deadlock(residual, capsys):
+    manifest = json.loads((residual / "half" / "manifest.json").read_text())
+    (skip,) = manifest["skip_fifos"]
+    assert skip["words"] == skip["mapper_words"] // 2 < skip["min_words"]
+    assert "deadlocks" in manifest["model"]["deadlock"]      # the model predicts it too
+    assert cli.main(["sim", str(residual / "half"), "--images", "2", "--json"]) == 1
+    f = json.loads(capsys.readouterr().out)                   # one JSON object, nothing else
+    assert f["bit_exact"] == 0 and f["missing_beats"] == 2
+    message = f["deadlock"]
+    assert message.startswith("deadlock: no output handshake for ")
+    assert (f"stalled stage 'add': waits for its input from 'c3' while its input from 'c1' "
+            f"(skip FIFO, {skip['words']} words) holds beats; the skip FIFO from 'c1' is full"
+            in message), message
+    assert "deadlocks" in f["model_deadlock"] and f["waveform"].endswith(".vcd")
+
+
+def test_diagnose_names_full_fifos_and_starved_stages():
+    links = [{"producer": "a", "consumer": "b", "port": "i", "kind": "fifo", "depth": 2, "bit": 0},
+             {"producer": "b", "consumer": "c", "port": "i", "kind": "fifo", "depth": 2, "bit": 4}]
+    # a -> b: full, offered on both sides and taken on neither; b -> c: empty, with room
+    status = 0b0010_0101
+    message = diagnose(status, links, idle_cycles=99, bound=40)
+    assert message == ("deadlock: no output handshake for 99 cycles (watchdog bound 40); "
+                       "full FIFOs: a->b; stages with an empty input: c")
+
+
+def test_sim_command_errors_are_one_line(small_line, tmp_path, capsys):
+    assert cli.main(["sim", str(tmp_path), "--images", "1"]) == 2
+    assert capsys.readouterr().err.startswith("imcflow sim: error: directory: ")
+    assert cli.main(["sim", str(small_line), "--images", "0"]) == 2
+    assert capsys.readouterr().err == "imcflow sim: error: images: must be a positive integer, not 0\n"
+    assert cli.main(["sim", str(small_line), "--images", "1", "--idle", "1"]) == 2
+    assert "idle: must be a probability in [0, 1), not 1.0" in capsys.readouterr().err
+
+
+def test_sim_refuses_verilog_that_is_not_the_configurations(small_line, tmp_path, capsys):
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(small_line, edited)
+    verilog = next(edited.glob("*.v"))
+    verilog.write_text(verilog.read_text().replace("module ", "module  ", 1))
+    assert cli.main(["sim", str(edited), "--images", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not the Verilog of the configuration" in err

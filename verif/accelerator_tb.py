@@ -1,0 +1,128 @@
+"""cocotb testbench of a generated accelerator top (`imcflow.gen.accelerator.AxiStreamTop`), run by
+`imcflow.verif.sim` (``imcflow sim``).
+
+It streams the images of a ``.npz`` file back to back into ``s_axis`` (optionally with random idle
+cycles), takes the outputs from ``m_axis`` (optionally with random backpressure; the monitor checks
+the stream rules on every beat), records the cycle of every handshake and writes everything, with
+the wall-clock time of the run after reset, to a JSON results file. The comparison with the golden
+model is the caller's. A watchdog stops the run when no output handshake happened for
+``watchdog`` cycles: it reads the ``status`` port (every link's valid/ready), writes the diagnosis
+(`imcflow.verif.sim.diagnose`) into the results and fails the test with it.
+
+Parameters: ``data`` (``.npz`` with ``pixels``, ``(images, pixels_per_image, C)``), ``results``
+(JSON path), ``in_lanes``, ``out_lanes``, ``out_signed``, ``out_beats`` (output beats per image),
+``links`` (the manifest's status links), ``watchdog`` and ``timeout`` (cycles), ``seed``, ``idle``,
+``backpressure``, ``progress`` (a progress bar on stderr).
+"""
+
+import json
+import random
+import sys
+import time
+from types import SimpleNamespace
+
+import cocotb
+import numpy as np
+
+from imcflow.hw.streams import VectorLayout
+from imcflow.verif.bench import Bench, parameters
+from imcflow.verif.sim import diagnose
+from imcflow.verif.streams import StreamDriver, StreamMonitor
+
+#: cycles to keep watching after the last expected output, for extra beats
+DRAIN = 200
+
+
+class _Payload:
+    """``tdata`` and ``tlast`` seen as one stream payload handle (``last`` above the data)."""
+
+    def __init__(self, data, last, width: int):
+        self.data, self.last, self.width = data, last, width
+
+    @property
+    def value(self) -> int:
+        return int(self.data.value) | int(self.last.value) << self.width
+
+    @value.setter
+    def value(self, word: int) -> None:
+        self.data.value = word & ((1 << self.width) - 1)
+        self.last.value = word >> self.width
+
+
+def axis(dut, prefix: str, width: int):
+    """An AXI4-Stream port ``<prefix>_t*`` as an Amaranth-style stream port ``axis`` for
+    `StreamDriver` / `StreamMonitor`."""
+    def port(name):
+        return getattr(dut, f"{prefix}_{name}")
+    return SimpleNamespace(axis__valid=port("tvalid"), axis__ready=port("tready"),
+                           axis__payload=_Payload(port("tdata"), port("tlast"), width))
+
+
+class Watchdog:
+    """Trips when no output handshake happened for ``bound`` cycles while outputs are missing."""
+
+    def __init__(self, dut, sink, expected: int, bound: int, links):
+        self.dut, self.sink, self.expected, self.bound, self.links = dut, sink, expected, bound, links
+        self.tripped = None
+
+    def drive(self, cycle):
+        pass
+
+    def sample(self, cycle):
+        if self.tripped or len(self.sink.beats) >= self.expected:
+            return
+        last = self.sink.cycles[-1] if self.sink.cycles else 0
+        if cycle - last > self.bound:
+            status = int(self.dut.status.value)
+            self.tripped = {"cycle": cycle, "status": status, "message": diagnose(
+                status, self.links, idle_cycles=cycle - last, bound=self.bound)}
+
+
+@cocotb.test()
+async def stream_images(dut):
+    p = parameters()
+    pixels = np.load(p["data"])["pixels"]
+    images, per_image, _ = pixels.shape
+    expected = images * p["out_beats"]
+    in_layout = VectorLayout(p["in_lanes"], 8)
+    out_layout = VectorLayout(p["out_lanes"], 8, p["out_signed"])
+    bench = Bench(dut)
+    source = bench.add(StreamDriver(axis(dut, "s_axis", 8 * p["in_lanes"]), "axis",
+                                    layout=in_layout, idle=p["idle"],
+                                    rng=random.Random(p["seed"] + 1)))
+    bar = None
+    if p["progress"]:
+        from tqdm import tqdm
+        bar = tqdm(total=images, desc="simulating", unit="image", file=sys.stderr)
+
+    def on_beat(beat):
+        if bar is not None and len(sink.beats) % p["out_beats"] == 0:
+            bar.update()
+
+    sink = bench.add(StreamMonitor(axis(dut, "m_axis", 8 * p["out_lanes"]), "axis",
+                                   layout=out_layout, backpressure=p["backpressure"],
+                                   rng=random.Random(p["seed"] + 2), on_beat=on_beat))
+    watchdog = bench.add(Watchdog(dut, sink, expected, p["watchdog"], p["links"]))
+    await bench.start()
+    started = time.perf_counter()
+    source.send((pixel.tolist(), n == per_image - 1) for image in pixels
+                for n, pixel in enumerate(image))
+    timeout = None
+    try:
+        await bench.wait_until(lambda: len(sink.beats) >= expected or watchdog.tripped is not None,
+                               timeout=p["timeout"], what=f"{expected} output beats")
+    except AssertionError as e:
+        timeout = str(e)
+    if watchdog.tripped is None and timeout is None:
+        await bench.wait(DRAIN)
+    wall = time.perf_counter() - started
+    if bar is not None:
+        bar.close()
+    with open(p["results"], "w") as f:
+        json.dump({"outputs": [values for values, _ in sink.beats],
+                   "last": [last for _, last in sink.beats],
+                   "out_cycles": sink.cycles, "in_cycles": source.cycles, "cycles": bench.cycle,
+                   "wall_seconds": wall,
+                   "deadlock": watchdog.tripped, "timeout": timeout}, f)
+    assert watchdog.tripped is None, watchdog.tripped["message"]
+    assert timeout is None, timeout
