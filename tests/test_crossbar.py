@@ -40,11 +40,13 @@ def run_streams(dut, sources, sinks, *, seed, idle=0.3, stall=0.3, tail=None):
     is a probability or a `~imcflow.verif.patterns.pauses` pattern); ``sinks``: ``{name: (port,
     count)}``, taken with seeded random backpressure ``stall``. After its last beat a sink stays
     ready for ``tail`` more cycles (default: ``2 * latency + interval + 4``) and fails on any
-    further beat. Returns ``(received, edges)``: the words each sink took, and for every port the
-    clock edges (cycle numbers) of its handshakes.
+    further beat; a run that has not finished after ``deadline`` cycles (a lost beat or a
+    deadlock) fails too. Returns ``(received, edges)``: the words each sink took, and for every
+    port the clock edges (cycle numbers) of its handshakes.
     """
     rng = random.Random(seed)
     tail = 2 * dut.latency + dut.interval + 4 if tail is None else tail
+    deadline = deadline_cycles(dut, max(len(words) for _, words in sources.values()))
     received, edges = {name: [] for name in sinks}, {name: [] for name in [*sources, *sinks]}
     ports = {name: port for name, (port, _) in [*sources.items(), *sinks.items()]}
 
@@ -70,6 +72,8 @@ def run_streams(dut, sources, sinks, *, seed, idle=0.3, stall=0.3, tail=None):
                 if f:
                     edges[name].append(cycle)
             cycle += 1
+            assert cycle < deadline, f"not done after {deadline} cycles: " + ", ".join(
+                f"{name} {len(e)} handshakes" for name, e in edges.items())
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -80,6 +84,12 @@ def run_streams(dut, sources, sinks, *, seed, idle=0.3, stall=0.3, tail=None):
     sim.add_testbench(monitor, background=True)
     sim.run()
     return received, edges
+
+
+def deadline_cycles(dut, beats: int) -> int:
+    """Generous bound on the cycles ``beats`` beats take through ``dut`` at the highest idle and
+    backpressure probabilities used here (0.6 each)."""
+    return 20 * dut.interval * (beats + 10) + 10 * dut.latency + 500
 
 
 def pack(layout: VectorLayout, vectors, image=None):
@@ -292,6 +302,7 @@ def test_reprogram_then_compute(arch, seeds):
                 if iv and ir:
                     a_edges.append(cycle)
                 cycle += 1
+                assert cycle < deadline_cycles(tile, 12 + len(writes)), "not done (stall?)"
 
         sim = Simulator(tile)
         sim.add_clock(1e-6)
