@@ -142,8 +142,9 @@ class CrossbarTile(wiring.Component):
     ``adc_convert`` is the gain right shift by ``adc_shift`` with round-half-up, then saturation
     to signed ``adc_bits``; no intermediate wraps.
 
-    Structure. The weights live in a `Memory` of ``groups = ceil(cols / p)`` words, each word the
-    ``p = col_parallelism`` columns ``[g*p, g*p + p)`` (the last group padded with zero columns).
+    Structure. The weights live in a `Memory` of ``groups = ceil(cols / p)`` words (two at least:
+    Verilog has no empty address), each word the ``p = col_parallelism`` columns
+    ``[g*p, g*p + p)`` (the last group padded with zero columns).
     An MVM is ``steps = planes * groups`` steps (``planes`` = 1 for ``pwm``, ``act_bits`` for
     ``bit_serial``), one per cycle: group by group, and within a group plane by plane (MSB first).
     A step reads one word, forms the ``rows`` products of each of the ``p`` columns with the
@@ -155,7 +156,8 @@ class CrossbarTile(wiring.Component):
     only while a finished group would overwrite a result that is not being read.
 
     Reprogramming. ``i_weight`` writes the ``rows`` weights of column ``col`` (a column of the
-    crossbar, one per beat; ``col >= cols`` is ignored). A write is accepted only between MVMs:
+    crossbar, one per beat; ``col >= cols`` is ignored; in Verilog ``col`` is the low
+    ``max(1, ceil_log2(cols))`` bits of ``i_weight__payload``, the lanes follow). A write is accepted only between MVMs:
     its ``ready`` is low while an MVM is reading the weights, and a pending write takes priority
     over accepting the next input. Each MVM therefore sees one consistent weight image: that of
     all writes accepted before the MVM's input.
