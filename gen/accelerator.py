@@ -205,8 +205,10 @@ class Accelerator(wiring.Component):
         Every FIFO between stages, in the order of their status bits.
     fifos : list of PipelineFifo or SkipFifo
         One per link.
-    output : str
-        The stage driving ``o``.
+    source, output : str
+        The stage the input port feeds (the network's input) and the stage driving ``o``.
+    layouts : dict of str to VectorLayout
+        The payload of every stage's output stream.
 
     Raises
     ------
@@ -218,29 +220,26 @@ class Accelerator(wiring.Component):
         _check(mapping, qnet)
         arch = qnet.arch
         self.qnet, self.mapping, self.output = qnet, mapping, mapping.output
-        stages = mapping.stages
-        source = next(l for l in stages if l.role == "source")
-        in_shape = source.out_shape
-        layouts = {source.name: VectorLayout(in_shape.c, arch.act_bits)}
+        source = next(l for l in mapping.stages if l.role == "source")
+        self.source, in_shape = source.name, source.out_shape
+        self.layouts = layouts = {source.name: VectorLayout(in_shape.c, arch.act_bits)}
         self.codes = InputCodes(in_shape.c, arch.act_bits) if arch.act_bits != INPUT_BITS else None
         self.stages: dict[str, wiring.Component] = {}
         self.links: list[Link] = []
-        for l in stages:
+        for l in mapping.stages:
             if l.role == "source":
                 continue
-            q = qnet[l.name]
-            srcs = [layouts[p] for p in l.inputs]
-            self.stages[l.name] = block = self._block(l, q, srcs, arch)
+            block = self.stages[l.name] = self._block(l, qnet[l.name],
+                                                      [layouts[p] for p in l.inputs], arch)
             layouts[l.name] = block.o.payload.shape()
+            skip = l.inputs.index(l.skip_input) if l.role == "join" else None
             for index, p in enumerate(l.inputs):
-                skip = l.role == "join" and p == l.skip_input and index == l.inputs.index(p)
-                self.links.append(Link(p, l.name, ("i_a", "i_b")[index] if l.role == "join" else "i",
-                                       "skip" if skip else "fifo",
-                                       l.buffer_words if skip else mapping.timing.fifo_depth))
+                port = ("i_a", "i_b")[index] if l.role == "join" else "i"
+                self.links.append(Link(p, l.name, port, "skip", l.buffer_words) if index == skip
+                                  else Link(p, l.name, port, "fifo", mapping.timing.fifo_depth))
         self.fifos = [(SkipFifo if link.kind == "skip" else PipelineFifo)(layouts[link.producer],
                                                                           link.depth)
                       for link in self.links]
-        self.layouts = layouts
         super().__init__({
             "i": In(vector_stream(in_shape.c, INPUT_BITS)),
             "o": Out(stream.Signature(layouts[self.output])),
@@ -268,14 +267,13 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        source = self.mapping.stages[0].name
         outputs = {name: block.o for name, block in self.stages.items()}
         if self.codes is None:
-            outputs[source] = wiring.flipped(self.i)
+            outputs[self.source] = wiring.flipped(self.i)
         else:
             m.submodules.input_codes = self.codes
             wiring.connect(m, wiring.flipped(self.i), self.codes.i)
-            outputs[source] = self.codes.o
+            outputs[self.source] = self.codes.o
         for name, block in self.stages.items():
             m.submodules[name] = block
         status = []

@@ -316,7 +316,7 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
             "seed": seed, "idle": idle, "backpressure": backpressure, "progress": progress}
         failure = None
         start = time.monotonic()
-        with _stdout_to_stderr(quiet_stdout), _environment(COCOTB_LOG_LEVEL="WARNING"):
+        with _stdout_to_stderr(quiet_stdout), _environment(COCOTB_LOG_LEVEL="WARNING", GPI_LOG_LEVEL="WARNING"):
             try:
                 runner.run(build, _TB, parameters=parameters,
                            test_id=runner.current_test_id(f"sim-{gen.name}"))
