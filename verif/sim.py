@@ -231,6 +231,80 @@ def _model_timing(gen, images: int):
     return schedule, None, reference
 
 
+def _build(gen, *, full_waves: bool, progress: bool, quiet_stdout: bool):
+    """``(build, seconds)``: the directory's top under Verilator, after checking that the
+    directory is consistent (nothing edited) and that its Verilog is what its configuration
+    elaborates to, so the simulated design is the generated one."""
+    from imcflow.errors import UserError
+    from imcflow.gen.project import config_hash
+    from imcflow.verif import runner
+
+    verilog = gen.verilog_path.read_text()
+    stale = UserError(f"directory: {gen.verilog_path} is not the Verilog of the configuration in "
+                      f"{gen.directory} (edited, or written by another imcflow); regenerate it")
+    if config_hash(gen.qnet, gen.mapping, verilog) != gen.manifest["config_hash"]:
+        raise stale
+    start = time.monotonic()
+    with _timer_bar(f"Verilator build of {gen.name}", progress), _stdout_to_stderr(quiet_stdout):
+        build = runner.build(gen.top, name=gen.name,
+                             flags=FULL_WAVES_FLAGS if full_waves else BUILD_FLAGS)
+    if build.verilog.read_text() != verilog:
+        raise stale
+    return build, time.monotonic() - start
+
+
+def _run(build, gen, pixels, parameters: dict, quiet_stdout: bool):
+    """``(results, failure, seconds)``: the testbench's results file (`accelerator_tb`) and the
+    `SimulationError` of a failed run (a deadlock or timeout; a crash without results raises)."""
+    import numpy as np
+
+    from imcflow.verif import runner
+
+    top = gen.top
+    with tempfile.TemporaryDirectory(prefix="imcflow-sim-") as tmp:
+        data, results = Path(tmp) / "images.npz", Path(tmp) / "results.json"
+        np.savez(data, pixels=pixels.reshape(len(pixels), -1, pixels.shape[-1]).astype(np.uint8))
+        parameters = {**parameters, "data": str(data), "results": str(results),
+                      "in_lanes": top.in_layout.lanes, "out_lanes": top.out_layout.lanes,
+                      "out_signed": top.out_layout.signed,
+                      "out_beats": gen.qnet.output.shape.pixels,
+                      "links": gen.manifest["status"]["links"]}
+        failure = None
+        start = time.monotonic()
+        with _stdout_to_stderr(quiet_stdout), \
+                _environment(COCOTB_LOG_LEVEL="WARNING", GPI_LOG_LEVEL="WARNING"):
+            try:
+                runner.run(build, _TB, parameters=parameters,
+                           test_id=runner.current_test_id(f"sim-{gen.name}"))
+            except runner.SimulationError as e:
+                failure = e
+        seconds = time.monotonic() - start
+        if not results.exists():
+            raise failure
+        return json.loads(results.read_text()), failure, seconds
+
+
+def _timing(r, images: int, beats: int, schedule, clock_mhz: float, full_rate: bool) -> dict:
+    """Measured latency, period and throughput, next to the model's ``schedule`` (or None)."""
+    first_in = (r["in_cycles"] or [0])[0]
+    done = [c - first_in for c in r["out_cycles"][beats - 1::beats]][:images]
+    period = _period(done) if len(done) == images else None
+    f = {"latency_cycles": done[0] if done else None, "cycles_per_image": period,
+         "throughput_ips": clock_mhz * 1e6 / period if period else None,
+         "latency_us": done[0] / clock_mhz if done else None}
+    if schedule is not None:
+        model_done = schedule.done.tolist()
+        model_period = _period(model_done)
+        f.update(model_latency_cycles=schedule.latency, model_cycles_per_image=model_period,
+                 model_throughput_ips=clock_mhz * 1e6 / model_period if model_period else None,
+                 model_completion_error_cycles=(max(abs(a - b) for a, b in zip(done, model_done))
+                                                if len(done) == images else None))
+        if full_rate:
+            f.update(cycles_per_image_ratio=_ratio(period, model_period),
+                     latency_ratio=_ratio(f["latency_cycles"], schedule.latency))
+    return f
+
+
 def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
              backpressure: float = 0.0, full_waves: bool = False, progress: bool = True,
              quiet_stdout: bool = False) -> dict:
@@ -272,15 +346,13 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
     """
     import numpy as np
 
-    from imcflow.errors import UserError
-    from imcflow.gen.project import config_hash, load
+    from imcflow.gen.project import load
     from imcflow.sw.inference import run as golden_run
-    from imcflow.verif import runner
 
     idle = _check_probability("idle", idle)
     backpressure = _check_probability("backpressure", backpressure)
     gen = load(directory)
-    qnet, mapping, manifest = gen.qnet, gen.mapping, gen.manifest
+    qnet, manifest = gen.qnet, gen.manifest
     pixels, labels = test_images(qnet, images, seed)
     out_shape = qnet.output.shape
     golden = golden_run(qnet, pixels).reshape(images, out_shape.pixels, out_shape.c)
@@ -288,87 +360,37 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
     slowdown = 1 / ((1 - idle) * (1 - backpressure))
     bound = math.ceil(WATCHDOG_FACTOR * max(ref_latency, ref_period) * slowdown)
 
-    # The directory is consistent (nothing edited), and its Verilog is what this configuration
-    # elaborates to (the build's), so the simulated design is the generated one.
-    verilog = gen.verilog_path.read_text()
-    stale = UserError(f"directory: {gen.verilog_path} is not the Verilog of the configuration in "
-                      f"{directory} (edited, or written by another imcflow); regenerate it")
-    if config_hash(qnet, mapping, verilog) != manifest["config_hash"]:
-        raise stale
-    start = time.monotonic()
-    with _timer_bar(f"Verilator build of {gen.name}", progress), _stdout_to_stderr(quiet_stdout):
-        build = runner.build(gen.top, name=gen.name,
-                             flags=FULL_WAVES_FLAGS if full_waves else BUILD_FLAGS)
-    build_seconds = time.monotonic() - start
-    if build.verilog.read_text() != verilog:
-        raise stale
-
-    core = gen.top.core
-    with tempfile.TemporaryDirectory(prefix="imcflow-sim-") as tmp:
-        data, results = Path(tmp) / "images.npz", Path(tmp) / "results.json"
-        np.savez(data, pixels=pixels.reshape(images, -1, pixels.shape[-1]).astype(np.uint8))
-        parameters = {
-            "data": str(data), "results": str(results),
-            "in_lanes": gen.top.in_layout.lanes, "out_lanes": gen.top.out_layout.lanes,
-            "out_signed": gen.top.out_layout.signed, "out_beats": out_shape.pixels,
-            "links": manifest["status"]["links"], "watchdog": bound,
-            "timeout": bound + math.ceil(4 * (ref_latency + images * ref_period) * slowdown),
-            "seed": seed, "idle": idle, "backpressure": backpressure, "progress": progress}
-        failure = None
-        start = time.monotonic()
-        with _stdout_to_stderr(quiet_stdout), _environment(COCOTB_LOG_LEVEL="WARNING", GPI_LOG_LEVEL="WARNING"):
-            try:
-                runner.run(build, _TB, parameters=parameters,
-                           test_id=runner.current_test_id(f"sim-{gen.name}"))
-            except runner.SimulationError as e:
-                failure = e
-        sim_seconds = time.monotonic() - start
-        if not results.exists():
-            raise failure
-        r = json.loads(results.read_text())
+    build, build_seconds = _build(gen, full_waves=full_waves, progress=progress,
+                                  quiet_stdout=quiet_stdout)
+    r, failure, sim_seconds = _run(build, gen, pixels, {
+        "watchdog": bound,
+        "timeout": bound + math.ceil(4 * (ref_latency + images * ref_period) * slowdown),
+        "seed": seed, "idle": idle, "backpressure": backpressure, "progress": progress},
+        quiet_stdout)
 
     figures = {"directory": str(directory), "network": qnet.name, "top": gen.name,
                "config_hash": manifest["config_hash"], "images": images, "seed": seed,
-               "idle": idle, "backpressure": backpressure}
-    figures.update(_compare(r["outputs"], r["last"], golden))
+               "idle": idle, "backpressure": backpressure,
+               **_compare(r["outputs"], r["last"], golden)}
     if labels is not None:
-        rtl = np.array(r["outputs"][:images * out_shape.pixels]).reshape(-1, out_shape.size)
-        figures["accuracy"] = (float(np.mean(rtl.argmax(axis=1) == labels[:len(rtl)]))
-                               if len(rtl) == images else None)
+        rtl = np.array(r["outputs"][:images * out_shape.pixels]).reshape(-1, out_shape.c)
+        figures["accuracy"] = (float(np.mean(rtl.reshape(images, -1).argmax(axis=1) == labels))
+                               if len(rtl) == images * out_shape.pixels else None)
         figures["golden_accuracy"] = float(np.mean(golden.reshape(images, -1).argmax(axis=1)
                                                    == labels))
-    deadlock = r["deadlock"]
-    figures["deadlock"] = None if deadlock is None else deadlock["message"]
-    figures["model_deadlock"] = model_deadlock
-    figures["timeout"] = r["timeout"]
+    figures.update(deadlock=r["deadlock"] and r["deadlock"]["message"],
+                   model_deadlock=model_deadlock, timeout=r["timeout"])
     if failure is not None and "waveform: " in str(failure):
         figures["waveform"] = str(failure).split("waveform: ")[1].splitlines()[0]
-
-    out_cycles, first_in = r["out_cycles"], (r["in_cycles"] or [0])[0]
-    beats = out_shape.pixels
-    done = [c - first_in for c in out_cycles[beats - 1::beats]][:images]
-    clock = qnet.arch.clock_mhz * 1e6
-    measured_period = _period(done) if len(done) == images else None
-    figures.update(latency_cycles=done[0] if done else None, cycles_per_image=measured_period,
-                   throughput_ips=clock / measured_period if measured_period else None,
-                   latency_us=done[0] / qnet.arch.clock_mhz if done else None)
-    if schedule is not None:
-        model_done = schedule.done.tolist()
-        model_period = _period(model_done)
-        figures.update(model_latency_cycles=schedule.latency, model_cycles_per_image=model_period,
-                       model_throughput_ips=clock / model_period if model_period else None,
-                       model_completion_error_cycles=(max(abs(a - b) for a, b in zip(done, model_done))
-                                                      if len(done) == images else None))
-        if idle == 0 and backpressure == 0:
-            figures.update(cycles_per_image_ratio=_ratio(measured_period, model_period),
-                           latency_ratio=_ratio(figures["latency_cycles"], schedule.latency))
+    figures.update(_timing(r, images, out_shape.pixels, schedule, qnet.arch.clock_mhz,
+                           full_rate=idle == 0 and backpressure == 0))
     figures.update(
         activation_memory_bits=manifest["mapping"]["activation_memory_bits"],
-        crossbars=manifest["mapping"]["crossbars"],
-        clock_mhz=qnet.arch.clock_mhz, simulated_cycles=r["cycles"],
-        build_seconds=round(build_seconds, 1), sim_seconds=round(sim_seconds, 1),
+        crossbars=manifest["mapping"]["crossbars"], clock_mhz=qnet.arch.clock_mhz,
+        simulated_cycles=r["cycles"], build_seconds=round(build_seconds, 1),
+        sim_seconds=round(sim_seconds, 1),
         sim_cycles_per_second=round(r["cycles"] / r["wall_seconds"]),
-        sim_images_per_second=round(len(done) / r["wall_seconds"], 2))
+        sim_images_per_second=round(images / r["wall_seconds"], 2))
     return figures
 
 
