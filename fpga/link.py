@@ -166,9 +166,10 @@ class FrameReceiver(wiring.Component):
         m.submodules.tags = tags = PipelineFifo(8, self.window)
         wiring.connect(m, tags.o, wiring.flipped(self.o_tag))
         m.d.comb += self.pending.eq(tags.level)
-        m.submodules.images = images = Memory(shape=VectorLayout(C, 8), depth=D, init=[])
+        # (at least two words, so that no address is zero bits wide)
+        m.submodules.images = images = Memory(shape=VectorLayout(C, 8), depth=max(D, 2), init=[])
         wr, rd = images.write_port(), images.read_port()
-        wp, committed, consume = Signal(range(D)), Signal(range(D)), Signal(range(D))
+        wp, committed, consume = (Signal(range(max(D, 2))) for _ in range(3))
         level = Signal(range(D + 1))              # committed pixels not yet read
 
         def incr(pointer):

@@ -1,12 +1,7 @@
-"""The board top without its PLL (SerialAccelerator: UART, host link, accelerator) under
-Verilator: frames over the UART pins against the protocol model and the golden model, and
-``imcflow fpga run`` through a pseudo-terminal bridged to the simulated pins.
-
-The accelerator is `imcflow.fpga.standin.DenseStandIn` on a linear digits classifier (a real
-pipeline of WindowSource and CrossbarLayer, bit-exact with the golden model) until the
-whole-network accelerator of `imcflow.gen` exists: these test the link and the host code, not
-the accelerator.
-"""
+"""The board top without its PLL (SerialAccelerator: UART, host link and the digits accelerator
+of `imcflow.gen.accelerator`) under Verilator: frames over the UART pins against the protocol
+and golden models, and ``imcflow fpga run`` through a pseudo-terminal bridged to the simulated
+pins, bit-exact on held-out digits images."""
 
 import sys
 from pathlib import Path
@@ -14,45 +9,38 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imcflow.fpga.design import load_design
-from imcflow.fpga.standin import DenseStandIn, write_linear_digits
+from imcflow.fpga.design import accelerator_for, load_design
 from imcflow.fpga.top import SerialAccelerator
 from imcflow.sw.inference import run as golden_run
 from imcflow.verif import runner
+from imcflow.verif.sim import BUILD_FLAGS
 
 TB = Path(__file__).parent / "cocotb" / "fpga_board_tb.py"
 DIVISOR = 4            # cycles per bit: a 70-byte image frame takes 2800 cycles
-#: Zero-width counters in the hw blocks the stand-in uses (Im2colAddressGenerator's ix/iy for a
-#: 1x1 output, CrossbarTile's plane counter for pwm input) appear in Amaranth's Verilog as
-#: `[-1:0]` vectors, which Verilator reports as ASCRANGE. The fpga blocks have none.
-FLAGS = ["-Wno-ASCRANGE"]
 TIMEOUT = 4000         # the board drops a frame after this many silent cycles
-IMAGES = 5
+IMAGES = 8             # held-out images through the pty
 
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("digits_linear")
-    network = write_linear_digits(directory)
-    design = load_design(str(network), "fpga", "digits")
-    system = SerialAccelerator(DenseStandIn(design.qnet), height=design.height,
-                               width=design.width, divisor=DIVISOR, timeout=TIMEOUT,
-                               design_id=design.design_id)
+    design = load_design("digits")
+    system = SerialAccelerator(accelerator_for(design), height=design.height, width=design.width,
+                               divisor=DIVISOR, timeout=TIMEOUT, design_id=design.design_id)
     info = system.link.info
-    build = runner.build(system, name=f"serial_standin_digits_linear_d{DIVISOR}",
+    build = runner.build(system, name=f"serial_digits_d{DIVISOR}",
                          parameters={"divisor": DIVISOR, "timeout": TIMEOUT,
                                      "info": {k: getattr(info, k) for k in (
                                          "height", "width", "channels", "classes", "logit_bits",
                                          "logit_signed", "window", "design_id")}},
-                         flags=FLAGS)
+                         flags=BUILD_FLAGS)
     images = design.dataset.test_images[:24]
-    golden = directory / "golden.npz"
+    golden = tmp_path_factory.mktemp("golden") / "golden.npz"
     np.savez(golden, images=images, logits=golden_run(design.qnet, images))
-    return build, design, network, golden
+    return build, design, golden
 
 
 def test_frames_over_uart(board, seeds):
-    build, _, _, golden = board
+    build, _, golden = board
     seed, = seeds(1)
     result = runner.run(build, TB, testcase="frames_over_uart",
                         parameters={"seed": seed, "golden": str(golden), "frames": 30})
@@ -62,10 +50,9 @@ def test_frames_over_uart(board, seeds):
 
 
 def test_host_through_pty_is_bit_exact(board):
-    build, design, network, _ = board
+    build, design, _ = board
     command = [sys.executable, "-m", "imcflow", "fpga", "run", "--images", str(IMAGES),
-               "--network", str(network), "--dataset", "digits", "--arch", "fpga",
-               "--timeout", "30", "--json"]
+               "--network", "digits", "--timeout", "30", "--json"]
     result = runner.run(build, TB, testcase="host_through_pty",
                         parameters={"command": command, "deadline_s": 600})
     host = result["host"]

@@ -11,14 +11,12 @@ from imcflow.errors import UserError
 from imcflow.fpga.design import load_design
 from imcflow.fpga.host import BoardClient, HostError, run_images
 from imcflow.fpga.protocol import ErrorCode, FrameType, Info, ReceiverModel, encode
-from imcflow.fpga.standin import write_linear_digits
 from imcflow.sw.inference import run as golden_run
 
 
 @pytest.fixture(scope="module")
-def design(tmp_path_factory):
-    network = write_linear_digits(tmp_path_factory.mktemp("net"))
-    return load_design(str(network), "fpga", "digits")
+def design():
+    return load_design("digits")
 
 
 class FakeBoard:
