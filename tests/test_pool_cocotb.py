@@ -16,18 +16,11 @@ from imcflow.hw.im2col import window_schedule
 from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
 from imcflow.sw import golden
 from imcflow.sw.arith import act_range
-from imcflow.verif.runner import BuildError
 from test_residual import random_map, random_rescale
 from test_residual_cocotb import Unit, extreme_maps, run_bank, traffic
 
 IMAGES = 3
 
-#: The window source's Verilog does not pass Verilator's lint yet: with k = 1 its one-word
-#: buffer has zero-width address wires (ASCRANGE, ``wire [-1:0] r__addr``). With that warning
-#: waived locally both banks pass. Strict: the tests fail as soon as the window source is fixed,
-#: to remove this mark.
-WINDOW_SOURCE_LINT = pytest.mark.xfail(raises=BuildError, strict=True,
-                                       reason="window source Verilog fails Verilator lint for k = 1")
 
 
 def random_geometry(rng, padded=True):
@@ -69,7 +62,6 @@ def max_pool_unit(name, geometry, fmap, seed, **rates):
                 {"i": fmap}, {"o": expected}, seed, info=dict(geometry=geometry), **rates)
 
 
-@WINDOW_SOURCE_LINT
 def test_max_pool_under_verilator(seeds):
     units = []
     for n, seed in enumerate(seeds(20)):
@@ -105,7 +97,6 @@ def avg_pool_unit(name, geometry, fmap, mult, shift, act_bits, act_signed, seed,
                           act_signed=act_signed), **rates)
 
 
-@WINDOW_SOURCE_LINT
 def test_avg_pool_under_verilator(seeds):
     units = []
     for n, seed in enumerate(seeds(20)):

@@ -8,10 +8,10 @@ A regression is two calls from a pytest test::
 `build` converts the component to Verilog (``amaranth.back.verilog.convert``) and compiles it
 with Verilator through cocotb's Python runner (``cocotb_tools.runner``). Builds are cached in
 ``$IMCFLOW_CACHE/verilator/<name>-<hash>`` (``IMCFLOW_CACHE`` defaults to ``~/.cache/imcflow``),
-keyed by the Verilog text, the toplevel name, the parameters, the Verilator flags and the
-Verilator and cocotb versions. A lock file makes concurrent pytest-xdist workers build a key
-once; the build happens in ``.<name>-<hash>.building`` and is renamed into place when complete,
-so an interrupted or failed build is never mistaken for a cached one (a failed one stays there,
+keyed by the Verilog text, the toplevel name, the parameters, the Verilator flags, the Verilator
+and cocotb versions and the venv whose cocotb libraries the build links. A lock file makes
+concurrent pytest-xdist workers build a key once; the build happens in
+``.<name>-<hash>.building`` and is renamed into place when complete, so an interrupted or failed build is never mistaken for a cached one (a failed one stays there,
 with its ``build.log``, until the next attempt).
 
 `run` runs the cocotb test module (a Python file of ``@cocotb.test`` functions) against a build.
@@ -112,8 +112,12 @@ def current_test_id(default: str = "run") -> str:
 
 
 def _versions() -> dict[str, str]:
+    """What a build links against: tool versions, and where cocotb's VPI libraries are (the
+    executable's run path points there, so a build from another venv must not be reused)."""
+    import cocotb
     return {"verilator": toolchain.find("verilator").version or "?",
-            "cocotb": importlib.metadata.version("cocotb")}
+            "cocotb": importlib.metadata.version("cocotb"),
+            "cocotb_libs": str(Path(cocotb.__file__).resolve().parent / "libs")}
 
 
 @contextlib.contextmanager
