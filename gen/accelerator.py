@@ -114,7 +114,8 @@ class CrossbarStage(wiring.Component):
                       ReplicatedLayer(*args, **kwargs, copies=replication))
         self.latency = self.window.latency + self.layer.latency
         self.interval = self.layer.interval
-        super().__init__({"i": In(self.window.i.signature.flip()), "o": Out(self.layer.o.signature)})
+        super().__init__({"i": In(self.window.i.signature.flip()),
+                          "o": Out(self.layer.o.signature)})
 
     def elaborate(self, platform):
         m = Module()
@@ -142,7 +143,8 @@ class InputCodes(wiring.Component):
 
     def __init__(self, c: int, act_bits: int):
         self.shift, self.act_bits = INPUT_BITS - act_bits, act_bits
-        super().__init__({"i": In(vector_stream(c, INPUT_BITS)), "o": Out(vector_stream(c, act_bits))})
+        super().__init__({"i": In(vector_stream(c, INPUT_BITS)),
+                          "o": Out(vector_stream(c, act_bits))})
 
     def elaborate(self, platform):
         m = Module()

@@ -94,8 +94,8 @@ def _accelerator(args) -> int:
     print(f"wrote {args.output}/: {manifest['verilog']} ({manifest['top']}, lint-clean), "
           f"manifest.json, {manifest['fusesoc']}, qnet.npz, weights/, report/")
     print(f"{manifest['network']}: {mapping['crossbars']} crossbars, "
-          f"{mapping['activation_memory_bits']} bits of activation memory, {manifest['options']['buffer']} "
-          f"buffers; config {manifest['config_hash']}")
+          f"{mapping['activation_memory_bits']} bits of activation memory, "
+          f"{manifest['options']['buffer']} buffers; config {manifest['config_hash']}")
     if model["deadlock"]:
         print(f"model: {model['deadlock']}", file=sys.stderr)
     else:

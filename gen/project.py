@@ -72,7 +72,8 @@ class Generated:
 
 
 def top_name(network: str) -> str:
-    """The Verilog module name of a network's accelerator: ``imcflow_<network>``, made an identifier."""
+    """The Verilog module name of a network's accelerator: ``imcflow_<network>``, as an
+    identifier."""
     return "imcflow_" + re.sub(r"\W", "_", network)
 
 
@@ -350,8 +351,9 @@ def load(directory: str | os.PathLike) -> Generated:
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or e
         raise UserError(f"directory: {str(directory)!r} is not an accelerator written by "
-                        f"`imcflow gen --network` ({MANIFEST}: {getattr(e, 'strerror', e)})") from None
+                        f"`imcflow gen --network` ({MANIFEST}: {reason})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"directory: {str(directory)!r} has a {MANIFEST} of another format "
                         f"(expected format {FORMAT}); regenerate it with `imcflow gen`")

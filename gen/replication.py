@@ -33,8 +33,8 @@ def _next_copy(sel, copies: int, last):
 
 
 class Distributor(wiring.Component):
-    """Hands beat ``j`` of each image to output ``j mod copies`` (round robin, restarting at output 0
-    after each beat with ``last``).
+    """Hands beat ``j`` of each image to output ``j mod copies`` (round robin, restarting at
+    output 0 after each beat with ``last``).
 
     Parameters
     ----------
@@ -131,8 +131,8 @@ class Merger(wiring.Component):
 
 
 class ReplicatedLayer(wiring.Component):
-    """``copies`` identical `~imcflow.hw.core.CrossbarLayer` s behind a `Distributor` and a `Merger`:
-    copy ``j mod copies`` computes output pixel ``j`` of each image.
+    """``copies`` identical `~imcflow.hw.core.CrossbarLayer` s behind a `Distributor` and a
+    `Merger`: copy ``j mod copies`` computes output pixel ``j`` of each image.
 
     Parameters
     ----------

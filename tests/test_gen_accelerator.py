@@ -65,8 +65,9 @@ def test_merger_restores_the_order_of_the_distributed_beats(copies, seeds):
         dut = Merger(LAYOUT, copies)
         for k in range(copies):
             setattr(dut, f"i{k}", dut.i[k])
-        edges = run_streams(dut, {f"i{k}": [w for w in words if LAYOUT.unpack(w)[0][1] % copies == k]
-                                  for k in range(copies)}, {"o": words}, seed=seed)
+        inputs = {f"i{k}": [w for w in words if LAYOUT.unpack(w)[0][1] % copies == k]
+                  for k in range(copies)}
+        edges = run_streams(dut, inputs, {"o": words}, seed=seed)
         assert len(edges["o"]) == len(words)
 
 

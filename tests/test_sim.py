@@ -124,7 +124,8 @@ def test_sim_command_errors_are_one_line(small_line, tmp_path, capsys):
     assert cli.main(["sim", str(tmp_path), "--images", "1"]) == 2
     assert capsys.readouterr().err.startswith("imcflow sim: error: directory: ")
     assert cli.main(["sim", str(small_line), "--images", "0"]) == 2
-    assert capsys.readouterr().err == "imcflow sim: error: images: must be a positive integer, not 0\n"
+    err = capsys.readouterr().err
+    assert err == "imcflow sim: error: images: must be a positive integer, not 0\n"
     assert cli.main(["sim", str(small_line), "--images", "1", "--idle", "1"]) == 2
     assert "idle: must be a probability in [0, 1), not 1.0" in capsys.readouterr().err
 

@@ -62,7 +62,8 @@ class Watchdog:
     """Trips when no output handshake happened for ``bound`` cycles while outputs are missing."""
 
     def __init__(self, dut, sink, expected: int, bound: int, links):
-        self.dut, self.sink, self.expected, self.bound, self.links = dut, sink, expected, bound, links
+        self.dut, self.sink, self.expected = dut, sink, expected
+        self.bound, self.links = bound, links
         self.tripped = None
 
     def drive(self, cycle):

@@ -1,4 +1,5 @@
-"""``imcflow sim DIR``: a generated accelerator under Verilator, against the golden and timing models.
+"""``imcflow sim DIR``: a generated accelerator under Verilator against the golden and timing
+models.
 
 `simulate` loads a directory written by ``imcflow gen --network`` (`imcflow.gen.project.load`),
 builds its top with Verilator (`imcflow.verif.runner`, cached) after checking that the Verilog is
@@ -53,8 +54,8 @@ _TB = Path(__file__).with_name("accelerator_tb.py")
 def link_states(status: int, links: list[dict]) -> list[dict]:
     """Each link of the manifest's ``status.links`` with its four status bits decoded."""
     names = ("in_valid", "in_ready", "out_valid", "out_ready")
-    return [{**link, **{name: bool(status >> (link["bit"] + k) & 1) for k, name in enumerate(names)}}
-            for link in links]
+    return [{**link, **{name: bool(status >> (link["bit"] + k) & 1)
+                        for k, name in enumerate(names)}} for link in links]
 
 
 def diagnose(status: int, links: list[dict], *, idle_cycles: int, bound: int) -> str:
@@ -71,7 +72,8 @@ def diagnose(status: int, links: list[dict], *, idle_cycles: int, bound: int) ->
         inputs.setdefault(s["consumer"], []).append(s)
 
     def where(s):
-        return f"{s['producer']!r}" + (f" (skip FIFO, {s['depth']} words)" if s["kind"] == "skip" else "")
+        skip = f" (skip FIFO, {s['depth']} words)" if s["kind"] == "skip" else ""
+        return f"{s['producer']!r}{skip}"
 
     parts = [f"deadlock: no output handshake for {idle_cycles} cycles (watchdog bound {bound})"]
     for consumer, ins in inputs.items():
@@ -126,17 +128,20 @@ def _compare(outputs, lasts, golden) -> dict:
         block = outputs[n * beats:(n + 1) * beats]
         flags = lasts[n * beats:(n + 1) * beats]
         want_flags = [k == beats - 1 for k in range(beats)]
-        ok = len(block) == beats and np.array_equal(np.array(block), golden[n]) and flags == want_flags
+        ok = (len(block) == beats and np.array_equal(np.array(block), golden[n])
+              and flags == want_flags)
         exact += ok
         if not ok and first is None:
             k = next((k for k in range(len(block)) if list(block[k]) != golden[n][k].tolist()
                       or flags[k] != want_flags[k]), len(block))
-            first = {"image": n, "beat": k, "expected": golden[n][k].tolist() if k < beats else None,
+            first = {"image": n, "beat": k,
+                     "expected": golden[n][k].tolist() if k < beats else None,
                      "actual": list(block[k]) if k < len(block) else None,
                      "last_expected": bool(k == beats - 1) if k < beats else None,
                      "last_actual": bool(flags[k]) if k < len(flags) else None}
     return {"bit_exact": exact, "mismatched_images": images - exact, "first_mismatch": first,
-            "missing_beats": max(images * beats - got, 0), "extra_beats": max(got - images * beats, 0)}
+            "missing_beats": max(images * beats - got, 0),
+            "extra_beats": max(got - images * beats, 0)}
 
 
 def _period(done) -> float | None:
