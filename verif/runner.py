@@ -11,8 +11,9 @@ with Verilator through cocotb's Python runner (``cocotb_tools.runner``). Builds 
 keyed by the Verilog text, the toplevel name, the parameters, the Verilator flags, the Verilator
 and cocotb versions and the venv whose cocotb libraries the build links. A lock file makes
 concurrent pytest-xdist workers build a key once; the build happens in
-``.<name>-<hash>.building`` and is renamed into place when complete, so an interrupted or failed build is never mistaken for a cached one (a failed one stays there,
-with its ``build.log``, until the next attempt).
+``.<name>-<hash>.building`` and is renamed into place when complete, so an interrupted or
+failed build is never mistaken for a cached one (a failed one stays there, with its
+``build.log``, until the next attempt).
 
 `run` runs the cocotb test module (a Python file of ``@cocotb.test`` functions) against a build.
 Parameters reach the testbench as JSON (`imcflow.verif.bench.parameters` reads them), together
