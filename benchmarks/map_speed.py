@@ -21,7 +21,7 @@ def resnet50() -> Network:
     """He et al. (2016) ResNet-50 for 224x224 images: bottleneck blocks (3, 4, 6, 3), topology only."""
     layers = [Input("input", Shape(224, 224, 3)), Conv2d("conv1", "input", 64, kernel=7, stride=2, padding=3),
               ReLU("relu1", "conv1"), MaxPool("pool1", "relu1", kernel=3, stride=2, padding=1)]
-    x, channels = "pool1", 64
+    x = "pool1"
     for stage, (blocks, width) in enumerate(((3, 64), (4, 128), (6, 256), (3, 512)), start=1):
         for block in range(1, blocks + 1):
             p, stride = f"s{stage}b{block}", 2 if block == 1 and stage > 1 else 1
@@ -33,7 +33,7 @@ def resnet50() -> Network:
                 layers.append(Conv2d(f"{p}_proj", x, 4 * width, kernel=1, stride=stride))
                 skip = f"{p}_proj"
             layers += [Add(f"{p}_add", f"{p}_c", skip), ReLU(f"{p}_out", f"{p}_add")]
-            x, channels = f"{p}_out", 4 * width
+            x = f"{p}_out"
     layers += [GlobalAvgPool("gap", x), Dense("fc", "gap", 1000)]
     return Network("resnet50", layers)
 

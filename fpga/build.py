@@ -222,7 +222,7 @@ def render_markdown(report: dict) -> str:
     arch = report.get("arch", {})
     lines += [f"# FPGA build: {report.get('network', '?')} on {report['board']}", ""]
     lines += [f"- device: {report['device']}; accelerator: {report.get('accelerator', '?')}",
-              f"- architecture: " + (", ".join(f"{k}={v}" for k, v in arch.items()
+              "- architecture: " + (", ".join(f"{k}={v}" for k, v in arch.items()
                                                if k in ("col_parallelism", "mvm_cycles", "buffer",
                                                         "rows", "cols", "clock_mhz")) or "?"),
               f"- host link: UART {report['baud']} baud (divisor {report['divisor']}), window "

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from imcflow.hw.core import CrossbarLayer
 from imcflow.hw.im2col import WindowSource
 from imcflow.hw.streams import vector_stream
-from imcflow.sw.quant import QDense, QFlatten, QInput
+from imcflow.sw.quant import QDense, QInput
 
 __all__ = ["DenseStandIn", "linear_digits", "write_linear_digits"]
 

@@ -38,7 +38,8 @@ from imcflow.hw.core import CrossbarLayer
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.im2col import WindowSource
 from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
-from imcflow.hw.residual import Fork, Join, SkipFifo, requantize_sum
+from imcflow.hw.arith import requantize_sum
+from imcflow.hw.residual import Fork, Join, SkipFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
 from imcflow.sw.mapper import INPUT_BITS
 from imcflow.sw.perf import BlockTiming

@@ -12,8 +12,8 @@ from amaranth.hdl import Assert, Module, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from imcflow.hw.crossbar import (check_arch, check_int, integer_array, round_shift, saturate,
-                                 tile_output_range, tree_sum)
+from imcflow.hw.arith import round_shift, saturate, tree_sum
+from imcflow.hw.crossbar import check_arch, check_int, integer_array, tile_output_range
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import Arch
 from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range

@@ -7,60 +7,27 @@ input vector to it and delivers the ADC code of every column, bit-exact with
 columns per cycle; the analog timing is emulated by accepting a new MVM only every
 ``mvm_interval`` cycles.
 
-This module also holds the RTL twins of the `imcflow.sw.arith` rules used by the crossbar and the
-accumulator (`round_shift`, `saturate`), the exact output range of a tile (`tile_output_range`)
-and the constructor checks shared by `imcflow.hw.accumulator` and `imcflow.hw.core`.
+This module also holds the exact output range of a tile (`tile_output_range`) and the
+constructor checks shared by `imcflow.hw.accumulator` and `imcflow.hw.core`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from imcflow.hw.arith import round_shift, saturate, tree_sum
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import Arch
-from imcflow.sw.arith import signed_range, unsigned_range, weight_range
+from imcflow.sw.arith import signed_range, weight_range
 
-__all__ = ["CrossbarTile", "WeightWriteLayout", "tile_output_range", "round_shift", "saturate",
-           "tree_sum"]
-
-
-# --- RTL twins of imcflow.sw.arith and shared checks ---------------------------------------------
-
-def round_shift(x, shift: int):
-    """`imcflow.sw.arith.round_shift` on an Amaranth value: ``(x + 2**(shift-1)) >> shift``,
-    arithmetic for a signed ``x``; ``shift = 0`` is the identity. Amaranth widens the sum, so it
-    never wraps."""
-    return x if shift == 0 else (x + (1 << (shift - 1))) >> shift
+__all__ = ["CrossbarTile", "WeightWriteLayout", "tile_output_range"]
 
 
-def saturate(x, lo: int, hi: int):
-    """`imcflow.sw.arith.saturate` on an Amaranth value: ``x`` clipped to ``[lo, hi]``.
-
-    Only the bounds that ``x``'s shape can cross are compared (no constant comparisons, which
-    Verilog linters flag)."""
-    x = Value.cast(x)
-    shape = x.shape()
-    x_lo, x_hi = signed_range(shape.width) if shape.signed else unsigned_range(shape.width)
-    if x_lo < lo:
-        x = Mux(x < lo, lo, x)
-    if x_hi > hi:
-        x = Mux(x > hi, hi, x)
-    return x
-
-
-def tree_sum(values):
-    """Sum of ``values`` as a balanced adder tree, depth ``ceil(log2(len(values)))``; every adder
-    is one bit wider than its widest operand, so no level wraps."""
-    values = list(values)
-    while len(values) > 1:
-        values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j]
-                  for j in range(0, len(values), 2)]
-    return values[0]
-
+# --- shared checks ------------------------------------------------------------------------------
 
 def tile_output_range(arch: Arch) -> tuple[int, int]:
     """Exact range of one output lane of a `CrossbarTile` of ``arch``.

@@ -6,7 +6,7 @@ by a reducer over the ``k*k`` pixels of each window: `WindowMax` (per-channel ma
 whole image. All are bit-exact with `imcflow.sw.golden` (``max_pool``, ``avg_pool``,
 ``global_avg_pool``); docs/pooling-residual.md explains the design.
 
-The requantization is `imcflow.hw.residual.requantize_sum`, the RTL twin of the
+The requantization is `imcflow.hw.arith.requantize_sum`, the RTL twin of the
 `imcflow.sw.arith` rules shared with the residual join.
 """
 
@@ -17,9 +17,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from imcflow.hw.arith import requantize_sum
 from imcflow.hw.im2col import WindowSource
 from imcflow.hw.linebuffer import check_geometry
-from imcflow.hw.residual import check_int, requantize_sum
+from imcflow.hw.residual import check_int
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
 

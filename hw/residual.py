@@ -11,22 +11,22 @@ main path produces the join's matching pixel. The mapper computes that depth; wi
 stalls waiting for FIFO space while the join waits for the main path, which waits for the fork:
 a deadlock, which these blocks do not hide (docs/pooling-residual.md).
 
-The module also holds the RTL twins of the `imcflow.sw.arith` rules that the join and the
-pooling blocks share (`round_shift`, `saturate`, `requantize_sum`) and their constructor check
-`check_int`.
+The module also holds the constructor check `check_int` that the join and the pooling blocks
+share.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Assert, Module, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from imcflow.hw.arith import requantize_sum
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.streams import vector_stream
-from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
+from imcflow.sw.arith import MAX_SHIFT, MULT_BITS
 
-__all__ = ["Fork", "SkipFifo", "Join", "check_int", "round_shift", "saturate", "requantize_sum"]
+__all__ = ["Fork", "SkipFifo", "Join", "check_int"]
 
 
 class Fork(wiring.Component):
@@ -237,29 +237,3 @@ def check_int(name: str, value, lo: int, hi: int | None = None) -> None:
         raise TypeError(message)
     if not lo <= value <= hi:
         raise ValueError(message)
-
-
-def round_shift(x, shift: int):
-    """`imcflow.sw.arith.round_shift` on an Amaranth value: ``(x + 2**(shift-1)) >> shift``,
-    arithmetic for a signed ``x``; ``shift = 0`` is the identity."""
-    return x if shift == 0 else (x + (1 << (shift - 1))) >> shift
-
-
-def saturate(x, lo: int, hi: int):
-    """`imcflow.sw.arith.saturate` on an Amaranth value: ``x`` clipped to ``[lo, hi]``.
-
-    Only the comparisons that the shape of ``x`` can make true are built (no constant
-    comparisons, which Verilator rejects)."""
-    x = Value.cast(x)
-    shape = x.shape()
-    top = (1 << (shape.width - shape.signed)) - 1
-    bottom = -top - 1 if shape.signed else 0
-    clipped = Mux(x > hi, hi, x) if top > hi else x
-    return Mux(x < lo, lo, clipped) if bottom < lo else clipped
-
-
-def requantize_sum(total, shift: int, act_bits: int, signed: bool):
-    """``saturate(round_shift(total, shift), *act_range(act_bits, signed))``: the end of
-    `imcflow.sw.arith.requantize` and of `imcflow.sw.golden.join`, for an already multiplied
-    ``total``. The result fits ``act_bits`` bits."""
-    return saturate(round_shift(total, shift), *act_range(act_bits, signed))

@@ -10,7 +10,6 @@ then again at full rate to check the timing against the window source's cycle-ac
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from imcflow.hw.im2col import window_schedule
 from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 from imcflow import toolchain
 from imcflow.verif.runner import cache_dir, current_test_id
