@@ -118,7 +118,9 @@ class CrossbarTile(wiring.Component):
     input (``bit_serial``: with one bit plane, so a product is an AND) and sums them in an adder
     tree; the next cycle converts the ``p`` sums and shift-adds them. The pipeline is three
     registers deep: the input register (held for the whole MVM), the dot-product register and the
-    output register, into which each finished group is written. The output register is the only
+    output register, into which each finished group is written. ``arch.mac_stages`` more
+    registers cut the products and the adder tree into ``mac_stages + 1`` parts of equal depth
+    (for the clock rate of an FPGA); each adds one cycle of latency and none of interval. The output register is the only
     output buffer: the next MVM runs while a result waits in it, and the whole pipeline holds
     only while a finished group would overwrite a result that is not being read.
 
@@ -158,7 +160,8 @@ class CrossbarTile(wiring.Component):
         ``arch.mvm_interval(cols) = max(mvm_cycles, steps)``: cycles between accepted inputs when
         the consumer keeps up.
     latency : int
-        ``steps + 2``: from the input handshake to ``o.valid``, when the consumer keeps up.
+        ``steps + arch.mac_stages + 2``: from the input handshake to ``o.valid``, when the
+        consumer keeps up.
 
     Raises
     ------
@@ -182,7 +185,7 @@ class CrossbarTile(wiring.Component):
         lo, hi = tile_output_range(arch)
         self.out_bits = Shape.cast(range(lo, hi + 1)).width
         self.interval = arch.mvm_interval(self.cols)
-        self.latency = self.steps + 2
+        self.latency = self.steps + arch.mac_stages + 2
         super().__init__({
             "i": In(vector_stream(self.rows, arch.act_bits)),
             "o": Out(vector_stream(self.cols, self.out_bits, True)),
@@ -265,10 +268,28 @@ class CrossbarTile(wiring.Component):
             plane = Signal(self.rows)
             m.d.comb += plane.eq(Cat(x[r].bit_select(tag1.bit, 1) for r in range(self.rows)))
             terms = [[Mux(plane[r], rd.data[j][r], 0) for r in range(self.rows)] for j in range(p)]
+        # `mac_stages` registers, spread evenly over the product level and the tree levels
+        # (the same pairwise tree as `tree_sum`); the step's tag travels alongside.
+        levels = 1 + (len(terms[0]) - 1).bit_length()
+        cuts = [max(1, round(levels * (s + 1) / (arch.mac_stages + 1)))
+                for s in range(arch.mac_stages)]
+        step_tag = Signal(tag, name="tag_mac_in")
+        m.d.comb += [step_tag.eq(tag1), step_tag.last.eq(x_last)]
+        for level in range(1, levels + 1):
+            if level > 1:
+                terms = [[t[k] + t[k + 1] if k + 1 < len(t) else t[k] for k in range(0, len(t), 2)]
+                         for t in terms]
+            for n in range(cuts.count(level)):
+                regs = [[Signal(v.shape(), name=f"mac_l{level}_{n}_c{j}_{k}")
+                         for k, v in enumerate(t)] for j, t in enumerate(terms)]
+                reg_tag = Signal(tag, name=f"tag_mac_l{level}_{n}")
+                with m.If(en):
+                    m.d.sync += [r.eq(v) for rs, t in zip(regs, terms) for r, v in zip(rs, t)]
+                    m.d.sync += reg_tag.eq(step_tag)
+                terms, step_tag = regs, reg_tag
         dot = Signal(data.ArrayLayout(self._dot_shape(), p))
         with m.If(en):
-            m.d.sync += [tag2.eq(tag1), tag2.last.eq(x_last)]
-            m.d.sync += [dot[j].eq(tree_sum(terms[j])) for j in range(p)]
+            m.d.sync += [tag2.eq(step_tag), *(dot[j].eq(tree_sum(terms[j])) for j in range(p))]
 
         # Stage 2: ADC (gain shift, round half up, saturation), shift-add over bit planes, and
         # the finished group into its lanes of the output register.

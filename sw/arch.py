@@ -78,6 +78,10 @@ class Arch:
         None, _optional(_int_in(1, 4096)),
         "columns the behavioral crossbar computes per cycle (None: the fewest that still "
         "finish an MVM within mvm_cycles)")
+    mac_stages: int = _f(
+        0, _int_in(0, 8),
+        "pipeline registers in the behavioral crossbar's multiply-and-add trees (FPGA clock rate; "
+        "each adds one cycle of latency, the rate stays)")
     core_budget: int | None = _f(None, _optional(_int_in(1, 1 << 20)),
                                  "crossbars available; None means no replication")
     clock_mhz: float = _f(1000.0, _float_in(0, 1e5, lo_open=True), "digital clock frequency")

@@ -41,7 +41,8 @@ class BlockTiming:
         (it is read into an output register of that many stages).
     crossbar_latency : int
         `~imcflow.hw.crossbar.CrossbarTile` latency minus its ``steps`` (one per bit plane and
-        column group): window handshake to ADC codes valid is ``steps + crossbar_latency``.
+        column group) and its ``arch.mac_stages``: window handshake to ADC codes valid is
+        ``steps + mac_stages + crossbar_latency``.
     accumulator_latency : int
         `~imcflow.hw.accumulator.AdcAccumulator`: row-tile sum, bias, requantization, ReLU.
     merge_latency : int
@@ -95,7 +96,8 @@ def engine_latency(layer, arch, timing: BlockTiming) -> int:
     """Cycles from a stage's engine taking an input (a window; a pixel for joins and global
     pooling) to the output handshake, when nothing stalls."""
     if layer.role == "crossbar":
-        return (_steps(layer, arch) + timing.crossbar_latency + timing.accumulator_latency
+        return (_steps(layer, arch) + arch.mac_stages + timing.crossbar_latency
+                + timing.accumulator_latency
                 + (timing.merge_latency if layer.replication > 1 else 0))
     return {"pool": timing.pool_latency, "gap": timing.pool_latency,
             "join": timing.join_latency, "source": 0}[layer.role]

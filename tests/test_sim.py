@@ -16,6 +16,7 @@ import pytest
 
 from imcflow import cli
 from imcflow.gen.project import generate
+from imcflow.sw.arch import load_arch
 from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU, Shape
 from imcflow.sw.networks import he_init
 from imcflow.verif.sim import diagnose, passed, simulate
@@ -66,6 +67,17 @@ def test_frame_buffers_and_replication_bit_exact_on_the_model_timing(buffer, bud
     if budget:
         assert max(l["replication"] for l in gen.manifest["layers"] if l["role"] == "crossbar") > 1
     check_on_model(simulate(tmp_path / "out", 3, progress=False))
+
+
+def test_pipelined_mac_trees_keep_the_model_timing(tmp_path):
+    # Registers in the crossbars' adder trees (for an FPGA clock) add a cycle of latency each,
+    # which the model must predict; the rate stays.
+    arch = load_arch(ARCH, mac_stages=2)
+    generate(tmp_path / "out", tiny_residual(), arch, progress=False)
+    f = simulate(tmp_path / "out", 3, progress=False)
+    check_on_model(f)
+    plain = generate(tmp_path / "plain", tiny_residual(), ARCH, progress=False)
+    assert f["model_latency_cycles"] == plain.manifest["model"]["latency_cycles"] + 2 * 4
 
 
 def test_random_idle_and_backpressure_lose_nothing(small_line, seeds):
