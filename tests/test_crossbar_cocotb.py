@@ -4,13 +4,13 @@ tests/cocotb/crossbar_tb.py): 24 random geometries and the edge cases, each unde
 cycles and backpressure, reprogrammed through its write port, then measured at full speed.
 
 Every tile's weights and ADC gain are part of its RTL, so each would need its own Verilator build.
-Instead, a `Bundle` puts many independent tiles side by side in one toplevel, and the testbench
-exercises them concurrently: two builds for the random geometries (one per encoding) and one for
-the edge cases. Each tile's geometry and data come from its own seed, so ``IMCFLOW_SEED=<seed>``
-rebuilds a bundle of that one tile and replays exactly its stimulus.
+Instead, a `~imcflow.verif.bank.Bank` puts many independent tiles side by side in one toplevel
+(tile ``k`` is unit ``u<k>``), and the testbench exercises them concurrently: two builds for the
+random geometries (one per encoding) and one for the edge cases. Each tile's geometry and data
+come from its own seed, so ``IMCFLOW_SEED=<seed>`` rebuilds a bank of that one tile and replays
+exactly its stimulus.
 
-`Bundle` and `run_bundle` are shared by tests/test_accumulator_cocotb.py and
-tests/test_core_cocotb.py.
+`run_bundle` is shared by tests/test_accumulator_cocotb.py and tests/test_core_cocotb.py.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
-from amaranth.lib import wiring
 
 from imcflow.hw.crossbar import CrossbarTile
 from imcflow.sw.arch import Arch
 from imcflow.sw.arith import signed_range, weight_range
 from imcflow.verif import runner
+from imcflow.verif.bank import Bank
 
 from test_crossbar import mvm, random_adc_shift, random_weight, random_windows
 
@@ -38,31 +37,10 @@ FLAGS = ["-CFLAGS", "-O0"]
 IMAGE = 5
 
 
-class Bundle(wiring.Component):
-    """Independent components side by side in one toplevel: port ``p`` of component ``k`` is the
-    toplevel's port ``u<k>_p`` (in Verilog ``u<k>_p__valid``, ...)."""
-
-    def __init__(self, components):
-        self.components = list(components)
-        super().__init__({f"u{k}_{name}": member
-                          for k, component in enumerate(self.components)
-                          for name, member in component.signature.members.items()})
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, component in enumerate(self.components):
-            m.submodules[f"u{k}"] = component
-            for name, member in component.signature.members.items():
-                outer, inner = getattr(self, f"u{k}_{name}"), getattr(component, name)
-                pairs = zip(outer, inner) if member.dimensions else [(outer, inner)]
-                for a, b in pairs:
-                    wiring.connect(m, wiring.flipped(a), b)
-        return m
-
-
 def run_bundle(tb: Path, name: str, components, units: list[dict], data: dict, tmp_path,
                **parameters) -> dict:
-    """Build a `Bundle` of ``components`` (cached) and run testbench ``tb`` on it.
+    """Build a `~imcflow.verif.bank.Bank` of ``components`` (cached; component ``k`` is unit
+    ``u<k>``) and run testbench ``tb`` on it.
 
     ``units[k]`` describes component ``k`` to the testbench (its ``prefix`` is added here);
     ``data`` maps names to arrays, saved to an ``.npz`` whose path is the ``data`` parameter.
@@ -70,8 +48,8 @@ def run_bundle(tb: Path, name: str, components, units: list[dict], data: dict, t
     for k, unit in enumerate(units):
         unit["prefix"] = f"u{k}_"
     np.savez(tmp_path / "data.npz", **data)
-    sim = runner.build(Bundle(components), name=name, parameters={"units": units, **parameters},
-                       flags=FLAGS)
+    bank = Bank({f"u{k}": component for k, component in enumerate(components)})
+    sim = runner.build(bank, name=name, parameters={"units": units, **parameters}, flags=FLAGS)
     report = runner.run(sim, tb, parameters={"data": str(tmp_path / "data.npz")})
     for unit, beats in zip(units, report["beats"]):
         print(f"{name} {unit['prefix']}: {beats} beats, latency {unit['latency']}, "

@@ -5,12 +5,11 @@ with FifoModel under random traffic, ordering with a VectorLayout payload, laten
 import random
 
 import pytest
-from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 from imcflow.hw.fifo import FifoModel, PipelineFifo, SkidBuffer
 from imcflow.hw.streams import VectorLayout
-from imcflow.verif.amaranth_sim import stream_receive, stream_send
+from imcflow.verif.amaranth_sim import flat, stream_receive, stream_send
 from imcflow.verif.scoreboard import Scoreboard
 
 
@@ -86,13 +85,6 @@ def test_matches_model_cycle_by_cycle(make, depth, seeds):
 
 # --- ordering of VectorLayout beats under idle cycles and backpressure -----------------------
 
-class Stream:
-    """A stream interface seen with a flat integer payload."""
-
-    def __init__(self, stream):
-        self.valid, self.ready, self.payload = stream.valid, stream.ready, Value.cast(stream.payload)
-
-
 @pytest.mark.parametrize("make", [lambda s: PipelineFifo(s, 5), SkidBuffer], ids=["fifo-d5", "skid"])
 def test_vector_beats_in_order(make, seeds):
     layout = VectorLayout(3, 5, signed_=True)
@@ -104,10 +96,10 @@ def test_vector_beats_in_order(make, seeds):
         received = []
 
         async def producer(ctx):
-            await stream_send(ctx, Stream(dut.i), beats, idle=0.4, rng=random.Random(seed + 1))
+            await stream_send(ctx, flat(dut.i), beats, idle=0.4, rng=random.Random(seed + 1))
 
         async def consumer(ctx):
-            received.extend(await stream_receive(ctx, Stream(dut.o), len(beats),
+            received.extend(await stream_receive(ctx, flat(dut.o), len(beats),
                                                  backpressure=0.6, rng=random.Random(seed + 2)))
 
         simulate(dut, producer, consumer)

@@ -14,7 +14,7 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, Shape, Value
+from amaranth.hdl import Fragment, Shape
 from amaranth.sim import Simulator
 
 from imcflow.hw.framebuffer import FrameBuffer
@@ -23,6 +23,7 @@ from imcflow.hw.linebuffer import LineBuffer
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw.arith import act_range
 from imcflow.sw.golden import line_buffer_words, window_input_range, windows
+from imcflow.verif.amaranth_sim import flat
 from imcflow.verif.patterns import pauses
 
 # h, w, c, bits, kernel, stride, padding: the edges (k = 1, k = W = H, stride 2 on odd sizes,
@@ -40,13 +41,6 @@ GEOMETRIES = [
     (1, 1, 3, 4, 3, 1, 1),     # 1x1 map
 ]
 IDS = ["x".join(map(str, g)) for g in GEOMETRIES]
-
-
-class _Flat:
-    """A stream port whose payload is seen as one flat integer (VectorLayout.pack/unpack)."""
-
-    def __init__(self, port):
-        self.valid, self.ready, self.payload = port.valid, port.ready, Value.cast(port.payload)
 
 
 def _fmaps(geometry, images, rng, signed=False):
@@ -69,7 +63,7 @@ def simulate(dut, fmaps, *, idle=None, backpressure=None, seed=0, signed=False):
     expected = images * dut.oh * dut.ow
     rng = random.Random(seed)
     idle, backpressure = pauses(idle, rng), pauses(backpressure, rng)
-    i, o = _Flat(dut.i), _Flat(dut.o)
+    i, o = flat(dut.i), flat(dut.o)
     trace = {key: [] for key in ("i_valid", "i_ready", "o_valid", "o_ready", "windows",
                                  "i_cycles", "o_cycles")}
 

@@ -12,15 +12,12 @@ import random
 from pathlib import Path
 
 import pytest
-from amaranth.lib import wiring
-from amaranth.hdl import Module
-from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.im2col import WindowSource
-from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import act_range
 from imcflow.sw.golden import conv_output_size
 from imcflow.verif import runner
+from imcflow.verif.bank import Bank
 
 TB = Path(__file__).parent / "cocotb" / "im2col_tb.py"
 IMAGES = 3
@@ -59,32 +56,13 @@ def draw(seed):
             signed, pad_value)
 
 
-class WindowSourceBank(wiring.Component):
-    """Independent `WindowSource`s side by side, ports ``g<n>_i`` -> ``g<n>_o``."""
-
-    def __init__(self, geometries):
-        self.sources = [WindowSource(*g[:7], strategy=g[7], signed=g[8], pad_value=g[9])
-                        for g in geometries]
-        ports = {}
-        for n, (g, source) in enumerate(zip(geometries, self.sources)):
-            ports[f"g{n}_i"] = In(vector_stream(g[2], g[3], g[8]))
-            ports[f"g{n}_o"] = Out(vector_stream(g[4] ** 2 * g[2], g[3], g[8]))
-        super().__init__(ports)
-
-    def elaborate(self, platform):
-        m = Module()
-        for n, source in enumerate(self.sources):
-            m.submodules[f"g{n}"] = source
-            wiring.connect(m, wiring.flipped(getattr(self, f"g{n}_i")), source.i)
-            wiring.connect(m, source.o, wiring.flipped(getattr(self, f"g{n}_o")))
-        return m
-
-
 def run_bank(name, geometries, seeds):
     keys = ("h", "w", "c", "bits", "kernel", "stride", "padding", "strategy", "signed", "pad_value")
-    bank = WindowSourceBank(geometries)
-    params = [{"port": f"g{n}", **dict(zip(keys, g)), "latency": source.latency, "seed": seed}
-              for n, (g, source, seed) in enumerate(zip(geometries, bank.sources, seeds))]
+    # window source n is unit g<n>: ports g<n>_i -> g<n>_o
+    bank = Bank({f"g{n}": WindowSource(*g[:7], strategy=g[7], signed=g[8], pad_value=g[9])
+                 for n, g in enumerate(geometries)})
+    params = [{"port": name, **dict(zip(keys, g)), "latency": source.latency, "seed": seed}
+              for (name, source), g, seed in zip(bank.units.items(), geometries, seeds)]
     for p in params:
         print(p)
     sim = runner.build(bank, name=name, parameters={"geometries": params})

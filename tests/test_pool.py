@@ -15,7 +15,8 @@ from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool, WindowAverage, Wind
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw import golden
 from imcflow.sw.arith import act_range
-from test_residual import random_map, random_rescale, run_maps, run_streams
+from imcflow.verif.amaranth_sim import run_streams
+from test_residual import random_map, random_rescale, run_maps
 
 
 def random_window(rng, images=2):
@@ -54,7 +55,7 @@ def test_window_max_matches_golden_max_pool(seeds):
         padding = int(rng.integers(0, g["kernel"]))
         print(g, "map", fmap.shape, "padding", padding)
         check_window_max(g, fmap, padding, seed, idle=rng.uniform(0, 0.5),
-                         stall=rng.uniform(0, 0.6))
+                         backpressure=rng.uniform(0, 0.6))
 
 
 def test_window_average_matches_golden_avg_pool(seeds):
@@ -65,7 +66,7 @@ def test_window_average_matches_golden_avg_pool(seeds):
         act_bits, act_signed = int(rng.integers(2, 9)), bool(rng.integers(0, 2))
         print(g, "map", fmap.shape, "mult", mult, "shift", shift, "act", act_bits, act_signed)
         check_window_average(g, fmap, mult, shift, act_bits, act_signed, seed,
-                             idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.6))
+                             idle=rng.uniform(0, 0.5), backpressure=rng.uniform(0, 0.6))
 
 
 def test_window_reducers_take_a_window_per_cycle_with_latency_one():
@@ -73,8 +74,8 @@ def test_window_reducers_take_a_window_per_cycle_with_latency_one():
     # result `latency` = 1 cycle after its window.
     g = dict(kernel=3, stride=1, c=2, bits=8, signed=False)
     fmap = random_map(np.random.default_rng(0), (2, 5, 6, 2), 8, False)
-    for edges in (check_window_max(g, fmap, 1, 0, idle=0, stall=0),
-                  check_window_average(g, fmap, 7282, 16, 8, False, 0, idle=0, stall=0)):
+    for edges in (check_window_max(g, fmap, 1, 0, idle=0, backpressure=0),
+                  check_window_average(g, fmap, 7282, 16, 8, False, 0, idle=0, backpressure=0)):
         assert edges["i"] == list(range(len(edges["i"])))
         assert edges["o"] == [edge + 1 for edge in edges["i"]]
     assert WindowMax.latency == WindowAverage.latency == 1
@@ -104,7 +105,8 @@ def test_max_pool_matches_golden(geometry, seeds):
     for seed in seeds(1):
         rng = np.random.default_rng(seed)
         fmap = random_map(rng, (3, h, w, c), bits, signed, extremes=0.4)
-        check_max_pool(geometry, fmap, seed, idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.6))
+        check_max_pool(geometry, fmap, seed, idle=rng.uniform(0, 0.5),
+                       backpressure=rng.uniform(0, 0.6))
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
@@ -112,7 +114,7 @@ def test_max_pool_of_extreme_maps(signed):
     # An all-lowest map ties with the padding; an all-highest one is the largest code.
     lo, hi = act_range(8, signed)
     fmap = np.stack([np.full((5, 5, 2), lo), np.full((5, 5, 2), hi)])
-    check_max_pool((5, 5, 2, 8, 3, 2, 1, signed), fmap, 0, idle=0.3, stall=0.3)
+    check_max_pool((5, 5, 2, 8, 3, 2, 1, signed), fmap, 0, idle=0.3, backpressure=0.3)
 
 
 @pytest.mark.parametrize("geometry", POOL_EDGES.values(), ids=POOL_EDGES.keys())
@@ -121,7 +123,7 @@ def test_max_pool_adds_one_cycle_to_the_window_source(geometry):
     # source's cycle-accurate model offers its window; no bubble anywhere else.
     h, w, c, bits, kernel, stride, padding, signed = geometry
     fmap = random_map(np.random.default_rng(0), (2, h, w, c), bits, signed)
-    dut, edges = check_max_pool(geometry, fmap, 0, idle=0, stall=0)
+    dut, edges = check_max_pool(geometry, fmap, 0, idle=0, backpressure=0)
     pixels, windows = window_schedule(h, w, kernel, stride, padding, images=2)
     assert edges["i"] == list(pixels)
     assert edges["o"] == list(windows + 1)
@@ -141,7 +143,7 @@ def test_avg_pool_matches_golden(seeds):
         expected = golden.avg_pool(fmap, g["kernel"], g["stride"], mult, shift,
                                    act_bits=act_bits, signed=act_signed)
         run_maps(dut, {"i": fmap}, {"o": expected}, seed=seed, idle=rng.uniform(0, 0.5),
-                 stall=rng.uniform(0, 0.6))
+                 backpressure=rng.uniform(0, 0.6))
 
 
 # --- GlobalAvgPool ------------------------------------------------------------------------------
@@ -167,14 +169,15 @@ def test_global_avg_pool_matches_golden(seeds):
         rng = np.random.default_rng(seed)
         params = random_global(rng)
         print(params)
-        check_global(params, 3, rng, seed, idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.9))
+        check_global(params, 3, rng, seed, idle=rng.uniform(0, 0.5),
+                     backpressure=rng.uniform(0, 0.9))
 
 
 @pytest.mark.parametrize("h, w", [(1, 1), (2, 3)])
 def test_global_avg_pool_takes_images_back_to_back(h, w):
     # Every pixel of four images in consecutive cycles; one result a cycle after each image.
     params = dict(h=h, w=w, c=2, bits=8, mult=3000, shift=14, act_bits=8)
-    edges = check_global(params, 4, np.random.default_rng(0), 0, idle=0, stall=0)
+    edges = check_global(params, 4, np.random.default_rng(0), 0, idle=0, backpressure=0)
     pixels = h * w
     assert edges["i"] == list(range(4 * pixels))
     assert edges["o"] == [pixels * (n + 1) - 1 + GlobalAvgPool.latency for n in range(4)]
@@ -185,8 +188,8 @@ def test_global_avg_pool_asserts_when_last_is_misplaced():
     layout = VectorLayout(1, 4)
     dut = GlobalAvgPool(1, 2, 1, 4, mult=1, shift=0, act_bits=4)
     with pytest.raises(AssertionError, match="`last` does not mark pixel h\\*w"):
-        run_streams(dut, {"i": [layout.pack([1], last=True), layout.pack([1], last=True)]},
-                    {"o": [layout.pack([2], last=True)]}, seed=0, idle=0, stall=0)
+        run_streams(dut, {"i": (dut.i, [layout.pack([1], last=True)] * 2)},
+                    {"o": (dut.o, [layout.pack([2], last=True)])}, seed=0, idle=0, backpressure=0)
     gc.collect()  # close the aborted simulation's testbenches under this test's warning filter
 
 

@@ -2,86 +2,26 @@
 """Amaranth-simulator unit tests of the residual blocks (`imcflow.hw.residual`): Fork, SkipFifo
 and Join against `imcflow.sw.golden.join`, under seeded random idle cycles and backpressure.
 
-`run_streams` and the random generators here are shared with tests/test_pool.py.
+`run_maps` (maps on `VectorLayout` ports through `imcflow.verif.amaranth_sim.run_streams`) and
+the random generators here are shared with tests/test_pool.py and tests/test_gen_accelerator.py.
 """
 
 from __future__ import annotations
 
 import gc
-import random
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Value, signed, unsigned
+from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.sim import Simulator
 
 from imcflow.hw.pool import MaxPool
 from imcflow.hw.residual import Fork, Join, SkipFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
 from imcflow.sw import golden
 from imcflow.sw.arith import act_range
-from imcflow.verif.amaranth_sim import stream_receive, stream_send
-from imcflow.verif.scoreboard import Scoreboard
-
-
-def flat(port):
-    """A stream port seen with a flat integer payload (`VectorLayout.pack` words)."""
-    return SimpleNamespace(valid=port.valid, ready=port.ready, payload=Value.cast(port.payload))
-
-
-def run_streams(dut, sources, sinks, *, seed, idle=0.3, stall=0.3, tail=8, max_cycles=20_000):
-    """Send ``sources`` ({port: [payload words]}) with seeded random idle cycles, receive
-    ``sinks`` ({port: [expected words]}) under independent random backpressure, and check each
-    sink in order with a `Scoreboard`: nothing lost, duplicated or reordered.
-
-    Returns the clock edges at which each port handshook its beats (edge ``n`` ends cycle ``n``;
-    the first beat is offered in cycle 0). After its last expected beat a sink stays ready for
-    ``tail`` cycles, so an extra (duplicated) beat shows up; ``max_cycles`` without the end of
-    the run fails the test as a stall.
-    """
-    rng = random.Random(seed)
-    ports = {name: getattr(dut, name) for name in [*sources, *sinks]}
-    edges = {name: [] for name in ports}
-    received = {}
-
-    async def monitor(ctx):
-        edge = 0
-        async for _, _, *handshakes in ctx.tick().sample(*(p.valid & p.ready for p in ports.values())):
-            for name, handshake in zip(ports, handshakes):
-                if handshake:
-                    edges[name].append(edge)
-            edge += 1
-            assert edge < max_cycles, \
-                f"stalled: beats per port {({n: len(e) for n, e in edges.items()})} after {edge} cycles"
-
-    def source(name, words, r):
-        async def bench(ctx):
-            await stream_send(ctx, flat(ports[name]), words, idle=idle, rng=r)
-        return bench
-
-    def sink(name, count, r):
-        async def bench(ctx):
-            received[name] = await stream_receive(ctx, flat(ports[name]), count,
-                                                  backpressure=stall, rng=r)
-            ctx.set(ports[name].ready, 1)
-            await ctx.tick().repeat(tail)
-        return bench
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(monitor, background=True)
-    for name, words in sources.items():
-        sim.add_testbench(source(name, words, random.Random(rng.getrandbits(32))))
-    for name, words in sinks.items():
-        sim.add_testbench(sink(name, len(words), random.Random(rng.getrandbits(32))))
-    sim.run()
-    for name, words in sinks.items():
-        Scoreboard.check(words, received[name], name=name)
-        assert len(edges[name]) == len(words), f"{name}: extra beats at {edges[name][len(words):]}"
-    return edges
+from imcflow.verif.amaranth_sim import run_streams
 
 
 def beats(port, maps):
@@ -93,10 +33,11 @@ def beats(port, maps):
 
 
 def run_maps(dut, inputs, outputs, *, seed, **rates):
-    """`run_streams` with batches of maps ({port: array}) on `VectorLayout` ports."""
-    return run_streams(dut, {n: beats(getattr(dut, n), a) for n, a in inputs.items()},
-                       {n: beats(getattr(dut, n), a) for n, a in outputs.items()},
-                       seed=seed, **rates)
+    """`~imcflow.verif.amaranth_sim.run_streams` with batches of maps (``{port name: array}``)
+    on the dut's `VectorLayout` ports of those names."""
+    def words(maps):
+        return {n: (getattr(dut, n), beats(getattr(dut, n), a)) for n, a in maps.items()}
+    return run_streams(dut, words(inputs), words(outputs), seed=seed, **rates)
 
 
 def random_map(rng, shape, bits, signed, extremes=0.2):
@@ -122,14 +63,17 @@ def test_fork_delivers_every_beat_once_to_each_output(seeds):
         layout = VectorLayout(int(rng.integers(1, 4)), 6)
         words = [int(w) for w in rng.integers(0, 1 << layout.size, size=200)]
         # Each output has its own backpressure pattern; both must see every beat, in order.
-        run_streams(Fork(layout), {"i": words}, {"o_main": words, "o_skip": words}, seed=seed,
-                    idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.7))
+        dut = Fork(layout)
+        run_streams(dut, {"i": (dut.i, words)},
+                    {"o_main": (dut.o_main, words), "o_skip": (dut.o_skip, words)}, seed=seed,
+                    idle=rng.uniform(0, 0.5), backpressure=rng.uniform(0, 0.7))
 
 
 def test_fork_passes_one_beat_per_cycle_without_latency():
-    words = list(range(50))
-    edges = run_streams(Fork(unsigned(8)), {"i": words}, {"o_main": words, "o_skip": words},
-                        seed=0, idle=0, stall=0)
+    words, dut = list(range(50)), Fork(unsigned(8))
+    edges = run_streams(dut, {"i": (dut.i, words)},
+                        {"o_main": (dut.o_main, words), "o_skip": (dut.o_skip, words)},
+                        seed=0, idle=0, backpressure=0)
     assert edges["i"] == edges["o_main"] == edges["o_skip"] == list(range(50))
     assert Fork.latency == 0 and Fork.interval == 1
 
@@ -164,13 +108,13 @@ def test_join_matches_golden(seeds):
         params = random_join(rng)
         print(params)
         check_join(params, (2, int(rng.integers(1, 5)), int(rng.integers(1, 5))), rng, seed,
-                   idle=rng.uniform(0, 0.5), stall=rng.uniform(0, 0.6))
+                   idle=rng.uniform(0, 0.5), backpressure=rng.uniform(0, 0.6))
 
 
 def test_join_consumes_a_pair_per_cycle_with_latency_one():
     params = dict(c=2, a_shape=unsigned(8), b_shape=signed(8), mult_a=3, mult_b=700, shift=7,
                   act_bits=8, act_signed=True)
-    edges = check_join(params, (3, 3, 4), np.random.default_rng(1), 1, idle=0, stall=0)
+    edges = check_join(params, (3, 3, 4), np.random.default_rng(1), 1, idle=0, backpressure=0)
     assert edges["i_a"] == edges["i_b"] == list(range(36))
     assert edges["o"] == [edge + Join.latency for edge in edges["i_a"]]
 
@@ -180,8 +124,9 @@ def test_join_asserts_when_last_disagrees():
     layout = VectorLayout(1, 4)
     dut = Join(1, unsigned(4), unsigned(4), mult_a=1, mult_b=1, shift=0, act_bits=4)
     with pytest.raises(AssertionError, match="`last` of i_a and i_b disagree"):
-        run_streams(dut, {"i_a": [layout.pack([1], last=True)], "i_b": [layout.pack([2])]},
-                    {"o": [layout.pack([3], last=True)]}, seed=0, idle=0, stall=0)
+        run_streams(dut, {"i_a": (dut.i_a, [layout.pack([1], last=True)]),
+                          "i_b": (dut.i_b, [layout.pack([2])])},
+                    {"o": (dut.o, [layout.pack([3], last=True)])}, seed=0, idle=0, backpressure=0)
     gc.collect()  # close the aborted simulation's testbenches under this test's warning filter
 
 
@@ -209,7 +154,8 @@ def test_skip_fifo_is_a_pipeline_fifo(seeds):
         layout = VectorLayout(2, 5)
         words = [int(w) for w in rng.integers(0, 1 << layout.size, size=300)]
         fifo = SkipFifo(layout, int(rng.integers(1, 9)))
-        edges = run_streams(fifo, {"i": words}, {"o": words}, seed=seed, idle=0.3, stall=0.5)
+        edges = run_streams(fifo, {"i": (fifo.i, words)}, {"o": (fifo.o, words)}, seed=seed,
+                            idle=0.3, backpressure=0.5)
         assert all(o >= i + fifo.latency for i, o in zip(edges["i"], edges["o"]))
 
 
@@ -290,8 +236,8 @@ def test_residual_block_runs_at_full_rate_with_the_main_path_latency_more(h, w):
     # arrive while the main path computes: `skip_depth + main.latency + 1`. One less costs cycles.
     fmap, expected = residual_case(h, w, 0)
     full = Residual(h, w, 2, 6)
-    edges = run_maps(full, {"i": fmap}, {"o": expected}, seed=0, idle=0, stall=0)
+    edges = run_maps(full, {"i": fmap}, {"o": expected}, seed=0, idle=0, backpressure=0)
     assert edges["i"] == list(range(3 * h * w))
     edges = run_maps(Residual(h, w, 2, 6, full.skip.depth - 1), {"i": fmap}, {"o": expected},
-                     seed=0, idle=0, stall=0)
+                     seed=0, idle=0, backpressure=0)
     assert edges["i"][-1] > 3 * h * w - 1

@@ -2,12 +2,12 @@
 """Fork, Join and whole residual blocks (Fork, a max-pool main path, SkipFifo, Join) under
 Verilator, against `imcflow.sw.golden`.
 
-Each test builds one `Bank`: 20 random configurations (one seed each, printed; with
-``IMCFLOW_SEED=<seed>`` the bank holds that one configuration, so a failing seed reproduces
-alone) plus the edge cases, side by side in one toplevel, so that a single Verilator build
-covers them all. tests/cocotb/stream_bank_tb.py drives every unit with seeded random idle cycles
-and independent random backpressure on each output and checks every beat; a second run with
-neither measures latency and rate. `Bank` and `run_bank` are shared with
+Each test builds one `~imcflow.verif.bank.Bank`: 20 random configurations (one seed each,
+printed; with ``IMCFLOW_SEED=<seed>`` the bank holds that one configuration, so a failing seed
+reproduces alone) plus the edge cases, side by side in one toplevel, so that a single Verilator
+build covers them all. tests/cocotb/stream_bank_tb.py drives every unit with seeded random idle
+cycles and independent random backpressure on each output and checks every beat; a second run
+with neither measures latency and rate. `Unit` and `run_bank` are shared with
 tests/test_pool_cocotb.py.
 """
 
@@ -17,42 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import signed, unsigned
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
 
 from imcflow.hw.residual import Fork, Join
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw import golden
 from imcflow.sw.arith import act_range
 from imcflow.verif import runner
+from imcflow.verif.bank import Bank
 from test_residual import Residual, beats, random_join, random_map
 
 TB = Path(__file__).parent / "cocotb" / "stream_bank_tb.py"
-
-
-class Bank(wiring.Component):
-    """Independent blocks side by side in one toplevel, so one Verilator build serves them all.
-
-    Port ``p`` of unit ``name`` appears as ``<name>_<p>`` (``<name>_<p>__valid`` in Verilog).
-    """
-
-    def __init__(self, units: dict):
-        self.units = units
-        super().__init__({f"{name}_{port}": member for name, unit in units.items()
-                          for port, member in unit.signature.members.items()})
-
-    def elaborate(self, platform):
-        m = Module()
-        for name, unit in self.units.items():
-            m.submodules[name] = unit
-            for port, member in unit.signature.members.items():
-                outer, inner = getattr(self, f"{name}_{port}"), getattr(unit, port)
-                if member.flow == In:
-                    wiring.connect(m, wiring.flipped(outer), inner)
-                else:
-                    wiring.connect(m, inner, wiring.flipped(outer))
-        return m
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""The verification backbone itself: scoreboard reports, pause patterns, the build cache under
-concurrent workers, and lint."""
+"""The verification backbone itself: scoreboard reports, pause patterns, the Amaranth-simulator
+stream harness, the build cache under concurrent workers, and lint."""
 
+import gc
 import itertools
 import random
 import re
@@ -9,9 +10,10 @@ import threading
 import numpy as np
 import pytest
 
-from imcflow.hw.fifo import SkidBuffer
+from imcflow.hw.fifo import PipelineFifo, SkidBuffer
 from imcflow.hw.streams import VectorLayout
 from imcflow.verif import runner
+from imcflow.verif.amaranth_sim import run_streams
 from imcflow.verif.patterns import pauses
 from imcflow.verif.scoreboard import Scoreboard, ScoreboardError
 from imcflow.verif.streams import StreamDriver, StreamMonitor
@@ -129,6 +131,42 @@ def test_monitor_catches_a_producer_breaking_the_stream_rules(second, message):
             monitor.drive(cycle)
             dut.o__valid.value, dut.o__payload.value = valid, payload
             monitor.sample(cycle)
+
+
+# --- run_streams: the Amaranth-simulator harness, on a FIFO with right and wrong expectations ---
+
+def _fifo_run(expected, **kwargs):
+    layout = VectorLayout(2, 4)
+    dut = PipelineFifo(layout, 3)
+    words = [layout.pack([n % 16, 15 - n % 16], last=n % 5 == 4) for n in range(40)]
+    return dut, words, run_streams(dut, {"i": (dut.i, words)}, {"o": (dut.o, expected(words))},
+                                   seed=3, **kwargs)
+
+
+def test_run_streams_returns_the_handshake_edges_of_every_port():
+    dut, words, edges = _fifo_run(lambda words: words, idle=0.3, backpressure=0.5)
+    assert len(edges["i"]) == len(edges["o"]) == len(words)
+    assert all(o >= i + dut.latency for i, o in zip(edges["i"], edges["o"]))
+    _, _, again = _fifo_run(lambda words: words, idle=0.3, backpressure=0.5)
+    assert again == edges                                           # the seed fixes the run
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("expected, message", [
+    # a wrong beat: its index, expected and actual lanes and last
+    (lambda w: w[:7] + [VectorLayout(2, 4).pack([1, 2])] + w[8:],
+     r"^PipelineFifo\.o: beat 7: expected \(\[1, 2\], False\), got \(\[7, 8\], False\)$"),
+    # a beat more than expected arrives within the tail
+    (lambda w: w[:-1], r"^PipelineFifo\.o: 1 extra beat\(s\) after 39: first extra is beat 39, "
+                       r"got \(\[7, 8\], True\)$"),
+    # a beat that never comes: the run stalls
+    (lambda w: w + w[:1], r"^stalled: not finished after 500 cycles; beats per port: i 40/40, "
+                          r"o 40/41$"),
+])
+def test_run_streams_fails_on_wrong_extra_and_missing_beats(expected, message):
+    with pytest.raises(AssertionError, match=message):
+        _fifo_run(expected, max_cycles=500)
+    gc.collect()  # close the aborted simulation's testbenches under this test's warning filter
 
 
 # --- build cache -----------------------------------------------------------------------------

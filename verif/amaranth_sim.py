@@ -3,25 +3,36 @@
 `stream_put` and `stream_get` move one beat; `stream_send` and `stream_receive` move many, with
 seeded idle cycles on the producer and backpressure on the consumer (see
 `imcflow.verif.patterns`). Payloads are whatever ``ctx.set``/``ctx.get`` take for the stream's
-payload shape: integers for plain shapes, ``dict``/`data.Const` for layouts. Pass
-``Value.cast(stream.payload)`` views of a layout to work with flat integers instead::
+payload shape: integers for plain shapes, ``dict``/`data.Const` for layouts. `flat` views a
+layout payload as one integer (`VectorLayout.pack` words)::
 
     async def testbench(ctx):
-        await stream_send(ctx, dut.i, beats, idle=0.3, rng=random.Random(seed))
+        await stream_send(ctx, flat(dut.i), words, idle=0.3, rng=random.Random(seed))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
+
+`run_streams` is the whole harness of a block's stream test: every input sent, every output
+checked in order against golden words, the handshake cycles returned for timing checks::
+
+    edges = run_streams(dut, {"i": (dut.i, words)}, {"o": (dut.o, expected)}, seed=seed)
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 
+from amaranth.hdl import Value
+from amaranth.sim import Simulator
+
+from imcflow.hw.streams import VectorLayout
 from imcflow.verif.patterns import pauses
+from imcflow.verif.scoreboard import Scoreboard
 
-__all__ = ["stream_put", "stream_get", "stream_send", "stream_receive"]
+__all__ = ["stream_put", "stream_get", "stream_send", "stream_receive", "flat", "run_streams"]
 
 
 async def stream_put(ctx, stream, payload) -> None:
@@ -56,8 +67,13 @@ async def stream_send(ctx, stream, payloads: Iterable, *, idle=None,
 
 
 async def stream_receive(ctx, stream, count: int, *, backpressure=None,
-                         rng: random.Random | None = None) -> list:
-    """Receive ``count`` beats; ``ready`` is drawn each cycle from the ``backpressure`` pattern."""
+                         rng: random.Random | None = None,
+                         on_beat: Callable[[object], None] | None = None) -> list:
+    """Receive ``count`` beats; ``ready`` is drawn each cycle from the ``backpressure`` pattern.
+
+    ``on_beat`` is called with each payload as it arrives (e.g. `Scoreboard.actual`, so a test
+    stops at the first wrong beat).
+    """
     pattern = pauses(backpressure, rng)
     beats = []
     while len(beats) < count:
@@ -66,5 +82,117 @@ async def stream_receive(ctx, stream, count: int, *, backpressure=None,
                                                               stream.payload)
         if valid and ready:
             beats.append(payload)
+            if on_beat is not None:
+                on_beat(payload)
     ctx.set(stream.ready, 0)
     return beats
+
+
+def flat(stream):
+    """``stream`` with its payload seen as one flat integer (``Value.cast``): for a
+    `~imcflow.hw.streams.VectorLayout` payload the beats are `VectorLayout.pack` words."""
+    return SimpleNamespace(valid=stream.valid, ready=stream.ready,
+                           payload=Value.cast(stream.payload))
+
+
+def _timing(dut) -> tuple[int, int]:
+    """The dut's documented ``latency`` and ``interval`` (0 and 1 where it has none)."""
+    latency, interval = getattr(dut, "latency", 0), getattr(dut, "interval", 1)
+    return (latency if isinstance(latency, int) else 0,
+            interval if isinstance(interval, int) and interval > 0 else 1)
+
+
+def _format(stream) -> Callable[[object], str]:
+    shape = stream.payload.shape()
+    if isinstance(shape, VectorLayout):
+        return lambda word: repr(shape.unpack(word))
+    return repr
+
+
+def run_streams(dut, sources: dict, sinks: dict, *, seed: int, idle=0.3, backpressure=0.3,
+                tail: int | None = None, max_cycles: int | None = None) -> dict[str, list[int]]:
+    """Simulate ``dut`` with words sent on its inputs and expected words checked on its outputs.
+
+    Every port runs concurrently with its own ``random.Random`` drawn from ``seed`` (sources in
+    order, then sinks), so one seed reproduces the whole run. Each sink is checked in order by a
+    `~imcflow.verif.scoreboard.Scoreboard` as its beats arrive: the first wrong beat fails with
+    its index, the expected and the actual word (shown as ``(lanes, last)`` when the payload is a
+    `~imcflow.hw.streams.VectorLayout`). Nothing may be lost, duplicated or reordered: after its
+    last expected beat a sink stays ready ``tail`` cycles and any further beat fails as extra,
+    and a run not finished within ``max_cycles`` fails as stalled, naming the beats per port.
+
+    Parameters
+    ----------
+    dut : amaranth.lib.wiring.Component
+        Simulated with a clock on its ``sync`` domain.
+    sources : dict of str to (stream, list of int)
+        ``{name: (port, words)}``: flat payload words (see `flat`), sent in order.
+    sinks : dict of str to (stream, list of int)
+        ``{name: (port, expected_words)}``: the golden words each output must deliver.
+    seed : int
+    idle, backpressure : pause spec
+        Idle cycles before each source beat and cycles in which a sink is not ready: a
+        probability, a pattern or None (`imcflow.verif.patterns.pauses`).
+    tail : int, optional
+        Default ``max(8, 2 * latency + interval + 4)`` from the dut's attributes.
+    max_cycles : int, optional
+        Default ``20 * interval * (beats + 10) + 10 * latency + 500``, at least 20 000, where
+        ``beats`` is the most words on any port: generous for idle and backpressure up to 0.6.
+
+    Returns
+    -------
+    dict of str to list of int
+        For every port name, the clock edges of its handshakes (edge ``n`` ends cycle ``n``; a
+        beat offered from the start handshakes at edge 0 at the earliest).
+    """
+    latency, interval = _timing(dut)
+    tail = max(8, 2 * latency + interval + 4) if tail is None else tail
+    if max_cycles is None:
+        beats = max((len(words) for _, words in [*sources.values(), *sinks.values()]), default=0)
+        max_cycles = max(20_000, 20 * interval * (beats + 10) + 10 * latency + 500)
+    ports = {name: port for name, (port, _) in [*sources.items(), *sinks.items()]}
+    counts = {name: len(words) for name, (_, words) in [*sources.items(), *sinks.items()]}
+    edges = {name: [] for name in ports}
+    rng = random.Random(seed)
+
+    def source(port, words, r):
+        async def bench(ctx):
+            await stream_send(ctx, flat(port), words, idle=idle, rng=r)
+        return bench
+
+    def sink(name, port, words, r):
+        board = Scoreboard(words, name=f"{type(dut).__name__}.{name}", fmt=_format(port))
+
+        async def bench(ctx):
+            view = flat(port)
+            await stream_receive(ctx, view, len(words), backpressure=backpressure, rng=r,
+                                 on_beat=board.actual)
+            ctx.set(port.ready, 1)
+            for _ in range(tail):
+                _, _, valid, payload = await ctx.tick().sample(port.valid, view.payload)
+                if valid:
+                    board.actual(payload)
+                    board.finish()  # raises: an extra beat
+        return bench
+
+    async def monitor(ctx):
+        edge = 0
+        handshakes = [port.valid & port.ready for port in ports.values()]
+        async for _, _, *fired in ctx.tick().sample(*handshakes):
+            for name, handshake in zip(ports, fired):
+                if handshake:
+                    edges[name].append(edge)
+            edge += 1
+            assert edge < max_cycles, f"stalled: not finished after {max_cycles} cycles; " \
+                "beats per port: " + ", ".join(f"{name} {len(e)}/{counts[name]}"
+                                                for name, e in edges.items())
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(monitor, background=True)
+    for port, words in sources.values():
+        sim.add_testbench(source(port, words, random.Random(rng.getrandbits(32))))
+    for name, (port, words) in sinks.items():
+        sim.add_testbench(sink(name, port, words, random.Random(rng.getrandbits(32))))
+    sim.run()
+    return edges

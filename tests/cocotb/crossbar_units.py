@@ -1,7 +1,8 @@
 """cocotb side shared by crossbar_tb.py, accumulator_tb.py and core_tb.py.
 
-Their toplevels are bundles (see tests/test_crossbar_cocotb.py): several independent DUTs side by
-side, DUT ``k``'s ports prefixed ``u<k>_``, so one Verilator build checks many geometries. A `Unit`
+Their toplevels are banks (`imcflow.verif.bank.Bank`, built by ``run_bundle`` in
+tests/test_crossbar_cocotb.py): several independent DUTs side by side, DUT ``k``'s ports prefixed
+``u<k>_``, so one Verilator build checks many geometries. A `Unit`
 is the verification of one of them inside a shared `~imcflow.verif.bench.Bench`: a
 `~imcflow.verif.streams.StreamDriver` per input, a `~imcflow.verif.streams.StreamMonitor` on the
 output feeding an in-order `~imcflow.verif.scoreboard.Scoreboard`, and pause patterns that a test

@@ -1,7 +1,7 @@
 """cocotb testbench of a bank of independent stream blocks, run by tests/test_pool_cocotb.py and
 tests/test_residual_cocotb.py.
 
-The toplevel (``Bank`` in tests/test_residual_cocotb.py) holds several units, each a block with
+The toplevel (an `imcflow.verif.bank.Bank`) holds several units, each a block with
 its stream ports renamed ``<unit>_<port>``. Every unit runs at the same time with its own seeded
 idle cycles on each input and its own independent backpressure on each output; every output beat
 is compared in order with the golden beats computed by the pytest side from `imcflow.sw.golden`.
