@@ -116,6 +116,8 @@ def test_constructor_checks(kwargs, error, message):
     # ... and 4 planes x ceil(6 / 2) groups = 12 steps within 20 cycles
     (4, 6, Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, adc_bits=5,
                 mvm_cycles=20), 20, 14, 9),
+    # adder-tree pipeline registers: one cycle of latency each, the same interval
+    (8, 4, Arch(rows=8, cols=4, mvm_cycles=5, mac_stages=3), 5, 9, 8),
 ])
 def test_geometry_and_timing_attributes(rows, cols, arch, interval, latency, out_bits):
     tile = CrossbarTile(np.zeros((rows, cols), int), adc_shift=0, arch=arch)
@@ -140,6 +142,11 @@ GEOMETRIES = [
                             adc_bits=3, mvm_cycles=3, col_parallelism=2), id="bs-p2-partial"),
     pytest.param(4, 1, Arch(rows=4, cols=2, input_encoding="bit_serial", act_bits=2,
                             adc_bits=6, mvm_cycles=5), id="bs-1col-slow"),
+    pytest.param(13, 5, Arch(rows=16, cols=8, mvm_cycles=2, col_parallelism=3, mac_stages=2),
+                 id="pwm-p3-mac2"),
+    pytest.param(1, 2, Arch(rows=4, cols=2, mvm_cycles=1, mac_stages=3), id="pwm-1row-mac3"),
+    pytest.param(7, 3, Arch(rows=8, cols=4, input_encoding="bit_serial", act_bits=3,
+                            adc_bits=4, mvm_cycles=3, mac_stages=5), id="bs-mac5"),
 ]
 
 
@@ -251,7 +258,11 @@ def test_reprogram_then_compute(arch, seeds):
     (Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, mvm_cycles=4,
           col_parallelism=2), 3),
     (Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, mvm_cycles=9), 3),
-], ids=["pwm-1", "pwm-analog4", "pwm-p2", "pwm-p2-analog8", "bs-p2", "bs-analog9"])
+    (Arch(rows=8, cols=4, mvm_cycles=1, mac_stages=2), 4),
+    (Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, mvm_cycles=4,
+          col_parallelism=2, mac_stages=4), 3),
+], ids=["pwm-1", "pwm-analog4", "pwm-p2", "pwm-p2-analog8", "bs-p2", "bs-analog9", "pwm-1-mac2",
+        "bs-p2-mac4"])
 def test_latency_and_interval(arch, cols):
     # A producer that never idles and a consumer that never stalls: inputs are taken exactly
     # every `interval` cycles, each result is valid `latency` cycles after its input, and the
