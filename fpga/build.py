@@ -249,12 +249,6 @@ def render_markdown(report: dict) -> str:
                       f"routing, {d['clk-to-q'] + d['setup']:.2f} ns flop clock-to-out and setup."]
         if cp["sources"]:
             lines += ["Its nets come from: " + ", ".join(f"`{s}`" for s in cp["sources"][:12]) + "."]
-    mult = report.get("multipliers")
-    if mult:
-        where = ("in LUTs (Yosys `booth`), as they outnumber the DSPs; wider multiplies in DSPs"
-                 if mult["small_in_luts"] else "in DSPs")
-        lines += ["", f"Multipliers: the crossbars form {mult['crossbar_products']} products per "
-                      f"cycle, the device has {mult['dsps']} DSPs: products {where}."]
     mem = report.get("memories")
     if mem and mem["placements"]:
         lines += ["", f"Multi-port memories (window buffers; {mem['brams']} of {mem['available']} "
@@ -293,10 +287,10 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         Written atomically: the bitstream (``top.bit`` for ECP5, ``top.bin`` for iCE40),
         ``report.json``, ``report.md`` and ``build/``.
     details : dict, optional
-        Added to the report (network, arch, accelerator description, multiplier plan).
+        Added to the report (network, arch, accelerator description, memory plan).
     yosys_script : str
         Yosys commands run after reading the design and before synthesis
-        (`imcflow.fpga.resources.multiplier_plan`).
+        (`imcflow.fpga.resources.yosys_script`).
 
     Returns
     -------

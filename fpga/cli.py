@@ -65,7 +65,7 @@ def build(args) -> dict:
     from imcflow.fpga.boards import board as find_board
     from imcflow.fpga.build import FlowError, build_board
     from imcflow.fpga.design import accelerator_for, load_design
-    from imcflow.fpga.resources import memories, memory_plan, multiplier_plan, yosys_script
+    from imcflow.fpga.resources import memories, memory_plan, yosys_script
     from imcflow.fpga.top import BoardTop
     from imcflow.fpga.uart import divisor_for
 
@@ -83,12 +83,11 @@ def build(args) -> dict:
     accelerator = accelerator_for(design)
     top = BoardTop(target, accelerator, height=design.height, width=design.width,
                    clock_mhz=clock_mhz, baud=args.baud, design_id=design.design_id)
-    multipliers = multiplier_plan(design.qnet, target)
     placement = memory_plan(memories(top.system, "top.system"), target)
-    script = yosys_script(multipliers, placement)
+    script = yosys_script(placement)
     details = {"network": design.network, "arch": arch.to_dict(),
                "accelerator": getattr(accelerator, "description", type(accelerator).__name__),
-               "multipliers": multipliers, "memories": placement, "yosys_script": script}
+               "memories": placement, "yosys_script": script}
     try:
         return build_board(top, args.output, details=details, yosys_script=script)
     except FlowError as e:

@@ -1,16 +1,10 @@
-"""How an accelerator is laid out on a board's resources: multipliers and memories.
+"""How an accelerator is laid out on a board's memories.
 
-Multipliers. The behavioural crossbar (`imcflow.hw.crossbar.CrossbarTile`) forms, every cycle,
-the products of the ``rows`` inputs of a tile with the weights of ``p = col_parallelism``
-columns: ``rows * p`` multiplications of an activation (``act_bits + 1`` bits, signed) by a
-weight (``weight_bits`` bits). The weights come from a small ROM addressed by the column group,
-so they are variables to synthesis, and Yosys maps each product onto an 18x18 DSP multiplier by
-default: the digits network at ``p = 4`` has 1,828 of them, the LFE5U-85F 156. Requantization
-multiplies (an accumulator by a 16-bit constant, one per output channel; joins and pools) are
-wide and few: they belong in the DSPs. `multiplier_plan` decides: when the crossbar products do
-not all fit into the board's DSPs, every multiplication of two operands of at most
-``SMALL_BITS`` bits is turned into LUT logic (Yosys' ``booth`` pass) and only the wide ones use
-DSPs.
+Multipliers need no plan: the behavioural crossbar (`imcflow.hw.crossbar.CrossbarTile`) sums
+its products as adder trees over the weight bits, so it has no multipliers at all, and the few
+wide multiplies left (requantization of an accumulator by a 16-bit constant, one per output
+channel; joins and average pools) go to the DSPs, as Yosys maps them by default (122 for digits,
+of the LFE5U-85F's 156).
 
 Memories. A window buffer (`imcflow.hw.linebuffer.LineBuffer`, `~imcflow.hw.framebuffer.FrameBuffer`)
 is read through one port per kernel tap (9 for a 3x3 kernel). Left to itself, Yosys builds such
@@ -22,8 +16,8 @@ puts the multi-port memories into block RAM, largest first, while the board's bl
 Yosys (iCE40, which has no LUT-RAM); it passes the choice to Yosys as a ``ram_style`` attribute
 on each memory, checking that each memory's path selects exactly one memory.
 
-`yosys_script` joins both plans into the commands run after reading the design; the build report
-records them (``multipliers``, ``memories``).
+`yosys_script` turns the plan into the commands run after reading the design; the build report
+records it (``memories``).
 """
 
 from __future__ import annotations
@@ -31,45 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from imcflow.sw.golden import tile_slices
 
-__all__ = ["SMALL_BITS", "BRAM_RESERVE", "crossbar_products", "multiplier_plan", "MemoryUse",
-           "memories", "memory_plan", "yosys_script"]
-
-#: operands of at most this many bits are multiplied in LUTs when the DSPs run out
-#: (activations are at most 8 bits, 9 signed; weights at most 8)
-SMALL_BITS = 9
-
-
-def crossbar_products(qnet) -> int:
-    """Multiplications the crossbar tiles of ``qnet`` perform per cycle: the sum over every
-    tile of ``rows * min(col_parallelism, cols)``; 0 for ``bit_serial`` input, whose products
-    with one bit plane are AND gates."""
-    arch = qnet.arch
-    if arch.input_encoding == "bit_serial":
-        return 0
-    total = 0
-    for q in qnet.crossbar_layers:
-        for rows in tile_slices(q.rows, arch.rows):
-            for cols in tile_slices(q.cols, arch.cols):
-                width = cols.stop - cols.start
-                total += (rows.stop - rows.start) * min(arch.col_parallelism or width, width)
-    return total
-
-
-def multiplier_plan(qnet, board) -> dict:
-    """Where the multiplications go on ``board``.
-
-    Returns
-    -------
-    dict
-        ``crossbar_products``, ``dsps`` (available) and ``small_in_luts`` (whether operands of
-        at most `SMALL_BITS` bits are multiplied in LUTs).
-    """
-    products = crossbar_products(qnet)
-    in_luts = products > board.dsps
-    return {"crossbar_products": products, "dsps": board.dsps, "small_in_luts": in_luts}
-
+__all__ = ["BRAM_RESERVE", "MemoryUse", "memories", "memory_plan", "yosys_script"]
 
 #: fraction of the block RAMs `memory_plan` leaves to the memories it does not place
 BRAM_RESERVE = 0.1
@@ -145,12 +102,10 @@ def memory_plan(uses: list[MemoryUse], board) -> dict:
     return {"placements": placements, "brams": used, "available": board.brams}
 
 
-def yosys_script(multipliers: dict, memory: dict) -> str:
-    """The Yosys commands of both plans, run after the design is read (``proc`` first: Yosys
-    ignores modules that still hold processes when it selects)."""
+def yosys_script(memory: dict) -> str:
+    """The Yosys commands of the memory plan, run after the design is read (``proc`` first:
+    Yosys ignores modules that still hold processes when it selects)."""
     commands = ["proc"]
-    if multipliers["small_in_luts"]:
-        commands.append(f"booth t:$mul r:A_WIDTH<={SMALL_BITS} %i r:B_WIDTH<={SMALL_BITS} %i")
     for p in memory["placements"]:
         if p["style"] != "auto":
             target = f"{p['path'].rsplit('.', 1)[0]}/m:{p['path'].rsplit('.', 1)[1]}"

@@ -261,16 +261,25 @@ class CrossbarTile(wiring.Component):
                          tag1.bit.eq(planes - 1 - issue_k), tag1.first.eq(issue_k == 0),
                          tag1.plane_done.eq(plane_done), tag1.mvm_done.eq(mvm_done)]
 
-        # Stage 1: products of the word read with the input (or one bit plane of it), adder trees.
+        # Stage 1: the dot products, as adder trees of gated inputs. `pwm`: one tree per weight
+        # bit b (two's complement: the top bit weighs -2**(B-1)), each adding the inputs whose
+        # weight has bit b set, so `sum_r x[r] * w[r]` needs adders only, no multipliers (a
+        # third of the FPGA logic of a multiplier per cell). `bit_serial`: one tree adding the
+        # weights of the rows whose input bit of this plane is set.
+        wb = arch.weight_bits
         if planes == 1:
-            terms = [[x[r] * rd.data[j][r] for r in range(self.rows)] for j in range(p)]
+            trees = [(j, -(1 << b) if b == wb - 1 else 1 << b,
+                      [Mux(rd.data[j][r][b], x[r], 0) for r in range(self.rows)])
+                     for j in range(p) for b in range(wb)]
         else:
             plane = Signal(self.rows)
             m.d.comb += plane.eq(Cat(x[r].bit_select(tag1.bit, 1) for r in range(self.rows)))
-            terms = [[Mux(plane[r], rd.data[j][r], 0) for r in range(self.rows)] for j in range(p)]
-        # `mac_stages` registers, spread evenly over the product level and the tree levels
-        # (the same pairwise tree as `tree_sum`); the step's tag travels alongside.
-        levels = 1 + (len(terms[0]) - 1).bit_length()
+            trees = [(j, 1, [Mux(plane[r], rd.data[j][r], 0) for r in range(self.rows)])
+                     for j in range(p)]
+        terms = [t for _, _, t in trees]
+        # `mac_stages` registers, spread evenly over the gating level and the tree levels (the
+        # same pairwise tree as `tree_sum`); the step's tag travels alongside.
+        levels = 1 + (self.rows - 1).bit_length()
         cuts = [max(1, round(levels * (s + 1) / (arch.mac_stages + 1)))
                 for s in range(arch.mac_stages)]
         step_tag = Signal(tag, name="tag_mac_in")
@@ -280,16 +289,21 @@ class CrossbarTile(wiring.Component):
                 terms = [[t[k] + t[k + 1] if k + 1 < len(t) else t[k] for k in range(0, len(t), 2)]
                          for t in terms]
             for n in range(cuts.count(level)):
-                regs = [[Signal(v.shape(), name=f"mac_l{level}_{n}_c{j}_{k}")
-                         for k, v in enumerate(t)] for j, t in enumerate(terms)]
+                regs = [[Signal(v.shape(), name=f"mac_l{level}_{n}_t{i}_{k}")
+                         for k, v in enumerate(t)] for i, t in enumerate(terms)]
                 reg_tag = Signal(tag, name=f"tag_mac_l{level}_{n}")
                 with m.If(en):
                     m.d.sync += [r.eq(v) for rs, t in zip(regs, terms) for r, v in zip(rs, t)]
                     m.d.sync += reg_tag.eq(step_tag)
                 terms, step_tag = regs, reg_tag
+        sums = [[] for _ in range(p)]
+        for (j, weight, _), t in zip(trees, terms):
+            total = tree_sum(t)
+            shift = weight.bit_length() - 1 if weight > 0 else (-weight).bit_length() - 1
+            sums[j].append(-(total << shift) if weight < 0 else total << shift)
         dot = Signal(data.ArrayLayout(self._dot_shape(), p))
         with m.If(en):
-            m.d.sync += [tag2.eq(step_tag), *(dot[j].eq(tree_sum(terms[j])) for j in range(p))]
+            m.d.sync += [tag2.eq(step_tag), *(dot[j].eq(tree_sum(sums[j])) for j in range(p))]
 
         # Stage 2: ADC (gain shift, round half up, saturation), shift-add over bit planes, and
         # the finished group into its lanes of the output register.

@@ -153,8 +153,9 @@ PRESETS: dict[str, Arch] = {
     "bit_serial": Arch(input_encoding="bit_serial"),
     # Smaller crossbars: more row/column tiles on small networks, cheap to simulate.
     "small": Arch(rows=64, cols=64),
-    # What fits an FPGA: fewer columns computed per cycle, a 100 MHz clock.
-    "fpga": Arch(col_parallelism=4, mvm_cycles=8, clock_mhz=100.0),
+    # What fits an FPGA (docs/fpga.md): one column per cycle (a board behind a UART needs far
+    # less than the crossbar rate), adder trees cut by 3 registers for a 100 MHz clock.
+    "fpga": Arch(col_parallelism=1, mac_stages=3, mvm_cycles=8, clock_mhz=100.0),
 }
 
 

@@ -174,29 +174,23 @@ def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny):
     assert "## What binds" in (out / "report.md").read_text()
 
 
-def test_yosys_follows_the_multiplier_and_memory_plans(tmp_path):
+def test_yosys_follows_the_memory_plan(tmp_path):
     # The plan's commands must select what they mean (Yosys silently skips modules that still
-    # hold processes): with them, the 4 x 3 products of a 2x2 -> 3 dense layer leave the DSPs
-    # (only its 3 requantization multipliers stay; without the plan 15 MULT18X18D), and its
-    # window buffer (4 read ports, 8 bits) lands in 4 block RAMs, one per read port.
+    # hold processes): the window buffer of a 2x2 -> 3 dense layer (4 read ports, 8 bits) lands
+    # in 4 block RAMs, one per read port. Its crossbar has no multipliers (adder trees over the
+    # weight bits): only the 3 requantization multiplies use DSPs.
     import subprocess
     from dataclasses import replace
 
     from amaranth.back import rtlil
 
     from imcflow import toolchain
-    from imcflow.fpga.resources import (crossbar_products, memories, memory_plan,
-                                        multiplier_plan, yosys_script)
+    from imcflow.fpga.resources import memories, memory_plan, yosys_script
     from imcflow.fpga.top import SerialAccelerator
     from imcflow.sw.networks import load_qnetwork
 
     (tmp_path / "tiny.toml").write_text(TINY)
     qnet = load_qnetwork(str(tmp_path / "tiny.toml"), "fpga")
-    assert crossbar_products(qnet) == 4 * 3
-    assert crossbar_products(load_qnetwork(str(tmp_path / "tiny.toml"), "bit_serial")) == 0
-    few_dsps = replace(board("ulx3s-85f"), dsps=8)
-    multipliers = multiplier_plan(qnet, few_dsps)
-    assert multipliers["small_in_luts"] and not multiplier_plan(qnet, board("ulx3s-85f"))["small_in_luts"]
 
     system = SerialAccelerator(DenseStandIn(qnet), height=2, width=2, divisor=868)
     uses = memories(system, "t")
@@ -209,7 +203,7 @@ def test_yosys_follows_the_multiplier_and_memory_plans(tmp_path):
 
     (tmp_path / "t.il").write_text(rtlil.convert(system, name="t"))
     subprocess.run([toolchain.require("yosys"), "-q", "-p",     # yowasp sees the working directory
-                    f"read_rtlil t.il; {yosys_script(multipliers, placement)}; synth_ecp5 -top t; "
+                    f"read_rtlil t.il; {yosys_script(placement)}; synth_ecp5 -top t; "
                     f"tee -q -o stat.txt stat"],
                    check=True, capture_output=True, cwd=tmp_path, env=toolchain.environ())
     cells = dict((name, int(n)) for n, name in
@@ -227,7 +221,7 @@ def test_a_plan_that_selects_nothing_fails_the_build(tmp_path):
     from imcflow.fpga.uart import UartTx
 
     (tmp_path / "u.il").write_text(rtlil.convert(UartTx(4), name="u"))
-    script = yosys_script({"small_in_luts": False}, {"placements": [
+    script = yosys_script({"placements": [
         {"path": "u.renamed.memory", "style": "block"}]})
     done = subprocess.run([toolchain.require("yosys"), "-q", "-p", f"read_rtlil u.il; {script}"],
                           capture_output=True, text=True, cwd=tmp_path, env=toolchain.environ())
