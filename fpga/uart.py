@@ -2,8 +2,8 @@
 
 A character is a start bit (0), eight data bits, least significant first, and a stop bit (1),
 each bit ``divisor`` clock cycles long: the baud rate is ``f_clk / divisor``. On the boards the
-link runs at 115200 baud (`imcflow.fpga.boards`: ``divisor = round(f_clk / 115200)``, 868 at
-100 MHz); simulations use a small divisor so a frame takes a few thousand cycles.
+link runs at 115200 baud (`imcflow.fpga.boards`: ``divisor = round(f_clk / 115200)``, 217 at
+25 MHz); simulations use a small divisor so a frame takes a few thousand cycles.
 
 `UartTx` serializes the bytes of its input stream; `UartRx` samples a line in the middle of each
 bit and delivers the bytes on an output stream. The receiver cannot stall the sender: a byte that

@@ -156,7 +156,8 @@ def test_a_failing_tool_leaves_no_output_and_keeps_its_log(tmp_path, capsys, tin
 def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny):
     # The whole ULX3S top around a 2x2 -> 3 stand-in: PLL to 100 MHz, reset, UART, LEDs.
     out = tmp_path / "out"
-    assert main(["fpga", "build", "--network", str(tiny), "-o", str(out), "--json"]) == 0
+    assert main(["fpga", "build", "--network", str(tiny), "--clock-mhz", "100", "-o", str(out),
+                 "--json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert "yosys done" in captured.err and "nextpnr-ecp5 done" in captured.err
