@@ -57,7 +57,7 @@ def _kbit(bits: int) -> str:
 
 def run(args) -> int:
     from imcflow.sw.report import table
-    from imcflow.verif.sim import passed
+    from imcflow.verif.sim import failures, passed
 
     f = demo(args.images, args.output, progress=not args.json, quiet_stdout=args.json)
     if args.json:
@@ -71,12 +71,8 @@ def run(args) -> int:
           f"{_kbit(f['activation_memory_bits'])}, weights {_kbit(f['weight_memory_bits'])}")
     print(f"{f['images']} held-out images: accuracy {f['accuracy']:.3f} (golden model "
           f"{f['golden_accuracy']:.3f}), {f['bit_exact']} of {f['images']} bit-exact")
-    if f["first_mismatch"]:
-        m = f["first_mismatch"]
-        print(f"first mismatch: image {m['image']}, beat {m['beat']}: expected {m['expected']}, "
-              f"got {m['actual']}")
-    if f["deadlock"]:
-        print(f["deadlock"])
+    for line in failures(f):
+        print(line)
     if f["cycles_per_image"] is not None:
         print(f"cycles per image {f['cycles_per_image']:.1f} (model "
               f"{f['model_cycles_per_image']:.1f}, ratio {f['cycles_per_image_ratio']:.4f}); "

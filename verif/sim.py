@@ -424,6 +424,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def failures(figures: dict) -> list[str]:
+    """The lines that say what went wrong in a run: its first mismatch and its deadlock."""
+    lines = []
+    if figures["first_mismatch"]:
+        m = figures["first_mismatch"]
+        lines.append(f"first mismatch: image {m['image']}, beat {m['beat']}: expected "
+                     f"{m['expected']}, got {m['actual']}")
+    if figures["deadlock"]:
+        lines.append(figures["deadlock"])
+    return lines
+
+
 def _fmt(value, spec=""):
     return "n/a" if value is None else format(value, spec)
 
@@ -440,12 +452,8 @@ def run(args) -> int:
     f = figures
     print(f"{f['top']}: {f['bit_exact']} of {f['images']} images bit-exact"
           + (f", accuracy {f['accuracy']:.3f}" if f.get("accuracy") is not None else ""))
-    if f["first_mismatch"]:
-        m = f["first_mismatch"]
-        print(f"first mismatch: image {m['image']}, beat {m['beat']}: expected {m['expected']}, "
-              f"got {m['actual']}")
-    if f["deadlock"]:
-        print(f["deadlock"])
+    for line in failures(f):
+        print(line)
     print(f"cycles per image {_fmt(f['cycles_per_image'], '.1f')} (model "
           f"{_fmt(f.get('model_cycles_per_image'), '.1f')}, ratio "
           f"{_fmt(f.get('cycles_per_image_ratio'), '.4f')}); latency {_fmt(f['latency_cycles'])} "
