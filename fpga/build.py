@@ -277,7 +277,8 @@ def _failed_dir(name: str) -> Path:
 
 
 def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
-                yosys_script: str = "", progress: _Progress | None = None) -> dict:
+                yosys_script: str = "", progress: _Progress | None = None,
+                force: bool = False) -> dict:
     """Build ``top`` (a `~imcflow.fpga.top.BoardTop`) into directory ``output``.
 
     Parameters
@@ -285,7 +286,8 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
     top : BoardTop
     output : path
         Written atomically: the bitstream (``top.bit`` for ECP5, ``top.bin`` for iCE40),
-        ``report.json``, ``report.md`` and ``build/``.
+        ``report.json``, ``report.md`` and ``build/``. A new directory or one imcflow wrote,
+        unless ``force`` (`imcflow.files.atomic_directory`).
     details : dict, optional
         Added to the report (network, arch, accelerator description, memory plan).
     yosys_script : str
@@ -311,7 +313,7 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
     tools_env = toolchain.environ()
     start = time.monotonic()
     output = Path(output)
-    with atomic_directory(output) as tmp:
+    with atomic_directory(output, force=force) as tmp:
         work = Path(tmp) / "build"
         progress.line(f"elaborating the {board.name} top")
         platform = board.platform()

@@ -43,7 +43,10 @@ def add_arguments(parser) -> None:
                    help="system clock on a board with a PLL (default: the arch's clock_mhz)")
     b.add_argument("--baud", type=int, default=BAUD, help=f"UART baud rate (default: {BAUD})")
     b.add_argument("-o", "--output", required=True, metavar="DIR",
-                   help="output directory (replaced as a whole, only on success)")
+                   help="output directory: a new one or one imcflow wrote (replaced as a "
+                        "whole, only on success)")
+    b.add_argument("--force", action="store_true",
+                   help="replace DIR even if imcflow did not write it (never ., a parent of it or home)")
     b.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     r = actions.add_parser("run", help="stream held-out images to a board and check its logits",
@@ -62,6 +65,7 @@ def add_arguments(parser) -> None:
 
 def build(args) -> dict:
     """``imcflow fpga build``: the report of `imcflow.fpga.build.build_board`."""
+    from imcflow.files import check_output_directory
     from imcflow.fpga.boards import board as find_board
     from imcflow.fpga.build import FlowError, build_board
     from imcflow.fpga.design import accelerator_for, load_design
@@ -69,6 +73,7 @@ def build(args) -> dict:
     from imcflow.fpga.top import BoardTop
     from imcflow.fpga.uart import divisor_for
 
+    check_output_directory(args.output, args.force)
     target = find_board(args.board)
     if args.baud < 1:
         raise UserError(f"--baud: must be a positive integer, not {args.baud}")
@@ -89,7 +94,8 @@ def build(args) -> dict:
                "accelerator": getattr(accelerator, "description", type(accelerator).__name__),
                "memories": placement, "yosys_script": script}
     try:
-        return build_board(top, args.output, details=details, yosys_script=script)
+        return build_board(top, args.output, details=details, yosys_script=script,
+                           force=args.force)
     except FlowError as e:
         _log(f"error: {e}")
         raise SystemExit(1) from None

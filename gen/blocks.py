@@ -16,7 +16,7 @@ from pathlib import Path
 
 from imcflow import __version__, toolchain
 from imcflow.errors import UserError
-from imcflow.files import atomic_directory
+from imcflow.files import atomic_directory, check_output_directory
 
 __all__ = ["FIFO_WIDTHS", "FIFO_DEPTHS", "BLOCKS", "ports", "tool_versions", "write_block",
            "generate_fifo"]
@@ -56,11 +56,11 @@ def tool_versions() -> dict[str, str]:
 
 
 def write_block(out_dir: str | os.PathLike, component, *, block: str, name: str,
-                parameters: dict) -> dict:
+                parameters: dict, force: bool = False) -> dict:
     """Write ``<out_dir>/<name>.v`` and ``manifest.json`` for ``component``, atomically.
 
-    The Verilog is linted before the directory appears; ``out_dir`` is replaced whole or left
-    untouched.
+    The Verilog is linted before the directory appears; ``out_dir`` (new, or written by imcflow
+    unless ``force``: `imcflow.files.atomic_directory`) is replaced whole or left untouched.
 
     Returns
     -------
@@ -77,6 +77,7 @@ def write_block(out_dir: str | os.PathLike, component, *, block: str, name: str,
     """
     from imcflow.verif import runner
 
+    check_output_directory(out_dir, force)
     manifest = {
         "block": block, "name": name, "verilog": f"{name}.v", "parameters": parameters,
         "ports": ports(component),
@@ -86,7 +87,7 @@ def write_block(out_dir: str | os.PathLike, component, *, block: str, name: str,
         "tools": tool_versions(),
     }
     text = runner.verilog(component, name)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, force=force) as tmp:
         verilog = Path(tmp) / f"{name}.v"
         verilog.write_text(text)
         runner.lint(verilog, name)
@@ -94,7 +95,7 @@ def write_block(out_dir: str | os.PathLike, component, *, block: str, name: str,
     return manifest
 
 
-def generate_fifo(out_dir: str | os.PathLike, *, width: int, depth: int) -> dict:
+def generate_fifo(out_dir: str | os.PathLike, *, width: int, depth: int, force: bool = False) -> dict:
     """`~imcflow.hw.fifo.PipelineFifo` of ``width``-bit beats and ``depth`` entries, as
     ``<out_dir>/fifo_w<width>_d<depth>.v`` plus manifest (see `write_block`)."""
     from imcflow.hw.fifo import PipelineFifo
@@ -102,7 +103,8 @@ def generate_fifo(out_dir: str | os.PathLike, *, width: int, depth: int) -> dict
     width = _check("fifo.width", width, FIFO_WIDTHS)
     depth = _check("fifo.depth", depth, FIFO_DEPTHS)
     return write_block(out_dir, PipelineFifo(width, depth), block="fifo",
-                       name=f"fifo_w{width}_d{depth}", parameters={"width": width, "depth": depth})
+                       name=f"fifo_w{width}_d{depth}", parameters={"width": width, "depth": depth},
+                       force=force)
 
 
 #: ``imcflow gen <block>``: block name -> (generator, the keyword options it requires)

@@ -43,11 +43,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--depth", type=int,
                         help=f"fifo: capacity in beats ({FIFO_DEPTHS.start}..{FIFO_DEPTHS.stop - 1})")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
-                        help="output directory (replaced as a whole, only on success)")
+                        help="output directory: a new one or one imcflow wrote (replaced as a "
+                             "whole, only on success)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace DIR even if imcflow did not write it (never ., a parent of it or home)")
     parser.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
 
 
 def run(args) -> int:
+    from imcflow.files import check_output_directory
+
+    check_output_directory(args.output, args.force)
     if args.block is None and args.network is None:
         raise UserError(f"block: name the block to generate ({', '.join(BLOCKS)}) or give "
                         f"--network for a whole accelerator")
@@ -63,7 +69,7 @@ def run(args) -> int:
     for option in options:
         if getattr(args, option) is None:
             raise UserError(f"--{option}: required by `imcflow gen {args.block}`")
-    manifest = generate(args.output, **{option: getattr(args, option) for option in options})
+    manifest = generate(args.output, force=args.force, **{option: getattr(args, option) for option in options})
     if args.json:
         from imcflow.cli import print_json
 
@@ -83,7 +89,8 @@ def _accelerator(args) -> int:
             raise UserError(f"--{option}: only for `imcflow gen fifo`")
     scale = 1.0 if args.skip_depth_scale is None else args.skip_depth_scale
     gen = generate(args.output, args.network, args.arch, core_budget=args.core_budget,
-                   buffer=args.buffer, skip_depth_scale=scale, progress=not args.json)
+                   buffer=args.buffer, skip_depth_scale=scale, progress=not args.json,
+                   force=args.force)
     manifest = gen.manifest
     if args.json:
         from imcflow.cli import print_json

@@ -21,7 +21,7 @@ NETWORK, ARCH, IMAGES, OUTPUT = "digits", "default", 360, "out/demo"
 
 
 def demo(images: int = IMAGES, output: str = OUTPUT, *, progress: bool = True,
-         quiet_stdout: bool = False) -> dict:
+         quiet_stdout: bool = False, force: bool = False) -> dict:
     """Generate and simulate the default accelerator; returns the figures (`run` prints them).
 
     The keys are those of `imcflow.verif.sim.simulate` plus ``arch``, ``weight_memory_bits``,
@@ -32,7 +32,7 @@ def demo(images: int = IMAGES, output: str = OUTPUT, *, progress: bool = True,
     from imcflow.verif.sim import simulate
 
     start = time.monotonic()
-    gen = generate(output, NETWORK, ARCH, progress=progress)
+    gen = generate(output, NETWORK, ARCH, progress=progress, force=force)
     gen_seconds = time.monotonic() - start
     figures = simulate(output, images, progress=progress, quiet_stdout=quiet_stdout)
     weights = sum(l["rows"] * l["cols"] * l["replication"] for l in gen.manifest["layers"]
@@ -47,7 +47,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--images", type=int, default=IMAGES,
                         help=f"held-out digits to simulate (default {IMAGES}, all of them)")
     parser.add_argument("-o", "--output", default=OUTPUT, metavar="DIR",
-                        help=f"where the accelerator is written (default {OUTPUT})")
+                        help=f"where the accelerator is written (default {OUTPUT}; a new "
+                             f"directory or one imcflow wrote)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace DIR even if imcflow did not write it (never ., a parent of it or home)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -56,10 +59,13 @@ def _kbit(bits: int) -> str:
 
 
 def run(args) -> int:
+    from imcflow.files import check_output_directory
     from imcflow.sw.report import table
     from imcflow.verif.sim import failures, passed
 
-    f = demo(args.images, args.output, progress=not args.json, quiet_stdout=args.json)
+    check_output_directory(args.output, args.force)
+    f = demo(args.images, args.output, progress=not args.json, quiet_stdout=args.json,
+             force=args.force)
     if args.json:
         from imcflow.cli import print_json
 

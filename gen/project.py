@@ -23,7 +23,7 @@ import numpy as np
 
 from imcflow import __version__
 from imcflow.errors import UserError
-from imcflow.files import atomic_directory
+from imcflow.files import atomic_directory, check_output_directory
 
 __all__ = ["Generated", "generate", "load", "config_hash", "scale_skip_fifos", "with_skip_depths",
            "top_name",
@@ -257,7 +257,7 @@ def _steps(progress: bool):
 
 
 def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None, buffer=None,
-             skip_depth_scale: float = 1.0, progress: bool = True) -> Generated:
+             skip_depth_scale: float = 1.0, progress: bool = True, force: bool = False) -> Generated:
     """Write the accelerator of ``network`` on ``arch`` into ``out_dir``, atomically.
 
     Parameters
@@ -275,6 +275,8 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         the mapper's minimum the pipeline deadlocks, and `imcflow sim` reports it).
     progress : bool
         Progress bar on stderr.
+    force : bool
+        Replace ``out_dir`` even if imcflow did not write it (`imcflow.files.atomic_directory`).
 
     Returns
     -------
@@ -294,6 +296,7 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     from imcflow.sw.report import summarize, write_report
     from imcflow.verif import runner
 
+    check_output_directory(out_dir, force)
     arch = load_arch(arch, buffer=buffer)
     qnet = load_qnetwork(network, arch)
     base = map_network(qnet.network, arch, core_budget=core_budget)
@@ -316,7 +319,7 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     gen.manifest.update(_manifest(gen, options=options, lint=lint, tools=tool_versions(),
                                   model=model, digest=config_hash(qnet, mapping, verilog)))
     manifest = gen.manifest
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, force=force) as tmp:
         tmp = Path(tmp)
         (tmp / f"{name}.v").write_text(verilog)
         steps.set_postfix_str("linting")

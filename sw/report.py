@@ -39,18 +39,23 @@ def add_arguments(parser) -> None:
                         help="crossbars for replication: a number, or K times the unreplicated "
                              "minimum (e.g. 2x)")
     parser.add_argument("-o", "--output", default=None, metavar="DIR",
-                        help="write mapping.json, report.md and the plots into DIR")
+                        help="write mapping.json, report.md and the plots into DIR (a new "
+                             "directory or one imcflow wrote)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace DIR even if imcflow did not write it (never ., a parent of it or home)")
     parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
 
 
 def run(args) -> int:
-    from imcflow.files import atomic_directory
+    from imcflow.files import atomic_directory, check_output_directory
     from imcflow.sw.networks import load_network
+    if args.output is not None:
+        check_output_directory(args.output, args.force)
     print(f"mapping {args.network} ...", file=sys.stderr)
     net = load_network(args.network)
     summary = summarize(net, load_arch(args.arch, buffer=args.buffer), args.core_budget)
-    if args.output:
-        with atomic_directory(args.output) as tmp:
+    if args.output is not None:
+        with atomic_directory(args.output, force=args.force) as tmp:
             write_report(summary, tmp)
         print(f"wrote {args.output}/mapping.json, report.md and plots", file=sys.stderr)
     if args.json:

@@ -24,7 +24,7 @@ def test_gen_fifo_writes_verilog_and_manifest(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)          # exactly one JSON object
     manifest = json.loads((out / "manifest.json").read_text())
     assert printed == {**manifest, "directory": str(out)}
-    assert sorted(p.name for p in out.iterdir()) == ["fifo_w12_d6.v", "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".imcflow", "fifo_w12_d6.v", "manifest.json"]
     assert manifest["parameters"] == {"width": 12, "depth": 6}
     assert (manifest["latency"], manifest["interval"]) == (1, 1)
     assert set(manifest["tools"]) >= {"imcflow", "amaranth", "verilator"}
@@ -68,11 +68,11 @@ def test_not_an_integer_is_an_argparse_error(tmp_path, capsys):
 
 
 def test_failure_leaves_no_half_written_directory(tmp_path, monkeypatch):
-    # An existing output directory survives a failed generation untouched, and no temporary
+    # An earlier output directory survives a failed generation untouched, and no temporary
     # directory is left beside it.
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous run")
+    assert gen("fifo", "--width", 8, "--depth", 2, "-o", out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def failing_lint(path, top=None, *, wall=True):
         assert path.is_file()                               # the Verilog was already written
@@ -82,7 +82,7 @@ def test_failure_leaves_no_half_written_directory(tmp_path, monkeypatch):
     with pytest.raises(runner.LintError):
         gen("fifo", "--width", 8, "--depth", 4, "-o", out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 # --- the whole accelerator: imcflow gen --network ------------------------------------------------
@@ -107,7 +107,7 @@ def test_gen_network_writes_the_output_directory(tiny):
     name = manifest["top"]
     assert name == "imcflow_tiny_cnn"
     assert sorted(p.name for p in tiny.iterdir()) == sorted(
-        [f"{name}.v", f"{name}.core", "manifest.json", "qnet.npz", "report", "weights"])
+        [".imcflow", f"{name}.v", f"{name}.core", "manifest.json", "qnet.npz", "report", "weights"])
     assert sorted(p.name for p in (tiny / "report").iterdir()) == [
         "mapping.json", "memory_latency.png", "report.md", "stage_times.png"]
 

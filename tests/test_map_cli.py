@@ -84,7 +84,7 @@ def test_report_directory(tmp_path, capsys):
     out = tmp_path / "digits"
     summary = _map_json(capsys, "--network", "digits", "--core-budget", "2x", "-o", str(out))
     assert sorted(p.name for p in out.iterdir()) == [
-        "mapping.json", "memory_latency.png", "report.md", "stage_times.png"]
+        ".imcflow", "mapping.json", "memory_latency.png", "report.md", "stage_times.png"]
     assert json.loads((out / "mapping.json").read_text()) == summary
     for png in ("memory_latency.png", "stage_times.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
