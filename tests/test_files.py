@@ -193,3 +193,10 @@ def test_the_next_run_removes_the_temporary_of_a_killed_run(tmp_path):
     (tmp_path / ".other").mkdir()                            # (not ours: no marker, other name)
     write(tmp_path / "out", {"a": "1"})                      # ...but the next run does
     assert listing(tmp_path) == [".other", "out"]
+
+
+def test_an_unwritable_name_leaves_no_parent_behind(tmp_path):
+    # The parents are made, then the temporary cannot be (its name is too long): both go.
+    with pytest.raises(UserError, match="-o: cannot write output directory .*: File name too long"):
+        write(tmp_path / "new" / ("x" * 250), {"a": "1"})
+    assert listing(tmp_path) == []
