@@ -9,9 +9,12 @@ latencies of `BlockTiming` (the one place that knows them):
 - the event model (`simulate`): the cycle of every handshake of every stage, for one or more
   images back to back, under the rules of the RTL blocks: window buffers that stall the producer
   when full, copies that accept a window every MVM interval, bounded FIFOs between stages. It
-  gives the latency for any buffer strategy and the steady-state cycles per image.
+  gives the latency for any buffer strategy and the steady-state cycles per image, at full rate
+  or under given idle cycles of the input and backpressure of the output (the seeded
+  `imcflow.verif.patterns.stall_mask` a simulation applies), cycle for cycle.
 
-Times are clock cycles from the handshake of the network's first input pixel (cycle 0).
+Times are clock cycles from reset release (cycle 0): the first input pixel's handshake is cycle 0
+unless the input is idle then.
 """
 
 from __future__ import annotations
@@ -156,13 +159,14 @@ class _Stage:
         self.producers: list = []   # (stage, link latency, beats sent on the link), per input
         self.consumers: list = []   # (stage, FIFO depth, beats sent on the link), per input fed
         self.queued = True
+        self.stall = None           # next cycle not stalled at the port, for the source and output
         self.gap = timing.image_gap
         self.latency = engine_latency(layer, arch, timing)
         self.capacity = _capacity(layer, arch, timing)
         self.t, self.window = layer.interval, timing.window_latency
         self.advance = {"source": self._advance_source, "join": self._advance_join,
                         "gap": self._advance_gap}.get(layer.role, self._advance_window)
-        if layer.role == "source":  # pixel i is offered from cycle i on
+        if layer.role == "source":  # pixel i is offered from cycle i on (when the input is not idle)
             self.offers = range(self.n_out)
         if layer.role in ("source", "join"):
             return
@@ -194,10 +198,13 @@ class _Stage:
 
         With several consumers the output is a fork (`imcflow.hw.residual.Fork`): each consumer
         takes an offered beat as soon as its FIFO has room (``sent``), and the beat leaves when
-        the last one has taken it. Returns whether any consumer got a beat.
+        the last one has taken it. At a stalled port (``stall``) a beat is offered (the input) or
+        taken (the output) in the first cycle not stalled from the one it could be. Returns
+        whether any consumer got a beat.
         """
         emit, room, latency = self.emit, self.consumers, self.latency
-        gap, per_image = self.gap, self.p_out
+        gap, per_image, stall = self.gap, self.p_out, self.stall
+        stalled = len(stall) if stall is not None else 0
         n = start = len(emit)
         end = len(ready)
         sent_any = False
@@ -209,6 +216,8 @@ class _Stage:
                     y += gap
                 if y > x:
                     x = y
+            if x < stalled:
+                x = stall[x]
             if len(room) == 1:  # no fork: the beat leaves when the FIFO has room
                 stage, depth, _ = room[0]
                 k = n - depth
@@ -339,14 +348,16 @@ class Schedule:
     ----------
     images : int
     take, emit : dict of str to int array
-        Per stage, the cycle of each input and output handshake over all images.
-    output : str
-        The stage producing the network's output.
+        Per stage, the cycle of each input and output handshake over all images (cycles from
+        reset release); the source's ``emit`` are the input port's handshakes.
+    source, output : str
+        The network's input stage and the stage producing its output.
     """
 
     images: int
     take: dict
     emit: dict
+    source: str
     output: str
 
     @property
@@ -358,7 +369,7 @@ class Schedule:
     @property
     def latency(self) -> int:
         """First input handshake to the first image's last output beat."""
-        return int(self.done[0])
+        return int(self.done[0] - self.emit[self.source][0])
 
     @property
     def cycles_per_image(self) -> int:
@@ -369,9 +380,29 @@ class Schedule:
         return int(self.done[-1] - self.done[-2])
 
 
-def simulate(mapping, images: int = 1) -> Schedule:
+def _next_free(stall) -> list[int] | None:
+    """For each cycle ``c`` of a stall mask, the first cycle ``>= c`` not stalled (cycles past
+    the mask's end are not stalled); None for no mask."""
+    if stall is None:
+        return None
+    stall = np.asarray(stall)
+    if stall.ndim != 1 or stall.dtype != bool:
+        raise UserError(f"stall masks: must be 1-D bool arrays, not {stall.dtype} of shape "
+                        f"{stall.shape}")
+    free = np.append(np.flatnonzero(~stall), len(stall))
+    return free[np.searchsorted(free, np.arange(len(stall)))].tolist()
+
+
+def simulate(mapping, images: int = 1, *, input_stall=None, output_stall=None) -> Schedule:
     """The event model of ``mapping`` (with ``mapping.timing``) for ``images`` images fed back to
-    back at one pixel per cycle into a pipeline whose output is always taken.
+    back into the pipeline from reset release (cycle 0).
+
+    Without stall masks the input offers one pixel per cycle and the output is always taken.
+    ``input_stall[c]`` (True: the producer is idle in cycle ``c``) and ``output_stall[c]`` (True:
+    ``tready`` low in cycle ``c``) follow `imcflow.verif.patterns.stall_mask`'s semantics: input
+    pixel ``n`` is offered in the first cycle not idle from its predecessor's handshake + 1 (from
+    0 for the first) and held until taken; an output beat is taken in the first cycle not stalled
+    from the one it is valid in. Cycles past a mask's end are not stalled.
 
     Every handshake happens in the first cycle its constraints allow: a monotone max-plus system
     whose constraints only refer to earlier beats, solved exactly in one pass by computing each
@@ -382,6 +413,9 @@ def simulate(mapping, images: int = 1) -> Schedule:
         raise UserError(f"images: must be a positive integer, not {images!r}")
     timing = mapping.timing
     stages = {l.name: _Stage(l, mapping, images) for l in mapping.stages}
+    source = next(l.name for l in mapping.stages if l.role == "source")
+    stages[source].stall = _next_free(input_stall)
+    stages[mapping.output].stall = _next_free(output_stall)
     fanout = {name: sum(l.inputs.count(name) for l in mapping.stages) for name in stages}
     for l in mapping.stages:
         stage = stages[l.name]
@@ -409,7 +443,8 @@ def simulate(mapping, images: int = 1) -> Schedule:
         raise UserError(f"the pipeline of {mapping.network!r} deadlocks: {stuck}; "
                         f"is a skip FIFO shallower than its minimum?")
     return Schedule(images, {s.name: np.array(s.take, dtype=np.int64) for s in order},
-                    {s.name: np.array(s.emit, dtype=np.int64) for s in order}, mapping.output)
+                    {s.name: np.array(s.emit, dtype=np.int64) for s in order}, source,
+                    mapping.output)
 
 
 # --- closed form and summary ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["STREAM_BACKPRESSURE", "STREAM_IDLE", "pauses", "stall_mask"]
+__all__ = ["STREAM_BACKPRESSURE", "STREAM_IDLE", "pauses", "port_stalls", "stall_mask"]
 
 #: Stream number of the accelerator input's idle cycles (the producer may not raise ``tvalid``).
 STREAM_IDLE = 1
@@ -120,3 +120,13 @@ def stall_mask(seed: int, stream: int, probability: float, cycles: int) -> np.nd
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z ^= z >> np.uint64(31)
     return (z >> np.uint64(11)) < np.uint64(threshold)
+
+
+def port_stalls(seed: int, idle: float, backpressure: float,
+                cycles: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(input_stall, output_stall)`` of an accelerator run: the `stall_mask` of the input's
+    idle cycles (`STREAM_IDLE`) and of the output's backpressure (`STREAM_BACKPRESSURE`) over
+    ``cycles`` cycles, None for a probability of 0. What a simulation engine applies and what
+    `imcflow.sw.perf.simulate` takes."""
+    return tuple(stall_mask(seed, stream, p, cycles) if p else None
+                 for stream, p in ((STREAM_IDLE, idle), (STREAM_BACKPRESSURE, backpressure)))
