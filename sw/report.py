@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from imcflow.sw.arch import BUFFER_STRATEGIES, PRESETS, Arch, load_arch
+from imcflow.sw.cost import COMPONENTS, estimate, load_cost
 from imcflow.sw.mapper import map_network
 from imcflow.sw.perf import analyze, simulate
 
@@ -38,6 +39,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--core-budget", default=None, metavar="N|Kx",
                         help="crossbars for replication: a number, or K times the unreplicated "
                              "minimum (e.g. 2x)")
+    parser.add_argument("--cost", default=None, metavar="FILE",
+                        help="TOML file overriding cost-model energies and areas "
+                             "(docs/cost-model.md)")
     parser.add_argument("-o", "--output", default=None, metavar="DIR",
                         help="write mapping.json, report.md and the plots into DIR (a new "
                              "directory or one imcflow wrote)")
@@ -53,7 +57,8 @@ def run(args) -> int:
         check_output_directory(args.output, args.force)
     print(f"mapping {args.network} ...", file=sys.stderr)
     net = load_network(args.network)
-    summary = summarize(net, load_arch(args.arch, buffer=args.buffer), args.core_budget)
+    summary = summarize(net, load_arch(args.arch, buffer=args.buffer), args.core_budget,
+                        cost=load_cost(args.cost))
     if args.output is not None:
         with atomic_directory(args.output, force=args.force) as tmp:
             write_report(summary, tmp)
@@ -66,8 +71,9 @@ def run(args) -> int:
     return 0
 
 
-def summarize(net, arch: Arch, core_budget=None) -> dict:
-    """Mapping, performance, buffer trade-off and replication gain of ``net`` on ``arch``."""
+def summarize(net, arch: Arch, core_budget=None, *, cost=None) -> dict:
+    """Mapping, performance, energy and area (with the `~imcflow.sw.cost.CostModel` ``cost``,
+    default its defaults), buffer trade-off and replication gain of ``net`` on ``arch``."""
     mapping = map_network(net, arch, core_budget=core_budget)
     performance = analyze(mapping, IMAGES)
     summary = mapping.to_json()
@@ -85,6 +91,11 @@ def summarize(net, arch: Arch, core_budget=None) -> dict:
         latency_closed_form=performance.latency_closed_form,
         timing=asdict(mapping.timing),
     )
+    energy = estimate(mapping, cost, cycles_per_image=performance.cycles_per_image)
+    for layer, layer_cost in zip(summary["layers"], energy.layers):
+        layer.update(energy_j=layer_cost.energy_j, energy_breakdown_j=layer_cost.energy,
+                     area_mm2=layer_cost.area_mm2)
+    summary.update(energy.to_json())
     tradeoff = {}
     for strategy in ("line", "frame"):
         if strategy == arch.buffer:
@@ -144,6 +155,8 @@ def table(summary: dict) -> str:
         f"cycles per image: {s['cycles_per_image']} predicted, {s['cycles_per_image_bound']} bound "
         f"(bottleneck {', '.join(s['bottleneck'])}); {s['throughput_ips']:,.0f} images/s",
         f"latency: {s['latency_cycles']} cycles ({s['latency_us']:.2f} us) with {s['buffer']} buffers",
+        f"energy: {s['energy_per_image_j'] * 1e6:.4g} uJ/image ({s['images_per_j']:,.0f} images/J, "
+        f"{s['tops_per_w']:.2f} TOPS/W, {s['power_w'] * 1e3:.4g} mW); area {s['area_mm2']:.3g} mm^2",
         f"activation memory: {_si(s['activation_memory_bits'])} "
         f"(line {_si(trade['line']['activation_memory_bits'])}, latency "
         f"{trade['line']['latency_cycles']}; frame {_si(trade['frame']['activation_memory_bits'])}, "
@@ -246,6 +259,12 @@ def _markdown(summary: dict) -> str:
         f"(bound {s['throughput_bound_ips']:,.0f}) |",
         f"| latency | {s['latency_cycles']} cycles ({s['latency_us']:.2f} us) |",
         f"| activation memory | {_si(s['activation_memory_bits'])} |",
+        f"| energy per image | {s['energy_per_image_j'] * 1e6:.4g} uJ ({s['images_per_j']:,.0f} "
+        f"images/J, {s['tops_per_w']:.2f} TOPS/W, {s['power_w'] * 1e3:.4g} mW at this rate) |",
+        f"| area | {s['area_mm2']:.3g} mm^2 |",
+        "",
+        "Energy per image by component (docs/cost-model.md): "
+        + ", ".join(f"{c} {s['energy_breakdown_j'][c] * 1e9:.4g} nJ" for c in COMPONENTS) + ".",
         "",
         "## Memory versus latency",
         "",
