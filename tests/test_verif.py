@@ -6,6 +6,7 @@ import itertools
 import random
 import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,6 +52,17 @@ def test_scoreboard_compares_numpy_vectors_lane_by_lane():
     Scoreboard.check([np.array([1, 2])], [np.array([1, 2])])
     with pytest.raises(ScoreboardError, match="beat 0"):
         Scoreboard.check([np.array([1, 2])], [np.array([1, 3])])
+
+
+@pytest.mark.parametrize("expected, actual, why", [
+    (np.array([1]), np.array([[[1]]]), r"shape \(1,\) int64 expected, got shape \(1, 1, 1\) int64"),
+    (np.array([7, 7]), np.array([7]), r"shape \(2,\) int64 expected, got shape \(1,\) int64"),
+    (np.array([1, 2]), np.array([1, 2], np.int32), r"shape \(2,\) int64 expected, got shape \(2,\) int32"),
+    (np.array([1, 2]), [1, 2], "an array against a non-array"),
+])
+def test_scoreboard_compares_shape_and_dtype_never_broadcasting(expected, actual, why):
+    with pytest.raises(ScoreboardError, match=f"^o: beat 0: .*\\({why}\\)$"):
+        Scoreboard.check([expected], [actual], name="o")
 
 
 # --- pause patterns --------------------------------------------------------------------------
@@ -239,3 +251,12 @@ def test_lint_reports_warnings_beyond_the_waivers(tmp_path):
 
 def test_test_id_is_the_pytest_node_id_as_a_file_name():
     assert runner.current_test_id() == "test_verif.test_test_id_is_the_pytest_node_id_as_a_file_name"
+
+
+def test_a_run_where_no_testcase_ran_fails():
+    # A testcase filter that matches nothing used to pass silently with an empty report.
+    sim = runner.build(PipelineFifo(4, 2), name="fifo_w4_d2", parameters={"width": 4, "depth": 2})
+    tb = Path(__file__).parent / "cocotb" / "fifo_tb.py"
+    with pytest.raises(runner.SimulationError, match="no testcase ran .the testcase filter "
+                                                     "'no_such_testcase' matched none"):
+        runner.run(sim, tb, parameters={"seed": 1, "beats": 10}, testcase="no_such_testcase")

@@ -2,7 +2,8 @@
 
 Golden transactions come from the models in `imcflow.sw` (or a block's behavioural model), actual
 ones from a stream monitor. Both may arrive in any interleaving; each pair is compared as soon as
-both exist, so a test fails at the first wrong beat, with its index. `Scoreboard.finish` then
+both exist, so a test fails at the first wrong beat, with its index. NumPy arrays are equal
+only with the same shape, dtype and elements (never by broadcasting). `Scoreboard.finish` then
 reports beats that never came (missing) or that nobody expected (extra)::
 
     board = Scoreboard(expected, name="fifo.o")
@@ -15,12 +16,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
 __all__ = ["Scoreboard", "ScoreboardError"]
 
 
-def _equal(a, b) -> bool:
-    same = a == b
-    return bool(same.all()) if hasattr(same, "all") else bool(same)  # NumPy arrays: every lane
+def _difference(expected, actual) -> str | None:
+    """Why ``actual`` differs from ``expected`` (None if it does not). NumPy arrays must agree in
+    shape and dtype as well as in every element: an array that merely broadcasts to the expected
+    one (``[[5]]`` against ``[5]``) or holds the same values in another type is a mismatch."""
+    arrays = [isinstance(x, np.ndarray) for x in (expected, actual)]
+    if any(arrays):
+        if not all(arrays):
+            return "an array against a non-array"
+        if expected.shape != actual.shape or expected.dtype != actual.dtype:
+            return (f"shape {expected.shape} {expected.dtype} expected, "
+                    f"got shape {actual.shape} {actual.dtype}")
+        return None if np.array_equal(expected, actual) else "values differ"
+    return None if bool(expected == actual) else "values differ"
 
 
 class ScoreboardError(AssertionError):
@@ -63,9 +76,11 @@ class Scoreboard:
         while self.matched < min(len(self._expected), len(self._actual)):
             i = self.matched
             expected, actual = self._expected[i], self._actual[i]
-            if not _equal(expected, actual):
+            why = _difference(expected, actual)
+            if why is not None:
+                detail = "" if why == "values differ" else f" ({why})"
                 raise ScoreboardError(f"{self.name}: beat {i}: expected {self._fmt(expected)}, "
-                                      f"got {self._fmt(actual)}")
+                                      f"got {self._fmt(actual)}{detail}")
             self.matched += 1
 
     def finish(self) -> None:
