@@ -13,12 +13,10 @@ This module only parses and prints.
 
 from __future__ import annotations
 
-import sys
-
 from imcflow.errors import UserError
 from imcflow.gen.blocks import BLOCKS, FIFO_DEPTHS, FIFO_WIDTHS
 
-_ACCELERATOR_OPTIONS = ("arch", "core_budget", "buffer", "skip_depth_scale")
+_ACCELERATOR_OPTIONS = ("arch", "core_budget", "buffer", "skip_depth_scale", "dataset")
 
 
 def add_arguments(parser) -> None:
@@ -35,6 +33,10 @@ def add_arguments(parser) -> None:
                              "unreplicated minimum (e.g. 2x)")
     parser.add_argument("--buffer", choices=BUFFER_STRATEGIES,
                         help="network: activation buffers (default: the arch's)")
+    parser.add_argument("--dataset",
+                        help="network: the images that calibrate it, a zoo data set (digits) or "
+                             "a .npz/.npy file (default: a zoo network's own, else seeded random "
+                             "images); `imcflow sim` then runs its held-out images")
     parser.add_argument("--skip-depth-scale", type=float,
                         help="network: size every skip FIFO at this fraction of the mapper's "
                              "depth (below its minimum the pipeline deadlocks; for tests)")
@@ -75,7 +77,9 @@ def run(args) -> int:
 
         print_json({**manifest, "directory": args.output})
     else:
-        print(f"wrote {args.output}/{manifest['verilog']} and {args.output}/manifest.json "
+        from imcflow.progress import shown
+
+        print(f"wrote {shown(args.output)}/{manifest['verilog']} and {shown(args.output)}/manifest.json "
               f"(latency {manifest['latency']}, interval {manifest['interval']}; "
               f"lint: {manifest['lint']['command']})")
     return 0
@@ -83,6 +87,7 @@ def run(args) -> int:
 
 def _accelerator(args) -> int:
     from imcflow.gen.project import generate
+    from imcflow.progress import shown
 
     for option in ("width", "depth"):
         if getattr(args, option) is not None:
@@ -90,21 +95,28 @@ def _accelerator(args) -> int:
     scale = 1.0 if args.skip_depth_scale is None else args.skip_depth_scale
     gen = generate(args.output, args.network, args.arch, core_budget=args.core_budget,
                    buffer=args.buffer, skip_depth_scale=scale, progress=not args.json,
-                   force=args.force)
+                   force=args.force, dataset=args.dataset)
     manifest = gen.manifest
     if args.json:
         from imcflow.cli import print_json
 
         print_json({**manifest, "directory": args.output})
         return 0
-    model, mapping = manifest["model"], manifest["mapping"]
-    print(f"wrote {args.output}/: {manifest['verilog']} ({manifest['top']}, lint-clean), "
+    model, mapping, calib = manifest["model"], manifest["mapping"], manifest["calibration"]
+    print(f"wrote {shown(args.output)}/: {manifest['verilog']} ({manifest['top']}, lint-clean), "
           f"manifest.json, {manifest['fusesoc']}, qnet.npz, weights/, report/")
+    print(f"arch: {manifest['arch_name']}")
+    if calib["dataset"] is None:
+        print(f"calibration: {calib['images']} seeded random images (no labelled data set: "
+              f"`imcflow sim` checks bit-exactness but cannot measure accuracy; give --dataset)")
+    else:
+        print(f"calibration: {calib['dataset']} ({calib['images']} images; {calib['held_out']} "
+              f"held out{', labelled' if calib['labels'] else ', unlabelled'})")
     print(f"{manifest['network']}: {mapping['crossbars']} crossbars, "
           f"{mapping['activation_memory_bits']} bits of activation memory, "
           f"{manifest['options']['buffer']} buffers; config {manifest['config_hash']}")
     if model["deadlock"]:
-        print(f"model: {model['deadlock']}", file=sys.stderr)
+        print(f"model: {model['deadlock']}")
     else:
         print(f"model: {model['cycles_per_image']} cycles per image, latency "
               f"{model['latency_cycles']} cycles")

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from imcflow.errors import UserError
 from imcflow.files import atomic_directory, check_output_directory
 
 __all__ = ["Generated", "generate", "load", "config_hash", "scale_skip_fifos", "with_skip_depths",
-           "top_name",
+           "top_name", "held_out",
            "MANIFEST", "QNET", "FORMAT"]
 
 #: files of the output directory that `load` reads
@@ -249,15 +248,9 @@ targets:
 """
 
 
-def _steps(progress: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=4, desc="imcflow gen", unit="step", file=sys.stderr, disable=not progress,
-                bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]")
-
-
 def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None, buffer=None,
-             skip_depth_scale: float = 1.0, progress: bool = True, force: bool = False) -> Generated:
+             skip_depth_scale: float = 1.0, progress: bool = True, force: bool = False,
+             dataset: str | None = None) -> Generated:
     """Write the accelerator of ``network`` on ``arch`` into ``out_dir``, atomically.
 
     Parameters
@@ -277,6 +270,10 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         Progress bar on stderr.
     force : bool
         Replace ``out_dir`` even if imcflow did not write it (`imcflow.files.atomic_directory`).
+    dataset : str or None
+        The images that calibrate the network: a zoo data set or a .npz/.npy file
+        (`imcflow.sw.datasets`; default: a zoo network's own, else seeded random images). The
+        manifest records it under ``calibration`` and `held_out` gives its held-out images.
 
     Returns
     -------
@@ -290,27 +287,27 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         If the Verilog has lint warnings beyond the documented waivers (nothing is written).
     """
     from imcflow.gen.blocks import tool_versions
-    from imcflow.sw.arch import load_arch
+    from imcflow.progress import Steps
+    from imcflow.sw.arch import arch_label, load_arch
+    from imcflow.sw.datasets import calibrated
     from imcflow.sw.mapper import map_network
-    from imcflow.sw.networks import load_qnetwork
     from imcflow.sw.report import summarize, write_report
     from imcflow.verif import runner
 
     check_output_directory(out_dir, force)
+    label = arch_label(arch, buffer=buffer)
     arch = load_arch(arch, buffer=buffer)
-    qnet = load_qnetwork(network, arch)
+    qnet, _, calibration = calibrated(network, arch, dataset)
     base = map_network(qnet.network, arch, core_budget=core_budget)
     mapping = scale_skip_fifos(base, skip_depth_scale)
-    steps = _steps(progress)   # from here on, only a lint failure or an unwritable -o can fail
-    steps.set_postfix_str("modelling")
+    steps = Steps("gen", 4, progress)   # from here on, only a lint failure or an unwritable -o can fail
+    steps.step("modelling")
     summary = summarize(qnet.network, arch, core_budget)
     model = _model(mapping, summary if mapping is base else None)
-    steps.update()
-    steps.set_postfix_str("elaborating")
+    steps.step("elaborating")
     gen = Generated(qnet, mapping, top_name(qnet.name), {}, Path(out_dir))
     name = gen.name
     verilog = runner.verilog(gen.top, name)
-    steps.update()
     options = {"buffer": arch.buffer, "skip_depth_scale": skip_depth_scale,
                "mapper_skip_words": {l.name: l.buffer_words for l in base.layers
                                      if l.role == "join"}}
@@ -318,21 +315,20 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
             "waivers": {**runner.WAIVERS, **runner.WALL_WAIVERS}}
     gen.manifest.update(_manifest(gen, options=options, lint=lint, tools=tool_versions(),
                                   model=model, digest=config_hash(qnet, mapping, verilog)))
+    gen.manifest.update(arch_name=label, calibration=calibration)
     manifest = gen.manifest
     with atomic_directory(out_dir, force=force) as tmp:
         tmp = Path(tmp)
         (tmp / f"{name}.v").write_text(verilog)
-        steps.set_postfix_str("linting")
+        steps.step("linting")
         runner.lint(tmp / f"{name}.v", name)
-        steps.update()
-        steps.set_postfix_str("writing")
+        steps.step("writing")
         qnet.save(tmp / QNET)
         _weight_images(tmp, qnet, mapping)
         (tmp / "report").mkdir()
         write_report(summary, tmp / "report")
         (tmp / f"{name}.core").write_text(_fusesoc(gen, runner.lint_flags()))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        steps.update()
     steps.close()
     return gen
 
@@ -365,3 +361,40 @@ def load(directory: str | os.PathLike) -> Generated:
                           timing=BlockTiming(**manifest["timing"]))
     mapping = with_skip_depths(mapping, {s["join"]: s["words"] for s in manifest["skip_fifos"]})
     return Generated(qnet, mapping, manifest["top"], manifest, directory)
+
+
+def held_out(manifest: dict, count: int | None = None):
+    """``(images, labels)``: the first ``count`` (default: all) held-out images of the data set
+    that calibrated a generated accelerator (``manifest["calibration"]``, `generate`), labels
+    None when it has none; ``(None, None)`` when it was calibrated on seeded random images.
+
+    `imcflow sim` streams these by default, so it scores the RTL on the images
+    ``imcflow accuracy --dataset`` scores the golden model on.
+
+    Raises
+    ------
+    UserError
+        If the data set is gone or changed since it calibrated the directory, or holds fewer than
+        ``count`` held-out images.
+    """
+    import hashlib
+
+    from imcflow.sw.datasets import load_dataset
+    from imcflow.sw.networks import CALIBRATION_IMAGES
+
+    record = manifest.get("calibration") or {}
+    name = record.get("dataset")
+    if name is None:
+        return None, None
+    data = load_dataset(record.get("path", name), field=f"{MANIFEST}.calibration.dataset")
+    calib = np.ascontiguousarray(data.train_images[:record.get("images", CALIBRATION_IMAGES)],
+                                 np.int64)
+    if "sha256" in record and hashlib.sha256(calib.tobytes()).hexdigest() != record["sha256"]:
+        raise UserError(f"{MANIFEST}.calibration.dataset: {name} is not the data that calibrated "
+                        f"this directory (its calibration images changed); regenerate it")
+    count = len(data.test_images) if count is None else count
+    if count > len(data.test_images):
+        raise UserError(f"images: {name} holds {len(data.test_images)} held-out images, "
+                        f"not {count}")
+    labels = None if data.test_labels is None else data.test_labels[:count]
+    return data.test_images[:count], labels

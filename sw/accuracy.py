@@ -3,22 +3,24 @@
 The float network runs on ``images / 255``; the IMC accuracy is that of the golden model
 (`imcflow.sw.inference.run`) of the network quantized for the architecture (a QDQ ONNX model
 with its own scales). Sweep options take comma-separated values and evaluate their cartesian
-product, each setting quantized afresh. Only networks with a labelled data set can be evaluated:
-the ``digits`` zoo network, or a ``.toml`` or ``.onnx`` file with ``--dataset digits``.
+product, each setting quantized afresh. Only networks with labelled images can be evaluated:
+the ``digits`` zoo network, or a ``.toml`` or ``.onnx`` file with ``--dataset`` (a zoo data set
+or your own labelled images, `imcflow.sw.datasets`). The network is calibrated exactly as
+``imcflow gen`` calibrates it (`imcflow.sw.datasets.calibrated`), so the score is that of the
+generated RTL.
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
 
 import numpy as np
 
 from imcflow.errors import UserError
-from imcflow.sw import zoo
-from imcflow.sw.arch import Arch, load_arch
+from imcflow.sw.arch import PRESETS, Arch, arch_label, load_arch
+from imcflow.sw.datasets import calibrated
 from imcflow.sw.inference import float_run, run as golden_run
-from imcflow.sw.networks import calibration_images, load_network, load_qnetwork
+from imcflow.sw.networks import load_qnetwork
 from imcflow.sw.quant import DEFAULT_INPUT_SCALE
 
 __all__ = ["SWEEPS", "accuracy", "add_arguments", "run"]
@@ -39,30 +41,41 @@ def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | No
     ----------
     arch : the architecture (default preset when None); sweep values replace its fields
     sweep : option of `SWEEPS` -> values; None (or empty) evaluates ``arch`` alone
-    dataset : the zoo network whose labelled images are used (default: ``network``'s own)
+    dataset : a zoo data set or a labelled .npz file (default: ``network``'s own), as
+        `imcflow.sw.datasets.load_dataset`
 
     Returns
     -------
-    dict: ``network``, ``images``, ``float_accuracy`` and, without a sweep, ``imc_accuracy`` and
-    the arch's `ARITH_FIELDS`; with one, the fields no option sweeps and ``results``, one dict per
-    setting with its swept fields and ``imc_accuracy``.
+    dict: ``network``, ``dataset``, ``images``, ``float_accuracy``, ``arch`` (every field) and,
+    without a sweep, ``imc_accuracy`` and the arch's `ARITH_FIELDS`; with one, the fields no
+    option sweeps and ``results``, one dict per setting with its swept fields and
+    ``imc_accuracy``.
     """
     arch = arch or load_arch()
-    source = dataset or network
-    data = zoo.dataset(source) if source in zoo.names() else None
-    if data is None:
-        with_data = [n for n in zoo.names() if zoo.dataset(n) is not None]
-        raise UserError(f"--{'dataset' if dataset else 'network'}: accuracy needs labelled images; "
-                        f"only {', '.join(with_data)} has a data set, not {source!r}")
-    net = load_network(network)
-    calib = calibration_images(net, data)
-    log(f"float network {network}: {len(data.test_images)} held-out images")
+    qnet, data, record = calibrated(network, arch, dataset)
+    if data is None or data.test_labels is None:
+        what = "has no labelled data set" if data is None else f"data set {data.name} has no labels"
+        raise UserError(f"--{'dataset' if dataset else 'network'}: accuracy needs labelled held-out "
+                        f"images, and {dataset or network} {what}; give --dataset (a zoo data set "
+                        f"or a .npz file with images and labels)")
+    net = qnet.network
+    log(f"float network {network}: {len(data.test_images)} held-out images of {data.name}")
     float_acc = _score(float_run(net, data.test_images * DEFAULT_INPUT_SCALE), data.test_labels)
-    report = {"network": network, "images": len(data.test_images), "float_accuracy": float_acc}
+    report = {"network": str(network), "dataset": data.name, "images": len(data.test_images),
+              "float_accuracy": float_acc, "arch": arch.to_dict()}
+    calib = None
 
     def imc(a: Arch) -> float:
+        nonlocal calib
         log("quantizing for " + ", ".join(f"{f}={getattr(a, f)}" for f in ARITH_FIELDS))
-        return _score(golden_run(load_qnetwork(network, a, calib), data.test_images), data.test_labels)
+        if a == arch:
+            q = qnet
+        else:
+            if calib is None:
+                from imcflow.sw.datasets import calibration
+                calib = calibration(net, data)[0]
+            q = load_qnetwork(network, a, calib)
+        return _score(golden_run(q, data.test_images), data.test_labels)
 
     if not sweep:
         return {**report, "imc_accuracy": imc(arch), **{f: getattr(arch, f) for f in ARITH_FIELDS}}
@@ -94,8 +107,11 @@ def add_arguments(parser) -> None:
                         help="zoo network with a data set, or a .toml or .onnx file with --dataset "
                              "(default: digits)")
     parser.add_argument("--dataset", default=None,
-                        help="labelled images of this zoo network (digits) for a .toml or .onnx file")
-    parser.add_argument("--arch", default=None, help="architecture preset or TOML file (default: default)")
+                        help="labelled images: a zoo data set (digits) or a .npz file with "
+                             "'images' and 'labels' (docs/arch-toml.md, Calibration); default: "
+                             "the zoo network's own")
+    parser.add_argument("--arch", default=None,
+                        help=f"preset ({', '.join(PRESETS)}) or a .toml file (default: default)")
     parser.add_argument("--adc-bits", help="sweep: comma-separated ADC resolutions, e.g. 4,6,8")
     parser.add_argument("--weight-bits", help="sweep: comma-separated weight precisions, e.g. 2,4,8")
     parser.add_argument("--weight-noise", help="sweep: comma-separated relative noise levels, e.g. 0,0.05")
@@ -107,8 +123,8 @@ def _table(report: dict) -> str:
     rows = report.get("results") or [report]
     swept = list(rows[0]) if "results" in report else list(ARITH_FIELDS)
     cols = [f for f in swept if f != "imc_accuracy"] + ["imc_accuracy"]
-    head = (f"network {report['network']}: {report['images']} held-out images, "
-            f"float accuracy {report['float_accuracy']:.4f}")
+    head = (f"network {report['network']}, arch {report['arch_name']}: {report['images']} "
+            f"held-out images of {report['dataset']}, float accuracy {report['float_accuracy']:.4f}")
     common = [f"{f} {report[f]}" for f in ARITH_FIELDS if f in report and f not in cols]
     lines = [head] + ([", ".join(common)] if common else [])
     widths = [max(len(c), 8) for c in cols]
@@ -121,10 +137,12 @@ def _table(report: dict) -> str:
 
 def run(args) -> int:
     from imcflow.cli import print_json
+    from imcflow.progress import note
     sweep = {option: _values(option, getattr(args, option))
              for option in SWEEPS if getattr(args, option) is not None}
     report = accuracy(args.network, load_arch(args.arch), sweep,
-                      log=lambda message: print(message, file=sys.stderr), dataset=args.dataset)
+                      log=lambda message: note("accuracy", message), dataset=args.dataset)
+    report = {"arch_name": arch_label(args.arch), **report}
     if args.json:
         print_json(report)
     else:

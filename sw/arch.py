@@ -22,7 +22,7 @@ else:  # pragma: no cover
 
 from imcflow.errors import UserError
 
-__all__ = ["Arch", "PRESETS", "ENCODINGS", "BUFFER_STRATEGIES", "load_arch"]
+__all__ = ["Arch", "PRESETS", "ENCODINGS", "BUFFER_STRATEGIES", "load_arch", "arch_label"]
 
 ENCODINGS = ("pwm", "bit_serial")
 BUFFER_STRATEGIES = ("line", "frame", "auto")
@@ -184,3 +184,16 @@ def load_arch(spec: "str | Path | Arch | None" = None, **overrides) -> Arch:
     else:
         raise UserError(f"--arch: {str(spec)!r} is neither a preset ({', '.join(PRESETS)}) nor a .toml file")
     return arch.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def arch_label(spec: "str | Path | Arch | None" = None, **overrides) -> str:
+    """How a result names the architecture it used: the preset name or TOML path that `load_arch`
+    read (``custom`` for an `Arch` object), then the fields a command line changed, as in
+    ``fpga, buffer=frame``. ``None`` overrides are left out, as in `load_arch`."""
+    if isinstance(spec, Arch):
+        base = "custom"
+    elif spec is None or str(spec) in PRESETS:
+        base = str(spec or "default")
+    else:
+        base = Path(spec).as_posix()
+    return ", ".join([base, *(f"{k}={v}" for k, v in overrides.items() if v is not None)])

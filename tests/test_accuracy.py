@@ -9,6 +9,7 @@ import pytest
 from imcflow.cli import main
 from imcflow.errors import UserError
 from imcflow.sw.accuracy import accuracy
+from imcflow.sw.arch import load_arch
 
 
 def run_cli(capsys, *argv):
@@ -25,6 +26,8 @@ def test_json_single_setting(capsys):
     assert report["float_accuracy"] >= 0.95 and report["imc_accuracy"] >= 0.95
     assert (report["adc_bits"], report["weight_bits"], report["input_encoding"], report["rows"]) == \
         (8, 4, "pwm", 256)
+    # the result names the arch it used and every resolved field
+    assert report["arch_name"] == "default" and report["arch"] == load_arch("default").to_dict()
 
 
 def test_json_sweep_is_the_cartesian_product(capsys):
@@ -48,13 +51,17 @@ def test_weight_noise_lowers_accuracy():
 def test_table(capsys):
     code, out, _ = run_cli(capsys, "--encoding", "pwm", "--arch", "small")
     lines = out.splitlines()
-    assert code == 0 and lines[0].startswith("network digits: ") and "float accuracy" in lines[0]
+    assert code == 0 and lines[0].startswith("network digits, arch small: 360 held-out images of "
+                                             "digits, float accuracy ")
     assert "rows 64" in lines[1] and lines[2].split() == ["input_encoding", "imc_accuracy"]
     assert lines[3].split()[0] == "pwm" and 0.9 < float(lines[3].split()[1]) <= 1
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--network", "resnet20"], "--network: accuracy needs labelled images; only digits has a data set"),
+    (["--network", "resnet20"], "--network: accuracy needs labelled held-out images, and resnet20 "
+                                "has no labelled data set; give --dataset"),
+    (["--network", "digits", "--dataset", "cifar"], "--dataset: must be a zoo data set (digits) or "
+                                                    "a .npz or .npy file of images, not 'cifar'"),
     (["--adc-bits", "4,x"], "--adc-bits: expected comma-separated int values, not '4,x'"),
     (["--adc-bits", "1"], "arch.adc_bits: must be an integer in 2..16, not 1"),
     (["--encoding", "analog"], "arch.input_encoding: must be one of 'pwm', 'bit_serial', not 'analog'"),
@@ -69,5 +76,26 @@ def test_errors_are_one_line(capsys, argv, message):
 
 
 def test_library_rejects_networks_without_data():
-    with pytest.raises(UserError, match="not 'resnet8'"):
+    with pytest.raises(UserError, match="resnet8 has no labelled data set"):
         accuracy("resnet8")
+
+
+def test_own_labelled_images_as_npz(tmp_path, capsys):
+    # The digits data set written as a user's file scores like the zoo data set once the split
+    # matches: the first 64 images calibrate (the zoo's first 64 training images), the rest are
+    # held out (the zoo's 360 test images).
+    import numpy as np
+
+    from imcflow.sw import zoo
+    data = zoo.dataset("digits")
+    np.savez(tmp_path / "mine.npz", images=np.concatenate([data.train_images[:64],
+                                                             data.test_images])[..., 0],
+             labels=np.concatenate([data.train_labels[:64], data.test_labels]))
+    zoo_report = accuracy("digits")
+    mine = accuracy("digits", dataset=str(tmp_path / "mine.npz"))
+    assert mine["images"] == 360 and mine["imc_accuracy"] == zoo_report["imc_accuracy"]
+
+    np.save(tmp_path / "unlabelled.npy", data.test_images)
+    code, out, err = run_cli(capsys, "--dataset", str(tmp_path / "unlabelled.npy"))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "unlabelled.npy has no labels" in err
