@@ -22,6 +22,7 @@ from imcflow.errors import UserError
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("imcflow.toolchain", "report each tool of the pip-only toolchain: found, version, path"),
+    "arch": ("imcflow.sw.arch_cli", "show the architecture a preset or TOML file resolves to (docs/arch-toml.md)"),
     "accuracy": ("imcflow.sw.accuracy", "float and IMC accuracy on held-out images, with sweeps over the arch"),
     "map": ("imcflow.sw.report", "map a network onto crossbars and buffers: cores, throughput, latency, memory"),
     "gen": ("imcflow.gen.cli", "generate Verilog and a manifest (a standalone block, or a whole accelerator)"),

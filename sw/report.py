@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from imcflow.sw.arch import BUFFER_STRATEGIES, PRESETS, Arch, load_arch
+from imcflow.sw.arch import BUFFER_STRATEGIES, PRESETS, Arch, arch_label, load_arch
 from imcflow.sw.cost import COMPONENTS, estimate, load_cost
 from imcflow.sw.mapper import map_network
 from imcflow.sw.perf import analyze, simulate
@@ -59,10 +59,12 @@ def run(args) -> int:
     net = load_network(args.network)
     summary = summarize(net, load_arch(args.arch, buffer=args.buffer), args.core_budget,
                         cost=load_cost(args.cost))
+    summary = {"arch_name": arch_label(args.arch, buffer=args.buffer), **summary}
     if args.output is not None:
+        from imcflow.progress import note, shown
         with atomic_directory(args.output, force=args.force) as tmp:
             write_report(summary, tmp)
-        print(f"wrote {args.output}/mapping.json, report.md and plots", file=sys.stderr)
+        note("map", f"wrote {shown(args.output)}/mapping.json, report.md and plots")
     if args.json:
         from imcflow.cli import print_json
         print_json(summary)
@@ -150,6 +152,7 @@ def table(summary: dict) -> str:
     trade = s["buffer_tradeoff"]
     lines += [
         "",
+        *([f"arch: {s['arch_name']}"] if "arch_name" in s else []),
         f"network {s['network']}: {s['crossbars']} crossbars (minimum {s['min_crossbars']}, "
         f"budget {s['core_budget']}), cell utilization {s['utilization']:.1%}",
         f"cycles per image: {s['cycles_per_image']} predicted, {s['cycles_per_image_bound']} bound "
