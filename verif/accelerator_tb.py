@@ -1,9 +1,10 @@
 """cocotb testbench of a generated accelerator top (`imcflow.gen.accelerator.AxiStreamTop`), run by
 `imcflow.verif.sim` (``imcflow sim``).
 
-It streams the images of a ``.npz`` file back to back into ``s_axis`` (optionally with random idle
-cycles), takes the outputs from ``m_axis`` (optionally with random backpressure; the monitor checks
-the stream rules on every beat), records the cycle of every handshake and writes everything, with
+It streams the images of a ``.npz`` file back to back into ``s_axis`` (optionally with idle
+cycles), takes the outputs from ``m_axis`` (optionally with backpressure; the monitor checks the
+stream rules on every beat), records the cycle of every handshake (cycle 0 is the first after
+reset release) and writes everything, with
 the wall-clock time of the run after reset, to a JSON results file. The comparison with the golden
 model is the caller's. A watchdog stops the run when no output handshake happened for
 ``watchdog`` cycles: it reads the ``status`` port (every link's valid/ready), writes the diagnosis
@@ -13,10 +14,13 @@ Parameters: ``data`` (``.npz`` with ``pixels``, ``(images, pixels_per_image, C)`
 (JSON path), ``in_lanes``, ``out_lanes``, ``out_signed``, ``out_beats`` (output beats per image),
 ``links`` (the manifest's status links), ``watchdog`` and ``timeout`` (cycles), ``seed``, ``idle``,
 ``backpressure``, ``progress`` (a progress bar on stderr).
+
+Idle cycles and backpressure are the seeded `imcflow.verif.patterns.port_stalls` masks, indexed
+by cycle with their documented semantics, so the performance model given the same masks predicts
+every handshake's cycle.
 """
 
 import json
-import random
 import sys
 import time
 from types import SimpleNamespace
@@ -26,6 +30,7 @@ import numpy as np
 
 from imcflow.hw.streams import VectorLayout
 from imcflow.verif.bench import Bench, parameters
+from imcflow.verif.patterns import port_stalls
 from imcflow.verif.sim import diagnose
 from imcflow.verif.streams import StreamDriver, StreamMonitor
 
@@ -58,6 +63,25 @@ def axis(dut, prefix: str, width: int):
                            axis__payload=_Payload(port("tdata"), port("tlast"), width))
 
 
+class CycleStalls:
+    """A stall mask as the pause pattern of a `StreamDriver` or `StreamMonitor`: each query
+    answers for the bench's current cycle (cycles past the mask's end are not stalled).
+
+    The monitor asks in every cycle (``tready = not stall[c]``); the driver asks only in a cycle
+    in which it has a beat and ``tvalid`` is low, and raises ``tvalid`` iff ``not stall[c]``.
+    """
+
+    def __init__(self, bench, mask):
+        self.bench, self.mask = bench, mask
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bool:
+        c = self.bench.cycle
+        return c < len(self.mask) and bool(self.mask[c])
+
+
 class Watchdog:
     """Trips when no output handshake happened for ``bound`` cycles while outputs are missing."""
 
@@ -88,9 +112,12 @@ async def stream_images(dut):
     in_layout = VectorLayout(p["in_lanes"], 8)
     out_layout = VectorLayout(p["out_lanes"], 8, p["out_signed"])
     bench = Bench(dut)
+    # the run ends within timeout + DRAIN cycles of the start
+    idle, backpressure = (None if mask is None else CycleStalls(bench, mask) for mask in
+                          port_stalls(p["seed"], p["idle"], p["backpressure"],
+                                      p["timeout"] + DRAIN + 2))
     source = bench.add(StreamDriver(axis(dut, "s_axis", 8 * p["in_lanes"]), "axis",
-                                    layout=in_layout, idle=p["idle"],
-                                    rng=random.Random(p["seed"] + 1)))
+                                    layout=in_layout, idle=idle))
     bar = None
     if p["progress"]:
         from tqdm import tqdm
@@ -101,8 +128,8 @@ async def stream_images(dut):
             bar.update()
 
     sink = bench.add(StreamMonitor(axis(dut, "m_axis", 8 * p["out_lanes"]), "axis",
-                                   layout=out_layout, backpressure=p["backpressure"],
-                                   rng=random.Random(p["seed"] + 2), on_beat=on_beat))
+                                   layout=out_layout, backpressure=backpressure,
+                                   on_beat=on_beat))
     watchdog = bench.add(Watchdog(dut, sink, expected, p["watchdog"], p["links"]))
     await bench.start()
     started = time.perf_counter()

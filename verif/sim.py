@@ -218,13 +218,15 @@ def _check_probability(name: str, value) -> float:
     return float(value)
 
 
-def _model_timing(gen, images: int):
+def _model_timing(gen, images: int, seed: int = 0, idle: float = 0.0, backpressure: float = 0.0):
     """``(schedule or None, deadlock message or None, reference)``: the event model of the
-    generated pipeline for ``images`` images, and the figures the watchdog is derived from (those
-    of the mapper's skip depths when the generated ones deadlock)."""
+    generated pipeline for ``images`` images under the run's stall masks
+    (`imcflow.verif.patterns.port_stalls`), and the full-rate figures the watchdog is derived
+    from (those of the mapper's skip depths when the generated ones deadlock)."""
     from imcflow.errors import UserError
     from imcflow.gen.project import with_skip_depths
     from imcflow.sw.perf import analyze, simulate as model
+    from imcflow.verif.patterns import port_stalls
 
     try:
         schedule = model(gen.mapping, images)
@@ -233,6 +235,13 @@ def _model_timing(gen, images: int):
         reference = analyze(mapper)
         return None, str(e), (reference.latency_cycles, reference.cycles_per_image)
     reference = (schedule.latency, _period(schedule.done) or schedule.latency)
+    cycles = math.ceil(2 * (schedule.done[-1] + 1) / ((1 - idle) * (1 - backpressure)))
+    while idle or backpressure:  # masks longer than the run, so they cover every handshake
+        input_stall, output_stall = port_stalls(seed, idle, backpressure, cycles)
+        schedule = model(gen.mapping, images, input_stall=input_stall, output_stall=output_stall)
+        if schedule.done[-1] < cycles:
+            break
+        cycles *= 2
     return schedule, None, reference
 
 
@@ -290,20 +299,28 @@ def _run(build, gen, pixels, parameters: dict, quiet_stdout: bool):
 
 
 def _timing(r, images: int, beats: int, schedule, clock_mhz: float, full_rate: bool) -> dict:
-    """Measured latency, period and throughput, next to the model's ``schedule`` (or None)."""
+    """Measured latency, period and throughput, next to the model's ``schedule`` (or None), and
+    each image's completion cycle (from reset release) against the model's: the largest error
+    and the first image that differs."""
     first_in = (r["in_cycles"] or [0])[0]
-    done = [c - first_in for c in r["out_cycles"][beats - 1::beats]][:images]
+    done = r["out_cycles"][beats - 1::beats][:images]
     period = _period(done) if len(done) == images else None
-    f = {"latency_cycles": done[0] if done else None, "cycles_per_image": period,
+    latency = done[0] - first_in if done else None
+    f = {"latency_cycles": latency, "cycles_per_image": period,
          "throughput_ips": clock_mhz * 1e6 / period if period else None,
-         "latency_us": done[0] / clock_mhz if done else None}
+         "latency_us": latency / clock_mhz if done else None}
     if schedule is not None:
         model_done = schedule.done.tolist()
         model_period = _period(model_done)
+        errors = [a - b for a, b in zip(done, model_done)]
+        first = next((n for n, e in enumerate(errors) if e), None)
         f.update(model_latency_cycles=schedule.latency, model_cycles_per_image=model_period,
                  model_throughput_ips=clock_mhz * 1e6 / model_period if model_period else None,
-                 model_completion_error_cycles=(max(abs(a - b) for a, b in zip(done, model_done))
-                                                if len(done) == images else None))
+                 model_completion_error_cycles=(max(map(abs, errors))
+                                                if len(done) == images else None),
+                 first_timing_mismatch=first if first is None else {
+                     "image": first, "expected": model_done[first], "actual": done[first],
+                     "difference": errors[first]})
         if full_rate:
             f.update(cycles_per_image_ratio=_ratio(period, model_period),
                      latency_ratio=_ratio(f["latency_cycles"], schedule.latency))
@@ -361,7 +378,8 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
     pixels, labels = test_images(qnet, images, seed)
     out_shape = qnet.output.shape
     golden = golden_run(qnet, pixels).reshape(images, out_shape.pixels, out_shape.c)
-    schedule, model_deadlock, (ref_latency, ref_period) = _model_timing(gen, images)
+    schedule, model_deadlock, (ref_latency, ref_period) = _model_timing(gen, images, seed, idle,
+                                                                        backpressure)
     slowdown = 1 / ((1 - idle) * (1 - backpressure))
     bound = math.ceil(WATCHDOG_FACTOR * max(ref_latency, ref_period) * slowdown)
 
@@ -400,9 +418,11 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
 
 
 def passed(figures: dict) -> bool:
-    """Whether a simulation was bit-exact on every image, complete and free of deadlocks."""
+    """Whether a simulation was bit-exact on every image, complete, free of deadlocks and on the
+    performance model's timing (every image's completion cycle the model's)."""
     return (figures["bit_exact"] == figures["images"] and not figures["deadlock"]
-            and not figures["timeout"] and figures["extra_beats"] == 0)
+            and not figures["timeout"] and figures["extra_beats"] == 0
+            and figures.get("model_completion_error_cycles") == 0)
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -425,12 +445,18 @@ def add_arguments(parser) -> None:
 
 
 def failures(figures: dict) -> list[str]:
-    """The lines that say what went wrong in a run: its first mismatch and its deadlock."""
+    """The lines that say what went wrong in a run: its first mismatch, its first timing mismatch
+    and its deadlock."""
     lines = []
     if figures["first_mismatch"]:
         m = figures["first_mismatch"]
         lines.append(f"first mismatch: image {m['image']}, beat {m['beat']}: expected "
                      f"{m['expected']}, got {m['actual']}")
+    if figures.get("first_timing_mismatch"):
+        m = figures["first_timing_mismatch"]
+        lines.append(f"first timing mismatch: image {m['image']} completes in cycle "
+                     f"{m['actual']}, the performance model says {m['expected']} "
+                     f"({m['difference']:+d} cycles)")
     if figures["deadlock"]:
         lines.append(figures["deadlock"])
     return lines
