@@ -47,6 +47,8 @@ def add_arguments(parser) -> None:
                         "whole, only on success)")
     b.add_argument("--force", action="store_true",
                    help="replace DIR even if imcflow did not write it (never ., a parent of it or home)")
+    b.add_argument("--skip-fit-check", action="store_true",
+                   help="synthesize even if the resource estimate says the design cannot fit")
     b.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     r = actions.add_parser("run", help="stream held-out images to a board and check its logits",
@@ -68,8 +70,10 @@ def build(args) -> dict:
     from imcflow.files import check_output_directory
     from imcflow.fpga.boards import board as find_board
     from imcflow.fpga.build import FlowError, build_board
-    from imcflow.fpga.design import accelerator_for, load_design
-    from imcflow.fpga.resources import memories, memory_plan, yosys_script
+    from imcflow.fpga.design import DEFAULT_ARCH, accelerator_for, load_design
+    from imcflow.fpga.resources import estimate, memories, memory_plan, yosys_script
+    from imcflow.sw.arch import arch_label
+    from imcflow.sw.mapper import map_network
     from imcflow.fpga.top import BoardTop
     from imcflow.fpga.uart import divisor_for
 
@@ -85,12 +89,20 @@ def build(args) -> dict:
         divisor_for(clock_hz, args.baud)
     except ValueError as e:   # the baud rate cannot be made from the clock
         raise UserError(f"--baud: {e}") from None
+    fit = estimate(map_network(design.qnet.network, arch), target)
+    if not fit.fits(target) and not args.skip_fit_check:
+        raise UserError(f"--network: {design.network} cannot fit {target.name} "
+                        f"({target.device}): {fit.summary(target)} (--skip-fit-check builds "
+                        f"anyway)")
+    _log(f"fits {target.name}: {fit.summary(target)}")
     accelerator = accelerator_for(design)
     top = BoardTop(target, accelerator, height=design.height, width=design.width,
                    clock_mhz=clock_mhz, baud=args.baud, design_id=design.design_id)
     placement = memory_plan(memories(top.system, "top.system"), target)
     script = yosys_script(placement)
-    details = {"network": design.network, "arch": arch.to_dict(),
+    details = {"network": design.network, "arch_name": arch_label(args.arch or DEFAULT_ARCH),
+               "arch": arch.to_dict(), "estimate": fit.summary(target),
+               "estimated": {k: getattr(fit, k) for k in ("luts", "ffs", "brams", "dsps")},
                "accelerator": getattr(accelerator, "description", type(accelerator).__name__),
                "memories": placement, "yosys_script": script}
     try:
@@ -103,7 +115,8 @@ def build(args) -> dict:
 
 def _summary(report: dict) -> str:
     t, b = report["timing"], report["binding"]
-    lines = [f"{report['network']} on {report['board']} ({report['device']}): bitstream {report['bitstream']}"]
+    lines = [f"{report['network']} on {report['board']} ({report['device']}): bitstream {report['bitstream']}",
+             f"  arch: {report.get('arch_name', '?')}"]
     for name in ("luts", "ffs", "brams", "dsps"):
         r = report[name]
         lines.append(f"  {name:5} {r['used']:7} / {r['available']:<7} "

@@ -26,7 +26,8 @@ import math
 from dataclasses import asdict, dataclass
 
 
-__all__ = ["BRAM_RESERVE", "MemoryUse", "memories", "memory_plan", "yosys_script"]
+__all__ = ["BRAM_RESERVE", "MemoryUse", "memories", "memory_plan", "yosys_script", "LOGIC",
+           "Estimate", "estimate"]
 
 #: fraction of the block RAMs `memory_plan` leaves to the memories it does not place
 BRAM_RESERVE = 0.1
@@ -112,3 +113,141 @@ def yosys_script(memory: dict) -> str:
             commands += [f"select -assert-count 1 {target}",
                          f'setattr -set ram_style "{p["style"]}" {target}']
     return "; ".join(commands) if len(commands) > 1 else ""
+
+
+# --- the fit check: a resource estimate from the mapping, before synthesis -----------------------
+
+#: LUT4s per (row x column-per-cycle x weight bit x input bit) of a crossbar tile: a gate and a
+#: full adder per bit of every product's adder tree
+TREE_LUTS = 2.0
+#: LUT4s per stored weight bit of a tile that steps over column groups (a 16:1 LUT multiplexer
+#: is 5 LUT4s); a tile without groups folds its constant weights into the trees at half the cost
+ROM_LUTS, CONSTANT_TREE = 5 / 16, 0.5
+#: flip-flops per (tree input bit x pipeline stage) of the adder trees (a stage cuts a tree
+#: where its partial sums are about an eighth as many)
+STAGE_FFS = 1 / 8
+#: LUT4s and flip-flops per output channel of a requantizing stage (bias, rounding, saturation
+#: and the accumulator register around its DSP multiply)
+CHANNEL_LUTS, CHANNEL_FFS = 60, 40
+#: per bit of a stream register or a 2-deep FIFO between stages
+LINK_LUTS, LINK_FFS = 1.0, 3.0
+#: LUT4s per block RAM of a window buffer in block RAM (addressing and tap multiplexers)
+BRAM_LUTS = 36
+#: a window buffer in LUT-RAM (ECP5): LUT4s per read port x bit x 16 words; from flip-flops
+#: (iCE40): LUT4s per read port x bit x word, and one flip-flop per stored bit
+LUTRAM_LUTS, FLOP_RAM_LUTS = 1.57, 0.94
+#: the UART host link, frame receiver and sender, image buffer and LEDs
+HOST_LUTS, HOST_FFS = 1500, 1200
+#: device -> (LUT4s, flip-flops): ECP5 slices hold two of each, iCE40 logic cells one of each
+LOGIC = {"LFE5U-85F": (83_640, 83_640), "iCE40UP5K": (5_280, 5_280)}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Estimated LUT4s, flip-flops, block RAMs and DSPs of a mapped network on a board, with the
+    largest consumers (``consumers``: stage name -> its LUT4s)."""
+
+    luts: int
+    ffs: int
+    brams: int
+    dsps: int
+    consumers: dict
+
+    def fractions(self, board) -> dict:
+        luts, ffs = LOGIC[board.device]
+        return {"luts": self.luts / luts, "ffs": self.ffs / ffs,
+                "brams": self.brams / board.brams, "dsps": self.dsps / board.dsps}
+
+    def fits(self, board) -> bool:
+        return max(self.fractions(board).values()) <= 1
+
+    def summary(self, board) -> str:
+        """One line: each resource against the board, then the largest consumers."""
+        f, (luts, ffs) = self.fractions(board), LOGIC[board.device]
+        parts = [f"{self.luts:,} LUT4 of {luts:,} ({100 * f['luts']:.0f} %)",
+                 f"{self.ffs:,} FF of {ffs:,} ({100 * f['ffs']:.0f} %)",
+                 f"{self.brams} BRAM of {board.brams} ({100 * f['brams']:.0f} %)",
+                 f"{self.dsps} DSP of {board.dsps} ({100 * f['dsps']:.0f} %)"]
+        top = sorted(self.consumers.items(), key=lambda kv: -kv[1])[:3]
+        return ("estimated " + ", ".join(parts) + "; largest: "
+                + ", ".join(f"{name} {luts:,} LUT4" for name, luts in top))
+
+
+def estimate(mapping, board) -> Estimate:
+    """LUT4s, flip-flops, block RAMs and DSPs of ``mapping``'s accelerator behind the host link on
+    ``board``, from the mapping alone (seconds, no elaboration).
+
+    Per crossbar tile of ``R`` rows stepping ``p`` columns per cycle over ``W``-bit weights and
+    ``A``-bit inputs (1 for ``bit_serial``): ``TREE_LUTS * R*p*W*A`` LUT4s plus ``ROM_LUTS`` per
+    stored weight bit, and ``mac_stages * STAGE_FFS * R*p*W*A`` flip-flops. Per output channel of
+    a crossbar layer copy, a join input, a global or average pool: one DSP (the requantization
+    multiply; digits: 122, as measured) and ``CHANNEL_LUTS``/``CHANNEL_FFS``. Window buffers with
+    several read ports take block RAMs as `memory_plan` places them (one copy per port; digits:
+    117, as measured), the rest LUT-RAM or flip-flops. The constants come from single-block Yosys
+    runs (docs/fpga.md); on the full digits ULX3S build the estimate is within the figures that
+    docs/fpga.md reports.
+    """
+    arch = mapping.arch
+    stages = {l.name: l for l in mapping.stages}
+    consumers, luts, ffs, dsps = {}, HOST_LUTS, HOST_FFS, 0
+    windows = []
+    for l in mapping.stages:
+        if l.role == "source":
+            continue
+        in_bits = 8 if any(stages[i].role == "source" for i in l.inputs) else arch.act_bits
+        c_in = l.in_shape.c if l.in_shape is not None else l.out_shape.c
+        stage_luts = stage_ffs = 0
+        # the stream register and FIFO in front of each input
+        link_bits = c_in * in_bits * len(l.inputs)
+        stage_luts += LINK_LUTS * link_bits
+        stage_ffs += LINK_FFS * link_bits
+        if l.role == "crossbar":
+            a = 1 if arch.input_encoding == "bit_serial" else in_bits
+            w = arch.weight_bits
+            for t in range(l.row_tiles):
+                rows = min(arch.rows, l.rows - t * arch.rows)
+                for u in range(l.col_tiles):
+                    cols = min(arch.cols, l.cols - u * arch.cols)
+                    p = arch.columns_per_cycle(cols)
+                    tree = rows * p * w * a
+                    if p < cols:
+                        stage_luts += l.replication * (TREE_LUTS * tree + ROM_LUTS * rows * w * cols)
+                    else:
+                        stage_luts += l.replication * CONSTANT_TREE * TREE_LUTS * tree
+                    stage_ffs += l.replication * arch.mac_stages * STAGE_FFS * tree
+            channels = l.cols * l.replication
+        elif l.role == "join":
+            channels = 2 * l.out_shape.c
+        elif l.role == "gap" or l.kind == "avgpool":
+            channels = l.out_shape.c
+        else:
+            channels = 0
+        dsps += channels
+        stage_luts += CHANNEL_LUTS * channels
+        stage_ffs += CHANNEL_FFS * channels
+        if l.buffer in ("line", "frame"):
+            ports = l.kernel ** 2
+            windows.append((l.name, ports, c_in * in_bits, l.buffer_words))
+            stage_ffs += ports * c_in * in_bits           # the window register
+        elif l.buffer == "skip":
+            windows.append((l.name, 1, c_in * in_bits, l.buffer_words))
+        consumers[l.name] = stage_luts
+        luts += stage_luts
+        ffs += stage_ffs
+    # window buffers and skip FIFOs: block RAM while it lasts (largest first), else LUT-RAM or
+    # flip-flops, as `memory_plan` places them
+    budget, brams = math.floor(board.brams * (1 - BRAM_RESERVE)), 0
+    for name, ports, width, depth in sorted(windows, key=lambda m: -m[1] * m[2] * m[3]):
+        blocks = ports * math.ceil(width / board.bram_width) * math.ceil(depth / board.bram_depth)
+        if ports > 1 and brams + blocks <= budget:
+            brams += blocks
+            cost, cost_ffs = BRAM_LUTS * blocks, 0
+        elif board.lutram:
+            cost, cost_ffs = LUTRAM_LUTS * ports * width * math.ceil(depth / 16), 0
+        else:
+            cost, cost_ffs = FLOP_RAM_LUTS * ports * width * depth, width * depth
+        consumers[name] += cost
+        luts += cost
+        ffs += cost_ffs
+    return Estimate(round(luts), round(ffs), brams, dsps,
+                    {k: round(v) for k, v in consumers.items()})

@@ -1,0 +1,62 @@
+"""The FPGA fit check: a resource estimate from the mapping (`imcflow.fpga.resources.estimate`)
+refuses a design that cannot fit its board in seconds, before any synthesis, and on the digits
+ULX3S build it is close to what Yosys and nextpnr measured (docs/fpga.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from imcflow.cli import main
+from imcflow.fpga import build as flow
+from imcflow.fpga.boards import BOARDS
+from imcflow.fpga.resources import estimate
+from imcflow.sw.mapper import map_network
+from imcflow.sw.networks import load_qnetwork
+
+#: the full digits build on the ULX3S-85F (docs/fpga.md, `benchmarks/fpga_build.py`)
+MEASURED = {"luts": 59_701, "ffs": 21_168, "brams": 117, "dsps": 122}
+
+
+def _estimate(network, board, arch="fpga"):
+    q = load_qnetwork(network, arch)
+    return estimate(map_network(q.network, q.arch), BOARDS[board])
+
+
+def test_digits_estimate_against_the_measured_build():
+    e = _estimate("digits", "ulx3s-85f")
+    # DSPs (one per requantized channel) and block RAMs (one copy of a window buffer per read
+    # port) are counted exactly; LUT4s and flip-flops are modelled from single-block runs.
+    assert (e.dsps, e.brams) == (MEASURED["dsps"], MEASURED["brams"])
+    for name in ("luts", "ffs"):
+        assert 0.8 < getattr(e, name) / MEASURED[name] < 1.2, (name, getattr(e, name))
+    assert e.fits(BOARDS["ulx3s-85f"]) and not e.fits(BOARDS["icebreaker"])
+    # the crossbar layers with 144-row tiles are the largest consumers
+    top = sorted(e.consumers, key=e.consumers.get, reverse=True)[:3]
+    assert set(top) == {"block_conv1", "block_conv2", "conv3"}
+
+
+def test_the_estimate_follows_the_architecture():
+    base = _estimate("digits", "ulx3s-85f")
+    wide = _estimate("digits", "ulx3s-85f", load_qnetwork("digits", "fpga").arch.replace(
+        col_parallelism=2))
+    assert wide.luts > base.luts and wide.dsps == base.dsps
+    serial = _estimate("digits", "ulx3s-85f", load_qnetwork("digits", "fpga").arch.replace(
+        input_encoding="bit_serial"))
+    assert serial.luts < base.luts * 0.6 and serial.brams == base.brams
+
+
+def test_a_design_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, monkeypatch):
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("the flow ran")
+
+    monkeypatch.setattr(flow, "build_board", no_synthesis)
+    out = tmp_path / "out"
+    assert main(["fpga", "build", "--board", "icebreaker", "--network", "resnet8",
+                 "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert captured.out == "" and len(err.splitlines()) == 1
+    assert err.startswith("imcflow fpga: error: --network: resnet8 cannot fit icebreaker "
+                          "(iCE40UP5K): estimated ")
+    assert "LUT4 of 5,280" in err and "DSP of 8" in err and "; largest: " in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
