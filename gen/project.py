@@ -30,6 +30,11 @@ __all__ = ["Generated", "generate", "load", "config_hash", "scale_skip_fifos", "
 
 #: files of the output directory that `load` reads
 MANIFEST, QNET = "manifest.json", "qnet.npz"
+#: manifest keys `load` and `imcflow sim` read, with their JSON types
+MANIFEST_KEYS = {"top": (str,), "verilog": (str,), "core_budget": (int, type(None)),
+                 "timing": (dict,), "skip_fifos": (list,), "options": (dict,),
+                 "config_hash": (str,), "status": (dict,), "mapping": (dict,), "files": (dict,)}
+_JSON = {str: "a string", int: "an integer", type(None): "null", dict: "an object", list: "an array"}
 #: version of the directory layout and manifest schema
 FORMAT = 1
 
@@ -356,10 +361,25 @@ def load(directory: str | os.PathLike) -> Generated:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"directory: {str(directory)!r} has a {MANIFEST} of another format "
                         f"(expected format {FORMAT}); regenerate it with `imcflow gen`")
+    for key, types in MANIFEST_KEYS.items():
+        if key not in manifest:
+            raise UserError(f"{MANIFEST}.{key}: missing in {str(directory)!r}; regenerate it with "
+                            f"`imcflow gen`")
+        if not isinstance(manifest[key], types) or isinstance(manifest[key], bool):
+            raise UserError(f"{MANIFEST}.{key}: must be {' or '.join(_JSON[t] for t in types)}, "
+                            f"not {manifest[key]!r}; regenerate it with `imcflow gen`")
     qnet = QNetwork.load(directory / QNET)
-    mapping = map_network(qnet.network, qnet.arch, core_budget=manifest["core_budget"],
-                          timing=BlockTiming(**manifest["timing"]))
-    mapping = with_skip_depths(mapping, {s["join"]: s["words"] for s in manifest["skip_fifos"]})
+    try:
+        timing = BlockTiming(**manifest["timing"])
+        skip_words = {s["join"]: s["words"] for s in manifest["skip_fifos"]}
+        mapping = map_network(qnet.network, qnet.arch, core_budget=manifest["core_budget"],
+                              timing=timing)
+        mapping = with_skip_depths(mapping, skip_words)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, UserError):
+            raise
+        raise UserError(f"{MANIFEST}: malformed in {str(directory)!r} ({type(e).__name__}: {e}); "
+                        f"regenerate it with `imcflow gen`") from None
     return Generated(qnet, mapping, manifest["top"], manifest, directory)
 
 

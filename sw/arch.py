@@ -175,9 +175,12 @@ def load_arch(spec: "str | Path | Arch | None" = None, **overrides) -> Arch:
     elif str(spec).endswith(".toml"):
         path = Path(spec)
         try:
-            doc = tomllib.loads(path.read_text())
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as e:
             raise UserError(f"--arch: cannot read {str(path)!r}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise UserError(f"--arch: {path.name} is not UTF-8 text (byte {e.object[e.start]:#04x} "
+                            f"at offset {e.start}); TOML files are UTF-8") from None
         except tomllib.TOMLDecodeError as e:
             raise UserError(f"--arch: {path.name} is not valid TOML: {e}") from None
         arch = Arch.from_dict(doc.get("arch", doc), source=str(path))

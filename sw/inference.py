@@ -151,6 +151,8 @@ def float_trace(net: Network, x) -> dict[str, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 4 or x.shape[1:] != (s.h, s.w, s.c):
         raise UserError(f"inputs: expected an (N, {s.h}, {s.w}, {s.c}) array, not shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise UserError("inputs: has NaN or infinite values")
     for layer in net:
         if isinstance(layer, (Conv2d, Dense)) and layer.weight is None:
             raise layer.error("has no weights (a topology only network cannot be evaluated)")

@@ -10,7 +10,10 @@ output. Parameters are optional float arrays (a topology without weights still m
   index is ``(y * W + x) * C + c`` (raster order, channels last), so Flatten + Dense is an
   ``H x H`` convolution without padding.
 
-Every error is a `UserError` naming the layer and the mismatch.
+Sizes are bounded (`MAX_SIDE`, `MAX_CHANNELS`, `MAX_KERNEL`, `MAX_MAP_VALUES`,
+`MAX_LAYER_WEIGHTS`; docs/network-toml.md, "Limits") so that a typo is an error, not an attempt
+to allocate terabytes, and parameters must be finite. Every error is a `UserError` naming the
+layer and the mismatch.
 """
 
 from __future__ import annotations
@@ -26,7 +29,19 @@ from imcflow.sw.golden import conv_output_size
 __all__ = [
     "Shape", "Layer", "Input", "Conv2d", "Dense", "ReLU", "MaxPool", "AvgPool", "GlobalAvgPool",
     "Add", "Flatten", "Network", "LAYER_KINDS",
+    "MAX_SIDE", "MAX_CHANNELS", "MAX_KERNEL", "MAX_MAP_VALUES", "MAX_LAYER_WEIGHTS",
 ]
+
+#: largest input height and width
+MAX_SIDE = 1024
+#: most input channels, conv output channels and dense output features
+MAX_CHANNELS = 4096
+#: largest conv and pooling kernel, stride and (below the kernel) padding
+MAX_KERNEL = 32
+#: most values (height x width x channels) of any feature map
+MAX_MAP_VALUES = 1 << 22
+#: most weights of one conv or dense layer
+MAX_LAYER_WEIGHTS = 1 << 27
 
 
 @dataclass(frozen=True)
@@ -49,9 +64,21 @@ class Shape:
         return f"{self.h}x{self.w}x{self.c}"
 
 
-def _positive(layer, name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise UserError(f"layer {layer!r}: {name} must be an integer >= {minimum}, not {value!r}")
+def _positive(layer, name, value, minimum=1, maximum=MAX_KERNEL):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or not minimum <= value <= maximum:
+        raise UserError(f"layer {layer!r}: {name} must be an integer in {minimum}..{maximum}, "
+                        f"not {value!r}")
+
+
+def _check_parameters(layer, rows: int, cols: int) -> None:
+    """The weight count bound and finite ``weight`` and ``bias`` of a conv or dense layer."""
+    if rows * cols > MAX_LAYER_WEIGHTS:
+        raise layer.error(f"has {rows * cols} weights; at most {MAX_LAYER_WEIGHTS}")
+    for name in ("weight", "bias"):
+        value = getattr(layer, name)
+        if value is not None and not np.all(np.isfinite(value)):
+            raise layer.error(f"{name} has NaN or infinite values")
 
 
 @dataclass(eq=False)
@@ -87,8 +114,8 @@ class Input(Layer):
     def check(self):
         if not isinstance(self.shape, Shape):
             raise self.error(f"shape must be a Shape(h, w, c), not {self.shape!r}")
-        for axis in ("h", "w", "c"):
-            _positive(self.name, f"shape.{axis}", getattr(self.shape, axis))
+        for axis, limit in (("h", MAX_SIDE), ("w", MAX_SIDE), ("c", MAX_CHANNELS)):
+            _positive(self.name, f"shape.{axis}", getattr(self.shape, axis), maximum=limit)
 
     def infer(self, shapes):
         return self.shape
@@ -106,7 +133,7 @@ class Conv2d(Layer):
     kind: ClassVar[str] = "conv"
 
     def check(self):
-        _positive(self.name, "out_channels", self.out_channels)
+        _positive(self.name, "out_channels", self.out_channels, maximum=MAX_CHANNELS)
         _positive(self.name, "kernel", self.kernel)
         _positive(self.name, "stride", self.stride)
         _positive(self.name, "padding", self.padding, minimum=0)
@@ -125,6 +152,7 @@ class Conv2d(Layer):
                                  f"(k, k, C_in, C_out) = {expect} for the {s} input")
         if self.bias is not None and tuple(np.shape(self.bias)) != (self.out_channels,):
             raise self.error(f"bias shape {tuple(np.shape(self.bias))} is not ({self.out_channels},)")
+        _check_parameters(self, k * k * s.c, self.out_channels)
         return Shape(conv_output_size(s.h, k, self.stride, p), conv_output_size(s.w, k, self.stride, p),
                      self.out_channels)
 
@@ -138,7 +166,7 @@ class Dense(Layer):
     kind: ClassVar[str] = "dense"
 
     def check(self):
-        _positive(self.name, "out_features", self.out_features)
+        _positive(self.name, "out_features", self.out_features, maximum=MAX_CHANNELS)
 
     def infer(self, shapes):
         (s,) = shapes
@@ -150,6 +178,7 @@ class Dense(Layer):
                              f"(in, out) = {(s.c, self.out_features)}")
         if self.bias is not None and tuple(np.shape(self.bias)) != (self.out_features,):
             raise self.error(f"bias shape {tuple(np.shape(self.bias))} is not ({self.out_features},)")
+        _check_parameters(self, s.c, self.out_features)
         return Shape(1, 1, self.out_features)
 
 
@@ -289,7 +318,10 @@ class Network:
                     known = src in {l.name for l in self.layers}
                     raise layer.error(f"input {src!r} " + ("comes later; layers must be in topological order"
                                                           if known else "is not a layer of this network"))
-            self.shapes[layer.name] = layer.infer([self.shapes[s] for s in layer.inputs])
+            self.shapes[layer.name] = shape = layer.infer([self.shapes[s] for s in layer.inputs])
+            if shape.size > MAX_MAP_VALUES:
+                raise layer.error(f"its {shape} output has {shape.size} values; at most "
+                                  f"{MAX_MAP_VALUES}")
         used = {src for layer in self.layers for src in layer.inputs}
         dangling = [l.name for l in self.layers[:-1] if l.name not in used]
         if dangling:

@@ -49,23 +49,35 @@ def he_init(net: Network, seed: int = 0) -> Network:
 
 def with_weights(net: Network, params: dict[str, np.ndarray]) -> Network:
     """A copy of ``net`` whose conv and dense layers take ``<name>.weight`` and the optional
-    ``<name>.bias`` from ``params``; a missing weight or an unused array is a `UserError`."""
+    ``<name>.bias`` from ``params``; a missing weight, an unused array or one that holds anything
+    but finite numbers is a `UserError`."""
     layers, used = [], set()
     for layer in net:
         if isinstance(layer, (Conv2d, Dense)):
             key = f"{layer.name}.weight"
             if key not in params:
                 raise UserError(f"weights: no array {key!r} for the {layer.kind} layer")
-            bias = params.get(f"{layer.name}.bias")
-            used |= {key, f"{layer.name}.bias"}
-            layer = dataclasses.replace(layer, weight=np.asarray(params[key], np.float64),
-                                        bias=None if bias is None else np.asarray(bias, np.float64))
+            bias = f"{layer.name}.bias"
+            used |= {key, bias}
+            layer = dataclasses.replace(layer, weight=_finite(key, params[key]),
+                                        bias=_finite(bias, params[bias]) if bias in params else None)
         layers.append(layer)
     unused = sorted(set(params) - used)
     if unused:
         raise UserError(f"weights: array {unused[0]!r} belongs to no conv or dense layer "
                         f"(names are <layer>.weight and <layer>.bias)")
     return Network(net.name, layers)
+
+
+def _finite(name: str, array) -> np.ndarray:
+    """``array`` as float64, or a `UserError` naming it if it holds no numbers or NaN/Inf."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise UserError(f"weights: array {name!r} must hold numbers, not {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise UserError(f"weights: array {name!r} has NaN or infinite values")
+    return array
 
 
 def load_network(spec: str | Path) -> Network:

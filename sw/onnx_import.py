@@ -183,12 +183,43 @@ def _dims(info: onnx.ValueInfoProto) -> list:
 
 
 def _initializer(tensor: onnx.TensorProto, base_dir: Path | None) -> _Param:
+    """The initializer ``tensor`` with its value (None when its external data file is missing).
+
+    External data must lie inside ``base_dir`` (the model's folder) and hold the whole tensor;
+    float values must be finite. Anything else is a `UserError` naming the tensor.
+    """
+    where = f"onnx initializer {tensor.name!r}"
+    dims = tuple(tensor.dims)
     if tensor.data_location == TensorProto.EXTERNAL:
-        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
-        if base_dir is None or not (base_dir / location).is_file():
-            return _Param(tuple(tensor.dims), None)
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        if base_dir is None:
+            return _Param(dims, None)
+        root = base_dir.resolve()
+        path = (root / location).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise UserError(f"{where}: external data {location!r} is outside the model's folder "
+                            f"{str(base_dir)!r}")
+        if not path.is_file():
+            return _Param(dims, None)
+        try:
+            offset = int(info.get("offset", 0))
+            need = math.prod(dims) * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+            length = int(info.get("length", need))
+        except (ValueError, TypeError, KeyError) as e:
+            raise UserError(f"{where}: unreadable external data entry ({e})") from None
+        available = max(path.stat().st_size - offset, 0)
+        if length != need or available < need:
+            raise UserError(f"{where}: external data {location} holds {min(length, available)} "
+                            f"bytes from offset {offset}; the {list(dims)} tensor needs {need}")
         external_data_helper.load_external_data_for_tensor(tensor, str(base_dir))
-    return _Param(tuple(tensor.dims), numpy_helper.to_array(tensor))
+    try:
+        value = numpy_helper.to_array(tensor)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{where}: unreadable data ({e})") from None
+    if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise UserError(f"{where}: has NaN or infinite values")
+    return _Param(dims, value)
 
 
 def _needed(nodes: list[_Node], output: str) -> list[_Node]:
@@ -540,7 +571,7 @@ class _Importer:
         self.set(node, self.operand(node, 0))
 
     def dropout(self, node: _Node) -> None:
-        node.allow("seed")
+        node.allow("ratio", "seed")   # opset <= 11 gives the ratio as an attribute
         mode = self.param(node, 2, optional=True)
         if mode is not None and (mode.value is None or bool(np.ravel(mode.value)[0])):
             raise node.error("training_mode must be a constant false (inference only)")

@@ -55,10 +55,11 @@ def run(args) -> int:
     from imcflow.sw.networks import load_network
     if args.output is not None:
         check_output_directory(args.output, args.force)
-    print(f"mapping {args.network} ...", file=sys.stderr)
     net = load_network(args.network)
-    summary = summarize(net, load_arch(args.arch, buffer=args.buffer), args.core_budget,
-                        cost=load_cost(args.cost))
+    arch, cost = load_arch(args.arch, buffer=args.buffer), load_cost(args.cost)
+    if sys.stderr.isatty():   # progress for a person; an error stays the only line in a log
+        print(f"mapping {args.network} ...", file=sys.stderr)
+    summary = summarize(net, arch, args.core_budget, cost=cost)
     summary = {"arch_name": arch_label(args.arch, buffer=args.buffer), **summary}
     if args.output is not None:
         from imcflow.progress import note, shown

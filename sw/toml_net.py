@@ -20,7 +20,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from imcflow.errors import UserError
-from imcflow.sw.ir import LAYER_KINDS, Add, Input, Network, Shape
+from imcflow.sw.ir import (LAYER_KINDS, MAX_CHANNELS, MAX_KERNEL, MAX_SIDE, Add, Input, Network,
+                           Shape)
 from imcflow.sw.networks import he_init, with_weights
 
 __all__ = ["load_toml", "loads_network", "TOP_KEYS", "LAYER_KEYS"]
@@ -44,8 +45,11 @@ LAYER_KEYS: dict[str, dict[str, tuple[type, bool]]] = {
 }
 
 _TYPE_NAMES = {str: "a string", int: "an integer", list: "an array"}
-#: smallest allowed value of integer keys
-_MINIMUM = {"out_channels": 1, "out_features": 1, "kernel": 1, "stride": 1, "padding": 0}
+#: allowed values of integer keys (the limits of `imcflow.sw.ir`)
+_RANGE = {"out_channels": (1, MAX_CHANNELS), "out_features": (1, MAX_CHANNELS),
+          "kernel": (1, MAX_KERNEL), "stride": (1, MAX_KERNEL), "padding": (0, MAX_KERNEL - 1)}
+#: input shape axes and their largest values
+_AXES = (("height", MAX_SIDE), ("width", MAX_SIDE), ("channels", MAX_CHANNELS))
 
 
 def _check_type(field: str, value, type_: type) -> None:
@@ -88,17 +92,20 @@ def _layer(i: int, table, names: list[str]):
             continue
         value = table[key]
         _check_type(f"{where}.{key}", value, type_)
-        if key in _MINIMUM and value < _MINIMUM[key]:
-            raise UserError(f"{where}.{key}: must be an integer >= {_MINIMUM[key]}, not {value!r}")
+        if key in _RANGE and not _RANGE[key][0] <= value <= _RANGE[key][1]:
+            lo, hi = _RANGE[key]
+            raise UserError(f"{where}.{key}: must be an integer in {lo}..{hi}, not {value!r}")
         args[key] = value
     if "padding" in args and args["padding"] >= args["kernel"]:
         raise UserError(f"{where}.padding: must be smaller than kernel {args['kernel']}, "
                         f"not {args['padding']}")
     if kind == "input":
         shape = args["shape"]
-        if len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape):
-            raise UserError(f"{where}.shape: must be [height, width, channels] of positive "
-                            f"integers, not {shape!r}")
+        if len(shape) != 3:
+            raise UserError(f"{where}.shape: must be [height, width, channels], not {shape!r}")
+        for v, (axis, limit) in zip(shape, _AXES):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= limit:
+                raise UserError(f"{where}.shape: {axis} must be an integer in 1..{limit}, not {v!r}")
         return Input(name, Shape(*shape))
     if kind == "add":
         refs = args.pop("inputs")
@@ -176,8 +183,11 @@ def load_toml(path: str | Path, *, weights: bool = True) -> Network:
     as in `loads_network`)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UserError(f"--network: cannot read {str(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"--network: {path.name} is not UTF-8 text (byte {e.object[e.start]:#04x} "
+                        f"at offset {e.start}); TOML files are UTF-8") from None
     return loads_network(text, source=path.name, base_dir=path.parent, default_name=path.stem,
                          weights=weights)

@@ -278,6 +278,54 @@ def test_missing_external_data_leaves_a_topology(tmp_path):
     assert map_network(topology, "default").crossbars == map_network(with_data, "default").crossbars
 
 
+def test_external_data_must_be_inside_the_folder_and_whole(tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    path = model_dir / "model.onnx"
+    onnx.save(small_cnn(), str(path), save_as_external_data=True, location="weights.bin",
+              size_threshold=0)
+    data = (model_dir / "weights.bin").read_bytes()
+    (model_dir / "weights.bin").write_bytes(data[:-4])       # the last tensor lacks one float
+    with pytest.raises(UserError, match=r"^onnx initializer 'fc.bias': external data weights.bin "
+                                        r"holds 36 bytes from offset \d+; the \[10\] tensor needs 40$"):
+        import_onnx(path)
+    (model_dir / "weights.bin").rename(tmp_path / "weights.bin")   # now beside the folder
+    model = onnx.load(str(path), load_external_data=False)
+    for t in model.graph.initializer:
+        t.external_data[0].value = "../weights.bin"
+    onnx.save(model, str(path))
+    with pytest.raises(UserError, match=r"^onnx initializer 'stem.weight': external data "
+                                        r"'../weights.bin' is outside the model's folder"):
+        import_onnx(path)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_initializers_are_refused_by_name(value):
+    model = small_cnn()
+    t = next(t for t in model.graph.initializer if t.name == "b1_conv2.weight")
+    a = numpy_helper.to_array(t).copy()
+    a[1, 0, 2, 2] = value
+    t.CopyFrom(numpy_helper.from_array(a, t.name))
+    with pytest.raises(UserError, match=r"^onnx initializer 'b1_conv2.weight': has NaN or infinite values$"):
+        import_onnx(model)
+
+
+def test_opset_11_dropout_with_a_ratio_is_an_identity(rng):
+    # Up to opset 11 the ratio is an attribute; at inference Dropout passes its input through.
+    g = Graph(["N", 1, 8, 8])
+    x = g.node("Dropout", [g.conv("input", 4, 3, "conv", pad=1)], "drop", ratio=0.5)
+    x = g.node("Flatten", [g.node("Relu", [x], "relu")], "flat", 4 * 64)
+    model = g.model(g.gemm(x, 3, "fc"), opset=11)
+    plain = Graph(["N", 1, 8, 8])
+    y = plain.node("Flatten", [plain.node("Relu", [plain.conv("input", 4, 3, "conv", pad=1)], "relu")],
+                   "flat", 4 * 64)
+    net, reference = import_onnx(model).network, import_onnx(plain.model(plain.gemm(y, 3, "fc"), opset=11)).network
+    assert [l.kind for l in net] == [l.kind for l in reference]
+    images = rng.random((4, 8, 8, 1))
+    np.testing.assert_array_equal(float_run(net, images), float_run(reference, images))
+    np.testing.assert_allclose(float_run(net, images), ort_run(model, images * 255)[0], rtol=1e-5, atol=1e-5)
+
+
 def test_map_command_reads_a_resnet18_onnx_file(tmp_path):
     path = write(resnet(18), tmp_path / "resnet18.onnx")
     out = io.StringIO()

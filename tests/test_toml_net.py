@@ -14,7 +14,9 @@ from imcflow.sw.ir import LAYER_KINDS, Conv2d, Dense
 from imcflow.sw.networks import load_network, load_qnetwork
 from imcflow.sw.toml_net import LAYER_KEYS, load_toml, loads_network
 
-EXAMPLES = sorted((Path(__file__).parents[1] / "docs" / "examples").glob("*.toml"))
+#: the network examples (docs/examples also holds arch and sweep files)
+EXAMPLES = sorted(p for p in (Path(__file__).parents[1] / "docs" / "examples").glob("*.toml")
+                  if "[[layers]]" in p.read_text())
 
 INPUT = '[[layers]]\nname = "in"\nkind = "input"\nshape = [8, 8, 1]\n'
 CONV = '[[layers]]\nname = "c"\nkind = "conv"\nout_channels = 4\nkernel = 3\npadding = 1\n'
@@ -113,9 +115,9 @@ MALFORMED = [
     ("kernel_string", INPUT + CONV.replace("kernel = 3", 'kernel = "3"'), "layers[1].kernel: must be an integer, not '3'"),
     ("kernel_bool", INPUT + CONV.replace("kernel = 3", "kernel = true"), "layers[1].kernel: must be an integer, not True"),
     ("stride_float", INPUT + CONV + "stride = 1.5\n", "layers[1].stride: must be an integer, not 1.5"),
-    ("negative_stride", INPUT + CONV + "stride = -1\n", "layers[1].stride: must be an integer >= 1, not -1"),
-    ("negative_padding", INPUT + CONV.replace("padding = 1", "padding = -1"), "layers[1].padding: must be an integer >= 0, not -1"),
-    ("zero_channels", INPUT + CONV.replace("out_channels = 4", "out_channels = 0"), "layers[1].out_channels: must be an integer >= 1, not 0"),
+    ("negative_stride", INPUT + CONV + "stride = -1\n", "layers[1].stride: must be an integer in 1..32, not -1"),
+    ("negative_padding", INPUT + CONV.replace("padding = 1", "padding = -1"), "layers[1].padding: must be an integer in 0..31, not -1"),
+    ("zero_channels", INPUT + CONV.replace("out_channels = 4", "out_channels = 0"), "layers[1].out_channels: must be an integer in 1..4096, not 0"),
     ("padding_ge_kernel", INPUT + CONV.replace("padding = 1", "padding = 3"), "layers[1].padding: must be smaller than kernel 3, not 3"),
     ("pool_padding_ge_kernel", INPUT + '[[layers]]\nname = "p"\nkind = "maxpool"\nkernel = 2\npadding = 2\n',
      "layers[1].padding: must be smaller than kernel 2, not 2"),
@@ -132,7 +134,7 @@ MALFORMED = [
     ("add_missing_inputs", INPUT + CONV + '[[layers]]\nname = "a"\nkind = "add"\ninput = "c"\n',
      "layers[2].input: unknown key for a add layer; allowed: name, kind, inputs"),
     ("bad_shape", '[[layers]]\nname = "in"\nkind = "input"\nshape = [8, 8]\n',
-     "layers[0].shape: must be [height, width, channels] of positive integers, not [8, 8]"),
+     "layers[0].shape: must be [height, width, channels], not [8, 8]"),
     ("shape_mismatch_add", INPUT + CONV + CONV.replace('"c"', '"c2"').replace("padding = 1", "padding = 0\ninput = \"in\"")
      + '[[layers]]\nname = "a"\nkind = "add"\ninputs = ["c", "c2"]\n',
      "layer 'a' (add): inputs 'c' (8x8x4) and 'c2' (6x6x4) differ in shape"),
