@@ -24,28 +24,17 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from imcflow.fpga.protocol import HEADER_BYTES, START, ErrorCode, FrameType, Info, crc8
+from imcflow.fpga.protocol import CRC, HEADER_BYTES, START, ErrorCode, FrameType, Info
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
 
-__all__ = ["ReplyLayout", "crc8_next", "FrameReceiver", "FrameSender", "HostLink"]
+__all__ = ["ReplyLayout", "FrameReceiver", "FrameSender", "HostLink"]
 
 #: a reply the receiver asks the sender to send: frame type (INFO or ERROR), error code, tag
 ReplyLayout = data.StructLayout({"type": 8, "code": 8, "tag": 8})
 
 #: replies queued between receiver and sender in `HostLink`
 REPLY_QUEUE = 4
-
-
-def crc8_next(crc, byte):
-    """`imcflow.fpga.protocol.crc8` of one ``byte`` continued from ``crc``, as an Amaranth value.
-
-    The CRC of one byte is linear in ``crc ^ byte``: output bit ``i`` is the XOR of the input
-    bits whose unit vectors' CRCs have bit ``i`` set (one small XOR per bit).
-    """
-    x = crc ^ byte
-    taps = [[b for b in range(8) if crc8(bytes([1 << b])) >> i & 1] for i in range(8)]
-    return Cat(*(Cat(*(x[b] for b in bits)).xor() for bits in taps))
 
 
 def _check_positive(name: str, value, maximum: int | None = None) -> int:
@@ -154,13 +143,16 @@ class FrameReceiver(wiring.Component):
         m.d.comb += self.i.ready.eq(1)
 
         state = Signal(_State)
-        type_, tag, length_lo, crc = Signal(8), Signal(8), Signal(8), Signal(8)
+        type_, tag, length_lo = Signal(8), Signal(8), Signal(8)
+        # The frame check (`imcflow.fpga.protocol.CRC`): restarted by the start byte, fed every
+        # header and payload byte; ``crc.crc`` is the CRC of the bytes before this one.
+        m.submodules.crc = crc = CRC.create()
+        m.d.comb += crc.data.eq(byte)
         # (one spare value each, so that no counter is zero bits wide)
         count = Signal(range(N + 1))              # payload bytes received before this one
         lane = Signal(range(C + 1))               # channel of this payload byte
         partial = Signal(data.ArrayLayout(8, C))  # the bytes of the pixel being received
         store = Signal()                          # the image fits: write its pixels
-        crc_next = crc8_next(crc, byte)
 
         # Tag queue and image buffer (a FIFO whose writes become visible on commit).
         m.submodules.tags = tags = PipelineFifo(8, self.window)
@@ -188,16 +180,20 @@ class FrameReceiver(wiring.Component):
         with m.If(got):
             with m.If(state == _State.HUNT):
                 with m.If(byte == START):
-                    m.d.sync += [state.eq(_State.TYPE), crc.eq(0), tag.eq(0)]
+                    m.d.sync += [state.eq(_State.TYPE), tag.eq(0)]
+                    m.d.comb += crc.start.eq(1)
             with m.Elif(state == _State.TYPE):
-                m.d.sync += [type_.eq(byte), crc.eq(crc_next), state.eq(_State.TAG)]
+                m.d.sync += [type_.eq(byte), state.eq(_State.TAG)]
+                m.d.comb += crc.valid.eq(1)
             with m.Elif(state == _State.TAG):
-                m.d.sync += [tag.eq(byte), crc.eq(crc_next), state.eq(_State.LEN_LO)]
+                m.d.sync += [tag.eq(byte), state.eq(_State.LEN_LO)]
+                m.d.comb += crc.valid.eq(1)
             with m.Elif(state == _State.LEN_LO):
-                m.d.sync += [length_lo.eq(byte), crc.eq(crc_next), state.eq(_State.LEN_HI)]
+                m.d.sync += [length_lo.eq(byte), state.eq(_State.LEN_HI)]
+                m.d.comb += crc.valid.eq(1)
             with m.Elif(state == _State.LEN_HI):
                 length = Cat(length_lo, byte)
-                m.d.sync += crc.eq(crc_next)
+                m.d.comb += crc.valid.eq(1)
                 with m.If(type_ == FrameType.IMAGE):
                     with m.If(length == N):
                         m.d.sync += [store.eq(room), count.eq(0), lane.eq(0),
@@ -212,8 +208,8 @@ class FrameReceiver(wiring.Component):
                 with m.Else():
                     m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.TYPE)]
             with m.Elif(state == _State.PAYLOAD):
-                m.d.sync += [crc.eq(crc_next), count.eq(count + 1),
-                             lane.eq(Mux(lane == C - 1, 0, lane + 1))]
+                m.d.sync += [count.eq(count + 1), lane.eq(Mux(lane == C - 1, 0, lane + 1))]
+                m.d.comb += crc.valid.eq(1)
                 for c in range(C - 1):
                     with m.If(lane == c):
                         m.d.sync += partial[c].eq(byte)
@@ -230,7 +226,7 @@ class FrameReceiver(wiring.Component):
                     m.d.sync += state.eq(_State.CHECK)
             with m.Else():                                # _State.CHECK
                 m.d.sync += state.eq(_State.HUNT)
-                with m.If(byte != crc):
+                with m.If(byte != crc.crc):
                     m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.CHECKSUM)]
                 with m.Elif(type_ == FrameType.INFO_REQUEST):
                     m.d.comb += reply_info.eq(1)
@@ -345,7 +341,7 @@ class FrameSender(wiring.Component):
         info_bytes = self.info.pack()
         longest = max(self.classes, len(info_bytes), 1)
         active = Signal()
-        type_, tag, code, crc = Signal(8), Signal(8), Signal(8), Signal(8)
+        type_, tag, code = Signal(8), Signal(8), Signal(8)
         logits = Signal(data.ArrayLayout(8, self.classes))   # sign- or zero-extended
         k = Signal(range(HEADER_BYTES + longest + 1))     # index of the next byte in the frame
 
@@ -379,15 +375,17 @@ class FrameSender(wiring.Component):
         with m.Else():
             m.d.comb += payload.eq(code)
         byte = Signal(8)
+        # The frame check (`imcflow.fpga.protocol.CRC`) of the bytes sent after the start byte.
+        m.submodules.crc = crc = CRC.create()
         header = Cat(Const(START, 8), type_, tag, length)       # the first HEADER_BYTES bytes
         m.d.comb += byte.eq(Mux(k < HEADER_BYTES, header.word_select(k[:3], 8),
-                                Mux(j == length, crc, payload)))
+                                Mux(j == length, crc.crc, payload)))
 
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(active & (~self.o.valid | self.o.ready)):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(byte), k.eq(k + 1),
-                         crc.eq(Mux(k == 0, 0, crc8_next(crc, byte)))]
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(byte), k.eq(k + 1)]
+            m.d.comb += [crc.data.eq(byte), crc.start.eq(k == 0), crc.valid.eq(k != 0)]
             with m.If(k == HEADER_BYTES + length):
                 m.d.sync += active.eq(0)
         return m

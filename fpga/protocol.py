@@ -8,8 +8,8 @@ Every frame, in either direction, is::
     2       1      tag: chosen by the host, echoed in the board's answer
     3       2      payload length N, little-endian
     5       N      payload
-    5 + N   1      CRC-8 (polynomial 0x07, initial value 0, no reflection: CRC-8/SMBUS)
-                   over the type, tag, length and payload bytes
+    5 + N   1      CRC-8/SMBUS (polynomial 0x07, initial value 0, no reflection) over the
+                   type, tag, length and payload bytes (`CRC`, from ``amaranth.lib.crc``)
 
 Host to board: ``IMAGE`` (payload: the image's ``H*W*C`` pixels in raster order, channels last)
 and ``INFO_REQUEST`` (no payload). Board to host: ``LOGITS`` (one byte per class: the logit,
@@ -19,7 +19,8 @@ checksum produces exactly one LOGITS frame with its tag, in the order the images
 docs/fpga.md describes the rules (what the board does with a bad checksum or a malformed frame).
 
 This module is the Python side: `encode`, the incremental `FrameDecoder` the host reads with,
-`crc8`, the `Info` record, `design_id` (which ties a bitstream to a quantized network), and
+`crc8` (the software side of `CRC`; the board's `imcflow.fpga.link` uses its hardware
+``Processor``), the `Info` record, `design_id` (which ties a bitstream to a quantized network), and
 `ReceiverModel`, the behavioural model of the board's frame receiver
 (`imcflow.fpga.link.FrameReceiver`) that the RTL tests compare against.
 """
@@ -33,8 +34,9 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth.lib.crc.catalog import CRC8_SMBUS
 
-__all__ = ["START", "HEADER_BYTES", "VERSION", "FrameType", "ErrorCode", "crc8", "encode", "Frame",
+__all__ = ["START", "HEADER_BYTES", "VERSION", "CRC", "FrameType", "ErrorCode", "crc8", "encode", "Frame",
            "FrameDecoder", "Info", "ARITH_FIELDS", "design_id", "ReceiverModel"]
 
 START = 0xA5
@@ -42,8 +44,9 @@ START = 0xA5
 HEADER_BYTES = 5
 #: protocol version reported in `Info`
 VERSION = 1
-#: CRC-8 polynomial (x^8 + x^2 + x + 1)
-CRC_POLY = 0x07
+#: the frame check: CRC-8/SMBUS (x^8 + x^2 + x + 1, initial value 0, no reflection) on bytes, as
+#: ``amaranth.lib.crc`` parameters: ``CRC.compute(data)`` in software, ``CRC.create()`` in hardware
+CRC = CRC8_SMBUS(data_width=8)
 
 
 class FrameType(enum.IntEnum):
@@ -65,13 +68,9 @@ class ErrorCode(enum.IntEnum):
     UART = 6       #: a byte had a bad stop bit (baud mismatch, noise); the frame was discarded
 
 
-def crc8(data: bytes | bytearray, crc: int = 0) -> int:
-    """CRC-8/SMBUS of ``data`` continued from ``crc`` (``crc8(b"123456789") == 0xF4``)."""
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ CRC_POLY if crc & 0x80 else crc << 1) & 0xFF
-    return crc
+def crc8(data: bytes | bytearray) -> int:
+    """The `CRC` of ``data`` (``crc8(b"123456789") == 0xF4``, CRC-8/SMBUS's check value)."""
+    return CRC.compute(data)
 
 
 def encode(type_: int, tag: int, payload: bytes | bytearray = b"") -> bytes:

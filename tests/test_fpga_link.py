@@ -9,11 +9,14 @@ image is lost, duplicated, reordered or half-released, whatever the mix of good,
 malformed frames."""
 
 import random
+
+import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, Value
+from amaranth.lib.crc.catalog import CRC8_SMBUS
 from amaranth.sim import Simulator
 
-from imcflow.fpga.link import FrameReceiver, FrameSender, HostLink, crc8_next
+from imcflow.fpga.link import FrameReceiver, FrameSender, HostLink
 from imcflow.fpga.protocol import (START, ErrorCode, Frame, FrameDecoder, FrameType, Info,
                                    ReceiverModel, crc8, encode)
 from imcflow.hw.streams import VectorLayout
@@ -237,25 +240,13 @@ def test_sender_and_link_constructor_checks():
 
 # --- the protocol helpers ----------------------------------------------------------------------
 
-def test_crc8_is_crc8_smbus_and_the_rtl_matches_it():
-    assert crc8(b"123456789") == 0xF4          # the catalogued check value of CRC-8/SMBUS
-    m = Module()
-    crc, byte, out = Signal(8), Signal(8), Signal(8)
-    m.d.comb += out.eq(crc8_next(crc, byte))
-    mismatches = []
-
-    async def bench(ctx):
-        for c in (0x00, 0x01, 0x5A, 0x80, 0xFF):
-            for b in range(256):
-                ctx.set(crc, c)
-                ctx.set(byte, b)
-                if ctx.get(out) != crc8(bytes([b]), c):
-                    mismatches.append((c, b))
-
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
-    assert not mismatches
+def test_crc8_is_amaranths_crc8_smbus(rng):
+    # The host's crc8 and the board's CRC processors are one amaranth.lib.crc algorithm; the
+    # catalogued check value pins it. (The frame tests run the hardware side against crc8.)
+    assert crc8(b"123456789") == 0xF4
+    data = rng.integers(0, 256, 300).astype(np.uint8).tobytes()
+    assert crc8(data) == CRC8_SMBUS().compute(data)
+    assert crc8(data + bytes([crc8(data)])) == 0          # a frame with its CRC leaves no residue
 
 
 def test_decoder_resynchronises_after_corruption():
