@@ -260,3 +260,19 @@ def test_a_run_where_no_testcase_ran_fails():
     with pytest.raises(runner.SimulationError, match="no testcase ran .the testcase filter "
                                                      "'no_such_testcase' matched none"):
         runner.run(sim, tb, parameters={"seed": 1, "beats": 10}, testcase="no_such_testcase")
+
+
+def test_seeds_are_fixed_by_default_and_explore_with_imcflow_seed_random(seeds, monkeypatch, capsys):
+    monkeypatch.delenv("IMCFLOW_SEED", raising=False)
+    fixed = seeds(3)
+    assert seeds(3) == fixed and len(set(fixed)) == 3           # CI replays the same runs
+    monkeypatch.setenv("IMCFLOW_SEED", "random")
+    explored = [tuple(seeds(3)) for _ in range(3)]
+    assert len(set(explored)) == 3 and tuple(fixed) not in explored
+    monkeypatch.setenv("IMCFLOW_SEED", str(explored[0][1]))
+    assert seeds(3) == [explored[0][1]]                         # one printed seed replays alone
+    printed = capsys.readouterr().out
+    assert all(f"{s}" in printed for s in explored[2]) and "replay one with IMCFLOW_SEED=" in printed
+    monkeypatch.setenv("IMCFLOW_SEED", "soon")
+    with pytest.raises(pytest.UsageError, match="IMCFLOW_SEED: must be 'random' or an integer"):
+        seeds(1)
