@@ -9,8 +9,8 @@ progress go to stderr, tool by tool, while stdout stays free for ``--json``. nex
 ``--report`` (utilisation and Fmax as JSON) and ``--timing-allow-fail`` (a design that misses
 its clock still gets a bitstream and a report saying by how much).
 
-The output directory (written atomically) holds the bitstream, ``report.json``, ``report.md``
-and ``build/`` with the Amaranth build tree and every tool's log. If a tool fails, the partial
+The output directory (written atomically) holds the bitstream, the board's constraints
+(``top.lpf`` or ``top.pcf``), ``report.json``, ``report.md`` and ``build/`` with the Amaranth build tree and every tool's log. If a tool fails, the partial
 build tree is kept under ``$IMCFLOW_CACHE/fpga/failed/`` and the error names it.
 """
 
@@ -50,6 +50,9 @@ RESOURCE_NAMES = {
 _LOGS = {"yosys": "top.rpt", "nextpnr-ecp5": "top.tim", "nextpnr-ice40": "top.tim"}
 #: bitstream file per family
 BITSTREAMS = {"ecp5": "top.bit", "ice40": "top.bin"}
+#: constraint files of the Amaranth build plan copied beside the bitstream (ECP5 pins and
+#: clocks in the LPF, iCE40 pins in the PCF, clocks in the SDC)
+CONSTRAINTS = ("lpf", "pcf", "sdc")
 
 
 class FlowError(RuntimeError):
@@ -338,6 +341,9 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         timing = parse_timing(nextpnr, top.clock_hz)
         bitstream = Path(tmp) / BITSTREAMS[board.family]
         shutil.copyfile(work / BITSTREAMS[board.family], bitstream)
+        constraints = [f"top.{ext}" for ext in CONSTRAINTS if (work / f"top.{ext}").exists()]
+        for name in constraints:   # the board's pins and clocks, for the user's own flow
+            shutil.copyfile(work / name, Path(tmp) / name)
         report = {
             "board": board.name, "device": board.device, "family": board.family,
             **utilization,
@@ -348,7 +354,7 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
             "pll": None if top.pll is None else {
                 "input_div": top.pll.input_div, "feedback_div": top.pll.feedback_div,
                 "output_div": top.pll.output_div, "vco_mhz": top.pll.vco_hz / 1e6},
-            "bitstream": str(output.resolve() / bitstream.name),
+            "bitstream": str(output.resolve() / bitstream.name), "constraints": constraints,
             "tool_seconds": tool_seconds,
             "tools": {t: toolchain.find(t).version for t in ("yosys", f"nextpnr-{board.family}")},
             **(details or {}),

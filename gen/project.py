@@ -25,7 +25,7 @@ from imcflow.errors import UserError
 from imcflow.files import atomic_directory, check_output_directory
 
 __all__ = ["Generated", "generate", "load", "config_hash", "scale_skip_fifos", "with_skip_depths",
-           "top_name", "held_out",
+           "top_name", "held_out", "design_hash", "verilog_body",
            "MANIFEST", "QNET", "FORMAT"]
 
 #: files of the output directory that `load` reads
@@ -75,10 +75,11 @@ class Generated:
         return self.directory / self.manifest["verilog"]
 
 
-def top_name(network: str) -> str:
-    """The Verilog module name of a network's accelerator: ``imcflow_<network>``, as an
-    identifier."""
-    return "imcflow_" + re.sub(r"\W", "_", network)
+def top_name(network: str, digest: str) -> str:
+    """The Verilog module name of a network's accelerator: ``imcflow_<network>_<digest[:8]>``, as
+    an identifier. Every module below it is named ``<top>.<path>``, so two configurations (two
+    digests, `design_hash`) share no module name and fit in one design."""
+    return "imcflow_" + re.sub(r"\W", "_", network) + "_" + digest[:8]
 
 
 def scale_skip_fifos(mapping, scale: float):
@@ -102,11 +103,26 @@ def with_skip_depths(mapping, depths: dict):
     return dataclasses.replace(mapping, layers=tuple(resized(l) for l in mapping.layers))
 
 
+def design_hash(qnet, mapping, target: str = "sim") -> str:
+    """SHA-256 (hex, 16 digits) of what a generated accelerator is made from: the imcflow version,
+    the crossbar flavour ``target``, the mapping and every parameter of the quantized network.
+    Known before any Verilog exists, it names the top (`top_name`)."""
+    h = hashlib.sha256(f"imcflow {__version__} target {target}".encode())
+    _update(h, qnet, mapping)
+    return h.hexdigest()[:16]
+
+
 def config_hash(qnet, mapping, verilog: str) -> str:
-    """SHA-256 (hex, 16 digits) of what defines a generated accelerator: the Verilog text, the
-    mapping and every parameter of the quantized network (the golden model)."""
+    """SHA-256 (hex, 16 digits) of a generated directory's content: the Verilog text, the
+    mapping and every parameter of the quantized network (the golden model); `imcflow sim`
+    checks a directory against it."""
     h = hashlib.sha256()
     h.update(verilog.encode())
+    _update(h, qnet, mapping)
+    return h.hexdigest()[:16]
+
+
+def _update(h, qnet, mapping) -> None:
     h.update(json.dumps(mapping.to_json(), sort_keys=True, default=str).encode())
     for q in qnet.layers:
         for f in dataclasses.fields(q):
@@ -116,7 +132,6 @@ def config_hash(qnet, mapping, verilog: str) -> str:
                          value.dtype.kind in "iub" else np.float64).tobytes())
             else:
                 h.update(f"{q.name}.{f.name}={value!r}".encode())
-    return h.hexdigest()[:16]
 
 
 _MODEL_FIGURES = ("cycles_per_image", "cycles_per_image_bound", "latency_cycles", "throughput_ips",
@@ -172,13 +187,16 @@ def _manifest(gen: Generated, *, options: dict, lint: dict, tools: dict, model: 
             entry.update(rows=l.rows, cols=l.cols, row_tiles=l.row_tiles, col_tiles=l.col_tiles,
                          replication=l.replication, mvm_interval=l.interval,
                          columns_per_cycle=arch.columns_per_cycle(l.tile_cols),
-                         weights={"npz": f"weights/{l.name}.npz", "hex": f"weights/{l.name}.hex"})
+                         weights=f"weights/{l.name}.npz")
         layers.append(entry)
     out = stages[core.output].out_shape
     in_shape = stages[mapping.stages[0].name].out_shape
     return {
         "format": FORMAT, "imcflow": __version__, "config_hash": digest,
         "top": gen.name, "verilog": f"{gen.name}.v", "fusesoc": f"{gen.name}.core",
+        "instantiation": f"{gen.name}_inst.v", "constraints": f"{gen.name}.sdc",
+        "clock": {"port": "clk", "edge": "rising", "mhz": arch.clock_mhz},
+        "reset": {"port": "rst", "synchronous": True, "active": "high", "min_cycles": 1},
         "network": qnet.name, "arch": arch.to_dict(), "core_budget": mapping.core_budget,
         "options": options,
         "ports": ports(top),
@@ -206,37 +224,83 @@ def _manifest(gen: Generated, *, options: dict, lint: dict, tools: dict, model: 
 
 
 def _weight_images(directory: Path, qnet, mapping) -> None:
-    """Per crossbar layer: ``<layer>.npz`` (weight, bias, mult, shift, adc_shift) and
-    ``<layer>.hex``, one ``$readmemh`` line per weight-matrix row (im2col order), column 0 in the
-    least significant digits, ``weight_bits`` two's complement per column."""
+    """Per crossbar layer: ``<layer>.npz`` (weight, bias, mult, shift, adc_shift), the integers
+    the Verilog holds as constants (for reading, not for loading: nothing reads them back)."""
     (directory / "weights").mkdir()
-    bits = qnet.arch.weight_bits
     for l in mapping.crossbar_layers:
         q = qnet[l.name]
         np.savez(directory / "weights" / f"{l.name}.npz", weight=q.weight, bias=q.bias,
                  mult=q.mult, shift=q.shift, adc_shift=q.adc_shift)
-        digits = -(-q.cols * bits // 4)
-        codes = q.weight.astype(np.int64) & ((1 << bits) - 1)
-        lines = []
-        for row in codes:
-            word = 0
-            for c, code in enumerate(row.tolist()):
-                word |= code << (c * bits)
-            lines.append(f"{word:0{digits}x}")
-        (directory / "weights" / f"{l.name}.hex").write_text("\n".join(lines) + "\n")
+
+
+#: the last line of the comment `generate` puts before the Verilog Amaranth writes
+HEADER_END = "// (end of the imcflow header)\n"
+
+
+def verilog_header(gen: "Generated") -> str:
+    """The comment at the top of ``<top>.v``: what it is, its clock and reset, where the rest is."""
+    m, name = gen.manifest, gen.name
+    return (f"// {name}: layer-pipelined IMC accelerator for {gen.qnet.name}, written by imcflow "
+            f"{__version__}\n"
+            f"// (configuration {m['design_hash']}; everything about it is in manifest.json).\n"
+            f"// Clock: {m['clock']['port']}, rising edge, {m['clock']['mhz']:g} MHz "
+            f"(arch.clock_mhz; {m['constraints']} constrains it). Every port is in this domain.\n"
+            f"// Reset: {m['reset']['port']}, synchronous, active high, at least one cycle.\n"
+            f"// Streams: s_axis_* (pixels in) and m_axis_* (logits out), AXI4-Stream handshakes.\n"
+            f"// The weights are constants in this file. Instantiation: {m['instantiation']}.\n"
+            + HEADER_END)
+
+
+def verilog_body(text: str) -> str:
+    """The Verilog of ``<top>.v`` without the imcflow header: what Amaranth wrote."""
+    return text.split(HEADER_END, 1)[1] if HEADER_END in text else text
+
+
+def _instantiation(gen: "Generated") -> str:
+    """``<top>_inst.v``: an instance of the top with every port connected to a signal of its
+    name, each commented with its direction and width."""
+    ports = gen.manifest["ports"]
+    width = max(len(p["name"]) for p in ports)
+    lines = [f".{p['name']:<{width}} ({p['name']:<{width}})" for p in ports]
+    comments = [f"// {p['direction']}" + (f" [{p['width'] - 1}:0]" if p["width"] > 1 else "")
+                for p in ports]
+    body = "\n".join(f"    {line}{',' if i < len(lines) - 1 else ' '}  {c}"
+                     for i, (line, c) in enumerate(zip(lines, comments)))
+    clock = gen.manifest["clock"]
+    return (f"// Instantiation template for {gen.name} (imcflow {__version__}); copy it into your "
+            f"design.\n// {clock['port']}: rising edge, {clock['mhz']:g} MHz; "
+            f"{gen.manifest['reset']['port']}: synchronous, active high.\n"
+            f"{gen.name} u_{gen.name} (\n{body}\n);\n")
+
+
+def _constraints(gen: "Generated") -> str:
+    """``<top>.sdc``: the clock at ``arch.clock_mhz``."""
+    clock = gen.manifest["clock"]
+    return (f"# Timing constraints for {gen.name} (imcflow {__version__}): one clock, "
+            f"{clock['mhz']:g} MHz.\n"
+            f"create_clock -name {clock['port']} -period {1000 / clock['mhz']:.4f} "
+            f"[get_ports {clock['port']}]\n"
+            f"# {gen.manifest['reset']['port']} is synchronous to {clock['port']}; every port is in "
+            f"its domain.\n")
 
 
 def _fusesoc(gen: Generated, lint_flags: list[str]) -> str:
     options = "\n".join(f"          - {flag}" for flag in lint_flags if flag != "--lint-only")
+    waivers = "\n".join(f"          - {flag}" for flag in lint_flags if flag.startswith("-Wno-")
+                        and flag[5:] in ("WIDTHEXPAND", "WIDTHTRUNC"))
     return f"""CAPI=2:
 # Written by imcflow {__version__} (config {gen.manifest['config_hash']}); see manifest.json.
-name: ::{gen.name}:{__version__}
+name: imcflow:accelerator:{gen.name}:{__version__}
 description: Layer-pipelined IMC accelerator for {gen.qnet.name}
 filesets:
   rtl:
     files:
       - {gen.name}.v
     file_type: verilogSource
+  constraints:
+    files:
+      - {gen.name}.sdc
+    file_type: SDC
 targets:
   default:
     filesets: [rtl]
@@ -250,6 +314,22 @@ targets:
         mode: lint-only
         verilator_options:
 {options}
+  sim:
+    default_tool: verilator
+    filesets: [rtl]
+    toplevel: {gen.name}
+    tools:
+      verilator:
+        mode: cc
+        verilator_options:
+{waivers}
+  synth:
+    default_tool: yosys
+    filesets: [rtl, constraints]
+    toplevel: {gen.name}
+    tools:
+      yosys:
+        arch: ecp5
 """
 
 
@@ -310,9 +390,11 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     summary = summarize(qnet.network, arch, core_budget)
     model = _model(mapping, summary if mapping is base else None)
     steps.step("elaborating")
-    gen = Generated(qnet, mapping, top_name(qnet.name), {}, Path(out_dir))
+    digest = design_hash(qnet, mapping)
+    gen = Generated(qnet, mapping, top_name(qnet.name, digest), {"design_hash": digest},
+                    Path(out_dir))
     name = gen.name
-    verilog = runner.verilog(gen.top, name)
+    verilog = runner.verilog(gen.top, name)   # with the header below, once the manifest exists
     options = {"buffer": arch.buffer, "skip_depth_scale": skip_depth_scale,
                "mapper_skip_words": {l.name: l.buffer_words for l in base.layers
                                      if l.role == "join"}}
@@ -322,6 +404,8 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
                                   model=model, digest=config_hash(qnet, mapping, verilog)))
     gen.manifest.update(arch_name=label, calibration=calibration)
     manifest = gen.manifest
+    verilog = verilog_header(gen) + verilog
+    manifest["config_hash"] = config_hash(qnet, mapping, verilog)
     with atomic_directory(out_dir, force=force) as tmp:
         tmp = Path(tmp)
         (tmp / f"{name}.v").write_text(verilog)
@@ -333,6 +417,8 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         (tmp / "report").mkdir()
         write_report(summary, tmp / "report")
         (tmp / f"{name}.core").write_text(_fusesoc(gen, runner.lint_flags()))
+        (tmp / manifest["instantiation"]).write_text(_instantiation(gen))
+        (tmp / manifest["constraints"]).write_text(_constraints(gen))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     steps.close()
     return gen

@@ -73,5 +73,5 @@ def test_config_hash_follows_every_input():
 
 
 def test_top_name_is_a_verilog_identifier():
-    assert top_name("digits") == "imcflow_digits"
-    assert top_name("my-net.v2") == "imcflow_my_net_v2"
+    assert top_name("digits", "0123456789abcdef") == "imcflow_digits_01234567"
+    assert top_name("my-net.v2", "fedcba9876543210") == "imcflow_my_net_v2_fedcba98"

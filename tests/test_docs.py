@@ -1,0 +1,141 @@
+"""Docs that cannot go stale: every figure README and docs/ quote from a cheap command is
+recomputed here from that command and must appear, formatted as the doc writes it, in the doc.
+
+Each claim is (doc, text with ``{}`` fields, the figures that fill them). A changed figure or a
+reworded sentence fails the test, which names the doc and the sentence as it should read. The
+figures of expensive runs (Verilator simulations, FPGA builds) come from the scripts in
+benchmarks/ and the tests that assert them (test_demo.py for the demo's cycles and latency).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from imcflow import cli
+
+ROOT = Path(__file__).parents[1]
+
+
+@lru_cache(maxsize=None)
+def _cli_json(*argv) -> dict:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main([*argv, "--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def _cli_error(*argv) -> str:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        assert cli.main(list(argv)) == 2
+    return err.getvalue().strip()
+
+
+def _join(summary: dict, name: str) -> dict:
+    return next(l for l in summary["layers"] if l["name"] == name)
+
+
+def mapper_skip_words():
+    line = _join(_cli_json("map", "--network", "resnet32"), "s1b1_add")
+    frame = _join(_cli_json("map", "--network", "resnet32", "--buffer", "frame"), "s1b1_add")
+    return line["buffer_words"], line["skip_min_words"], frame["buffer_words"]
+
+
+def mapper_replication():
+    runs = [_cli_json("map", "--network", n, "--core-budget", "2x")
+            for n in ("resnet8", "resnet20", "resnet32")]
+    cycles = {r["cycles_per_image"] for r in runs}
+    bounds = {r["cycles_per_image_bound"] for r in runs}
+    base = {r["unreplicated"]["cycles_per_image"] for r in runs}
+    assert len(cycles) == len(bounds) == len(base) == 1     # "resnet8/20/32 ... reach"
+    c, b, u = cycles.pop(), bounds.pop(), base.pop()
+    return c, b, f"{u / c:.2f}", u
+
+
+def mapper_margin_cost():
+    from imcflow.gen.project import with_skip_depths
+    from imcflow.sw.mapper import map_network
+    from imcflow.sw.networks import load_network
+    from imcflow.sw.perf import analyze
+
+    m = map_network(load_network("resnet8"), "default", core_budget="2x")
+    sized = analyze(m).cycles_per_image
+    unbounded = analyze(with_skip_depths(m, {l.name: 10 ** 6 for l in m.layers
+                                             if l.role == "join"})).cycles_per_image
+    return f"{100 * (sized - unbounded) / unbounded:.1f}", sized, unbounded
+
+
+def readme_accuracy():
+    r = _cli_json("accuracy", "--network", "digits")
+    return f"{r['float_accuracy']:.4f}", f"{r['imc_accuracy']:.4f}", r["images"]
+
+
+def readme_demo_model():
+    s = _cli_json("map", "--network", "digits")
+    return s["cycles_per_image"], s["latency_cycles"]
+
+
+def readme_error():
+    return (_cli_error("gen", "fifo", "--width", "24", "--depth", "0", "-o", "/nonexistent/out"),)
+
+
+def fpga_fit_error():
+    return (_cli_error("fpga", "build", "--board", "icebreaker", "--network", "resnet8",
+                       "-o", "/nonexistent/r8"),)
+
+
+def fpga_fit_figures():
+    from imcflow.fpga import resources as r
+    from imcflow.fpga.boards import BOARDS
+    from imcflow.sw.mapper import map_network
+    from imcflow.sw.networks import load_qnetwork
+
+    tile = r.TREE_LUTS * 144 * 1 * 4 * 8 + r.ROM_LUTS * 144 * 4 * 16
+    q = load_qnetwork("digits", "fpga")
+    e = r.estimate(map_network(q.network, q.arch), BOARDS["ulx3s-85f"])
+    return (f"{tile:,.0f}", f"{100 * (tile / 12_540 - 1):.1f}", e.dsps, e.brams,
+            f"{e.luts:,}", f"{100 * (e.luts / 59_701 - 1):.1f}",
+            f"{e.ffs:,}", f"{100 * (e.ffs / 21_168 - 1):.1f}")
+
+
+CLAIMS = [
+    ("docs/mapper.md", "With line buffers `lag = 0`: {} words for the 32x32 identity skips of "
+                       "resnet32 (minimum {}). With frame buffers an\nidentity skip around two "
+                       "convs holds two images ({} words at 32x32)", mapper_skip_words),
+    ("docs/mapper.md", "resnet8/20/32 with a 2x budget reach\n{} cycles per image against a bound "
+                       "of {} ({}x the unreplicated throughput of {} cycles", mapper_replication),
+    ("docs/mapper.md", "({}% on resnet8\nwith a 2x budget: {} cycles per image against {} with "
+                       "unbounded skip FIFOs)", mapper_margin_cost),
+    ("README.md", '"float_accuracy": {}, "imc_accuracy": {}, "images": {},', readme_accuracy),
+    ("README.md", "(the digits demo measures {} cycles per image and {} cycles latency, ratio\n"
+                  "1.0 to the model for both)", readme_demo_model),
+    ("README.md", "$ imcflow gen fifo --width 24 --depth 0 -o out/\n{}\n", readme_error),
+    ("docs/fpga.md", "$ imcflow fpga build --board icebreaker --network resnet8 -o build/r8\n{}\n",
+     fpga_fit_error),
+    ("docs/fpga.md", "One 144 x 16 tile at `p = 1` is {} LUT4 in\n  the model and 12,540 measured "
+                     "(8,502 LUT4 + 2,019 CCU2C, above): {} %", fpga_fit_figures),
+]
+
+
+@pytest.mark.parametrize("doc, text, figures", CLAIMS,
+                         ids=[f"{d}:{f.__name__}" for d, _, f in CLAIMS])
+def test_doc_figures_are_the_commands(doc, text, figures):
+    values = figures()
+    if figures is fpga_fit_figures:   # one function, two sentences
+        tile, tile_error, dsps, brams, luts, lut_error, ffs, ff_error = values
+        values = (tile, tile_error)
+        rest = (f"DSPs {dsps} estimated, 122 measured; block RAMs {brams} and 117; LUT4 {luts} "
+                f"against 59,701\n({lut_error} %); flip-flops {ffs} against 21,168 ({ff_error} %)")
+        assert rest in (ROOT / doc).read_text(), f"{doc} should read: {rest!r}"
+    expected = text.format(*values)
+    assert expected in (ROOT / doc).read_text(), f"{doc} should read: {expected!r}"
