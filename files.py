@@ -29,7 +29,7 @@ from pathlib import Path
 
 from imcflow.errors import UserError
 
-__all__ = ["MARKER", "check_output_directory", "atomic_directory"]
+__all__ = ["MARKER", "check_output_directory", "atomic_directory", "write_marker"]
 
 #: the file imcflow leaves in every directory it writes
 MARKER = ".imcflow"
@@ -43,6 +43,18 @@ def _files(directory: Path) -> set[str]:
         found.update((rel / n).as_posix() for n in names)
         found.update((rel / d).as_posix() for d in dirs if (Path(root) / d).is_symlink())
     return found
+
+
+def write_marker(directory) -> None:
+    """Write `MARKER` into ``directory``: imcflow's version, the command line and every file in
+    it (a directory imcflow fills file by file calls it after each step)."""
+    from imcflow import __version__
+
+    directory = Path(directory)
+    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    marker = {"imcflow": __version__, "command": command,
+              "files": sorted(_files(directory) - {MARKER})}
+    (directory / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
 
 
 def _written_by_imcflow(directory: Path) -> bool:
@@ -161,9 +173,7 @@ def atomic_directory(path, *, force: bool = False, field: str = "-o"):
         old = None
         try:
             yield tmp
-            marker = {"imcflow": _version(), "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                      "files": sorted(_files(tmp) - {MARKER})}
-            (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+            write_marker(tmp)
             check_output_directory(path, force, field=field)
             if target.exists():
                 old = target.with_name(f".{target.name}.imcflow-{os.getpid()}-old")
@@ -180,7 +190,3 @@ def atomic_directory(path, *, force: bool = False, field: str = "-o"):
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
-
-def _version() -> str:
-    from imcflow import __version__
-    return __version__
