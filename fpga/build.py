@@ -21,8 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -73,61 +71,40 @@ def _last_line(path: Path) -> str:
 
 
 class _Progress:
-    """Shows the running tool, its elapsed time and its log's last line on stderr: one refreshed
-    line on a terminal, else a line every ``every`` seconds."""
+    """Runs the flow's tools with their progress on stderr (`imcflow.progress.Ticker`: the
+    running tool, its elapsed time and its log's last line, refreshed in place on a terminal,
+    a plain line every `imcflow.progress.EVERY` seconds elsewhere)."""
 
-    def __init__(self, stream=None, every: float = 15.0):
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.every = every
+    def __init__(self, stream=None, every: float | None = None):
+        self.stream, self.every = stream, every
 
     def line(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        self.stream.write(f"imcflow fpga: {text}\n")
-        self.stream.flush()
+        from imcflow.progress import note
+        note("fpga", text, self.stream)
 
     def run(self, tool: str, argv: list[str], cwd: Path, env: dict) -> float:
+        from imcflow.progress import Ticker
+
         log = cwd / _LOGS[tool] if tool in _LOGS else None
         out = cwd / f"{tool}.out"
-        start = time.monotonic()
-        self.line(f"{tool} ...")
-        with open(out, "wb") as sink:
+        detail = (lambda: _last_line(log)) if log else None
+        with open(out, "wb") as sink, Ticker("fpga", tool, detail, stream=self.stream,
+                                             every=self.every) as ticker:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
-            done = threading.Event()
-
-            def watch():
-                shown = start
-                while not done.wait(0.5):
-                    now = time.monotonic()
-                    detail = _last_line(log) if log else ""
-                    if self.tty:
-                        self.stream.write(f"\r\x1b[K[{now - start:6.1f} s] {tool}: {detail[:90]}")
-                        self.stream.flush()
-                    elif now - shown >= self.every:
-                        shown = now
-                        self.line(f"{tool} running {now - start:.0f} s: {detail[:100]}")
-
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
             try:
                 code = proc.wait()
             except BaseException:
                 proc.kill()
                 proc.wait()
                 raise
-            finally:
-                done.set()
-                watcher.join()
-        seconds = time.monotonic() - start
-        if code != 0:
-            text = out.read_text(errors="replace") + (log.read_text(errors="replace")
-                                                      if log and log.exists() else "")
-            errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
-            raise FlowError(f"{tool} failed (exit {code}) after {seconds:.0f} s: "
-                            f"{errors[0] if errors else 'see its log'}")
-        self.line(f"{tool} done in {seconds:.1f} s")
-        return seconds
+            if code != 0:
+                text = out.read_text(errors="replace") + (log.read_text(errors="replace")
+                                                          if log and log.exists() else "")
+                errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
+                raise FlowError(f"{tool} failed (exit {code}) after "
+                                f"{time.monotonic() - ticker.start:.0f} s: "
+                                f"{errors[0] if errors else 'see its log'}")
+        return ticker.seconds
 
 
 # --- reading the reports -------------------------------------------------------------------------

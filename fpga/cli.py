@@ -13,15 +13,14 @@ the golden model: bit-exact count, accuracy and throughput.
 
 from __future__ import annotations
 
-import sys
-
 from imcflow.errors import UserError
 
 __all__ = ["add_arguments", "run", "build", "run_board"]
 
 
 def _log(message: str) -> None:
-    print(f"imcflow fpga: {message}", file=sys.stderr, flush=True)
+    from imcflow.progress import note
+    note("fpga", message)
 
 
 def add_arguments(parser) -> None:
