@@ -108,8 +108,8 @@ def add_arguments(parser) -> None:
                              "(default: digits)")
     parser.add_argument("--dataset", default=None,
                         help="labelled images: a zoo data set (digits) or a .npz file with "
-                             "'images' and 'labels' (docs/arch-toml.md, Calibration); default: "
-                             "the zoo network's own")
+                             "'images' and 'labels' (README: calibration data); default: the zoo "
+                             "network's own")
     parser.add_argument("--arch", default=None,
                         help=f"preset ({', '.join(PRESETS)}) or a .toml file (default: default)")
     parser.add_argument("--adc-bits", help="sweep: comma-separated ADC resolutions, e.g. 4,6,8")
