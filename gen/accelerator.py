@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from amaranth.hdl import Cat, Module, Shape, Signal
@@ -89,6 +90,8 @@ class CrossbarStage(wiring.Component):
         Window buffer: ``line`` or ``frame``.
     replication : int
         Copies of the layer (1: one `~imcflow.hw.core.CrossbarLayer`).
+    target : str
+        The crossbar flavour (`~imcflow.hw.crossbar.TARGETS`): ``fpga`` (default) or ``sim``.
 
     Attributes
     ----------
@@ -105,12 +108,12 @@ class CrossbarStage(wiring.Component):
         Cycles between the windows one copy takes (the MVM interval).
     """
 
-    def __init__(self, q, arch, *, strategy: str, replication: int):
+    def __init__(self, q, arch, *, strategy: str, replication: int, target: str = "fpga"):
         s = q.in_shape
         self.window = WindowSource(s.h, s.w, s.c, arch.act_bits, q.kernel, q.stride, q.padding,
                                    strategy=strategy)
         args = (q.weight, q.bias, q.mult, q.shift)
-        kwargs = dict(adc_shift=q.adc_shift, signed=q.signed, arch=arch)
+        kwargs = dict(adc_shift=q.adc_shift, signed=q.signed, arch=arch, target=target)
         self.layer = (CrossbarLayer(*args, **kwargs) if replication == 1 else
                       ReplicatedLayer(*args, **kwargs, copies=replication))
         self.latency = self.window.latency + self.layer.latency
@@ -190,6 +193,12 @@ class Accelerator(wiring.Component):
         ``map_network(qnet.network, qnet.arch, ...)``: replication, buffer strategies, skip FIFO
         depths (``buffer_words`` of each join, which may be overridden). Its ``timing`` must be
         the RTL blocks' (`~imcflow.sw.perf.BlockTiming` defaults; ``fifo_depth`` may differ).
+    target : str
+        The crossbar flavour (`~imcflow.hw.crossbar.TARGETS`): ``fpga`` (default), the
+        multiplier-free MAC array, which every simulator and synthesizer takes, or ``sim``, the
+        behavioral model of the analog crossbar for Verilog simulators (fast under Verilator; the
+        Amaranth simulator cannot run it). Both compute and time every handshake alike
+        (docs/crossbar.md). `imcflow gen` defaults to ``sim``.
 
     Attributes
     ----------
@@ -219,8 +228,9 @@ class Accelerator(wiring.Component):
         If ``mapping`` is not a mapping of ``qnet`` with the RTL blocks' timing.
     """
 
-    def __init__(self, qnet, mapping):
+    def __init__(self, qnet, mapping, *, target: str = "fpga"):
         _check(mapping, qnet)
+        self.target = target
         arch = qnet.arch
         self.qnet, self.mapping, self.output = qnet, mapping, mapping.output
         source = next(l for l in mapping.stages if l.role == "source")
@@ -233,7 +243,7 @@ class Accelerator(wiring.Component):
             if l.role == "source":
                 continue
             block = self.stages[l.name] = self._block(l, qnet[l.name],
-                                                      [layouts[p] for p in l.inputs], arch)
+                                                      [layouts[p] for p in l.inputs], arch, target)
             layouts[l.name] = block.o.payload.shape()
             skip = l.inputs.index(l.skip_input) if l.role == "join" else None
             for index, p in enumerate(l.inputs):
@@ -250,9 +260,10 @@ class Accelerator(wiring.Component):
         })
 
     @staticmethod
-    def _block(l, q, srcs, arch):
+    def _block(l, q, srcs, arch, target):
         if l.role == "crossbar":
-            return CrossbarStage(q, arch, strategy=l.buffer, replication=l.replication)
+            return CrossbarStage(q, arch, strategy=l.buffer, replication=l.replication,
+                                 target=target)
         s, (src, *_) = l.in_shape, srcs
         if l.kind == "maxpool":
             return MaxPool(s.h, s.w, s.c, src.bits, q.kernel, q.stride, q.padding,
@@ -312,30 +323,49 @@ class AxiStreamTop(wiring.Component):
       ``act_bits``-bit value sign- or zero-extended to a byte), ``m_axis_tvalid``,
       ``m_axis_tready``, ``m_axis_tlast``: the output (one beat of logits per image for a
       classifier), ``tlast`` on each image's last beat;
-    - ``status``: the core's link activity (`Accelerator`).
+    - ``status``: the core's link activity (`Accelerator`);
+    - with ``taps``, per stage of the core (``core.stages``, in network order):
+      ``tap_<stage>_handshake`` (the stage's output ``valid & ready``, before any fork or FIFO)
+      and ``tap_<stage>_payload`` (its output payload, ``core.layouts[stage]``: the lanes at
+      their own width, ``last`` on top). Debug ports for simulation (`imcflow.verif.engine`
+      records every handshake of every stage); they add no logic.
 
     Parameters
     ----------
     core : Accelerator
+    taps : bool
+        Add the ``tap_*`` ports.
 
     Attributes
     ----------
     core : Accelerator
     in_layout, out_layout : VectorLayout
         The byte-lane layouts of ``tdata`` (with ``tlast`` on top), as testbenches pack them.
+    taps : dict of str to str
+        Each tapped stage's port prefix (``tap_<stage>`` with the stage's name made an
+        identifier), in network order (empty without ``taps``).
     """
 
-    def __init__(self, core: Accelerator):
+    def __init__(self, core: Accelerator, *, taps: bool = False):
         self.core = core
         i, o = core.i.payload.shape(), core.o.payload.shape()
         self.in_layout = VectorLayout(i.lanes, 8)
         self.out_layout = VectorLayout(o.lanes, 8, o.signed)
+        self.taps: dict[str, str] = {}
+        for stage in core.stages if taps else ():
+            prefix = "tap_" + re.sub(r"\W", "_", stage)
+            while prefix in self.taps.values():
+                prefix += "_"
+            self.taps[stage] = prefix
         super().__init__({
             "s_axis_tdata": In(8 * i.lanes), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
             "s_axis_tlast": In(1),
             "m_axis_tdata": Out(8 * o.lanes), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
             "status": Out(len(core.status)),
+            **{f"{prefix}_{port}": Out(1 if port == "handshake" else
+                                       Shape.cast(core.layouts[stage]).width)
+               for stage, prefix in self.taps.items() for port in ("handshake", "payload")},
         })
 
     def elaborate(self, platform):
@@ -357,5 +387,9 @@ class AxiStreamTop(wiring.Component):
             core.o.ready.eq(self.m_axis_tready),
             self.status.eq(core.status),
         ]
+        for stage, prefix in self.taps.items():
+            o = core.stages[stage].o
+            m.d.comb += [getattr(self, f"{prefix}_handshake").eq(o.valid & o.ready),
+                         getattr(self, f"{prefix}_payload").eq(o.payload)]
         return m
 

@@ -21,7 +21,7 @@ NETWORK, ARCH, IMAGES, OUTPUT = "digits", "default", 360, "out/demo"
 
 
 def demo(images: int = IMAGES, output: str = OUTPUT, *, progress: bool = True,
-         quiet_stdout: bool = False, force: bool = False) -> dict:
+         force: bool = False) -> dict:
     """Generate and simulate the default accelerator; returns the figures (`run` prints them).
 
     The keys are those of `imcflow.verif.sim.simulate` plus ``arch``, ``weight_memory_bits``,
@@ -34,7 +34,7 @@ def demo(images: int = IMAGES, output: str = OUTPUT, *, progress: bool = True,
     start = time.monotonic()
     gen = generate(output, NETWORK, ARCH, progress=progress, force=force)
     gen_seconds = time.monotonic() - start
-    figures = simulate(output, images, progress=progress, quiet_stdout=quiet_stdout)
+    figures = simulate(output, images, progress=progress)   # the C++ engine, every layer
     weights = sum(l["rows"] * l["cols"] * l["replication"] for l in gen.manifest["layers"]
                   if l["role"] == "crossbar") * gen.qnet.arch.weight_bits
     summary = json.loads((Path(output) / gen.manifest["files"]["mapping"]).read_text())
@@ -64,8 +64,7 @@ def run(args) -> int:
     from imcflow.verif.sim import failures, passed
 
     check_output_directory(args.output, args.force)
-    f = demo(args.images, args.output, progress=not args.json, quiet_stdout=args.json,
-             force=args.force)
+    f = demo(args.images, args.output, progress=not args.json, force=args.force)
     if args.json:
         from imcflow.cli import print_json
 
@@ -76,7 +75,8 @@ def run(args) -> int:
     print(f"{f['network']} on the {f['arch']} arch: {f['crossbars']} crossbars, activation memory "
           f"{_kbit(f['activation_memory_bits'])}, weights {_kbit(f['weight_memory_bits'])}")
     print(f"{f['images']} held-out images: accuracy {f['accuracy']:.3f} (golden model "
-          f"{f['golden_accuracy']:.3f}), {f['bit_exact']} of {f['images']} bit-exact")
+          f"{f['golden_accuracy']:.3f}), {f['bit_exact']} of {f['images']} bit-exact at every "
+          f"layer")
     for line in failures(f):
         print(line)
     if f["cycles_per_image"] is not None:
@@ -87,6 +87,6 @@ def run(args) -> int:
               f"{f['clock_mhz']:g} MHz")
     print(f"wrote {args.output}/ (Verilog, manifest, weights, FuseSoC core, report); gen "
           f"{f['gen_seconds']} s, Verilator build {f['build_seconds']} s, simulation "
-          f"{f['sim_seconds']} s ({f['sim_cycles_per_second']} cycles/s), total "
+          f"{f['sim_seconds']} s ({f['cycles_per_second']:,} cycles/s), total "
           f"{f['total_seconds']} s", file=sys.stderr)
     return 0 if passed(f) else 1

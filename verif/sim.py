@@ -2,23 +2,33 @@
 models.
 
 `simulate` loads a directory written by ``imcflow gen --network`` (`imcflow.gen.project.load`),
-builds its top with Verilator (`imcflow.verif.runner`, cached) after checking that the Verilog is
-the directory's, streams images back to back through it with the cocotb testbench
-`imcflow.verif.accelerator_tb`, and compares:
+checks it against its ``config_hash`` (nothing edited), streams images back to back through its
+top on one of two engines and compares what the run recorded (`imcflow.verif.compare`):
 
-- every output beat with the golden model (`imcflow.sw.inference.run`): bit-exact images, the
-  first mismatch (image, beat, expected, actual), missing or extra beats, ``last`` flags;
-- the measured timing with the performance model (`imcflow.sw.perf.simulate` of the same mapping
-  and image count): cycles per image in steady state, latency of the first image (first input
-  handshake to its last output handshake), every image's completion cycle, throughput at the
-  arch's clock;
-- with labels (the digits data set), the accuracy of the RTL's outputs.
+- ``cpp`` (default, `imcflow.verif.engine`): the directory's Verilog with a C++ harness compiled
+  by Verilator, no per-cycle Python. It records every input and output handshake and, when the
+  top carries the debug taps (``imcflow gen`` default), every handshake of every stage's output
+  stream, and checks the AXI4-Stream rules on ``m_axis`` every cycle;
+- ``cocotb`` (`imcflow.verif.accelerator_tb`): the top elaborated again (its Verilog must be the
+  directory's) under a cocotb testbench, for protocol-level work; it records the ports only.
 
-A watchdog stops a run in which no output handshake happens for `WATCHDOG_FACTOR` times the
-model's latency (or image period, if longer) and names the stalled stage from the top's
-``status`` port (`diagnose`). docs/generator.md describes the command and its figures.
+What a run is compared with:
 
-`diagnose` is imported by the testbench: this module imports only the standard library at load.
+- the golden model (`imcflow.sw.inference.trace`): every tapped stage's stream and the output,
+  beat by beat; the first mismatch names the layer, image, pixel, channel, expected and actual
+  value; with labels, the accuracy of the RTL's outputs;
+- the performance model (`imcflow.sw.perf.simulate` of the same mapping, images and stall
+  masks): every image's completion cycle and every tapped handshake, which must be equal.
+
+Idle input cycles and output backpressure are the seeded masks of
+`imcflow.verif.patterns.port_stalls`. A watchdog stops a run in which no output handshake happens
+for `WATCHDOG_FACTOR` times the model's latency (or image period, if longer) and names the
+stalled stage from the top's ``status`` port (`diagnose`). A failed run's waveform is recorded
+(by a rerun with tracing, around the first failure, unless ``waves`` traced the whole run) and
+its path reported. docs/generator.md describes the command and its figures.
+
+`diagnose` is imported by the cocotb testbench: this module imports only the standard library
+at load.
 """
 
 from __future__ import annotations
@@ -29,21 +39,24 @@ import math
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-__all__ = ["WATCHDOG_FACTOR", "BUILD_FLAGS", "FULL_WAVES_FLAGS", "diagnose", "link_states",
-           "test_images", "simulate", "passed", "add_arguments", "run"]
+__all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "BUILD_FLAGS", "FULL_WAVES_FLAGS",
+           "diagnose", "link_states", "test_images", "simulate", "passed", "failures",
+           "add_arguments", "run"]
 
 #: the watchdog trips after this many times the model's latency (or period) without an output
 WATCHDOG_FACTOR = 4
-#: Verilator flags of accelerator builds. cocotb's runner makes every signal public
-#: (``--public-flat-rw``), which for a whole accelerator means C++ for tens of thousands of VPI
-#: handles; the testbench needs only the top's ports, so only they stay public. An -O1 C++ build
-#: compiles faster than the default -Os. Waveforms hold the top's ports and status only.
+#: the simulation engines: the compiled C++ harness (default) and the cocotb testbench
+ENGINES = ("cpp", "cocotb")
+#: cycles before the first failure that the waveform of a failed run holds
+WAVE_WINDOW = 10_000
+#: Verilator flags of the cocotb engine's builds: only the top's ports public (cocotb's runner
+#: makes every signal public, tens of thousands of VPI handles for a whole accelerator), an -O1
+#: C++ build (compiles faster than the default -Os), waveforms of the top's ports and status
 BUILD_FLAGS = ("--no-public-flat-rw", "--public-depth", "1", "-CFLAGS", "-O1", "--trace-depth", "1")
-#: the same with waveforms of every signal (``imcflow sim --full-waves``)
+#: the same with waveforms of every signal (``imcflow sim --engine cocotb --full-waves``)
 FULL_WAVES_FLAGS = BUILD_FLAGS[:-2]
 
 _TB = Path(__file__).with_name("accelerator_tb.py")
@@ -94,120 +107,42 @@ def diagnose(status: int, links: list[dict], *, idle_cycles: int, bound: int) ->
     return "; ".join(parts)
 
 
-# --- images and figures --------------------------------------------------------------------------
+# --- the run's inputs: images, options, the model ------------------------------------------------
 
-def test_images(qnet, count: int, seed: int = 0):
-    """``(images, labels)``: the first ``count`` held-out images of a zoo network's data set (labels
-    an array), or ``count`` seeded uniformly random 8-bit images (labels None)."""
+def test_images(gen, count: int, seed: int = 0):
+    """``(images, labels, held_out)``: ``count`` images for a generated accelerator.
+
+    The held-out images of the data set that calibrated it (`imcflow.gen.project.held_out`),
+    followed, when ``count`` exceeds them, by its training images (digits: 360 held out, 1,797
+    in all), so a whole data set can stream through the RTL; ``held_out`` says how many of the
+    images are held out (accuracy is measured on those). Without a data set: ``count`` seeded
+    uniformly random 8-bit images (labels None).
+    """
     import numpy as np
 
     from imcflow.errors import UserError
-    from imcflow.sw import zoo
+    from imcflow.gen.project import held_out
+    from imcflow.sw.datasets import load_dataset
 
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise UserError(f"images: must be a positive integer, not {count!r}")
-    shape = qnet.network.shapes[qnet.input.name]
-    data = zoo.dataset(qnet.name) if qnet.name in zoo.names() else None
-    if data is not None and data.test_images.shape[1:] == (shape.h, shape.w, shape.c):
-        if count > len(data.test_images):
-            raise UserError(f"images: the {qnet.name} test set has {len(data.test_images)} "
-                            f"images, not {count}")
-        return data.test_images[:count], data.test_labels[:count]
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (count, shape.h, shape.w, shape.c), dtype=np.int64), None
-
-
-def _compare(outputs, lasts, golden) -> dict:
-    """Bit-exactness of the output beats against the golden ``(images, beats, lanes)`` array."""
-    import numpy as np
-
-    images, beats, _ = golden.shape
-    got = len(outputs)
-    exact, first = 0, None
-    for n in range(images):
-        block = outputs[n * beats:(n + 1) * beats]
-        flags = lasts[n * beats:(n + 1) * beats]
-        want_flags = [k == beats - 1 for k in range(beats)]
-        ok = (len(block) == beats and np.array_equal(np.array(block), golden[n])
-              and flags == want_flags)
-        exact += ok
-        if not ok and first is None:
-            k = next((k for k in range(len(block)) if list(block[k]) != golden[n][k].tolist()
-                      or flags[k] != want_flags[k]), len(block))
-            first = {"image": n, "beat": k,
-                     "expected": golden[n][k].tolist() if k < beats else None,
-                     "actual": list(block[k]) if k < len(block) else None,
-                     "last_expected": bool(k == beats - 1) if k < beats else None,
-                     "last_actual": bool(flags[k]) if k < len(flags) else None}
-    return {"bit_exact": exact, "mismatched_images": images - exact, "first_mismatch": first,
-            "missing_beats": max(images * beats - got, 0),
-            "extra_beats": max(got - images * beats, 0)}
-
-
-def _period(done) -> float | None:
-    """Steady-state cycles per image from each image's completion cycle: the mean spacing."""
-    return None if len(done) < 2 else (done[-1] - done[0]) / (len(done) - 1)
-
-
-def _ratio(a, b):
-    return None if a is None or not b else a / b
-
-
-# --- running -------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def _stdout_to_stderr(enabled: bool):
-    """Send file descriptor 1 (the simulator's and cocotb's output) to stderr, so ``--json``
-    prints exactly one object on stdout."""
-    if not enabled:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-@contextlib.contextmanager
-def _timer_bar(desc: str, enabled: bool):
-    """A tqdm line on stderr showing the elapsed time of a step of unknown length."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=None, desc=desc, file=sys.stderr, disable=not enabled,
-               bar_format="{desc} [{elapsed}]")
-    stop = threading.Event()
-
-    def tick():
-        while not stop.wait(1.0):
-            bar.refresh()
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        bar.close()
-
-
-@contextlib.contextmanager
-def _environment(**values):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    shape = gen.qnet.network.shapes[gen.qnet.input.name]
+    test, labels = held_out(gen.manifest)
+    if test is None:
+        rng = np.random.default_rng(seed)
+        return rng.integers(0, 256, (count, shape.h, shape.w, shape.c), dtype=np.int64), None, 0
+    if count <= len(test):
+        return test[:count], None if labels is None else labels[:count], count
+    record = gen.manifest["calibration"]
+    data = load_dataset(record.get("path", record["dataset"]))
+    total = len(test) + len(data.train_images)
+    if count > total:
+        raise UserError(f"images: {record['dataset']} holds {total} images ({len(test)} held "
+                        f"out), not {count}")
+    images = np.concatenate([test, data.train_images[:count - len(test)]])
+    if labels is not None:
+        labels = np.concatenate([labels, data.train_labels[:count - len(test)]])
+    return images, labels, len(test)
 
 
 def _check_probability(name: str, value) -> float:
@@ -216,6 +151,22 @@ def _check_probability(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise UserError(f"{name}: must be a probability in [0, 1), not {value!r}")
     return float(value)
+
+
+def _check_choice(name: str, value, allowed) -> None:
+    from imcflow.errors import UserError
+
+    if value not in allowed:
+        raise UserError(f"{name}: must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def _period(done) -> float | None:
+    """Steady-state cycles per image from each image's completion cycle: the mean spacing."""
+    return None if len(done) < 2 else float(done[-1] - done[0]) / (len(done) - 1)
+
+
+def _ratio(a, b):
+    return None if a is None or not b else a / b
 
 
 def _model_timing(gen, images: int, seed: int = 0, idle: float = 0.0, backpressure: float = 0.0):
@@ -245,91 +196,174 @@ def _model_timing(gen, images: int, seed: int = 0, idle: float = 0.0, backpressu
     return schedule, None, reference
 
 
-def _build(gen, *, full_waves: bool, progress: bool, quiet_stdout: bool):
-    """``(build, seconds)``: the directory's top under Verilator, after checking that the
-    directory is consistent (nothing edited) and that its Verilog is what its configuration
-    elaborates to, so the simulated design is the generated one."""
+def _verilog(gen) -> str:
+    """The directory's Verilog, after checking the directory against its ``config_hash`` (its
+    Verilog, network and mapping as generated)."""
     from imcflow.errors import UserError
     from imcflow.gen.project import config_hash
-    from imcflow.verif import runner
 
     verilog = gen.verilog_path.read_text()
-    stale = UserError(f"directory: {gen.verilog_path} is not the Verilog of the configuration in "
-                      f"{gen.directory} (edited, or written by another imcflow); regenerate it")
     if config_hash(gen.qnet, gen.mapping, verilog) != gen.manifest["config_hash"]:
-        raise stale
-    start = time.monotonic()
-    with _timer_bar(f"Verilator build of {gen.name}", progress), _stdout_to_stderr(quiet_stdout):
-        build = runner.build(gen.top, name=gen.name,
-                             flags=FULL_WAVES_FLAGS if full_waves else BUILD_FLAGS)
-    if build.verilog.read_text() != verilog:
-        raise stale
-    return build, time.monotonic() - start
+        raise UserError(f"directory: {gen.verilog_path} is not the Verilog of the configuration "
+                        f"in {gen.directory} (edited, or written by another imcflow); "
+                        f"regenerate it")
+    return verilog
 
 
-def _run(build, gen, pixels, parameters: dict, quiet_stdout: bool):
-    """``(results, failure, seconds)``: the testbench's results file (`accelerator_tb`) and the
-    `SimulationError` of a failed run (a deadlock or timeout; a crash without results raises)."""
-    import numpy as np
+# --- the engines ---------------------------------------------------------------------------------
 
+def _wave_path(top: str) -> Path:
     from imcflow.verif import runner
 
-    top = gen.top
+    return runner.cache_dir("waves") / f"{runner.current_test_id(f'sim-{top}')}.vcd"
+
+
+def _first_failure_cycle(r, figures: dict) -> int:
+    """The earliest cycle at which the run went wrong (data, timing, protocol, deadlock)."""
+    cycles = [r.cycles]
+    m = figures["first_mismatch"]
+    if m is not None:
+        recorded = r.out_cycles if m["layer"] == "m_axis" else r.taps[m["layer"]][0]
+        cycles.append(int(recorded[m["beat"]]) if m["beat"] < len(recorded) else r.cycles)
+    for key in ("first_timing_mismatch", "first_handshake_mismatch"):
+        if figures.get(key):
+            cycles.append(min(figures[key]["expected"], figures[key]["actual"]))
+    for event in (r.violation, r.watchdog):
+        if event:
+            cycles.append(event["cycle"])
+    return min(cycles)
+
+
+def _cpp(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, progress: bool):
+    """``(results, harness, waveform path or None, rerun)``: a run of the C++ engine, and a
+    function that reruns it with tracing around a given cycle (returns the waveform's path)."""
+    from imcflow.progress import note
+    from imcflow.verif import engine
+
+    ports = engine.Ports.from_manifest(gen.manifest)
+    harness = engine.build(verilog, ports, waves=waves, full_waves=full_waves, progress=progress)
+    shaped = pixels.reshape(len(pixels), -1, pixels.shape[-1])
+    wave = _wave_path(gen.name)
+    wave.unlink(missing_ok=True)
+    trace = (wave, -2, 1 << 62) if harness.waves else None
+    results = engine.run(harness, shaped, progress=progress, trace=trace, **plan)
+
+    def rerun(cycle: int) -> Path:
+        first, last = max(-2, cycle - WAVE_WINDOW), cycle + 100
+        note("sim", f"rerunning with tracing for the waveform of cycles {first}..{last}")
+        traced = engine.build(verilog, ports, waves=True, full_waves=full_waves,
+                              progress=progress)
+        engine.run(traced, shaped, progress=False, trace=(wave, first, last), **plan)
+        return wave
+
+    return results, harness, wave if trace else None, rerun
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send file descriptor 1 (the simulator's and cocotb's output) to stderr: stdout holds the
+    command's results only."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def _environment(**values):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _cocotb(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, progress: bool):
+    """``(results, build seconds, waveform path or None, failure)``: a run of the cocotb engine
+    on the top elaborated again, as `imcflow.verif.engine.Results` (no taps)."""
+    import numpy as np
+
+    from imcflow.errors import UserError
+    from imcflow.gen.project import verilog_body
+    from imcflow.progress import Ticker
+    from imcflow.verif import engine, runner
+
+    start = time.monotonic()
+    with Ticker("sim", f"Verilator build of {gen.name} for cocotb", enabled=progress), \
+            _stdout_to_stderr():
+        build = runner.build(gen.top, name=gen.name, waves=waves or full_waves,
+                             flags=FULL_WAVES_FLAGS if full_waves else BUILD_FLAGS)
+    build_seconds = time.monotonic() - start
+    if build.verilog.read_text() != verilog_body(verilog):
+        raise UserError(f"directory: {gen.verilog_path} is not what this imcflow elaborates its "
+                        f"configuration to (written by another version); regenerate it")
+    lanes = gen.top.out_layout.lanes
     with tempfile.TemporaryDirectory(prefix="imcflow-sim-") as tmp:
         data, results = Path(tmp) / "images.npz", Path(tmp) / "results.json"
         np.savez(data, pixels=pixels.reshape(len(pixels), -1, pixels.shape[-1]).astype(np.uint8))
-        parameters = {**parameters, "data": str(data), "results": str(results),
-                      "in_lanes": top.in_layout.lanes, "out_lanes": top.out_layout.lanes,
-                      "out_signed": top.out_layout.signed,
+        parameters = {"data": str(data), "results": str(results),
+                      "in_lanes": gen.top.in_layout.lanes, "out_lanes": lanes,
+                      "out_signed": gen.top.out_layout.signed,
                       "out_beats": gen.qnet.output.shape.pixels,
-                      "links": gen.manifest["status"]["links"]}
+                      "links": gen.manifest["status"]["links"], "progress": progress,
+                      **{k: plan[k] for k in ("watchdog", "timeout", "seed", "idle",
+                                              "backpressure")}}
         failure = None
-        start = time.monotonic()
-        with _stdout_to_stderr(quiet_stdout), \
+        with _stdout_to_stderr(), \
                 _environment(COCOTB_LOG_LEVEL="WARNING", GPI_LOG_LEVEL="WARNING"):
             try:
                 runner.run(build, _TB, parameters=parameters,
                            test_id=runner.current_test_id(f"sim-{gen.name}"))
             except runner.SimulationError as e:
                 failure = e
-        seconds = time.monotonic() - start
         if not results.exists():
             raise failure
-        return json.loads(results.read_text()), failure, seconds
+        r = json.loads(results.read_text())
+    wave = str(failure).split("waveform: ")[1].splitlines()[0] if failure is not None and \
+        "waveform: " in str(failure) else None
+    deadlock = r["deadlock"]
+    results = engine.Results(
+        np.array(r["in_cycles"], np.int64), np.array(r["out_cycles"], np.int64),
+        np.array(r["outputs"], np.int64).reshape(-1, lanes), np.array(r["last"], bool), {},
+        r["cycles"], r["wall_seconds"],
+        deadlock and {**deadlock, "idle_cycles": None}, None, bool(r["timeout"]))
+    return results, build_seconds, wave, failure
 
+
+# --- the command's figures -----------------------------------------------------------------------
 
 def _timing(r, images: int, beats: int, schedule, clock_mhz: float, full_rate: bool) -> dict:
-    """Measured latency, period and throughput, next to the model's ``schedule`` (or None), and
-    each image's completion cycle (from reset release) against the model's: the largest error
-    and the first image that differs."""
-    first_in = (r["in_cycles"] or [0])[0]
-    done = r["out_cycles"][beats - 1::beats][:images]
+    """Measured latency (first input handshake to the first image's last output handshake),
+    period and throughput, next to the model's ``schedule`` (or None)."""
+    done = r.out_cycles[beats - 1::beats][:images]
     period = _period(done) if len(done) == images else None
-    latency = done[0] - first_in if done else None
+    latency = int(done[0] - r.in_cycles[0]) if len(done) else None
     f = {"latency_cycles": latency, "cycles_per_image": period,
          "throughput_ips": clock_mhz * 1e6 / period if period else None,
-         "latency_us": latency / clock_mhz if done else None}
+         "latency_us": latency / clock_mhz if latency is not None else None}
     if schedule is not None:
-        model_done = schedule.done.tolist()
-        model_period = _period(model_done)
-        errors = [a - b for a, b in zip(done, model_done)]
-        first = next((n for n, e in enumerate(errors) if e), None)
+        model_period = _period(schedule.done)
         f.update(model_latency_cycles=schedule.latency, model_cycles_per_image=model_period,
-                 model_throughput_ips=clock_mhz * 1e6 / model_period if model_period else None,
-                 model_completion_error_cycles=(max(map(abs, errors))
-                                                if len(done) == images else None),
-                 first_timing_mismatch=first if first is None else {
-                     "image": first, "expected": model_done[first], "actual": done[first],
-                     "difference": errors[first]})
+                 model_throughput_ips=clock_mhz * 1e6 / model_period if model_period else None)
         if full_rate:
             f.update(cycles_per_image_ratio=_ratio(period, model_period),
-                     latency_ratio=_ratio(f["latency_cycles"], schedule.latency))
+                     latency_ratio=_ratio(latency, schedule.latency))
     return f
 
 
 def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
-             backpressure: float = 0.0, full_waves: bool = False, progress: bool = True,
-             quiet_stdout: bool = False) -> dict:
+             backpressure: float = 0.0, engine: str = "cpp", waves: bool = False,
+             full_waves: bool = False, progress: bool = True) -> dict:
     """Simulate the accelerator in ``directory`` on ``images`` images under Verilator.
 
     Parameters
@@ -337,92 +371,122 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
     directory : path
         Written by ``imcflow gen --network`` (`imcflow.gen.project.generate`).
     images : int
-        Held-out images of the network's data set (digits), else seeded random 8-bit images.
+        Held-out images of the data set that calibrated it, then its training images
+        (`test_images`), else seeded random 8-bit images.
     seed : int
-        Seed of the random images and of the idle and backpressure patterns.
+        Seed (``>= 0``) of the random images and of the idle and backpressure masks.
     idle, backpressure : float
-        Probability of an idle cycle on the input and of ``tready`` low on the output (0: full
-        rate, the setting the timing comparison is meaningful for).
+        Probability of an idle cycle on the input and of ``tready`` low on the output.
+    engine : str
+        ``cpp`` (the compiled harness, every tapped layer checked) or ``cocotb``.
+    waves : bool
+        Trace the whole run (the top's ports, taps and status); without it, a failed run is
+        rerun with tracing around its first failure.
     full_waves : bool
-        Record every signal in the waveform (kept on failure), not only the top's ports.
+        Trace every signal instead of the top's ports.
     progress : bool
-        Progress bars on stderr.
-    quiet_stdout : bool
-        Send the simulator's output to stderr (for ``--json``).
+        Progress lines on stderr.
 
     Returns
     -------
     dict
-        JSON-ready figures (docs/generator.md): ``images``, ``bit_exact``, ``first_mismatch``,
-        ``accuracy``, ``cycles_per_image``, ``model_cycles_per_image``, ``latency_cycles``,
-        ``model_latency_cycles``, their ratios, throughput, ``deadlock``, build and simulation
+        JSON-ready figures (docs/generator.md): ``images``, ``bit_exact`` (images exact at
+        every tapped layer and the output), ``first_mismatch``, ``layer_mismatches``,
+        ``accuracy``, latency and cycles per image next to the model's, their largest
+        differences, ``deadlock``, ``protocol_violation``, ``waveform``, build and simulation
         times and speed.
 
     Raises
     ------
     UserError
-        On a bad directory or option, or a directory whose Verilog is not what its configuration
-        generates.
-    imcflow.verif.runner.SimulationError
-        If the simulator crashes.
+        On a bad directory or option, or an edited directory.
+    imcflow.verif.runner.BuildError, imcflow.verif.runner.SimulationError
+        If the build fails or the simulator crashes.
     """
     import numpy as np
 
+    from imcflow.errors import UserError
     from imcflow.gen.project import load
-    from imcflow.sw.inference import run as golden_run
+    from imcflow.verif import compare
 
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"seed: must be a non-negative integer, not {seed!r}")
     idle = _check_probability("idle", idle)
     backpressure = _check_probability("backpressure", backpressure)
+    _check_choice("engine", engine, ENGINES)
     gen = load(directory)
     qnet, manifest = gen.qnet, gen.manifest
-    pixels, labels = test_images(qnet, images, seed)
-    out_shape = qnet.output.shape
-    golden = golden_run(qnet, pixels).reshape(images, out_shape.pixels, out_shape.c)
+    pixels, labels, held = test_images(gen, images, seed)
+    verilog = _verilog(gen)
     schedule, model_deadlock, (ref_latency, ref_period) = _model_timing(gen, images, seed, idle,
                                                                         backpressure)
     slowdown = 1 / ((1 - idle) * (1 - backpressure))
     bound = math.ceil(WATCHDOG_FACTOR * max(ref_latency, ref_period) * slowdown)
+    per_image = qnet.output.shape.pixels
+    plan = {"seed": seed, "idle": idle, "backpressure": backpressure, "watchdog": bound,
+            "timeout": bound + math.ceil(4 * (ref_latency + images * ref_period) * slowdown),
+            "out_beats": images * per_image}
 
-    build, build_seconds = _build(gen, full_waves=full_waves, progress=progress,
-                                  quiet_stdout=quiet_stdout)
-    r, failure, sim_seconds = _run(build, gen, pixels, {
-        "watchdog": bound,
-        "timeout": bound + math.ceil(4 * (ref_latency + images * ref_period) * slowdown),
-        "seed": seed, "idle": idle, "backpressure": backpressure, "progress": progress},
-        quiet_stdout)
+    if engine == "cpp":
+        r, harness, wave, rerun = _cpp(gen, verilog, pixels, plan, waves=waves,
+                                       full_waves=full_waves, progress=progress)
+        build_seconds, cached, failure = harness.seconds, harness.cached, None
+    else:
+        plan.pop("out_beats")
+        r, build_seconds, wave, failure = _cocotb(gen, verilog, pixels, plan, waves=waves,
+                                                  full_waves=full_waves, progress=progress)
+        cached, rerun = None, None
 
+    streams = compare.Streams(qnet, pixels, (r.out_values, r.out_last), r.taps)
     figures = {"directory": str(directory), "network": qnet.name, "top": gen.name,
-               "config_hash": manifest["config_hash"], "images": images, "seed": seed,
-               "idle": idle, "backpressure": backpressure,
-               **_compare(r["outputs"], r["last"], golden)}
-    if labels is not None:
-        rtl = np.array(r["outputs"][:images * out_shape.pixels]).reshape(-1, out_shape.c)
-        figures["accuracy"] = (float(np.mean(rtl.reshape(images, -1).argmax(axis=1) == labels))
-                               if len(rtl) == images * out_shape.pixels else None)
-        figures["golden_accuracy"] = float(np.mean(golden.reshape(images, -1).argmax(axis=1)
-                                                   == labels))
-    figures.update(deadlock=r["deadlock"] and r["deadlock"]["message"],
-                   model_deadlock=model_deadlock, timeout=r["timeout"])
-    if failure is not None and "waveform: " in str(failure):
-        figures["waveform"] = str(failure).split("waveform: ")[1].splitlines()[0]
-    figures.update(_timing(r, images, out_shape.pixels, schedule, qnet.arch.clock_mhz,
-                           full_rate=idle == 0 and backpressure == 0))
+               "config_hash": manifest["config_hash"], "engine": engine, "images": images,
+               "seed": seed, "idle": idle, "backpressure": backpressure, **streams.figures()}
+    if labels is not None:   # over the held-out images, from complete outputs only
+        complete = len(r.out_values) >= held * per_image
+        rtl = r.out_values[:held * per_image].reshape(held, -1)
+        figures.update(held_out_images=held,
+                       accuracy=float(np.mean(rtl.argmax(axis=1) == labels[:held]))
+                       if complete else None,
+                       golden_accuracy=float(np.mean(streams.golden_output[:held].argmax(axis=1)
+                                                     == labels[:held])))
+    deadlock = r.watchdog and (r.watchdog.get("message") or diagnose(
+        r.watchdog["status"], manifest["status"]["links"], idle_cycles=r.watchdog["idle_cycles"],
+        bound=bound))
     figures.update(
+        deadlock=deadlock, model_deadlock=model_deadlock,
+        timeout=(f"timeout after {plan['timeout']} cycles with {len(r.out_cycles)} of "
+                 f"{images * per_image} output beats" if r.timeout else None),
+        protocol_violation=r.violation and (f"{r.violation['message']} in cycle "
+                                            f"{r.violation['cycle']}"))
+    figures.update(_timing(r, images, per_image, schedule, qnet.arch.clock_mhz,
+                           full_rate=idle == 0 and backpressure == 0))
+    if schedule is not None:
+        shapes = {name: (qnet[name].shape.h, qnet[name].shape.w, qnet[name].shape.c)
+                  for name in r.taps}
+        figures.update(compare.timing(schedule, images, r.out_cycles, per_image, r.taps, shapes))
+    if not passed(figures) and rerun is not None and wave is None:
+        wave = rerun(_first_failure_cycle(r, figures))
+    figures.update(
+        waveform=str(wave) if wave else None,
         activation_memory_bits=manifest["mapping"]["activation_memory_bits"],
         crossbars=manifest["mapping"]["crossbars"], clock_mhz=qnet.arch.clock_mhz,
-        simulated_cycles=r["cycles"], build_seconds=round(build_seconds, 1),
-        sim_seconds=round(sim_seconds, 1),
-        sim_cycles_per_second=round(r["cycles"] / r["wall_seconds"]),
-        sim_images_per_second=round(images / r["wall_seconds"], 2))
+        simulated_cycles=r.cycles, build_seconds=round(build_seconds, 1), cached=cached,
+        sim_seconds=round(r.wall_seconds, 2),
+        cycles_per_second=round(r.cycles / r.wall_seconds) if r.wall_seconds else None,
+        images_per_second=round(images / r.wall_seconds, 1) if r.wall_seconds else None)
     return figures
 
 
 def passed(figures: dict) -> bool:
-    """Whether a simulation was bit-exact on every image, complete, free of deadlocks and on the
-    performance model's timing (every image's completion cycle the model's)."""
+    """Whether a simulation was bit-exact on every image at every checked layer, complete, free
+    of deadlocks and protocol violations, and on the performance model's timing (every image's
+    completion cycle and every tapped handshake the model's)."""
     return (figures["bit_exact"] == figures["images"] and not figures["deadlock"]
-            and not figures["timeout"] and figures["extra_beats"] == 0
-            and figures.get("model_completion_error_cycles") == 0)
+            and not figures["timeout"] and not figures.get("protocol_violation")
+            and figures["extra_beats"] == 0 and not figures.get("extra_layer_beats")
+            and figures.get("model_completion_error_cycles") == 0
+            and figures.get("model_handshake_error_cycles") in (0, None)
+            and not figures.get("first_handshake_mismatch"))
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -430,35 +494,54 @@ def passed(figures: dict) -> bool:
 def add_arguments(parser) -> None:
     parser.add_argument("directory", metavar="DIR", help="written by `imcflow gen --network`")
     parser.add_argument("--images", type=int, default=10,
-                        help="images streamed back to back (held-out digits for digits, seeded "
-                             "random 8-bit images otherwise; default 10)")
+                        help="images streamed back to back: the held-out images of the data set "
+                             "that calibrated DIR, then its training images (digits: 1797 in "
+                             "all), else seeded random 8-bit images (default 10)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the random images and of idle/backpressure (default 0)")
+                        help="seed (>= 0) of the random images and of idle/backpressure "
+                             "(default 0)")
     parser.add_argument("--idle", type=float, default=0.0,
                         help="probability of an idle input cycle (default 0: full rate)")
     parser.add_argument("--backpressure", type=float, default=0.0,
                         help="probability of tready low on the output (default 0)")
+    parser.add_argument("--engine", choices=ENGINES, default="cpp",
+                        help="cpp: the compiled C++ harness, every layer checked (default); "
+                             "cocotb: the cocotb testbench, the output checked")
+    parser.add_argument("--waves", action="store_true",
+                        help="record the whole run's waveform of the top's ports, taps and "
+                             "status (default: only a failed run's, around its first failure)")
     parser.add_argument("--full-waves", action="store_true",
-                        help="record every signal in the waveform kept on failure (default: "
-                             "the top's ports and status)")
+                        help="record every signal in the waveform instead")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def failures(figures: dict) -> list[str]:
-    """The lines that say what went wrong in a run: its first mismatch, its first timing mismatch
-    and its deadlock."""
+    """The lines that say what went wrong in a run: its first mismatch, its first timing
+    mismatches, its deadlock, a protocol violation and where its waveform is."""
     lines = []
-    if figures["first_mismatch"]:
-        m = figures["first_mismatch"]
-        lines.append(f"first mismatch: image {m['image']}, beat {m['beat']}: expected "
-                     f"{m['expected']}, got {m['actual']}")
+    m = figures["first_mismatch"]
+    if m:
+        where = (f"layer {m['layer']!r}" if m["layer"] != "m_axis" else "the output (m_axis)")
+        channel = "" if m["channel"] is None else f", channel {m['channel']}"
+        lines.append(f"first mismatch: {where}, image {m['image']}, pixel (row {m['pixel'][0]}, "
+                     f"col {m['pixel'][1]}){channel}: expected {m['expected']}, got "
+                     f"{m['actual']}")
     if figures.get("first_timing_mismatch"):
         m = figures["first_timing_mismatch"]
         lines.append(f"first timing mismatch: image {m['image']} completes in cycle "
                      f"{m['actual']}, the performance model says {m['expected']} "
                      f"({m['difference']:+d} cycles)")
-    if figures["deadlock"]:
-        lines.append(figures["deadlock"])
+    if figures.get("first_handshake_mismatch"):
+        m = figures["first_handshake_mismatch"]
+        lines.append(f"first handshake off the model: layer {m['layer']!r}, image {m['image']}, "
+                     f"pixel (row {m['pixel'][0]}, col {m['pixel'][1]}) in cycle {m['actual']}, "
+                     f"the performance model says {m['expected']} ({m['difference']:+d} cycles)")
+    for key in ("deadlock", "protocol_violation", "timeout"):
+        if figures.get(key):
+            lines.append(figures[key] if key == "deadlock" else f"{key.replace('_', ' ')}: "
+                         f"{figures[key]}")
+    if lines and figures.get("waveform"):
+        lines.append(f"waveform: {figures['waveform']}")
     return lines
 
 
@@ -468,24 +551,29 @@ def _fmt(value, spec=""):
 
 def run(args) -> int:
     figures = simulate(args.directory, args.images, seed=args.seed, idle=args.idle,
-                       backpressure=args.backpressure, full_waves=args.full_waves,
-                       progress=not args.json, quiet_stdout=args.json)
+                       backpressure=args.backpressure, engine=args.engine, waves=args.waves,
+                       full_waves=args.full_waves, progress=not args.json)
     if args.json:
         from imcflow.cli import print_json
 
         print_json(figures)
         return 0 if passed(figures) else 1
     f = figures
-    print(f"{f['top']}: {f['bit_exact']} of {f['images']} images bit-exact"
+    layers = (f"every layer ({f['layers_checked']} stages) and the output" if f["layers_checked"]
+              else "the output (no taps in this top)")
+    print(f"{f['top']}: {f['bit_exact']} of {f['images']} images bit-exact at {layers}"
           + (f", accuracy {f['accuracy']:.3f}" if f.get("accuracy") is not None else ""))
     for line in failures(f):
         print(line)
     print(f"cycles per image {_fmt(f['cycles_per_image'], '.1f')} (model "
-          f"{_fmt(f.get('model_cycles_per_image'), '.1f')}, ratio "
-          f"{_fmt(f.get('cycles_per_image_ratio'), '.4f')}); latency {_fmt(f['latency_cycles'])} "
-          f"cycles (model {_fmt(f.get('model_latency_cycles'))}, ratio "
-          f"{_fmt(f.get('latency_ratio'), '.4f')})")
+          f"{_fmt(f.get('model_cycles_per_image'), '.1f')}); latency {_fmt(f['latency_cycles'])} "
+          f"cycles (model {_fmt(f.get('model_latency_cycles'))}); largest difference from the "
+          f"model: {_fmt(f.get('model_completion_error_cycles'))} cycles per image completion, "
+          f"{_fmt(f.get('model_handshake_error_cycles'))} per stage handshake")
     print(f"throughput {_fmt(f['throughput_ips'], ',.0f')} images/s at {f['clock_mhz']:g} MHz "
-          f"(model {_fmt(f.get('model_throughput_ips'), ',.0f')}); simulation "
-          f"{f['sim_cycles_per_second']} cycles/s, build {f['build_seconds']} s")
+          f"(model {_fmt(f.get('model_throughput_ips'), ',.0f')}); {f['engine']} engine: "
+          f"{_fmt(f['cycles_per_second'], ',')} cycles/s, build "
+          f"{'cached' if f['cached'] else str(f['build_seconds']) + ' s'}")
+    if f["waveform"] and not failures(f):
+        print(f"waveform: {f['waveform']}")
     return 0 if passed(figures) else 1

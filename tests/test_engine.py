@@ -1,0 +1,106 @@
+"""The C++ harness of `imcflow sim` (`imcflow.verif.engine`) on its own: its stall masks are
+`imcflow.verif.patterns.stall_mask` bit for bit, and its AXI4-Stream checks on ``m_axis`` catch a
+top that drops ``tvalid``, changes ``tdata`` while stalled or offers a beat in reset, naming the
+cycle. The tops here are a few registers with the accelerator's port names, so each build is
+small; whole accelerators run in tests/test_sim.py.
+"""
+
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from imcflow.gen.blocks import ports
+from imcflow.verif import engine, runner
+from imcflow.verif.patterns import STREAM_BACKPRESSURE, STREAM_IDLE, stall_mask
+
+
+class CountingTop(wiring.Component):
+    """A top with the accelerator's ports that takes every input and offers a counter on
+    ``m_axis``, breaking the stream rules as ``fault`` says:
+
+    - ``drop``: ``tvalid`` high in odd cycles only, whether or not the beat was taken;
+    - ``change``: ``tvalid`` high from cycle 1 on, ``tdata`` the cycle count, taken or not;
+    - ``reset``: ``tvalid`` high always, in reset too.
+    """
+
+    s_axis_tdata: In(8)
+    s_axis_tvalid: In(1)
+    s_axis_tready: Out(1)
+    s_axis_tlast: In(1)
+    m_axis_tdata: Out(8)
+    m_axis_tvalid: Out(1)
+    m_axis_tready: In(1)
+    m_axis_tlast: Out(1)
+    status: Out(4)
+
+    def __init__(self, fault: str):
+        self.fault = fault
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(8)
+        m.d.sync += count.eq(count + 1)
+        valid = {"drop": count[0], "change": count != 0, "reset": 1}[self.fault]
+        m.d.comb += [self.s_axis_tready.eq(1), self.m_axis_tvalid.eq(valid),
+                     self.m_axis_tdata.eq(count)]
+        return m
+
+
+def harness(fault: str) -> engine.Harness:
+    top = CountingTop(fault)
+    name = f"counting_{fault}"
+    widths = {p["name"]: p["width"] for p in ports(top)}
+    return engine.build(runner.verilog(top, name),
+                        engine.Ports(name, widths, engine.Stream(1, 8, False), {}),
+                        progress=False)
+
+
+@pytest.fixture(scope="module")
+def dropping():
+    return harness("drop")
+
+
+def test_the_harness_stall_masks_are_the_python_ones(dropping, seeds):
+    for seed in [0, 2**64 - 1, *seeds(2)]:
+        for idle, backpressure in [(0.3, 0.5), (0.01, 0.99), (0.0, 0.7)]:
+            got = engine.stall_masks(dropping, seed, idle, backpressure, 50_000)
+            assert np.array_equal(got[0], stall_mask(seed, STREAM_IDLE, idle, 50_000))
+            assert np.array_equal(got[1], stall_mask(seed, STREAM_BACKPRESSURE, backpressure,
+                                                     50_000))
+
+
+def run(h, seed=5, backpressure=0.5):
+    pixels = np.zeros((1, 4, 1), np.uint8)
+    return engine.run(h, pixels, out_beats=1000, seed=seed, backpressure=backpressure,
+                      watchdog=100, timeout=10_000, progress=False)
+
+
+def test_a_dropped_tvalid_fails_the_run_in_its_cycle(dropping):
+    # tvalid is high in odd cycles: the first odd cycle with tready low is a beat not taken,
+    # and tvalid falls in the next cycle.
+    stalled = stall_mask(5, STREAM_BACKPRESSURE, 0.5, 1000)
+    c = next(c for c in range(1, 1000, 2) if stalled[c])
+    r = run(dropping)
+    assert r.violation == {"cycle": c + 1,
+                           "message": "m_axis_tvalid dropped before the handshake"}
+    # every beat before it was taken when tready was high, in an odd cycle
+    assert r.out_cycles.tolist() == [k for k in range(1, c, 2) if not stalled[k]]
+
+
+def test_tdata_changing_while_stalled_fails_the_run_in_its_cycle():
+    stalled = stall_mask(5, STREAM_BACKPRESSURE, 0.5, 1000)
+    c = next(c for c in range(1, 1000) if stalled[c])
+    r = run(harness("change"))
+    assert r.violation == {"cycle": c + 1,
+                           "message": "m_axis_tdata or m_axis_tlast changed while stalled"}
+    assert r.out_values[:, 0].tolist() == list(range(1, c))   # the counter, cycle by cycle
+
+
+def test_a_beat_offered_in_reset_fails_the_run():
+    r = run(harness("reset"), backpressure=0.0)
+    assert r.violation == {"cycle": -1, "message": "m_axis_tvalid high in reset"}
+    assert len(r.out_cycles) == 0

