@@ -11,8 +11,9 @@ bit-exact against the golden model and cycle-exact against the performance model
 
 Distribution: points are Dask tasks, on a `distributed.LocalCluster` of worker processes by
 default or on the scheduler given with ``--scheduler``. Shared work is a task of its own, keyed
-by what it depends on, so the cluster computes it once: the accuracy of a (network, arithmetic,
-noise seed) key, which every point with that arithmetic depends on. Verilator builds are cached
+by what it depends on, so the cluster computes it once: the event model of a (network, mapping)
+key, which every point differing only in ADC or weight bits or noise depends on, and the
+accuracy of a (network, arithmetic, noise seed) key. Verilator builds are cached
 by configuration hash under a file lock (`imcflow.verif.runner`), so two workers never build the
 same design twice.
 
@@ -310,24 +311,43 @@ def noise_seeds(arch: dict, seeds: int) -> list[int]:
     return list(range(seeds)) if arch["weight_noise"] > 0 else [arch["noise_seed"]]
 
 
-def evaluate(point: dict, cost_path: str | None = None, *accuracies) -> dict:
-    """The figures of one point (a dict of `points`), given the `accuracy_of` results of its
-    noise seeds: mapping, performance, memory, energy, area and accuracy. Raises on an invalid
-    point (the caller records the error)."""
-    from imcflow.sw.cost import estimate
+#: arch fields that change neither the mapping nor its timing (only arithmetic and energy)
+TIMING_FREE = ("weight_bits", "adc_bits", "weight_noise", "noise_seed")
+
+
+def performance_key(network: str, arch: dict) -> tuple:
+    return (network, *sorted((k, v) for k, v in arch.items() if k not in TIMING_FREE))
+
+
+@functools.lru_cache(maxsize=256)
+def performance_of(key: tuple) -> dict:
+    """The event model's figures of a `performance_key` (cached in the worker)."""
     from imcflow.sw.mapper import map_network
     from imcflow.sw.perf import analyze
+
+    network, *items = key
+    arch, budget = arch_of(dict(items))
+    perf = analyze(map_network(_network(network), arch, core_budget=budget), 2)
+    return {k: getattr(perf, k) for k in ("cycles_per_image", "cycles_per_image_bound",
+                                          "latency_cycles", "latency_us", "throughput_ips")}
+
+
+def evaluate(point: dict, cost_path: str | None = None, perf: dict | None = None,
+             *accuracies) -> dict:
+    """The figures of one point (a dict of `points`): mapping, performance (``perf``, its
+    `performance_of`, computed when None), memory, energy, area and accuracy (the mean of the
+    `accuracy_of` results of its noise seeds). Raises on an invalid point (the caller records
+    the error)."""
+    from imcflow.sw.cost import estimate
+    from imcflow.sw.mapper import map_network
 
     start = time.perf_counter()
     arch, budget = arch_of(point["arch"])
     mapping = map_network(_network(point["network"]), arch, core_budget=budget)
-    perf = analyze(mapping, 2)
-    cost = estimate(mapping, _cost_model(cost_path), cycles_per_image=perf.cycles_per_image)
+    perf = perf or performance_of(performance_key(point["network"], point["arch"]))
+    cost = estimate(mapping, _cost_model(cost_path), cycles_per_image=perf["cycles_per_image"])
     row = {"crossbars": mapping.crossbars, "min_crossbars": mapping.min_crossbars,
-           "utilization": mapping.utilization, "cycles_per_image": perf.cycles_per_image,
-           "cycles_per_image_bound": perf.cycles_per_image_bound,
-           "latency_cycles": perf.latency_cycles, "latency_us": perf.latency_us,
-           "throughput_ips": perf.throughput_ips,
+           "utilization": mapping.utilization, **perf,
            "activation_memory_bits": mapping.activation_memory_bits,
            "energy_per_image_j": cost.energy_per_image_j, "images_per_j": cost.images_per_j,
            "tops_per_w": cost.tops_per_w, "power_w": cost.power_w, "area_mm2": cost.area_mm2,
@@ -344,13 +364,17 @@ def _accuracy_task(key, dataset):
     return accuracy_of(key, dataset)
 
 
-def _point_task(point, cost_path, *accuracies):
+def _performance_task(key):
+    return performance_of(key)
+
+
+def _point_task(point, cost_path, perf, *accuracies):
     """`evaluate` with its errors as data: a failing point is a result, never a lost task."""
     import socket
     import traceback
 
     try:
-        figures = evaluate(point, cost_path, *accuracies)
+        figures = evaluate(point, cost_path, perf, *accuracies)
         status, error = "ok", ""
     except Exception as e:  # noqa: BLE001 - every failure becomes the point's recorded error
         figures, status = {}, "failed"
@@ -373,9 +397,9 @@ def _verify_task(point: dict, directory: str, images: int) -> dict:
     try:
         arch, budget = arch_of(point["arch"])
         generate(directory, point["network"], arch, core_budget=budget, progress=False)
-        f = simulate(directory, images, progress=False, quiet_stdout=True)
+        f = simulate(directory, images, progress=False)
         result = {"verify_passed": passed(f), "verify_bit_exact": f["bit_exact"],
-                  "verify_images": f["images"], "verify_cycles_per_image": f["cycles_per_image"],
+                  "verify_images": f["images"], "verify_cycles_per_image": f.get("cycles_per_image"),
                   "verify_cycles_ratio": f.get("cycles_per_image_ratio"),
                   "verify_latency_ratio": f.get("latency_ratio"), "verify_error": ""}
     except Exception as e:  # noqa: BLE001 - recorded with the point
@@ -554,24 +578,28 @@ def explore(sweep_path, out, *, scheduler: str | None = None, workers: int | Non
     client, cluster = _client(scheduler, workers)
     bar = _Progress(len(todo_all), len(todo_all) - len(todo), progress)
     try:
-        futures, accuracy = [], {}
+        futures, accuracy, performance = [], {}, {}
         for p in todo:
-            deps = []
+            key = performance_key(p["network"], p["arch"])
+            if key not in performance:
+                name = "performance-" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+                performance[key] = client.submit(_performance_task, key, key=name, pure=False)
+            deps = [performance[key]]
             if sweep.accuracy and has_labels(p["network"], sweep.dataset):
                 for seed in noise_seeds(p["arch"], sweep.noise_seeds):
                     key = accuracy_key(p["network"], p["arch"], seed)
                     if key not in accuracy:
                         name = "accuracy-" + hashlib.sha256(repr((key, sweep.dataset)).encode()).hexdigest()[:16]
                         accuracy[key] = client.submit(_accuracy_task, key, sweep.dataset, key=name,
-                                                      retries=2, pure=False)
+                                                      pure=False)
                     deps.append(accuracy[key])
             futures.append(client.submit(_point_task, p, sweep.cost, *deps, key=f"point-{p['id']}",
-                                         retries=2, pure=False))
+                                         pure=False))
         by_id = {p["id"]: p for p in todo}
         for future in as_completed(futures):
             try:
                 record = future.result()
-            except Exception as e:  # noqa: BLE001 - its accuracy task failed, or retries ran out
+            except Exception as e:  # noqa: BLE001 - a task it depends on failed (an invalid point)
                 p = by_id[future.key[len("point-"):]]
                 record = {**_identity(p), "status": "failed", "error": f"{type(e).__name__}: {e}"}
             if record["id"] in done:

@@ -241,3 +241,30 @@ def test_client_killed_mid_sweep_resumes_without_recomputing(tmp_path):
     complete = [json.loads(line) for line in after.splitlines() if line.endswith("}")]
     ids = [r["id"] for r in complete]
     assert len(ids) == len(set(ids)) == 24  # nothing recomputed, nothing duplicated
+
+
+@pytest.mark.slow
+def test_verify_simulates_a_pareto_point_in_rtl(tmp_path, capsys):
+    # digits on the default arch (the build other tests cache): generated, simulated under
+    # Verilator, bit-exact on 4 images and on the performance model's cycles
+    sweep = _sweep(tmp_path, """
+networks = ["digits"]
+verify = 1
+verify_images = 4
+objectives = ["energy_per_image_j", "throughput_ips"]
+[params]
+adc_bits = [8]
+""")
+    out = tmp_path / "out"
+    assert main(["explore", str(sweep), "-o", str(out), "--workers", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    (point, ok), = summary["verified"].items()
+    assert ok and summary["pareto"] == [point]
+    row, = _table(out)
+    assert (row["verify_passed"], row["verify_bit_exact"], row["verify_images"]) == ("True", "4", "4")
+    assert float(row["verify_cycles_ratio"]) == 1.0 and float(row["verify_cycles_per_image"]) > 0
+    assert (out / "verify" / point / "manifest.json").is_file()
+    lines = len(_journal(out))
+    assert main(["explore", str(sweep), "-o", str(out), "--workers", "1", "--resume", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verified"] == {point: True}
+    assert len(_journal(out)) == lines  # neither the point nor its simulation redone
