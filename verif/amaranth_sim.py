@@ -25,7 +25,7 @@ import random
 from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 
-from amaranth.hdl import Value
+from amaranth.hdl import ResetInserter, Signal, Value
 from amaranth.sim import Simulator
 
 from imcflow.hw.streams import VectorLayout
@@ -110,7 +110,8 @@ def _format(stream) -> Callable[[object], str]:
 
 
 def run_streams(dut, sources: dict, sinks: dict, *, seed: int, idle=0.3, backpressure=0.3,
-                tail: int | None = None, max_cycles: int | None = None) -> dict[str, list[int]]:
+                tail: int | None = None, max_cycles: int | None = None,
+                reset: bool = False) -> dict[str, list[int]]:
     """Simulate ``dut`` with words sent on its inputs and expected words checked on its outputs.
 
     Every port runs concurrently with its own ``random.Random`` drawn from ``seed`` (sources in
@@ -120,6 +121,13 @@ def run_streams(dut, sources: dict, sinks: dict, *, seed: int, idle=0.3, backpre
     `~imcflow.hw.streams.VectorLayout`). Nothing may be lost, duplicated or reordered: after its
     last expected beat a sink stays ready ``tail`` cycles and any further beat fails as extra,
     and a run not finished within ``max_cycles`` fails as stalled, naming the beats per port.
+
+    With ``reset``, the ``sync`` domain is reset in the middle of the traffic: after a random
+    number of input beats (at least one, fewer than all) and a random delay of up to
+    ``2 * latency + interval`` cycles, for 1 to 3 cycles (all drawn from ``seed``). Every source
+    then starts over from its first word and every sink must deliver all its expected words
+    again, from the first: beats accepted before the reset are checked as a prefix of the
+    expected words, and nothing from before the reset may come out after it.
 
     Parameters
     ----------
@@ -138,61 +146,120 @@ def run_streams(dut, sources: dict, sinks: dict, *, seed: int, idle=0.3, backpre
     max_cycles : int, optional
         Default ``20 * interval * (beats + 10) + 10 * latency + 500``, at least 20 000, where
         ``beats`` is the most words on any port: generous for idle and backpressure up to 0.6.
+        Doubled with ``reset``.
+    reset : bool
+        Reset the dut once in the middle of the traffic.
 
     Returns
     -------
     dict of str to list of int
         For every port name, the clock edges of its handshakes (edge ``n`` ends cycle ``n``; a
-        beat offered from the start handshakes at edge 0 at the earliest).
+        beat offered from the start handshakes at edge 0 at the earliest); with ``reset``, those
+        after the reset.
     """
     latency, interval = _timing(dut)
     tail = max(8, 2 * latency + interval + 4) if tail is None else tail
     if max_cycles is None:
         beats = max((len(words) for _, words in [*sources.values(), *sinks.values()]), default=0)
-        max_cycles = max(20_000, 20 * interval * (beats + 10) + 10 * latency + 500)
+        max_cycles = max(20_000, 20 * interval * (beats + 10) + 10 * latency + 500) * (1 + reset)
     ports = {name: port for name, (port, _) in [*sources.items(), *sinks.items()]}
     counts = {name: len(words) for name, (_, words) in [*sources.items(), *sinks.items()]}
     edges = {name: [] for name in ports}
     rng = random.Random(seed)
+    port_rngs = [random.Random(rng.getrandbits(32)) for _ in [*sources, *sinks]]
+    rst = Signal(name="rst")
+    schedule = None
+    if reset:
+        total = sum(len(words) for _, words in sources.values())
+        if total < 2:
+            raise ValueError(f"A reset in the middle of the traffic needs at least 2 input beats, "
+                             f"not {total}")
+        r = random.Random(rng.getrandbits(32))
+        schedule = SimpleNamespace(after=r.randrange(1, total),
+                                   delay=r.randint(0, 2 * latency + interval),
+                                   cycles=r.randint(1, 3), done=False)
+    else:
+        schedule = SimpleNamespace(done=True)
 
     def source(port, words, r):
         async def bench(ctx):
-            await stream_send(ctx, flat(port), words, idle=idle, rng=r)
+            view, pattern, k, offering = flat(port), pauses(idle, r), 0, False
+            while k < len(words) or not schedule.done:
+                if not offering:
+                    if k < len(words) and not next(pattern):
+                        ctx.set(view.payload, words[k])
+                        offering = True
+                    ctx.set(port.valid, offering)
+                _, _, ready, in_reset = await ctx.tick().sample(port.ready, rst)
+                if in_reset:                    # start over: nothing was taken at this edge
+                    pattern, k, offering = pauses(idle, r), 0, False
+                    ctx.set(port.valid, 0)
+                elif offering and ready:
+                    k, offering = k + 1, False
+            ctx.set(port.valid, 0)
         return bench
 
     def sink(name, port, words, r):
-        board = Scoreboard(words, name=f"{type(dut).__name__}.{name}", fmt=_format(port))
+        def board():
+            return Scoreboard(words, name=f"{type(dut).__name__}.{name}", fmt=_format(port))
 
         async def bench(ctx):
-            view = flat(port)
-            await stream_receive(ctx, view, len(words), backpressure=backpressure, rng=r,
-                                 on_beat=board.actual)
+            view, pattern, scoreboard = flat(port), pauses(backpressure, r), board()
+            received, extra = 0, 0
+            while received < len(words) + extra or not schedule.done:
+                ctx.set(port.ready, not next(pattern) if received < len(words) else 1)
+                _, _, valid, ready, payload, in_reset = await ctx.tick().sample(
+                    port.valid, port.ready, view.payload, rst)
+                if in_reset:                    # the stream starts over after the reset
+                    pattern, scoreboard, received, extra = pauses(backpressure, r), board(), 0, 0
+                elif valid and ready:
+                    scoreboard.actual(payload)
+                    received += 1
+                    if received > len(words):
+                        scoreboard.finish()     # raises: an extra beat
             ctx.set(port.ready, 1)
             for _ in range(tail):
                 _, _, valid, payload = await ctx.tick().sample(port.valid, view.payload)
                 if valid:
-                    board.actual(payload)
-                    board.finish()  # raises: an extra beat
+                    scoreboard.actual(payload)
+                    scoreboard.finish()  # raises: an extra beat
         return bench
 
     async def monitor(ctx):
-        edge = 0
+        edge, taken, countdown = 0, 0, None
         handshakes = [port.valid & port.ready for port in ports.values()]
-        async for _, _, *fired in ctx.tick().sample(*handshakes):
-            for name, handshake in zip(ports, fired):
-                if handshake:
-                    edges[name].append(edge)
+        inputs = [name in sources for name in ports]
+        async for _, _, in_reset, *fired in ctx.tick().sample(rst, *handshakes):
+            if in_reset:
+                for name in edges:
+                    edges[name] = []
+                schedule.cycles -= 1
+                if schedule.cycles == 0:
+                    ctx.set(rst, 0)
+                    schedule.done = True
+            else:
+                for name, handshake, is_input in zip(ports, fired, inputs):
+                    if handshake:
+                        edges[name].append(edge)
+                        taken += is_input
             edge += 1
+            if not schedule.done and countdown is None and taken >= schedule.after:
+                countdown = schedule.delay
+            if countdown is not None and not schedule.done:
+                if countdown == 0:
+                    ctx.set(rst, 1)
+                countdown -= 1
             assert edge < max_cycles, f"stalled: not finished after {max_cycles} cycles; " \
                 "beats per port: " + ", ".join(f"{name} {len(e)}/{counts[name]}"
                                                 for name, e in edges.items())
 
-    sim = Simulator(dut)
+    sim = Simulator(ResetInserter({"sync": rst})(dut) if reset else dut)
     sim.add_clock(1e-6)
     sim.add_testbench(monitor, background=True)
+    rngs = iter(port_rngs)
     for port, words in sources.values():
-        sim.add_testbench(source(port, words, random.Random(rng.getrandbits(32))))
+        sim.add_testbench(source(port, words, next(rngs)))
     for name, (port, words) in sinks.items():
-        sim.add_testbench(sink(name, port, words, random.Random(rng.getrandbits(32))))
+        sim.add_testbench(sink(name, port, words, next(rngs)))
     sim.run()
     return edges

@@ -4,7 +4,12 @@
 clock period: first ``drive(cycle)`` right after the rising edge (set the inputs for this
 period), then ``sample(cycle)`` in the ``ReadOnly`` phase (read settled values; a stream handshake
 seen here completes at the next rising edge). Two triggers per cycle, whatever the number of
-drivers, monitors and checkers. Cycle 0 is the first period after reset is released::
+drivers, monitors and checkers. Cycle 0 is the first period after reset is released.
+``await bench.reset(cycles)`` resets the design again in the middle of a run: every component's
+``reset()`` is called (drivers drop what they queued and offered, monitors forget what they
+saw), and components are not stepped while ``rst`` is high, except the checkers that declare
+``watches_reset = True`` (`imcflow.verif.protocol.AxiStreamChecker`), whose ``sample`` also
+sees the reset cycles::
 
     @cocotb.test()
     async def traffic(dut):
@@ -63,13 +68,18 @@ class Bench:
     ----------
     cycle : int
         Current clock period, counted from 0 after reset.
+    resets : list of int
+        The cycles in which `reset` asserted ``rst``.
     """
 
     def __init__(self, dut, *, period_ns: int = 10):
         self.dut, self.period_ns = dut, period_ns
         self.cycle = 0
+        self.resets: list[int] = []
         self._components: list = []
         self._waiters: list[tuple[Callable[[], bool], int, Event]] = []
+        self._reset_left = 0
+        self._reset_done: Event | None = None
 
     def add(self, component):
         """Register a component (anything with ``drive(cycle)`` and ``sample(cycle)``); returns it."""
@@ -79,14 +89,60 @@ class Bench:
     async def start(self, reset_cycles: int = 2) -> None:
         """Start the clock, hold reset for ``reset_cycles`` edges, then start stepping components."""
         Clock(self.dut.clk, self.period_ns, unit="ns").start()
+        if hasattr(self.dut, "mutsel"):  # a design of mutants (imcflow mutate): run this one
+            self.dut.mutsel.value = parameters().get("mutsel", 0)
         self.dut.rst.value = 1
+        watch = cocotb.start_soon(self._watch_reset())
         await ClockCycles(self.dut.clk, reset_cycles)
+        watch.cancel()
         self.dut.rst.value = 0
         cocotb.start_soon(self._loop())
+
+    async def _watch_reset(self) -> None:
+        """Sample the ``watches_reset`` components in the cycles of the initial reset."""
+        watchers = [c for c in self._components if getattr(c, "watches_reset", False)]
+        edge, settled = RisingEdge(self.dut.clk), ReadOnly()
+        while watchers:
+            await settled
+            for component in watchers:
+                component.sample(None)
+            await edge
+
+    async def reset(self, cycles: int = 2) -> None:
+        """Hold ``rst`` high for ``cycles`` clock edges from the next cycle on, in the middle of
+        a run; returns in the first cycle after it (``rst`` low again, components stepping).
+
+        Components with a ``reset()`` method have it called when ``rst`` rises; only those with
+        ``watches_reset = True`` are sampled while it is high.
+        """
+        if cycles < 1:
+            raise ValueError(f"Reset cycles must be a positive integer, not {cycles!r}")
+        self._reset_left, self._reset_done = cycles, Event()
+        await self._reset_done.wait()
+
+    async def _hold_reset(self, edge, settled) -> None:
+        """The reset cycles requested by `reset`: ``rst`` high, components reset and not stepped."""
+        self.dut.rst.value = 1
+        self.resets.append(self.cycle)
+        for component in self._components:
+            if hasattr(component, "reset"):
+                component.reset()
+        watchers = [c for c in self._components if getattr(c, "watches_reset", False)]
+        while self._reset_left:
+            self._reset_left -= 1
+            await settled
+            for component in watchers:
+                component.sample(self.cycle)
+            await edge
+            self.cycle += 1
+        self.dut.rst.value = 0
+        self._reset_done.set()
 
     async def _loop(self) -> None:
         edge, settled = RisingEdge(self.dut.clk), ReadOnly()
         while True:
+            if self._reset_left:
+                await self._hold_reset(edge, settled)
             for component in self._components:
                 component.drive(self.cycle)
             await settled

@@ -19,9 +19,9 @@ Builds are lean: cocotb's runner makes every signal public (``--public-flat-rw``
 testbench touches only the toplevel's ports, so `LEAN_FLAGS` keep only those public; tracing is
 compiled in only when a waveform is asked for (``waves=True`` or ``IMCFLOW_KEEP_WAVES=1``).
 Register initial values are random by default (`RANDOM_INIT_FLAGS`, and the Verilog's
-power-up values removed by `without_initial_values`), so a register that reset does not set
-makes a test fail; ``random_init=False`` or ``IMCFLOW_RANDOM_INIT=0`` keeps Amaranth's initial
-values.
+power-up values removed by `without_initial_values`, which also leaves assertions unchecked
+while ``rst`` is high), so a register that reset does not set makes a test fail;
+``random_init=False`` or ``IMCFLOW_RANDOM_INIT=0`` keeps Amaranth's initial values.
 
 `run` runs the cocotb test module (a Python file of ``@cocotb.test`` functions) against a build.
 Parameters reach the testbench as JSON (`imcflow.verif.bench.parameters` reads them), together
@@ -208,10 +208,18 @@ _INITIAL_VALUE = re.compile(
     r"\s*=\s*[^;]+;$", re.M)
 
 
+#: ``if (!cond)`` before an assertion's ``$write`` of its message
+_ASSERT_MESSAGE = re.compile(r"if \(!(.+)\)\n(\s+\$write\()")
+
+
 def without_initial_values(text: str) -> str:
-    """Amaranth Verilog ``text`` with every register's initial value removed (memory contents
-    are kept): registers then power up as a chip's flip-flops do, set only by reset."""
-    return _INITIAL_VALUE.sub(r"\1;", text)
+    """Amaranth Verilog ``text`` as a chip powers up: every register's initial value removed
+    (memory contents are kept), so only reset sets a register. Assertions (Amaranth's
+    ``Assert``) are not checked at clock edges where ``rst`` is high, since the state before and
+    during reset is arbitrary."""
+    modules = re.split(r"(?m)^(?=module )", _INITIAL_VALUE.sub(r"\1;", text))
+    return "".join(_ASSERT_MESSAGE.sub(r"if (!(rst || \1))\n\2", m).replace(
+        "assert (", "assert (rst || ") if "\n  input rst;\n" in m else m for m in modules)
 
 
 def _env_flag(name: str, default: bool) -> bool:

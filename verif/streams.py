@@ -13,7 +13,10 @@ each rising edge and ``sample(cycle)`` in the ``ReadOnly`` phase. Payloads are i
   ``valid`` never drops and the payload never changes before the handshake.
 
 Both record ``cycles``, the clock period of each handshake, so tests can measure latency
-(output cycle minus input cycle of the same beat) and rate.
+(output cycle minus input cycle of the same beat) and rate. `Bench.reset
+<imcflow.verif.bench.Bench.reset>` calls their ``reset()``: a driver drops its queue and its
+offer (``valid`` low), a monitor forgets an offer it was holding, and both start their records
+afresh, so a test resends the stream and expects all of it again.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class StreamDriver(_Port):
     Attributes
     ----------
     sent : list
-        Beats accepted by the DUT, in order.
+        Beats accepted by the DUT since the last reset, in order.
     cycles : list of int
         Cycle of each accepted beat's handshake.
     """
@@ -77,6 +80,13 @@ class StreamDriver(_Port):
     def send(self, beats: Iterable) -> None:
         """Queue ``beats`` to be sent after those already queued."""
         self._queue.extend(beats)
+
+    def reset(self) -> None:
+        """The design is being reset: drop the queue and the beat on offer, ``valid`` low."""
+        self._queue.clear()
+        self._offering = False
+        self._set_valid(False)
+        self.sent, self.cycles = [], []
 
     def drive(self, cycle: int) -> None:
         if self._offering:
@@ -122,7 +132,7 @@ class StreamMonitor(_Port):
     Attributes
     ----------
     beats : list
-        Accepted beats, in order.
+        Accepted beats since the last reset, in order.
     cycles : list of int
         Cycle of each beat's handshake.
 
@@ -144,6 +154,11 @@ class StreamMonitor(_Port):
         self.cycles: list[int] = []
         if not passive:
             self.ready.value = 0
+
+    def reset(self) -> None:
+        """The design is being reset: no offer is pending; the records start afresh."""
+        self._held = None
+        self.beats, self.cycles = [], []
 
     def drive(self, cycle: int) -> None:
         if self._pauses is not None:
