@@ -286,8 +286,6 @@ def _constraints(gen: "Generated") -> str:
 
 def _fusesoc(gen: Generated, lint_flags: list[str]) -> str:
     options = "\n".join(f"          - {flag}" for flag in lint_flags if flag != "--lint-only")
-    waivers = "\n".join(f"          - {flag}" for flag in lint_flags if flag.startswith("-Wno-")
-                        and flag[5:] in ("WIDTHEXPAND", "WIDTHTRUNC"))
     return f"""CAPI=2:
 # Written by imcflow {__version__} (config {gen.manifest['config_hash']}); see manifest.json.
 name: imcflow:accelerator:{gen.name}:{__version__}
@@ -314,22 +312,6 @@ targets:
         mode: lint-only
         verilator_options:
 {options}
-  sim:
-    default_tool: verilator
-    filesets: [rtl]
-    toplevel: {gen.name}
-    tools:
-      verilator:
-        mode: cc
-        verilator_options:
-{waivers}
-  synth:
-    default_tool: yosys
-    filesets: [rtl, constraints]
-    toplevel: {gen.name}
-    tools:
-      yosys:
-        arch: ecp5
 """
 
 

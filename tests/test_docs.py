@@ -85,6 +85,13 @@ def readme_demo_model():
     return s["cycles_per_image"], s["latency_cycles"]
 
 
+def generator_resnet8_model():
+    frame = _cli_json("map", "--network", "resnet8", "--buffer", "frame")
+    budget = _cli_json("map", "--network", "resnet8", "--core-budget", "2x")
+    return (frame["cycles_per_image"], frame["latency_cycles"], budget["cycles_per_image"],
+            budget["latency_cycles"])
+
+
 def readme_error():
     return (_cli_error("gen", "fifo", "--width", "24", "--depth", "0", "-o", "/nonexistent/out"),)
 
@@ -119,6 +126,8 @@ CLAIMS = [
     ("README.md", '"float_accuracy": {}, "imc_accuracy": {}, "images": {},', readme_accuracy),
     ("README.md", "(the digits demo measures {} cycles per image and {} cycles latency, ratio\n"
                   "1.0 to the model for both)", readme_demo_model),
+    ("docs/generator.md", "the model predicts {} cycles per image and {} cycles\nlatency with "
+                          "frame buffers, {} and {} with the 2x budget.", generator_resnet8_model),
     ("README.md", "$ imcflow gen fifo --width 24 --depth 0 -o out/\n{}\n", readme_error),
     ("docs/fpga.md", "$ imcflow fpga build --board icebreaker --network resnet8 -o build/r8\n{}\n",
      fpga_fit_error),

@@ -45,6 +45,10 @@ def test_two_configurations_coexist_in_one_verilator_design(two, tmp_path):
     vlnvs = [re.search(r"^name: (\S+)$", c, re.M)[1] for c in cores]
     assert vlnvs[0] != vlnvs[1] and vlnvs[0] == f"imcflow:accelerator:{names[0]}:" + \
         json.loads((a.directory / "manifest.json").read_text())["imcflow"]
+    # FuseSoC targets (run by hand with FuseSoC 2.4.7, docs/generator.md): the RTL for a core
+    # that depends on this one, and lint with the waivers of manifest.json
+    targets = re.findall(r"^  (\w+):$", cores[0].split("\ntargets:\n")[1], re.M)
+    assert targets == ["default", "lint"] and "        mode: lint-only" in cores[0]
 
     # One design instantiating both through their templates, linted by Verilator as a whole.
     wrappers = []
