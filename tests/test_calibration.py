@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from imcflow.sw.datasets import calibrated, load_dataset
 from imcflow.sw.inference import run
 from onnx_models import from_network, write
 
+TINY = str(Path(__file__).parents[1] / "docs" / "examples" / "tiny_cnn.toml")
+
 
 @pytest.fixture(scope="module")
 def onnx_digits(tmp_path_factory):
@@ -28,6 +31,21 @@ def onnx_digits(tmp_path_factory):
     out = root / "D"
     assert cli.main(["gen", "--network", str(path), "--dataset", "digits", "-o", str(out)]) == 0
     return path, out
+
+
+def _sha(images) -> str:
+    import hashlib
+    return hashlib.sha256(np.ascontiguousarray(images, np.int64).tobytes()).hexdigest()
+
+
+def test_zoo_and_files_calibrate_on_their_training_images():
+    data = zoo.dataset("digits")
+    _, _, record = calibrated("digits", "default")
+    assert record["dataset"] == "digits" and record["sha256"] == _sha(data.train_images[:64])
+    _, _, record = calibrated(TINY, "default", "digits")      # a file network with --dataset
+    assert record["sha256"] == _sha(data.train_images[:64])
+    _, none, record = calibrated(TINY, "default")             # without: random, and it says so
+    assert none is None and record["dataset"] is None and record["sha256"] != _sha(data.train_images[:64])
 
 
 def _same_qnet(a, b):
@@ -48,6 +66,7 @@ def test_gen_calibrates_as_accuracy_scores(onnx_digits, capsys):
     _same_qnet(gen.qnet, qnet)
     assert gen.manifest["calibration"] == record and record["dataset"] == "digits"
     assert record["images"] == 64 and record["held_out"] == 360 and record["labels"]
+    assert record["sha256"] == _sha(zoo.dataset("digits").train_images[:64])   # digits' own
     assert gen.manifest["arch_name"] == "default"
 
     # ... and the held-out images sim streams by default are the ones accuracy uses, so the golden
