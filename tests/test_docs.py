@@ -92,6 +92,22 @@ def generator_resnet8_model():
             budget["latency_cycles"])
 
 
+def generator_mac_array():
+    from imcflow.sw.arch import load_arch
+    from imcflow.sw.mapper import map_network
+    from imcflow.sw.networks import load_network
+
+    a, out = load_arch(), []
+    for name in ("resnet8", "digits"):
+        m = map_network(load_network(name), a)
+        out.append(sum(min(a.rows, l.rows - t * a.rows)
+                       * a.columns_per_cycle(min(a.cols, l.cols - u * a.cols))
+                       for l in m.crossbar_layers for t in range(l.row_tiles)
+                       for u in range(l.col_tiles)))
+        out.append(sum(l.rows * l.cols for l in m.crossbar_layers))
+    return tuple(f"{n:,}".replace(",", " ") for n in out)
+
+
 def readme_error():
     return (_cli_error("gen", "fifo", "--width", "24", "--depth", "0", "-o", "/nonexistent/out"),)
 
@@ -128,6 +144,8 @@ CLAIMS = [
                   "1.0 to the model for both)", readme_demo_model),
     ("docs/generator.md", "the model predicts {} cycles per image and {} cycles\nlatency with "
                           "frame buffers, {} and {} with the 2x budget.", generator_resnet8_model),
+    ("docs/generator.md", "(ResNet-8: {}\nmultipliers instead of {}; digits: {} instead of {})",
+     generator_mac_array),
     ("README.md", "$ imcflow gen fifo --width 24 --depth 0 -o out/\n{}\n", readme_error),
     ("docs/fpga.md", "$ imcflow fpga build --board icebreaker --network resnet8 -o build/r8\n{}\n",
      fpga_fit_error),
