@@ -73,7 +73,8 @@ def load_design(network: str, arch=None, dataset: str | None = None) -> Design:
 
 def accelerator_for(design: Design):
     """The whole-network accelerator for ``design``: `imcflow.gen.accelerator.Accelerator` on
-    the mapping of ``design.qnet`` for its architecture (`imcflow.sw.mapper.map_network`).
+    the mapping of ``design.qnet`` for its architecture (`imcflow.sw.mapper.map_network`), with
+    the ``fpga`` crossbar flavour (the MAC array; docs/crossbar.md).
 
     Raises
     ------
@@ -88,4 +89,4 @@ def accelerator_for(design: Design):
     from imcflow.sw.mapper import map_network
 
     qnet = design.qnet
-    return Accelerator(qnet, map_network(qnet.network, qnet.arch))
+    return Accelerator(qnet, map_network(qnet.network, qnet.arch), target="fpga")

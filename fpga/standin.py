@@ -78,7 +78,8 @@ class DenseStandIn(wiring.Component):
         self.qnet = qnet
         self.window = WindowSource(s.h, s.w, s.c, 8, dense.kernel)
         self.layer = CrossbarLayer(dense.weight, dense.bias, dense.mult, dense.shift,
-                                   adc_shift=dense.adc_shift, signed=dense.signed, arch=qnet.arch)
+                                   adc_shift=dense.adc_shift, signed=dense.signed, arch=qnet.arch,
+                                   target="fpga")
         self.latency = self.window.latency + self.layer.latency
         self.interval = max(s.h * s.w, self.layer.interval)
         super().__init__({

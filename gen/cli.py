@@ -2,8 +2,9 @@
 
 Two forms:
 
-- ``imcflow gen --network N [--arch A] [--core-budget B] [--buffer line|frame|auto] -o DIR``: the
-  whole accelerator of a network (`imcflow.gen.project.generate`; docs/generator.md);
+- ``imcflow gen --network N [--arch A] [--core-budget B] [--buffer line|frame|auto]
+  [--target sim|fpga] -o DIR``: the whole accelerator of a network
+  (`imcflow.gen.project.generate`; docs/generator.md);
 - ``imcflow gen <block> [options] -o DIR``: one standalone block (today: ``fifo``, with
   ``--width`` and ``--depth``), done by `imcflow.gen.blocks` (a new block is one entry in
   `~imcflow.gen.blocks.BLOCKS` plus its options here).
@@ -16,7 +17,7 @@ from __future__ import annotations
 from imcflow.errors import UserError
 from imcflow.gen.blocks import BLOCKS, FIFO_DEPTHS, FIFO_WIDTHS
 
-_ACCELERATOR_OPTIONS = ("arch", "core_budget", "buffer", "skip_depth_scale", "dataset")
+_ACCELERATOR_OPTIONS = ("arch", "core_budget", "buffer", "skip_depth_scale", "dataset", "target")
 
 
 def add_arguments(parser) -> None:
@@ -37,6 +38,10 @@ def add_arguments(parser) -> None:
                         help="network: the images that calibrate it, a zoo data set (digits) or "
                              "a .npz/.npy file (default: a zoo network's own, else seeded random "
                              "images); `imcflow sim` then runs its held-out images")
+    parser.add_argument("--target", choices=("sim", "fpga"),
+                        help="network: the crossbar flavour, sim (the behavioral model of the "
+                             "analog crossbar, fast in simulation) or fpga (the multiplier-free "
+                             "MAC array, for synthesis); same ports and timing (default: sim)")
     parser.add_argument("--skip-depth-scale", type=float,
                         help="network: size every skip FIFO at this fraction of the mapper's "
                              "depth (below its minimum the pipeline deadlocks; for tests)")
@@ -95,7 +100,7 @@ def _accelerator(args) -> int:
     scale = 1.0 if args.skip_depth_scale is None else args.skip_depth_scale
     gen = generate(args.output, args.network, args.arch, core_budget=args.core_budget,
                    buffer=args.buffer, skip_depth_scale=scale, progress=not args.json,
-                   force=args.force, dataset=args.dataset)
+                   force=args.force, dataset=args.dataset, target=args.target or "sim")
     manifest = gen.manifest
     if args.json:
         from imcflow.cli import print_json
@@ -105,7 +110,7 @@ def _accelerator(args) -> int:
     model, mapping, calib = manifest["model"], manifest["mapping"], manifest["calibration"]
     print(f"wrote {shown(args.output)}/: {manifest['verilog']} ({manifest['top']}, lint-clean), "
           f"manifest.json, {manifest['fusesoc']}, qnet.npz, weights/, report/")
-    print(f"arch: {manifest['arch_name']}")
+    print(f"arch: {manifest['arch_name']}; crossbars: {manifest['target']} flavour")
     if calib["dataset"] is None:
         print(f"calibration: {calib['images']} seeded random images (no labelled data set: "
               f"`imcflow sim` checks bit-exactness but cannot measure accuracy; give --dataset)")

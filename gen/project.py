@@ -53,6 +53,8 @@ class Generated:
         Verilog module name of the top.
     manifest : dict
     directory : Path or None
+    target : str
+        The crossbar flavour (`~imcflow.hw.crossbar.TARGETS`): ``sim`` or ``fpga``.
     top : AxiStreamTop
         The Verilog top, elaborated from ``qnet`` and ``mapping`` on first use;
         ``top.core`` is the `~imcflow.gen.accelerator.Accelerator`.
@@ -63,12 +65,13 @@ class Generated:
     name: str
     manifest: dict
     directory: Path | None = None
+    target: str = "sim"
 
     @functools.cached_property
     def top(self):
         from imcflow.gen.accelerator import Accelerator, AxiStreamTop
 
-        return AxiStreamTop(Accelerator(self.qnet, self.mapping))
+        return AxiStreamTop(Accelerator(self.qnet, self.mapping, target=self.target))
 
     @property
     def verilog_path(self) -> Path:
@@ -197,7 +200,8 @@ def _manifest(gen: Generated, *, options: dict, lint: dict, tools: dict, model: 
         "instantiation": f"{gen.name}_inst.v", "constraints": f"{gen.name}.sdc",
         "clock": {"port": "clk", "edge": "rising", "mhz": arch.clock_mhz},
         "reset": {"port": "rst", "synchronous": True, "active": "high", "min_cycles": 1},
-        "network": qnet.name, "arch": arch.to_dict(), "core_budget": mapping.core_budget,
+        "network": qnet.name, "target": gen.target, "arch": arch.to_dict(),
+        "core_budget": mapping.core_budget,
         "options": options,
         "ports": ports(top),
         "streams": {"input": _stream(top.in_layout, in_shape, "s_axis", 8),
@@ -317,7 +321,7 @@ targets:
 
 def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None, buffer=None,
              skip_depth_scale: float = 1.0, progress: bool = True, force: bool = False,
-             dataset: str | None = None) -> Generated:
+             dataset: str | None = None, target: str = "sim") -> Generated:
     """Write the accelerator of ``network`` on ``arch`` into ``out_dir``, atomically.
 
     Parameters
@@ -341,6 +345,10 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         The images that calibrate the network: a zoo data set or a .npz/.npy file
         (`imcflow.sw.datasets`; default: a zoo network's own, else seeded random images). The
         manifest records it under ``calibration`` and `held_out` gives its held-out images.
+    target : str
+        The crossbar flavour: ``sim`` (default), the behavioral model of the analog crossbar
+        (integer arithmetic once per MVM, fast under Verilator), or ``fpga``, the multiplier-free
+        MAC array for synthesis. Same ports and timing (docs/crossbar.md).
 
     Returns
     -------
@@ -354,6 +362,7 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         If the Verilog has lint warnings beyond the documented waivers (nothing is written).
     """
     from imcflow.gen.blocks import tool_versions
+    from imcflow.hw.crossbar import TARGETS
     from imcflow.progress import Steps
     from imcflow.sw.arch import arch_label, load_arch
     from imcflow.sw.datasets import calibrated
@@ -363,6 +372,8 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
 
     check_output_directory(out_dir, force)
     label = arch_label(arch, buffer=buffer)
+    if target not in TARGETS:
+        raise UserError(f"target: must be one of {', '.join(TARGETS)}, not {target!r}")
     arch = load_arch(arch, buffer=buffer)
     qnet, _, calibration = calibrated(network, arch, dataset)
     base = map_network(qnet.network, arch, core_budget=core_budget)
@@ -372,9 +383,9 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     summary = summarize(qnet.network, arch, core_budget)
     model = _model(mapping, summary if mapping is base else None)
     steps.step("elaborating")
-    digest = design_hash(qnet, mapping)
+    digest = design_hash(qnet, mapping, target)
     gen = Generated(qnet, mapping, top_name(qnet.name, digest), {"design_hash": digest},
-                    Path(out_dir))
+                    Path(out_dir), target)
     name = gen.name
     verilog = runner.verilog(gen.top, name)   # with the header below, once the manifest exists
     options = {"buffer": arch.buffer, "skip_depth_scale": skip_depth_scale,
@@ -415,6 +426,7 @@ def load(directory: str | os.PathLike) -> Generated:
     UserError
         If ``directory`` holds no manifest of this format or its network cannot be read.
     """
+    from imcflow.hw.crossbar import TARGETS
     from imcflow.sw.mapper import map_network
     from imcflow.sw.perf import BlockTiming
     from imcflow.sw.quant import QNetwork
@@ -448,7 +460,10 @@ def load(directory: str | os.PathLike) -> Generated:
             raise
         raise UserError(f"{MANIFEST}: malformed in {str(directory)!r} ({type(e).__name__}: {e}); "
                         f"regenerate it with `imcflow gen`") from None
-    return Generated(qnet, mapping, manifest["top"], manifest, directory)
+    if manifest.get("target") not in TARGETS:
+        raise UserError(f"{MANIFEST}.target: must be one of {', '.join(TARGETS)}, not "
+                        f"{manifest.get('target')!r}; regenerate it with `imcflow gen`")
+    return Generated(qnet, mapping, manifest["top"], manifest, directory, manifest["target"])
 
 
 def held_out(manifest: dict, count: int | None = None):

@@ -136,7 +136,7 @@ class ReplicatedLayer(wiring.Component):
 
     Parameters
     ----------
-    weight, bias, mult, shift, adc_shift, signed, arch
+    weight, bias, mult, shift, adc_shift, signed, arch, target
         As `~imcflow.hw.core.CrossbarLayer`; every copy holds the same weight image.
     copies : int
         Replication ``r``, at least 2.
@@ -159,10 +159,10 @@ class ReplicatedLayer(wiring.Component):
     """
 
     def __init__(self, weight, bias, mult, shift: int, *, adc_shift: int, signed: bool, arch,
-                 copies: int):
+                 copies: int, target: str = "fpga"):
         _check_copies(copies)
         self.layers = [CrossbarLayer(weight, bias, mult, shift, adc_shift=adc_shift, signed=signed,
-                                     arch=arch) for _ in range(copies)]
+                                     arch=arch, target=target) for _ in range(copies)]
         first = self.layers[0]
         self.distributor = Distributor(first.i.payload.shape(), copies)
         self.merger = Merger(first.o.payload.shape(), copies)

@@ -15,7 +15,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.accumulator import AdcAccumulator
-from imcflow.hw.crossbar import CrossbarTile, check_arch, check_int, integer_array
+from imcflow.hw.crossbar import CrossbarTile, check_arch, check_int, check_target, integer_array
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import Arch
 from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, weight_range
@@ -65,6 +65,9 @@ class CrossbarLayer(wiring.Component):
     arch : Arch
         Crossbar geometry (``rows``, ``cols``), bit widths, input encoding, ``mvm_cycles`` and
         ``col_parallelism``.
+    target : str
+        The tiles' flavour (`~imcflow.hw.crossbar.TARGETS`): ``fpga`` (default), the MAC array,
+        or ``sim``, the behavioral model for Verilog simulators; same ports and timing.
 
     Attributes
     ----------
@@ -90,8 +93,9 @@ class CrossbarLayer(wiring.Component):
     """
 
     def __init__(self, weight, bias, mult, shift: int, *, adc_shift: int, signed: bool,
-                 arch: Arch):
+                 arch: Arch, target: str = "fpga"):
         check_arch(arch)
+        check_target(target)
         self.weight = integer_array("Weight", weight, 2, *weight_range(arch.weight_bits))
         self.rows, self.channels = self.weight.shape
         self.bias = integer_array("Bias", bias, 1)
@@ -113,7 +117,8 @@ class CrossbarLayer(wiring.Component):
             AdcAccumulator(self.bias[cs], self.mult[cs], shift, row_tiles=len(self.row_slices),
                            signed=signed, arch=arch)
             for cs in self.col_slices]
-        self.tiles = [[CrossbarTile(self.weight[rs, cs], adc_shift=adc_shift, arch=arch)
+        self.tiles = [[CrossbarTile(self.weight[rs, cs], adc_shift=adc_shift, arch=arch,
+                                    target=target)
                        for cs in self.col_slices] for rs in self.row_slices]
         self.interval = self.tiles[0][0].interval
         self.latency = self.tiles[0][0].latency + AdcAccumulator.latency

@@ -13,8 +13,11 @@ constructor checks shared by `imcflow.hw.accumulator` and `imcflow.hw.core`.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Mux, Shape, Signal,
+                          signed, unsigned)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -24,7 +27,109 @@ from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import Arch
 from imcflow.sw.arith import signed_range, weight_range
 
-__all__ = ["CrossbarTile", "WeightWriteLayout", "tile_output_range"]
+__all__ = ["TARGETS", "MVM_MODULE", "MVM_VERILOG", "add_mvm_module", "CrossbarTile", "WeightWriteLayout", "tile_output_range"]
+
+#: the flavours of `CrossbarTile`: ``sim``, the behavioral model of the analog crossbar (integer
+#: arithmetic once per MVM, fast in simulation), and ``fpga``, the multiplier-free MAC array
+TARGETS = ("sim", "fpga")
+
+
+# --- the sim flavour's arithmetic ----------------------------------------------------------------
+
+#: Verilog module of the ``sim`` flavour's data path (`MVM_VERILOG`)
+MVM_MODULE = "imcflow_crossbar_mvm"
+
+#: The ``sim`` flavour's data path, hand-written so that Verilator runs it as C++ loops once per
+#: MVM (in ``always @(posedge clk) if (start)``) rather than as a netlist evaluated every cycle.
+#: ``y`` becomes ``sim.arith.crossbar_mvm(x, weight)`` the cycle after ``start``; ``write``
+#: replaces column ``col`` by ``column``. Weights are kept sign-extended in an ``integer`` array,
+#: column-major (``WEIGHTS``: weight ``(r, c)`` at bits ``(c*ROWS + r)*WEIGHT_BITS``). Every sum
+#: fits 32 bits (``Arch`` bounds: ``4096 * 255 * 127 < 2**31``). The rounding is that of
+#: ``round_shift``: ``floor((d + 2**(s-1)) / 2**s) = ((d >>> (s-1)) + 1) >>> 1`` (no constant
+#: wider than the shift needs).
+MVM_VERILOG = """\
+// imcflow: the sim flavour of CrossbarTile's data path (imcflow.hw.crossbar.MVM_VERILOG)
+module imcflow_crossbar_mvm #(
+    parameter ROWS = 1,
+    parameter COLS = 1,
+    parameter ACT_BITS = 8,
+    parameter WEIGHT_BITS = 4,
+    parameter ADC_BITS = 8,
+    parameter ADC_SHIFT = 0,
+    parameter PLANES = 1,
+    parameter OUT_BITS = 8,
+    parameter COL_BITS = 1,
+    parameter [ROWS*COLS*WEIGHT_BITS-1:0] WEIGHTS = 0
+) (
+    input wire clk,
+    input wire start,
+    input wire [ROWS*ACT_BITS-1:0] x,
+    input wire write,
+    input wire [COL_BITS-1:0] col,
+    input wire [ROWS*WEIGHT_BITS-1:0] column,
+    output reg [COLS*OUT_BITS-1:0] y
+);
+    localparam integer CODE_MIN = -(1 << (ADC_BITS - 1));
+    localparam integer CODE_MAX = (1 << (ADC_BITS - 1)) - 1;
+    localparam integer HALF = ADC_SHIFT == 0 ? 0 : ADC_SHIFT - 1;
+
+    integer weight [0:ROWS*COLS-1];
+    integer i;
+
+    initial
+        for (i = 0; i < ROWS * COLS; i = i + 1)
+            weight[i] = $signed(WEIGHTS[i*WEIGHT_BITS +: WEIGHT_BITS]);
+
+    function integer adc(input integer dot);
+        integer code;
+        begin
+            code = ADC_SHIFT == 0 ? dot : ((dot >>> HALF) + 1) >>> 1;
+            adc = code < CODE_MIN ? CODE_MIN : code > CODE_MAX ? CODE_MAX : code;
+        end
+    endfunction
+
+    function [COLS*OUT_BITS-1:0] mvm(input [ROWS*ACT_BITS-1:0] vector);
+        integer act [0:ROWS-1];
+        integer r, c, b, dot, sum;
+        begin
+            for (r = 0; r < ROWS; r = r + 1)
+                act[r] = {{(32-ACT_BITS){1'b0}}, vector[r*ACT_BITS +: ACT_BITS]};
+            mvm = 0;
+            for (c = 0; c < COLS; c = c + 1) begin
+                sum = 0;
+                for (b = PLANES - 1; b >= 0; b = b - 1) begin
+                    dot = 0;
+                    for (r = 0; r < ROWS; r = r + 1)
+                        dot = dot + (PLANES == 1 ? act[r] : (act[r] >> b) & 1) * weight[c*ROWS + r];
+                    sum = 2 * sum + adc(dot);
+                end
+                mvm[c*OUT_BITS +: OUT_BITS] = sum[OUT_BITS-1:0];
+            end
+        end
+    endfunction
+
+    always @(posedge clk) begin
+        if (write)
+            for (i = 0; i < ROWS; i = i + 1)
+                weight[col*ROWS + i] <= $signed(column[i*WEIGHT_BITS +: WEIGHT_BITS]);
+        if (start)
+            y <= mvm(x);
+    end
+endmodule
+"""
+
+
+def add_mvm_module(verilog: str, top: str) -> str:
+    """``verilog`` (a design whose top module is ``top``) followed by `MVM_VERILOG` if one of its
+    modules instantiates `MVM_MODULE` (a ``sim`` flavour `CrossbarTile`); every Verilog writer of
+    imcflow calls it. The module is renamed ``<top>.crossbar_mvm``, in the design's own namespace
+    like Amaranth's modules, so that two designs fit in one simulation."""
+    name = f"\\{top}.crossbar_mvm "
+    verilog, count = re.subn(rf"^(\s*){MVM_MODULE}\b", lambda m: m.group(1) + name, verilog,
+                             flags=re.M)
+    if count == 0:
+        return verilog
+    return verilog + "\n" + MVM_VERILOG.replace(f"module {MVM_MODULE} ", f"module {name}", 1)
 
 
 # --- shared checks ------------------------------------------------------------------------------
@@ -58,6 +163,11 @@ def check_int(name: str, value, lo: int, hi: int | None = None) -> None:
 def check_arch(arch) -> None:
     if not isinstance(arch, Arch):
         raise TypeError(f"Arch must be an imcflow.sw.arch.Arch, not {arch!r}")
+
+
+def check_target(target) -> None:
+    if target not in TARGETS:
+        raise ValueError(f"Target must be one of {', '.join(map(repr, TARGETS))}, not {target!r}")
 
 
 def integer_array(name: str, value, ndim: int, lo: int | None = None,
@@ -169,8 +279,10 @@ class CrossbarTile(wiring.Component):
         On a parameter of the wrong type or out of its range.
     """
 
-    def __init__(self, weight, *, adc_shift: int, arch: Arch):
+    def __init__(self, weight, *, adc_shift: int, arch: Arch, target: str = "fpga"):
         check_arch(arch)
+        check_target(target)
+        self.target = target
         self.weight = integer_array("Weight", weight, 2, *weight_range(arch.weight_bits))
         self.rows, self.cols = self.weight.shape
         if self.rows > arch.rows or self.cols > arch.cols:
@@ -199,20 +311,14 @@ class CrossbarTile(wiring.Component):
         bound = self.rows * x_max * weight_range(self.arch.weight_bits)[1]
         return Shape.cast(range(-bound, bound + 1))
 
+    def _adc(self, dot):
+        """``adc_convert``: the gain shift with round half up, then saturation to ``adc_bits``."""
+        return saturate(round_shift(dot, self.adc_shift), *signed_range(self.arch.adc_bits))
+
     def elaborate(self, platform):
         m = Module()
-        arch, p, groups, planes = self.arch, self.col_parallelism, self.groups, self.planes
-        i, o, w = self.i, self.o, self.i_weight
-
-        # Weight image: word g holds columns [g*p, g*p + p), column-major, zero padded.
-        padded = np.zeros((self.rows, groups * p), dtype=np.int64)
-        padded[:, :self.cols] = self.weight
-        column = data.ArrayLayout(signed(arch.weight_bits), self.rows)
-        init = [[padded[:, g * p + j].tolist() for j in range(p)] for g in range(groups)]
-        m.submodules.weights = weights = Memory(
-            shape=data.ArrayLayout(column, p), depth=max(groups, 2), init=init)
-        rd = weights.read_port()
-        wr = weights.write_port(granularity=1)
+        arch, groups, planes = self.arch, self.groups, self.planes
+        i, o = self.i, self.o
 
         # What travels with a step: group, bit plane (MSB first), first and last plane of the
         # group, last step of the MVM, and the input's `last`.
@@ -234,8 +340,8 @@ class CrossbarTile(wiring.Component):
         x = Signal(data.ArrayLayout(unsigned(arch.act_bits), self.rows))
         x_last = Signal()
         m.d.comb += [
-            i.ready.eq(en & (wait == 0) & ~w.valid),
-            w.ready.eq(~busy),
+            i.ready.eq(en & (wait == 0) & ~self.i_weight.valid),
+            self.i_weight.ready.eq(~busy),
         ]
         accept = i.valid & i.ready
         with m.If(accept):
@@ -244,22 +350,72 @@ class CrossbarTile(wiring.Component):
         with m.Elif(en & (wait != 0)):
             m.d.sync += wait.eq(wait - 1)
 
+        issue = en & (accept | busy)
         issue_g = Mux(busy, step_g, 0)
         issue_k = Mux(busy, step_k, 0)
         plane_done = issue_k == planes - 1
         mvm_done = plane_done & (issue_g == groups - 1)
-        m.d.comb += [rd.en.eq(en), rd.addr.eq(issue_g)]
-        with m.If(en & (accept | busy)):
+        with m.If(issue):
             m.d.sync += [
                 step_k.eq(Mux(plane_done, 0, issue_k + 1)),
                 step_g.eq(issue_g + plane_done),
                 busy.eq(~mvm_done),
             ]
-
         with m.If(en):
             m.d.sync += [tag1.valid.eq(accept | busy), tag1.g.eq(issue_g),
                          tag1.bit.eq(planes - 1 - issue_k), tag1.first.eq(issue_k == 0),
                          tag1.plane_done.eq(plane_done), tag1.mvm_done.eq(mvm_done)]
+
+        # Stage 1 to 2: `mac_stages` registers, the step's tag travelling through them.
+        tags = [Signal(tag, name="tag_mac_in")]
+        m.d.comb += [tags[0].eq(tag1), tags[0].last.eq(x_last)]
+        for s in range(arch.mac_stages):
+            tags.append(Signal(tag, name=f"tag_mac_{s}"))
+            with m.If(en):
+                m.d.sync += tags[-1].eq(tags[-2])
+        with m.If(en):
+            m.d.sync += tag2.eq(tags[-1])
+
+        # The data path: the lanes each finished group writes into the output register.
+        if self.target == "fpga":
+            writes = self._mac_array(m, en, x, issue_g, tag1, tag2)
+        else:
+            # The last step of an MVM is issued in its input's handshake cycle when it is the
+            # only step, else from the input register; no weight is written meanwhile.
+            last_step = issue & mvm_done
+            writes = self._behavioral(m, en, last_step, i.payload.data if self.steps == 1 else x,
+                                      tag2)
+
+        # Stage 2: the finished group into its lanes of the output register.
+        with m.If(o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(en & tag2.valid & tag2.plane_done):
+            with m.If(tag2.mvm_done):
+                m.d.sync += [o.valid.eq(1), o.payload.last.eq(tag2.last)]
+            for cond, lanes in writes:
+                with m.If(cond):
+                    m.d.sync += [o.payload.data[c].eq(v) for c, v in lanes]
+        return m
+
+    def _mac_array(self, m, en, x, issue_g, tag1, tag2):
+        """The ``fpga`` data path: each step reads one word of the weight memory (``issue_g``),
+        forms the dot products of its ``p`` columns with ``x`` (or with bit plane ``tag1.bit``)
+        in adder trees cut by the ``mac_stages`` registers, converts them (stage 2) and, for
+        ``bit_serial``, shift-adds them over the planes. Returns the output writes:
+        ``[(condition, [(lane, value), ...]), ...]``, one per group."""
+        arch, p, groups, planes, w = self.arch, self.col_parallelism, self.groups, self.planes, \
+            self.i_weight
+
+        # Weight image: word g holds columns [g*p, g*p + p), column-major, zero padded.
+        padded = np.zeros((self.rows, groups * p), dtype=np.int64)
+        padded[:, :self.cols] = self.weight
+        column = data.ArrayLayout(signed(arch.weight_bits), self.rows)
+        init = [[padded[:, g * p + j].tolist() for j in range(p)] for g in range(groups)]
+        m.submodules.weights = weights = Memory(
+            shape=data.ArrayLayout(column, p), depth=max(groups, 2), init=init)
+        rd = weights.read_port()
+        wr = weights.write_port(granularity=1)
+        m.d.comb += [rd.en.eq(en), rd.addr.eq(issue_g)]
 
         # Stage 1: the dot products, as adder trees of gated inputs. `pwm`: one tree per weight
         # bit b (two's complement: the top bit weighs -2**(B-1)), each adding the inputs whose
@@ -278,12 +434,10 @@ class CrossbarTile(wiring.Component):
                      for j in range(p)]
         terms = [t for _, _, t in trees]
         # `mac_stages` registers, spread evenly over the gating level and the tree levels (the
-        # same pairwise tree as `tree_sum`); the step's tag travels alongside.
+        # same pairwise tree as `tree_sum`), in step with the tags.
         levels = 1 + (self.rows - 1).bit_length()
         cuts = [max(1, round(levels * (s + 1) / (arch.mac_stages + 1)))
                 for s in range(arch.mac_stages)]
-        step_tag = Signal(tag, name="tag_mac_in")
-        m.d.comb += [step_tag.eq(tag1), step_tag.last.eq(x_last)]
         for level in range(1, levels + 1):
             if level > 1:
                 terms = [[t[k] + t[k + 1] if k + 1 < len(t) else t[k] for k in range(0, len(t), 2)]
@@ -291,11 +445,9 @@ class CrossbarTile(wiring.Component):
             for n in range(cuts.count(level)):
                 regs = [[Signal(v.shape(), name=f"mac_l{level}_{n}_t{i}_{k}")
                          for k, v in enumerate(t)] for i, t in enumerate(terms)]
-                reg_tag = Signal(tag, name=f"tag_mac_l{level}_{n}")
                 with m.If(en):
                     m.d.sync += [r.eq(v) for rs, t in zip(regs, terms) for r, v in zip(rs, t)]
-                    m.d.sync += reg_tag.eq(step_tag)
-                terms, step_tag = regs, reg_tag
+                terms = regs
         sums = [[] for _ in range(p)]
         for (j, weight, _), t in zip(trees, terms):
             total = tree_sum(t)
@@ -303,12 +455,10 @@ class CrossbarTile(wiring.Component):
             sums[j].append(-(total << shift) if weight < 0 else total << shift)
         dot = Signal(data.ArrayLayout(self._dot_shape(), p))
         with m.If(en):
-            m.d.sync += [tag2.eq(step_tag), *(dot[j].eq(tree_sum(sums[j])) for j in range(p))]
+            m.d.sync += [dot[j].eq(tree_sum(sums[j])) for j in range(p)]
 
-        # Stage 2: ADC (gain shift, round half up, saturation), shift-add over bit planes, and
-        # the finished group into its lanes of the output register.
-        codes = [saturate(round_shift(dot[j], self.adc_shift), *signed_range(arch.adc_bits))
-                 for j in range(p)]
+        # Stage 2: ADC, and the shift-add over bit planes (MSB first: acc = 2 * acc + code).
+        codes = [self._adc(dot[j]) for j in range(p)]
         if planes == 1:
             result = codes
         else:
@@ -316,15 +466,6 @@ class CrossbarTile(wiring.Component):
             result = [Mux(tag2.first, codes[j], (acc[j] << 1) + codes[j]) for j in range(p)]
             with m.If(en & tag2.valid):
                 m.d.sync += [acc[j].eq(result[j]) for j in range(p)]
-        with m.If(o.ready):
-            m.d.sync += o.valid.eq(0)
-        with m.If(en & tag2.valid & tag2.plane_done):
-            with m.If(tag2.mvm_done):
-                m.d.sync += [o.valid.eq(1), o.payload.last.eq(tag2.last)]
-            for g in range(groups):
-                with m.If(tag2.g == g):
-                    lanes = range(g * p, min(g * p + p, self.cols))
-                    m.d.sync += [o.payload.data[c].eq(result[c - g * p]) for c in lanes]
 
         # Reprogramming: column `col` is lane col % p of word col // p.
         col = w.payload.col
@@ -333,4 +474,32 @@ class CrossbarTile(wiring.Component):
             wr.data.eq(Cat([w.payload.data] * p)),
             wr.en.eq(Mux(w.valid & w.ready & (col < self.cols), Const(1, p) << (col % p), 0)),
         ]
-        return m
+        return [(tag2.g == g, [(c, result[c - g * p]) for c in range(g * p, min(g * p + p, self.cols))])
+                for g in range(groups)]
+
+    def _behavioral(self, m, en, last_step, x, tag2):
+        """The ``sim`` data path: the whole MVM as integer arithmetic on ``x``, once, in the cycle
+        ``last_step`` that issues its last step (`MVM_MODULE`, which also holds the weights),
+        then carried in step with the tags to stage 2 (``mac_stages + 1`` registers). Returns the
+        output write of the finished MVM."""
+        arch, w = self.arch, self.i_weight
+        wb = arch.weight_bits
+        image = 0
+        for (r, c), value in np.ndenumerate(self.weight):
+            image |= (int(value) & ((1 << wb) - 1)) << ((c * self.rows + r) * wb)
+        result = Signal(data.ArrayLayout(signed(self.out_bits), self.cols), name="mvm_1")
+        m.submodules.mvm = Instance(
+            MVM_MODULE,
+            p_ROWS=self.rows, p_COLS=self.cols, p_ACT_BITS=arch.act_bits, p_WEIGHT_BITS=wb,
+            p_ADC_BITS=arch.adc_bits, p_ADC_SHIFT=self.adc_shift, p_PLANES=self.planes,
+            p_OUT_BITS=self.out_bits, p_COL_BITS=len(w.payload.col),
+            p_WEIGHTS=Const(image, self.rows * self.cols * wb),
+            i_clk=ClockSignal(), i_start=last_step, i_x=x.as_value(),
+            i_write=w.valid & w.ready & (w.payload.col < self.cols), i_col=w.payload.col,
+            i_column=w.payload.data.as_value(), o_y=result.as_value())
+        for s in range(arch.mac_stages + 1):
+            carried = Signal.like(result, name=f"mvm_{s + 2}")
+            with m.If(en):
+                m.d.sync += carried.eq(result)
+            result = carried
+        return [(tag2.mvm_done, [(c, result[c]) for c in range(self.cols)])]

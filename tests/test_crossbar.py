@@ -3,6 +3,11 @@
 `imcflow.sw.arith.crossbar_mvm` under random idle cycles and backpressure (both encodings, partial
 and full column parallelism, ADC saturation at both ends), reprogramming, latency and interval.
 
+These simulations run the ``fpga`` flavour: the ``sim`` flavour's data path is a Verilog module
+(`imcflow.hw.crossbar.MVM_VERILOG`), which the Amaranth simulator cannot run; the same checks for
+both flavours, and their handshake-for-handshake equality, are in tests/test_crossbar_cocotb.py.
+Here both flavours are checked for identical ports and timing attributes.
+
 `pack` and the random operands here are shared by tests/test_accumulator.py and
 tests/test_core.py; the harness is `imcflow.verif.amaranth_sim.run_streams`.
 """
@@ -93,6 +98,7 @@ ARCH = Arch(rows=8, cols=4, mvm_cycles=1)
      "Weight shape (1, 5) exceeds the 8 x 4 crossbar of the architecture"),
     (dict(adc_shift=-1), ValueError, "ADC shift must be a non-negative integer, not -1"),
     (dict(adc_shift=1.0), TypeError, "ADC shift must be a non-negative integer, not 1.0"),
+    (dict(target="asic"), ValueError, "Target must be one of 'sim', 'fpga', not 'asic'"),
 ])
 def test_constructor_checks(kwargs, error, message):
     args = dict(weight=np.zeros((3, 2), int), adc_shift=0, arch=ARCH) | kwargs
@@ -101,6 +107,7 @@ def test_constructor_checks(kwargs, error, message):
     assert str(info.value).startswith(message)
 
 
+@pytest.mark.parametrize("target", ["sim", "fpga"])
 @pytest.mark.parametrize("rows, cols, arch, interval, latency, out_bits", [
     # pwm, no col_parallelism: the fewest columns per cycle that finish within mvm_cycles
     # (Arch.columns_per_cycle): all 4 at once for 1 cycle, one per cycle (4 steps) for 5
@@ -119,12 +126,18 @@ def test_constructor_checks(kwargs, error, message):
     # adder-tree pipeline registers: one cycle of latency each, the same interval
     (8, 4, Arch(rows=8, cols=4, mvm_cycles=5, mac_stages=3), 5, 9, 8),
 ])
-def test_geometry_and_timing_attributes(rows, cols, arch, interval, latency, out_bits):
-    tile = CrossbarTile(np.zeros((rows, cols), int), adc_shift=0, arch=arch)
+def test_geometry_and_timing_attributes(rows, cols, arch, interval, latency, out_bits, target):
+    # Both flavours: the same ports, steps and timing.
+    tile = CrossbarTile(np.zeros((rows, cols), int), adc_shift=0, arch=arch, target=target)
+    assert tile.target == target
     assert (tile.interval, tile.latency, tile.out_bits) == (interval, latency, out_bits)
     assert tile.interval == arch.mvm_interval(cols)
     assert tile.i.payload.shape() == VectorLayout(rows, arch.act_bits)
     assert tile.o.payload.shape() == VectorLayout(cols, out_bits, signed_=True)
+    other = CrossbarTile(np.zeros((rows, cols), int), adc_shift=0, arch=arch,
+                         target={"sim": "fpga", "fpga": "sim"}[target])
+    assert tile.signature == other.signature
+    assert (tile.steps, tile.latency, tile.interval) == (other.steps, other.latency, other.interval)
 
 
 # --- bit-exactness under idle cycles and backpressure --------------------------------------------

@@ -195,10 +195,15 @@ class Build:
 
 
 def verilog(component, name: str) -> str:
-    """Verilog of ``component`` as module ``name``, without source locations (reproducible)."""
+    """Verilog of ``component`` as module ``name``, without source locations (reproducible),
+    followed by the hand-written module of the ``sim`` crossbar flavour if the design has one
+    (`imcflow.hw.crossbar.add_mvm_module`)."""
     from amaranth.back import verilog as amaranth_verilog
 
-    return amaranth_verilog.convert(component, name=name, emit_src=False)
+    from imcflow.hw.crossbar import add_mvm_module
+
+    text = amaranth_verilog.convert(component, name=name, emit_src=False)
+    return add_mvm_module(text, name)
 
 
 #: ``reg [w:0] name = value;``: a register's declaration with its initial (power-up) value; not

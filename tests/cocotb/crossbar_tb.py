@@ -11,6 +11,10 @@ as soon as A is taken, the column writes (while the last MVM of A may still be r
 windows B, which must see the new image; then windows C at full speed, where every window is
 taken ``interval`` cycles after the previous one and its result is valid ``latency`` cycles
 after it. Nothing may be lost, duplicated, reordered or added.
+
+The report has, per tile, its output beats and the cycle of every handshake on ``i``,
+``i_weight`` and ``o`` (``handshakes``): two tiles given the same seed and stimulus, one of each
+flavour, must have the same lists.
 """
 
 import cocotb
@@ -60,4 +64,6 @@ async def tiles(dut):
              for u in p["units"]]
     await bench.start()
     beats = await gather(*(exercise(unit, u, data, p["image"]) for unit, u in zip(units, p["units"])))
-    report(beats=list(beats), cycles=bench.cycle)
+    handshakes = [{"i": unit.drivers["i"].cycles, "i_weight": unit.drivers["i_weight"].cycles,
+                   "o": unit.monitor.cycles} for unit in units]
+    report(beats=list(beats), cycles=bench.cycle, handshakes=handshakes)
