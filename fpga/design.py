@@ -52,23 +52,15 @@ class Design:
 
 def load_design(network: str, arch=None, dataset: str | None = None) -> Design:
     """The quantized ``network`` (zoo name, .toml or .onnx) for ``arch`` (preset, TOML or
-    `Arch`; default `DEFAULT_ARCH`) and the data set of ``dataset`` or of the network itself."""
-    from imcflow.sw import zoo
+    `Arch`; default `DEFAULT_ARCH`), calibrated as `imcflow gen` and `imcflow accuracy` do
+    (`imcflow.sw.datasets.calibrated`: ``dataset``, a zoo data set or a .npz/.npy file, or the
+    network's own), with that data set when its held-out images are labelled."""
     from imcflow.sw.arch import load_arch
-    from imcflow.sw.networks import calibration_images, load_network, load_qnetwork
+    from imcflow.sw.datasets import calibrated
 
-    source = dataset or network
-    if dataset is not None and (dataset not in zoo.names() or zoo.dataset(dataset) is None):
-        with_data = [n for n in zoo.names() if zoo.dataset(n) is not None]
-        raise UserError(f"--dataset: must be one of {', '.join(with_data)}, not {dataset!r}")
-    data = zoo.dataset(source) if source in zoo.names() else None
-    net = load_network(network)
-    qnet = load_qnetwork(network, load_arch(arch or DEFAULT_ARCH), calibration_images(net, data))
-    if data is not None and data.test_images.shape[1:] != (qnet.input.shape.h, qnet.input.shape.w,
-                                                          qnet.input.shape.c):
-        raise UserError(f"--dataset: {source} images are {data.test_images.shape[1:]}, the network "
-                        f"takes {qnet.input.shape}")
-    return Design(str(network), qnet, data)
+    qnet, data, _ = calibrated(network, load_arch(arch or DEFAULT_ARCH), dataset)
+    labelled = data is not None and data.test_labels is not None
+    return Design(str(network), qnet, data if labelled else None)
 
 
 def accelerator_for(design: Design):

@@ -116,7 +116,7 @@ def test_a_board_running_another_design_is_refused(design):
     (["--images", "0"], "--images: must be an integer in 1..360, not 0"),
     (["--images", "361"], "--images: must be an integer in 1..360, not 361"),
     (["--images", "2", "--network", "resnet8"], "--network: resnet8 has no labelled images; pass --dataset"),
-    (["--images", "2", "--dataset", "resnet8"], "--dataset: must be one of digits, not 'resnet8'"),
+    (["--images", "2", "--dataset", "resnet8"], "--dataset: must be a zoo data set (digits) or a .npz or .npy file of images, not 'resnet8'"),
     (["--images", "2", "--baud", "0"], "--baud: must be a positive integer, not 0"),
     (["--images", "2", "--port", "/nonexistent/tty"], "--port: cannot open '/nonexistent/tty'"),
 ])
