@@ -30,11 +30,11 @@ import csv
 import functools
 import hashlib
 import io
-import itertools
 import json
 import math
 import os
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -521,7 +521,7 @@ def _client(scheduler: str | None, workers: int | None):
 
 def _prepare(sweep_path: Path, out: Path, resume: bool, force: bool) -> Sweep:
     """Check ``out`` and start (or continue) it: the sweep copy and the marker."""
-    from imcflow.files import MARKER, check_output_directory
+    from imcflow.files import check_output_directory
 
     sweep = load_sweep(sweep_path)
     if resume:
@@ -539,7 +539,6 @@ def _prepare(sweep_path: Path, out: Path, resume: bool, force: bool) -> Sweep:
     if target.exists():
         for child in target.iterdir():  # an imcflow directory (or --force): replaced whole
             if child.is_dir() and not child.is_symlink():
-                import shutil
                 shutil.rmtree(child)
             else:
                 child.unlink()
@@ -608,7 +607,7 @@ def explore(sweep_path, out, *, scheduler: str | None = None, workers: int | Non
             journal.append(record)
             bar.update(record["status"] != "ok")
             future.release()
-        bar.close()
+        bar.close()  # before the verification's lines
         rows = [done[p["id"]] for p in todo_all]
         chosen = _verify(client, sweep, rows, verified, out, journal)
     finally:
