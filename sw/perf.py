@@ -19,6 +19,7 @@ unless the input is idle then.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from dataclasses import asdict, dataclass, fields
 
@@ -137,6 +138,41 @@ def _previous_on_copy(windows: int, per_image: int, r: int) -> np.ndarray:
 
 # --- the event model -----------------------------------------------------------------------------
 
+class _TileClock:
+    """The cycles in which one crossbar copy's tile pipeline moves (`~imcflow.hw.crossbar.
+    CrossbarTile`: issue stage, ``mac_stages`` and its stage 2 advance together on ``en``, and so
+    does the counter of the MVM interval).
+
+    ``en`` is low only while a window's first finished group waits in stage 2 for the output
+    register, which still holds the previous window's result: the blocks ``[start, end)``,
+    appended in time order. Cycles with ``en`` are numbered from 0 (their *index*).
+    """
+
+    def __init__(self):
+        self.starts, self.ends, self.after, self.blocked = [], [], [], []
+
+    def index(self, cycle: int) -> int:
+        """The index of the first cycle with ``en`` at or after ``cycle``."""
+        j = bisect_right(self.starts, cycle) - 1
+        if j < 0:
+            return cycle
+        if cycle < self.ends[j]:
+            return self.after[j]
+        return cycle - self.blocked[j]
+
+    def cycle(self, index: int) -> int:
+        """The cycle with ``en`` of index ``index``."""
+        j = bisect_right(self.after, index)
+        return index + (self.blocked[j - 1] if j else 0)
+
+    def block(self, start: int, end: int) -> None:
+        total = (self.blocked[-1] if self.blocked else 0) + end - start
+        self.after.append(start - total + end - start)
+        self.starts.append(start)
+        self.ends.append(end)
+        self.blocked.append(total)
+
+
 class _Stage:
     """Handshake times of one stage, appended as soon as their constraints are known.
 
@@ -165,7 +201,8 @@ class _Stage:
         self.capacity = _capacity(layer, arch, timing)
         self.t, self.window = layer.interval, timing.window_latency
         self.advance = {"source": self._advance_source, "join": self._advance_join,
-                        "gap": self._advance_gap}.get(layer.role, self._advance_window)
+                        "gap": self._advance_gap, "crossbar": self._advance_crossbar,
+                        }.get(layer.role, self._advance_window)
         if layer.role == "source":  # pixel i is offered from cycle i on (when the input is not idle)
             self.offers = range(self.n_out)
         if layer.role in ("source", "join"):
@@ -188,6 +225,24 @@ class _Stage:
         for _ in range(self.capacity):
             held = np.where(held >= 0, prev[np.maximum(held, 0)], -1)
         self.prev, self.held = prev.tolist(), held.tolist()
+        if layer.role == "crossbar":
+            r = layer.replication
+            self.copy = (np.arange(self.n_out) % self.p_out % r).tolist()
+            self.clocks = [_TileClock() for _ in range(r)]
+            steps, depth = _steps(layer, arch), arch.mac_stages + timing.crossbar_latency
+            # en-cycle offsets from a window's issue: its first finished group reaches stage 2
+            # (``first``), its last is written into the output register (``last``)
+            self.first = max(arch.planes - 1 + depth - 1, 0)
+            self.last = steps - 1 + depth
+            self.acc = timing.accumulator_latency
+            merge = timing.merge_latency if r > 1 else 0
+            self.latency = 0   # the emit rule starts from ``valid``
+            # per window: issue index, output register written (first group), valid (last),
+            # accumulator register moves (``chain[0]``: taken from the tile), copy output
+            self.index, self.written, self.tile_valid = [], [], []
+            self.chain = [[] for _ in range(self.acc)]
+            self.merged = [[] for _ in range(merge)]
+            self.valid = []
 
     @property
     def complete(self) -> bool:
@@ -268,24 +323,30 @@ class _Stage:
     def _advance_source(self):
         return False, self._emit(self.offers)
 
+    def _read(self) -> bool:
+        """Append the cycles windows are read into the window source's output register."""
+        take, read, hand, need, window = self.take, self.read, self.hand, self.need, self.window
+        n = start = len(read)
+        nt, nh = len(take), len(hand)
+        while n < self.n_out and need[n] < nt and (n < window or n - window < nh):
+            x = take[need[n]]
+            if n:
+                if read[n - 1] >= x:
+                    x = read[n - 1] + 1
+                if n >= window and hand[n - window] > x:
+                    x = hand[n - window]
+            read.append(x)
+            n += 1
+        return n > start
+
     def _advance_window(self):
-        take, read, hand, emit, need = self.take, self.read, self.hand, self.emit, self.need
-        prev, held, t, window, n_out = self.prev, self.held, self.t, self.window, self.n_out
+        take, read, hand, emit = self.take, self.read, self.hand, self.emit
+        prev, held, t, window = self.prev, self.held, self.t, self.window
         t0, emitted = len(take), False
         while True:
             moved = self._take(read, 1)
-            n, nt, nh = len(read), len(take), len(hand)
-            while n < n_out and need[n] < nt and (n < window or n - window < nh):
-                x = take[need[n]]
-                if n:
-                    if read[n - 1] >= x:
-                        x = read[n - 1] + 1
-                    if n >= window and hand[n - window] > x:
-                        x = hand[n - window]
-                read.append(x)
-                n += 1
-                moved = True
-            n, nr, ne = nh, len(read), len(emit)
+            moved |= self._read()
+            n, nr, ne = len(hand), len(read), len(emit)
             while n < nr and held[n] < ne:
                 x = read[n] + window
                 if n:
@@ -302,6 +363,95 @@ class _Stage:
             emitted |= out
             if not (out or moved):
                 return len(take) > t0, emitted
+
+    def _advance_crossbar(self):
+        t0, emitted = len(self.take), False
+        while True:
+            moved = self._take(self.read, 1)
+            moved |= self._read()
+            moved |= self._copies()
+            out = self._emit(self.valid)
+            emitted |= out
+            if not (out or moved):
+                return len(self.take) > t0, emitted
+
+    def _copies(self) -> bool:
+        """Append the handshakes inside the crossbar copies, by the rules of the RTL
+        (`~imcflow.hw.crossbar.CrossbarTile`, `~imcflow.hw.accumulator.AdcAccumulator`, the
+        merge of `~imcflow.gen.replication.ReplicatedLayer`), for windows whose constraints are
+        known.
+
+        - issue (``hand``): the window handed to its copy in a cycle with ``en``, at least the
+          MVM interval of ``en`` cycles after the copy's previous window;
+        - the tile's output register: the window's first finished group is written when the
+          register is free; until then ``en`` is low (a block of the copy's clock); the window
+          is valid there once its last group is written (``tile_valid``);
+        - the accumulator's registers, each taking when it is empty or being emptied
+          (``chain``), then the merge registers (``merged``) when there are copies, shared by
+          the copies in window order;
+        - ``valid``: the stage output is valid, and leaves by the emit rule.
+        """
+        read, hand, emit, prev, copy = self.read, self.hand, self.emit, self.prev, self.copy
+        index, written, tile_valid, chain = self.index, self.written, self.tile_valid, self.chain
+        merged, valid, clocks, t, window = self.merged, self.valid, self.clocks, self.t, self.window
+        out = merged[0] if merged else emit   # each copy's output handshakes
+        taken = chain[0] if chain else out    # the tile's output register read
+        moved = False
+        n = len(hand)
+        while n < len(read) and prev[n] < len(written):
+            clock, p = clocks[copy[n]], prev[n]
+            x = read[n] + window
+            if n and hand[n - 1] >= x:
+                x = hand[n - 1] + 1
+            k = clock.index(x)
+            if p >= 0 and index[p] + t > k:
+                k = index[p] + t
+            index.append(k)
+            hand.append(clock.cycle(k))
+            n += 1
+            moved = True
+        n = len(written)
+        while n < len(hand) and prev[n] < len(taken):
+            clock, p = clocks[copy[n]], prev[n]
+            f = clock.cycle(index[n] + self.first) + 1
+            w = f
+            if p >= 0 and taken[p] > f:
+                w = taken[p]
+                clock.block(f, w)
+            written.append(w)
+            v = clock.cycle(index[n] + self.last) + 1
+            tile_valid.append(v if v > w else w + 1)
+            n += 1
+            moved = True
+        # Register chains: entry k of a chain takes beat n when its valid ``source`` (the
+        # previous entry's take + 1) and the next entry (``after``) has taken the beat before it
+        # on the same registers: the copy's previous window, or the previous window at all for
+        # the shared merge registers.
+        ready, step = tile_valid, 0
+        for registers, before in ((chain, prev), (merged, None)):
+            for k, stage in enumerate(registers):
+                if k + 1 < len(registers):
+                    after = registers[k + 1]
+                else:
+                    after = merged[0] if before is not None and merged else emit
+                n = len(stage)
+                while n < len(ready):
+                    p = n - 1 if before is None else before[n]
+                    if p >= len(after):
+                        break
+                    x = ready[n] + step
+                    if p >= 0 and after[p] > x:
+                        x = after[p]
+                    stage.append(x)
+                    n += 1
+                    moved = True
+                ready, step = stage, 1
+        n = len(valid)
+        while n < len(ready):
+            valid.append(ready[n] + step)
+            n += 1
+            moved = True
+        return moved
 
     def _advance_gap(self):
         take, sums, need = self.take, self.read, self.need
