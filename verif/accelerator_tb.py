@@ -6,8 +6,9 @@ cycles), takes the outputs from ``m_axis`` (optionally with backpressure; the mo
 stream rules on every beat), records the cycle of every handshake (cycle 0 is the first after
 reset release) and writes everything, with
 the wall-clock time of the run after reset, to a JSON results file. The comparison with the golden
-model is the caller's. A watchdog stops the run when no output handshake happened for
-``watchdog`` cycles: it reads the ``status`` port (every link's valid/ready), writes the diagnosis
+model is the caller's. `imcflow.verif.protocol.AxiStreamChecker` checks the AXI4-Stream rules
+on both ports in every cycle and fails the run at the first broken one. A watchdog stops the
+run when no output handshake happened for ``watchdog`` cycles: it reads the ``status`` port (every link's valid/ready), writes the diagnosis
 (`imcflow.verif.sim.diagnose`) into the results and fails the test with it.
 
 Parameters: ``data`` (``.npz`` with ``pixels``, ``(images, pixels_per_image, C)``), ``results``
@@ -31,6 +32,7 @@ import numpy as np
 from imcflow.hw.streams import VectorLayout
 from imcflow.verif.bench import Bench, parameters
 from imcflow.verif.patterns import port_stalls
+from imcflow.verif.protocol import AxiStreamChecker
 from imcflow.verif.sim import diagnose
 from imcflow.verif.streams import StreamDriver, StreamMonitor
 
@@ -131,6 +133,8 @@ async def stream_images(dut):
                                    layout=out_layout, backpressure=backpressure,
                                    on_beat=on_beat))
     watchdog = bench.add(Watchdog(dut, sink, expected, p["watchdog"], p["links"]))
+    for port in ("s_axis", "m_axis"):
+        bench.add(AxiStreamChecker(dut, port))
     await bench.start()
     started = time.perf_counter()
     source.send((pixel.tolist(), n == per_image - 1) for image in pixels
