@@ -3,8 +3,9 @@ recomputed here from that command and must appear, formatted as the doc writes i
 
 Each claim is (doc, text with ``{}`` fields, the figures that fill them). A changed figure or a
 reworded sentence fails the test, which names the doc and the sentence as it should read. The
-figures of expensive runs (Verilator simulations, FPGA builds) come from the scripts in
-benchmarks/ and the tests that assert them (test_demo.py for the demo's cycles and latency).
+figures of expensive runs come from benchmarks/docs_figures.py (ResNet-50's cycles, the deadlock
+report, the ONNX digits accuracy under simulation), the other benchmarks/ scripts (FPGA builds)
+and the tests that assert them (test_demo.py for the demo's cycles and latency).
 """
 
 from __future__ import annotations
