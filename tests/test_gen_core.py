@@ -79,6 +79,9 @@ def test_two_configurations_coexist_in_one_verilator_design(two, tmp_path):
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_clock_reset_and_files(two):
     a, b = two
+    # the manifest names the arch and says the network had no data set (random calibration)
+    assert a.manifest["arch_name"] == "default" and b.manifest["arch_name"].endswith("small.toml")
+    assert a.manifest["calibration"]["dataset"] is None and not a.manifest["calibration"]["labels"]
     for g, mhz in ((a, 1000.0), (b, 200.0)):
         m, d = g.manifest, g.directory
         assert m["clock"] == {"port": "clk", "edge": "rising", "mhz": mhz}
