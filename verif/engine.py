@@ -445,13 +445,15 @@ def run(harness: Harness, pixels: np.ndarray, *, out_beats: int, seed: int = 0,
                 chatter.append(line)
         process.wait()
         drain.join()
-        counter.close()
         summary = tmp / "summary.json"
         if process.returncode != 0 or not summary.exists():
+            counter.close()
             raise runner.SimulationError(
                 f"the simulation harness of {ports.top} failed (exit {process.returncode}):\n"
                 + "".join(chatter[-30:]))
         s = json.loads(summary.read_text())
+        counter.update(min(s["out_beats"] // per_output_image, images) - counter.done)
+        counter.close()
         in_cycles = np.fromfile(tmp / "in.bin", dtype=np.int64) if s["in_beats"] else \
             np.zeros(0, np.int64)
         out_cycles, words = _records(tmp / "out.bin", ports.output.words)
