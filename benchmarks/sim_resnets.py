@@ -56,7 +56,7 @@ def main():
                       f"{f['model_handshake_error_cycles']} (handshakes); cycles per image "
                       f"{f['cycles_per_image']} (model {f['model_cycles_per_image']}), latency "
                       f"{f['latency_cycles']} (model {f['model_latency_cycles']}); gen "
-                      f"{f['gen_seconds']} s, build {f['build_seconds']} s, simulation "
+                      f"{f['gen_seconds']} s, build {f['build_seconds']} s (CPU {f['build_cpu_seconds']} s), simulation "
                       f"{f['sim_seconds']} s ({f['cycles_per_second']:,} cycles/s); total "
                       f"{f['total_seconds']} s", flush=True)
 

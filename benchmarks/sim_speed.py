@@ -22,7 +22,9 @@ from imcflow.verif.sim import passed, simulate
 
 
 def report(f: dict) -> None:
-    build = "cached" if f["cached"] else f"{f['build_seconds']} s"
+    build = "cached" if f["cached"] else (f"{f['build_seconds']} s"
+                                          + (f" (CPU {f['build_cpu_seconds']} s)"
+                                             if f["build_cpu_seconds"] is not None else ""))
     print(f"{f['engine']} engine: {f['images']} images, {f['simulated_cycles']:,} cycles "
           f"({f['cycles_per_image']:.1f} per image); build {build}")
     print(f"  bit-exact: {f['bit_exact']}/{f['images']} images at {f['layers_checked']} tapped "

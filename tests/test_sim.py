@@ -8,7 +8,7 @@ engine.
 The networks are small so the builds are cheap: ``small_net`` has every layer kind (strided and
 padded convs, a projection skip, max and average pooling, flatten + dense, global pooling and a
 dense on a vector); ``tiny_residual`` an identity skip around two convs. The digits demo
-(tests/test_demo.py) and the ResNet-8 runs (tests/test_sim_resnet8.py) cover the full-size zoo.
+(tests/test_demo.py) and the ResNet runs (tests/test_sim_resnets.py) cover the full-size zoo.
 """
 
 from __future__ import annotations

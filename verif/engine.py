@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,9 @@ class Harness:
         Taken from the cache rather than built now.
     seconds : float
         Build time (0 when cached).
+    cpu_seconds : float
+        CPU time of Verilator and the compiler (user + system; 0 when cached): the build's cost
+        on an idle machine, whatever else a shared one runs.
     """
 
     executable: Path
@@ -125,6 +129,7 @@ class Harness:
     waves: bool
     cached: bool
     seconds: float
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -317,13 +322,18 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
         (tmp / f"{name}.v").write_text(verilog)
         (tmp / "harness.cpp").write_text(HARNESS.read_text())
         (tmp / "ports.h").write_text(header)
-        start = time.monotonic()
+        start, cpu = time.monotonic(), _children_cpu()
         _compile(tmp, name, flags, tmp / "build.log", progress)
         (tmp / "obj" / f"V{name}").rename(tmp / f"V{name}")
         shutil.rmtree(tmp / "obj")       # objects: hundreds of MB for large tops
         tmp.rename(final)
         return Harness(final / f"V{name}", ports, waves, cached=False,
-                       seconds=time.monotonic() - start)
+                       seconds=time.monotonic() - start, cpu_seconds=_children_cpu() - cpu)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _compile(directory: Path, name: str, flags: list[str], log: Path, progress: bool) -> None:

@@ -326,8 +326,8 @@ def _cocotb(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, 
                            test_id=runner.current_test_id(f"sim-{gen.name}"))
             except runner.SimulationError as e:
                 failure = e
-        if not results.exists():
-            raise failure
+        if not results.exists():   # the testbench did not get to write them
+            raise failure or runner.SimulationError(f"{_TB.name} wrote no results")
         r = json.loads(results.read_text())
     wave = str(failure).split("waveform: ")[1].splitlines()[0] if failure is not None and \
         "waveform: " in str(failure) else None
@@ -430,12 +430,12 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
     if engine == "cpp":
         r, harness, wave, rerun = _cpp(gen, verilog, pixels, plan, waves=waves,
                                        full_waves=full_waves, progress=progress)
-        build_seconds, cached, failure = harness.seconds, harness.cached, None
+        build_seconds, cached, build_cpu = harness.seconds, harness.cached, harness.cpu_seconds
     else:
         plan.pop("out_beats")
-        r, build_seconds, wave, failure = _cocotb(gen, verilog, pixels, plan, waves=waves,
-                                                  full_waves=full_waves, progress=progress)
-        cached, rerun = None, None
+        r, build_seconds, wave, _ = _cocotb(gen, verilog, pixels, plan, waves=waves,
+                                            full_waves=full_waves, progress=progress)
+        cached, rerun, build_cpu = None, None, None
 
     streams = compare.Streams(qnet, pixels, (r.out_values, r.out_last), r.taps)
     figures = {"directory": str(directory), "network": qnet.name, "top": gen.name,
@@ -471,6 +471,7 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
         activation_memory_bits=manifest["mapping"]["activation_memory_bits"],
         crossbars=manifest["mapping"]["crossbars"], clock_mhz=qnet.arch.clock_mhz,
         simulated_cycles=r.cycles, build_seconds=round(build_seconds, 1), cached=cached,
+        build_cpu_seconds=None if build_cpu is None else round(build_cpu, 1),
         sim_seconds=round(r.wall_seconds, 2),
         cycles_per_second=round(r.cycles / r.wall_seconds) if r.wall_seconds else None,
         images_per_second=round(images / r.wall_seconds, 1) if r.wall_seconds else None)
