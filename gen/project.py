@@ -55,9 +55,12 @@ class Generated:
     directory : Path or None
     target : str
         The crossbar flavour (`~imcflow.hw.crossbar.TARGETS`): ``sim`` or ``fpga``.
+    taps : bool
+        Whether the top carries the debug taps of every stage's output stream
+        (`~imcflow.gen.accelerator.AxiStreamTop`), with which `imcflow sim` checks every layer.
     top : AxiStreamTop
-        The Verilog top, elaborated from ``qnet`` and ``mapping`` on first use;
-        ``top.core`` is the `~imcflow.gen.accelerator.Accelerator`.
+        The Verilog top, elaborated from ``qnet``, ``mapping``, ``target`` and ``taps`` on first
+        use; ``top.core`` is the `~imcflow.gen.accelerator.Accelerator`.
     """
 
     qnet: object
@@ -66,12 +69,14 @@ class Generated:
     manifest: dict
     directory: Path | None = None
     target: str = "sim"
+    taps: bool = True
 
     @functools.cached_property
     def top(self):
         from imcflow.gen.accelerator import Accelerator, AxiStreamTop
 
-        return AxiStreamTop(Accelerator(self.qnet, self.mapping, target=self.target))
+        return AxiStreamTop(Accelerator(self.qnet, self.mapping, target=self.target),
+                            taps=self.taps)
 
     @property
     def verilog_path(self) -> Path:
@@ -214,6 +219,10 @@ def _manifest(gen: Generated, *, options: dict, lint: dict, tools: dict, model: 
                    "signals": list(STATUS_SIGNALS),
                    "links": [{"bit": len(STATUS_SIGNALS) * n, **dataclasses.asdict(link)}
                              for n, link in enumerate(core.links)]},
+        "taps": [{"stage": stage, "handshake": f"{prefix}_handshake",
+                  "payload": f"{prefix}_payload", "lanes": core.layouts[stage].lanes,
+                  "bits": core.layouts[stage].bits, "signed": core.layouts[stage].signed}
+                 for stage, prefix in top.taps.items()],
         "skip_fifos": [{"join": l.name, "input": l.skip_input, "words": l.buffer_words,
                         "mapper_words": options["mapper_skip_words"][l.name],
                         "min_words": l.skip_min_words}
@@ -321,7 +330,7 @@ targets:
 
 def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None, buffer=None,
              skip_depth_scale: float = 1.0, progress: bool = True, force: bool = False,
-             dataset: str | None = None, target: str = "sim") -> Generated:
+             dataset: str | None = None, target: str = "sim", taps: bool = True) -> Generated:
     """Write the accelerator of ``network`` on ``arch`` into ``out_dir``, atomically.
 
     Parameters
@@ -349,6 +358,10 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         The crossbar flavour: ``sim`` (default), the behavioral model of the analog crossbar
         (integer arithmetic once per MVM, fast under Verilator), or ``fpga``, the multiplier-free
         MAC array for synthesis. Same ports and timing (docs/crossbar.md).
+    taps : bool
+        Debug ports on the top with every stage's output stream (default), with which
+        `imcflow sim` checks every layer against the golden model; False: a clean top, and
+        `imcflow sim` checks the output only.
 
     Returns
     -------
@@ -385,7 +398,7 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     steps.step("elaborating")
     digest = design_hash(qnet, mapping, target)
     gen = Generated(qnet, mapping, top_name(qnet.name, digest), {"design_hash": digest},
-                    Path(out_dir), target)
+                    Path(out_dir), target, taps)
     name = gen.name
     verilog = runner.verilog(gen.top, name)   # with the header below, once the manifest exists
     options = {"buffer": arch.buffer, "skip_depth_scale": skip_depth_scale,
@@ -463,7 +476,8 @@ def load(directory: str | os.PathLike) -> Generated:
     if manifest.get("target") not in TARGETS:
         raise UserError(f"{MANIFEST}.target: must be one of {', '.join(TARGETS)}, not "
                         f"{manifest.get('target')!r}; regenerate it with `imcflow gen`")
-    return Generated(qnet, mapping, manifest["top"], manifest, directory, manifest["target"])
+    return Generated(qnet, mapping, manifest["top"], manifest, directory, manifest["target"],
+                     bool(manifest.get("taps")))
 
 
 def held_out(manifest: dict, count: int | None = None):
