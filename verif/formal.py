@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 
 from imcflow import toolchain
 from imcflow.verif.runner import cache_dir, current_test_id
@@ -52,7 +53,8 @@ def _rtlil(spec) -> str:
     return rtlil.convert(top, name="top", platform="formal", ports=())
 
 
-def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None) -> None:
+def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None,
+          modules: Sequence[str] = ()) -> None:
     """Run SymbiYosys on ``spec`` in ``mode`` with ``depth`` steps; raise `FormalError` on failure.
 
     Parameters
@@ -65,6 +67,9 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
         Steps of the base case and induction (``prove``) or of the bounded search.
     name : str, optional
         Prefix of the work directory (default: the pytest node id).
+    modules : sequence of str
+        RTLIL texts of modules that ``spec`` instantiates with ``Instance`` (e.g. mutants),
+        read before the spec.
 
     Raises
     ------
@@ -82,11 +87,17 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     (work / "spec.il").write_text(_rtlil(spec))
+    extra = [f"module{n}.il" for n in range(len(modules))]
+    for file, text in zip(extra, modules):
+        (work / file).write_text(text)
     (work / "spec.sby").write_text(
         f"[options]\nmode {mode}\ndepth {depth}\n\n"
         "[engines]\nsmtbmc z3\n\n"
-        "[script]\nread_rtlil spec.il\nprep -top top\n\n"
-        "[files]\nspec.il\n")
+        "[script]\n" + "".join(f"read_rtlil {f}\n" for f in extra)
+        + "read_rtlil spec.il\n"
+        # flattened when it instantiates modules, so their constant inputs fold away
+        + f"prep {'-flatten ' if modules else ''}-top top\n\n"
+        "[files]\n" + "".join(f"{f}\n" for f in extra) + "spec.il\n")
     out = subprocess.run(
         [tools["sby"], "-f", "spec.sby", "--yosys", tools["yosys"], "--smtbmc", tools["yosys-smtbmc"]],
         cwd=work, capture_output=True, text=True, env=toolchain.environ())

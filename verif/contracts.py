@@ -1,0 +1,308 @@
+"""Formal contracts of the stream blocks, for `imcflow.verif.formal.check`.
+
+Each spec is an `Elaboratable` around a design under test ``dut``: it drives the inputs from
+``AnySeq`` and states the block's contract with ``Assert``. The tests prove them by k-induction
+on the real blocks (tests/test_fifo_formal.py, tests/test_residual_formal.py), and
+`imcflow.verif.mutate` runs them as bounded model checks on mutants, which it wraps in an
+``Instance`` (`as_instance`) with the block's signature; a mutant has no formal hooks, so the
+specs take ``internal=False`` there and state only what the ports show.
+
+- `QueueSpec`: PipelineFifo, SkidBuffer, SkipFifo (no beat lost, duplicated, reordered or
+  corrupted; ``level`` right; an offered beat held until taken).
+- `ForkSpec`: each input beat exactly once to each output, in order, with its payload.
+- `JoinSpec`: one output per pair of input beats, and its value is the golden join of that pair.
+- `each_unit`: a spec applied to every unit of a `~imcflow.verif.bank.Bank`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.asserts import AnySeq
+from amaranth.hdl import (Array, Assert, Assume, Cat, ClockSignal, Const, Cover, Elaboratable,
+                          Instance, Module, ResetSignal, Shape, Signal, Value, signed, unsigned)
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+__all__ = ["free_producer", "obeys_stream_rules", "QueueSpec", "ForkSpec", "JoinSpec",
+           "small_join", "each_unit", "as_instance"]
+
+
+def _add(m, dut):
+    if isinstance(dut, Elaboratable):
+        m.submodules.dut = dut
+
+
+def free_producer(m, port):
+    """Drive input stream ``port`` from ``AnySeq``, assuming only the stream rules: once
+    ``valid`` is asserted it stays, with the same payload, until the handshake."""
+    payload = Value.cast(port.payload)
+    m.d.comb += [port.valid.eq(AnySeq(1)), payload.eq(AnySeq(len(payload)))]
+    waiting, held = Signal(name=f"{port.valid.name}_waiting"), Signal.like(payload)
+    m.d.sync += [waiting.eq(port.valid & ~port.ready), held.eq(payload)]
+    with m.If(waiting):
+        m.d.comb += [Assume(port.valid), Assume(payload == held)]
+
+
+def obeys_stream_rules(m, port):
+    """Assert that output stream ``port`` keeps an offered beat, unchanged, until the handshake."""
+    payload = Value.cast(port.payload)
+    waiting, held = Signal(name=f"{port.valid.name}_waiting"), Signal.like(payload)
+    m.d.sync += [waiting.eq(port.valid & ~port.ready), held.eq(payload)]
+    with m.If(waiting):
+        m.d.comb += [Assert(port.valid), Assert(payload == held)]
+
+
+class QueueSpec(Elaboratable):
+    """The contract of a stream queue with ports ``i``, ``o``, ``level`` and attribute ``depth``.
+
+    The environment is free: any ``i.valid``, ``i.payload`` and ``o.ready`` in every cycle (the
+    producer need not even follow the stream rules). Properties:
+
+    - ``level`` equals the beats accepted minus the beats emitted, and ``i.ready``/``o.valid`` are
+      ``level != depth``/``level != 0`` (no overflow, no beat held back);
+    - an offered output beat stays offered, unchanged, until accepted;
+    - tracked beat: at an arbitrary (``AnySeq``) input handshake the harness records the payload
+      and how many beats are ahead of it; that count drops with each output handshake and, when
+      it is 0, the beat emitted must be the recorded one. As the choice is arbitrary, this holds
+      for every beat: none is lost, duplicated, reordered or corrupted.
+
+    With ``internal=True`` (k-induction) the queue's formal hook ``peek(position)`` ties the
+    tracked beat to its storage: the beat ``ahead`` places behind the head is the recorded one,
+    and the head is the beat offered.
+    """
+
+    def __init__(self, dut, *, internal: bool = True):
+        self.dut, self.internal = dut, internal
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = self.dut
+        _add(m, dut)
+        depth, width = dut.depth, len(Value.cast(dut.i.payload))
+        i_payload, o_payload = Value.cast(dut.i.payload), Value.cast(dut.o.payload)
+        m.d.comb += [dut.i.valid.eq(AnySeq(1)), i_payload.eq(AnySeq(width)), dut.o.ready.eq(AnySeq(1))]
+        accepted = dut.i.valid & dut.i.ready
+        emitted = dut.o.valid & dut.o.ready
+
+        count = Signal(range(depth + 1))
+        m.d.sync += count.eq(count + accepted - emitted)
+        m.d.comb += [
+            Assert(dut.level == count),
+            Assert(dut.i.ready == (dut.level != depth)),
+            Assert(dut.o.valid == (dut.level != 0)),
+        ]
+
+        stalled, held = Signal(), Signal(width)
+        m.d.sync += [stalled.eq(dut.o.valid & ~dut.o.ready), held.eq(o_payload)]
+        with m.If(stalled):
+            m.d.comb += [Assert(dut.o.valid), Assert(o_payload == held)]
+
+        tracking, ahead, value = Signal(), Signal(range(depth)), Signal(width)
+        with m.If(tracking):
+            m.d.comb += Assert(ahead < dut.level)
+            if self.internal:
+                m.d.comb += Assert(dut.peek(ahead) == value)
+            with m.If(emitted):
+                with m.If(ahead == 0):
+                    m.d.comb += Assert(o_payload == value)
+                    m.d.sync += tracking.eq(0)
+                with m.Else():
+                    m.d.sync += ahead.eq(ahead - 1)
+        with m.Elif(accepted & AnySeq(1)):
+            m.d.sync += [tracking.eq(1), ahead.eq(dut.level - emitted), value.eq(i_payload)]
+        if self.internal:
+            with m.If(dut.o.valid):
+                m.d.comb += Assert(o_payload == dut.peek(0))
+
+        # reachability: full, then emptied again; at full rate, a beat in and out in one cycle
+        full_seen = Signal()
+        with m.If(dut.level == depth):
+            m.d.sync += full_seen.eq(1)
+        m.d.comb += Cover(full_seen & (dut.level == 0))
+        if dut.interval == 1:
+            m.d.comb += Cover(accepted & emitted)
+        return m
+
+
+class ForkSpec(Elaboratable):
+    """Fork with a producer that follows the stream rules and two free consumers.
+
+    Per output, ``ahead`` counts its handshakes minus the input's: it stays 0 or 1 (never a beat
+    twice, never the input consumed before this output took it), and an output that is ahead
+    offers nothing. An output beat is always the input beat now offered, and the input beat is
+    consumed only once both outputs have taken it, so output beat ``n`` is input beat ``n``: each
+    beat exactly once, in order. With both consumers ready, the input never waits (full rate).
+    With ``internal=True`` (k-induction), ``ahead`` also equals the Fork's ``taken`` state.
+    """
+
+    def __init__(self, dut, *, internal: bool = True):
+        self.dut, self.internal = dut, internal
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = self.dut
+        _add(m, dut)
+        free_producer(m, dut.i)
+        consumed = dut.i.valid & dut.i.ready
+        for n, o in enumerate((dut.o_main, dut.o_skip)):
+            m.d.comb += o.ready.eq(AnySeq(1))
+            obeys_stream_rules(m, o)
+            delivered = o.valid & o.ready
+            ahead = Signal(name=f"{o.valid.name}_ahead")
+            m.d.sync += ahead.eq(ahead + delivered - consumed)
+            m.d.comb += [
+                Assert(~consumed | ahead | delivered),  # consumed only once this output took it
+                Assert(~(ahead & delivered)),           # never twice
+                Assert(~(ahead & o.valid)),             # an output that took the beat offers none
+                Assert(~o.valid | (dut.i.valid & (Value.cast(o.payload) == Value.cast(dut.i.payload)))),
+            ]
+            if self.internal:
+                m.d.comb += Assert(ahead == dut.taken[n])
+        m.d.comb += Assert(~(dut.i.valid & dut.o_main.ready & dut.o_skip.ready) | dut.i.ready)
+        # reachable: the outputs taking one beat in different cycles, and back-to-back beats
+        main_first = Signal()
+        with m.If(dut.o_main.valid & dut.o_main.ready & ~consumed):
+            m.d.sync += main_first.eq(1)
+        m.d.comb += Cover(main_first & consumed & ~dut.o_main.valid)
+        last_consumed = Signal()
+        m.d.sync += last_consumed.eq(consumed)
+        m.d.comb += Cover(last_consumed & consumed)
+        return m
+
+
+def _join_reference(dut, a, b):
+    """The golden output lane of the join for lanes ``a``, ``b``: a table computed by
+    `imcflow.sw.golden.join` when the inputs have at most 12 bits together (independent of the
+    RTL's arithmetic), else the RTL twin `imcflow.hw.arith.requantize_sum`."""
+    from imcflow.hw.arith import requantize_sum
+    from imcflow.sw import golden
+
+    a_shape, b_shape = dut.a_shape, dut.b_shape
+    if a_shape.width + b_shape.width > 12:
+        return requantize_sum(a * dut.mult_a + b * dut.mult_b, dut.shift, dut.act_bits,
+                              dut.act_signed)
+
+    def value(code, shape):
+        return code - (1 << shape.width) if shape.signed and code >> (shape.width - 1) else code
+
+    codes_a, codes_b = np.arange(1 << a_shape.width), np.arange(1 << b_shape.width)
+    av = np.array([value(int(c), a_shape) for c in codes_a])[:, None]
+    bv = np.array([value(int(c), b_shape) for c in codes_b])[None, :]
+    table = golden.join(av, bv, dut.mult_a, dut.mult_b, dut.shift, act_bits=dut.act_bits,
+                        signed=dut.act_signed)
+    out_shape = signed(dut.act_bits) if dut.act_signed else unsigned(dut.act_bits)
+    # entry (code of a) * 2**width(b) + (code of b)
+    entries = Array(Const(int(v), out_shape) for v in table.reshape(-1))
+    return entries[Cat(Value.cast(b).as_unsigned(), Value.cast(a).as_unsigned())]
+
+
+class JoinSpec(Elaboratable):
+    """Join with two producers that follow the stream rules (and agree on ``last``) and a free
+    consumer.
+
+    Both inputs are consumed in the same cycles; ``pending``, input pairs consumed minus outputs
+    taken, is always the output register's ``valid`` (0 or 1): one output per pair, none lost or
+    added. The spec computes the golden output of each consumed pair (`_join_reference`, lane by
+    lane, and ``last`` of ``i_a``) and asserts that the output offered is exactly that: the data
+    and their order. The output keeps an offered beat unchanged until it is taken, and when the
+    output register is free, a pair offered on both inputs is consumed at once.
+
+    The data property (``data=True``) is for bounded model checks: one output beat depends on
+    one pair consumed the cycle before, so a few cycles from reset reach every pair of values;
+    k-induction proves the rest (``data=False``).
+    """
+
+    def __init__(self, dut, *, internal: bool = True, data: bool = True):
+        self.dut, self.internal, self.data = dut, internal, data
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = self.dut
+        _add(m, dut)
+        a, b, o = dut.i_a, dut.i_b, dut.o
+        free_producer(m, a)
+        free_producer(m, b)
+        with m.If(a.valid & b.valid):
+            m.d.comb += Assume(a.p.last == b.p.last)
+        m.d.comb += o.ready.eq(AnySeq(1))
+        obeys_stream_rules(m, o)
+        consumed_a, consumed_b = a.valid & a.ready, b.valid & b.ready
+        taken = o.valid & o.ready
+        pending = Signal()
+        m.d.sync += pending.eq(pending + consumed_a - taken)
+        m.d.comb += [
+            Assert(consumed_a == consumed_b),
+            Assert(pending == o.valid),
+            Assert(~(a.valid & b.valid & (~o.valid | o.ready)) | (a.ready & b.ready)),
+            Cover(taken & consumed_a),
+        ]
+        expected = Signal.like(Value.cast(o.payload))
+        with m.If(consumed_a & self.data):
+            m.d.sync += Value.cast(expected).eq(Cat(
+                *[_join_reference(dut, a.p.data[ch], b.p.data[ch]) for ch in range(dut.c)],
+                a.p.last))
+        with m.If(o.valid & self.data):
+            m.d.comb += Assert(Value.cast(o.payload) == expected)
+        stalled_pair = Signal()
+        m.d.sync += stalled_pair.eq(a.valid & b.valid & ~a.ready)
+        m.d.comb += Cover(stalled_pair & consumed_a)
+        return m
+
+
+def small_join():
+    """A Join small enough to prove in seconds: one lane, 2-bit inputs, saturating output."""
+    from imcflow.hw.residual import Join
+    return Join(1, unsigned(2), signed(2), mult_a=3, mult_b=1, shift=1, act_bits=2,
+                act_signed=True)
+
+
+class _UnitPorts:
+    """Unit ``name`` of a bank seen alone: port ``p`` is the bank's ``<name>_<p>``; other
+    attributes are the unit component's."""
+
+    def __init__(self, bank, name, unit):
+        self._bank, self._name, self._unit = bank, name, unit
+
+    def __getattr__(self, attr):
+        try:
+            return getattr(self._bank, f"{self._name}_{attr}")
+        except AttributeError:
+            return getattr(self._unit, attr)
+
+
+def each_unit(bank, units: dict, spec, **kwargs) -> Elaboratable:
+    """``spec(unit, **kwargs)`` for every unit of ``bank`` (a Bank, or its `as_instance`),
+    ``units`` being the Bank's ``{name: component}``."""
+
+    class Specs(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.bank = bank
+            for name, unit in units.items():
+                m.submodules[f"spec_{name}"] = spec(_UnitPorts(bank, name, unit), **kwargs)
+            return m
+    return Specs()
+
+
+def as_instance(block, module: str, ports: dict | None = None) -> wiring.Component:
+    """A component with ``block``'s signature whose logic is the RTLIL or Verilog module
+    ``module`` (an ``Instance``; its ports named as Amaranth names them, ``i__payload``), with
+    extra input ports ``ports`` (e.g. ``{"mutsel": Const(3, 6)}``). It carries ``block``'s public
+    attributes that specs read (``depth``, ``shape``, ``latency``, ``interval``)."""
+
+    class Wrapped(wiring.Component):
+        def elaborate(self, platform):
+            m = Module()
+            connections = {f"i_{k}": v for k, v in (ports or {}).items()}
+            for path, member, value in self.signature.flatten(self):
+                name = "__".join(map(str, path))
+                connections[("i_" if member.flow == In else "o_") + name] = Value.cast(value)
+            m.submodules.block = Instance(module, i_clk=ClockSignal(), i_rst=ResetSignal(),
+                                          **connections)
+            return m
+
+    wrapped = Wrapped(block.signature)
+    for key in ("shape", "depth", "interval", "latency"):
+        if hasattr(block, key):
+            setattr(wrapped, key, getattr(block, key))
+    return wrapped
