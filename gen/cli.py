@@ -17,7 +17,8 @@ from __future__ import annotations
 from imcflow.errors import UserError
 from imcflow.gen.blocks import BLOCKS, FIFO_DEPTHS, FIFO_WIDTHS
 
-_ACCELERATOR_OPTIONS = ("arch", "core_budget", "buffer", "skip_depth_scale", "dataset", "target")
+_ACCELERATOR_OPTIONS = ("arch", "core_budget", "buffer", "skip_depth_scale", "dataset", "target",
+                        "taps")
 
 
 def add_arguments(parser) -> None:
@@ -42,6 +43,10 @@ def add_arguments(parser) -> None:
                         help="network: the crossbar flavour, sim (the behavioral model of the "
                              "analog crossbar, fast in simulation) or fpga (the multiplier-free "
                              "MAC array, for synthesis); same ports and timing (default: sim)")
+    parser.add_argument("--no-taps", dest="taps", action="store_const", const=False,
+                        help="network: leave out the debug taps (every stage's output stream as "
+                             "ports, with which `imcflow sim` checks every layer); sim then checks "
+                             "the output only")
     parser.add_argument("--skip-depth-scale", type=float,
                         help="network: size every skip FIFO at this fraction of the mapper's "
                              "depth (below its minimum the pipeline deadlocks; for tests)")
@@ -71,7 +76,8 @@ def run(args) -> int:
                         f"{args.block!r}")
     for option in _ACCELERATOR_OPTIONS:
         if getattr(args, option) is not None:
-            raise UserError(f"--{option.replace('_', '-')}: only for --network")
+            flag = "no-taps" if option == "taps" else option.replace("_", "-")
+            raise UserError(f"--{flag}: only for --network")
     generate, options = BLOCKS[args.block]
     for option in options:
         if getattr(args, option) is None:
@@ -100,7 +106,8 @@ def _accelerator(args) -> int:
     scale = 1.0 if args.skip_depth_scale is None else args.skip_depth_scale
     gen = generate(args.output, args.network, args.arch, core_budget=args.core_budget,
                    buffer=args.buffer, skip_depth_scale=scale, progress=not args.json,
-                   force=args.force, dataset=args.dataset, target=args.target or "sim")
+                   force=args.force, dataset=args.dataset, target=args.target or "sim",
+                   taps=args.taps is None)
     manifest = gen.manifest
     if args.json:
         from imcflow.cli import print_json
