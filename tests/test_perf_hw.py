@@ -107,3 +107,24 @@ def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpre
     schedule = simulate(mapping, 3, input_stall=input_stall, output_stall=output_stall)
     assert measured["in"] == schedule.emit["x"].tolist()
     assert measured["out"] == schedule.emit["c2"].tolist()
+
+
+def test_every_layer_kind_under_stalls_matches_the_rtl():
+    # small_net (strided and padded convs, a projection skip and its join, max and average
+    # pooling, dense layers, global pooling) with 2-cycle MVMs, under idle and backpressure.
+    from small_networks import small_net
+
+    from imcflow.gen.accelerator import Accelerator
+    from imcflow.sw.datasets import calibrated
+    from imcflow.verif.patterns import port_stalls
+
+    arch = load_arch("default", mvm_cycles=2)
+    qnet = calibrated(small_net(), arch)[0]
+    mapping = map_network(qnet.network, arch)
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 64, 2))
+    input_stall, output_stall = port_stalls(7, 0.3, 0.5, 4000)
+    measured = _handshakes(Accelerator(qnet, mapping, target="fpga"), pixels, input_stall,
+                           output_stall)
+    schedule = simulate(mapping, 3, input_stall=input_stall, output_stall=output_stall)
+    assert measured["in"] == schedule.emit[schedule.source].tolist()
+    assert measured["out"] == schedule.emit[schedule.output].tolist()
