@@ -122,7 +122,8 @@ def test_every_layer_kind_under_stalls_matches_the_rtl():
     qnet = calibrated(small_net(), arch)[0]
     mapping = map_network(qnet.network, arch)
     pixels = np.random.default_rng(0).integers(0, 256, (3, 64, 2))
-    input_stall, output_stall = port_stalls(7, 0.3, 0.5, 4000)
+    # (seed 11 stalls the output in the cycles two of the three logits are first offered)
+    input_stall, output_stall = port_stalls(11, 0.3, 0.5, 4000)
     measured = _handshakes(Accelerator(qnet, mapping, target="fpga"), pixels, input_stall,
                            output_stall)
     schedule = simulate(mapping, 3, input_stall=input_stall, output_stall=output_stall)
