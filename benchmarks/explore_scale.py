@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -41,17 +43,33 @@ QUICK = SWEEP.replace('core_budget = ["none", "2x", "4x"]', 'core_budget = ["non
     .replace('cols = [128, 256]', 'cols = [256]').replace('mvm_cycles = [8, 16]', 'mvm_cycles = [8]')
 
 
+#: the swept fields a point's event model depends on (its shared task's key)
+ARCH_TIMING = ("rows", "cols", "input_encoding", "mvm_cycles", "core_budget", "buffer")
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of finished child processes and their waited-for children:
+    the explore client, its local cluster's scheduler and workers."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run(sweep: Path, out: Path, workers: int) -> dict:
-    start = time.monotonic()
+    start, cpu = time.monotonic(), _cpu()
     done = subprocess.run([sys.executable, "-m", "imcflow", "explore", str(sweep), "-o", str(out),
                            "--workers", str(workers), "--json"], capture_output=True, text=True)
-    seconds = time.monotonic() - start
+    seconds, cpu = time.monotonic() - start, _cpu() - cpu
     if done.returncode != 0:
         sys.exit(f"explore failed:\n{done.stderr}")
     summary = json.loads(done.stdout)
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    return {"workers": workers, "points": summary["points"], "completed": summary["completed"],
-            "failed": summary["failed"], "wall_s": seconds, "points_per_s": summary["points"] / seconds,
+    shared = len({(r["network"], *(r[k] for k in sorted(r) if k in ARCH_TIMING)) for r in rows})
+    keys = {(r["network"], r["rows"], r["adc_bits"], r["input_encoding"], r["weight_noise"])
+            for r in rows if r.get("accuracy") is not None}
+    accuracy = sum(2 if key[-1] > 0 else 1 for key in keys)  # noise_seeds = 2 with noise
+    return {"workers": workers, "tasks_per_point": (len(rows) + shared + accuracy) / len(rows),
+            "points": summary["points"], "completed": summary["completed"],
+            "failed": summary["failed"], "wall_s": seconds, "cpu_s": cpu, "points_per_s": summary["points"] / seconds,
             "point_task_s": sum(r.get("seconds", 0) for r in rows) / len(rows)}
 
 
@@ -68,16 +86,26 @@ def main() -> None:
     for r in runs:
         print(f"{r['workers']} worker(s): {r['points']} points ({r['failed']} failed) in "
               f"{r['wall_s']:.1f} s: {r['points_per_s']:.1f} points/s "
-              f"(point tasks {1e3 * r['point_task_s']:.1f} ms each on average)")
-    print(f"scaling efficiency with 2 workers: {efficiency:.0%}")
-    # Projection: per-point cost on one worker (shared work amortized over the sweep), spread
-    # over 64 workers at the measured 2-worker efficiency.
-    per_point = one["wall_s"] / one["points"]
-    hours = 1_000_000 * per_point / (64 * efficiency) / 3600
-    print(f"per point on one worker (shared accuracy and event-model work included): "
-          f"{1e3 * per_point:.1f} ms; 1,000,000 points on 64 workers at this efficiency: "
-          f"{hours:.2f} h")
-    print(json.dumps({"runs": runs, "efficiency": efficiency, "per_point_s": per_point,
+              f"(point tasks {1e3 * r['point_task_s']:.1f} ms each on average); "
+              f"{r['cpu_s']:.1f} CPU s")
+    load = os.getloadavg()[0]
+    print(f"scaling efficiency with 2 workers: {efficiency:.0%} (wall clock; load average "
+          f"{load:.1f} on {os.cpu_count()} cores at the end); CPU work with 2 workers is "
+          f"{two['cpu_s'] / one['cpu_s']:.2f}x that with 1")
+    # Projection onto 64 workers: the CPU work per point measured with one worker (shared
+    # accuracy and event-model work, start-up, client and scheduler included), spread over 64
+    # workers with the extra work measured when going from 1 to 2 workers; and, since the Dask
+    # scheduler handles tasks one at a time, the scheduler's own time at its documented ~1 ms per
+    # task (points plus shared tasks, in this sweep's proportion).
+    per_point = one["cpu_s"] / one["points"]
+    compute_h = 1_000_000 * per_point * (two["cpu_s"] / one["cpu_s"]) / 64 / 3600
+    scheduler_h = 1_000_000 * one["tasks_per_point"] * 1e-3 / 3600
+    hours = max(compute_h, scheduler_h)
+    print(f"CPU per point on one worker: {1e3 * per_point:.1f} ms; 1,000,000 points on 64 "
+          f"workers: {60 * compute_h:.0f} min of computation, {60 * scheduler_h:.0f} min of "
+          f"scheduler time at ~1 ms per task: about {60 * hours:.0f} min")
+    print(json.dumps({"runs": runs, "efficiency": efficiency, "cpu_per_point_s": per_point,
+                      "cpu_ratio": two["cpu_s"] / one["cpu_s"], "load_average": load,
                       "projected_hours_1m_points_64_workers": hours}))
 
 
