@@ -130,8 +130,8 @@ class ForkSpec(Elaboratable):
     Per output, ``ahead`` counts its handshakes minus the input's: it stays 0 or 1 (never a beat
     twice, never the input consumed before this output took it), and an output that is ahead
     offers nothing. An output beat is always the input beat now offered, and the input beat is
-    consumed only once both outputs have taken it, so output beat ``n`` is input beat ``n``: each
-    beat exactly once, in order. With both consumers ready, the input never waits (full rate).
+    consumed exactly when both outputs have taken it (neither waits for the other), so output
+    beat ``n`` is input beat ``n``: each beat exactly once, in order. With both consumers ready, the input never waits (full rate).
     With ``internal=True`` (k-induction), ``ahead`` also equals the Fork's ``taken`` state.
     """
 
@@ -144,6 +144,7 @@ class ForkSpec(Elaboratable):
         _add(m, dut)
         free_producer(m, dut.i)
         consumed = dut.i.valid & dut.i.ready
+        served = Const(1)   # every output has taken the beat offered, now or before
         for n, o in enumerate((dut.o_main, dut.o_skip)):
             m.d.comb += o.ready.eq(AnySeq(1))
             obeys_stream_rules(m, o)
@@ -156,8 +157,11 @@ class ForkSpec(Elaboratable):
                 Assert(~(ahead & o.valid)),             # an output that took the beat offers none
                 Assert(~o.valid | (dut.i.valid & (Value.cast(o.payload) == Value.cast(dut.i.payload)))),
             ]
+            served &= ahead | delivered
             if self.internal:
                 m.d.comb += Assert(ahead == dut.taken[n])
+        # the input beat leaves exactly when both outputs have it: neither waits for the other
+        m.d.comb += Assert(consumed == (dut.i.valid & served))
         m.d.comb += Assert(~(dut.i.valid & dut.o_main.ready & dut.o_skip.ready) | dut.i.ready)
         # reachable: the outputs taking one beat in different cycles, and back-to-back beats
         main_first = Signal()

@@ -46,7 +46,7 @@ from imcflow import toolchain
 from imcflow.errors import UserError
 
 __all__ = ["BLOCKS", "Mutation", "mutations", "mutant_design", "equivalent", "campaign",
-           "add_arguments", "run"]
+           "quiet", "add_arguments", "run"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TB_DIR = ROOT / "tests" / "cocotb"
@@ -60,7 +60,7 @@ def _progress(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _quiet(log: Path):
+def quiet(log: Path):
     """Send everything the tools print (cocotb's log, Verilator's) to file ``log``, so that
     stdout keeps only the report and stderr only the progress lines."""
     global _STDERR
@@ -131,23 +131,24 @@ class Mutation:
         return (ours or list(self.sources) or ["(no source location)"])[-1]
 
     def describe(self) -> str:
-        """``hw/fifo.py:125: <the line's text>`` and the mutation's mode, cell and port bit."""
-        where = self.source
-        text = ""
-        match = re.match(r"(.+):(\d+)", where)
+        """``hw/fifo.py:125: <the line's text>  [mode cell.port[bit]]``."""
+        where, text = self.source, ""
+        match = re.fullmatch(r"(.+):(\d+)", where)
         if match and Path(match[1]).is_file():
-            lines = Path(match[1]).read_text().splitlines()
-            line = int(match[2])
+            path, line = Path(match[1]).resolve(), int(match[2])
+            lines = path.read_text().splitlines()
             text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-            where = f"{Path(match[1]).resolve().relative_to(ROOT) if Path(match[1]).resolve().is_relative_to(ROOT) else match[1]}:{line}"
-        fields = dict(re.findall(r"-(mode|cell|port|portbit) (\S+)", self.args))
-        what = f"{fields.get('mode')} {fields.get('cell')}.{fields.get('port')}[{fields.get('portbit')}]"
+            where = f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:{line}"
+        f = dict(re.findall(r"-(mode|cell|port|portbit) (\S+)", self.args))
+        what = f"{f.get('mode')} {f.get('cell')}.{f.get('port')}[{f.get('portbit')}]"
         return f"{where}: {text}  [{what}]" if text else f"{where}  [{what}]"
 
 
-def mutations(rtlil_text: str, top: str, count: int, seed: int, select: str = "") -> list[Mutation]:
+def mutations(rtlil_text: str, top: str, count: int, seed: int,
+              select: str = "") -> list[Mutation]:
     """``count`` mutations of module ``top`` drawn by Yosys' ``mutate -list`` with ``seed``,
-    among the cells selected by ``select`` (a Yosys selection; default all), clock ports left out."""
+    among the cells selected by ``select`` (a Yosys selection, possibly preceded by ``mutate``'s
+    filters such as ``-mode inv -port WR_DATA``; default all); clock ports are left out."""
     with tempfile.TemporaryDirectory(prefix="imcflow-mutate-") as tmp:
         work = Path(tmp)
         (work / "design.il").write_text(rtlil_text)
@@ -336,7 +337,8 @@ def _join():
     from imcflow.hw.residual import Join
     from imcflow.sw import golden
     units = []
-    for n, (c, (ab, asg), (bb, bsg), mult_a, mult_b, shift, act_bits, act_signed) in enumerate(JOINS):
+    for n, (c, (ab, asg), (bb, bsg), mult_a, mult_b, shift, act_bits, act_signed) in \
+            enumerate(JOINS):
         rng = np.random.default_rng(10 + n)
         a, b = _maps(rng, (3, 3, 4, c), ab, asg), _maps(rng, (3, 3, 4, c), bb, bsg)
         dut = Join(c, signed(ab) if asg else unsigned(ab), signed(bb) if bsg else unsigned(bb),
@@ -644,7 +646,7 @@ def run(args) -> int:
     log = cache_dir("mutate") / f"{args.block}.log"
     log.unlink(missing_ok=True)
     _progress(f"the tools' output goes to {log}")
-    with _quiet(log):
+    with quiet(log):
         report = campaign(args.block, count=args.mutants, seed=args.seed)
     if args.json:
         from imcflow.cli import print_json
