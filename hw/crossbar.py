@@ -3,9 +3,11 @@
 `CrossbarTile` is the digital stand-in for one analog crossbar of an IMC core (docs/crossbar.md).
 It holds the weight image of one tile of a layer (the used rows and columns only), applies an
 input vector to it and delivers the ADC code of every column, bit-exact with
-`imcflow.sw.arith.crossbar_mvm`. On an FPGA it is a MAC array that computes ``col_parallelism``
-columns per cycle; the analog timing is emulated by accepting a new MVM only every
-``mvm_interval`` cycles.
+`imcflow.sw.arith.crossbar_mvm`. It comes in two flavours (`TARGETS`) with the same ports and
+the same handshake in every cycle: ``fpga``, a multiplier-free MAC array that computes
+``col_parallelism`` columns per cycle, and ``sim``, the behavioral model for Verilog simulation,
+which computes the whole MVM as integer arithmetic once per input vector (`MVM_VERILOG`). The
+analog timing is emulated by accepting a new MVM only every ``mvm_interval`` cycles.
 
 This module also holds the exact output range of a tile (`tile_output_range`) and the
 constructor checks shared by `imcflow.hw.accumulator` and `imcflow.hw.core`.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Mux, Shape, Signal,
+from amaranth.hdl import (Assert, Cat, ClockSignal, Const, Instance, Module, Mux, Shape, Signal,
                           signed, unsigned)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -27,7 +29,8 @@ from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import Arch
 from imcflow.sw.arith import signed_range, weight_range
 
-__all__ = ["TARGETS", "MVM_MODULE", "MVM_VERILOG", "add_mvm_module", "CrossbarTile", "WeightWriteLayout", "tile_output_range"]
+__all__ = ["TARGETS", "MVM_MODULE", "MVM_VERILOG", "add_mvm_module", "CrossbarTile",
+           "WeightWriteLayout", "tile_output_range"]
 
 #: the flavours of `CrossbarTile`: ``sim``, the behavioral model of the analog crossbar (integer
 #: arithmetic once per MVM, fast in simulation), and ``fpga``, the multiplier-free MAC array
@@ -41,6 +44,7 @@ MVM_MODULE = "imcflow_crossbar_mvm"
 
 #: The ``sim`` flavour's data path, hand-written so that Verilator runs it as C++ loops once per
 #: MVM (in ``always @(posedge clk) if (start)``) rather than as a netlist evaluated every cycle.
+#: The loops are not unrolled (``unroll_disable``: unrolled, the ResNet-8 C++ grew to 27 MB).
 #: ``y`` becomes ``sim.arith.crossbar_mvm(x, weight)`` the cycle after ``start``; ``write``
 #: replaces column ``col`` by ``column``. Weights are kept sign-extended in an ``integer`` array,
 #: column-major (``WEIGHTS``: weight ``(r, c)`` at bits ``(c*ROWS + r)*WEIGHT_BITS``). Every sum
@@ -67,8 +71,11 @@ module imcflow_crossbar_mvm #(
     input wire write,
     input wire [COL_BITS-1:0] col,
     input wire [ROWS*WEIGHT_BITS-1:0] column,
-    output reg [COLS*OUT_BITS-1:0] y
+    output reg [COLS*OUT_BITS-1:0] y,
+    output wire present
 );
+    assign present = 1'b1;  // low only where this module is missing (the Amaranth simulator)
+
     localparam integer CODE_MIN = -(1 << (ADC_BITS - 1));
     localparam integer CODE_MAX = (1 << (ADC_BITS - 1)) - 1;
     localparam integer HALF = ADC_SHIFT == 0 ? 0 : ADC_SHIFT - 1;
@@ -76,9 +83,11 @@ module imcflow_crossbar_mvm #(
     integer weight [0:ROWS*COLS-1];
     integer i;
 
-    initial
+    initial begin
+        /*verilator unroll_disable*/
         for (i = 0; i < ROWS * COLS; i = i + 1)
             weight[i] = $signed(WEIGHTS[i*WEIGHT_BITS +: WEIGHT_BITS]);
+    end
 
     function integer adc(input integer dot);
         integer code;
@@ -92,13 +101,17 @@ module imcflow_crossbar_mvm #(
         integer act [0:ROWS-1];
         integer r, c, b, dot, sum;
         begin
+            /*verilator unroll_disable*/
             for (r = 0; r < ROWS; r = r + 1)
                 act[r] = {{(32-ACT_BITS){1'b0}}, vector[r*ACT_BITS +: ACT_BITS]};
             mvm = 0;
+            /*verilator unroll_disable*/
             for (c = 0; c < COLS; c = c + 1) begin
                 sum = 0;
+                /*verilator unroll_disable*/
                 for (b = PLANES - 1; b >= 0; b = b - 1) begin
                     dot = 0;
+                    /*verilator unroll_disable*/
                     for (r = 0; r < ROWS; r = r + 1)
                         dot = dot + (PLANES == 1 ? act[r] : (act[r] >> b) & 1) * weight[c*ROWS + r];
                     sum = 2 * sum + adc(dot);
@@ -109,9 +122,11 @@ module imcflow_crossbar_mvm #(
     endfunction
 
     always @(posedge clk) begin
-        if (write)
+        if (write) begin
+            /*verilator unroll_disable*/
             for (i = 0; i < ROWS; i = i + 1)
                 weight[col*ROWS + i] <= $signed(column[i*WEIGHT_BITS +: WEIGHT_BITS]);
+        end
         if (start)
             y <= mvm(x);
     end
@@ -219,10 +234,19 @@ class CrossbarTile(wiring.Component):
     ``adc_convert`` is the gain right shift by ``adc_shift`` with round-half-up, then saturation
     to signed ``adc_bits``; no intermediate wraps.
 
-    Structure. The weights live in a `Memory` of ``groups = ceil(cols / p)`` words (two at least:
-    Verilog has no empty address), each word the ``p = col_parallelism`` columns
-    ``[g*p, g*p + p)`` (the last group padded with zero columns).
-    An MVM is ``steps = planes * groups`` steps (``planes`` = 1 for ``pwm``, ``act_bits`` for
+    Flavours. Both share the control (input acceptance, step issue, the tags, the stall rule,
+    the output register); only the data path differs. ``fpga`` is described below. ``sim``
+    computes all columns at once, as integer products and sums, in the cycle that issues an
+    MVM's last step (from the input register, or from ``i`` when there is one step), in a
+    Verilog module (`MVM_VERILOG`, also holding the weights) that Verilator runs as C++ loops,
+    then carries the result in step with the tags (``mac_stages + 1`` registers) into the output
+    register, which it reaches in the same cycle as ``fpga``'s last group. The Amaranth simulator
+    cannot run the ``sim`` flavour (it leaves the module's output at 0).
+
+    Structure (``fpga``). The weights live in a `Memory` of ``groups = ceil(cols / p)`` words
+    (two at least: Verilog has no empty address), each word the ``p = col_parallelism`` columns
+    ``[g*p, g*p + p)`` (the last group padded with zero columns). An MVM is
+    ``steps = planes * groups`` steps (``planes`` = 1 for ``pwm``, ``act_bits`` for
     ``bit_serial``), one per cycle: group by group, and within a group plane by plane (MSB first).
     A step reads one word, forms the ``rows`` products of each of the ``p`` columns with the
     input (``bit_serial``: with one bit plane, so a product is an AND) and sums them in an adder
@@ -230,9 +254,10 @@ class CrossbarTile(wiring.Component):
     registers deep: the input register (held for the whole MVM), the dot-product register and the
     output register, into which each finished group is written. ``arch.mac_stages`` more
     registers cut the products and the adder tree into ``mac_stages + 1`` parts of equal depth
-    (for the clock rate of an FPGA); each adds one cycle of latency and none of interval. The output register is the only
-    output buffer: the next MVM runs while a result waits in it, and the whole pipeline holds
-    only while a finished group would overwrite a result that is not being read.
+    (for the clock rate of an FPGA); each adds one cycle of latency and none of interval. The
+    output register is the only output buffer: the next MVM runs while a result waits in it, and
+    the whole pipeline holds only while a finished group would overwrite a result that is not
+    being read. The ``sim`` flavour issues the same steps and holds in the same cycles.
 
     Reprogramming. ``i_weight`` writes the ``rows`` weights of column ``col`` (a column of the
     crossbar, one per beat; ``col >= cols`` is ignored; in Verilog ``col`` is the low
@@ -252,6 +277,9 @@ class CrossbarTile(wiring.Component):
         ``act_bits``, ``weight_bits``, ``adc_bits``, ``input_encoding``, ``mvm_cycles`` and
         ``col_parallelism``: the tile computes ``arch.columns_per_cycle(cols)`` columns per cycle
         (``None``: the fewest that finish an MVM within ``mvm_cycles``; more than ``cols``: all).
+    target : str
+        ``fpga`` (default), the MAC array, which every simulator and synthesizer takes, or
+        ``sim``, the behavioral model for Verilog simulators (`TARGETS`).
 
     Attributes
     ----------
@@ -263,7 +291,9 @@ class CrossbarTile(wiring.Component):
     i_weight : In(stream.Signature(WeightWriteLayout(rows, cols, weight_bits)))
         Reprogramming port: one column of weights per beat.
     rows, cols, col_parallelism, groups, planes, steps, out_bits : int
-        Geometry as above (``col_parallelism = arch.columns_per_cycle(cols)``).
+        Geometry as above (``col_parallelism = arch.columns_per_cycle(cols)``), the same for both
+        flavours.
+    target : str
     weight : read-only int64 array (rows, cols)
         The initial weight image.
     interval : int
@@ -474,7 +504,8 @@ class CrossbarTile(wiring.Component):
             wr.data.eq(Cat([w.payload.data] * p)),
             wr.en.eq(Mux(w.valid & w.ready & (col < self.cols), Const(1, p) << (col % p), 0)),
         ]
-        return [(tag2.g == g, [(c, result[c - g * p]) for c in range(g * p, min(g * p + p, self.cols))])
+        return [(tag2.g == g, [(c, result[c - g * p])
+                               for c in range(g * p, min(g * p + p, self.cols))])
                 for g in range(groups)]
 
     def _behavioral(self, m, en, last_step, x, tag2):
@@ -488,6 +519,7 @@ class CrossbarTile(wiring.Component):
         for (r, c), value in np.ndenumerate(self.weight):
             image |= (int(value) & ((1 << wb) - 1)) << ((c * self.rows + r) * wb)
         result = Signal(data.ArrayLayout(signed(self.out_bits), self.cols), name="mvm_1")
+        present = Signal()
         m.submodules.mvm = Instance(
             MVM_MODULE,
             p_ROWS=self.rows, p_COLS=self.cols, p_ACT_BITS=arch.act_bits, p_WEIGHT_BITS=wb,
@@ -496,7 +528,10 @@ class CrossbarTile(wiring.Component):
             p_WEIGHTS=Const(image, self.rows * self.cols * wb),
             i_clk=ClockSignal(), i_start=last_step, i_x=x.as_value(),
             i_write=w.valid & w.ready & (w.payload.col < self.cols), i_col=w.payload.col,
-            i_column=w.payload.data.as_value(), o_y=result.as_value())
+            i_column=w.payload.data.as_value(), o_y=result.as_value(), o_present=present)
+        with m.If(last_step):
+            m.d.sync += Assert(present, "CrossbarTile(target='sim') runs in Verilog simulators "
+                                        "only, not in the Amaranth simulator; use target='fpga'")
         for s in range(arch.mac_stages + 1):
             carried = Signal.like(result, name=f"mvm_{s + 2}")
             with m.If(en):

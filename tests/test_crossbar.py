@@ -140,6 +140,15 @@ def test_geometry_and_timing_attributes(rows, cols, arch, interval, latency, out
     assert (tile.steps, tile.latency, tile.interval) == (other.steps, other.latency, other.interval)
 
 
+def test_sim_flavour_refuses_the_amaranth_simulator():
+    # The sim flavour's arithmetic is a Verilog module; the Amaranth simulator would leave its
+    # output at 0, so the first MVM fails an assertion that says so instead of computing zeros.
+    tile = CrossbarTile(np.ones((3, 2), int), adc_shift=0, arch=ARCH, target="sim")
+    x = np.ones((2, 3), int)
+    with pytest.raises(AssertionError, match=r"target='sim'\) runs in Verilog simulators only"):
+        check_tile(tile, x, seed=0, idle=None, backpressure=None)
+
+
 # --- bit-exactness under idle cycles and backpressure --------------------------------------------
 
 GEOMETRIES = [

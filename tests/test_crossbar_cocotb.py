@@ -152,7 +152,7 @@ def test_edge_tiles(seeds, tmp_path):
         (seed + 7, 7, 3, Arch(rows=8, cols=4, input_encoding="bit_serial", act_bits=3, adc_bits=4,
                               mvm_cycles=3, mac_stages=3), {}),
     ]
-    # each edge case as tile 2e (fpga) and 2e + 1 (sim)
+    # each edge case as tile 2e (sim) and 2e + 1 (fpga)
     cases = [(*case[:4], {**case[4], "target": target}) for case in edges for target in TARGETS]
     data, report = check_tiles("tiles_edges", cases, tmp_path)
     for k, planes_weight in ((0, 1), (2, (1 << 6) - 1)):
