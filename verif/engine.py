@@ -115,6 +115,8 @@ class Harness:
     ports : Ports
     waves : bool
         Tracing compiled in.
+    random_init : bool
+        Registers power up at random values (`run` seeds them from its ``seed``).
     cached : bool
         Taken from the cache rather than built now.
     seconds : float
@@ -127,6 +129,7 @@ class Harness:
     executable: Path
     ports: Ports
     waves: bool
+    random_init: bool
     cached: bool
     seconds: float
     cpu_seconds: float = 0.0
@@ -281,7 +284,7 @@ def _display(label: str, detail, enabled: bool):
 
 
 def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool = False,
-          progress: bool = True) -> Harness:
+          random_init: bool | None = None, progress: bool = True) -> Harness:
     """The harness of the top in ``verilog`` with ``ports``, compiled or taken from the cache.
 
     Parameters
@@ -293,6 +296,10 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
         Compile tracing of the top's ports (taps and ``status`` included) in.
     full_waves : bool
         Trace every signal instead (implies ``waves``).
+    random_init : bool, optional
+        Registers power up at random values drawn from the run's seed instead of their Verilog
+        initial values, so only reset sets them (as `imcflow.verif.runner` builds do; default:
+        on unless ``IMCFLOW_RANDOM_INIT=0``).
     progress : bool
         A progress line on stderr during a build.
 
@@ -305,9 +312,14 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
     from imcflow.verif import runner
 
     waves = waves or full_waves
+    if random_init is None:
+        random_init = runner._env_flag(runner.RANDOM_INIT_ENV, True)
+    if random_init:
+        verilog = runner.without_initial_values(verilog)
     name = ports.top
     header = ports_header(ports)
-    flags = _verilator_flags(name, waves, full_waves)
+    flags = [*_verilator_flags(name, waves, full_waves),
+             *(runner.RANDOM_INIT_FLAGS if random_init else ())]
     key = hashlib.sha256(json.dumps([
         _FORMAT, verilog, HARNESS.read_text(), header, flags, MAKE_FLAGS,
         toolchain.find("verilator").version, _compiler_version()]).encode()).hexdigest()[:16]
@@ -315,7 +327,8 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
     final = root / f"{name}-cpp-{key}"
     with runner._locked(root / f"{final.name}.lock"):
         if final.is_dir():
-            return Harness(final / f"V{name}", ports, waves, cached=True, seconds=0.0)
+            return Harness(final / f"V{name}", ports, waves, random_init, cached=True,
+                           seconds=0.0)
         tmp = root / f".{final.name}.building"   # kept after a failure, for its build.log
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -327,7 +340,7 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
         (tmp / "obj" / f"V{name}").rename(tmp / f"V{name}")
         shutil.rmtree(tmp / "obj")       # objects: hundreds of MB for large tops
         tmp.rename(final)
-        return Harness(final / f"V{name}", ports, waves, cached=False,
+        return Harness(final / f"V{name}", ports, waves, random_init, cached=False,
                        seconds=time.monotonic() - start, cpu_seconds=_children_cpu() - cpu)
 
 
@@ -412,7 +425,7 @@ def run(harness: Harness, pixels: np.ndarray, *, out_beats: int, seed: int = 0,
     trace : (path, first cycle, last cycle), optional
         Write a VCD of those cycles (the harness must have ``waves``).
     plusargs : tuple of str
-        Verilator run-time options (``+verilator+seed+N``).
+        More Verilator run-time options (a ``random_init`` harness gets its seed from ``seed``).
 
     Raises
     ------
@@ -438,6 +451,8 @@ def run(harness: Harness, pixels: np.ndarray, *, out_beats: int, seed: int = 0,
                 f"seed={seed % (1 << 64)}", f"idle={threshold(idle)}",
                 f"backpressure={threshold(backpressure)}", f"watchdog={watchdog}",
                 f"timeout={timeout}", f"drain={DRAIN}", f"progress={every}", *plusargs]
+        if harness.random_init:   # Verilator's seed 0 means "from the time": never pass it
+            args += [f"+verilator+seed+{seed % (2**31 - 1) + 1}", "+verilator+rand+reset+2"]
         if trace is not None:
             path, first, last = trace
             args += [f"trace={path}", f"trace_from={first}", f"trace_to={last}"]

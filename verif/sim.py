@@ -431,11 +431,12 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
         r, harness, wave, rerun = _cpp(gen, verilog, pixels, plan, waves=waves,
                                        full_waves=full_waves, progress=progress)
         build_seconds, cached, build_cpu = harness.seconds, harness.cached, harness.cpu_seconds
+        random_init = harness.random_init
     else:
         plan.pop("out_beats")
         r, build_seconds, wave, _ = _cocotb(gen, verilog, pixels, plan, waves=waves,
                                             full_waves=full_waves, progress=progress)
-        cached, rerun, build_cpu = None, None, None
+        cached, rerun, build_cpu, random_init = None, None, None, None
 
     streams = compare.Streams(qnet, pixels, (r.out_values, r.out_last), r.taps)
     figures = {"directory": str(directory), "network": qnet.name, "top": gen.name,
@@ -472,6 +473,7 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
         crossbars=manifest["mapping"]["crossbars"], clock_mhz=qnet.arch.clock_mhz,
         simulated_cycles=r.cycles, build_seconds=round(build_seconds, 1), cached=cached,
         build_cpu_seconds=None if build_cpu is None else round(build_cpu, 1),
+        random_init=random_init,
         sim_seconds=round(r.wall_seconds, 2),
         cycles_per_second=round(r.cycles / r.wall_seconds) if r.wall_seconds else None,
         images_per_second=round(images / r.wall_seconds, 1) if r.wall_seconds else None)
