@@ -60,6 +60,9 @@ def test_demo_prints_the_mapping_and_the_figures(monkeypatch, capsys):
                "latency_cycles": 728, "model_latency_cycles": 728, "latency_ratio": 1.0,
                "throughput_ips": 1953125.0, "clock_mhz": 1000.0, "gen_seconds": 30.0,
                "build_seconds": 0.5, "sim_seconds": 20.0, "cycles_per_second": 10000,
+               "engine": "cpp", "layers_checked": 7, "extra_layer_beats": 0,
+               "model_completion_error_cycles": 0, "model_handshake_error_cycles": 0,
+               "first_handshake_mismatch": None, "protocol_violation": None,
                "total_seconds": 51.0, "mapping": mapping}
     monkeypatch.setattr(demo, "demo", lambda *args, **kwargs: figures)
     assert cli.main(["demo"]) == 0
