@@ -27,6 +27,7 @@ def add_arguments(parser) -> None:
     from imcflow.fpga.boards import BOARDS
     from imcflow.fpga.design import DEFAULT_ARCH
     from imcflow.fpga.top import BAUD
+    from imcflow.fpga.uart import BAUDS
 
     actions = parser.add_subparsers(dest="action", required=True, metavar="{build,run}")
     b = actions.add_parser("build", help="bitstream and utilisation/timing report for a board",
@@ -40,7 +41,9 @@ def add_arguments(parser) -> None:
     b.add_argument("--arch", default=None, help=f"architecture preset or TOML (default: {DEFAULT_ARCH})")
     b.add_argument("--clock-mhz", type=float, default=None,
                    help="system clock on a board with a PLL (default: the arch's clock_mhz)")
-    b.add_argument("--baud", type=int, default=BAUD, help=f"UART baud rate (default: {BAUD})")
+    b.add_argument("--baud", type=int, default=None,
+                   help=f"UART baud rate (default: {BAUD} if the system clock makes it within "
+                        f"2 %%, else the fastest of {', '.join(map(str, BAUDS[1:]))} that it does)")
     b.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="output directory: a new one or one imcflow wrote (replaced as a "
                         "whole, only on success)")
@@ -58,7 +61,8 @@ def add_arguments(parser) -> None:
     r.add_argument("--network", default="digits", help="the network the bitstream was built for")
     r.add_argument("--dataset", default=None, help="zoo network whose images to send (for a file)")
     r.add_argument("--arch", default=None, help=f"the architecture it was built for (default: {DEFAULT_ARCH})")
-    r.add_argument("--baud", type=int, default=BAUD, help=f"UART baud rate (default: {BAUD})")
+    r.add_argument("--baud", type=int, default=BAUD,
+                   help=f"UART baud rate: the build report's baud (default: {BAUD})")
     r.add_argument("--timeout", type=float, default=2.0,
                    help="seconds to wait for an answer before sending an image again (default: 2)")
     r.add_argument("--json", action="store_true", help="print one JSON object")
@@ -74,18 +78,19 @@ def build(args) -> dict:
     from imcflow.sw.arch import arch_label
     from imcflow.sw.mapper import map_network
     from imcflow.fpga.top import BoardTop
-    from imcflow.fpga.uart import divisor_for
+    from imcflow.fpga.uart import divisor_for, fastest_baud
 
     check_output_directory(args.output, args.force)
     target = find_board(args.board)
-    if args.baud < 1:
+    if args.baud is not None and args.baud < 1:
         raise UserError(f"--baud: must be a positive integer, not {args.baud}")
     design = load_design(args.network, args.arch, args.dataset)
     arch = design.qnet.arch
     clock_mhz = args.clock_mhz or arch.clock_mhz
     clock_hz = target.clock_hz(clock_mhz)
     try:
-        divisor_for(clock_hz, args.baud)
+        baud = fastest_baud(clock_hz) if args.baud is None else args.baud
+        divisor_for(clock_hz, baud)
     except ValueError as e:   # the baud rate cannot be made from the clock
         raise UserError(f"--baud: {e}") from None
     fit = estimate(map_network(design.qnet.network, arch), target)
@@ -96,7 +101,7 @@ def build(args) -> dict:
     _log(f"fits {target.name}: {fit.summary(target)}")
     accelerator = accelerator_for(design)
     top = BoardTop(target, accelerator, height=design.height, width=design.width,
-                   clock_mhz=clock_mhz, baud=args.baud, design_id=design.design_id)
+                   clock_mhz=clock_mhz, baud=baud, design_id=design.design_id)
     placement = memory_plan(memories(top.system, "top.system"), target)
     script = yosys_script(placement)
     details = {"network": design.network, "arch_name": arch_label(args.arch or DEFAULT_ARCH),
@@ -131,7 +136,8 @@ def _summary(report: dict) -> str:
 def run_board(args) -> dict:
     """``imcflow fpga run``: the result of `imcflow.fpga.host.run_images`."""
     from imcflow.fpga.design import load_design
-    from imcflow.fpga.host import BoardClient, HostError, check_count, open_port, run_images
+    from imcflow.fpga.host import (BoardClient, HostError, check_count, link_bound, open_port,
+                                   run_images)
 
     if args.baud < 1:
         raise UserError(f"--baud: must be a positive integer, not {args.baud}")
@@ -155,7 +161,8 @@ def run_board(args) -> dict:
         raise SystemExit(1) from None
     finally:
         port.close()
-    return {**result, "port": args.port, "baud": args.baud}
+    bound = link_bound(args.baud, design.height * design.width * design.channels)
+    return {**result, "port": args.port, "baud": args.baud, "link_bound_images_per_s": round(bound, 1)}
 
 
 def run(args) -> int:
@@ -179,7 +186,9 @@ def run(args) -> int:
         print(f"{result['images']} images on {result['port']}: {result['bit_exact']} bit-exact "
               f"with the golden model; accuracy {result['accuracy']:.4f} "
               f"(golden {result['golden_accuracy']:.4f}); "
-              f"{rate:.1f} images/s" + (f"; {result['resent']} sent again" if result['resent'] else ""))
+              f"{rate:.1f} images/s end to end (the link's bound at {result['baud']} baud: "
+              f"{result['link_bound_images_per_s']:.1f})"
+              + (f"; {result['resent']} sent again" if result['resent'] else ""))
         for m in result["mismatches"]:
             print(f"  image {m['image']}: board {m['board']}, golden {m['golden']}")
     return 0 if result["bit_exact"] == result["images"] else 1

@@ -17,13 +17,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imcflow.errors import UserError
-from imcflow.fpga.protocol import ErrorCode, FrameDecoder, FrameType, Info, encode
+from imcflow.fpga.protocol import OVERHEAD_BYTES, ErrorCode, FrameDecoder, FrameType, Info, encode
+from imcflow.fpga.uart import CHARACTER_BITS
 
-__all__ = ["HostError", "BoardClient", "Answers", "open_port", "check_count", "run_images"]
+__all__ = ["HostError", "BoardClient", "Answers", "open_port", "check_count", "link_bound",
+           "run_images"]
 
 
 class HostError(RuntimeError):
     """The board did not answer as the protocol says."""
+
+
+def link_bound(baud: float, image_bytes: int) -> float:
+    """Images per second the line to the board carries at most: ``baud`` / 10 bits per
+    character / (``image_bytes`` + 6) bytes per image frame (answers travel the other way)."""
+    return baud / CHARACTER_BITS / (image_bytes + OVERHEAD_BYTES)
 
 
 def open_port(port: str, baud: int, *, timeout: float = 0.02):

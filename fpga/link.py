@@ -15,26 +15,56 @@ queue ``window`` tags; an image that arrives while ``window`` images are unanswe
 its end and answered with ``ERROR BUSY``. `FrameSender` turns each logits beat (with the tag of
 the oldest unanswered image) and each reply (INFO, ERROR) into a frame.
 `imcflow.fpga.protocol.ReceiverModel` is the behavioural model of the receiver.
+`window_for` sizes the window so that the host's image frames follow each other with no gap.
 """
 
 from __future__ import annotations
+
+from math import ceil
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from imcflow.fpga.protocol import CRC, HEADER_BYTES, START, ErrorCode, FrameType, Info
+from imcflow.fpga.protocol import (CRC, HEADER_BYTES, OVERHEAD_BYTES, START, ErrorCode,
+                                   FrameType, Info)
+from imcflow.fpga.uart import CHARACTER_BITS
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
 
-__all__ = ["ReplyLayout", "FrameReceiver", "FrameSender", "HostLink"]
+__all__ = ["ReplyLayout", "FrameReceiver", "FrameSender", "HostLink", "HOST_TURNAROUND_S",
+           "window_for"]
 
 #: a reply the receiver asks the sender to send: frame type (INFO or ERROR), error code, tag
 ReplyLayout = data.StructLayout({"type": 8, "code": 8, "tag": 8})
 
 #: replies queued between receiver and sender in `HostLink`
 REPLY_QUEUE = 4
+
+#: seconds from an answer's last byte leaving the board to the next image frame the host sends
+#: in return reaching the board, streaming through a USB UART: the FT231X ships received bytes
+#: to the host in 62-byte packets (answers stream at ~4 images per packet, one per ms), USB full
+#: speed polls once per 1 ms frame each way, and the host reacts in well under 1 ms
+HOST_TURNAROUND_S = 0.004
+
+
+def window_for(image_bytes: int, classes: int, *, divisor: int, latency: int,
+               turnaround: int) -> int:
+    """Images in flight that keep the line to the board busy: the smallest window that lets
+    the host send image ``k + window`` in answer to image ``k`` before image ``k + window - 1``
+    has finished arriving, capped at 255 (8-bit tags).
+
+    An image frame takes ``F = (image_bytes + 6) * 10 * divisor`` cycles on the line. Its
+    answer reaches the host ``latency + (classes + 6) * 10 * divisor + turnaround`` cycles after
+    its last byte: the accelerator's latency, the LOGITS frame and the host's turnaround
+    (`HOST_TURNAROUND_S` times the clock on a board). The ``window - 1`` frames already sent
+    must cover that round trip. The board buffers ``window`` images (``window * image_bytes``
+    bytes of memory), so nothing sent within the window is dropped.
+    """
+    frame = (image_bytes + OVERHEAD_BYTES) * CHARACTER_BITS * divisor
+    answer = (classes + OVERHEAD_BYTES) * CHARACTER_BITS * divisor
+    return min(255, 1 + ceil((latency + answer + turnaround) / frame))
 
 
 def _check_positive(name: str, value, maximum: int | None = None) -> int:

@@ -19,15 +19,16 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from imcflow.fpga.boards import Board, Ecp5PllParameters, ecp5_pll
-from imcflow.fpga.link import HostLink
-from imcflow.fpga.uart import UartRx, UartTx, divisor_for
+from imcflow.fpga.link import HOST_TURNAROUND_S, HostLink, window_for
+from imcflow.fpga.uart import UartRx, UartTx, divisor_for, fastest_baud
 from imcflow.hw.streams import VectorLayout
 
-__all__ = ["accelerator_geometry", "SerialAccelerator", "Ecp5Pll", "BoardTop", "BAUD",
-           "TIMEOUT_S"]
+__all__ = ["accelerator_geometry", "accelerator_latency", "SerialAccelerator", "Ecp5Pll",
+           "BoardTop", "BAUD", "TIMEOUT_S"]
 
-#: baud rate of the host link on the boards
-BAUD = 115200
+#: baud rate of the host link: the top rate of the boards' USB UARTs (FT231X, FT2232H); a board
+#: whose clock cannot make it runs at `imcflow.fpga.uart.fastest_baud`
+BAUD = 3_000_000
 #: silence inside a frame after which the board drops it
 TIMEOUT_S = 0.1
 
@@ -59,6 +60,27 @@ def accelerator_geometry(accelerator) -> dict:
     if o.bits > 8:
         raise TypeError(f"The accelerator's logits must have at most 8 bits, not {o!r}")
     return {"channels": i.lanes, "classes": o.lanes, "logit_bits": o.bits, "logit_signed": o.signed}
+
+
+def accelerator_latency(accelerator) -> int:
+    """Cycles from an image's first pixel in to its logits out: the performance model's
+    (`imcflow.sw.perf.analyze`) for an accelerator generated from a mapping, else its
+    ``latency`` attribute.
+
+    Raises
+    ------
+    TypeError
+        If ``accelerator`` has neither a ``mapping`` nor an integer ``latency``.
+    """
+    mapping = getattr(accelerator, "mapping", None)
+    if mapping is not None:
+        from imcflow.sw.perf import analyze
+        return analyze(mapping, images=2).latency_cycles
+    latency = getattr(accelerator, "latency", None)
+    if isinstance(latency, bool) or not isinstance(latency, int):
+        raise TypeError(f"The accelerator must have a mapping or an integer latency, not "
+                        f"{accelerator!r}")
+    return latency
 
 
 class SerialAccelerator(wiring.Component):
@@ -174,9 +196,14 @@ class BoardTop(Elaboratable):
         Image size.
     clock_mhz : float or None
         System clock asked for (None: the board's default; ignored without a PLL).
-    baud : int
-        UART baud rate (`BAUD`).
-    window, design_id
+    baud : int or None
+        UART baud rate; None: `imcflow.fpga.uart.fastest_baud` of the clock (`BAUD` when the
+        clock makes it within 2 %).
+    window : int or None
+        As for `SerialAccelerator`; None: `imcflow.fpga.link.window_for` the image and answer
+        frames at this baud rate, the accelerator's latency (`accelerator_latency`) and
+        `imcflow.fpga.link.HOST_TURNAROUND_S`.
+    design_id
         As for `SerialAccelerator`.
 
     Attributes
@@ -188,14 +215,19 @@ class BoardTop(Elaboratable):
     """
 
     def __init__(self, board: Board, accelerator, *, height: int, width: int,
-                 clock_mhz: float | None = None, baud: int = BAUD, window: int = 2,
-                 design_id: int = 0):
+                 clock_mhz: float | None = None, baud: int | None = None,
+                 window: int | None = None, design_id: int = 0):
         self.board = board
         self.pll = ecp5_pll(board.oscillator_hz, (clock_mhz or board.default_clock_hz / 1e6) * 1e6) \
             if board.pll else None
         self.clock_hz = self.pll.output_hz if self.pll else board.oscillator_hz
-        self.baud = baud
-        self.divisor = divisor_for(self.clock_hz, baud)
+        self.baud = fastest_baud(self.clock_hz) if baud is None else baud
+        self.divisor = divisor_for(self.clock_hz, self.baud)
+        if window is None:
+            geometry = accelerator_geometry(accelerator)
+            window = window_for(height * width * geometry["channels"], geometry["classes"],
+                                divisor=self.divisor, latency=accelerator_latency(accelerator),
+                                turnaround=round(HOST_TURNAROUND_S * self.clock_hz))
         self.system = SerialAccelerator(accelerator, height=height, width=width,
                                         divisor=self.divisor, window=window,
                                         timeout=round(TIMEOUT_S * self.clock_hz),

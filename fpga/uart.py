@@ -2,8 +2,9 @@
 
 A character is a start bit (0), eight data bits, least significant first, and a stop bit (1),
 each bit ``divisor`` clock cycles long: the baud rate is ``f_clk / divisor``. On the boards the
-link runs at 115200 baud (`imcflow.fpga.boards`: ``divisor = round(f_clk / 115200)``, 217 at
-25 MHz); simulations use a small divisor so a frame takes a few thousand cycles.
+link runs at `fastest_baud` of the system clock: 3,000,000 baud, the FT231X's (ULX3S) and
+FT2232H's (iCEBreaker) top rate, when the clock makes it within 2 % (divisor 33 at 100 MHz,
+1.0 % fast; 4 at 12 MHz, exact), else the next standard rate down (1,000,000 at 25 MHz, exact).
 
 `UartTx` serializes the bytes of its input stream; `UartRx` samples a line in the middle of each
 bit and delivers the bytes on an output stream. The receiver cannot stall the sender: a byte that
@@ -19,14 +20,16 @@ from amaranth.lib import enum, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UartTx", "UartRx", "MIN_DIVISOR", "CHARACTER_BITS", "divisor_for", "check_divisor",
-           "character_bits"]
+__all__ = ["UartTx", "UartRx", "MIN_DIVISOR", "CHARACTER_BITS", "BAUDS", "divisor_for",
+           "fastest_baud", "check_divisor", "character_bits"]
 
 #: fewest clock cycles per bit: the receiver samples half a bit after the start edge it saw two
 #: synchronizer stages late, and must still land inside the bit
 MIN_DIVISOR = 4
 #: bits per character: start, 8 data, stop
 CHARACTER_BITS = 10
+#: baud rates the boards' USB UARTs (FT231X, FT2232H: 3 MHz / n) and hosts agree on, fastest first
+BAUDS = (3_000_000, 2_000_000, 1_000_000, 921_600, 460_800, 230_400, 115_200)
 
 
 def check_divisor(divisor) -> int:
@@ -54,6 +57,24 @@ def divisor_for(clock_hz: float, baud: int, *, tolerance: float = 0.02) -> int:
         raise ValueError(f"Baud rate {baud} is {error:.1%} off at {clock_hz / 1e6:g} MHz "
                          f"(divisor {divisor}); at most {tolerance:.0%} works")
     return divisor
+
+
+def fastest_baud(clock_hz: float) -> int:
+    """The first of `BAUDS` that `divisor_for` can make from ``clock_hz``.
+
+    Raises
+    ------
+    ValueError
+        If none can (a clock below 460 kHz).
+    """
+    for baud in BAUDS:
+        try:
+            divisor_for(clock_hz, baud)
+            return baud
+        except ValueError:
+            pass
+    raise ValueError(f"No baud rate of {', '.join(map(str, BAUDS))} works at "
+                     f"{clock_hz / 1e6:g} MHz")
 
 
 def character_bits(byte: int, *, stop: int = 1) -> list[int]:

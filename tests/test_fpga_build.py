@@ -168,11 +168,35 @@ def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny):
     assert 100 < report["luts"]["used"] and 100 < report["ffs"]["used"]
     assert report["target_mhz"] == 100.0 and report["fmax_mhz"] > 30
     assert report["pll"] == {"input_div": 1, "feedback_div": 4, "output_div": 6, "vco_mhz": 600.0}
-    assert report["divisor"] == 868 and report["timing"]["critical_path"]["total_ns"] > 0
+    assert (report["baud"], report["divisor"]) == (3_000_000, 33)
+    assert report["timing"]["critical_path"]["total_ns"] > 0
     bitstream = Path(report["bitstream"])
     assert bitstream == out.resolve() / "top.bit" and b"\xff\xff\xbd\xb3" in bitstream.read_bytes()[:4096]
     assert json.loads((out / "report.json").read_text()) == report
     assert "## What binds" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("board_name, clock_mhz, baud, divisor", [
+    ("ulx3s-85f", 100, 3_000_000, 33),     # 3,030,303 baud: 1.0 % fast
+    ("ulx3s-85f", 25, 1_000_000, 25),      # 3 Mbaud would be 4.2 % off at 25 MHz
+    ("icebreaker", None, 3_000_000, 4),    # 12 MHz: exact
+])
+def test_board_top_link_baud_and_window(tmp_path, board_name, clock_mhz, baud, divisor):
+    # Default baud: 3 Mbaud where the clock makes it; window: enough image frames in flight to
+    # cover the stand-in's latency, its answer and the host's turnaround at that clock.
+    from imcflow.fpga.link import HOST_TURNAROUND_S, window_for
+    from imcflow.fpga.top import BoardTop
+    from imcflow.sw.networks import load_qnetwork
+
+    (tmp_path / "tiny.toml").write_text(TINY)
+    standin = DenseStandIn(load_qnetwork(str(tmp_path / "tiny.toml"), "fpga"))
+    top = BoardTop(board(board_name), standin, height=2, width=2, clock_mhz=clock_mhz)
+    assert (top.baud, top.divisor) == (baud, divisor)
+    window = window_for(4, 3, divisor=divisor, latency=standin.latency,
+                        turnaround=round(HOST_TURNAROUND_S * top.clock_hz))
+    assert top.system.link.info.window == window > 2
+    assert BoardTop(board(board_name), standin, height=2, width=2, clock_mhz=clock_mhz,
+                    baud=115200, window=2).system.link.info.window == 2
 
 
 def test_yosys_follows_the_memory_plan(tmp_path):

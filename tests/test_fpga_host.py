@@ -71,6 +71,9 @@ class FakeBoard:
     def in_waiting(self):
         return len(self.out)
 
+    def close(self):
+        pass
+
 
 def test_all_images_bit_exact_with_flow_control(design):
     board = FakeBoard(design, window=2)
@@ -110,6 +113,21 @@ def test_a_board_running_another_design_is_refused(design):
     board = FakeBoard(design, design_id=design.design_id ^ 1)
     with pytest.raises(UserError, match=r"^--network: the board runs a 8x8x1 -> 10 design with id"):
         run_images(BoardClient(board, timeout=0.2), design, 2)
+
+
+def test_run_command_reports_the_rate_and_the_links_bound(design, capsys, monkeypatch):
+    import json
+
+    import imcflow.fpga.host as host
+
+    board = FakeBoard(design, window=4)
+    monkeypatch.setattr(host, "open_port", lambda port, baud: board)
+    assert main(["fpga", "run", "--port", "fake", "--images", "6", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["baud"], result["bit_exact"], result["info"]["window"]) == (3_000_000, 6, 4)
+    # 3,000,000 baud / 10 bits per character / (64 pixels + 6) bytes per frame
+    assert result["link_bound_images_per_s"] == 4285.7 and result["images_per_s"] > 0
+    assert host.link_bound(115200, 64) == pytest.approx(164.57, abs=0.01)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -16,7 +16,7 @@ from amaranth.hdl import Module, Signal, Value
 from amaranth.lib.crc.catalog import CRC8_SMBUS
 from amaranth.sim import Simulator
 
-from imcflow.fpga.link import FrameReceiver, FrameSender, HostLink
+from imcflow.fpga.link import FrameReceiver, FrameSender, HostLink, window_for
 from imcflow.fpga.protocol import (START, ErrorCode, Frame, FrameDecoder, FrameType, Info,
                                    ReceiverModel, crc8, encode)
 from imcflow.hw.streams import VectorLayout
@@ -371,3 +371,21 @@ def test_latency_of_pixels_and_of_answers():
     sim.run()
     assert seen["pixel"] == dut.latency["o_pixels"]
     assert seen["answer"] == (dut.latency["o_bytes"], START)
+
+
+# --- the window ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("image_bytes, classes, divisor, latency, turnaround", [
+    (64, 10, 33, 1428, 400_000),      # digits at 3 Mbaud from 100 MHz, 4 ms host turnaround
+    (64, 10, 4, 1428, 48_000),        # the same from the iCEBreaker's 12 MHz
+    (3072, 10, 33, 30_000, 400_000),  # 32x32x3 images: 1 ms frames, a window of a few
+    (1, 1, 4, 0, 0),                  # the smallest: the answer alone needs a second image
+])
+def test_window_keeps_the_line_busy(image_bytes, classes, divisor, latency, turnaround):
+    window = window_for(image_bytes, classes, divisor=divisor, latency=latency,
+                        turnaround=turnaround)
+    frame = (image_bytes + 6) * 10 * divisor                 # an image frame on the line
+    round_trip = latency + (classes + 6) * 10 * divisor + turnaround
+    # The window - 1 frames after an image cover its round trip, and one fewer would not.
+    assert (window - 1) * frame >= round_trip > (window - 2) * frame
+    assert window_for(64, 10, divisor=4, latency=0, turnaround=10**9) == 255    # 8-bit tags

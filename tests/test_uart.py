@@ -10,7 +10,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from imcflow.fpga.uart import MIN_DIVISOR, UartRx, UartTx, character_bits, divisor_for
+from imcflow.fpga.uart import (BAUDS, MIN_DIVISOR, UartRx, UartTx, character_bits, divisor_for,
+                               fastest_baud)
 from imcflow.verif.amaranth_sim import stream_send
 from imcflow.verif.patterns import pauses
 from imcflow.verif.scoreboard import Scoreboard
@@ -51,6 +52,16 @@ def test_divisor_for_the_boards():
         divisor_for(25e6, 3_000_000)
     with pytest.raises(ValueError, match=r"^Baud rate 3000000 needs at least 4 clock cycles"):
         divisor_for(10e6, 3_000_000)
+
+
+def test_fastest_baud_is_3_mbaud_where_the_clock_makes_it():
+    assert BAUDS[0] == 3_000_000 and list(BAUDS) == sorted(BAUDS, reverse=True)
+    assert fastest_baud(100e6) == 3_000_000      # divisor 33: 1.0 % fast
+    assert fastest_baud(12e6) == 3_000_000       # iCEBreaker: divisor 4, exact
+    assert fastest_baud(25e6) == 1_000_000       # 3 and 2 Mbaud are 4.2 % off; divisor 25, exact
+    assert fastest_baud(3e6) == 230_400          # 460800 is 7 % off; divisor 13, 0.2 % off
+    with pytest.raises(ValueError, match=r"^No baud rate of 3000000, .*, 115200 works at 0.4 MHz$"):
+        fastest_baud(0.4e6)
 
 
 def test_character_bits():

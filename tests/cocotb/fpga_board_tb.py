@@ -9,7 +9,15 @@ replies equal `imcflow.fpga.protocol.ReceiverModel`'s.
 
 ``host_through_pty``: a pseudo-terminal's master is bridged to the rx/tx pins and
 ``imcflow fpga run --port <slave>`` runs in a subprocess, exactly as on a board; the test
-reports its JSON answer.
+reports its JSON answer and the link's speed in simulated time: images answered per second from
+the first character after the INFO answer to the last answer's stop bit (``images_per_s``), and
+the fraction of that time the host's line carried characters until its last image frame
+(``rx_busy``). While it waits for the host, the bridge polls the pty for up to 1 ms of wall time
+before letting one character time of the line idle, so a host that keeps its window full shows
+no idle time.
+
+Bit times are `Timer` waits (the clock is ``PERIOD_NS``): the simulator, not cocotb, runs the
+cycles in between.
 
 Parameters: ``divisor``, ``timeout`` (the board's, in cycles), ``seed``, ``golden`` (an .npz with
 ``images`` and ``logits``), ``frames``; for the pty test ``command`` (argv without ``--port``)
@@ -29,7 +37,7 @@ import tty
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from imcflow.fpga.protocol import (START, ErrorCode, Frame, FrameDecoder, FrameType, Info,
@@ -38,9 +46,17 @@ from imcflow.fpga.uart import character_bits
 from imcflow.verif.bench import parameters, report
 
 
+#: clock period: 100 MHz, the fpga preset's target
+PERIOD_NS = 10
+
+
+async def cycles(count: int) -> None:
+    await Timer(count * PERIOD_NS, unit="ns")
+
+
 async def start(dut):
     dut.rx.value = 1
-    Clock(dut.clk, 10, unit="ns").start()
+    Clock(dut.clk, PERIOD_NS, unit="ns").start()
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
@@ -49,7 +65,7 @@ async def start(dut):
 async def send_character(dut, byte: int, divisor: int, *, stop: int = 1) -> None:
     for level in character_bits(byte, stop=stop):
         dut.rx.value = level
-        await ClockCycles(dut.clk, divisor)
+        await Timer(divisor * PERIOD_NS, unit="ns")
 
 
 class UartMonitor:
@@ -60,16 +76,16 @@ class UartMonitor:
         cocotb.start_soon(self._run())
 
     async def _run(self):
-        tx, clk, d = self.dut.tx, self.dut.clk, self.divisor
+        tx, bit = self.dut.tx, self.divisor * PERIOD_NS
         while True:
             await FallingEdge(tx)
-            await ClockCycles(clk, d // 2)
+            await Timer(self.divisor // 2 * PERIOD_NS, unit="ns")      # mid-bit, off the edges
             assert int(tx.value) == 0, "tx: a glitch, not a start bit"
             byte = 0
-            for bit in range(8):
-                await ClockCycles(clk, d)
-                byte |= int(tx.value) << bit
-            await ClockCycles(clk, d)
+            for b in range(8):
+                await Timer(bit, unit="ns")
+                byte |= int(tx.value) << b
+            await Timer(bit, unit="ns")
             assert int(tx.value) == 1, f"tx: character 0x{byte:02x} without its stop bit"
             self.on_byte(byte)
 
@@ -126,13 +142,13 @@ async def frames_over_uart(dut):
     answered = lambda: sum(f.type == FrameType.LOGITS for f in frames)   # noqa: E731
     for step in script:
         if step[0] == "gap":
-            await ClockCycles(dut.clk, timeout + 10 * divisor)
+            await cycles(timeout + 10 * divisor)
             model.timeout()
             continue
         if step[0] == "bad_stop":
             await send_character(dut, step[1], divisor, stop=0)
             dut.rx.value = 1                      # the line back to 1 before the next start bit
-            await ClockCycles(dut.clk, 2 * divisor)
+            await cycles(2 * divisor)
             model.uart_error()
             continue
         _, data, image = step
@@ -140,7 +156,7 @@ async def frames_over_uart(dut):
             for _ in range(200):
                 if len(sent_images) - answered() < info.window:
                     break
-                await ClockCycles(dut.clk, 100 * divisor)
+                await cycles(100 * divisor)
             else:
                 raise AssertionError("no LOGITS answer within 200 character times x 10")
             model.answered(model.unanswered - (len(sent_images) - answered()))
@@ -148,16 +164,16 @@ async def frames_over_uart(dut):
         for byte in data:
             await send_character(dut, byte, divisor)
             if rng.random() < 0.3:
-                await ClockCycles(dut.clk, rng.randrange(1, 4 * divisor))
+                await cycles(rng.randrange(1, 4 * divisor))
         model.feed(data)
         if len(model.images) > before:
             sent_images.append((model.images[-1][0], image))
 
     for _ in range(100):       # let the last answers leave
-        await ClockCycles(dut.clk, 100 * divisor)
+        await cycles(100 * divisor)
         if answered() == len(sent_images):
             break
-    await ClockCycles(dut.clk, 50 * divisor)
+    await cycles(50 * divisor)
 
     got = [f for f in frames if f.type == FrameType.LOGITS]
     assert [f.tag for f in got] == [tag for tag, _ in sent_images], \
@@ -182,7 +198,18 @@ async def host_through_pty(dut):
     os.set_blocking(master, False)
     name = os.ttyname(slave)
     await start(dut)
-    UartMonitor(dut, divisor, lambda byte: os.write(master, bytes([byte])))
+    answers = FrameDecoder()
+    link = {"info": False, "start": None, "sent": 0, "last_sent": None, "answered": 0, "end": None}
+
+    def to_host(byte):
+        os.write(master, bytes([byte]))
+        for frame in answers.feed(bytes([byte])):
+            link["info"] |= frame.type == FrameType.INFO
+            if frame.type == FrameType.LOGITS:
+                link["answered"] += 1
+                link["end"] = get_sim_time("ns")
+
+    UartMonitor(dut, divisor, to_host)
 
     async def host_to_board():
         while True:
@@ -194,9 +221,13 @@ async def host_through_pty(dut):
                 except (BlockingIOError, OSError):
                     data = b""
             if not data:
-                await ClockCycles(dut.clk, 10 * divisor)
+                await Timer(10 * divisor * PERIOD_NS, unit="ns")
             for byte in data:
+                if link["start"] is None and link["info"]:     # the first image frame's first byte
+                    link["start"] = get_sim_time("ns")
+                link["sent"] += link["start"] is not None
                 await send_character(dut, byte, divisor)
+                link["last_sent"] = get_sim_time("ns")
 
     cocotb.start_soon(host_to_board())
     host = subprocess.Popen([*p["command"], "--port", name], stdout=subprocess.PIPE,
@@ -205,7 +236,7 @@ async def host_through_pty(dut):
     try:
         while host.poll() is None:
             assert time.monotonic() < deadline, f"the host did not finish within {p['deadline_s']} s"
-            await ClockCycles(dut.clk, 1000)
+            await Timer(1000 * PERIOD_NS, unit="ns")
     finally:
         if host.poll() is None:
             host.kill()
@@ -214,4 +245,8 @@ async def host_through_pty(dut):
         os.close(master)
     assert host.returncode == 0, f"the host exited with {host.returncode}: {err.strip()[-2000:]}"
     result = json.loads(out)
-    report(host=result, host_stderr=err.strip().splitlines()[-5:])
+    seconds = (link["end"] - link["start"]) * 1e-9
+    busy = link["sent"] * 10 * divisor * PERIOD_NS / (link["last_sent"] - link["start"])
+    report(host=result, host_stderr=err.strip().splitlines()[-5:], answered=link["answered"],
+           sim_seconds=seconds, images_per_s=link["answered"] / seconds, rx_busy=busy,
+           baud=1e9 / (divisor * PERIOD_NS))
