@@ -29,6 +29,8 @@ def test_blocks_pair_amaranth_and_cocotb_files():
     found = blocks(TESTS)
     assert found["fifo"] == ["tests/test_fifo.py", "tests/test_fifo_cocotb.py"]
     assert blocks(TESTS, "cocotb")["fifo"] == ["tests/test_fifo_cocotb.py"]
+    assert {"fifo", "crossbar", "im2col", "pool", "residual"} <= set(found)
+    assert "cost" not in found and "explore" not in found  # software tests are not blocks
 
 
 def test_tiny_fifo_regression(capsys):

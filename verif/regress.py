@@ -63,15 +63,20 @@ def pytest_runtest_logreport(report):
 
 # --- jobs ---------------------------------------------------------------------------------------
 
-def blocks(tests: Path = TESTS, kind: str = "all") -> dict[str, list[str]]:
-    """Block name -> its regression files (relative to ``tests``' parent), for ``kind``."""
+def blocks(tests: Path = TESTS, kind: str = "all", named=()) -> dict[str, list[str]]:
+    """Block name -> its regression files (relative to ``tests``' parent), for ``kind``.
+
+    The blocks are those with a cocotb regression or an ``imcflow.hw`` module of their name,
+    and any name in ``named`` that has a ``test_<name>.py`` or ``test_<name>_cocotb.py``.
+    """
+    hw = {p.stem for p in (Path(__file__).resolve().parents[1] / "hw").glob("*.py")}
+    cocotb_blocks = {p.stem[len("test_"):-len("_cocotb")] for p in tests.glob("test_*_cocotb.py")}
     found: dict[str, list[str]] = {}
-    for path in sorted(tests.glob("test_*.py")):
-        stem = path.stem[len("test_"):]
-        cocotb = stem.endswith("_cocotb")
-        block = stem[:-len("_cocotb")] if cocotb else stem
-        if kind == "all" or (kind == "cocotb") == cocotb:
-            found.setdefault(block, []).append(path.relative_to(tests.parent).as_posix())
+    for block in sorted((hw | cocotb_blocks | set(named)) - {"__init__"}):
+        for path, cocotb in ((tests / f"test_{block}.py", False),
+                             (tests / f"test_{block}_cocotb.py", True)):
+            if path.is_file() and (kind == "all" or (kind == "cocotb") == cocotb):
+                found.setdefault(block, []).append(path.relative_to(tests.parent).as_posix())
     return found
 
 
@@ -125,12 +130,14 @@ def regress(block_names: list[str] | None, seeds: int, *, first_seed: int | None
     from imcflow.sw.explore import _client
 
     tests = Path(tests).resolve()
-    available = blocks(tests, kind)
+    available = blocks(tests, kind, block_names or ())
     names = block_names or sorted(available)
     unknown = [b for b in names if b not in available]
     if unknown:
-        raise UserError(f"--block: no {kind} regression of {unknown[0]!r}; blocks: "
-                        f"{', '.join(sorted(available))}")
+        what = "" if kind == "all" else f"{kind} "
+        raise UserError(f"--block: no {what}regression of {unknown[0]!r} in {tests} "
+                        f"(test_{unknown[0]}.py or test_{unknown[0]}_cocotb.py); blocks: "
+                        f"{', '.join(sorted(blocks(tests, kind)))}")
     if first_seed is None:
         seed_list = random.SystemRandom().sample(range(2**31), seeds)
     else:
