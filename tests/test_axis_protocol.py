@@ -4,8 +4,8 @@ caught breaking each rule (cycle by cycle, without a simulator), cocotbext-axi's
 and AxiStreamSink driving the generated top under pause generators with the checker on both
 ports (tests/cocotb/axis_top_tb.py), and a broken driver tripping it.
 
-The top is ``small_net`` with line buffers, built exactly as tests/test_sim.py builds it (same
-Verilog and flags), so the Verilator build is shared through the cache.
+The top is ``small_net`` with line buffers, built as the cocotb engine of ``imcflow sim`` builds
+it (same Verilog and flags), so the Verilator build is shared through the cache.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 from imcflow.gen.project import generate
 from imcflow.sw.inference import run as golden_run
 from imcflow.verif import runner
+from imcflow.verif.cocotb_engine import BUILD_FLAGS
 from imcflow.verif.protocol import AxiStreamChecker, ProtocolError
-from imcflow.verif import sim
 from small_networks import small_net
 
 TB = Path(__file__).parent / "cocotb" / "axis_top_tb.py"
@@ -78,7 +78,7 @@ def small_top(tmp_path_factory):
     outputs for tests/cocotb/axis_top_tb.py."""
     out = tmp_path_factory.mktemp("small") / "line"
     gen = generate(out, small_net(), "default", buffer="line", progress=False)
-    build = runner.build(gen.top, name=gen.name, flags=sim.BUILD_FLAGS)
+    build = runner.build(gen.top, name=gen.name, flags=BUILD_FLAGS)
     shape = gen.qnet.network.shapes[gen.qnet.input.name]
     images = np.random.default_rng(5).integers(0, 256, (IMAGES, shape.h, shape.w, shape.c))
     out_shape = gen.qnet.output.shape
