@@ -9,8 +9,9 @@ top on one of two engines and compares what the run recorded (`imcflow.verif.com
   by Verilator, no per-cycle Python. It records every input and output handshake and, when the
   top carries the debug taps (``imcflow gen`` default), every handshake of every stage's output
   stream, and checks the AXI4-Stream rules on ``m_axis`` every cycle;
-- ``cocotb`` (`imcflow.verif.accelerator_tb`): the top elaborated again (its Verilog must be the
-  directory's) under a cocotb testbench, for protocol-level work; it records the ports only.
+- ``cocotb`` (`imcflow.verif.cocotb_engine`): the top elaborated again (its Verilog must be the
+  directory's) under the cocotb testbench `imcflow.verif.accelerator_tb`, for protocol-level
+  work; it records the ports only.
 
 What a run is compared with:
 
@@ -33,18 +34,13 @@ at load.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import os
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-__all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "BUILD_FLAGS", "FULL_WAVES_FLAGS",
-           "diagnose", "link_states", "test_images", "simulate", "passed", "failures",
-           "add_arguments", "run"]
+from imcflow.verif.cocotb_engine import BUILD_FLAGS, FULL_WAVES_FLAGS  # noqa: F401 (its builds' flags)
+
+__all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "diagnose", "link_states", "test_images",
+           "simulate", "passed", "failures", "add_arguments", "run"]
 
 #: the watchdog trips after this many times the model's latency (or period) without an output
 WATCHDOG_FACTOR = 4
@@ -52,15 +48,6 @@ WATCHDOG_FACTOR = 4
 ENGINES = ("cpp", "cocotb")
 #: cycles before the first failure that the waveform of a failed run holds
 WAVE_WINDOW = 10_000
-#: Verilator flags of the cocotb engine's builds: only the top's ports public (cocotb's runner
-#: makes every signal public, tens of thousands of VPI handles for a whole accelerator), an -O1
-#: C++ build (compiles faster than the default -Os), waveforms of the top's ports and status
-BUILD_FLAGS = ("--no-public-flat-rw", "--public-depth", "1", "-CFLAGS", "-O1", "--trace-depth", "1")
-#: the same with waveforms of every signal (``imcflow sim --engine cocotb --full-waves``)
-FULL_WAVES_FLAGS = BUILD_FLAGS[:-2]
-
-_TB = Path(__file__).with_name("accelerator_tb.py")
-
 
 # --- the deadlock diagnosis ----------------------------------------------------------------------
 
@@ -259,87 +246,6 @@ def _cpp(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, pro
     return results, harness, wave if trace else None, rerun
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """Send file descriptor 1 (the simulator's and cocotb's output) to stderr: stdout holds the
-    command's results only."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-@contextlib.contextmanager
-def _environment(**values):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _cocotb(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, progress: bool):
-    """``(results, build seconds, waveform path or None, failure)``: a run of the cocotb engine
-    on the top elaborated again, as `imcflow.verif.engine.Results` (no taps)."""
-    import numpy as np
-
-    from imcflow.errors import UserError
-    from imcflow.gen.project import verilog_body
-    from imcflow.progress import Ticker
-    from imcflow.verif import engine, runner
-
-    start = time.monotonic()
-    with Ticker("sim", f"Verilator build of {gen.name} for cocotb", enabled=progress), \
-            _stdout_to_stderr():
-        build = runner.build(gen.top, name=gen.name, waves=waves or full_waves,
-                             flags=FULL_WAVES_FLAGS if full_waves else BUILD_FLAGS)
-    build_seconds = time.monotonic() - start
-    if build.verilog.read_text() != verilog_body(verilog):
-        raise UserError(f"directory: {gen.verilog_path} is not what this imcflow elaborates its "
-                        f"configuration to (written by another version); regenerate it")
-    lanes = gen.top.out_layout.lanes
-    with tempfile.TemporaryDirectory(prefix="imcflow-sim-") as tmp:
-        data, results = Path(tmp) / "images.npz", Path(tmp) / "results.json"
-        np.savez(data, pixels=pixels.reshape(len(pixels), -1, pixels.shape[-1]).astype(np.uint8))
-        parameters = {"data": str(data), "results": str(results),
-                      "in_lanes": gen.top.in_layout.lanes, "out_lanes": lanes,
-                      "out_signed": gen.top.out_layout.signed,
-                      "out_beats": gen.qnet.output.shape.pixels,
-                      "links": gen.manifest["status"]["links"], "progress": progress,
-                      **{k: plan[k] for k in ("watchdog", "timeout", "seed", "idle",
-                                              "backpressure")}}
-        failure = None
-        with _stdout_to_stderr(), \
-                _environment(COCOTB_LOG_LEVEL="WARNING", GPI_LOG_LEVEL="WARNING"):
-            try:
-                runner.run(build, _TB, parameters=parameters,
-                           test_id=runner.current_test_id(f"sim-{gen.name}"))
-            except runner.SimulationError as e:
-                failure = e
-        if not results.exists():   # the testbench did not get to write them
-            raise failure or runner.SimulationError(f"{_TB.name} wrote no results")
-        r = json.loads(results.read_text())
-    wave = str(failure).split("waveform: ")[1].splitlines()[0] if failure is not None and \
-        "waveform: " in str(failure) else None
-    deadlock = r["deadlock"]
-    results = engine.Results(
-        np.array(r["in_cycles"], np.int64), np.array(r["out_cycles"], np.int64),
-        np.array(r["outputs"], np.int64).reshape(-1, lanes), np.array(r["last"], bool), {},
-        r["cycles"], r["wall_seconds"],
-        deadlock and {**deadlock, "idle_cycles": None}, None, bool(r["timeout"]))
-    return results, build_seconds, wave, failure
-
-
 # --- the command's figures -----------------------------------------------------------------------
 
 def _timing(r, images: int, beats: int, schedule, clock_mhz: float, full_rate: bool) -> dict:
@@ -434,8 +340,10 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
         random_init = harness.random_init
     else:
         plan.pop("out_beats")
-        r, build_seconds, wave, _ = _cocotb(gen, verilog, pixels, plan, waves=waves,
-                                            full_waves=full_waves, progress=progress)
+        from imcflow.verif import cocotb_engine
+
+        r, build_seconds, wave, _ = cocotb_engine.run(gen, verilog, pixels, plan, waves=waves,
+                                                      full_waves=full_waves, progress=progress)
         cached, rerun, build_cpu, random_init = None, None, None, None
 
     streams = compare.Streams(qnet, pixels, (r.out_values, r.out_last), r.taps)
