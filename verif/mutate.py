@@ -413,20 +413,28 @@ GAPS = [  # h, w, c, bits, signed, mult, shift, act_bits, act_signed
 ]
 
 
+GAP_IMAGES = 16
+
+
 def _gap():
     from imcflow.hw.pool import GlobalAvgPool
     from imcflow.sw import golden
+    from imcflow.sw.arith import act_range
     units = []
     for n, (h, w, c, bits, sg, mult, shift, ab, asg) in enumerate(GAPS):
-        fmap = _maps(np.random.default_rng(40 + n), (3, h, w, c), bits, sg)
+        # one output per image: many images, two of them all-lowest and all-highest (the
+        # extreme sums, where the accumulator's top bits and the rounding carry matter)
+        fmap = _maps(np.random.default_rng(40 + n), (GAP_IMAGES, h, w, c), bits, sg)
+        lo, hi = act_range(bits, sg)
+        fmap[1], fmap[2] = lo, hi
         y = golden.global_avg_pool(fmap, mult, shift, act_bits=ab, signed=asg)
         dut = GlobalAvgPool(h, w, c, bits, signed=sg, mult=mult, shift=shift, act_bits=ab,
                             act_signed=asg)
 
         def timing(cy, hw=h * w):
-            _expect(cy["i"] == list(range(3 * hw)), "gap: input not one pixel per cycle")
-            _expect(cy["o"] == [(n + 1) * hw - 1 + GlobalAvgPool.latency for n in range(3)],
-                    "gap: output cycles")
+            _expect(cy["i"] == list(range(GAP_IMAGES * hw)), "gap: input not one pixel per cycle")
+            _expect(cy["o"] == [(n + 1) * hw - 1 + GlobalAvgPool.latency
+                                for n in range(GAP_IMAGES)], "gap: output cycles")
         units.append(Stream(f"g{n}", dut, {"i": fmap}, {"o": y}, n, timing=timing))
     return _stream_bank("gap", units)
 
