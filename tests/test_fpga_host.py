@@ -24,10 +24,11 @@ class FakeBoard:
 
     ``faults`` maps the number of an image frame (counting every IMAGE frame received, from 0)
     to what goes wrong with it: ``"busy"`` (answered ERROR BUSY), ``"lost"`` (never answered),
-    ``"corrupt"`` (answered with a bad checksum).
+    ``"corrupt"`` (answered with a bad checksum). A ``slow`` board answers an image only when the
+    host reads, one answer per read (an accelerator slower than the host).
     """
 
-    def __init__(self, design, *, window=2, faults=None, design_id=None):
+    def __init__(self, design, *, window=2, faults=None, design_id=None, slow=False):
         self.design = design
         self.info = Info(design.height, design.width, design.channels, design.classes, 8, True,
                          window, design.design_id if design_id is None else design_id)
@@ -36,6 +37,7 @@ class FakeBoard:
         self.out = bytearray()
         self.frames_seen = 0
         self.max_unanswered = 0
+        self.slow, self.answers = slow, []
 
     def write(self, data):
         before_images, before_replies = len(self.model.images), len(self.model.replies)
@@ -59,11 +61,17 @@ class FakeBoard:
                     frame = b""
                 elif fault == "corrupt":
                     frame = frame[:-1] + bytes([frame[-1] ^ 1])
-                self.model.answered()
-                self.out += frame
+                if self.slow:
+                    self.answers.append(frame)
+                else:
+                    self.model.answered()
+                    self.out += frame
         return len(data)
 
     def read(self, size=1):
+        if self.answers and not self.out:
+            self.out += self.answers.pop(0)
+            self.model.answered()
         data, self.out = bytes(self.out[:size]), self.out[size:]
         return data
 
@@ -113,6 +121,14 @@ def test_a_board_running_another_design_is_refused(design):
     board = FakeBoard(design, design_id=design.design_id ^ 1)
     with pytest.raises(UserError, match=r"^--network: the board runs a 8x8x1 -> 10 design with id"):
         run_images(BoardClient(board, timeout=0.2), design, 2)
+
+
+@pytest.mark.parametrize("window", [1, 5])
+def test_the_host_fills_the_window_and_never_more(design, window):
+    board = FakeBoard(design, window=window, slow=True)
+    result = run_images(BoardClient(board, timeout=5), design, 12)
+    assert result["bit_exact"] == 12 and result["resent"] == 0 and not result["errors"]
+    assert board.max_unanswered == window
 
 
 def test_run_command_reports_the_rate_and_the_links_bound(design, capsys, monkeypatch):
