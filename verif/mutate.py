@@ -387,7 +387,7 @@ def _maxpool():
 
 AVGPOOLS = [  # h, w, c, bits, kernel, stride, signed, mult, shift, act_bits, act_signed
     (5, 6, 2, 4, 2, 2, True, 3000, 13, 5, True),
-    (4, 5, 1, 8, 3, 1, False, 65535, 15, 8, False),
+    (4, 5, 1, 8, 3, 1, False, 3641, 15, 8, False),   # mult / 2**shift = 1/9: no saturation
     (4, 4, 2, 6, 1, 2, True, 300, 8, 6, False),
 ]
 
@@ -466,10 +466,12 @@ def _accumulator():
     from imcflow.sw.arch import Arch
     from imcflow.sw.arith import requantize
     units = []
+    # requantization chosen so most outputs fall inside the activation range: a mutant of the
+    # sum must change the output, not hide behind saturation
     configs = [  # arch, row tiles, cols, signed, bias, mult, shift
-        (Arch(act_bits=8, adc_bits=8), 3, 2, False, [-300, 700], [40000, 7], 9),
+        (Arch(act_bits=8, adc_bits=8), 3, 2, False, [200, 0], [200, 340], 9),
         (Arch(act_bits=4, adc_bits=6, input_encoding="bit_serial"), 2, 3, True,
-         [1000, -20, 0], [65535, 300, 1], 6),
+         [100, -20, 0], [30, 25, 40], 12),
         (Arch(act_bits=3, adc_bits=4), 1, 1, True, [-2], [3], 0),
     ]
     for n, (arch, tiles, cols, sg, bias, mult, shift) in enumerate(configs):
