@@ -207,6 +207,9 @@ def test_sim_json_reports_the_engine_its_speed_and_a_cached_build(small_line, ca
     assert (f["engine"], f["cached"], f["build_seconds"]) == ("cpp", True, 0)
     assert isinstance(f["cycles_per_second"], int) and f["cycles_per_second"] > 0
     assert f["simulated_cycles"] > f["images"] * f["cycles_per_image"]
+    manifest = json.loads((small_line / "manifest.json").read_text())
+    assert (f["arch_name"], f["arch"], f["target"]) == (
+        manifest["arch_name"], manifest["arch"], manifest["target"])   # the arch it used
 
 
 def test_a_top_without_taps_on_both_engines(tmp_path):

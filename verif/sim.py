@@ -348,7 +348,8 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
 
     streams = compare.Streams(qnet, pixels, (r.out_values, r.out_last), r.taps)
     figures = {"directory": str(directory), "network": qnet.name, "top": gen.name,
-               "config_hash": manifest["config_hash"], "engine": engine, "images": images,
+               "config_hash": manifest["config_hash"], "arch_name": manifest.get("arch_name"),
+               "arch": manifest.get("arch"), "target": manifest.get("target"), "engine": engine, "images": images,
                "seed": seed, "idle": idle, "backpressure": backpressure, **streams.figures()}
     if labels is not None:   # over the held-out images, from complete outputs only
         complete = len(r.out_values) >= held * per_image
@@ -472,6 +473,7 @@ def run(args) -> int:
     f = figures
     layers = (f"every layer ({f['layers_checked']} stages) and the output" if f["layers_checked"]
               else "the output (no taps in this top)")
+    print(f"arch: {f['arch_name']}; crossbars: {f['target']} flavour")
     print(f"{f['top']}: {f['bit_exact']} of {f['images']} images bit-exact at {layers}"
           + (f", accuracy {f['accuracy']:.3f}" if f.get("accuracy") is not None else ""))
     for line in failures(f):
