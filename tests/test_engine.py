@@ -85,10 +85,10 @@ def run(h, seed=5, backpressure=0.5):
 
 def test_a_dropped_tvalid_fails_the_run_in_its_cycle(dropping):
     # tvalid is high in odd cycles: the first odd cycle with tready low is a beat not taken,
-    # and tvalid falls in the next cycle.
-    stalled = stall_mask(5, STREAM_BACKPRESSURE, 0.5, 1000)
+    # and tvalid falls in the next cycle (cycle 153 here: 76 beats recorded before it).
+    stalled = stall_mask(5, STREAM_BACKPRESSURE, 0.02, 1000)
     c = next(c for c in range(1, 1000, 2) if stalled[c])
-    r = run(dropping)
+    r = run(dropping, backpressure=0.02)
     assert r.violation == {"cycle": c + 1,
                            "message": "m_axis_tvalid dropped before the handshake"}
     # every beat before it was taken when tready was high, in an odd cycle
@@ -96,9 +96,9 @@ def test_a_dropped_tvalid_fails_the_run_in_its_cycle(dropping):
 
 
 def test_tdata_changing_while_stalled_fails_the_run_in_its_cycle():
-    stalled = stall_mask(5, STREAM_BACKPRESSURE, 0.5, 1000)
-    c = next(c for c in range(1, 1000) if stalled[c])
-    r = run(harness("change"))
+    stalled = stall_mask(5, STREAM_BACKPRESSURE, 0.02, 1000)
+    c = next(c for c in range(1, 1000) if stalled[c])   # 28
+    r = run(harness("change"), backpressure=0.02)
     assert r.violation == {"cycle": c + 1,
                            "message": "m_axis_tdata or m_axis_tlast changed while stalled"}
     assert r.out_values[:, 0].tolist() == list(range(1, c))   # the counter, cycle by cycle
