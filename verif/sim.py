@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from imcflow.verif.cocotb_engine import BUILD_FLAGS, FULL_WAVES_FLAGS  # noqa: F401 (its builds' flags)
 
 __all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "diagnose", "link_states", "test_images",
            "simulate", "passed", "failures", "add_arguments", "run"]
