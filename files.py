@@ -1,4 +1,5 @@
-"""Output directories: never someone else's files, and whole or not at all.
+"""Where imcflow writes: output directories (never someone else's files, and whole or not at
+all) and its cache (`cache_dir`).
 
 Every command with ``-o DIR`` calls `check_output_directory` before any long work and writes
 through `atomic_directory`. The rules (README, "Safety of your files"):
@@ -12,6 +13,10 @@ through `atomic_directory`. The rules (README, "Safety of your files"):
 - The output is written into a hidden sibling ``.DIR.imcflow-<pid>-*`` and renamed into place only
   when everything succeeded. An error, Ctrl-C or SIGTERM removes it; a run killed outright
   (SIGKILL) leaves it, and the next run into the same ``DIR`` removes it.
+
+Builds, waveforms and failed build trees that outlive a command go under `cache_dir`
+(``$IMCFLOW_CACHE``, default ``~/.cache/imcflow``): Verilator models (`imcflow.verif`), formal
+runs, and the tree of a failed FPGA build (`imcflow.fpga.build`).
 """
 
 from __future__ import annotations
@@ -29,10 +34,21 @@ from pathlib import Path
 
 from imcflow.errors import UserError
 
-__all__ = ["MARKER", "check_output_directory", "atomic_directory", "write_marker"]
+__all__ = ["MARKER", "CACHE_ENV", "cache_dir", "check_output_directory", "atomic_directory",
+           "write_marker"]
 
 #: the file imcflow leaves in every directory it writes
 MARKER = ".imcflow"
+#: environment variable naming the cache directory
+CACHE_ENV = "IMCFLOW_CACHE"
+
+
+def cache_dir(*parts: str) -> Path:
+    """``$IMCFLOW_CACHE/<parts...>`` (default ``~/.cache/imcflow``), created if missing."""
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "imcflow")
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _files(directory: Path) -> set[str]:

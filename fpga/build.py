@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from imcflow import toolchain
-from imcflow.files import atomic_directory
+from imcflow.files import atomic_directory, cache_dir
 
 __all__ = ["FlowError", "RESOURCES", "build_board", "parse_utilization", "parse_timing",
            "binding_limits", "render_markdown"]
@@ -252,7 +252,6 @@ def render_markdown(report: dict) -> str:
 # --- the flow ------------------------------------------------------------------------------------
 
 def _failed_dir(name: str) -> Path:
-    from imcflow.verif.runner import cache_dir
     return cache_dir("fpga", "failed") / name
 
 

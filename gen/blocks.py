@@ -2,7 +2,7 @@
 
 `write_block` is the common path for any component: Verilog (one module, named after the
 configuration, in ``<name>.v``), ``verilator --lint-only -Wall`` with only the documented waivers
-(`imcflow.verif.runner.lint`), and ``manifest.json``. Each block adds a function that validates
+(`imcflow.rtl.lint`), and ``manifest.json``. Each block adds a function that validates
 its parameters (raising `UserError` naming the field and the allowed values) and builds the
 component, like `generate_fifo`, and registers it in `BLOCKS`.
 """
@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from imcflow import __version__, toolchain
+from imcflow import __version__, rtl, toolchain
 from imcflow.errors import UserError
 from imcflow.files import atomic_directory, check_output_directory
 
@@ -72,25 +72,23 @@ def write_block(out_dir: str | os.PathLike, component, *, block: str, name: str,
     ------
     UserError
         If ``out_dir`` cannot be written.
-    imcflow.verif.runner.LintError
+    imcflow.rtl.LintError
         If Verilator reports anything beyond the documented waivers.
     """
-    from imcflow.verif import runner
-
     check_output_directory(out_dir, force)
     manifest = {
         "block": block, "name": name, "verilog": f"{name}.v", "parameters": parameters,
         "ports": ports(component),
         "latency": component.latency, "interval": component.interval,
-        "lint": {"command": f"verilator {' '.join(runner.lint_flags())} --top-module {name} {name}.v",
-                 "waivers": {**runner.WAIVERS, **runner.WALL_WAIVERS}},
+        "lint": {"command": f"verilator {' '.join(rtl.lint_flags())} --top-module {name} {name}.v",
+                 "waivers": {**rtl.WAIVERS, **rtl.WALL_WAIVERS}},
         "tools": tool_versions(),
     }
-    text = runner.verilog(component, name)
+    text = rtl.verilog(component, name)
     with atomic_directory(out_dir, force=force) as tmp:
         verilog = Path(tmp) / f"{name}.v"
         verilog.write_text(text)
-        runner.lint(verilog, name)
+        rtl.lint(verilog, name)
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

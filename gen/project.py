@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imcflow import __version__
+from imcflow import __version__, rtl
 from imcflow.errors import UserError
 from imcflow.files import atomic_directory, check_output_directory
 
@@ -371,7 +371,7 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     ------
     UserError
         On a bad network, arch, budget, option or output directory.
-    imcflow.verif.runner.LintError
+    imcflow.rtl.LintError
         If the Verilog has lint warnings beyond the documented waivers (nothing is written).
     """
     from imcflow.gen.blocks import tool_versions
@@ -381,7 +381,6 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     from imcflow.sw.datasets import calibrated
     from imcflow.sw.mapper import map_network
     from imcflow.sw.report import summarize, write_report
-    from imcflow.verif import runner
 
     check_output_directory(out_dir, force)
     label = arch_label(arch, buffer=buffer)
@@ -400,12 +399,12 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     gen = Generated(qnet, mapping, top_name(qnet.name, digest), {"design_hash": digest},
                     Path(out_dir), target, taps)
     name = gen.name
-    verilog = runner.verilog(gen.top, name)   # with the header below, once the manifest exists
+    verilog = rtl.verilog(gen.top, name)   # with the header below, once the manifest exists
     options = {"buffer": arch.buffer, "skip_depth_scale": skip_depth_scale,
                "mapper_skip_words": {l.name: l.buffer_words for l in base.layers
                                      if l.role == "join"}}
-    lint = {"command": f"verilator {' '.join(runner.lint_flags())} --top-module {name} {name}.v",
-            "waivers": {**runner.WAIVERS, **runner.WALL_WAIVERS}}
+    lint = {"command": f"verilator {' '.join(rtl.lint_flags())} --top-module {name} {name}.v",
+            "waivers": {**rtl.WAIVERS, **rtl.WALL_WAIVERS}}
     gen.manifest.update(_manifest(gen, options=options, lint=lint, tools=tool_versions(),
                                   model=model, digest=config_hash(qnet, mapping, verilog)))
     gen.manifest.update(arch_name=label, calibration=calibration)
@@ -416,13 +415,13 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         tmp = Path(tmp)
         (tmp / f"{name}.v").write_text(verilog)
         steps.step("linting")
-        runner.lint(tmp / f"{name}.v", name)
+        rtl.lint(tmp / f"{name}.v", name)
         steps.step("writing")
         qnet.save(tmp / QNET)
         _weight_images(tmp, qnet, mapping)
         (tmp / "report").mkdir()
         write_report(summary, tmp / "report")
-        (tmp / f"{name}.core").write_text(_fusesoc(gen, runner.lint_flags()))
+        (tmp / f"{name}.core").write_text(_fusesoc(gen, rtl.lint_flags()))
         (tmp / manifest["instantiation"]).write_text(_instantiation(gen))
         (tmp / manifest["constraints"]).write_text(_constraints(gen))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imcflow import cli
-from imcflow.verif import runner
+from imcflow import cli, rtl
 
 
 def gen(*args):
@@ -37,8 +36,8 @@ def test_gen_fifo_writes_verilog_and_manifest(tmp_path, capsys):
     assert declared["i__payload"] == ("input", 12) and declared["level"] == ("output", 3)
 
     # Lint-clean with only the width waivers, and under -Wall with only the documented waivers.
-    runner.lint(out / "fifo_w12_d6.v", wall=False)
-    runner.lint(out / "fifo_w12_d6.v", wall=True)
+    rtl.lint(out / "fifo_w12_d6.v", wall=False)
+    rtl.lint(out / "fifo_w12_d6.v", wall=True)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -76,10 +75,10 @@ def test_failure_leaves_no_half_written_directory(tmp_path, monkeypatch):
 
     def failing_lint(path, top=None, *, wall=True):
         assert path.is_file()                               # the Verilog was already written
-        raise runner.LintError("injected lint failure")
+        raise rtl.LintError("injected lint failure")
 
-    monkeypatch.setattr(runner, "lint", failing_lint)
-    with pytest.raises(runner.LintError):
+    monkeypatch.setattr(rtl, "lint", failing_lint)
+    with pytest.raises(rtl.LintError):
         gen("fifo", "--width", 8, "--depth", 4, "-o", out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -125,7 +124,7 @@ def test_gen_network_writes_the_output_directory(tiny):
     assert manifest["streams"]["output"]["signed"] and manifest["streams"]["input"]["lanes"] == 1
     status = manifest["status"]
     assert status["width"] == declared["status"][1] == 4 * len(status["links"])
-    runner.lint(tiny / f"{name}.v", name)      # lint-clean, as gen checked before writing
+    rtl.lint(tiny / f"{name}.v", name)      # lint-clean, as gen checked before writing
 
     # The golden model in the directory is the network's quantization; the weight files hold
     # its weights (the Verilog holds them as constants).

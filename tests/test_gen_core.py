@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from imcflow import toolchain
+from imcflow import rtl, toolchain
 from imcflow.gen.project import design_hash, generate, top_name, verilog_body
-from imcflow.verif import runner
 
 TINY = Path(__file__).parents[1] / "docs" / "examples" / "tiny_cnn.toml"
 
@@ -68,7 +67,7 @@ def test_two_configurations_coexist_in_one_verilator_design(two, tmp_path):
                    + "".join(f"  wrap_{n} u{i}(.clk(clk), .rst(rst), .y(y{'ab'[i]}));\n"
                              for i, n in enumerate(names))
                    + "  assign y = ya ^ yb;\nendmodule\n")
-    flags = runner.lint_flags()
+    flags = rtl.lint_flags()
     out = subprocess.run([toolchain.require("verilator"), *flags, "-Wno-DECLFILENAME",
                           "-Wno-INCABSPATH", "--top-module", "both", str(top),
                           *(str(g.verilog_path) for g in two)],

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imcflow import rtl
 from imcflow.hw.fifo import PipelineFifo, SkidBuffer
 from imcflow.hw.streams import VectorLayout
 from imcflow.verif import runner
@@ -245,8 +246,8 @@ def test_failed_build_leaves_nothing_cached(fake_verilator):
 def test_lint_reports_warnings_beyond_the_waivers(tmp_path):
     source = tmp_path / "undriven.v"
     source.write_text("module undriven(input wire a, output wire b);\nendmodule\n")
-    with pytest.raises(runner.LintError, match="UNDRIVEN"):
-        runner.lint(source)
+    with pytest.raises(rtl.LintError, match="UNDRIVEN"):
+        rtl.lint(source)
 
 
 def test_test_id_is_the_pytest_node_id_as_a_file_name():

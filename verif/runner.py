@@ -1,4 +1,4 @@
-"""Build Amaranth components with Verilator, run cocotb testbenches on them, lint Verilog.
+"""Build Amaranth components with Verilator and run cocotb testbenches on them.
 
 A regression is two calls from a pytest test::
 
@@ -35,8 +35,8 @@ writer needs the liblz4 headers, which pip cannot install). The waveform is kept
 messages and sim times, and the waveform's path. ``<test-id>`` is the pytest node id made
 file-safe.
 
-`lint` runs ``verilator --lint-only`` (by default with ``-Wall``) with the documented waivers
-below and nothing else.
+The Verilog of a component and its lint come from `imcflow.rtl` (so the generator need not import
+this package); the cache directory from `imcflow.files.cache_dir`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 import zlib
@@ -59,31 +58,14 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from imcflow import toolchain
+from imcflow.files import cache_dir
+from imcflow.rtl import WAIVERS, verilog, waiver_flags
 
 __all__ = [
-    "WAIVERS", "WALL_WAIVERS", "LEAN_FLAGS", "RANDOM_INIT_FLAGS", "PARAMS_ENV", "REPORT_ENV",
-    "Build", "BuildError", "LintError", "SimulationError", "cache_dir", "current_test_id",
-    "verilog", "without_initial_values", "build", "build_verilog", "init_seed", "run", "lint_flags",
-    "lint",
+    "LEAN_FLAGS", "RANDOM_INIT_FLAGS", "PARAMS_ENV", "REPORT_ENV", "Build", "BuildError",
+    "SimulationError", "current_test_id", "without_initial_values", "build", "build_verilog",
+    "init_seed", "run",
 ]
-
-#: Verilator warnings waived for every Amaranth design, in simulation builds and in lint.
-#: Amaranth's Verilog backend relies on Verilog's implicit width rules: it extends operands and
-#: truncates results without explicit casts (``level + 1`` assigned back to ``level``).
-WAIVERS: dict[str, str] = {
-    "WIDTHEXPAND": "operands are zero/sign-extended implicitly by Amaranth's Verilog backend",
-    "WIDTHTRUNC": "results are truncated implicitly on assignment by Amaranth's Verilog backend",
-}
-
-#: Style warnings enabled by ``-Wall`` and waived in `lint`, because every Amaranth design has them.
-WALL_WAIVERS: dict[str, str] = {
-    "PROCASSINIT": "Amaranth writes each register's reset value as its Verilog initial value "
-                   "(the FPGA power-up state) and also resets it synchronously",
-    "UNUSEDSIGNAL": "Amaranth keeps a named wire for every Signal and layout field, used or not, "
-                    "for debugging",
-    "DECLFILENAME": "Amaranth writes a design with submodules as one file holding one module per "
-                    "elaboratable; only the top module is named after the file",
-}
 
 #: Verilator flags of every build (unless the caller's flags say otherwise about ``--public``):
 #: only the toplevel's signals (its ports) are public, not every signal of the design as cocotb's
@@ -108,24 +90,8 @@ class BuildError(RuntimeError):
     """Verilator or the C++ build failed; the message ends with the build log's tail."""
 
 
-class LintError(RuntimeError):
-    """``verilator --lint-only`` reported warnings or errors."""
-
-
 class SimulationError(AssertionError):
     """A cocotb testcase failed or the simulator crashed; the message says which and where."""
-
-
-def _waiver_flags(waivers: Mapping[str, str]) -> list[str]:
-    return [f"-Wno-{name}" for name in waivers]
-
-
-def cache_dir(*parts: str) -> Path:
-    """``$IMCFLOW_CACHE/<parts...>`` (default ``~/.cache/imcflow``), created if missing."""
-    root = Path(os.environ.get("IMCFLOW_CACHE") or Path.home() / ".cache" / "imcflow")
-    path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def current_test_id(default: str = "run") -> str:
@@ -192,18 +158,6 @@ class Build:
     def verilog(self) -> Path:
         """The Amaranth Verilog of the design (with its initial values)."""
         return self.directory / f"{self.toplevel}.v"
-
-
-def verilog(component, name: str) -> str:
-    """Verilog of ``component`` as module ``name``, without source locations (reproducible),
-    followed by the hand-written module of the ``sim`` crossbar flavour if the design has one
-    (`imcflow.hw.crossbar.add_mvm_module`)."""
-    from amaranth.back import verilog as amaranth_verilog
-
-    from imcflow.hw.crossbar import add_mvm_module
-
-    text = amaranth_verilog.convert(component, name=name, emit_src=False)
-    return add_mvm_module(text, name)
 
 
 #: ``reg [w:0] name = value;``: a register's declaration with its initial (power-up) value; not
@@ -286,7 +240,7 @@ def _compile(text: str, name: str, parameters: dict, flags: tuple, *, waves: boo
              random_init: bool) -> Build:
     lean = () if any(f.startswith("--public") or f.startswith("--no-public") for f in flags) \
         else LEAN_FLAGS
-    all_flags = [*_waiver_flags(WAIVERS), *lean, *(RANDOM_INIT_FLAGS if random_init else ()),
+    all_flags = [*waiver_flags(WAIVERS), *lean, *(RANDOM_INIT_FLAGS if random_init else ()),
                  *flags]
     source = without_initial_values(text) if random_init else text
     key = hashlib.sha256(json.dumps(
@@ -454,32 +408,3 @@ def _run_once(build: Build, testbench: Path, test_id: str, kept: Path, *, parame
         wave.replace(kept)
     wave.unlink(missing_ok=True)
     return run_dir, failures
-
-
-def lint_flags(wall: bool = True) -> list[str]:
-    """Verilator's arguments for `lint`: ``--lint-only``, ``-Wall`` if ``wall``, the waivers."""
-    return ["--lint-only", *(["-Wall", *_waiver_flags(WALL_WAIVERS)] if wall else []),
-            *_waiver_flags(WAIVERS)]
-
-
-def lint(path: str | os.PathLike, top: str | None = None, *, wall: bool = True) -> None:
-    """``verilator --lint-only`` on Verilog file ``path`` with only the documented waivers.
-
-    Parameters
-    ----------
-    path : path
-        Verilog file; the module ``top`` (default: the file's stem) is the toplevel.
-    wall : bool
-        Also enable every style warning (``-Wall``) and waive only `WALL_WAIVERS`.
-
-    Raises
-    ------
-    LintError
-        With Verilator's messages, if it reports anything.
-    """
-    path = Path(path)
-    flags = lint_flags(wall)
-    out = subprocess.run([toolchain.require("verilator"), *flags, "--top-module", top or path.stem,
-                          str(path)], capture_output=True, text=True, env=toolchain.environ())
-    if out.returncode != 0 or "%Warning" in out.stderr:
-        raise LintError(f"verilator {' '.join(flags)} {path}:\n{out.stderr.strip()}")
