@@ -35,7 +35,7 @@ def main() -> None:
             mapping = map_network(net, arch)
             t_map = time.perf_counter() - start
             start = time.perf_counter()
-            s = summarize(net, arch)
+            s = summarize(net, mapping)
             t_summary = time.perf_counter() - start
             line, frame = s["buffer_tradeoff"]["line"], s["buffer_tradeoff"]["frame"]
             print(f"{net.name:9} {t_map:10.3f} {t_summary:9.2f} {mapping.crossbars:6d} "

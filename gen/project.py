@@ -392,7 +392,7 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     mapping = scale_skip_fifos(base, skip_depth_scale)
     steps = Steps("gen", 4, progress)   # from here on, only a lint failure or an unwritable -o can fail
     steps.step("modelling")
-    summary = summarize(qnet.network, arch, core_budget)
+    summary = summarize(qnet.network, base)
     model = _model(mapping, summary if mapping is base else None)
     steps.step("elaborating")
     digest = design_hash(qnet, mapping, target)

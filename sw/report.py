@@ -16,7 +16,7 @@ from pathlib import Path
 
 from imcflow.sw.arch import BUFFER_STRATEGIES, PRESETS, Arch, arch_label, load_arch
 from imcflow.sw.cost import COMPONENTS, estimate, load_cost
-from imcflow.sw.mapper import map_network
+from imcflow.sw.mapper import Mapping, map_network
 from imcflow.sw.perf import analyze, simulate
 
 __all__ = ["add_arguments", "run", "summarize", "table", "write_report"]
@@ -59,7 +59,7 @@ def run(args) -> int:
     arch, cost = load_arch(args.arch, buffer=args.buffer), load_cost(args.cost)
     if sys.stderr.isatty():   # progress for a person; an error stays the only line in a log
         print(f"mapping {args.network} ...", file=sys.stderr)
-    summary = summarize(net, arch, args.core_budget, cost=cost)
+    summary = summarize(net, map_network(net, arch, core_budget=args.core_budget), cost=cost)
     summary = {"arch_name": arch_label(args.arch, buffer=args.buffer), **summary}
     if args.output is not None:
         from imcflow.progress import note, shown
@@ -74,10 +74,12 @@ def run(args) -> int:
     return 0
 
 
-def summarize(net, arch: Arch, core_budget=None, *, cost=None) -> dict:
+def summarize(net, mapping: Mapping, *, cost=None) -> dict:
     """Mapping, performance, energy and area (with the `~imcflow.sw.cost.CostModel` ``cost``,
-    default its defaults), buffer trade-off and replication gain of ``net`` on ``arch``."""
-    mapping = map_network(net, arch, core_budget=core_budget)
+    default its defaults), buffer trade-off and replication gain of ``mapping``, a mapping of
+    ``net`` (`~imcflow.sw.mapper.map_network`; the caller's, so one generation maps once). The
+    other buffer strategy of the trade-off and the unreplicated pipeline are mapped here."""
+    arch, core_budget = mapping.arch, mapping.core_budget
     performance = analyze(mapping, IMAGES)
     summary = mapping.to_json()
     timings = {s.name: s for s in performance.stages}
@@ -104,14 +106,15 @@ def summarize(net, arch: Arch, core_budget=None, *, cost=None) -> dict:
         if strategy == arch.buffer:
             m, latency = mapping, performance.latency_cycles
         else:
-            m = map_network(net, arch.replace(buffer=strategy), core_budget=core_budget)
+            m = map_network(net, arch.replace(buffer=strategy), core_budget=core_budget,
+                            timing=mapping.timing)
             latency = simulate(m).latency
         tradeoff[strategy] = {"activation_memory_bits": m.activation_memory_bits,
                               "latency_cycles": latency, "cycles_per_image_bound": m.cycles_per_image,
                               "layer_bits": {l.name: l.buffer_bits for l in m.layers if l.buffer_bits}}
     summary["buffer_tradeoff"] = tradeoff
     if mapping.core_budget is not None:
-        base = map_network(net, arch.replace(core_budget=None))
+        base = map_network(net, arch.replace(core_budget=None), timing=mapping.timing)
         base_perf = analyze(base, IMAGES)
         summary["unreplicated"] = {
             "crossbars": base.crossbars,

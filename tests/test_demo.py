@@ -8,6 +8,7 @@ import json
 from imcflow import cli
 from imcflow.gen import demo
 from imcflow.sw.arch import load_arch
+from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_network
 from imcflow.sw.report import summarize
 
@@ -51,7 +52,8 @@ def test_digits_under_idle_and_backpressure_on_the_model_timing(tmp_path, capsys
 
 def test_demo_prints_the_mapping_and_the_figures(monkeypatch, capsys):
     # The text form, on the figures of a run (the simulation itself is the test above).
-    mapping = summarize(load_network(demo.NETWORK), load_arch(demo.ARCH))
+    net = load_network(demo.NETWORK)
+    mapping = summarize(net, map_network(net, load_arch(demo.ARCH)))
     figures = {"network": "digits", "arch": "default", "crossbars": 5, "images": 360,
                "activation_memory_bits": 10392, "weight_memory_bits": 18400, "accuracy": 0.9833,
                "golden_accuracy": 0.9833, "bit_exact": 360, "first_mismatch": None,
