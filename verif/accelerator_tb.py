@@ -136,7 +136,7 @@ async def stream_images(dut):
     for port in ("s_axis", "m_axis"):
         bench.add(AxiStreamChecker(dut, port))
     await bench.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     source.send((pixel.tolist(), n == per_image - 1) for image in pixels
                 for n, pixel in enumerate(image))
     timeout = None
@@ -148,13 +148,14 @@ async def stream_images(dut):
     if watchdog.tripped is None and timeout is None:
         await bench.wait(DRAIN)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     if bar is not None:
         bar.close()
     with open(p["results"], "w") as f:
         json.dump({"outputs": [values for values, _ in sink.beats],
                    "last": [last for _, last in sink.beats],
                    "out_cycles": sink.cycles, "in_cycles": source.cycles, "cycles": bench.cycle,
-                   "wall_seconds": wall,
+                   "wall_seconds": wall, "cpu_seconds": cpu,
                    "deadlock": watchdog.tripped, "timeout": timeout}, f)
     assert watchdog.tripped is None, watchdog.tripped["message"]
     assert timeout is None, timeout

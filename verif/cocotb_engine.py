@@ -106,5 +106,6 @@ def run(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, prog
         np.array(r["in_cycles"], np.int64), np.array(r["out_cycles"], np.int64),
         np.array(r["outputs"], np.int64).reshape(-1, lanes), np.array(r["last"], bool), {},
         r["cycles"], r["wall_seconds"],
-        deadlock and {**deadlock, "idle_cycles": None}, None, bool(r["timeout"]))
+        deadlock and {**deadlock, "idle_cycles": None}, None, bool(r["timeout"]),
+        r["cpu_seconds"])
     return results, build_seconds, wave, failure

@@ -177,12 +177,16 @@ class Results:
     cycles : int
         Cycles simulated after reset release.
     wall_seconds : float
-        Wall time of the harness's loop after reset.
+        Wall time of the simulation loop after reset (no build, no start-up, no file I/O before
+        or after).
     watchdog : dict or None
         ``cycle``, ``idle_cycles`` and ``status`` (int) of a watchdog trip.
     violation : dict or None
         ``cycle`` and ``message`` of the first AXI4-Stream rule violation on ``m_axis``.
     timeout : bool
+    cpu_seconds : float or None
+        CPU time of the simulator's process over the same loop: what the run costs on an idle
+        machine, whatever else a shared one runs (None if the engine does not measure it).
     """
 
     in_cycles: np.ndarray
@@ -195,6 +199,7 @@ class Results:
     watchdog: dict | None
     violation: dict | None
     timeout: bool
+    cpu_seconds: float | None = None
 
 
 def threshold(probability: float) -> int:
@@ -537,7 +542,8 @@ def run(harness: Harness, pixels: np.ndarray, *, out_beats: int, seed: int = 0,
             taps[stage] = (cycles, *_decode(words, tap.stream))
     watchdog_trip = s["watchdog"] and {**s["watchdog"], "status": int(s["watchdog"]["status"], 16)}
     return Results(in_cycles, out_cycles, out_values, out_last, taps, s["cycles"],
-                   s["wall_seconds"], watchdog_trip, s["violation"], s["timeout"])
+                   s["wall_seconds"], watchdog_trip, s["violation"], s["timeout"],
+                   s["cpu_seconds"])
 
 
 def stall_masks(harness: Harness, seed: int, idle: float, backpressure: float,

@@ -382,9 +382,10 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
         simulated_cycles=r.cycles, build_seconds=round(build_seconds, 1), cached=cached,
         build_cpu_seconds=None if build_cpu is None else round(build_cpu, 1),
         random_init=random_init,
-        sim_seconds=round(r.wall_seconds, 2),
+        sim_seconds=round(r.wall_seconds, 2), sim_cpu_seconds=None if r.cpu_seconds is None else round(r.cpu_seconds, 2),
         cycles_per_second=round(r.cycles / r.wall_seconds) if r.wall_seconds else None,
-        images_per_second=round(images / r.wall_seconds, 1) if r.wall_seconds else None)
+        images_per_second=round(images / r.wall_seconds, 1) if r.wall_seconds else None,
+        cycles_per_cpu_second=round(r.cycles / r.cpu_seconds) if r.cpu_seconds else None)
     return figures
 
 
@@ -484,7 +485,8 @@ def run(args) -> int:
           f"{_fmt(f.get('model_handshake_error_cycles'))} per stage handshake")
     print(f"throughput {_fmt(f['throughput_ips'], ',.0f')} images/s at {f['clock_mhz']:g} MHz "
           f"(model {_fmt(f.get('model_throughput_ips'), ',.0f')}); {f['engine']} engine: "
-          f"{_fmt(f['cycles_per_second'], ',')} cycles/s, build "
+          f"{_fmt(f['cycles_per_second'], ',')} simulated cycles/s "
+          f"({_fmt(f['cycles_per_cpu_second'], ',')} per CPU second), build "
           f"{'cached' if f['cached'] else str(f['build_seconds']) + ' s'}")
     if f["waveform"] and not failures(f):
         print(f"waveform: {f['waveform']}")
