@@ -372,6 +372,35 @@ def run(build: Build, testbench: str | os.PathLike, *, parameters: Mapping | Non
     return json.loads(report.read_text()) if report.exists() else {}
 
 
+def run_cases(build: Build, testbench: str | os.PathLike, *, parameters: Mapping | None = None,
+              test_id: str | None = None) -> tuple[Path, dict[str, str | None]]:
+    """Run every testcase of ``testbench`` once, as `run` does, but return each one's outcome
+    instead of raising at a failure, with no rerun for a waveform: for many independent cases in
+    one simulator run (the mutants of `imcflow.verif.mutate`).
+
+    Returns the run directory and ``{testcase: None if it passed, else its failure's first
+    line}``. Raises `SimulationError` if the simulator ended without writing its results (a
+    crash) or no testcase ran.
+    """
+    testbench = Path(testbench).resolve()
+    test_id = test_id or current_test_id()
+    plusargs = ([f"+verilator+seed+{init_seed(build, parameters, None, test_id)}",
+                 "+verilator+rand+reset+2"] if build.random_init else [])
+    run_dir, failures = _run_once(build, testbench, test_id, cache_dir("waves") / f"{test_id}.vcd",
+                                  parameters=parameters, testcase=None, seed=None,
+                                  plusargs=plusargs)
+    results = run_dir / "results.xml"
+    if not results.exists():
+        raise SimulationError(f"{testbench.name} on {build.toplevel}: {failures[-1]}; "
+                              f"run directory: {run_dir}")
+    outcomes = {}
+    for case in ElementTree.parse(results).getroot().iter("testcase"):
+        problems = [*case.iter("failure"), *case.iter("error")]
+        lines = (problems[0].get("message") or "").strip().splitlines() if problems else []
+        outcomes[case.get("name")] = (lines[0] if lines else problems[0].tag) if problems else None
+    return run_dir, outcomes
+
+
 def _run_once(build: Build, testbench: Path, test_id: str, kept: Path, *, parameters, testcase,
               seed, plusargs) -> tuple[Path, list[str]]:
     """One simulator run: its directory and its failures; a traced run's waveform is kept (as
