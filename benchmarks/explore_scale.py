@@ -43,9 +43,6 @@ QUICK = SWEEP.replace('core_budget = ["none", "2x", "4x"]', 'core_budget = ["non
     .replace('cols = [128, 256]', 'cols = [256]').replace('mvm_cycles = [8, 16]', 'mvm_cycles = [8]')
 
 
-#: the swept fields a point's event model depends on (its shared task's key)
-ARCH_TIMING = ("rows", "cols", "input_encoding", "mvm_cycles", "core_budget", "buffer")
-
 
 def _cpu() -> float:
     """CPU seconds (user + system) of finished child processes and their waited-for children:
@@ -63,11 +60,7 @@ def run(sweep: Path, out: Path, workers: int) -> dict:
         sys.exit(f"explore failed:\n{done.stderr}")
     summary = json.loads(done.stdout)
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    shared = len({(r["network"], *(r[k] for k in sorted(r) if k in ARCH_TIMING)) for r in rows})
-    keys = {(r["network"], r["rows"], r["adc_bits"], r["input_encoding"], r["weight_noise"])
-            for r in rows if r.get("accuracy") is not None}
-    accuracy = sum(2 if key[-1] > 0 else 1 for key in keys)  # noise_seeds = 2 with noise
-    return {"workers": workers, "tasks_per_point": (len(rows) + shared + accuracy) / len(rows),
+    return {"workers": workers, "tasks_per_point": summary["tasks"] / summary["points"],
             "points": summary["points"], "completed": summary["completed"],
             "failed": summary["failed"], "wall_s": seconds, "cpu_s": cpu, "points_per_s": summary["points"] / seconds,
             "point_task_s": sum(r.get("seconds", 0) for r in rows) / len(rows)}
@@ -96,7 +89,7 @@ def main() -> None:
     # accuracy and event-model work, start-up, client and scheduler included), spread over 64
     # workers with the extra work measured when going from 1 to 2 workers; and, since the Dask
     # scheduler handles tasks one at a time, the scheduler's own time at its documented ~1 ms per
-    # task (points plus shared tasks, in this sweep's proportion).
+    # task (point batches plus shared tasks, in this sweep's proportion).
     per_point = one["cpu_s"] / one["points"]
     compute_h = 1_000_000 * per_point * (two["cpu_s"] / one["cpu_s"]) / 64 / 3600
     scheduler_h = 1_000_000 * one["tasks_per_point"] * 1e-3 / 3600

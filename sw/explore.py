@@ -35,8 +35,10 @@ import math
 import os
 import shlex
 import shutil
+import socket
 import sys
 import time
+import traceback
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -50,6 +52,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+#: points per Dask task (`batches`)
+BATCH = 8
+#: Dask priorities: the shared work first (the event model of a large network is the longest
+#: task of a sweep; started last it would leave the other workers idle), then the points
+PRIORITY = {"performance": 20, "accuracy": 10, "points": 0}
 #: files of the output directory
 RESULTS, TABLE, SWEEP_COPY = "results.jsonl", "results.csv", "sweep.toml"
 #: objective -> +1 (larger is better) or -1 (smaller is better)
@@ -370,9 +377,6 @@ def _performance_task(key):
 
 def _point_task(point, cost_path, perf, *accuracies):
     """`evaluate` with its errors as data: a failing point is a result, never a lost task."""
-    import socket
-    import traceback
-
     try:
         figures = evaluate(point, cost_path, perf, *accuracies)
         status, error = "ok", ""
@@ -382,6 +386,29 @@ def _point_task(point, cost_path, perf, *accuracies):
             f"{type(e).__name__}: {e} ({traceback.format_exc(limit=-1).strip().splitlines()[0]})"
     return {**_identity(point), "status": status, "error": error, **figures,
             "worker": f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def _batch_task(batch, cost_path, perf, *accuracies):
+    """`_point_task` of each point of ``batch`` (points sharing one set of shared results)."""
+    return [_point_task(p, cost_path, perf, *accuracies) for p in batch]
+
+
+def batches(todo: list[dict], deps_of, size: int = BATCH) -> list[tuple[list, list[dict]]]:
+    """``todo`` cut into (deps, points) batches of at most ``size`` points with the same shared
+    tasks ``deps_of(point)`` (Dask futures), in the order of their first point: one Dask task
+    per batch, so the scheduler handles ~1/size as many point tasks (its ~1 ms per task stays
+    off the sweep's critical path) while a batch is still short enough to balance the load."""
+    groups: dict[tuple, tuple[list, list[dict]]] = {}
+    for p in todo:
+        deps = deps_of(p)
+        groups.setdefault(tuple(d.key for d in deps), (deps, []))[1].append(p)
+    return [(deps, group[i:i + size]) for deps, group in groups.values()
+            for i in range(0, len(group), size)]
+
+
+def _task_name(kind: str, key) -> str:
+    """A Dask key for a task of ``kind`` computing ``key``: the same work, the same name."""
+    return f"{kind}-" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
 
 def _identity(point: dict) -> dict:
@@ -577,35 +604,43 @@ def explore(sweep_path, out, *, scheduler: str | None = None, workers: int | Non
     client, cluster = _client(scheduler, workers)
     bar = _Progress(len(todo_all), len(todo_all) - len(todo), progress)
     try:
-        futures, accuracy, performance = [], {}, {}
-        for p in todo:
+        accuracy, performance = {}, {}
+
+        def deps_of(p: dict) -> tuple:
+            """The shared tasks of point ``p`` (submitted on first use)."""
             key = performance_key(p["network"], p["arch"])
             if key not in performance:
-                name = "performance-" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]
-                performance[key] = client.submit(_performance_task, key, key=name, pure=False)
+                performance[key] = client.submit(_performance_task, key, key=_task_name(
+                    "performance", key), priority=PRIORITY["performance"], pure=False)
             deps = [performance[key]]
             if sweep.accuracy and has_labels(p["network"], sweep.dataset):
                 for seed in noise_seeds(p["arch"], sweep.noise_seeds):
                     key = accuracy_key(p["network"], p["arch"], seed)
                     if key not in accuracy:
-                        name = "accuracy-" + hashlib.sha256(repr((key, sweep.dataset)).encode()).hexdigest()[:16]
-                        accuracy[key] = client.submit(_accuracy_task, key, sweep.dataset, key=name,
-                                                      pure=False)
+                        accuracy[key] = client.submit(
+                            _accuracy_task, key, sweep.dataset, priority=PRIORITY["accuracy"],
+                            key=_task_name("accuracy", (key, sweep.dataset)), pure=False)
                     deps.append(accuracy[key])
-            futures.append(client.submit(_point_task, p, sweep.cost, *deps, key=f"point-{p['id']}",
-                                         pure=False))
-        by_id = {p["id"]: p for p in todo}
+            return deps
+
+        futures, batch_of = [], {}
+        for deps, batch in batches(todo, deps_of):
+            futures.append(client.submit(_batch_task, batch, sweep.cost, *deps, pure=False,
+                                         key=_task_name("points", [p["id"] for p in batch]),
+                                         priority=PRIORITY["points"]))
+            batch_of[futures[-1].key] = batch
         for future in as_completed(futures):
             try:
-                record = future.result()
+                records = future.result()
             except Exception as e:  # noqa: BLE001 - a task it depends on failed (an invalid point)
-                p = by_id[future.key[len("point-"):]]
-                record = {**_identity(p), "status": "failed", "error": f"{type(e).__name__}: {e}"}
-            if record["id"] in done:
-                continue
-            done[record["id"]] = record
-            journal.append(record)
-            bar.update(record["status"] != "ok")
+                records = [{**_identity(p), "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                           for p in batch_of[future.key]]
+            for record in records:
+                if record["id"] in done:
+                    continue
+                done[record["id"]] = record
+                journal.append(record)
+                bar.update(record["status"] != "ok")
             future.release()
         bar.close()  # before the verification's lines
         rows = [done[p["id"]] for p in todo_all]
@@ -616,7 +651,8 @@ def explore(sweep_path, out, *, scheduler: str | None = None, workers: int | Non
         client.close()
         if cluster is not None:
             cluster.close()
-    return _finish(sweep, out, todo_all, len(todo_all) - len(todo), chosen,
+    tasks = len(futures) + len(accuracy) + len(performance)
+    return _finish(sweep, out, todo_all, len(todo_all) - len(todo), chosen, tasks,
                    time.monotonic() - start)
 
 
@@ -649,8 +685,10 @@ def _arch_fields() -> tuple:
     return tuple(f.name for f in fields(Arch))
 
 
-def _finish(sweep: Sweep, out: Path, todo_all, resumed: int, chosen, seconds: float) -> dict:
-    """Tables, report and plots from the results file; the summary."""
+def _finish(sweep: Sweep, out: Path, todo_all, resumed: int, chosen, tasks: int,
+            seconds: float) -> dict:
+    """Tables, report and plots from the results file; the summary (``tasks``: the Dask tasks
+    this run submitted, shared work and point batches)."""
     done, verified = read_results(out / RESULTS)
     rows = []
     for p in todo_all:
@@ -676,7 +714,7 @@ def _finish(sweep: Sweep, out: Path, todo_all, resumed: int, chosen, seconds: fl
                "report": str(out / "report.md"), "plots": [str(out / p) for p in plots if p],
                "pareto": [r["id"] for r in front], "objectives": list(sweep.objectives),
                "verified": {i: bool(verified[i].get("verify_passed")) for i in chosen if i in verified},
-               "seconds": round(seconds, 2)}
+               "tasks": tasks, "seconds": round(seconds, 2)}
     _write_atomic(out / "results.json", json.dumps({**summary, "rows": rows}, indent=1,
                                                    default=_plain) + "\n")
     _write_atomic(out / "report.md", _report(sweep, rows, front, plots, summary))
