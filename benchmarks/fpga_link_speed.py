@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from test_fpga_cocotb import BAUD, DIVISOR, host_through_pty, serial_board  # noqa: E402
 
-from imcflow.fpga.design import load_design  # noqa: E402
+from imcflow.fpga.design import prepare_design  # noqa: E402
 from imcflow.fpga.host import link_bound  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=100)
     args = parser.parse_args()
 
-    design = load_design("digits")
+    design = prepare_design("digits")
     start = time.monotonic()
     build = serial_board(design)
     print(f"simulation build: {time.monotonic() - start:.0f} s", flush=True)

@@ -1,32 +1,66 @@
-"""What a board runs: a quantized network, its images and the accelerator generated for it.
+"""What a board runs: an accelerator `imcflow gen` generated, with its held-out images.
 
-`fpga build` and `fpga run` must agree bit for bit, so both get the quantized network here, with
-the rule of ``imcflow accuracy``: a zoo network (or a file with ``--dataset``) is calibrated on
-its data set's training images, anything else on seeded random images
-(`imcflow.sw.networks.calibration_images`). The board reports
-`imcflow.fpga.protocol.design_id` of the network it was built for, and the host refuses to
-compare against a different one.
+`fpga build` and `fpga run` must agree bit for bit, so both take the design from the same place:
+a directory written by ``imcflow gen --network N --target fpga`` (`load_design`, through
+`imcflow.gen.project.load`), or, with ``--network``, the same accelerator prepared as
+``imcflow gen`` would write it (`prepare_design`, through `imcflow.gen.project.prepare`: same
+quantization, calibration, mapping and default architecture, `imcflow.gen.project.TARGET_ARCH`).
+`board_top` puts a design on a board behind the host link, with its resource estimate and memory
+plan, for `imcflow.fpga.build.build_board`. The board reports `imcflow.fpga.protocol.design_id`
+of the network it was built for, and the host refuses to compare against a different one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from imcflow.errors import UserError
+from imcflow.fpga.protocol import design_id
+from imcflow.fpga.resources import estimate, memories, memory_plan, yosys_script
+from imcflow.fpga.top import BoardTop
+from imcflow.fpga.uart import divisor_for, fastest_baud
+from imcflow.gen.project import Generated, held_out, load, prepare
 
-__all__ = ["DEFAULT_ARCH", "Design", "load_design", "accelerator_for"]
+__all__ = ["TARGET", "Design", "load_design", "prepare_design", "board_top"]
 
-#: architecture preset of the FPGA flow (column parallelism and clock for an FPGA)
-DEFAULT_ARCH = "fpga"
+#: the crossbar flavour a board synthesizes (docs/crossbar.md)
+TARGET = "fpga"
 
 
 @dataclass(frozen=True, eq=False)
 class Design:
-    """A quantized network with its labelled images (None for a network without a data set)."""
+    """A generated accelerator with the labelled held-out images of the data set that calibrated
+    it (``images`` and ``labels`` None when it has none).
+
+    Attributes
+    ----------
+    network : str
+        What the user named: the generated directory, or the ``--network`` it was prepared from.
+    generated : Generated
+        The quantized network (the golden model), its mapping and the accelerator.
+    """
 
     network: str
-    qnet: object
-    dataset: object
+    generated: Generated
+    images: np.ndarray | None
+    labels: np.ndarray | None
+
+    @property
+    def qnet(self):
+        return self.generated.qnet
+
+    @property
+    def field(self) -> str:
+        """The command-line argument that named it, for error messages: ``DIR`` or ``--network``."""
+        return "DIR" if self.generated.directory else "--network"
+
+    @property
+    def accelerator(self):
+        """The `~imcflow.gen.accelerator.Accelerator` (the ``fpga`` crossbar flavour) of the
+        generated top; `imcflow.fpga.top.BoardTop` wraps it."""
+        return self.generated.accelerator
 
     @property
     def height(self) -> int:
@@ -46,39 +80,77 @@ class Design:
 
     @property
     def design_id(self) -> int:
-        from imcflow.fpga.protocol import design_id
         return design_id(self.qnet)
 
 
-def load_design(network: str, arch=None, dataset: str | None = None) -> Design:
-    """The quantized ``network`` (zoo name, .toml or .onnx) for ``arch`` (preset, TOML or
-    `Arch`; default `DEFAULT_ARCH`), calibrated as `imcflow gen` and `imcflow accuracy` do
-    (`imcflow.sw.datasets.calibrated`: ``dataset``, a zoo data set or a .npz/.npy file, or the
-    network's own), with that data set when its held-out images are labelled."""
-    from imcflow.sw.arch import load_arch
-    from imcflow.sw.datasets import calibrated
-
-    qnet, data, _ = calibrated(network, load_arch(arch or DEFAULT_ARCH), dataset)
-    labelled = data is not None and data.test_labels is not None
-    return Design(str(network), qnet, data if labelled else None)
+def _design(network: str, gen: Generated) -> Design:
+    if gen.target != TARGET:
+        raise UserError(f"DIR: {network} holds the {gen.target} crossbar flavour; a board needs "
+                        f"the {TARGET} one (imcflow gen --target {TARGET})")
+    images, labels = held_out(gen.manifest)
+    labelled = labels is not None
+    return Design(network, gen, images if labelled else None, labels)
 
 
-def accelerator_for(design: Design):
-    """The whole-network accelerator for ``design``: `imcflow.gen.accelerator.Accelerator` on
-    the mapping of ``design.qnet`` for its architecture (`imcflow.sw.mapper.map_network`), with
-    the ``fpga`` crossbar flavour (the MAC array; docs/crossbar.md).
+def load_design(directory) -> Design:
+    """The accelerator in ``directory``, written by ``imcflow gen --network N --target fpga``.
 
     Raises
     ------
     UserError
-        If this checkout has no whole-network generator yet, or the network cannot be mapped.
+        If ``directory`` is not such a directory, or holds the ``sim`` crossbar flavour.
     """
-    try:
-        from imcflow.gen.accelerator import Accelerator
-    except ImportError:
-        raise UserError("--network: building a board needs the whole-network accelerator "
-                        "(imcflow.gen.accelerator), which this checkout does not have yet") from None
-    from imcflow.sw.mapper import map_network
+    return _design(str(directory), load(directory))
 
-    qnet = design.qnet
-    return Accelerator(qnet, map_network(qnet.network, qnet.arch), target="fpga")
+
+def prepare_design(network: str, arch=None, dataset: str | None = None, *, core_budget=None,
+                   buffer: str | None = None) -> Design:
+    """The accelerator ``imcflow gen --network network --target fpga`` would write with these
+    options (`imcflow.gen.project.prepare`), without writing it."""
+    return _design(str(network), prepare(network, arch, dataset=dataset, core_budget=core_budget,
+                                         buffer=buffer, target=TARGET, taps=False))
+
+
+def board_top(design: Design, target, *, clock_mhz: float | None = None, baud: int | None = None,
+              skip_fit_check: bool = False, log=lambda message: None) -> tuple[BoardTop, str, dict]:
+    """``design`` on board ``target`` (`imcflow.fpga.boards.Board`) behind the UART host link:
+    ``(top, yosys_script, details)`` for `imcflow.fpga.build.build_board`.
+
+    ``clock_mhz`` defaults to the arch's ``clock_mhz``; ``baud`` to the fastest rate the clock
+    makes within 2 % (`imcflow.fpga.uart.fastest_baud`). The resource estimate of the design's
+    mapping (`imcflow.fpga.resources.estimate`) must fit the board unless ``skip_fit_check``.
+    ``details`` go into the build report: network, generated directory, top, configuration,
+    arch, estimate and the memory plan with its Yosys script.
+
+    Raises
+    ------
+    UserError
+        If the baud rate cannot be made from the clock, or the design cannot fit.
+    """
+    gen, arch = design.generated, design.qnet.arch
+    clock_mhz = clock_mhz or arch.clock_mhz
+    clock_hz = target.clock_hz(clock_mhz)
+    try:
+        baud = fastest_baud(clock_hz) if baud is None else baud
+        divisor_for(clock_hz, baud)
+    except ValueError as e:   # the baud rate cannot be made from the clock
+        raise UserError(f"--baud: {e}") from None
+    fit = estimate(gen.mapping, target)
+    if not fit.fits(target) and not skip_fit_check:
+        raise UserError(f"{design.field}: {design.network} cannot fit {target.name} "
+                        f"({target.device}): {fit.summary(target)} (--skip-fit-check builds "
+                        f"anyway)")
+    log(f"fits {target.name}: {fit.summary(target)}")
+    top = BoardTop(target, design.accelerator, height=design.height, width=design.width,
+                   clock_mhz=clock_mhz, baud=baud, design_id=design.design_id)
+    placement = memory_plan(memories(top.system, "top.system"), target)
+    script = yosys_script(placement)
+    details = {"network": design.network, "directory": gen.directory and str(gen.directory),
+               "top": gen.name, "design_hash": gen.manifest["design_hash"],
+               "arch_name": gen.manifest["arch_name"], "arch": arch.to_dict(),
+               "estimate": fit.summary(target),
+               "estimated": {k: getattr(fit, k) for k in ("luts", "ffs", "brams", "dsps")},
+               "accelerator": f"{type(design.accelerator).__module__}."
+                              f"{type(design.accelerator).__name__}",
+               "memories": placement, "yosys_script": script}
+    return top, script, details

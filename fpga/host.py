@@ -15,10 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import serial
 
 from imcflow.errors import UserError
 from imcflow.fpga.protocol import OVERHEAD_BYTES, ErrorCode, FrameDecoder, FrameType, Info, encode
 from imcflow.fpga.uart import CHARACTER_BITS
+from imcflow.sw.inference import run as golden_run
 
 __all__ = ["HostError", "BoardClient", "Answers", "open_port", "check_count", "link_bound",
            "run_images"]
@@ -42,8 +44,6 @@ def open_port(port: str, baud: int, *, timeout: float = 0.02):
     UserError
         If the port cannot be opened.
     """
-    import serial
-
     try:
         return serial.serial_for_url(port, baudrate=baud, timeout=timeout)
     except (serial.SerialException, ValueError, OSError) as e:
@@ -156,9 +156,10 @@ class BoardClient:
 
 def check_count(design, count) -> None:
     """`UserError` unless ``design`` has labelled images and ``count`` is in 1..their number."""
-    if design.dataset is None:
-        raise UserError(f"--network: {design.network} has no labelled images; pass --dataset")
-    available = len(design.dataset.test_images)
+    if design.labels is None:
+        raise UserError(f"{design.field}: {design.network} has no labelled held-out images; "
+                        f"generate it with --dataset (a labelled data set)")
+    available = len(design.images)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= available:
         raise UserError(f"--images: must be an integer in 1..{available}, not {count!r}")
 
@@ -181,20 +182,17 @@ def run_images(client: BoardClient, design, count: int, *, progress=None) -> dic
     HostError
         If the board does not answer.
     """
-    from imcflow.sw.inference import run as golden_run
-
     check_count(design, count)
-    data = design.dataset
     info = client.info()
     expected = (design.height, design.width, design.channels, design.classes, design.design_id)
     actual = (info.height, info.width, info.channels, info.classes, info.design_id)
     if actual != expected:
-        raise UserError(f"--network: the board runs a {info.height}x{info.width}x{info.channels} -> "
+        raise UserError(f"{design.field}: the board runs a {info.height}x{info.width}x{info.channels} -> "
                         f"{info.classes} design with id 0x{info.design_id:08x}, not {design.network} "
                         f"({design.height}x{design.width}x{design.channels} -> {design.classes}, id "
-                        f"0x{design.design_id:08x}); pass the --network, --arch and --dataset the "
-                        f"bitstream was built with")
-    images, labels = data.test_images[:count], data.test_labels[:count]
+                        f"0x{design.design_id:08x}); pass the directory (or --network, --arch and "
+                        f"--dataset) the bitstream was built from")
+    images, labels = design.images[:count], design.labels[:count]
     golden = golden_run(design.qnet, images)
     answers = client.classify(images.astype(np.uint8), info, progress=progress)
     exact = (answers.logits == golden).all(axis=1)

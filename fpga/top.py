@@ -6,9 +6,10 @@ what the cocotb tests simulate (the board top minus the PLL). `BoardTop` puts it
 `imcflow.fpga.boards`: the system clock (an ECP5 EHXPLLL, or the oscillator), a reset held until
 the PLL locks, the UART pins and the status LEDs.
 
-The accelerator is any `wiring.Component` with an input port ``i`` =
-``vector_stream(C, 8)`` (pixels in raster order, ``last`` on each image's last pixel) and an
-output port ``o`` = ``vector_stream(classes, bits, signed)`` (one beat of logits per image).
+The accelerator is a generated `~imcflow.gen.accelerator.Accelerator`: an input port ``i`` =
+``vector_stream(C, 8)`` (pixels in raster order, ``last`` on each image's last pixel), an output
+port ``o`` = ``vector_stream(classes, bits, signed)`` (one beat of logits per image), and the
+``mapping`` it implements, whose performance model gives its latency.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from imcflow.fpga.boards import Board, Ecp5PllParameters, ecp5_pll
 from imcflow.fpga.link import HOST_TURNAROUND_S, HostLink, window_for
 from imcflow.fpga.uart import UartRx, UartTx, divisor_for, fastest_baud
 from imcflow.hw.streams import VectorLayout
+from imcflow.sw.perf import analyze
 
 __all__ = ["accelerator_geometry", "accelerator_latency", "SerialAccelerator", "Ecp5Pll",
            "BoardTop", "BAUD", "TIMEOUT_S"]
@@ -64,23 +66,8 @@ def accelerator_geometry(accelerator) -> dict:
 
 def accelerator_latency(accelerator) -> int:
     """Cycles from an image's first pixel in to its logits out: the performance model's
-    (`imcflow.sw.perf.analyze`) for an accelerator generated from a mapping, else its
-    ``latency`` attribute.
-
-    Raises
-    ------
-    TypeError
-        If ``accelerator`` has neither a ``mapping`` nor an integer ``latency``.
-    """
-    mapping = getattr(accelerator, "mapping", None)
-    if mapping is not None:
-        from imcflow.sw.perf import analyze
-        return analyze(mapping, images=2).latency_cycles
-    latency = getattr(accelerator, "latency", None)
-    if isinstance(latency, bool) or not isinstance(latency, int):
-        raise TypeError(f"The accelerator must have a mapping or an integer latency, not "
-                        f"{accelerator!r}")
-    return latency
+    (`imcflow.sw.perf.analyze`) of the mapping the accelerator was generated from."""
+    return analyze(accelerator.mapping, images=2).latency_cycles
 
 
 class SerialAccelerator(wiring.Component):

@@ -1,10 +1,18 @@
 """``imcflow gen --network N``: a whole accelerator's output directory, and reading it back.
 
-`generate` quantizes a network for an architecture, maps it (`imcflow.sw.mapper.map_network`),
-elaborates the `~imcflow.gen.accelerator.AxiStreamTop` of the mapping, lints its Verilog and writes
-everything into one directory, atomically (docs/generator.md lists the files and the manifest).
-`load` reads a directory back into the same objects: the quantized network (the golden model),
-the mapping and the top, which `imcflow sim` builds and checks against the directory's Verilog.
+The generated directory is the one artifact every later step consumes (docs/design.md):
+
+- `prepare` quantizes a network for an architecture and maps it, once
+  (`imcflow.sw.mapper.map_network`): a `Generated` without a directory;
+- `generate` is `prepare` plus writing: it elaborates the `~imcflow.gen.accelerator.AxiStreamTop`
+  of the mapping, lints its Verilog (`imcflow.rtl`) and writes everything into one directory,
+  atomically (docs/generator.md lists the files and the manifest);
+- `load` reads a directory back into the same objects: the quantized network (the golden model),
+  the mapping and the top, which `imcflow sim` builds and checks against the directory's Verilog
+  and `imcflow fpga build` puts on a board.
+
+Without an architecture the target's preset is used, `TARGET_ARCH`: ``default`` for the ``sim``
+crossbars, ``fpga`` (column parallelism and clock for an FPGA) for the ``fpga`` ones.
 """
 
 from __future__ import annotations
@@ -23,10 +31,21 @@ import numpy as np
 from imcflow import __version__, rtl
 from imcflow.errors import UserError
 from imcflow.files import atomic_directory, check_output_directory
+from imcflow.gen.accelerator import STATUS_SIGNALS, Accelerator, AxiStreamTop
+from imcflow.gen.blocks import ports, tool_versions
+from imcflow.hw.crossbar import TARGETS
+from imcflow.progress import Steps
+from imcflow.sw.arch import arch_label, load_arch
+from imcflow.sw.datasets import calibrated, load_dataset
+from imcflow.sw.mapper import map_network
+from imcflow.sw.networks import CALIBRATION_IMAGES
+from imcflow.sw.perf import analyze
+from imcflow.sw.quant import QNetwork
+from imcflow.sw.report import summarize, write_report
 
-__all__ = ["Generated", "generate", "load", "config_hash", "scale_skip_fifos", "with_skip_depths",
-           "top_name", "held_out", "design_hash", "verilog_body",
-           "MANIFEST", "QNET", "FORMAT"]
+__all__ = ["Generated", "prepare", "generate", "load", "config_hash", "scale_skip_fifos",
+           "with_skip_depths", "top_name", "held_out", "design_hash", "verilog_body",
+           "MANIFEST", "QNET", "FORMAT", "TARGET_ARCH"]
 
 #: files of the output directory that `load` reads
 MANIFEST, QNET = "manifest.json", "qnet.npz"
@@ -37,6 +56,8 @@ MANIFEST_KEYS = {"top": (str,), "verilog": (str,), "core_budget": (int, type(Non
 _JSON = {str: "a string", int: "an integer", type(None): "null", dict: "an object", list: "an array"}
 #: version of the directory layout and manifest schema
 FORMAT = 1
+#: the architecture preset of each crossbar flavour when no ``arch`` is given
+TARGET_ARCH = {"sim": "default", "fpga": "fpga"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,11 +93,14 @@ class Generated:
     taps: bool = True
 
     @functools.cached_property
-    def top(self):
-        from imcflow.gen.accelerator import Accelerator, AxiStreamTop
+    def accelerator(self) -> Accelerator:
+        """The `~imcflow.gen.accelerator.Accelerator` of ``qnet`` and ``mapping`` in the
+        ``target`` flavour (``top.core``; what a board wraps)."""
+        return Accelerator(self.qnet, self.mapping, target=self.target)
 
-        return AxiStreamTop(Accelerator(self.qnet, self.mapping, target=self.target),
-                            taps=self.taps)
+    @functools.cached_property
+    def top(self):
+        return AxiStreamTop(self.accelerator, taps=self.taps)
 
     @property
     def verilog_path(self) -> Path:
@@ -150,8 +174,6 @@ def _model(mapping, summary: dict | None) -> dict:
     """The performance model's predictions for the generated pipeline (`imcflow.sw.perf.analyze`,
     or those of the mapper's ``summary`` when the pipeline is the mapper's), or its deadlock
     message when a skip FIFO is too shallow."""
-    from imcflow.sw.perf import analyze
-
     if summary is None:
         try:
             summary = dataclasses.asdict(analyze(mapping))
@@ -174,8 +196,6 @@ def _stream(layout, shape, ports: str, value_bits: int) -> dict:
 
 def _manifest(gen: Generated, *, options: dict, lint: dict, tools: dict, model: dict,
               digest: str) -> dict:
-    from imcflow.gen.blocks import ports
-    from imcflow.gen.accelerator import STATUS_SIGNALS
     from imcflow.sw.perf import fill_latency
 
     qnet, mapping, top = gen.qnet, gen.mapping, gen.top
@@ -328,17 +348,20 @@ targets:
 """
 
 
-def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None, buffer=None,
-             skip_depth_scale: float = 1.0, progress: bool = True, force: bool = False,
-             dataset: str | None = None, target: str = "sim", taps: bool = True) -> Generated:
-    """Write the accelerator of ``network`` on ``arch`` into ``out_dir``, atomically.
+def prepare(network, arch=None, *, core_budget=None, buffer=None, skip_depth_scale: float = 1.0,
+            dataset: str | None = None, target: str = "sim", taps: bool = True) -> Generated:
+    """The accelerator of ``network`` on ``arch`` before anything is written: the quantized
+    network, its one mapping and the top's name (a `Generated` without a directory whose
+    manifest holds ``design_hash``, ``arch_name``, ``calibration`` and ``options``). `generate`
+    writes it; ``imcflow fpga build --network`` puts it on a board.
 
     Parameters
     ----------
     network : str, Path or Network
         A zoo name, a ``.toml`` or ``.onnx`` file, or a `~imcflow.sw.ir.Network` with weights.
     arch : Arch, str or None
-        An `~imcflow.sw.arch.Arch`, preset name or ``.toml`` file (default: ``default``).
+        An `~imcflow.sw.arch.Arch`, preset name or ``.toml`` file (default: the target's preset,
+        `TARGET_ARCH`).
     core_budget : int, str or None
         Crossbars for replication (``"2x"``: twice the minimum), as `map_network`.
     buffer : str or None
@@ -346,10 +369,6 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     skip_depth_scale : float
         Every skip FIFO gets ``floor(scale * buffer_words)`` words (1: the mapper's depth; below
         the mapper's minimum the pipeline deadlocks, and `imcflow sim` reports it).
-    progress : bool
-        Progress bar on stderr.
-    force : bool
-        Replace ``out_dir`` even if imcflow did not write it (`imcflow.files.atomic_directory`).
     dataset : str or None
         The images that calibrate the network: a zoo data set or a .npz/.npy file
         (`imcflow.sw.datasets`; default: a zoo network's own, else seeded random images). The
@@ -363,6 +382,44 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         `imcflow sim` checks every layer against the golden model; False: a clean top, and
         `imcflow sim` checks the output only.
 
+    Raises
+    ------
+    UserError
+        On a bad network, arch, budget or option.
+    """
+    if target not in TARGETS:
+        raise UserError(f"target: must be one of {', '.join(TARGETS)}, not {target!r}")
+    arch = TARGET_ARCH[target] if arch is None else arch
+    label = arch_label(arch, buffer=buffer)
+    arch = load_arch(arch, buffer=buffer)
+    qnet, _, calibration = calibrated(network, arch, dataset)
+    base = map_network(qnet.network, arch, core_budget=core_budget)
+    mapping = scale_skip_fifos(base, skip_depth_scale)
+    digest = design_hash(qnet, mapping, target)
+    options = {"buffer": arch.buffer, "skip_depth_scale": skip_depth_scale,
+               "mapper_skip_words": {l.name: l.buffer_words for l in base.layers
+                                     if l.role == "join"}}
+    return Generated(qnet, mapping, top_name(qnet.name, digest),
+                     {"design_hash": digest, "arch_name": label, "calibration": calibration,
+                      "options": options}, None, target, taps)
+
+
+def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None, buffer=None,
+             skip_depth_scale: float = 1.0, progress: bool = True, force: bool = False,
+             dataset: str | None = None, target: str = "sim", taps: bool = True) -> Generated:
+    """Write the accelerator of ``network`` on ``arch`` into ``out_dir``, atomically: `prepare`,
+    then the Verilog (linted), the manifest, the golden model, the weight images and the mapping
+    report.
+
+    Parameters
+    ----------
+    network, arch, core_budget, buffer, skip_depth_scale, dataset, target, taps
+        As `prepare`.
+    progress : bool
+        Progress bar on stderr.
+    force : bool
+        Replace ``out_dir`` even if imcflow did not write it (`imcflow.files.atomic_directory`).
+
     Returns
     -------
     Generated
@@ -374,41 +431,28 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     imcflow.rtl.LintError
         If the Verilog has lint warnings beyond the documented waivers (nothing is written).
     """
-    from imcflow.gen.blocks import tool_versions
-    from imcflow.hw.crossbar import TARGETS
-    from imcflow.progress import Steps
-    from imcflow.sw.arch import arch_label, load_arch
-    from imcflow.sw.datasets import calibrated
-    from imcflow.sw.mapper import map_network
-    from imcflow.sw.report import summarize, write_report
-
     check_output_directory(out_dir, force)
-    label = arch_label(arch, buffer=buffer)
-    if target not in TARGETS:
-        raise UserError(f"target: must be one of {', '.join(TARGETS)}, not {target!r}")
-    arch = load_arch(arch, buffer=buffer)
-    qnet, _, calibration = calibrated(network, arch, dataset)
-    base = map_network(qnet.network, arch, core_budget=core_budget)
-    mapping = scale_skip_fifos(base, skip_depth_scale)
+    prepared = prepare(network, arch, core_budget=core_budget, buffer=buffer,
+                       skip_depth_scale=skip_depth_scale, dataset=dataset, target=target,
+                       taps=taps)
+    gen = dataclasses.replace(prepared, directory=Path(out_dir))
+    qnet, mapping, name = gen.qnet, gen.mapping, gen.name
+    manifest = gen.manifest
+    options = manifest.pop("options")
+    label, calibration = manifest.pop("arch_name"), manifest.pop("calibration")
+    base = mapping if skip_depth_scale == 1 else with_skip_depths(mapping,
+                                                                  options["mapper_skip_words"])
     steps = Steps("gen", 4, progress)   # from here on, only a lint failure or an unwritable -o can fail
     steps.step("modelling")
     summary = summarize(qnet.network, base)
     model = _model(mapping, summary if mapping is base else None)
     steps.step("elaborating")
-    digest = design_hash(qnet, mapping, target)
-    gen = Generated(qnet, mapping, top_name(qnet.name, digest), {"design_hash": digest},
-                    Path(out_dir), target, taps)
-    name = gen.name
     verilog = rtl.verilog(gen.top, name)   # with the header below, once the manifest exists
-    options = {"buffer": arch.buffer, "skip_depth_scale": skip_depth_scale,
-               "mapper_skip_words": {l.name: l.buffer_words for l in base.layers
-                                     if l.role == "join"}}
     lint = {"command": f"verilator {' '.join(rtl.lint_flags())} --top-module {name} {name}.v",
             "waivers": {**rtl.WAIVERS, **rtl.WALL_WAIVERS}}
-    gen.manifest.update(_manifest(gen, options=options, lint=lint, tools=tool_versions(),
-                                  model=model, digest=config_hash(qnet, mapping, verilog)))
-    gen.manifest.update(arch_name=label, calibration=calibration)
-    manifest = gen.manifest
+    manifest.update(_manifest(gen, options=options, lint=lint, tools=tool_versions(),
+                              model=model, digest=config_hash(qnet, mapping, verilog)))
+    manifest.update(arch_name=label, calibration=calibration)
     verilog = verilog_header(gen) + verilog
     manifest["config_hash"] = config_hash(qnet, mapping, verilog)
     with atomic_directory(out_dir, force=force) as tmp:
@@ -438,10 +482,7 @@ def load(directory: str | os.PathLike) -> Generated:
     UserError
         If ``directory`` holds no manifest of this format or its network cannot be read.
     """
-    from imcflow.hw.crossbar import TARGETS
-    from imcflow.sw.mapper import map_network
     from imcflow.sw.perf import BlockTiming
-    from imcflow.sw.quant import QNetwork
 
     directory = Path(directory)
     try:
@@ -493,11 +534,6 @@ def held_out(manifest: dict, count: int | None = None):
         If the data set is gone or changed since it calibrated the directory, or holds fewer than
         ``count`` held-out images.
     """
-    import hashlib
-
-    from imcflow.sw.datasets import load_dataset
-    from imcflow.sw.networks import CALIBRATION_IMAGES
-
     record = manifest.get("calibration") or {}
     name = record.get("dataset")
     if name is None:

@@ -7,7 +7,7 @@ product, each setting quantized afresh. Only networks with labelled images can b
 the ``digits`` zoo network, or a ``.toml`` or ``.onnx`` file with ``--dataset`` (a zoo data set
 or your own labelled images, `imcflow.sw.datasets`). The network is calibrated exactly as
 ``imcflow gen`` calibrates it (`imcflow.sw.datasets.calibrated`), so the score is that of the
-generated RTL.
+generated RTL. The command is `imcflow.cli.accuracy`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import itertools
 import numpy as np
 
 from imcflow.errors import UserError
-from imcflow.sw.arch import PRESETS, Arch, arch_label, load_arch
-from imcflow.sw.datasets import calibrated
+from imcflow.sw.arch import Arch, load_arch
+from imcflow.sw.datasets import calibrated, calibration
 from imcflow.sw.inference import float_run, run as golden_run
 from imcflow.sw.networks import load_qnetwork
 from imcflow.sw.quant import DEFAULT_INPUT_SCALE
 
-__all__ = ["SWEEPS", "accuracy", "add_arguments", "run"]
+__all__ = ["SWEEPS", "ARITH_FIELDS", "accuracy"]
 
 #: sweep option -> (arch field, parser of one value)
 SWEEPS = {"adc_bits": ("adc_bits", int), "weight_bits": ("weight_bits", int),
@@ -72,7 +72,6 @@ def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | No
             q = qnet
         else:
             if calib is None:
-                from imcflow.sw.datasets import calibration
                 calib = calibration(net, data)[0]
             q = load_qnetwork(network, a, calib)
         return _score(golden_run(q, data.test_images), data.test_labels)
@@ -90,61 +89,3 @@ def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | No
 
 def _score(logits, labels) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == labels))
-
-
-def _values(option: str, text: str) -> list:
-    parse = SWEEPS[option][1]
-    try:
-        values = [parse(v.strip()) for v in text.split(",")]
-    except ValueError:
-        raise UserError(f"--{option.replace('_', '-')}: expected comma-separated "
-                        f"{parse.__name__} values, not {text!r}") from None
-    return values
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--network", default="digits",
-                        help="zoo network with a data set, or a .toml or .onnx file with --dataset "
-                             "(default: digits)")
-    parser.add_argument("--dataset", default=None,
-                        help="labelled images: a zoo data set (digits) or a .npz file with "
-                             "'images' and 'labels' (README: calibration data); default: the zoo "
-                             "network's own")
-    parser.add_argument("--arch", default=None,
-                        help=f"preset ({', '.join(PRESETS)}) or a .toml file (default: default)")
-    parser.add_argument("--adc-bits", help="sweep: comma-separated ADC resolutions, e.g. 4,6,8")
-    parser.add_argument("--weight-bits", help="sweep: comma-separated weight precisions, e.g. 2,4,8")
-    parser.add_argument("--weight-noise", help="sweep: comma-separated relative noise levels, e.g. 0,0.05")
-    parser.add_argument("--encoding", help="sweep: comma-separated input encodings (pwm, bit_serial)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def _table(report: dict) -> str:
-    rows = report.get("results") or [report]
-    swept = list(rows[0]) if "results" in report else list(ARITH_FIELDS)
-    cols = [f for f in swept if f != "imc_accuracy"] + ["imc_accuracy"]
-    head = (f"network {report['network']}, arch {report['arch_name']}: {report['images']} "
-            f"held-out images of {report['dataset']}, float accuracy {report['float_accuracy']:.4f}")
-    common = [f"{f} {report[f]}" for f in ARITH_FIELDS if f in report and f not in cols]
-    lines = [head] + ([", ".join(common)] if common else [])
-    widths = [max(len(c), 8) for c in cols]
-    lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
-    for r in rows:
-        cells = [f"{r[c]:.4f}" if c == "imc_accuracy" else str(r[c]) for c in cols]
-        lines.append("  ".join(c.rjust(w) for c, w in zip(cells, widths)))
-    return "\n".join(lines)
-
-
-def run(args) -> int:
-    from imcflow.cli import print_json
-    from imcflow.progress import note
-    sweep = {option: _values(option, getattr(args, option))
-             for option in SWEEPS if getattr(args, option) is not None}
-    report = accuracy(args.network, load_arch(args.arch), sweep,
-                      log=lambda message: note("accuracy", message), dataset=args.dataset)
-    report = {"arch_name": arch_label(args.arch), **report}
-    if args.json:
-        print_json(report)
-    else:
-        print(_table(report))
-    return 0

@@ -45,7 +45,7 @@ from pathlib import Path
 from imcflow.errors import UserError
 
 __all__ = ["Sweep", "OBJECTIVES", "load_sweep", "points", "evaluate", "pareto", "explore",
-           "add_arguments", "run", "RESULTS", "TABLE"]
+           "RESULTS", "TABLE"]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -794,39 +794,3 @@ def _report(sweep: Sweep, rows, front, plots, summary) -> str:
     lines += ["", f"All points: [{TABLE}]({TABLE}) (one row per point), [results.json](results.json).",
               ""]
     return "\n".join(lines)
-
-
-# --- the command ---------------------------------------------------------------------------------
-
-def add_arguments(parser) -> None:
-    parser.add_argument("sweep", metavar="SWEEP.toml", help="the sweep (docs/explore.md)")
-    parser.add_argument("-o", "--output", required=True, metavar="DIR",
-                        help="results directory: results.jsonl (as points finish), results.csv, "
-                             "results.json, report.md, Pareto plots")
-    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                        help="a running Dask scheduler (default: a local cluster)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="worker processes of the local cluster (default: one per core)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the sweep in DIR: only the points not in its results")
-    parser.add_argument("--force", action="store_true",
-                        help="replace DIR even if imcflow did not write it")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run(args) -> int:
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers: must be a positive integer, not {args.workers}")
-    summary = explore(args.sweep, args.output, scheduler=args.scheduler, workers=args.workers,
-                      resume=args.resume, force=args.force)
-    if args.json:
-        from imcflow.cli import print_json
-        print_json(summary)
-    else:
-        print(f"{summary['points']} points: {summary['completed']} completed, {summary['failed']} "
-              f"failed ({summary['resumed']} from an earlier run); Pareto front of "
-              f"{len(summary['pareto'])} over {', '.join(summary['objectives'])}")
-        print(f"results: {summary['results']}; report: {summary['report']}")
-        for i, ok in summary["verified"].items():
-            print(f"verified {i}: {'passed' if ok else 'FAILED'}")
-    return 0

@@ -1,77 +1,27 @@
-"""``imcflow map``: map a network, print the per-layer table, write ``mapping.json`` and a report.
+"""The mapping report (what ``imcflow map`` shows and ``imcflow gen`` writes into ``report/``).
 
-`summarize` gathers everything the command shows into one JSON-ready dict: the `Mapping`, the
-`Performance` of the chosen buffer strategy, the memory/latency trade-off of the line and frame
-strategies, and (with a core budget) the unreplicated pipeline it is compared with. `table` prints
-it; `write_report` writes ``mapping.json``, ``report.md`` and two plots (``stage_times.png``,
-``memory_latency.png``).
+`summarize` gathers everything into one JSON-ready dict: the `Mapping`, the `Performance` of the
+chosen buffer strategy, the energy and area, the memory/latency trade-off of the line and frame
+strategies, and (with a core budget) the unreplicated pipeline it is compared with.
+`write_report` writes ``mapping.json``, ``report.md`` and two plots (``stage_times.png``,
+``memory_latency.png``). The command and its text table are `imcflow.cli.map`.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from imcflow.sw.arch import BUFFER_STRATEGIES, PRESETS, Arch, arch_label, load_arch
-from imcflow.sw.cost import COMPONENTS, estimate, load_cost
+from imcflow.sw.cost import COMPONENTS, estimate
 from imcflow.sw.mapper import Mapping, map_network
 from imcflow.sw.perf import analyze, simulate
 
-__all__ = ["add_arguments", "run", "summarize", "table", "write_report"]
+__all__ = ["summarize", "write_report", "si_bits"]
 
 #: images of the event model run of the chosen mapping (the first gives the latency, the last
 #: two the steady-state cycles per image)
 IMAGES = 3
-
-
-def add_arguments(parser) -> None:
-    from imcflow.sw.zoo import names
-    parser.add_argument("--network", required=True,
-                        help=f"zoo name ({', '.join(names())}), a .toml or an .onnx file")
-    parser.add_argument("--arch", default=None,
-                        help=f"preset ({', '.join(PRESETS)}) or a .toml file (default: default)")
-    parser.add_argument("--buffer", choices=BUFFER_STRATEGIES, default=None,
-                        help="activation buffers: line, frame (ping-pong images), or auto (line "
-                             "buffers, frame buffers where a window spans the image); default: "
-                             "the arch's")
-    parser.add_argument("--core-budget", default=None, metavar="N|Kx",
-                        help="crossbars for replication: a number, or K times the unreplicated "
-                             "minimum (e.g. 2x)")
-    parser.add_argument("--cost", default=None, metavar="FILE",
-                        help="TOML file overriding cost-model energies and areas "
-                             "(docs/cost-model.md)")
-    parser.add_argument("-o", "--output", default=None, metavar="DIR",
-                        help="write mapping.json, report.md and the plots into DIR (a new "
-                             "directory or one imcflow wrote)")
-    parser.add_argument("--force", action="store_true",
-                        help="replace DIR even if imcflow did not write it (never ., a parent of it or home)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
-
-
-def run(args) -> int:
-    from imcflow.files import atomic_directory, check_output_directory
-    from imcflow.sw.networks import load_network
-    if args.output is not None:
-        check_output_directory(args.output, args.force)
-    net = load_network(args.network)
-    arch, cost = load_arch(args.arch, buffer=args.buffer), load_cost(args.cost)
-    if sys.stderr.isatty():   # progress for a person; an error stays the only line in a log
-        print(f"mapping {args.network} ...", file=sys.stderr)
-    summary = summarize(net, map_network(net, arch, core_budget=args.core_budget), cost=cost)
-    summary = {"arch_name": arch_label(args.arch, buffer=args.buffer), **summary}
-    if args.output is not None:
-        from imcflow.progress import note, shown
-        with atomic_directory(args.output, force=args.force) as tmp:
-            write_report(summary, tmp)
-        note("map", f"wrote {shown(args.output)}/mapping.json, report.md and plots")
-    if args.json:
-        from imcflow.cli import print_json
-        print_json(summary)
-    else:
-        print(table(summary))
-    return 0
 
 
 def summarize(net, mapping: Mapping, *, cost=None) -> dict:
@@ -127,54 +77,12 @@ def summarize(net, mapping: Mapping, *, cost=None) -> dict:
     return summary
 
 
-def _si(bits: int) -> str:
+def si_bits(bits: int) -> str:
+    """``bits`` in Mbit, kbit or bit, as the reports print memory."""
     for unit, scale in (("Mbit", 1e6), ("kbit", 1e3)):
         if bits >= scale:
             return f"{bits / scale:.1f} {unit}"
     return f"{bits} bit"
-
-
-def table(summary: dict) -> str:
-    """The per-layer table and the totals, as text."""
-    head = ("layer", "kind", "output", "rows x cols", "tiles", "r", "xbars", "P", "t", "stage cyc",
-            "buffer", "words", "last out")
-    rows = []
-    for l in summary["layers"]:
-        if l["role"] == "fused":
-            continue
-        rows.append((l["name"], l["kind"], "x".join(map(str, l["out_shape"])),
-                     f"{l['rows']} x {l['cols']}" if l["rows"] else "",
-                     f"{l['row_tiles']}x{l['col_tiles']}" if l["rows"] else "",
-                     str(l["replication"]) if l["rows"] else "", str(l["crossbars"] or ""),
-                     str(l["output_pixels"]), str(l["interval"]) if l["rows"] else "",
-                     str(l["stage_cycles"]), l["buffer"] if l["buffer"] != "none" else "",
-                     str(l["buffer_words"] or ""), str(l["last_output"])))
-    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    s = summary
-    trade = s["buffer_tradeoff"]
-    lines += [
-        "",
-        *([f"arch: {s['arch_name']}"] if "arch_name" in s else []),
-        f"network {s['network']}: {s['crossbars']} crossbars (minimum {s['min_crossbars']}, "
-        f"budget {s['core_budget']}), cell utilization {s['utilization']:.1%}",
-        f"cycles per image: {s['cycles_per_image']} predicted, {s['cycles_per_image_bound']} bound "
-        f"(bottleneck {', '.join(s['bottleneck'])}); {s['throughput_ips']:,.0f} images/s",
-        f"latency: {s['latency_cycles']} cycles ({s['latency_us']:.2f} us) with {s['buffer']} buffers",
-        f"energy: {s['energy_per_image_j'] * 1e6:.4g} uJ/image ({s['images_per_j']:,.0f} images/J, "
-        f"{s['tops_per_w']:.2f} TOPS/W, {s['power_w'] * 1e3:.4g} mW); area {s['area_mm2']:.3g} mm^2",
-        f"activation memory: {_si(s['activation_memory_bits'])} "
-        f"(line {_si(trade['line']['activation_memory_bits'])}, latency "
-        f"{trade['line']['latency_cycles']}; frame {_si(trade['frame']['activation_memory_bits'])}, "
-        f"latency {trade['frame']['latency_cycles']})",
-    ]
-    if "unreplicated" in s:
-        u = s["unreplicated"]
-        lines.append(f"replication: {u['speedup']:.2f}x faster than unreplicated "
-                     f"({u['cycles_per_image']} -> {s['cycles_per_image']} cycles per image; "
-                     f"bound {u['speedup_bound']:.2f}x)")
-    return "\n".join(lines)
 
 
 def write_report(summary: dict, directory) -> None:
@@ -186,10 +94,18 @@ def write_report(summary: dict, directory) -> None:
     (directory / "report.md").write_text(_markdown(summary))
 
 
-def _plot_stage_times(summary: dict, path: Path) -> None:
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend. Imported here, not at the top, because only
+    writing a report needs it and importing it costs about half a second (``imcflow map`` without
+    ``-o`` and every caller of `summarize` skip it)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def _plot_stage_times(summary: dict, path: Path) -> None:
+    plt = _pyplot()
     stages = [l for l in summary["layers"] if l["role"] not in ("fused", "source")]
     names = [l["name"] for l in stages]
     after = [l["stage_cycles"] for l in stages]
@@ -213,9 +129,7 @@ def _plot_stage_times(summary: dict, path: Path) -> None:
 
 
 def _plot_memory_latency(summary: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     trade = summary["buffer_tradeoff"]
     names = list(trade["frame"]["layer_bits"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(max(9.0, 0.25 * len(names) + 5), 4.2),
@@ -265,7 +179,7 @@ def _markdown(summary: dict) -> str:
         f"| throughput | {s['throughput_ips']:,.0f} images/s "
         f"(bound {s['throughput_bound_ips']:,.0f}) |",
         f"| latency | {s['latency_cycles']} cycles ({s['latency_us']:.2f} us) |",
-        f"| activation memory | {_si(s['activation_memory_bits'])} |",
+        f"| activation memory | {si_bits(s['activation_memory_bits'])} |",
         f"| energy per image | {s['energy_per_image_j'] * 1e6:.4g} uJ ({s['images_per_j']:,.0f} "
         f"images/J, {s['tops_per_w']:.2f} TOPS/W, {s['power_w'] * 1e3:.4g} mW at this rate) |",
         f"| area | {s['area_mm2']:.3g} mm^2 |",
@@ -275,9 +189,9 @@ def _markdown(summary: dict) -> str:
         "",
         "## Memory versus latency",
         "",
-        f"Line buffers need {_si(line['activation_memory_bits'])} of activation memory and give a "
+        f"Line buffers need {si_bits(line['activation_memory_bits'])} of activation memory and give a "
         f"latency of {line['latency_cycles']} cycles; frame buffers need "
-        f"{_si(frame['activation_memory_bits'])} ({frame['activation_memory_bits'] / line['activation_memory_bits']:.1f}x) "
+        f"{si_bits(frame['activation_memory_bits'])} ({frame['activation_memory_bits'] / line['activation_memory_bits']:.1f}x) "
         f"and give {frame['latency_cycles']} cycles "
         f"({frame['latency_cycles'] / line['latency_cycles']:.1f}x). The throughput bound is "
         f"{line['cycles_per_image_bound']} cycles per image with line buffers and "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from imcflow import cli
-from imcflow.gen import demo
+from imcflow.cli import demo
 from imcflow.sw.arch import load_arch
 from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_network

@@ -115,11 +115,11 @@ def test_home_is_refused_even_with_force(tmp_path, monkeypatch, force):
 
 
 def test_an_existing_file_is_refused_before_elaboration(tmp_path, monkeypatch, capsys):
-    from imcflow.verif import runner
+    from imcflow import rtl
 
     monkeypatch.chdir(tmp_path)
     Path("afile").write_text("mine")
-    monkeypatch.setattr(runner, "verilog", lambda *a, **k: pytest.fail("elaborated"))
+    monkeypatch.setattr(rtl, "verilog", lambda *a, **k: pytest.fail("elaborated"))
     for argv in (["gen", "--network", "digits"], ["gen", "fifo", "--width", "8", "--depth", "4"]):
         assert cli.main([*argv, "-o", "afile", "--force"]) == 2
         assert capsys.readouterr().err.endswith("error: -o: 'afile' exists and is not a directory\n")

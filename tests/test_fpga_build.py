@@ -1,10 +1,12 @@
 # amaranth: UnusedElaboratable=no
 """The FPGA build flow: boards and PLL dividers, nextpnr report parsing, `imcflow fpga build`
 errors (one line, exit 2, no output directory), a failing tool, and one small place and route:
-the ULX3S top (PLL, reset, UART, LEDs) around a tiny stand-in accelerator, through the CLI, in
-about 40 s."""
+the ULX3S top (PLL, reset, UART, LEDs) around the accelerator `imcflow gen --target fpga` wrote
+for a tiny network (2x2 pixels -> 3 logits), through the CLI, in about 40 s."""
 
+import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -13,9 +15,9 @@ import pytest
 from imcflow.cli import main
 from imcflow.errors import UserError
 from imcflow.fpga import build as flow
-from imcflow.fpga import design as design_module
 from imcflow.fpga.boards import BOARDS, board, ecp5_pll
-from imcflow.fpga.standin import DenseStandIn
+from imcflow.fpga.design import prepare_design
+from imcflow.gen.project import generate
 
 TINY = """name = "tiny"
 seed = 3
@@ -37,13 +39,22 @@ out_features = 3
 
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    """A 2x2 -> 3 linear network, and `accelerator_for` giving its stand-in (this checkout may
-    have no whole-network generator; the flow around it is what is tested)."""
+def tiny(tmp_path):
+    """A 2x2 -> 3 linear network: its accelerator is small enough to place and route in seconds."""
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
-    monkeypatch.setattr(design_module, "accelerator_for", lambda d: DenseStandIn(d.qnet))
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """The tiny network's accelerator as `imcflow gen --target fpga` writes it (``fpga``) and as
+    it writes it for simulation (``sim``)."""
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "tiny.toml").write_text(TINY)
+    for target in ("fpga", "sim"):
+        generate(root / target, root / "tiny.toml", target=target, progress=False)
+    return root
 
 
 # --- boards and clocking -------------------------------------------------------------------
@@ -139,7 +150,27 @@ def test_build_command_errors(tmp_path, capsys, tiny, argv, message):
     assert not out.exists() and list(tmp_path.iterdir()) == [tiny]
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["{sim}"], "DIR: {sim} holds the sim crossbar flavour; a board needs the fpga one "
+                "(imcflow gen --target fpga)"),
+    (["{fpga}", "--arch", "small"], "--arch: only with --network; DIR was generated with its own"),
+    (["{fpga}", "--network", "digits"], "DIR: give the directory `imcflow gen --target fpga` "
+                                        "wrote, or --network (not both)"),
+    ([], "DIR: give the directory `imcflow gen --target fpga` wrote, or --network (not both)"),
+    (["{tiny}"], "directory: '{tiny}' is not an accelerator written by `imcflow gen --network` "
+                 "(manifest.json: Not a directory)"),
+])
+def test_build_command_takes_a_generated_fpga_directory(tmp_path, capsys, tiny_dir, argv, message):
+    paths = {"sim": tiny_dir / "sim", "fpga": tiny_dir / "fpga", "tiny": tiny_dir / "tiny.toml"}
+    out = tmp_path / "out"
+    assert main(["fpga", "build", *(a.format(**paths) for a in argv), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"imcflow fpga: error: {message.format(**paths)}"
+    assert not out.exists()
+
+
 def test_a_failing_tool_leaves_no_output_and_keeps_its_log(tmp_path, capsys, tiny, monkeypatch):
+    # (--network: the shortcut that prepares the accelerator as `imcflow gen` would)
     monkeypatch.setenv("IMCFLOW_CACHE", str(tmp_path / "cache"))
     real = flow.toolchain.require
     monkeypatch.setattr(flow.toolchain, "require", lambda t: "false" if t == "yosys" else real(t))
@@ -153,16 +184,21 @@ def test_a_failing_tool_leaves_no_output_and_keeps_its_log(tmp_path, capsys, tin
     assert not out.exists() and (kept / "top.ys").exists()
 
 
-def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny):
-    # The whole ULX3S top around a 2x2 -> 3 stand-in: PLL to 100 MHz, reset, UART, LEDs.
-    out = tmp_path / "out"
-    assert main(["fpga", "build", "--network", str(tiny), "--clock-mhz", "100", "-o", str(out),
+def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny_dir):
+    # The whole ULX3S top around the generated 2x2 -> 3 accelerator: PLL to 100 MHz, reset, UART,
+    # LEDs; the accelerator is the one in the directory `imcflow gen --target fpga` wrote.
+    out, generated = tmp_path / "out", tiny_dir / "fpga"
+    manifest = json.loads((generated / "manifest.json").read_text())
+    assert main(["fpga", "build", str(generated), "--clock-mhz", "100", "-o", str(out),
                  "--json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert "yosys done" in captured.err and "nextpnr-ecp5 done" in captured.err
-    assert (report["board"], report["device"], report["network"]) == ("ulx3s-85f", "LFE5U-85F", str(tiny))
-    assert "stand-in" in report["accelerator"]
+    assert (report["board"], report["device"]) == ("ulx3s-85f", "LFE5U-85F")
+    assert report["network"] == report["directory"] == str(generated)
+    assert (report["top"], report["design_hash"], report["arch_name"]) == (
+        manifest["top"], manifest["design_hash"], "fpga")
+    assert report["accelerator"] == "imcflow.gen.accelerator.Accelerator"
     for name, available in (("luts", 83640), ("ffs", 83640), ("brams", 208), ("dsps", 156)):
         assert report[name]["available"] == available and 0 <= report[name]["used"] < available
     assert 100 < report["luts"]["used"] and 100 < report["ffs"]["used"]
@@ -176,6 +212,41 @@ def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny):
     assert "## What binds" in (out / "report.md").read_text()
 
 
+FAKE_NEXTPNR = """#!/usr/bin/env python3
+import json, sys
+args = sys.argv[1:]
+seed = int(args[args.index("--seed") + 1])
+with open(args[args.index("--log") + 1], "w") as log:
+    log.write("Info: Packing IOs..\\nInfo: Creating initial analytic placement for 9 cells\\n"
+              "Info: Routing globals...\\nInfo: Critical path report for clock 'clk'\\n")
+with open("top.report.json", "w") as report:
+    json.dump({"fmax": {"clk": {"achieved": {1: 50.0, 2: 80.0, 3: 80.0}[seed], "constraint": 100.0}}},
+              report)
+with open("top.config", "w") as config:
+    config.write(f"seed {seed}")
+"""
+
+
+def test_seeds_keep_the_best_place_and_route(tmp_path):
+    # Three seeds of a stand-in nextpnr (Fmax 50, 80, 80 MHz): the first best run's outputs are
+    # left in the build tree, every run is reported with its phases in order.
+    fake = tmp_path / "nextpnr"
+    fake.write_text(FAKE_NEXTPNR)
+    fake.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    stream = io.StringIO()
+    seconds, runs = flow._place_and_route(flow._Progress(stream, every=0), "nextpnr-ecp5",
+                                          [str(fake), "--log", "top.tim"], work, dict(os.environ), 3)
+    assert [(r["seed"], r["fmax_mhz"]) for r in runs] == [(1, 50.0), (2, 80.0), (3, 80.0)]
+    assert (work / "top.config").read_text() == "seed 2"
+    assert json.loads((work / "top.report.json").read_text())["fmax"]["clk"]["achieved"] == 80.0
+    assert all(list(r["phases"]) == ["packing", "placing", "routing", "reporting"] for r in runs)
+    assert seconds == pytest.approx(sum(r["seconds"] for r in runs), abs=0.2)
+    err = stream.getvalue()
+    assert "nextpnr-ecp5 seed 3/3 done" in err and "keeping seed 2 of 3 (Fmax 50.00, 80.00, 80.00 MHz)" in err
+
+
 @pytest.mark.parametrize("board_name, clock_mhz, baud, divisor", [
     ("ulx3s-85f", 100, 3_000_000, 33),     # 3,030,303 baud: 1.0 % fast
     ("ulx3s-85f", 25, 1_000_000, 25),      # 3 Mbaud would be 4.2 % off at 25 MHz
@@ -183,19 +254,23 @@ def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny):
 ])
 def test_board_top_link_baud_and_window(tmp_path, board_name, clock_mhz, baud, divisor):
     # Default baud: 3 Mbaud where the clock makes it; window: enough image frames in flight to
-    # cover the stand-in's latency, its answer and the host's turnaround at that clock.
+    # cover the accelerator's latency (the performance model's), its answer and the host's
+    # turnaround at that clock.
     from imcflow.fpga.link import HOST_TURNAROUND_S, window_for
-    from imcflow.fpga.top import BoardTop
-    from imcflow.sw.networks import load_qnetwork
+    from imcflow.fpga.top import BoardTop, accelerator_latency
+    from imcflow.sw.perf import analyze
 
     (tmp_path / "tiny.toml").write_text(TINY)
-    standin = DenseStandIn(load_qnetwork(str(tmp_path / "tiny.toml"), "fpga"))
-    top = BoardTop(board(board_name), standin, height=2, width=2, clock_mhz=clock_mhz)
+    design = prepare_design(tmp_path / "tiny.toml")
+    accelerator = design.accelerator
+    latency = analyze(design.generated.mapping, images=2).latency_cycles
+    assert accelerator_latency(accelerator) == latency > 4
+    top = BoardTop(board(board_name), accelerator, height=2, width=2, clock_mhz=clock_mhz)
     assert (top.baud, top.divisor) == (baud, divisor)
-    window = window_for(4, 3, divisor=divisor, latency=standin.latency,
+    window = window_for(4, 3, divisor=divisor, latency=latency,
                         turnaround=round(HOST_TURNAROUND_S * top.clock_hz))
     assert top.system.link.info.window == window > 2
-    assert BoardTop(board(board_name), standin, height=2, width=2, clock_mhz=clock_mhz,
+    assert BoardTop(board(board_name), accelerator, height=2, width=2, clock_mhz=clock_mhz,
                     baud=115200, window=2).system.link.info.window == 2
 
 
@@ -212,12 +287,10 @@ def test_yosys_follows_the_memory_plan(tmp_path):
     from imcflow import toolchain
     from imcflow.fpga.resources import memories, memory_plan, yosys_script
     from imcflow.fpga.top import SerialAccelerator
-    from imcflow.sw.networks import load_qnetwork
 
     (tmp_path / "tiny.toml").write_text(TINY)
-    qnet = load_qnetwork(str(tmp_path / "tiny.toml"), "fpga")
-
-    system = SerialAccelerator(DenseStandIn(qnet), height=2, width=2, divisor=868)
+    accelerator = prepare_design(tmp_path / "tiny.toml").accelerator
+    system = SerialAccelerator(accelerator, height=2, width=2, divisor=868)
     uses = memories(system, "t")
     placement = memory_plan(uses, board("ulx3s-85f"))
     buffer, = placement["placements"]

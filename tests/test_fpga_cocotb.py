@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imcflow.fpga.design import accelerator_for, load_design
+from imcflow.fpga.design import prepare_design
 from imcflow.fpga.link import HOST_TURNAROUND_S, window_for
 from imcflow.fpga.top import BAUD, SerialAccelerator, accelerator_latency
 from imcflow.fpga.uart import divisor_for
@@ -28,7 +28,7 @@ IMAGES = 24            # held-out images through the pty: more than the window (
 
 def serial_board(design):
     """The digits SerialAccelerator and its Verilator build, as `BoardTop` sizes its window."""
-    accelerator = accelerator_for(design)
+    accelerator = design.accelerator
     window = window_for(design.height * design.width * design.channels, design.classes,
                         divisor=DIVISOR, latency=accelerator_latency(accelerator),
                         turnaround=round(HOST_TURNAROUND_S * CLOCK_HZ))
@@ -46,9 +46,9 @@ def serial_board(design):
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
-    design = load_design("digits")
+    design = prepare_design("digits")
     build = serial_board(design)
-    images = design.dataset.test_images[:24]
+    images = design.images[:24]
     golden = tmp_path_factory.mktemp("golden") / "golden.npz"
     np.savez(golden, images=images, logits=golden_run(design.qnet, images))
     return build, design, golden
@@ -85,6 +85,6 @@ def test_host_through_pty_is_bit_exact(board):
     assert result["answered"] == IMAGES and host["info"]["window"] < IMAGES   # the window binds
     assert host["link_bound_images_per_s"] == round(BAUD / 10 / 70, 1)
     assert host["info"]["design_id"] == f"0x{design.design_id:08x}"
-    labels = design.dataset.test_labels[:IMAGES]
+    labels = design.labels[:IMAGES]
     assert host["accuracy"] == host["golden_accuracy"] == float(
-        (golden_run(design.qnet, design.dataset.test_images[:IMAGES]).argmax(1) == labels).mean())
+        (golden_run(design.qnet, design.images[:IMAGES]).argmax(1) == labels).mean())

@@ -8,7 +8,7 @@ import pytest
 
 from imcflow.cli import main
 from imcflow.errors import UserError
-from imcflow.fpga.design import load_design
+from imcflow.fpga.design import prepare_design
 from imcflow.fpga.host import BoardClient, HostError, run_images
 from imcflow.fpga.protocol import ErrorCode, FrameType, Info, ReceiverModel, encode
 from imcflow.sw.inference import run as golden_run
@@ -16,7 +16,7 @@ from imcflow.sw.inference import run as golden_run
 
 @pytest.fixture(scope="module")
 def design():
-    return load_design("digits")
+    return prepare_design("digits")
 
 
 class FakeBoard:
@@ -138,7 +138,8 @@ def test_run_command_reports_the_rate_and_the_links_bound(design, capsys, monkey
 
     board = FakeBoard(design, window=4)
     monkeypatch.setattr(host, "open_port", lambda port, baud: board)
-    assert main(["fpga", "run", "--port", "fake", "--images", "6", "--json"]) == 0
+    assert main(["fpga", "run", "--network", "digits", "--port", "fake", "--images", "6",
+                 "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["baud"], result["bit_exact"], result["info"]["window"]) == (3_000_000, 6, 4)
     # 3,000,000 baud / 10 bits per character / (64 pixels + 6) bytes per frame
@@ -149,12 +150,23 @@ def test_run_command_reports_the_rate_and_the_links_bound(design, capsys, monkey
 @pytest.mark.parametrize("argv, message", [
     (["--images", "0"], "--images: must be an integer in 1..360, not 0"),
     (["--images", "361"], "--images: must be an integer in 1..360, not 361"),
-    (["--images", "2", "--network", "resnet8"], "--network: resnet8 has no labelled images; pass --dataset"),
+    (["--images", "2", "--network", "resnet8"],
+     "--network: resnet8 has no labelled held-out images; generate it with --dataset"),
     (["--images", "2", "--dataset", "resnet8"], "--dataset: must be a zoo data set (digits) or a .npz or .npy file of images, not 'resnet8'"),
     (["--images", "2", "--baud", "0"], "--baud: must be a positive integer, not 0"),
     (["--images", "2", "--port", "/nonexistent/tty"], "--port: cannot open '/nonexistent/tty'"),
+    (["--images", "2", "some/dir"], "DIR: give the directory `imcflow gen --target fpga` wrote, "
+                                    "or --network (not both)"),
+    (["--images", "2", "--network", "-"], "DIR: give the directory `imcflow gen --target fpga` "
+                                          "wrote, or --network (not both)"),
+    (["--images", "2", "--network", "-", "no/dir"], "directory: 'no/dir' is not an accelerator "
+                                                    "written by `imcflow gen --network`"),
 ])
 def test_run_command_errors(capsys, argv, message):
+    # --network digits unless the case names another network ("-": none)
+    argv = argv if "--network" in argv else ["--network", "digits", *argv]
+    if "-" in argv:
+        del argv[argv.index("-") - 1:argv.index("-") + 1]
     argv = ["fpga", "run", "--port", "/nonexistent/tty", *argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -164,8 +176,9 @@ def test_run_command_errors(capsys, argv, message):
 def test_design_id_follows_the_arithmetic_not_the_layout(design):
     from imcflow.fpga.protocol import design_id
     from imcflow.sw.networks import load_qnetwork
+    from imcflow.sw.zoo import dataset
 
-    net, calib = design.qnet.network, design.dataset.train_images[:64]
+    net, calib = design.qnet.network, dataset("digits").train_images[:64]
     same = {load_qnetwork(net, design.qnet.arch.replace(**change), calib) for change in (
         {}, {"col_parallelism": 1}, {"mvm_cycles": 32, "clock_mhz": 50.0}, {"buffer": "frame"})}
     assert {design_id(q) for q in same} == {design.design_id}

@@ -9,7 +9,7 @@ the wall-clock time of the run after reset, to a JSON results file. The comparis
 model is the caller's. `imcflow.verif.protocol.AxiStreamChecker` checks the AXI4-Stream rules
 on both ports in every cycle and fails the run at the first broken one. A watchdog stops the
 run when no output handshake happened for ``watchdog`` cycles: it reads the ``status`` port (every link's valid/ready), writes the diagnosis
-(`imcflow.verif.sim.diagnose`) into the results and fails the test with it.
+(`imcflow.verif.diagnose.diagnose`) into the results and fails the test with it.
 
 Parameters: ``data`` (``.npz`` with ``pixels``, ``(images, pixels_per_image, C)``), ``results``
 (JSON path), ``in_lanes``, ``out_lanes``, ``out_signed``, ``out_beats`` (output beats per image),
@@ -33,7 +33,7 @@ from imcflow.hw.streams import VectorLayout
 from imcflow.verif.bench import Bench, parameters
 from imcflow.verif.patterns import port_stalls
 from imcflow.verif.protocol import AxiStreamChecker
-from imcflow.verif.sim import diagnose
+from imcflow.verif.diagnose import diagnose
 from imcflow.verif.streams import StreamDriver, StreamMonitor
 
 #: cycles to keep watching after the last expected output, for extra beats

@@ -659,7 +659,7 @@ def run(args) -> int:
     with quiet(log):
         report = campaign(args.block, count=args.mutants, seed=args.seed)
     if args.json:
-        from imcflow.cli import print_json
+        from imcflow.cli.output import print_json
         print_json(report)
     else:
         print(format_report(report))

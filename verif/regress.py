@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["blocks", "replay_command", "run_job", "regress", "add_arguments", "run"]
+__all__ = ["KINDS", "TESTS", "blocks", "replay_command", "run_job", "regress"]
 
 #: the environment variable naming the file the plugin writes outcomes to
 REPORT_ENV = "IMCFLOW_REGRESS_REPORT"
@@ -170,51 +170,3 @@ def regress(block_names: list[str] | None, seeds: int, *, first_seed: int | None
             "passed": sum(r["passed"] for r in results),
             "failed": sum(bool(r["failures"]) for r in results), "failures": failures,
             "seconds": round(time.monotonic() - start, 2)}
-
-
-# --- the command ---------------------------------------------------------------------------------
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--block", nargs="+", default=None, metavar="NAME",
-                        help="blocks whose regressions run (tests/test_<NAME>[_cocotb].py; "
-                             "default: every block)")
-    parser.add_argument("--seeds", type=int, default=10, metavar="N",
-                        help="fresh seeds per block (default 10)")
-    parser.add_argument("--first-seed", type=int, default=None, metavar="S",
-                        help="use seeds S, S+1, ... instead of fresh random ones")
-    parser.add_argument("--kind", choices=KINDS, default="all",
-                        help="amaranth (simulator) tests, cocotb (Verilator) tests, or all")
-    parser.add_argument("--tests", default=str(TESTS), metavar="DIR",
-                        help="the test directory (default: the repository's tests/)")
-    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                        help="a running Dask scheduler (default: a local cluster)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="worker processes of the local cluster (default: one per core)")
-    parser.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
-                        help="per job (one block, one seed; default 1800)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run(args) -> int:
-    from imcflow.errors import UserError
-
-    if args.seeds < 1:
-        raise UserError(f"--seeds: must be a positive integer, not {args.seeds}")
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers: must be a positive integer, not {args.workers}")
-    if not Path(args.tests).is_dir():
-        raise UserError(f"--tests: {args.tests!r} is not a directory")
-    summary = regress(args.block, args.seeds, first_seed=args.first_seed, kind=args.kind,
-                      tests=Path(args.tests), scheduler=args.scheduler, workers=args.workers,
-                      timeout=args.timeout, progress=not args.json)
-    if args.json:
-        from imcflow.cli import print_json
-        print_json(summary)
-    else:
-        print(f"{summary['jobs']} jobs ({', '.join(summary['blocks'])} x {len(summary['seeds'])} "
-              f"seeds): {summary['passed']} of {summary['tests']} seeded tests passed, "
-              f"{summary['failed']} jobs failed")
-        for f in summary["failures"]:
-            print(f"FAILED {f['nodeid']} (seed {f['seed']}): {f['message']}")
-            print(f"  replay: {f['replay']}")
-    return 0 if not summary["failures"] else 1

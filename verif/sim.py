@@ -24,12 +24,10 @@ What a run is compared with:
 Idle input cycles and output backpressure are the seeded masks of
 `imcflow.verif.patterns.port_stalls`. A watchdog stops a run in which no output handshake happens
 for `WATCHDOG_FACTOR` times the model's latency (or image period, if longer) and names the
-stalled stage from the top's ``status`` port (`diagnose`). A failed run's waveform is recorded
-(by a rerun with tracing, around the first failure, unless ``waves`` traced the whole run) and
-its path reported. docs/generator.md describes the command and its figures.
-
-`diagnose` is imported by the cocotb testbench: this module imports only the standard library
-at load.
+stalled stage from the top's ``status`` port (`imcflow.verif.diagnose`). A failed run's waveform
+is recorded (by a rerun with tracing, around the first failure, unless ``waves`` traced the whole
+run) and its path reported. docs/generator.md describes the command and its figures; the command
+itself (options and text) is `imcflow.cli.sim`.
 """
 
 from __future__ import annotations
@@ -37,9 +35,21 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 
-__all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "diagnose", "link_states", "test_images",
-           "simulate", "passed", "failures", "add_arguments", "run"]
+from imcflow.errors import UserError
+from imcflow.files import cache_dir
+from imcflow.gen.project import config_hash, held_out, load, with_skip_depths
+from imcflow.progress import note
+from imcflow.sw.datasets import load_dataset
+from imcflow.sw import perf
+from imcflow.verif import cocotb_engine, compare
+from imcflow.verif import engine as cpp_engine
+from imcflow.verif.diagnose import diagnose
+from imcflow.verif.patterns import port_stalls
+from imcflow.verif.runner import current_test_id
+
+__all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "test_images", "simulate", "passed"]
 
 #: the watchdog trips after this many times the model's latency (or period) without an output
 WATCHDOG_FACTOR = 4
@@ -47,51 +57,6 @@ WATCHDOG_FACTOR = 4
 ENGINES = ("cpp", "cocotb")
 #: cycles before the first failure that the waveform of a failed run holds
 WAVE_WINDOW = 10_000
-
-# --- the deadlock diagnosis ----------------------------------------------------------------------
-
-def link_states(status: int, links: list[dict]) -> list[dict]:
-    """Each link of the manifest's ``status.links`` with its four status bits decoded."""
-    names = ("in_valid", "in_ready", "out_valid", "out_ready")
-    return [{**link, **{name: bool(status >> (link["bit"] + k) & 1)
-                        for k, name in enumerate(names)}} for link in links]
-
-
-def diagnose(status: int, links: list[dict], *, idle_cycles: int, bound: int) -> str:
-    """A one-paragraph deadlock report from the ``status`` port of a stuck accelerator.
-
-    A FIFO is full when its input is not ready; a stage input is empty when its FIFO offers
-    nothing. The stalled stage is one whose inputs disagree: one holds beats that it cannot use
-    while another is empty (a join waiting for its main path while its skip FIFO is full is the
-    classic case: the fork cannot pass the next pixel to the main path).
-    """
-    states = link_states(status, links)
-    inputs: dict[str, list[dict]] = {}
-    for s in states:
-        inputs.setdefault(s["consumer"], []).append(s)
-
-    def where(s):
-        skip = f" (skip FIFO, {s['depth']} words)" if s["kind"] == "skip" else ""
-        return f"{s['producer']!r}{skip}"
-
-    parts = [f"deadlock: no output handshake for {idle_cycles} cycles (watchdog bound {bound})"]
-    for consumer, ins in inputs.items():
-        holding = [s for s in ins if s["out_valid"]]
-        empty = [s for s in ins if not s["out_valid"]]
-        if holding and empty:
-            parts.append(
-                f"stalled stage {consumer!r}: waits for its input from "
-                f"{', '.join(where(s) for s in empty)} while its input from "
-                f"{', '.join(where(s) for s in holding)} holds beats"
-                + ("".join(f"; the skip FIFO from {s['producer']!r} is full, so "
-                           f"{s['producer']!r} cannot pass the next beat on to the main path"
-                           for s in holding if s["kind"] == "skip" and not s["in_ready"])))
-    full = [f"{s['producer']}->{s['consumer']}" for s in states if not s["in_ready"]]
-    starved = sorted({s["consumer"] for s in states if not s["out_valid"]})
-    parts.append(f"full FIFOs: {', '.join(full) or 'none'}")
-    parts.append(f"stages with an empty input: {', '.join(starved) or 'none'}")
-    return "; ".join(parts)
-
 
 # --- the run's inputs: images, options, the model ------------------------------------------------
 
@@ -104,12 +69,6 @@ def test_images(gen, count: int, seed: int = 0):
     images are held out (accuracy is measured on those). Without a data set: ``count`` seeded
     uniformly random 8-bit images (labels None).
     """
-    import numpy as np
-
-    from imcflow.errors import UserError
-    from imcflow.gen.project import held_out
-    from imcflow.sw.datasets import load_dataset
-
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise UserError(f"images: must be a positive integer, not {count!r}")
     shape = gen.qnet.network.shapes[gen.qnet.input.name]
@@ -132,16 +91,12 @@ def test_images(gen, count: int, seed: int = 0):
 
 
 def _check_probability(name: str, value) -> float:
-    from imcflow.errors import UserError
-
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise UserError(f"{name}: must be a probability in [0, 1), not {value!r}")
     return float(value)
 
 
 def _check_choice(name: str, value, allowed) -> None:
-    from imcflow.errors import UserError
-
     if value not in allowed:
         raise UserError(f"{name}: must be one of {', '.join(allowed)}, not {value!r}")
 
@@ -160,22 +115,18 @@ def _model_timing(gen, images: int, seed: int = 0, idle: float = 0.0, backpressu
     generated pipeline for ``images`` images under the run's stall masks
     (`imcflow.verif.patterns.port_stalls`), and the full-rate figures the watchdog is derived
     from (those of the mapper's skip depths when the generated ones deadlock)."""
-    from imcflow.errors import UserError
-    from imcflow.gen.project import with_skip_depths
-    from imcflow.sw.perf import analyze, simulate as model
-    from imcflow.verif.patterns import port_stalls
-
     try:
-        schedule = model(gen.mapping, images)
+        schedule = perf.simulate(gen.mapping, images)
     except UserError as e:
         mapper = with_skip_depths(gen.mapping, gen.manifest["options"]["mapper_skip_words"])
-        reference = analyze(mapper)
+        reference = perf.analyze(mapper)
         return None, str(e), (reference.latency_cycles, reference.cycles_per_image)
     reference = (schedule.latency, _period(schedule.done) or schedule.latency)
     cycles = math.ceil(2 * (schedule.done[-1] + 1) / ((1 - idle) * (1 - backpressure)))
     while idle or backpressure:  # masks longer than the run, so they cover every handshake
         input_stall, output_stall = port_stalls(seed, idle, backpressure, cycles)
-        schedule = model(gen.mapping, images, input_stall=input_stall, output_stall=output_stall)
+        schedule = perf.simulate(gen.mapping, images, input_stall=input_stall,
+                                  output_stall=output_stall)
         if schedule.done[-1] < cycles:
             break
         cycles *= 2
@@ -185,9 +136,6 @@ def _model_timing(gen, images: int, seed: int = 0, idle: float = 0.0, backpressu
 def _verilog(gen) -> str:
     """The directory's Verilog, after checking the directory against its ``config_hash`` (its
     Verilog, network and mapping as generated)."""
-    from imcflow.errors import UserError
-    from imcflow.gen.project import config_hash
-
     verilog = gen.verilog_path.read_text()
     if config_hash(gen.qnet, gen.mapping, verilog) != gen.manifest["config_hash"]:
         raise UserError(f"directory: {gen.verilog_path} is not the Verilog of the configuration "
@@ -199,9 +147,7 @@ def _verilog(gen) -> str:
 # --- the engines ---------------------------------------------------------------------------------
 
 def _wave_path(top: str) -> Path:
-    from imcflow.verif import runner
-
-    return runner.cache_dir("waves") / f"{runner.current_test_id(f'sim-{top}')}.vcd"
+    return cache_dir("waves") / f"{current_test_id(f'sim-{top}')}.vcd"
 
 
 def _first_failure_cycle(r, figures: dict) -> int:
@@ -223,23 +169,21 @@ def _first_failure_cycle(r, figures: dict) -> int:
 def _cpp(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, progress: bool):
     """``(results, harness, waveform path or None, rerun)``: a run of the C++ engine, and a
     function that reruns it with tracing around a given cycle (returns the waveform's path)."""
-    from imcflow.progress import note
-    from imcflow.verif import engine
-
-    ports = engine.Ports.from_manifest(gen.manifest)
-    harness = engine.build(verilog, ports, waves=waves, full_waves=full_waves, progress=progress)
+    ports = cpp_engine.Ports.from_manifest(gen.manifest)
+    harness = cpp_engine.build(verilog, ports, waves=waves, full_waves=full_waves,
+                               progress=progress)
     shaped = pixels.reshape(len(pixels), -1, pixels.shape[-1])
     wave = _wave_path(gen.name)
     wave.unlink(missing_ok=True)
     trace = (wave, -2, 1 << 62) if harness.waves else None
-    results = engine.run(harness, shaped, progress=progress, trace=trace, **plan)
+    results = cpp_engine.run(harness, shaped, progress=progress, trace=trace, **plan)
 
     def rerun(cycle: int) -> Path:
         first, last = max(-2, cycle - WAVE_WINDOW), cycle + 100
         note("sim", f"rerunning with tracing for the waveform of cycles {first}..{last}")
-        traced = engine.build(verilog, ports, waves=True, full_waves=full_waves,
+        traced = cpp_engine.build(verilog, ports, waves=True, full_waves=full_waves,
                               progress=progress)
-        engine.run(traced, shaped, progress=False, trace=(wave, first, last), **plan)
+        cpp_engine.run(traced, shaped, progress=False, trace=(wave, first, last), **plan)
         return wave
 
     return results, harness, wave if trace else None, rerun
@@ -308,12 +252,6 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
     imcflow.verif.runner.BuildError, imcflow.verif.runner.SimulationError
         If the build fails or the simulator crashes.
     """
-    import numpy as np
-
-    from imcflow.errors import UserError
-    from imcflow.gen.project import load
-    from imcflow.verif import compare
-
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"seed: must be a non-negative integer, not {seed!r}")
     idle = _check_probability("idle", idle)
@@ -339,8 +277,6 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
         random_init = harness.random_init
     else:
         plan.pop("out_beats")
-        from imcflow.verif import cocotb_engine
-
         r, build_seconds, wave, _ = cocotb_engine.run(gen, verilog, pixels, plan, waves=waves,
                                                       full_waves=full_waves, progress=progress)
         cached, rerun, build_cpu, random_init = None, None, None, None
@@ -399,95 +335,3 @@ def passed(figures: dict) -> bool:
             and figures.get("model_completion_error_cycles") == 0
             and figures.get("model_handshake_error_cycles") in (0, None)
             and not figures.get("first_handshake_mismatch"))
-
-
-# --- the command ---------------------------------------------------------------------------------
-
-def add_arguments(parser) -> None:
-    parser.add_argument("directory", metavar="DIR", help="written by `imcflow gen --network`")
-    parser.add_argument("--images", type=int, default=10,
-                        help="images streamed back to back: the held-out images of the data set "
-                             "that calibrated DIR, then its training images (digits: 1797 in "
-                             "all), else seeded random 8-bit images (default 10)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed (>= 0) of the random images and of idle/backpressure "
-                             "(default 0)")
-    parser.add_argument("--idle", type=float, default=0.0,
-                        help="probability of an idle input cycle (default 0: full rate)")
-    parser.add_argument("--backpressure", type=float, default=0.0,
-                        help="probability of tready low on the output (default 0)")
-    parser.add_argument("--engine", choices=ENGINES, default="cpp",
-                        help="cpp: the compiled C++ harness, every layer checked (default); "
-                             "cocotb: the cocotb testbench, the output checked")
-    parser.add_argument("--waves", action="store_true",
-                        help="record the whole run's waveform of the top's ports, taps and "
-                             "status (default: only a failed run's, around its first failure)")
-    parser.add_argument("--full-waves", action="store_true",
-                        help="record every signal in the waveform instead")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def failures(figures: dict) -> list[str]:
-    """The lines that say what went wrong in a run: its first mismatch, its first timing
-    mismatches, its deadlock, a protocol violation and where its waveform is."""
-    lines = []
-    m = figures["first_mismatch"]
-    if m:
-        where = (f"layer {m['layer']!r}" if m["layer"] != "m_axis" else "the output (m_axis)")
-        channel = "" if m["channel"] is None else f", channel {m['channel']}"
-        lines.append(f"first mismatch: {where}, image {m['image']}, pixel (row {m['pixel'][0]}, "
-                     f"col {m['pixel'][1]}){channel}: expected {m['expected']}, got "
-                     f"{m['actual']}")
-    if figures.get("first_timing_mismatch"):
-        m = figures["first_timing_mismatch"]
-        lines.append(f"first timing mismatch: image {m['image']} completes in cycle "
-                     f"{m['actual']}, the performance model says {m['expected']} "
-                     f"({m['difference']:+d} cycles)")
-    if figures.get("first_handshake_mismatch"):
-        m = figures["first_handshake_mismatch"]
-        lines.append(f"first handshake off the model: layer {m['layer']!r}, image {m['image']}, "
-                     f"pixel (row {m['pixel'][0]}, col {m['pixel'][1]}) in cycle {m['actual']}, "
-                     f"the performance model says {m['expected']} ({m['difference']:+d} cycles)")
-    for key in ("deadlock", "protocol_violation", "timeout"):
-        if figures.get(key):
-            lines.append(figures[key] if key == "deadlock" else f"{key.replace('_', ' ')}: "
-                         f"{figures[key]}")
-    if lines and figures.get("waveform"):
-        lines.append(f"waveform: {figures['waveform']}")
-    return lines
-
-
-def _fmt(value, spec=""):
-    return "n/a" if value is None else format(value, spec)
-
-
-def run(args) -> int:
-    figures = simulate(args.directory, args.images, seed=args.seed, idle=args.idle,
-                       backpressure=args.backpressure, engine=args.engine, waves=args.waves,
-                       full_waves=args.full_waves, progress=not args.json)
-    if args.json:
-        from imcflow.cli import print_json
-
-        print_json(figures)
-        return 0 if passed(figures) else 1
-    f = figures
-    layers = (f"every layer ({f['layers_checked']} stages) and the output" if f["layers_checked"]
-              else "the output (no taps in this top)")
-    print(f"arch: {f['arch_name']}; crossbars: {f['target']} flavour")
-    print(f"{f['top']}: {f['bit_exact']} of {f['images']} images bit-exact at {layers}"
-          + (f", accuracy {f['accuracy']:.3f}" if f.get("accuracy") is not None else ""))
-    for line in failures(f):
-        print(line)
-    print(f"cycles per image {_fmt(f['cycles_per_image'], '.1f')} (model "
-          f"{_fmt(f.get('model_cycles_per_image'), '.1f')}); latency {_fmt(f['latency_cycles'])} "
-          f"cycles (model {_fmt(f.get('model_latency_cycles'))}); largest difference from the "
-          f"model: {_fmt(f.get('model_completion_error_cycles'))} cycles per image completion, "
-          f"{_fmt(f.get('model_handshake_error_cycles'))} per stage handshake")
-    print(f"throughput {_fmt(f['throughput_ips'], ',.0f')} images/s at {f['clock_mhz']:g} MHz "
-          f"(model {_fmt(f.get('model_throughput_ips'), ',.0f')}); {f['engine']} engine: "
-          f"{_fmt(f['cycles_per_second'], ',')} simulated cycles/s "
-          f"({_fmt(f['cycles_per_cpu_second'], ',')} per CPU second), build "
-          f"{'cached' if f['cached'] else str(f['build_seconds']) + ' s'}")
-    if f["waveform"] and not failures(f):
-        print(f"waveform: {f['waveform']}")
-    return 0 if passed(figures) else 1

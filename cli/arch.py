@@ -8,6 +8,8 @@ docs/arch-toml.md.
 
 from __future__ import annotations
 
+from imcflow.cli.options import add_json
+from imcflow.cli.output import emit
 from imcflow.sw.arch import PRESETS, Arch, arch_label, load_arch
 
 __all__ = ["add_arguments", "run", "show"]
@@ -20,7 +22,7 @@ def add_arguments(parser) -> None:
                                        "file resolves to (docs/arch-toml.md).")
     s.add_argument("arch", nargs="?", default="default", metavar="PRESET|FILE",
                    help=f"a preset ({', '.join(PRESETS)}) or a .toml file (default: default)")
-    s.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(s)
 
 
 def show(spec: str = "default") -> dict:
@@ -42,10 +44,5 @@ def _text(result: dict) -> str:
 
 
 def run(args) -> int:
-    result = show(args.arch)
-    if args.json:
-        from imcflow.cli import print_json
-        print_json(result)
-    else:
-        print(_text(result))
+    emit(args, show(args.arch), _text)
     return 0

@@ -1,8 +1,12 @@
-"""The `imcflow` command line.
+"""The `imcflow` command line: the command layer.
 
-Each command lives in the module that owns its concept and exposes two functions:
-``add_arguments(parser)`` and ``run(args) -> int``. Only the chosen command's module is imported,
-so ``imcflow doctor`` does not pay for importing Amaranth or NumPy.
+Every command is one module of this package with two functions, ``add_arguments(parser)`` and
+``run(args) -> int``; it parses, calls the domain modules (`imcflow.sw`, `imcflow.gen`,
+`imcflow.verif`, `imcflow.fpga`, which return results and never import this package) and prints.
+Options that mean the same thing everywhere (``--network``, ``--arch``, ``--buffer``,
+``--core-budget``, ``--dataset``, ``-o``/``--force``, ``--json``) are declared once in
+`imcflow.cli.options`; printing is `imcflow.cli.output`. Only the chosen command's module is
+imported, so ``imcflow doctor`` does not pay for importing Amaranth or NumPy.
 
 Conventions every command follows: ``--json`` prints exactly one JSON object on stdout (progress
 goes to stderr); bad input raises `imcflow.errors.UserError`, printed here as one line with exit
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 
 from imcflow import __version__
@@ -21,17 +24,17 @@ from imcflow.errors import UserError
 
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "doctor": ("imcflow.toolchain", "report each tool of the pip-only toolchain: found, version, path"),
-    "arch": ("imcflow.sw.arch_cli", "show the architecture a preset or TOML file resolves to (docs/arch-toml.md)"),
-    "accuracy": ("imcflow.sw.accuracy", "float and IMC accuracy on held-out images, with sweeps over the arch"),
-    "map": ("imcflow.sw.report", "map a network onto crossbars and buffers: cores, throughput, latency, memory"),
-    "gen": ("imcflow.gen.cli", "generate Verilog and a manifest (a standalone block, or a whole accelerator)"),
-    "sim": ("imcflow.verif.sim", "simulate a generated accelerator under Verilator against the golden and timing models"),
-    "demo": ("imcflow.gen.demo", "the main job on the built-in default: map, generate and simulate digits end to end"),
+    "doctor": ("imcflow.cli.doctor", "report each tool of the pip-only toolchain: found, version, path"),
+    "arch": ("imcflow.cli.arch", "show the architecture a preset or TOML file resolves to (docs/arch-toml.md)"),
+    "accuracy": ("imcflow.cli.accuracy", "float and IMC accuracy on held-out images, with sweeps over the arch"),
+    "map": ("imcflow.cli.map", "map a network onto crossbars and buffers: cores, throughput, latency, memory"),
+    "gen": ("imcflow.cli.gen", "generate Verilog and a manifest (a standalone block, or a whole accelerator)"),
+    "sim": ("imcflow.cli.sim", "simulate a generated accelerator under Verilator against the golden and timing models"),
+    "demo": ("imcflow.cli.demo", "the main job on the built-in default: map, generate and simulate digits end to end"),
     "mutate": ("imcflow.verif.mutate", "mutation coverage: inject Yosys mutations into a block's RTL and count those its tests catch"),
-    "explore": ("imcflow.sw.explore", "design-space exploration on Dask: accuracy, performance, energy and area over a sweep"),
-    "regress": ("imcflow.verif.regress", "the block regressions with fresh seeds on Dask; every failure with its replay command"),
-    "fpga": ("imcflow.fpga.cli", "FPGA prototype: build a bitstream with its report, run images on a board"),
+    "explore": ("imcflow.cli.explore", "design-space exploration on Dask: accuracy, performance, energy and area over a sweep"),
+    "regress": ("imcflow.cli.regress", "the block regressions with fresh seeds on Dask; every failure with its replay command"),
+    "fpga": ("imcflow.cli.fpga", "FPGA prototype: build a bitstream with its report, run images on a board"),
 }
 
 
@@ -55,19 +58,6 @@ def _usage() -> str:
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "`imcflow <command> --help` shows a command's options."]
     return "\n".join(lines)
-
-
-def print_json(obj) -> None:
-    """Print one JSON object on stdout (NumPy scalars and arrays converted)."""
-
-    def default(o):
-        if hasattr(o, "tolist"):
-            return o.tolist()
-        if hasattr(o, "__fspath__"):
-            return str(o)
-        raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-    print(json.dumps(obj, default=default, indent=None))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,36 +9,29 @@ Two forms:
   ``--width`` and ``--depth``), done by `imcflow.gen.blocks` (a new block is one entry in
   `~imcflow.gen.blocks.BLOCKS` plus its options here).
 
-This module only parses and prints.
+This module only parses and prints. Without ``--arch`` the architecture is the target's preset
+(`imcflow.gen.project.TARGET_ARCH`: ``default`` for sim, ``fpga`` for fpga).
 """
 
 from __future__ import annotations
 
+from imcflow.cli.options import (add_arch, add_buffer, add_core_budget, add_dataset, add_json,
+                                 add_network, add_output)
+from imcflow.cli.output import print_json
 from imcflow.errors import UserError
+from imcflow.files import check_output_directory
 from imcflow.gen.blocks import BLOCKS, FIFO_DEPTHS, FIFO_WIDTHS
+from imcflow.gen.project import generate
+from imcflow.progress import shown
 
 _ACCELERATOR_OPTIONS = ("arch", "core_budget", "buffer", "skip_depth_scale", "dataset", "target",
                         "taps")
 
 
 def add_arguments(parser) -> None:
-    from imcflow.sw.arch import BUFFER_STRATEGIES, PRESETS
-
     parser.add_argument("block", nargs="?", choices=sorted(BLOCKS),
                         help="standalone block to generate (omit it with --network)")
-    parser.add_argument("--network", help="the accelerator of a network: a zoo name, a .toml or "
-                                          "an .onnx file")
-    parser.add_argument("--arch", help=f"network: preset ({', '.join(PRESETS)}) or a .toml file "
-                                       f"(default: default)")
-    parser.add_argument("--core-budget", metavar="N|Kx",
-                        help="network: crossbars for replication, a number or K times the "
-                             "unreplicated minimum (e.g. 2x)")
-    parser.add_argument("--buffer", choices=BUFFER_STRATEGIES,
-                        help="network: activation buffers (default: the arch's)")
-    parser.add_argument("--dataset",
-                        help="network: the images that calibrate it, a zoo data set (digits) or "
-                             "a .npz/.npy file (default: a zoo network's own, else seeded random "
-                             "images); `imcflow sim` then runs its held-out images")
+    add_accelerator_options(parser)
     parser.add_argument("--target", choices=("sim", "fpga"),
                         help="network: the crossbar flavour, sim (the behavioral model of the "
                              "analog crossbar, fast in simulation) or fpga (the multiplier-free "
@@ -47,24 +40,31 @@ def add_arguments(parser) -> None:
                         help="network: leave out the debug taps (every stage's output stream as "
                              "ports, with which `imcflow sim` checks every layer); sim then checks "
                              "the output only")
-    parser.add_argument("--skip-depth-scale", type=float,
-                        help="network: size every skip FIFO at this fraction of the mapper's "
-                             "depth (below its minimum the pipeline deadlocks; for tests)")
     parser.add_argument("--width", type=int,
                         help=f"fifo: payload width in bits ({FIFO_WIDTHS.start}..{FIFO_WIDTHS.stop - 1})")
     parser.add_argument("--depth", type=int,
                         help=f"fifo: capacity in beats ({FIFO_DEPTHS.start}..{FIFO_DEPTHS.stop - 1})")
-    parser.add_argument("-o", "--output", required=True, metavar="DIR",
-                        help="output directory: a new one or one imcflow wrote (replaced as a "
-                             "whole, only on success)")
-    parser.add_argument("--force", action="store_true",
-                        help="replace DIR even if imcflow did not write it (never ., a parent of it or home)")
-    parser.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
+    parser.add_argument("--skip-depth-scale", type=float,
+                        help="network: size every skip FIFO at this fraction of the mapper's "
+                             "depth (below its minimum the pipeline deadlocks; for tests)")
+    add_output(parser)
+    add_json(parser, "print the manifest as one JSON object")
+
+
+def add_accelerator_options(parser, *, what: str = "network: ",
+                            arch_default: str = "the target's preset, default for sim and fpga "
+                                                "for fpga") -> None:
+    """The options of a whole accelerator (`imcflow.gen.project.prepare`), which
+    ``imcflow fpga build`` takes too when it generates first (``--network``)."""
+    add_network(parser, what="the accelerator of a network")
+    add_arch(parser, what=what, default=arch_default)
+    add_core_budget(parser, what=what)
+    add_buffer(parser, what=what)
+    add_dataset(parser, what=f"{what}the images that calibrate it (`imcflow sim` and "
+                             f"`imcflow fpga run` then run its held-out images)")
 
 
 def run(args) -> int:
-    from imcflow.files import check_output_directory
-
     check_output_directory(args.output, args.force)
     if args.block is None and args.network is None:
         raise UserError(f"block: name the block to generate ({', '.join(BLOCKS)}) or give "
@@ -84,12 +84,8 @@ def run(args) -> int:
             raise UserError(f"--{option}: required by `imcflow gen {args.block}`")
     manifest = generate(args.output, force=args.force, **{option: getattr(args, option) for option in options})
     if args.json:
-        from imcflow.cli import print_json
-
         print_json({**manifest, "directory": args.output})
     else:
-        from imcflow.progress import shown
-
         print(f"wrote {shown(args.output)}/{manifest['verilog']} and {shown(args.output)}/manifest.json "
               f"(latency {manifest['latency']}, interval {manifest['interval']}; "
               f"lint: {manifest['lint']['command']})")
@@ -97,9 +93,6 @@ def run(args) -> int:
 
 
 def _accelerator(args) -> int:
-    from imcflow.gen.project import generate
-    from imcflow.progress import shown
-
     for option in ("width", "depth"):
         if getattr(args, option) is not None:
             raise UserError(f"--{option}: only for `imcflow gen fifo`")
@@ -110,8 +103,6 @@ def _accelerator(args) -> int:
                    taps=args.taps is None)
     manifest = gen.manifest
     if args.json:
-        from imcflow.cli import print_json
-
         print_json({**manifest, "directory": args.output})
         return 0
     model, mapping, calib = manifest["model"], manifest["mapping"], manifest["calibration"]

@@ -4,7 +4,8 @@ Maps the digits network on the default architecture, generates its accelerator
 (`imcflow.gen.project.generate`: Verilog, manifest, weights, FuseSoC core, mapping report) and
 simulates it under Verilator on the held-out digits (`imcflow.verif.sim.simulate`), then prints
 the accuracy, how many images were bit-exact with the golden model, cycles per image and latency
-next to the performance model's predictions, and the memory.
+next to the performance model's predictions, and the memory. It composes two steps, the
+generator and the simulator, so it lives in the command layer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from imcflow.cli.map import table
+from imcflow.cli.options import add_json, add_output
+from imcflow.cli.output import print_json
+from imcflow.cli.sim import failures
+from imcflow.files import check_output_directory
+from imcflow.gen.project import generate
+from imcflow.verif.sim import passed, simulate
 
 __all__ = ["NETWORK", "ARCH", "IMAGES", "OUTPUT", "demo", "add_arguments", "run"]
 
@@ -28,9 +37,6 @@ def demo(images: int = IMAGES, output: str = OUTPUT, *, progress: bool = True,
     ``mapping`` (the mapper's summary, as ``report/mapping.json``), ``gen_seconds`` and
     ``total_seconds``.
     """
-    from imcflow.gen.project import generate
-    from imcflow.verif.sim import simulate
-
     start = time.monotonic()
     gen = generate(output, NETWORK, ARCH, progress=progress, force=force)
     gen_seconds = time.monotonic() - start
@@ -46,12 +52,8 @@ def demo(images: int = IMAGES, output: str = OUTPUT, *, progress: bool = True,
 def add_arguments(parser) -> None:
     parser.add_argument("--images", type=int, default=IMAGES,
                         help=f"held-out digits to simulate (default {IMAGES}, all of them)")
-    parser.add_argument("-o", "--output", default=OUTPUT, metavar="DIR",
-                        help=f"where the accelerator is written (default {OUTPUT}; a new "
-                             f"directory or one imcflow wrote)")
-    parser.add_argument("--force", action="store_true",
-                        help="replace DIR even if imcflow did not write it (never ., a parent of it or home)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_output(parser, required=False, default=OUTPUT, what="where the accelerator is written")
+    add_json(parser)
 
 
 def _kbit(bits: int) -> str:
@@ -59,15 +61,9 @@ def _kbit(bits: int) -> str:
 
 
 def run(args) -> int:
-    from imcflow.files import check_output_directory
-    from imcflow.sw.report import table
-    from imcflow.verif.sim import failures, passed
-
     check_output_directory(args.output, args.force)
     f = demo(args.images, args.output, progress=not args.json, force=args.force)
     if args.json:
-        from imcflow.cli import print_json
-
         print_json({k: v for k, v in f.items() if k != "mapping"})
         return 0 if passed(f) else 1
     print(table(f["mapping"]))

@@ -1,0 +1,185 @@
+"""The import graph of the `imcflow` package (docs/design.md, "The command layer"): no cycle among
+its modules, and no module outside the command layer (`imcflow.cli`) imports it.
+
+The graph is read from the source (every ``import`` statement, at the top of a module or inside a
+function; ``if TYPE_CHECKING:`` blocks excepted), so a cycle that only closes at run time, through
+a function-level import, counts too. The checks run on the real package and, so that they are
+known to fail, on a small package written here with a cycle and a domain module importing the CLI.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import imcflow
+
+ROOT = Path(imcflow.__file__).resolve().parent
+#: folders of the repository that are not part of the package
+NOT_PACKAGE = {"tests", "benchmarks", "docs", ".venv", "imcflow.egg-info", "build", "out"}
+
+
+def modules(root: Path, package: str = "imcflow") -> dict[str, Path]:
+    """Module name -> file of every module of the package at ``root``."""
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in NOT_PACKAGE or any(p.startswith(".") for p in rel.parts):
+            continue
+        parts = [package, *rel.with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _type_checking(node) -> bool:
+    """Whether ``node`` is an ``if TYPE_CHECKING:`` block (its imports never run)."""
+    if not isinstance(node, ast.If):
+        return False
+    return "TYPE_CHECKING" in (getattr(node.test, "id", None), getattr(node.test, "attr", None))
+
+
+def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The package's modules that module ``name`` imports (``from a import b`` counts as ``a.b``
+    when that is a module, else as ``a``)."""
+    is_package = path.name == "__init__.py"
+    found = set()
+
+    def visit(node):
+        for child in ast.iter_child_nodes(node):
+            if _type_checking(child):
+                continue
+            if isinstance(child, ast.Import):
+                found.update(a.name for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    here = name.split(".") if is_package else name.split(".")[:-1]
+                    here = here[:len(here) - (child.level - 1)]
+                    base = ".".join(here + ([base] if base else []))
+                for a in child.names:
+                    found.add(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base)
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {m for m in found if m in known and m != name}
+
+
+def graph(root: Path, package: str = "imcflow") -> dict[str, set[str]]:
+    known = modules(root, package)
+    return {name: imports(name, path, known) for name, path in known.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each as a cycle
+    through its modules in import order, sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def connect(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(_cycle_through(sorted(component), edges))
+
+    for v in sorted(edges):
+        if v not in index:
+            connect(v)
+    return sorted(found)
+
+
+def _cycle_through(component: list[str], edges) -> list[str]:
+    """One cycle inside ``component``, from its first module back to it (breadth-first)."""
+    start, members = component[0], set(component)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        v = queue.pop(0)
+        for w in sorted(edges[v] & members):
+            if w == start:
+                return paths[v] + [start]
+            if w not in paths:
+                paths[w] = paths[v] + [w]
+                queue.append(w)
+    return component
+
+
+def cli_importers(edges: dict[str, set[str]], package: str = "imcflow") -> list[str]:
+    """Modules outside the command layer that import it (the entry point ``__main__`` may)."""
+    cli = f"{package}.cli"
+    return sorted(f"{m} -> {t}" for m, ts in edges.items() for t in ts
+                  if (t == cli or t.startswith(cli + "."))
+                  and not (m == cli or m.startswith(cli + ".") or m == f"{package}.__main__"))
+
+
+@pytest.fixture(scope="module")
+def imcflow_graph():
+    return graph(ROOT)
+
+
+def test_the_graph_sees_the_package(imcflow_graph):
+    # The reader must find the modules and their edges, or the checks below pass on nothing.
+    assert {"imcflow.cli", "imcflow.rtl", "imcflow.gen.project", "imcflow.verif.sim",
+            "imcflow.fpga.design", "imcflow.sw.mapper", "imcflow.hw.linebuffer"} <= set(imcflow_graph)
+    assert "imcflow.rtl" in imcflow_graph["imcflow.gen.project"]
+    assert "imcflow.gen.project" in imcflow_graph["imcflow.verif.sim"]
+    assert "imcflow.cli.output" in imcflow_graph["imcflow.cli.map"]
+
+
+def test_no_import_cycles(imcflow_graph):
+    found = cycles(imcflow_graph)
+    assert not found, "import cycles: " + "; ".join(" -> ".join(c) for c in found)
+
+
+def test_only_the_command_layer_imports_the_cli(imcflow_graph):
+    found = cli_importers(imcflow_graph)
+    assert not found, "modules outside imcflow.cli import it: " + ", ".join(found)
+
+
+def test_gen_does_not_import_verif(imcflow_graph):
+    # The generator writes what verification reads; Verilog and lint come from imcflow.rtl.
+    found = sorted(f"{m} -> {t}" for m, ts in imcflow_graph.items() if m.startswith("imcflow.gen")
+                   for t in ts if t.startswith("imcflow.verif"))
+    assert not found, ", ".join(found)
+
+
+def test_the_checks_fail_on_a_cycle_and_on_a_domain_module_importing_the_cli(tmp_path):
+    # sw.a -> sw.b -(inside a function)-> gen.c -(relative)-> sw.a is a cycle; gen.d <-> gen.e
+    # is not one (d imports e only for type checking); gen.c importing the CLI is an offender.
+    pkg = tmp_path / "pkg"
+    for folder in ("sw", "gen", "cli"):
+        (pkg / folder).mkdir(parents=True)
+        (pkg / folder / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sw" / "a.py").write_text("from pkg.sw import b\n")
+    (pkg / "sw" / "b.py").write_text("def f():\n    from pkg.gen.c import g\n")
+    (pkg / "gen" / "c.py").write_text("from ..sw.a import x\nfrom pkg.cli.output import emit\n")
+    (pkg / "gen" / "d.py").write_text("from typing import TYPE_CHECKING\n"
+                                      "if TYPE_CHECKING:\n    from pkg.gen.e import T\n")
+    (pkg / "gen" / "e.py").write_text("from pkg.gen import d\n")
+    (pkg / "cli" / "output.py").write_text("import json\n")
+    edges = graph(pkg, "pkg")
+    assert edges["pkg.gen.c"] == {"pkg.sw.a", "pkg.cli.output"} and edges["pkg.gen.d"] == set()
+    assert cycles(edges) == [["pkg.gen.c", "pkg.sw.a", "pkg.sw.b", "pkg.gen.c"]]
+    assert cli_importers(edges, "pkg") == ["pkg.gen.c -> pkg.cli.output"]
+    # without the imports that close the cycle and reach the CLI, both checks pass
+    (pkg / "gen" / "c.py").write_text("X = 1\n")
+    edges = graph(pkg, "pkg")
+    assert cycles(edges) == [] and cli_importers(edges, "pkg") == []
