@@ -1,1 +1,43 @@
-"""FPGA prototyping: board tops, host link and the yowasp synthesis flow."""
+"""FPGA prototyping: board tops, host link and the yowasp synthesis flow (docs/fpga.md).
+
+Public API (``from imcflow.fpga import load_design, board_top, build_board``): the design a board
+runs (`Design`, `load_design`, `prepare_design`, `board_top`), boards (`BOARDS`, `board`), the
+build (`build_board`, `FlowError`), the tops (`BoardTop`, `SerialAccelerator`), the link
+(`HostLink`, `UartTx`, `UartRx`) and the host (`BoardClient`, `run_images`).
+"""
+
+from importlib import import_module
+
+#: public name -> the module that defines it
+_API = {
+    "Design": "imcflow.fpga.design",
+    "load_design": "imcflow.fpga.design",
+    "prepare_design": "imcflow.fpga.design",
+    "board_top": "imcflow.fpga.design",
+    "BOARDS": "imcflow.fpga.boards",
+    "board": "imcflow.fpga.boards",
+    "build_board": "imcflow.fpga.build",
+    "FlowError": "imcflow.fpga.build",
+    "BoardTop": "imcflow.fpga.top",
+    "SerialAccelerator": "imcflow.fpga.top",
+    "HostLink": "imcflow.fpga.link",
+    "UartTx": "imcflow.fpga.uart",
+    "UartRx": "imcflow.fpga.uart",
+    "BoardClient": "imcflow.fpga.host",
+    "run_images": "imcflow.fpga.host",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    # PEP 562: a public name is imported from its module on first use, so importing one module
+    # of the package (a cocotb testbench's, `imcflow doctor`'s) does not import all of them
+    if name in _API:
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_API})

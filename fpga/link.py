@@ -21,6 +21,7 @@ the oldest unanswered image) and each reply (INFO, ERROR) into a frame.
 from __future__ import annotations
 
 from math import ceil
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
@@ -168,21 +169,20 @@ class FrameReceiver(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        P, C, D, N = self.pixels, self.channels, self.depth, self.image_bytes
-        byte, got = self.i.payload, self.i.valid
+        P, C, D = self.pixels, self.channels, self.depth
         m.d.comb += self.i.ready.eq(1)
-
+        # the signals the parts below share (locals first, so that they keep their names)
         state = Signal(_State)
         type_, tag, length_lo = Signal(8), Signal(8), Signal(8)
         # The frame check (`imcflow.fpga.protocol.CRC`): restarted by the start byte, fed every
         # header and payload byte; ``crc.crc`` is the CRC of the bytes before this one.
         m.submodules.crc = crc = CRC.create()
-        m.d.comb += crc.data.eq(byte)
+        m.d.comb += crc.data.eq(self.i.payload)
         # (one spare value each, so that no counter is zero bits wide)
-        count = Signal(range(N + 1))              # payload bytes received before this one
-        lane = Signal(range(C + 1))               # channel of this payload byte
-        partial = Signal(data.ArrayLayout(8, C))  # the bytes of the pixel being received
-        store = Signal()                          # the image fits: write its pixels
+        count = Signal(range(self.image_bytes + 1))  # payload bytes received before this one
+        lane = Signal(range(C + 1))                  # channel of this payload byte
+        partial = Signal(data.ArrayLayout(8, C))     # the bytes of the pixel being received
+        store = Signal()                             # the image fits: write its pixels
 
         # Tag queue and image buffer (a FIFO whose writes become visible on commit).
         m.submodules.tags = tags = PipelineFifo(8, self.window)
@@ -192,123 +192,149 @@ class FrameReceiver(wiring.Component):
         m.submodules.images = images = Memory(shape=VectorLayout(C, 8), depth=max(D, 2), init=[])
         wr, rd = images.write_port(), images.read_port()
         wp, committed, consume = (Signal(range(max(D, 2))) for _ in range(3))
-        level = Signal(range(D + 1))              # committed pixels not yet read
-
-        def incr(pointer):
-            return Mux(pointer == D - 1, 0, pointer + 1)
-
+        level = Signal(range(D + 1))                 # committed pixels not yet read
         # Room for one more image. The tag queue bounds the images in the buffer too (each
         # buffered image's tag is queued), but the buffer is checked on its own so that an
         # accelerator answering before it has read a whole image cannot overwrite it.
         room = (tags.level < self.window) & (level <= D - P)
-
         commit, fail, reply_info = Signal(), Signal(), Signal()
         fail_code = Signal(8)
+        f = SimpleNamespace(state=state, type_=type_, tag=tag, length_lo=length_lo, crc=crc,
+                            count=count, lane=lane, partial=partial, store=store, tags=tags,
+                            wr=wr, rd=rd, wp=wp, committed=committed, consume=consume,
+                            level=level, room=room, commit=commit, fail=fail,
+                            reply_info=reply_info, fail_code=fail_code)
 
-        # Header and payload, one byte per cycle. (If/Elif on the state, not m.Switch: see
-        # `imcflow.fpga.uart.UartRx`.)
-        with m.If(got):
+        self._parse(m, f)
+        self._drop_on_line_errors(m, f)
+        # A UART error in the cycle of the CRC byte still drops the frame.
+        f.accept = f.commit & ~f.fail
+        with m.If(f.fail):
+            m.d.sync += [f.state.eq(_State.HUNT), f.wp.eq(f.committed)]
+        with m.If(f.accept):
+            m.d.sync += f.committed.eq(f.wp)
+        m.d.comb += [f.tags.i.valid.eq(f.accept), f.tags.i.payload.eq(f.tag),
+                     self.error.eq(f.fail)]
+        self._reply(m, f)
+        self._pixels_out(m, f)
+        return m
+
+    def _next(self, pointer):
+        """The image buffer's address after ``pointer`` (it wraps at `depth`)."""
+        return Mux(pointer == self.depth - 1, 0, pointer + 1)
+
+    def _fail(self, m, f, code) -> None:
+        m.d.comb += [f.fail.eq(1), f.fail_code.eq(code)]
+
+    def _parse(self, m, f) -> None:
+        """Header and payload, one byte per cycle: the frame's state machine, the CRC, the
+        payload's pixels written into the image buffer, and the frame's end (commit, INFO, or an
+        error). (If/Elif on the state, not m.Switch: see `imcflow.fpga.uart.UartRx`.)"""
+        C, N = self.channels, self.image_bytes
+        byte, state, crc = self.i.payload, f.state, f.crc
+        with m.If(self.i.valid):
             with m.If(state == _State.HUNT):
                 with m.If(byte == START):
-                    m.d.sync += [state.eq(_State.TYPE), tag.eq(0)]
+                    m.d.sync += [state.eq(_State.TYPE), f.tag.eq(0)]
                     m.d.comb += crc.start.eq(1)
             with m.Elif(state == _State.TYPE):
-                m.d.sync += [type_.eq(byte), state.eq(_State.TAG)]
+                m.d.sync += [f.type_.eq(byte), state.eq(_State.TAG)]
                 m.d.comb += crc.valid.eq(1)
             with m.Elif(state == _State.TAG):
-                m.d.sync += [tag.eq(byte), state.eq(_State.LEN_LO)]
+                m.d.sync += [f.tag.eq(byte), state.eq(_State.LEN_LO)]
                 m.d.comb += crc.valid.eq(1)
             with m.Elif(state == _State.LEN_LO):
-                m.d.sync += [length_lo.eq(byte), state.eq(_State.LEN_HI)]
+                m.d.sync += [f.length_lo.eq(byte), state.eq(_State.LEN_HI)]
                 m.d.comb += crc.valid.eq(1)
             with m.Elif(state == _State.LEN_HI):
-                length = Cat(length_lo, byte)
                 m.d.comb += crc.valid.eq(1)
-                with m.If(type_ == FrameType.IMAGE):
-                    with m.If(length == N):
-                        m.d.sync += [store.eq(room), count.eq(0), lane.eq(0),
-                                     state.eq(_State.PAYLOAD)]
-                    with m.Else():
-                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.LENGTH)]
-                with m.Elif(type_ == FrameType.INFO_REQUEST):
-                    with m.If(length == 0):
-                        m.d.sync += [store.eq(0), state.eq(_State.CHECK)]
-                    with m.Else():
-                        m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.LENGTH)]
-                with m.Else():
-                    m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.TYPE)]
+                self._check_length(m, f, Cat(f.length_lo, byte))
             with m.Elif(state == _State.PAYLOAD):
-                m.d.sync += [count.eq(count + 1), lane.eq(Mux(lane == C - 1, 0, lane + 1))]
+                m.d.sync += [f.count.eq(f.count + 1),
+                             f.lane.eq(Mux(f.lane == C - 1, 0, f.lane + 1))]
                 m.d.comb += crc.valid.eq(1)
                 for c in range(C - 1):
-                    with m.If(lane == c):
-                        m.d.sync += partial[c].eq(byte)
-                with m.If(lane == C - 1):
+                    with m.If(f.lane == c):
+                        m.d.sync += f.partial[c].eq(byte)
+                with m.If(f.lane == C - 1):
                     m.d.comb += [
-                        wr.en.eq(store),
-                        wr.addr.eq(wp),
-                        wr.data.data.eq(Cat(*(partial[c] for c in range(C - 1)), byte)),
-                        wr.data.last.eq(count == N - 1),
+                        f.wr.en.eq(f.store),
+                        f.wr.addr.eq(f.wp),
+                        f.wr.data.data.eq(Cat(*(f.partial[c] for c in range(C - 1)), byte)),
+                        f.wr.data.last.eq(f.count == N - 1),
                     ]
-                    with m.If(store):
-                        m.d.sync += wp.eq(incr(wp))
-                with m.If(count == N - 1):
+                    with m.If(f.store):
+                        m.d.sync += f.wp.eq(self._next(f.wp))
+                with m.If(f.count == N - 1):
                     m.d.sync += state.eq(_State.CHECK)
             with m.Else():                                # _State.CHECK
                 m.d.sync += state.eq(_State.HUNT)
                 with m.If(byte != crc.crc):
-                    m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.CHECKSUM)]
-                with m.Elif(type_ == FrameType.INFO_REQUEST):
-                    m.d.comb += reply_info.eq(1)
-                with m.Elif(store):
-                    m.d.comb += commit.eq(1)
+                    self._fail(m, f, ErrorCode.CHECKSUM)
+                with m.Elif(f.type_ == FrameType.INFO_REQUEST):
+                    m.d.comb += f.reply_info.eq(1)
+                with m.Elif(f.store):
+                    m.d.comb += f.commit.eq(1)
                 with m.Else():
-                    m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.BUSY)]
+                    self._fail(m, f, ErrorCode.BUSY)
 
-        # Inside a frame: a UART error, or silence for `timeout` cycles, drops it.
-        in_frame = state != _State.HUNT
+    def _check_length(self, m, f, length) -> None:
+        """The last header byte: the type's length (``H*W*C`` for IMAGE, 0 for INFO_REQUEST)
+        starts its payload or check byte; another length or an unknown type drops the frame."""
+        with m.If(f.type_ == FrameType.IMAGE):
+            with m.If(length == self.image_bytes):
+                m.d.sync += [f.store.eq(f.room), f.count.eq(0), f.lane.eq(0),
+                             f.state.eq(_State.PAYLOAD)]
+            with m.Else():
+                self._fail(m, f, ErrorCode.LENGTH)
+        with m.Elif(f.type_ == FrameType.INFO_REQUEST):
+            with m.If(length == 0):
+                m.d.sync += [f.store.eq(0), f.state.eq(_State.CHECK)]
+            with m.Else():
+                self._fail(m, f, ErrorCode.LENGTH)
+        with m.Else():
+            self._fail(m, f, ErrorCode.TYPE)
+
+    def _drop_on_line_errors(self, m, f) -> None:
+        """Inside a frame: a UART error, or silence for `timeout` cycles, drops it."""
+        in_frame = f.state != _State.HUNT
         with m.If(in_frame & self.rx_error):
-            m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.UART)]
+            self._fail(m, f, ErrorCode.UART)
         if self.timeout is not None:
             silent = Signal(range(self.timeout))
-            with m.If(got | ~in_frame):
+            with m.If(self.i.valid | ~in_frame):
                 m.d.sync += silent.eq(0)
             with m.Elif(silent == self.timeout - 1):
-                m.d.comb += [fail.eq(1), fail_code.eq(ErrorCode.TIMEOUT)]
+                self._fail(m, f, ErrorCode.TIMEOUT)
                 m.d.sync += silent.eq(0)
             with m.Else():
                 m.d.sync += silent.eq(silent + 1)
 
-        # A UART error in the cycle of the CRC byte still drops the frame.
-        accept = commit & ~fail
-        with m.If(fail):
-            m.d.sync += [state.eq(_State.HUNT), wp.eq(committed)]
-        with m.If(accept):
-            m.d.sync += committed.eq(wp)
-        m.d.comb += [tags.i.valid.eq(accept), tags.i.payload.eq(tag), self.error.eq(fail)]
-
-        # Replies: held until the sender takes them; a new one while one waits is dropped.
+    def _reply(self, m, f) -> None:
+        """Replies (INFO, ERROR): held until the sender takes them; a new one while one waits is
+        dropped."""
         reply = self.o_reply
         with m.If(reply.ready):
             m.d.sync += reply.valid.eq(0)
-        with m.If((fail | reply_info) & (~reply.valid | reply.ready)):
+        with m.If((f.fail | f.reply_info) & (~reply.valid | reply.ready)):
             m.d.sync += [
                 reply.valid.eq(1),
-                reply.payload.type.eq(Mux(fail, FrameType.ERROR, FrameType.INFO)),
-                reply.payload.code.eq(Mux(fail, fail_code, 0)),
-                reply.payload.tag.eq(tag),
+                reply.payload.type.eq(Mux(f.fail, FrameType.ERROR, FrameType.INFO)),
+                reply.payload.code.eq(Mux(f.fail, f.fail_code, 0)),
+                reply.payload.tag.eq(f.tag),
             ]
 
-        # Committed pixels out, read ahead as in `PipelineFifo`.
+    def _pixels_out(self, m, f) -> None:
+        """Committed pixels out, read ahead as in `PipelineFifo`."""
         read = self.o.valid & self.o.ready
-        consume_next = Mux(read, incr(consume), consume)
+        consume_next = Mux(read, self._next(f.consume), f.consume)
         m.d.comb += [
-            rd.addr.eq(consume_next),
-            self.o.payload.eq(rd.data),
-            self.o.valid.eq(level != 0),
+            f.rd.addr.eq(consume_next),
+            self.o.payload.eq(f.rd.data),
+            self.o.valid.eq(f.level != 0),
         ]
-        m.d.sync += [consume.eq(consume_next), level.eq(level + Mux(accept, P, 0) - read)]
-        return m
+        m.d.sync += [f.consume.eq(consume_next),
+                     f.level.eq(f.level + Mux(f.accept, self.pixels, 0) - read)]
 
 
 class FrameSender(wiring.Component):

@@ -1,2 +1,50 @@
 """The software stack: network IR and loaders, quantization, the bit-exact golden model, the mapper
-and the performance model. Pure Python and NumPy; nothing here imports Amaranth."""
+and the performance model. Pure Python and NumPy; nothing here imports Amaranth.
+
+Public API (``from imcflow.sw import load_network, map_network``): architectures (`Arch`,
+`PRESETS`, `load_arch`), networks (`Network`, `Shape`, `load_network`, `load_qnetwork`), data
+(`load_dataset`, `calibrated`), quantization (`QNetwork`, `quantize`), the mapper (`Mapping`,
+`map_network`), the performance model (`Performance`, `analyze`), the mapping report
+(`summarize`), the cost model (`CostModel`), accuracy (`accuracy`) and exploration (`explore`).
+The golden model is `imcflow.sw.inference` (`run`, `trace`).
+"""
+
+from importlib import import_module
+
+#: public name -> the module that defines it
+_API = {
+    "Arch": "imcflow.sw.arch",
+    "PRESETS": "imcflow.sw.arch",
+    "load_arch": "imcflow.sw.arch",
+    "Network": "imcflow.sw.ir",
+    "Shape": "imcflow.sw.ir",
+    "load_network": "imcflow.sw.networks",
+    "load_qnetwork": "imcflow.sw.networks",
+    "load_dataset": "imcflow.sw.datasets",
+    "calibrated": "imcflow.sw.datasets",
+    "QNetwork": "imcflow.sw.quant",
+    "quantize": "imcflow.sw.quant",
+    "Mapping": "imcflow.sw.mapper",
+    "map_network": "imcflow.sw.mapper",
+    "Performance": "imcflow.sw.perf",
+    "analyze": "imcflow.sw.perf",
+    "summarize": "imcflow.sw.report",
+    "CostModel": "imcflow.sw.cost",
+    "accuracy": "imcflow.sw.accuracy",
+    "explore": "imcflow.sw.explore",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    # PEP 562: a public name is imported from its module on first use, so importing one module
+    # of the package (a cocotb testbench's, `imcflow doctor`'s) does not import all of them
+    if name in _API:
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_API})

@@ -10,6 +10,7 @@ known to fail, on a small package written here with a cycle and a domain module 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,19 @@ def test_the_checks_fail_on_a_cycle_and_on_a_domain_module_importing_the_cli(tmp
     (pkg / "gen" / "c.py").write_text("X = 1\n")
     edges = graph(pkg, "pkg")
     assert cycles(edges) == [] and cli_importers(edges, "pkg") == []
+
+
+@pytest.mark.parametrize("package", ["imcflow.sw", "imcflow.hw", "imcflow.gen", "imcflow.verif",
+                                     "imcflow.fpga"])
+def test_each_subpackage_names_its_public_api(package):
+    # `from imcflow.hw import LineBuffer` works for every name in a subpackage's __all__, and
+    # gives the object of the module the package says defines it.
+    module = importlib.import_module(package)
+    assert len(module.__all__) >= 5
+    for name in module.__all__:
+        value = getattr(importlib.import_module(module._API[name]), name)
+        assert getattr(module, name) is value
+        exec(f"from {package} import {name} as imported", namespace := {})
+        assert namespace["imported"] is value
+    with pytest.raises(ImportError):
+        exec(f"from {package} import no_such_name", {})

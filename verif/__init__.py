@@ -1,9 +1,47 @@
 """Verification backbone (see docs/verification.md).
 
-pytest side: `runner` (cached Verilator builds, cocotb runs, lint), `bank` (many components in one
-toplevel, one build) and `formal` (SymbiYosys proofs).
-cocotb side: `bench` (clock, reset, per-cycle loop, parameters, report) and `streams` (driver and
-monitor). Both: `scoreboard` (in-order checker) and `patterns` (idle/backpressure patterns).
-Amaranth simulator: `amaranth_sim` (stream put/get/send/receive, `run_streams`: a block's whole
-stream test against golden words).
+pytest side: `runner` (cached Verilator builds, cocotb runs), `bank` (many components in one
+toplevel, one build) and `formal` (SymbiYosys proofs). cocotb side: `bench` (clock, reset,
+per-cycle loop, parameters, report) and `streams` (driver and monitor). Both: `scoreboard`
+(in-order checker) and `patterns` (idle/backpressure patterns). Amaranth simulator:
+`amaranth_sim` (stream put/get/send/receive, `run_streams`: a block's whole stream test against
+golden words). Whole accelerators: `sim` (``imcflow sim``: `simulate`, `passed`) on the engines
+`engine` (C++ harness) and `cocotb_engine`, compared by `compare`, deadlocks named by `diagnose`.
+
+Public API (``from imcflow.verif import simulate, Scoreboard``): `simulate`, `passed`, `diagnose`,
+`Scoreboard`, `StreamDriver`, `StreamMonitor`, `Bench`, `run_streams`, `Bank`,
+`AxiStreamChecker`, `BuildError`, `SimulationError`.
 """
+
+from importlib import import_module
+
+#: public name -> the module that defines it
+_API = {
+    "simulate": "imcflow.verif.sim",
+    "passed": "imcflow.verif.sim",
+    "diagnose": "imcflow.verif.diagnose",
+    "Scoreboard": "imcflow.verif.scoreboard",
+    "StreamDriver": "imcflow.verif.streams",
+    "StreamMonitor": "imcflow.verif.streams",
+    "Bench": "imcflow.verif.bench",
+    "run_streams": "imcflow.verif.amaranth_sim",
+    "Bank": "imcflow.verif.bank",
+    "AxiStreamChecker": "imcflow.verif.protocol",
+    "BuildError": "imcflow.verif.runner",
+    "SimulationError": "imcflow.verif.runner",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    # PEP 562: a public name is imported from its module on first use, so importing one module
+    # of the package (a cocotb testbench's, `imcflow doctor`'s) does not import all of them
+    if name in _API:
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_API})
