@@ -32,6 +32,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from imcflow import __version__
 from imcflow.errors import UserError
 
 __all__ = ["MARKER", "CACHE_ENV", "cache_dir", "check_output_directory", "atomic_directory",
@@ -64,8 +65,6 @@ def _files(directory: Path) -> set[str]:
 def write_marker(directory) -> None:
     """Write `MARKER` into ``directory``: imcflow's version, the command line and every file in
     it (a directory imcflow fills file by file calls it after each step)."""
-    from imcflow import __version__
-
     directory = Path(directory)
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     marker = {"imcflow": __version__, "command": command,

@@ -14,6 +14,7 @@ tools: building needs only the yowasp tools; programming is a separate step (doc
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field
 
@@ -59,8 +60,6 @@ class Board:
 
     def platform(self):
         """A fresh amaranth-boards platform instance that does not require openFPGALoader."""
-        import importlib
-
         module, name = self._platform.rsplit(".", 1)
         base = getattr(importlib.import_module(module), name)
 

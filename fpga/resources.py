@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from amaranth.hdl import Fragment, Shape
+from amaranth.lib.memory import Memory
 
 __all__ = ["BRAM_RESERVE", "MemoryUse", "memories", "memory_plan", "yosys_script", "LOGIC",
            "Estimate", "estimate"]
@@ -56,8 +58,6 @@ class MemoryUse:
 def memories(elaboratable, path: str) -> list[MemoryUse]:
     """Every memory of ``elaboratable`` (elaborated without a platform), named as in the
     design whose hierarchy puts ``elaboratable`` at ``path`` (e.g. ``top.system``)."""
-    from amaranth.hdl import Fragment, Shape
-    from amaranth.lib.memory import Memory
 
     found = []
 

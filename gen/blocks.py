@@ -14,9 +14,13 @@ import json
 import os
 from pathlib import Path
 
+from amaranth.hdl import Shape
+from amaranth.lib import wiring
+
 from imcflow import __version__, rtl, toolchain
 from imcflow.errors import UserError
 from imcflow.files import atomic_directory, check_output_directory
+from imcflow.hw.fifo import PipelineFifo
 
 __all__ = ["FIFO_WIDTHS", "FIFO_DEPTHS", "BLOCKS", "ports", "tool_versions", "write_block",
            "generate_fifo"]
@@ -35,9 +39,6 @@ def _check(field: str, value, allowed: range) -> int:
 
 def ports(component) -> list[dict]:
     """Verilog ports of ``component``: clock, reset, then its signature's members."""
-    from amaranth.hdl import Shape
-    from amaranth.lib import wiring
-
     ports = [{"name": "clk", "direction": "input", "width": 1},
              {"name": "rst", "direction": "input", "width": 1}]
     for path, member, _ in component.signature.flatten(component):
@@ -96,8 +97,6 @@ def write_block(out_dir: str | os.PathLike, component, *, block: str, name: str,
 def generate_fifo(out_dir: str | os.PathLike, *, width: int, depth: int, force: bool = False) -> dict:
     """`~imcflow.hw.fifo.PipelineFifo` of ``width``-bit beats and ``depth`` entries, as
     ``<out_dir>/fifo_w<width>_d<depth>.v`` plus manifest (see `write_block`)."""
-    from imcflow.hw.fifo import PipelineFifo
-
     width = _check("fifo.width", width, FIFO_WIDTHS)
     depth = _check("fifo.depth", depth, FIFO_DEPTHS)
     return write_block(out_dir, PipelineFifo(width, depth), block="fifo",

@@ -57,6 +57,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
+import cocotb
+from cocotb_tools import runner as cocotb_runner
+
 from imcflow import toolchain
 from imcflow.files import cache_dir
 from imcflow.rtl import WAIVERS, verilog, waiver_flags
@@ -104,7 +107,6 @@ def current_test_id(default: str = "run") -> str:
 def _versions() -> dict[str, str]:
     """What a build links against: tool versions, and where cocotb's VPI libraries are (the
     executable's run path points there, so a build from another venv must not be reused)."""
-    import cocotb
     return {"verilator": toolchain.find("verilator").version or "?",
             "cocotb": importlib.metadata.version("cocotb"),
             "cocotb_libs": str(Path(cocotb.__file__).resolve().parent / "libs")}
@@ -263,11 +265,9 @@ def _compile(text: str, name: str, parameters: dict, flags: tuple, *, waves: boo
         _progress(f"building {name} with Verilator into {final}"
                   f"{' (with tracing)' if waves else ''} ...")
         start = time.monotonic()
-        from cocotb_tools.runner import get_runner
-
         with _tool_environment():
             try:
-                get_runner("verilator").build(
+                cocotb_runner.get_runner("verilator").build(
                     sources=[compiled], hdl_toplevel=name, build_dir=tmp,
                     build_args=all_flags, waves=waves, timescale=("1ns", "1ps"),
                     log_file=tmp / "build.log")
@@ -411,12 +411,10 @@ def _run_once(build: Build, testbench: Path, test_id: str, kept: Path, *, parame
     wave, results, report = run_dir / "dump.vcd", run_dir / "results.xml", run_dir / "report.json"
     env = {PARAMS_ENV: json.dumps({**build.parameters, **(parameters or {})}),
            REPORT_ENV: str(report)}
-    from cocotb_tools.runner import get_runner
-
     crash = None
     with _tool_environment(testbench.parent):
         try:
-            get_runner("verilator").test(
+            cocotb_runner.get_runner("verilator").test(
                 test_module=testbench.stem, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
                 build_dir=build.directory, test_dir=run_dir, results_xml=str(results),
                 extra_env=env, testcase=testcase, seed=seed, plusargs=plusargs,
