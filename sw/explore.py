@@ -368,42 +368,48 @@ def evaluate(point: dict, cost_path: str | None = None, perf: dict | None = None
 
 
 def _accuracy_task(key, dataset):
-    return accuracy_of(key, dataset)
+    """`accuracy_of`, its error as data: only the points that need this key fail with it."""
+    try:
+        return accuracy_of(key, dataset)
+    except Exception as e:  # noqa: BLE001 - recorded on each point that depends on it
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 def _performance_task(key):
     return performance_of(key)
 
 
-def _point_task(point, cost_path, perf, *accuracies):
+def _point_task(point, cost_path, perf, accuracies):
     """`evaluate` with its errors as data: a failing point is a result, never a lost task."""
     try:
+        failed = [a["error"] for a in accuracies if "error" in a]
+        if failed:
+            raise UserError(failed[0])
         figures = evaluate(point, cost_path, perf, *accuracies)
         status, error = "ok", ""
     except Exception as e:  # noqa: BLE001 - every failure becomes the point's recorded error
         figures, status = {}, "failed"
-        error = f"{type(e).__name__}: {e}" if isinstance(e, UserError) else \
-            f"{type(e).__name__}: {e} ({traceback.format_exc(limit=-1).strip().splitlines()[0]})"
+        error = str(e) if failed else f"{type(e).__name__}: {e}" if isinstance(e, UserError) \
+            else f"{type(e).__name__}: {e} ({traceback.format_exc(limit=-1).strip().splitlines()[0]})"
     return {**_identity(point), "status": status, "error": error, **figures,
             "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
 
-def _batch_task(batch, cost_path, perf, *accuracies):
-    """`_point_task` of each point of ``batch`` (points sharing one set of shared results)."""
-    return [_point_task(p, cost_path, perf, *accuracies) for p in batch]
+def _batch_task(batch, cost_path, perf, accuracies):
+    """`_point_task` of each point of ``batch``, which share the event model ``perf``;
+    ``accuracies[i]`` are the accuracy results of ``batch[i]``'s noise seeds."""
+    return [_point_task(p, cost_path, perf, a) for p, a in zip(batch, accuracies, strict=True)]
 
 
-def batches(todo: list[dict], deps_of, size: int = BATCH) -> list[tuple[list, list[dict]]]:
-    """``todo`` cut into (deps, points) batches of at most ``size`` points with the same shared
-    tasks ``deps_of(point)`` (Dask futures), in the order of their first point: one Dask task
-    per batch, so the scheduler handles ~1/size as many point tasks (its ~1 ms per task stays
-    off the sweep's critical path) while a batch is still short enough to balance the load."""
-    groups: dict[tuple, tuple[list, list[dict]]] = {}
+def batches(todo: list[dict], group_of, size: int = BATCH) -> list[list[dict]]:
+    """``todo`` cut into batches of at most ``size`` points with the same ``group_of(point)``
+    (the key of their event model), in the order of their first point. One Dask task per batch:
+    the scheduler handles ~1/size as many point tasks (its ~1 ms per task stays off the sweep's
+    critical path) while a batch is still short enough to balance the load."""
+    groups: dict = {}
     for p in todo:
-        deps = deps_of(p)
-        groups.setdefault(tuple(d.key for d in deps), (deps, []))[1].append(p)
-    return [(deps, group[i:i + size]) for deps, group in groups.values()
-            for i in range(0, len(group), size)]
+        groups.setdefault(group_of(p), []).append(p)
+    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 def _task_name(kind: str, key) -> str:
@@ -606,33 +612,38 @@ def explore(sweep_path, out, *, scheduler: str | None = None, workers: int | Non
     try:
         accuracy, performance = {}, {}
 
-        def deps_of(p: dict) -> tuple:
-            """The shared tasks of point ``p`` (submitted on first use)."""
+        def performance_future(p: dict):
+            """The event-model task of point ``p`` (submitted on first use)."""
             key = performance_key(p["network"], p["arch"])
             if key not in performance:
                 performance[key] = client.submit(_performance_task, key, key=_task_name(
                     "performance", key), priority=PRIORITY["performance"], pure=False)
-            deps = [performance[key]]
-            if sweep.accuracy and has_labels(p["network"], sweep.dataset):
-                for seed in noise_seeds(p["arch"], sweep.noise_seeds):
-                    key = accuracy_key(p["network"], p["arch"], seed)
-                    if key not in accuracy:
-                        accuracy[key] = client.submit(
-                            _accuracy_task, key, sweep.dataset, priority=PRIORITY["accuracy"],
-                            key=_task_name("accuracy", (key, sweep.dataset)), pure=False)
-                    deps.append(accuracy[key])
-            return deps
+            return performance[key]
+
+        def accuracy_futures(p: dict) -> list:
+            """The accuracy tasks of point ``p``, one per noise seed (submitted on first use)."""
+            if not (sweep.accuracy and has_labels(p["network"], sweep.dataset)):
+                return []
+            for seed in noise_seeds(p["arch"], sweep.noise_seeds):
+                key = accuracy_key(p["network"], p["arch"], seed)
+                if key not in accuracy:
+                    accuracy[key] = client.submit(
+                        _accuracy_task, key, sweep.dataset, priority=PRIORITY["accuracy"],
+                        key=_task_name("accuracy", (key, sweep.dataset)), pure=False)
+            return [accuracy[accuracy_key(p["network"], p["arch"], seed)]
+                    for seed in noise_seeds(p["arch"], sweep.noise_seeds)]
 
         futures, batch_of = [], {}
-        for deps, batch in batches(todo, deps_of):
-            futures.append(client.submit(_batch_task, batch, sweep.cost, *deps, pure=False,
-                                         key=_task_name("points", [p["id"] for p in batch]),
-                                         priority=PRIORITY["points"]))
+        for batch in batches(todo, lambda p: performance_future(p).key):
+            futures.append(client.submit(
+                _batch_task, batch, sweep.cost, performance_future(batch[0]),
+                [accuracy_futures(p) for p in batch], pure=False, priority=PRIORITY["points"],
+                key=_task_name("points", [p["id"] for p in batch])))
             batch_of[futures[-1].key] = batch
         for future in as_completed(futures):
             try:
                 records = future.result()
-            except Exception as e:  # noqa: BLE001 - a task it depends on failed (an invalid point)
+            except Exception as e:  # noqa: BLE001 - its event model failed (an invalid point)
                 records = [{**_identity(p), "status": "failed", "error": f"{type(e).__name__}: {e}"}
                            for p in batch_of[future.key]]
             for record in records:

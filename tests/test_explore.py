@@ -158,28 +158,14 @@ def test_pareto_front():
     assert [r["id"] for r in front] == ["a", "b", "f"]
 
 
-class _Dep:
-    """A stand-in for a Dask future: `batches` groups by the futures' keys."""
-
-    def __init__(self, key):
-        self.key = key
-
-
-def test_batches_group_points_by_their_shared_tasks_and_cover_each_point_once():
-    todo = [{"id": f"p{i}", "perf": i % 3, "acc": i % 2} for i in range(50)]
-    deps = {}
-
-    def deps_of(p):  # the same key, the same future object (as explore's deps_of)
-        return [deps.setdefault(k, _Dep(k)) for k in (f"perf{p['perf']}", f"acc{p['acc']}")]
-
-    got = batches(todo, deps_of, size=4)
-    assert sorted(p["id"] for _, b in got for p in b) == sorted(p["id"] for p in todo)
-    assert all(1 <= len(b) <= 4 for _, b in got)
-    for d, b in got:  # every point of a batch needs exactly the batch's shared tasks
-        assert all([x.key for x in deps_of(p)] == [x.key for x in d] for p in b)
-    # 6 (perf, acc) groups of 9, 9, 8, 8, 8 and 8 points: 3 + 3 + 4 x 2 batches, not 50 tasks
+def test_batches_group_points_by_their_event_model_and_cover_each_point_once():
+    todo = [{"id": f"p{i}", "perf": i % 3} for i in range(50)]
+    got = batches(todo, lambda p: p["perf"], size=4)
+    assert sorted(p["id"] for b in got for p in b) == sorted(p["id"] for p in todo)
+    assert all(1 <= len(b) <= 4 and len({p["perf"] for p in b}) == 1 for b in got)
+    # 3 groups of 17, 17 and 16 points: 5 + 5 + 4 batches, not 50 tasks
     assert len(got) == 14
-    assert [p["id"] for p in got[0][1]] == ["p0", "p6", "p12", "p18"]
+    assert [p["id"] for p in got[0]] == ["p0", "p3", "p6", "p9"]
 
 
 # --- sweeps on Dask ------------------------------------------------------------------------------
