@@ -83,6 +83,15 @@ def run(h, seed=5, backpressure=0.5):
                       watchdog=100, timeout=10_000, progress=False)
 
 
+def test_the_run_measures_its_loop_in_wall_and_cpu_seconds(dropping):
+    # no backpressure: every odd cycle's beat is taken, so nothing breaks the stream rules
+    r = engine.run(dropping, np.zeros((1, 4, 1), np.uint8), out_beats=200_000, watchdog=100,
+                   timeout=10**6, progress=False)
+    assert r.violation is None and r.cycles == 400_000 + engine.DRAIN
+    assert r.out_cycles.tolist() == list(range(1, r.cycles, 2))   # the drain's beats too
+    assert 0 < r.cpu_seconds <= r.wall_seconds   # a single-threaded loop, inside the wall time
+
+
 def test_a_dropped_tvalid_fails_the_run_in_its_cycle(dropping):
     # tvalid is high in odd cycles: the first odd cycle with tready low is a beat not taken,
     # and tvalid falls in the next cycle (cycle 153 here: 76 beats recorded before it).
@@ -119,3 +128,62 @@ def test_a_register_that_reset_does_not_set_shows_with_random_initial_values():
     assert violations(harness("unreset", random_init=False)) == [None] * 8
     found = violations(harness("unreset"))
     assert {"cycle": -1, "message": "m_axis_tvalid high in reset"} in found and None in found
+
+
+# --- Verilator's run-time objects, compiled once (verif/objcache.py) -------------------------------
+
+FAKE_COMPILER = """import sys, pathlib
+out = pathlib.Path(sys.argv[sys.argv.index("-o") + 1])
+with open(pathlib.Path(sys.argv[0]).with_name("calls"), "a") as calls:
+    calls.write(sys.argv[-1] + "\\n")
+out.write_text(" ".join(sys.argv[1:]) + pathlib.Path(sys.argv[-1]).read_text())
+"""
+
+
+@pytest.fixture
+def fake_verilator(tmp_path, monkeypatch):
+    """A Verilator root with a run-time source and header, a compiler that logs its calls, and
+    an empty cache: ``(root, compile)``, where ``compile(source, *flags)`` runs the launcher
+    as make would and returns the object's text."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "verilator"
+    (root / "include").mkdir(parents=True)
+    (root / "include" / "verilated.cpp").write_text("runtime\n")
+    (root / "include" / "verilated.h").write_text("header 1\n")
+    (tmp_path / "design.cpp").write_text("design\n")
+    compiler = tmp_path / "bin" / "cc"
+    compiler.parent.mkdir()
+    compiler.write_text(f"#!{sys.executable}\n{FAKE_COMPILER}")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("VERILATOR_ROOT", str(root))
+    monkeypatch.setenv("IMCFLOW_CACHE", str(tmp_path / "cache"))
+    launcher = engine.HARNESS.with_name("objcache.py")
+
+    def compile(source, *flags):
+        out = tmp_path / "obj" / "out.o"
+        out.parent.mkdir(exist_ok=True)
+        out.unlink(missing_ok=True)
+        subprocess.run([sys.executable, "-S", str(launcher), str(compiler), *flags, "-c", "-o",
+                        str(out), str(source)], check=True)
+        return out.read_text()
+
+    return root, compile, compiler.with_name("calls")
+
+
+def test_runtime_objects_are_compiled_once_per_command_and_headers(fake_verilator, tmp_path):
+    root, compile, calls = fake_verilator
+    runtime = root / "include" / "verilated.cpp"
+    first = compile(runtime, "-Os", "-DVM_TRACE=0")
+    assert compile(runtime, "-Os", "-DVM_TRACE=0") == first   # from the cache
+    assert calls.read_text().count("verilated.cpp") == 1
+    assert len(list((tmp_path / "cache" / "verilator" / "runtime").glob("*.o"))) == 1
+    compile(runtime, "-Os", "-DVM_TRACE=1")                        # another define
+    assert calls.read_text().count("verilated.cpp") == 2
+    (root / "include" / "verilated.h").write_text("header 2\n")    # another Verilator
+    compile(runtime, "-Os", "-DVM_TRACE=1")
+    assert calls.read_text().count("verilated.cpp") == 3
+    # the design's own files always compile
+    assert compile(tmp_path / "design.cpp", "-O3") == compile(tmp_path / "design.cpp", "-O3")
+    assert calls.read_text().count("design.cpp") == 2

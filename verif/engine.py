@@ -149,6 +149,9 @@ class Harness:
     cpu_seconds : float
         CPU time of Verilator and the compiler (user + system; 0 when cached): the build's cost
         on an idle machine, whatever else a shared one runs.
+    verilate_cpu_seconds : float
+        The part of ``cpu_seconds`` spent in Verilator (Verilog to C++); the rest is make: the
+        C++ compiler and the link.
     """
 
     executable: Path
@@ -158,6 +161,7 @@ class Harness:
     cached: bool
     seconds: float
     cpu_seconds: float = 0.0
+    verilate_cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -387,12 +391,13 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
         (tmp / "harness.cpp").write_text(HARNESS.read_text())
         (tmp / "ports.h").write_text(header)
         start, cpu = time.monotonic(), _children_cpu()
-        _compile(tmp, name, ports.harness_module, flags, tmp / "build.log", progress)
+        steps = _compile(tmp, name, ports.harness_module, flags, tmp / "build.log", progress)
         (tmp / "obj" / f"V{name}").rename(tmp / f"V{name}")
         shutil.rmtree(tmp / "obj")       # objects: hundreds of MB for large tops
         tmp.rename(final)
         return Harness(final / f"V{name}", ports, waves, random_init, cached=False,
-                       seconds=time.monotonic() - start, cpu_seconds=_children_cpu() - cpu)
+                       seconds=time.monotonic() - start, cpu_seconds=_children_cpu() - cpu,
+                       verilate_cpu_seconds=steps["verilating"])
 
 
 def _children_cpu() -> float:
@@ -401,10 +406,11 @@ def _children_cpu() -> float:
 
 
 def _compile(directory: Path, name: str, module: str, flags: list[str], log: Path,
-             progress: bool) -> None:
+             progress: bool) -> dict[str, float]:
     """Verilate ``name.v`` (top module ``module``) into ``directory/obj`` and compile the
-    executable ``V<name>`` with make, showing how many C++ files are done; raise `BuildError`
-    with the log's tail on failure."""
+    executable ``V<name>`` with make, showing how many C++ files are done; the CPU seconds of
+    each step (``verilating``, ``compiling``). Raise `BuildError` with the log's tail on
+    failure."""
     from imcflow import toolchain
     from imcflow.verif import runner
 
@@ -415,6 +421,7 @@ def _compile(directory: Path, name: str, module: str, flags: list[str], log: Pat
                         "-o", f"V{name}", f"{name}.v", "harness.cpp"], directory),
         ("compiling", ["make", "-j", "2", "-f", f"V{module}.mk", *MAKE_FLAGS, f"V{name}"], obj),
     ]
+    cpu = {}
     with open(log, "w") as out:
         for label, command, cwd in steps:
             def detail(label=label):
@@ -425,13 +432,16 @@ def _compile(directory: Path, name: str, module: str, flags: list[str], log: Pat
 
             out.write(f"$ {' '.join(map(str, command))}\n")
             out.flush()
+            before = _children_cpu()
             with _display(f"{label} {name}", detail, progress):
                 done = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                       env=env)
+            cpu[label] = _children_cpu() - before
             if done.returncode != 0:
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
                 raise runner.BuildError(f"Verilator harness build of {name} failed ({label}, "
                                         f"exit {done.returncode}); log {log}:\n{tail}")
+    return cpu
 
 
 # --- running -------------------------------------------------------------------------------------
