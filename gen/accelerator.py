@@ -43,7 +43,7 @@ from imcflow.hw.arith import requantize_sum
 from imcflow.hw.residual import Fork, Join, SkipFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
 from imcflow.sw.mapper import INPUT_BITS
-from imcflow.sw.perf import BlockTiming
+from imcflow.sw.timing import BlockTiming
 
 __all__ = ["Link", "CrossbarStage", "InputCodes", "Accelerator", "AxiStreamTop", "STATUS_SIGNALS"]
 
@@ -192,7 +192,7 @@ class Accelerator(wiring.Component):
     mapping : Mapping
         ``map_network(qnet.network, qnet.arch, ...)``: replication, buffer strategies, skip FIFO
         depths (``buffer_words`` of each join, which may be overridden). Its ``timing`` must be
-        the RTL blocks' (`~imcflow.sw.perf.BlockTiming` defaults; ``fifo_depth`` may differ).
+        the RTL blocks' (`~imcflow.sw.timing.BlockTiming` defaults; ``fifo_depth`` may differ).
     target : str
         The crossbar flavour (`~imcflow.hw.crossbar.TARGETS`): ``fpga`` (default), the
         multiplier-free MAC array, which every simulator and synthesizer takes, or ``sim``, the

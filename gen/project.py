@@ -196,7 +196,7 @@ def _stream(layout, shape, ports: str, value_bits: int) -> dict:
 
 def _manifest(gen: Generated, *, options: dict, lint: dict, tools: dict, model: dict,
               digest: str) -> dict:
-    from imcflow.sw.perf import fill_latency
+    from imcflow.sw.timing import fill_latency
 
     qnet, mapping, top = gen.qnet, gen.mapping, gen.top
     core, arch = top.core, qnet.arch
@@ -482,7 +482,7 @@ def load(directory: str | os.PathLike) -> Generated:
     UserError
         If ``directory`` holds no manifest of this format or its network cannot be read.
     """
-    from imcflow.sw.perf import BlockTiming
+    from imcflow.sw.timing import BlockTiming
 
     directory = Path(directory)
     try:

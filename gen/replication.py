@@ -18,6 +18,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.core import CrossbarLayer
+from imcflow.sw.timing import MERGE_LATENCY
 
 __all__ = ["Distributor", "Merger", "ReplicatedLayer"]
 
@@ -101,7 +102,7 @@ class Merger(wiring.Component):
         1: one beat per cycle when the input whose turn it is keeps up.
     """
 
-    latency = 1
+    latency = MERGE_LATENCY
     interval = 1
 
     def __init__(self, payload_shape, copies: int):

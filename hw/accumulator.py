@@ -17,6 +17,7 @@ from imcflow.hw.crossbar import check_arch, check_int, integer_array, tile_outpu
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import Arch
 from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
+from imcflow.sw.timing import ACCUMULATOR_LATENCY
 
 __all__ = ["AdcAccumulator"]
 
@@ -29,8 +30,11 @@ class AdcAccumulator(wiring.Component):
     round-half-up and saturation to unsigned ``act_bits`` (the ReLU) or signed ``act_bits``.
 
     The inputs are joined: one output beat per beat of every row tile, all taken in the same
-    cycle. The two stages are elastic: each advances when the next is empty or being emptied, so
-    a result waiting for the consumer does not stop the next sum from entering. Their ``last`` flags must agree (they are the same window); the output's ``last`` is
+    cycle. Three registered stages (`imcflow.sw.timing.ACCUMULATOR_LATENCY`): the sum plus bias,
+    its product with the multiplier, then the rounding and saturation into the output register,
+    so the multiply and the rounding adder are never in one cycle. The stages are elastic: each
+    advances when the next is empty or being emptied, so a result waiting for the consumer does
+    not stop the next sum from entering. Their ``last`` flags must agree (they are the same window); the output's ``last`` is
     that of ``i[0]``, and an ``Assert`` fails in simulation and formal proofs on a mismatch.
 
     Widths (every intermediate is sized from its value range, so nothing wraps). With ``[lo, hi]``
@@ -39,7 +43,7 @@ class AdcAccumulator(wiring.Component):
     - ``acc = sum_t i[t] + bias``, in ``[T*lo + min(bias), T*hi + max(bias)]``: the register
       between the two stages, of the smallest signed shape holding that range (``acc_shape``);
     - ``acc * mult``: ``acc_shape.width + MULT_BITS + 1`` bits (Amaranth's product of a signed
-      and an unsigned value); ``+ 2**(shift-1)`` adds one bit; the arithmetic shift and the
+      and an unsigned value), the product register; ``+ 2**(shift-1)`` adds one bit; the arithmetic shift and the
       saturation then bring it to ``act_bits``.
 
     Parameters
@@ -67,7 +71,8 @@ class AdcAccumulator(wiring.Component):
     acc_shape : Shape
         Shape of the accumulator register (see Widths).
     latency : int
-        2: the accumulator register, then the output register.
+        `imcflow.sw.timing.ACCUMULATOR_LATENCY` (3): the accumulator register, the product
+        register, then the output register.
     interval : int
         1: one beat per cycle when the inputs are valid and the consumer keeps up.
 
@@ -77,7 +82,7 @@ class AdcAccumulator(wiring.Component):
         On a parameter of the wrong type or out of its range.
     """
 
-    latency = 2
+    latency = ACCUMULATOR_LATENCY
     interval = 1
 
     def __init__(self, bias, mult, shift: int, *, row_tiles: int, signed: bool, arch: Arch):
@@ -108,8 +113,12 @@ class AdcAccumulator(wiring.Component):
         # Each stage advances when the next one is empty or being emptied.
         acc = Signal(data.ArrayLayout(self.acc_shape, self.cols))
         acc_valid, acc_last = Signal(name="acc_valid"), Signal(name="acc_last")
+        prod = [Signal((acc[c] * int(self.mult[c])).shape(), name=f"prod{c}")
+                for c in range(self.cols)]
+        prod_valid, prod_last = Signal(name="prod_valid"), Signal(name="prod_last")
         o_free = ~o.valid | o.ready
-        acc_free = ~acc_valid | o_free
+        prod_free = ~prod_valid | o_free
+        acc_free = ~acc_valid | prod_free
         take = acc_free
         for i in self.i:
             take &= i.valid
@@ -128,12 +137,15 @@ class AdcAccumulator(wiring.Component):
                 acc[c].eq(tree_sum([i.payload.data[c] for i in self.i]) + int(self.bias[c]))
                 for c in range(self.cols)]
 
-        # Stage 2: requantization (multiplier, shift with round half up) and saturation.
+        # Stage 2: the requantization product.
+        with m.If(prod_free):
+            m.d.sync += [prod_valid.eq(acc_valid), prod_last.eq(acc_last)]
+            m.d.sync += [prod[c].eq(acc[c] * int(self.mult[c])) for c in range(self.cols)]
+
+        # Stage 3: the shift with round half up and the saturation.
         lo, hi = act_range(self.arch.act_bits, self.signed)
         with m.If(o_free):
-            m.d.sync += [o.valid.eq(acc_valid), o.payload.last.eq(acc_last)]
-            m.d.sync += [
-                o.payload.data[c].eq(saturate(round_shift(acc[c] * int(self.mult[c]), self.shift),
-                                              lo, hi))
-                for c in range(self.cols)]
+            m.d.sync += [o.valid.eq(prod_valid), o.payload.last.eq(prod_last)]
+            m.d.sync += [o.payload.data[c].eq(saturate(round_shift(prod[c], self.shift), lo, hi))
+                         for c in range(self.cols)]
         return m

@@ -83,7 +83,7 @@ class CrossbarLayer(wiring.Component):
         ``arch.mvm_interval(min(arch.cols, C_out))``: cycles between windows when the consumer
         keeps up; a stage of ``P`` output pixels takes ``P * interval`` cycles.
     latency : int
-        ``tiles[0][0].latency + AdcAccumulator.latency = planes * groups + 4`` (``groups`` of the
+        ``tiles[0][0].latency + AdcAccumulator.latency = planes * groups + mac_stages + 5`` (``groups`` of the
         first column tile): from the window handshake to ``o.valid``.
 
     Raises

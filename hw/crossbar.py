@@ -28,6 +28,7 @@ from imcflow.hw.arith import round_shift, saturate, tree_sum
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import Arch
 from imcflow.sw.arith import signed_range, weight_range
+from imcflow.sw.timing import tile_latency
 
 __all__ = ["TARGETS", "MVM_MODULE", "MVM_VERILOG", "add_mvm_module", "CrossbarTile",
            "WeightWriteLayout", "tile_output_range"]
@@ -327,7 +328,7 @@ class CrossbarTile(wiring.Component):
         lo, hi = tile_output_range(arch)
         self.out_bits = Shape.cast(range(lo, hi + 1)).width
         self.interval = arch.mvm_interval(self.cols)
-        self.latency = self.steps + arch.mac_stages + 2
+        self.latency = tile_latency(self.steps, arch.mac_stages)
         super().__init__({
             "i": In(vector_stream(self.rows, arch.act_bits)),
             "o": Out(vector_stream(self.cols, self.out_bits, True)),

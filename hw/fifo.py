@@ -24,6 +24,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from imcflow.sw.timing import FIFO_LATENCY
+
 __all__ = ["PipelineFifo", "SkidBuffer", "FifoModel"]
 
 
@@ -42,7 +44,7 @@ def _check_depth(depth):
 class _Queue(wiring.Component):
     """Ports, timing attributes and the formal ``peek`` hook shared by both queues."""
 
-    latency = 1
+    latency = FIFO_LATENCY
 
     def __init__(self, shape, depth: int):
         _check_shape(shape)

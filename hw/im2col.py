@@ -5,13 +5,13 @@ raster order and reads each window from a window buffer (`~imcflow.hw.linebuffer
 `~imcflow.hw.framebuffer.FrameBuffer`) through one read port per kernel tap, replacing taps that
 fall in the zero padding by ``pad_value``. `WindowSource` is the buffer plus the generator: the
 block that conv and pooling layers instantiate. Windows are bit-exact with
-`imcflow.sw.golden.windows`; `window_schedule` is the cycle-accurate model of their timing.
+`imcflow.sw.golden.windows`; `window_schedule` (`imcflow.sw.timing`, the timing contract) is the
+cycle-accurate model of their timing.
 docs/line-buffer.md explains the design.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -20,7 +20,8 @@ from imcflow.hw.framebuffer import FrameBuffer
 from imcflow.hw.linebuffer import BufferReadSignature, LineBuffer, check_geometry
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import act_range
-from imcflow.sw.golden import conv_output_size, line_buffer_words, window_input_range
+from imcflow.sw.golden import conv_output_size, line_buffer_words
+from imcflow.sw.timing import ADDRESS_GENERATOR_LATENCY, window_schedule
 
 __all__ = ["Im2colAddressGenerator", "WindowSource", "window_schedule", "STRATEGIES"]
 
@@ -104,7 +105,7 @@ class Im2colAddressGenerator(wiring.Component):
         least ``line_buffer_words`` or ``pad_value`` is not a lane value.
     """
 
-    latency = 1
+    latency = ADDRESS_GENERATOR_LATENCY
     interval = 1
 
     def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, stride: int = 1,
@@ -313,40 +314,3 @@ class WindowSource(wiring.Component):
         if platform == "formal":
             m.d.comb += Assert(self.buffer.origin == self.generator.origin)
         return m
-
-
-def window_schedule(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0, *,
-                    strategy: str = "line", images: int = 1):
-    """Cycle-accurate timing of a `WindowSource` whose input is always valid and output always ready.
-
-    Returns ``(pixels, windows)``: int arrays of the cycle of each input handshake and of the
-    first cycle each window is valid on ``o``, counting from the cycle the first pixel is offered
-    (cycle 0), over ``images`` images back to back. The rules are those of the RTL: a pixel is
-    accepted unless it would overwrite a pixel still needed (line) or the image being read
-    (frame); a window is read in the cycle its last pixel is accepted or later (frame: its image's
-    last pixel), one per cycle, and is valid the next cycle.
-    """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"Strategy must be 'line' or 'frame', not {strategy!r}")
-    first, last = window_input_range(h, w, kernel, stride, padding)
-    keep = np.minimum.accumulate(first[::-1])[::-1]  # oldest pixel this or a later window needs
-    pixels = h * w
-    if strategy == "frame":
-        words, last = 2 * pixels, np.full_like(last, pixels - 1)
-    else:
-        words = line_buffer_words(h, w, kernel, stride, padding)
-    accepted, emitted = [], []
-    count, window, cycle = 0, 0, 0  # count: pixels written from the reader's image's first on
-    while len(emitted) < images * len(first) or len(accepted) < images * pixels:
-        bound = words if strategy == "frame" else keep[window] + words
-        write = len(accepted) < images * pixels and count < bound
-        if write:
-            accepted.append(cycle)
-        if len(emitted) < images * len(first) and count + write > last[window]:
-            emitted.append(cycle + 1)
-            window += 1
-            if window == len(first):
-                window, count = 0, count - pixels
-        count += write
-        cycle += 1
-    return np.array(accepted), np.array(emitted)

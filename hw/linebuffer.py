@@ -20,6 +20,7 @@ from amaranth.utils import ceil_log2
 
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.golden import conv_output_size, line_buffer_words
+from imcflow.sw.timing import WINDOW_BUFFER_LATENCY
 
 __all__ = ["check_geometry", "BufferReadSignature", "WindowBuffer", "LineBuffer"]
 
@@ -134,7 +135,7 @@ class WindowBuffer(wiring.Component):
         against the write pointer) only when elaborated for ``platform="formal"``.
     """
 
-    latency = 0
+    latency = WINDOW_BUFFER_LATENCY
     interval = 1
 
     def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, words: int, *,

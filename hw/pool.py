@@ -23,6 +23,7 @@ from imcflow.hw.linebuffer import check_geometry
 from imcflow.hw.residual import check_int
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
+from imcflow.sw.timing import AVG_POOL_LATENCY, GLOBAL_POOL_LATENCY, MAX_POOL_LATENCY
 
 __all__ = ["WindowMax", "WindowAverage", "MaxPool", "AvgPool", "GlobalAvgPool"]
 
@@ -42,14 +43,17 @@ def _tree(op, values):
 
 
 class _WindowReducer(wiring.Component):
-    """Ports, checks and the registered output stage shared by the window reducers.
+    """Ports, checks and the registered stages shared by the window reducers.
 
-    A subclass defines ``_reduce(taps)``: the output lane value of one channel from the ``k*k``
-    lane values of that channel in window order.
+    A subclass defines ``_reduce(taps)``: the value of one channel from the ``k*k`` lane values of
+    that channel in window order, registered; and either no ``_finish`` (``latency = 1``: that
+    register is the output) or ``_finish(value)``, the output lane from the registered value
+    (``latency = 2``: a second, output register; the first advances when the output is empty or
+    being emptied).
     """
 
-    latency = 1
     interval = 1
+    _finish = None
 
     def __init__(self, kernel, c, bits, signed, out_bits, out_signed):
         check_int("Kernel", kernel, 1)
@@ -64,14 +68,25 @@ class _WindowReducer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         i, o = self.i, self.o
-        m.d.comb += i.ready.eq(~o.valid | o.ready)
-        with m.If(o.ready):
-            m.d.sync += o.valid.eq(0)
-        with m.If(i.valid & i.ready):
-            m.d.sync += [o.valid.eq(1), o.p.last.eq(i.p.last)]
-            for ch in range(self.c):
-                taps = [i.p.data[t * self.c + ch] for t in range(self.kernel ** 2)]
-                m.d.sync += o.p.data[ch].eq(self._reduce(taps))
+        reduced = [self._reduce([i.p.data[t * self.c + ch] for t in range(self.kernel ** 2)])
+                   for ch in range(self.c)]
+        o_free = ~o.valid | o.ready
+        if self._finish is None:
+            m.d.comb += i.ready.eq(o_free)
+            with m.If(o_free):
+                m.d.sync += [o.valid.eq(i.valid), o.p.last.eq(i.p.last)]
+                m.d.sync += [o.p.data[ch].eq(v) for ch, v in enumerate(reduced)]
+            return m
+        mid = [Signal(v.shape(), name=f"mid{ch}") for ch, v in enumerate(reduced)]
+        mid_valid, mid_last = Signal(), Signal()
+        mid_free = ~mid_valid | o_free
+        m.d.comb += i.ready.eq(mid_free)
+        with m.If(mid_free):
+            m.d.sync += [mid_valid.eq(i.valid), mid_last.eq(i.p.last)]
+            m.d.sync += [r.eq(v) for r, v in zip(mid, reduced)]
+        with m.If(o_free):
+            m.d.sync += [o.valid.eq(mid_valid), o.p.last.eq(mid_last)]
+            m.d.sync += [o.p.data[ch].eq(self._finish(r)) for ch, r in enumerate(mid)]
         return m
 
 
@@ -100,7 +115,7 @@ class WindowMax(_WindowReducer):
     o : Out(vector_stream(c, bits, signed))
         Pixel stream.
     latency : int
-        1: registered output.
+        `imcflow.sw.timing.MAX_POOL_LATENCY` (1): registered output.
     interval : int
         1: one window per cycle.
 
@@ -109,6 +124,8 @@ class WindowMax(_WindowReducer):
     TypeError
         If ``kernel``, ``c`` or ``bits`` is not a positive integer.
     """
+
+    latency = MAX_POOL_LATENCY
 
     def __init__(self, kernel, c, bits, *, signed=False):
         super().__init__(kernel, c, bits, signed, bits, signed)
@@ -123,8 +140,8 @@ class WindowAverage(_WindowReducer):
 
     Output lane ``ch`` is ``requantize(sum_t x[t*c + ch], mult, shift, act_bits, act_signed)``
     (`imcflow.sw.arith.requantize`, as `imcflow.sw.golden.avg_pool`): an adder tree of
-    ``bits + ceil(log2(k*k))`` bits, a constant multiplier, the rounding adder and the saturation
-    into the output register.
+    ``bits + ceil(log2(k*k))`` bits and a constant multiplier into the product register, then the
+    rounding adder and the saturation into the output register.
 
     Parameters
     ----------
@@ -146,7 +163,7 @@ class WindowAverage(_WindowReducer):
     o : Out(vector_stream(c, act_bits, act_signed))
         Pixel stream.
     latency : int
-        1: registered output.
+        `imcflow.sw.timing.AVG_POOL_LATENCY` (2): the product register, then the output.
     interval : int
         1: one window per cycle.
 
@@ -156,6 +173,8 @@ class WindowAverage(_WindowReducer):
         On a parameter of the wrong type or out of its range.
     """
 
+    latency = AVG_POOL_LATENCY
+
     def __init__(self, kernel, c, bits, *, signed=False, mult, shift, act_bits, act_signed=False):
         _check_requantizer(mult, shift, act_bits)
         self.mult, self.shift = mult, shift
@@ -163,8 +182,10 @@ class WindowAverage(_WindowReducer):
         super().__init__(kernel, c, bits, signed, act_bits, self.act_signed)
 
     def _reduce(self, taps):
-        total = _tree(lambda a, b: a + b, taps) * self.mult
-        return requantize_sum(total, self.shift, self.act_bits, self.act_signed)
+        return _tree(lambda a, b: a + b, taps) * self.mult
+
+    def _finish(self, product):
+        return requantize_sum(product, self.shift, self.act_bits, self.act_signed)
 
 
 class _WindowPool(wiring.Component):
@@ -223,8 +244,8 @@ class MaxPool(_WindowPool):
     oh, ow : int
         Output height and width.
     latency : int
-        ``source.latency + 1``: from the handshake of the last pixel a window needs to the
-        pooled pixel's ``valid``, when nothing stalls.
+        ``source.latency + reducer.latency``: from the handshake of the last pixel a window needs
+        to the pooled pixel's ``valid``, when nothing stalls.
     interval : int
         1: one output pixel per cycle while the input keeps up (at stride ``s`` the output runs
         at up to ``1/s**2`` of the input rate).
@@ -291,9 +312,10 @@ class GlobalAvgPool(wiring.Component):
     act_signed)``, as `imcflow.sw.golden.global_avg_pool`. A pixel counter ends each image after
     ``h*w`` pixels (the accumulators are ``bits + ceil(log2(h*w))`` bits wide); the input's
     ``last`` must mark that same pixel, else an ``Assert`` fails in simulation. The last pixel's
-    sum is requantized into the output register while the accumulators restart, so the next
-    image's first pixel may follow in the next cycle. Each output beat has ``last`` set (it is a
-    1x1 image).
+    sum times the multiplier goes into the product register while the accumulators restart, so
+    the next image's first pixel may follow in the next cycle; the product is rounded and
+    saturated into the output register when that is empty or being emptied. Each output beat has
+    ``last`` set (it is a 1x1 image).
 
     Parameters
     ----------
@@ -321,10 +343,11 @@ class GlobalAvgPool(wiring.Component):
     o : Out(vector_stream(c, act_bits, act_signed))
         One beat per image.
     latency : int
-        1: from the handshake of an image's last pixel to the result's ``valid``.
+        `imcflow.sw.timing.GLOBAL_POOL_LATENCY` (2): from the handshake of an image's last pixel
+        to the result's ``valid``.
     interval : int
         1: one input pixel per cycle, images back to back; the input stalls only when an image
-        ends while the previous image's result still waits to be taken.
+        ends while the product register holds a result that cannot move to the output.
 
     Raises
     ------
@@ -332,7 +355,7 @@ class GlobalAvgPool(wiring.Component):
         On a parameter of the wrong type or out of its range.
     """
 
-    latency = 1
+    latency = GLOBAL_POOL_LATENCY
     interval = 1
 
     def __init__(self, h, w, c, bits, *, signed=False, mult, shift, act_bits, act_signed=False):
@@ -357,20 +380,27 @@ class GlobalAvgPool(wiring.Component):
         acc = [Signal(acc_shape, name=f"acc{ch}") for ch in range(self.c)]
         count = Signal(range(max(pixels, 2)))  # one bit at least: Verilog has no empty vectors
         end = count == pixels - 1
+        totals = [(acc[ch] + i.p.data[ch]) * self.mult for ch in range(self.c)]
+        product = [Signal(t.shape(), name=f"product{ch}") for ch, t in enumerate(totals)]
+        product_valid = Signal()
+        o_free = ~o.valid | o.ready
+        product_free = ~product_valid | o_free
 
-        m.d.comb += i.ready.eq(~end | ~o.valid | o.ready)
-        with m.If(o.ready):
-            m.d.sync += o.valid.eq(0)
+        m.d.comb += i.ready.eq(~end | product_free)
+        with m.If(o_free):
+            m.d.sync += [o.valid.eq(product_valid), o.p.last.eq(1)]
+            m.d.sync += [o.p.data[ch].eq(requantize_sum(p, self.shift, self.act_bits,
+                                                        self.act_signed))
+                         for ch, p in enumerate(product)]
+        with m.If(product_free):
+            m.d.sync += product_valid.eq(0)
         with m.If(i.valid & i.ready):
             m.d.sync += Assert(i.p.last == end,
                                "GlobalAvgPool: `last` does not mark pixel h*w of the image")
             with m.If(end):
-                m.d.sync += [count.eq(0), o.valid.eq(1), o.p.last.eq(1)]
-                for ch in range(self.c):
-                    total = (acc[ch] + i.p.data[ch]) * self.mult
-                    m.d.sync += [acc[ch].eq(0),
-                                 o.p.data[ch].eq(requantize_sum(total, self.shift, self.act_bits,
-                                                                self.act_signed))]
+                m.d.sync += [count.eq(0), product_valid.eq(1)]
+                m.d.sync += [acc[ch].eq(0) for ch in range(self.c)]
+                m.d.sync += [p.eq(t) for p, t in zip(product, totals)]
             with m.Else():
                 m.d.sync += count.eq(count + 1)
                 m.d.sync += [acc[ch].eq(acc[ch] + i.p.data[ch]) for ch in range(self.c)]

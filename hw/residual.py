@@ -25,6 +25,7 @@ from imcflow.hw.arith import requantize_sum
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import MAX_SHIFT, MULT_BITS
+from imcflow.sw.timing import FORK_LATENCY, JOIN_LATENCY
 
 __all__ = ["Fork", "SkipFifo", "Join", "check_int"]
 
@@ -53,12 +54,13 @@ class Fork(wiring.Component):
         Whether ``o_main`` and ``o_skip`` have taken the input beat now offered (the state, for
         formal proofs and waveforms).
     latency : int
-        0: the payload and ``valid`` pass through combinationally.
+        `imcflow.sw.timing.FORK_LATENCY` (0): the payload and ``valid`` pass through
+        combinationally.
     interval : int
         1: one beat per cycle when both consumers are ready.
     """
 
-    latency = 0
+    latency = FORK_LATENCY
     interval = 1
 
     def __init__(self, payload_shape):
@@ -142,8 +144,10 @@ class Join(wiring.Component):
 
     Output lane ``ch`` is ``saturate(round_shift(a[ch]*mult_a + b[ch]*mult_b, shift))`` to the signed
     or unsigned ``act_bits`` range, as `imcflow.sw.golden.join`. One output beat per pair of input
-    beats: both inputs are consumed together, in the cycle the output register can take the
-    result. ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
+    beats: both inputs are consumed together, in the cycle the sum register can take their
+    rescaled sum ``a*mult_a + b*mult_b``; the output register takes its rounded and saturated
+    value when it is empty or being emptied (so the multiplies and the rounding adder are never in
+    one cycle). ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
     mismatch means the two paths lost alignment (a bug upstream): an ``Assert`` fails in
     simulation (and in formal proofs), and the hardware goes on with ``i_a``'s ``last``.
 
@@ -168,8 +172,10 @@ class Join(wiring.Component):
     i_a : In(vector_stream(c, a_shape.width, a_shape.signed))
     i_b : In(vector_stream(c, b_shape.width, b_shape.signed))
     o : Out(vector_stream(c, act_bits, act_signed))
+    total_valid : Signal(1)
+        Whether the sum register holds a pair's sum (the state, for formal proofs).
     latency : int
-        1: the output is registered.
+        `imcflow.sw.timing.JOIN_LATENCY` (2): the sum register, then the output register.
     interval : int
         1: one output per cycle when both inputs are valid and the output is ready.
 
@@ -179,7 +185,7 @@ class Join(wiring.Component):
         On a parameter of the wrong type or out of its range.
     """
 
-    latency = 1
+    latency = JOIN_LATENCY
     interval = 1
 
     def __init__(self, c, a_shape, b_shape, *, mult_a, mult_b, shift, act_bits,
@@ -193,6 +199,7 @@ class Join(wiring.Component):
         self.c, self.a_shape, self.b_shape = c, a_shape, b_shape
         self.mult_a, self.mult_b, self.shift = mult_a, mult_b, shift
         self.act_bits, self.act_signed = act_bits, bool(act_signed)
+        self.total_valid = Signal(name="total_valid")
         super().__init__({
             "i_a": In(vector_stream(c, a_shape.width, a_shape.signed)),
             "i_b": In(vector_stream(c, b_shape.width, b_shape.signed)),
@@ -202,20 +209,22 @@ class Join(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         a, b, o = self.i_a, self.i_b, self.o
-        free = ~o.valid | o.ready
-        m.d.comb += [a.ready.eq(free & b.valid), b.ready.eq(free & a.valid)]
-        with m.If(o.ready):
-            m.d.sync += o.valid.eq(0)
+        totals = [a.p.data[ch] * self.mult_a + b.p.data[ch] * self.mult_b for ch in range(self.c)]
+        total = [Signal(t.shape(), name=f"total{ch}") for ch, t in enumerate(totals)]
+        total_valid, total_last = self.total_valid, Signal()
+        o_free = ~o.valid | o.ready
+        total_free = ~total_valid | o_free
+        m.d.comb += [a.ready.eq(total_free & b.valid), b.ready.eq(total_free & a.valid)]
+        with m.If(total_free):
+            m.d.sync += [total_valid.eq(a.valid & b.valid), total_last.eq(a.p.last)]
+            m.d.sync += [r.eq(t) for r, t in zip(total, totals)]
         with m.If(a.valid & a.ready):
-            m.d.sync += [
-                Assert(a.p.last == b.p.last, "Join: `last` of i_a and i_b disagree"),
-                o.valid.eq(1),
-                o.p.last.eq(a.p.last),
-            ]
-            for ch in range(self.c):
-                total = a.p.data[ch] * self.mult_a + b.p.data[ch] * self.mult_b
-                m.d.sync += o.p.data[ch].eq(
-                    requantize_sum(total, self.shift, self.act_bits, self.act_signed))
+            m.d.sync += Assert(a.p.last == b.p.last, "Join: `last` of i_a and i_b disagree")
+        with m.If(o_free):
+            m.d.sync += [o.valid.eq(total_valid), o.p.last.eq(total_last)]
+            m.d.sync += [o.p.data[ch].eq(requantize_sum(r, self.shift, self.act_bits,
+                                                        self.act_signed))
+                         for ch, r in enumerate(total)]
         return m
 
 

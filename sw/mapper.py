@@ -23,10 +23,10 @@ import numpy as np
 
 from imcflow.errors import UserError
 from imcflow.sw.arch import Arch, load_arch
-from imcflow.sw.golden import line_buffer_words, window_input_range
+from imcflow.sw.golden import line_buffer_words
 from imcflow.sw.ir import (Add, AvgPool, Conv2d, Dense, Flatten, GlobalAvgPool, Input, MaxPool,
                            Network, ReLU, Shape)
-from imcflow.sw.perf import BlockTiming, fill_latency, link_latency
+from imcflow.sw.timing import BlockTiming, fill_latency, link_latency, window_needs
 
 __all__ = ["LayerMapping", "Mapping", "map_network", "replication", "resolve_budget",
            "buffer_for", "INPUT_BITS"]
@@ -134,10 +134,10 @@ class LayerMapping:
         s = self.in_shape
         if self.role == "join":
             return np.arange(self.output_pixels)
-        if self.role == "gap" or self.buffer == "frame":
+        if self.role == "gap":
             return np.full(self.output_pixels, s.pixels - 1)
-        last = window_input_range(s.h, s.w, self.kernel, self.stride, self.padding)[1]
-        return np.maximum.accumulate(last)
+        return window_needs(s.h, s.w, self.kernel, self.stride, self.padding,
+                            strategy=self.buffer)[1]
 
     def first_needed(self) -> np.ndarray:
         """For each output pixel of an image, the oldest input pixel that it or a later output
@@ -145,10 +145,10 @@ class LayerMapping:
         s = self.in_shape
         if self.role == "join":
             return np.arange(self.output_pixels)
-        if self.role == "gap" or self.buffer == "frame":
+        if self.role == "gap":
             return np.zeros(self.output_pixels, dtype=np.int64)
-        first = window_input_range(s.h, s.w, self.kernel, self.stride, self.padding)[0]
-        return np.minimum.accumulate(first[::-1])[::-1]
+        return window_needs(s.h, s.w, self.kernel, self.stride, self.padding,
+                            strategy=self.buffer)[0]
 
     def to_json(self, arch: Arch) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,7 +1,8 @@
 """The performance model of a mapped pipeline: stage times, throughput, latency (docs/mapper.md).
 
-Two models of the same pipeline, both driven by a `~imcflow.sw.mapper.Mapping` and the block
-latencies of `BlockTiming` (the one place that knows them):
+Two models of the same pipeline, both driven by a `~imcflow.sw.mapper.Mapping` and its block
+latencies (``mapping.timing``, a `~imcflow.sw.timing.BlockTiming`: by default the timing contract
+of `imcflow.sw.timing`, which the RTL blocks read):
 
 - closed form: the throughput bound (one image per longest stage time, `Mapping.cycles_per_image`)
   and, when every window buffer is a frame buffer, the exact latency of one image
@@ -21,109 +22,15 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from imcflow.errors import UserError
+from imcflow.sw.timing import (FRAME_IMAGES, capacity, engine_latency, fill_latency, link_latency,
+                               steps)
 
-__all__ = ["BlockTiming", "StageTiming", "Schedule", "Performance", "fill_latency",
-           "engine_latency", "link_latency", "simulate", "frame_latency", "analyze"]
-
-
-@dataclass(frozen=True)
-class BlockTiming:
-    """Latencies of the RTL blocks, in cycles (docs/design.md, "Timing"), and the FIFO depth.
-
-    Defaults are the ``latency`` attributes of the blocks in ``imcflow.hw``; replace one with
-    ``dataclasses.replace(BlockTiming(), fifo_depth=4)``.
-
-    Attributes
-    ----------
-    window_latency : int
-        `~imcflow.hw.im2col.WindowSource`: handshake of a window's last pixel to the window valid
-        (it is read into an output register of that many stages).
-    crossbar_latency : int
-        `~imcflow.hw.crossbar.CrossbarTile` latency minus its ``steps`` (one per bit plane and
-        column group) and its ``arch.mac_stages``: window handshake to ADC codes valid is
-        ``steps + mac_stages + crossbar_latency``.
-    accumulator_latency : int
-        `~imcflow.hw.accumulator.AdcAccumulator`: row-tile sum, bias, requantization, ReLU.
-    merge_latency : int
-        The merge of replicated copies back into pixel order (only when ``r > 1``).
-    pool_latency : int
-        The pooling reducers (`~imcflow.hw.pool.WindowMax`, ``WindowAverage``) and
-        ``GlobalAvgPool``: registered outputs.
-    join_latency : int
-        `~imcflow.hw.residual.Join` (registered output).
-    fork_latency : int
-        `~imcflow.hw.residual.Fork` (combinational), added to each link of a stage with several
-        consumers.
-    fifo_latency : int
-        `~imcflow.hw.fifo.PipelineFifo` between stages: enqueue to the beat valid at the output.
-    fifo_depth : int
-        Depth of the FIFO between stages (skip FIFOs are at least as deep).
-    image_gap : int
-        Cycles each stage loses between the last beat of an image and the first of the next.
-    """
-
-    window_latency: int = 1
-    crossbar_latency: int = 2
-    accumulator_latency: int = 2
-    merge_latency: int = 1
-    pool_latency: int = 1
-    join_latency: int = 1
-    fork_latency: int = 0
-    fifo_latency: int = 1
-    fifo_depth: int = 2
-    image_gap: int = 0
-
-    def __post_init__(self):
-        minimum = {"window_latency": 1, "pool_latency": 1, "join_latency": 1, "fifo_latency": 1,
-                   "fifo_depth": 1}
-        for f in fields(self):
-            v, lo = getattr(self, f.name), minimum.get(f.name, 0)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise UserError(f"timing.{f.name}: must be an integer >= {lo}, not {v!r}")
-        if self.fifo_depth < self.fifo_latency + self.fork_latency + 1:
-            raise UserError(f"timing.fifo_depth: must be at least fifo_latency + fork_latency + 1 "
-                            f"= {self.fifo_latency + self.fork_latency + 1} for one beat per "
-                            f"cycle, not {self.fifo_depth}")
-
-
-def _steps(layer, arch) -> int:
-    """Issue cycles of one MVM of the layer's widest column tile: bit planes x column groups."""
-    return arch.planes * -(-layer.tile_cols // arch.columns_per_cycle(layer.tile_cols))
-
-
-def engine_latency(layer, arch, timing: BlockTiming) -> int:
-    """Cycles from a stage's engine taking an input (a window; a pixel for joins and global
-    pooling) to the output handshake, when nothing stalls."""
-    if layer.role == "crossbar":
-        return (_steps(layer, arch) + arch.mac_stages + timing.crossbar_latency
-                + timing.accumulator_latency
-                + (timing.merge_latency if layer.replication > 1 else 0))
-    return {"pool": timing.pool_latency, "gap": timing.pool_latency,
-            "join": timing.join_latency, "source": 0}[layer.role]
-
-
-def fill_latency(layer, arch, timing: BlockTiming) -> int:
-    """Cycles from the handshake of the last input pixel an output needs to that output's
-    handshake, when nothing stalls."""
-    window = timing.window_latency if layer.role in ("crossbar", "pool") else 0
-    return window + engine_latency(layer, arch, timing)
-
-
-def link_latency(timing: BlockTiming, consumers: int) -> int:
-    """Cycles from a producer's output handshake to the beat valid at one of its consumers."""
-    return timing.fifo_latency + (timing.fork_latency if consumers > 1 else 0)
-
-
-def _capacity(layer, arch, timing: BlockTiming) -> int:
-    """Inputs an engine (one copy) holds between taking them and their output handshake: the
-    issue stage holds one for all its steps, every later register one."""
-    issue = _steps(layer, arch) - 1 if layer.role == "crossbar" else 0
-    return engine_latency(layer, arch, timing) - issue
+__all__ = ["StageTiming", "Schedule", "Performance", "simulate", "frame_latency", "analyze"]
 
 
 def _previous_on_copy(windows: int, per_image: int, r: int) -> np.ndarray:
@@ -198,7 +105,7 @@ class _Stage:
         self.stall = None           # next cycle not stalled at the port, for the source and output
         self.gap = timing.image_gap
         self.latency = engine_latency(layer, arch, timing)
-        self.capacity = _capacity(layer, arch, timing)
+        self.capacity = capacity(layer, arch, timing)
         self.t, self.window = layer.interval, timing.window_latency
         self.advance = {"source": self._advance_source, "join": self._advance_join,
                         "gap": self._advance_gap, "crossbar": self._advance_crossbar,
@@ -210,14 +117,16 @@ class _Stage:
         offsets = np.repeat(np.arange(images, dtype=np.int64), self.p_out) * self.p_in
         self.need = (np.tile(layer.last_needed(), images) + offsets).tolist()
         beats = np.arange(self.n_in)
-        if layer.role == "gap":  # an image's last pixel waits for the previous image's result
-            self.slot = np.maximum((beats + 1) // self.p_in - 1, 0).tolist()
+        if layer.role == "gap":  # an image's last pixel waits until the pool holds fewer than
+            # `capacity` results: image n's for the result of image n - capacity to leave
+            self.slot = np.maximum((beats + 1) // self.p_in - self.capacity, 0).tolist()
             return
         if layer.buffer == "line":  # pixel i overwrites pixel i - words
             keep = np.tile(layer.first_needed(), images) + offsets
             self.slot = np.searchsorted(keep, beats - layer.buffer_words, side="right").tolist()
-        else:  # frame: image n overwrites image n - 2
-            self.slot = (np.maximum(beats // self.p_in - 1, 0) * self.p_out).tolist()
+        else:  # frame: image n overwrites image n - FRAME_IMAGES
+            self.slot = (np.maximum(beats // self.p_in - FRAME_IMAGES + 1, 0)
+                         * self.p_out).tolist()
         # Copy j mod r takes output pixel j of each image: the previous window of the same copy,
         # and the one `capacity` windows back, whose output handshake frees the copy.
         prev = _previous_on_copy(self.n_out, self.p_out, layer.replication)
@@ -229,11 +138,11 @@ class _Stage:
             r = layer.replication
             self.copy = (np.arange(self.n_out) % self.p_out % r).tolist()
             self.clocks = [_TileClock() for _ in range(r)]
-            steps, depth = _steps(layer, arch), arch.mac_stages + timing.crossbar_latency
+            issue, depth = steps(layer, arch), arch.mac_stages + timing.crossbar_latency
             # en-cycle offsets from a window's issue: its first finished group reaches stage 2
             # (``first``), its last is written into the output register (``last``)
             self.first = max(arch.planes - 1 + depth - 1, 0)
-            self.last = steps - 1 + depth
+            self.last = issue - 1 + depth
             self.acc = timing.accumulator_latency
             merge = timing.merge_latency if r > 1 else 0
             self.latency = 0   # the emit rule starts from ``valid``

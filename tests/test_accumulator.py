@@ -53,7 +53,7 @@ def test_widths_follow_the_value_ranges(arch, row_tiles, bias, in_bits, acc_rang
     assert acc.in_bits == in_bits
     assert acc.acc_shape == Shape.cast(range(acc_range[0], acc_range[1] + 1))
     assert len(acc.i) == row_tiles
-    assert (acc.latency, acc.interval) == (2, 1)
+    assert (acc.latency, acc.interval) == (3, 1)
 
 
 def requantized(parts, bias, mult, shift, arch, signed):

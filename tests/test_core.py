@@ -56,7 +56,7 @@ def test_tiles_hold_only_the_used_rows_and_columns(rows, channels, tile_shapes):
     assert np.array_equal(np.block([[tile.weight for tile in row] for row in layer.tiles]), weight)
     assert [acc.row_tiles for acc in layer.accumulators] == [len(tile_shapes)] * len(tile_shapes[0])
     first = layer.tiles[0][0]
-    assert (layer.interval, layer.latency) == (first.interval, first.latency + 2)
+    assert (layer.interval, layer.latency) == (first.interval, first.latency + 3)
 
 
 def random_layer(rng, rows, channels, arch, signed):

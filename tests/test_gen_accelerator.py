@@ -3,7 +3,7 @@
 `imcflow.gen.accelerator`): the distributor and merger of replicated layers under random idle
 cycles and backpressure, a replicated layer bit-exact with `imcflow.sw.golden.crossbar_layer` and
 at its documented latency and rate, the input conversion for ``act_bits < 8``, the composition
-checks, and the agreement of `imcflow.sw.perf.BlockTiming` with the blocks' ``latency``."""
+checks, and the agreement of `imcflow.sw.timing.BlockTiming` with the blocks' ``latency``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from imcflow.hw.accumulator import AdcAccumulator
 from imcflow.hw.crossbar import CrossbarTile
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.im2col import WindowSource
-from imcflow.hw.pool import GlobalAvgPool, MaxPool, WindowMax
+from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool, WindowAverage, WindowMax
 from imcflow.hw.residual import Fork, Join
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw.arch import Arch
@@ -30,7 +30,7 @@ from imcflow.sw.arith import act_range, round_shift, saturate
 from imcflow.sw.golden import crossbar_layer
 from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_qnetwork
-from imcflow.sw.perf import BlockTiming
+from imcflow.sw.timing import BlockTiming
 from imcflow.verif.amaranth_sim import run_streams
 from test_residual import run_maps
 
@@ -141,7 +141,7 @@ QUIET = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 @QUIET
 def test_block_timing_defaults_are_the_rtl_blocks_latencies():
-    # The performance model's block latencies (sw/perf.py) are the `latency` attributes of the
+    # The performance model's block latencies (sw/timing.py) are the `latency` attributes of the
     # blocks the generator instantiates; a change on either side must show up here.
     timing = BlockTiming()
     arch = Arch(rows=16, cols=16, mvm_cycles=8)
@@ -152,8 +152,11 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     assert timing.accumulator_latency == AdcAccumulator.latency
     assert timing.merge_latency == Merger.latency
     pool = MaxPool(4, 4, 2, 8, 2, 2)
-    assert timing.pool_latency == pool.latency - pool.source.latency == WindowMax.latency
-    assert timing.pool_latency == GlobalAvgPool.latency
+    assert timing.max_pool_latency == pool.latency - pool.source.latency == WindowMax.latency
+    average = AvgPool(4, 4, 2, 8, 2, 2, mult=1, shift=0, act_bits=8)
+    assert timing.avg_pool_latency == average.latency - average.source.latency
+    assert timing.avg_pool_latency == WindowAverage.latency
+    assert timing.global_pool_latency == GlobalAvgPool.latency
     assert timing.join_latency == Join.latency
     assert timing.fork_latency == Fork.latency
     assert timing.fifo_latency == PipelineFifo.latency
@@ -163,7 +166,7 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     steps = q.arch.planes * -(-16 // q.arch.columns_per_cycle(16))
     assert stage.latency == (timing.window_latency + steps + timing.crossbar_latency
                              + timing.accumulator_latency)
-    del tile, pool, stage
+    del tile, pool, average, stage
     gc.collect()  # their blocks are collected under this test's warning filter
 
 

@@ -13,7 +13,8 @@ from imcflow.sw.arch import load_arch
 from imcflow.sw.ir import Add, Conv2d, Input, Network, ReLU, Shape
 from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_network
-from imcflow.sw.perf import BlockTiming, analyze, fill_latency, frame_latency, simulate
+from imcflow.sw.perf import analyze, frame_latency, simulate
+from imcflow.sw.timing import BlockTiming, fill_latency
 
 
 def _row_net(pixels=4):
@@ -27,10 +28,11 @@ def test_one_conv_latency_by_hand(buffer):
     schedule = simulate(mapping)
     # Pixel 0 arrives through the FIFO at cycle 1 (line) or the last pixel at cycle 4 (frame);
     # its window is valid one cycle later and the copy takes one every 3 cycles; the last of 4
-    # is done steps (1) + crossbar (2) + accumulator (2) cycles after it is taken.
+    # is done steps (1) + crossbar (2) + accumulator (3: sum, product, output) cycles after it is
+    # taken.
     start = timing.fifo_latency + (0 if buffer == "line" else 3)
-    assert schedule.emit["c"].tolist() == [start + 1 + 3 * j + 5 for j in range(4)]
-    assert schedule.latency == start + 1 + 3 * 3 + 5
+    assert schedule.emit["c"].tolist() == [start + 1 + 3 * j + 6 for j in range(4)]
+    assert schedule.latency == start + 1 + 3 * 3 + 6
     assert schedule.emit["x"].tolist() == [0, 1, 2, 3]
     if buffer == "frame":
         assert frame_latency(mapping) == schedule.latency
@@ -60,7 +62,8 @@ def _random_timing(rng):
     fork = int(rng.integers(0, 2))
     return BlockTiming(window_latency=int(rng.integers(1, 4)), crossbar_latency=int(rng.integers(0, 4)),
                        accumulator_latency=int(rng.integers(0, 4)), merge_latency=int(rng.integers(0, 3)),
-                       pool_latency=int(rng.integers(1, 3)), join_latency=int(rng.integers(1, 3)),
+                       max_pool_latency=int(rng.integers(1, 3)), avg_pool_latency=int(rng.integers(1, 4)),
+                       global_pool_latency=int(rng.integers(1, 4)), join_latency=int(rng.integers(1, 4)),
                        fork_latency=fork, fifo_latency=latency,
                        fifo_depth=latency + fork + 1 + int(rng.integers(0, 3)))
 

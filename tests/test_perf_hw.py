@@ -1,5 +1,5 @@
 """The event model against the RTL: the cycle-accurate timing model of the window source
-(`imcflow.hw.im2col.window_schedule`), the same pixel and window handshakes for line and frame
+(`imcflow.sw.timing.window_schedule`), the same pixel and window handshakes for line and frame
 buffers, several geometries and images back to back; and a whole two-conv pipeline in the
 Amaranth simulator under seeded idle and backpressure masks (`verif.patterns.port_stalls`), the
 same input and output handshakes as `simulate` given those masks."""
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from amaranth.hdl import Value
 
-from imcflow.hw.im2col import window_schedule
 from imcflow.sw.arch import load_arch
 from imcflow.sw.ir import Conv2d, Input, Network, Shape
 from imcflow.sw.mapper import map_network
-from imcflow.sw.perf import engine_latency, simulate
+from imcflow.sw.perf import simulate
+from imcflow.sw.timing import engine_latency, window_schedule
 
 GEOMETRIES = [(5, 5, 3, 1, 1), (6, 7, 3, 2, 1), (8, 8, 2, 2, 0), (4, 9, 3, 1, 0), (6, 6, 1, 2, 0),
               (5, 5, 5, 1, 2), (7, 5, 3, 3, 1), (32, 32, 3, 2, 1)]

@@ -69,16 +69,18 @@ def test_window_average_matches_golden_avg_pool(seeds):
                              idle=rng.uniform(0, 0.5), backpressure=rng.uniform(0, 0.6))
 
 
-def test_window_reducers_take_a_window_per_cycle_with_latency_one():
+def test_window_reducers_take_a_window_per_cycle_with_their_latency():
     # A producer that never idles and a consumer that never stalls: one window per cycle, each
-    # result `latency` = 1 cycle after its window.
+    # result `latency` cycles after its window: 1 for the maximum, 2 for the average (its
+    # product register, then the rounding and saturation).
     g = dict(kernel=3, stride=1, c=2, bits=8, signed=False)
     fmap = random_map(np.random.default_rng(0), (2, 5, 6, 2), 8, False)
-    for edges in (check_window_max(g, fmap, 1, 0, idle=0, backpressure=0),
-                  check_window_average(g, fmap, 7282, 16, 8, False, 0, idle=0, backpressure=0)):
+    for latency, edges in (
+            (1, check_window_max(g, fmap, 1, 0, idle=0, backpressure=0)),
+            (2, check_window_average(g, fmap, 7282, 16, 8, False, 0, idle=0, backpressure=0))):
         assert edges["i"] == list(range(len(edges["i"])))
-        assert edges["o"] == [edge + 1 for edge in edges["i"]]
-    assert WindowMax.latency == WindowAverage.latency == 1
+        assert edges["o"] == [edge + latency for edge in edges["i"]]
+    assert (WindowMax.latency, WindowAverage.latency) == (1, 2)
 
 
 # --- MaxPool and AvgPool: the window source and a reducer -------------------------------------

@@ -111,12 +111,13 @@ def test_join_matches_golden(seeds):
                    idle=rng.uniform(0, 0.5), backpressure=rng.uniform(0, 0.6))
 
 
-def test_join_consumes_a_pair_per_cycle_with_latency_one():
+def test_join_consumes_a_pair_per_cycle_with_latency_two():
     params = dict(c=2, a_shape=unsigned(8), b_shape=signed(8), mult_a=3, mult_b=700, shift=7,
                   act_bits=8, act_signed=True)
     edges = check_join(params, (3, 3, 4), np.random.default_rng(1), 1, idle=0, backpressure=0)
     assert edges["i_a"] == edges["i_b"] == list(range(36))
-    assert edges["o"] == [edge + Join.latency for edge in edges["i_a"]]
+    assert edges["o"] == [edge + 2 for edge in edges["i_a"]]
+    assert Join.latency == 2
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

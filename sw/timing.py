@@ -1,0 +1,226 @@
+"""The timing contract of the RTL blocks: their latencies and the window schedule, in one place.
+
+The blocks of `imcflow.hw` read their ``latency`` from here, as they read their arithmetic from
+`imcflow.sw.arith`; the performance model (`imcflow.sw.perf`) composes the same numbers into
+stage latencies and its event model, and the mapper (`imcflow.sw.mapper`) sizes the skip FIFOs
+from them. A block that gains a register changes its number here, and the model follows
+(docs/design.md, "Timing").
+
+Latencies are clock cycles from an input handshake to the output ``valid``, when nothing
+stalls. Every block that requantizes (crossbar accumulator, join, average and global average
+pooling) registers the product of its multiply before rounding and saturating it into its output
+register (`REQUANT_LATENCY`): the multiply and the rounding adder are then never in one cycle,
+which is what limits the clock of an FPGA build (docs/fpga.md, "What limits Fmax").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from imcflow.errors import UserError
+from imcflow.sw.golden import line_buffer_words, window_input_range
+
+__all__ = [
+    "WINDOW_BUFFER_LATENCY", "ADDRESS_GENERATOR_LATENCY", "WINDOW_LATENCY", "CROSSBAR_REGISTERS",
+    "REQUANT_LATENCY", "ACCUMULATOR_LATENCY", "MERGE_LATENCY", "MAX_POOL_LATENCY",
+    "AVG_POOL_LATENCY", "GLOBAL_POOL_LATENCY", "JOIN_LATENCY", "FORK_LATENCY", "FIFO_LATENCY",
+    "FIFO_DEPTH", "FRAME_IMAGES", "tile_latency", "BlockTiming", "steps", "engine_latency",
+    "fill_latency", "link_latency", "capacity", "window_needs", "window_schedule",
+]
+
+# --- block latencies ------------------------------------------------------------------------------
+
+#: `~imcflow.hw.linebuffer.LineBuffer` and `~imcflow.hw.framebuffer.FrameBuffer`: a pixel is
+#: readable in the cycle after its handshake, through combinational read ports
+WINDOW_BUFFER_LATENCY = 0
+#: `~imcflow.hw.im2col.Im2colAddressGenerator`: the window is read into its output register
+ADDRESS_GENERATOR_LATENCY = 1
+#: `~imcflow.hw.im2col.WindowSource`: handshake of a window's last pixel to the window valid
+WINDOW_LATENCY = WINDOW_BUFFER_LATENCY + ADDRESS_GENERATOR_LATENCY
+#: `~imcflow.hw.crossbar.CrossbarTile` registers besides its issue steps and ``mac_stages``: the
+#: dot-product register and the output register
+CROSSBAR_REGISTERS = 2
+#: a requantization ``saturate(round_shift(x * mult, shift))``: the product register, then the
+#: rounding and saturation into the output register
+REQUANT_LATENCY = 2
+#: `~imcflow.hw.accumulator.AdcAccumulator`: the row-tile sum plus bias register, then the
+#: requantization
+ACCUMULATOR_LATENCY = 1 + REQUANT_LATENCY
+#: `~imcflow.gen.replication.Merger`: the merge of replicated copies (registered)
+MERGE_LATENCY = 1
+#: `~imcflow.hw.pool.WindowMax`: the comparator tree into the output register
+MAX_POOL_LATENCY = 1
+#: `~imcflow.hw.pool.WindowAverage`: the window sum times the multiplier, then the output
+AVG_POOL_LATENCY = REQUANT_LATENCY
+#: `~imcflow.hw.pool.GlobalAvgPool`: an image's last pixel to its result
+GLOBAL_POOL_LATENCY = REQUANT_LATENCY
+#: `~imcflow.hw.residual.Join`: both rescaling products, then their rounded sum
+JOIN_LATENCY = REQUANT_LATENCY
+#: `~imcflow.hw.residual.Fork`: combinational
+FORK_LATENCY = 0
+#: `~imcflow.hw.fifo.PipelineFifo`: enqueue to the beat valid at its output
+FIFO_LATENCY = 1
+#: depth of the `~imcflow.hw.fifo.PipelineFifo` between stages (one beat per cycle needs
+#: ``FIFO_LATENCY + FORK_LATENCY + 1``)
+FIFO_DEPTH = 2
+#: images a `~imcflow.hw.framebuffer.FrameBuffer` holds (one written while one is read)
+FRAME_IMAGES = 2
+
+
+def tile_latency(steps_: int, mac_stages: int) -> int:
+    """`~imcflow.hw.crossbar.CrossbarTile`: input handshake to ``o.valid`` when the consumer keeps
+    up: its issue ``steps`` (bit planes x column groups), ``mac_stages`` and `CROSSBAR_REGISTERS`."""
+    return steps_ + mac_stages + CROSSBAR_REGISTERS
+
+
+@dataclass(frozen=True)
+class BlockTiming:
+    """Latencies of the RTL blocks, in cycles, and the FIFO depth, as the model uses them.
+
+    The defaults are the blocks' (the constants above, which the blocks of `imcflow.hw` read);
+    other values model other blocks, e.g. ``dataclasses.replace(BlockTiming(), fifo_depth=4)``.
+
+    Attributes
+    ----------
+    window_latency : int
+        `WINDOW_LATENCY`.
+    crossbar_latency : int
+        `CROSSBAR_REGISTERS`: a tile's latency minus its ``steps`` and ``arch.mac_stages``.
+    accumulator_latency : int
+        `ACCUMULATOR_LATENCY`: row-tile sum, bias, requantization, ReLU.
+    merge_latency : int
+        `MERGE_LATENCY` (only when ``r > 1``).
+    max_pool_latency, avg_pool_latency, global_pool_latency : int
+        The pooling reducers: `MAX_POOL_LATENCY`, `AVG_POOL_LATENCY`, `GLOBAL_POOL_LATENCY`.
+    join_latency : int
+        `JOIN_LATENCY`.
+    fork_latency : int
+        `FORK_LATENCY`, added to each link of a stage with several consumers.
+    fifo_latency : int
+        `FIFO_LATENCY`.
+    fifo_depth : int
+        Depth of the FIFO between stages (skip FIFOs are at least as deep).
+    image_gap : int
+        Cycles each stage loses between the last beat of an image and the first of the next.
+    """
+
+    window_latency: int = WINDOW_LATENCY
+    crossbar_latency: int = CROSSBAR_REGISTERS
+    accumulator_latency: int = ACCUMULATOR_LATENCY
+    merge_latency: int = MERGE_LATENCY
+    max_pool_latency: int = MAX_POOL_LATENCY
+    avg_pool_latency: int = AVG_POOL_LATENCY
+    global_pool_latency: int = GLOBAL_POOL_LATENCY
+    join_latency: int = JOIN_LATENCY
+    fork_latency: int = FORK_LATENCY
+    fifo_latency: int = FIFO_LATENCY
+    fifo_depth: int = FIFO_DEPTH
+    image_gap: int = 0
+
+    def __post_init__(self):
+        minimum = {"window_latency": 1, "max_pool_latency": 1, "avg_pool_latency": 1,
+                   "global_pool_latency": 1, "join_latency": 1, "fifo_latency": 1,
+                   "fifo_depth": 1}
+        for f in fields(self):
+            v, lo = getattr(self, f.name), minimum.get(f.name, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise UserError(f"timing.{f.name}: must be an integer >= {lo}, not {v!r}")
+        if self.fifo_depth < self.fifo_latency + self.fork_latency + 1:
+            raise UserError(f"timing.fifo_depth: must be at least fifo_latency + fork_latency + 1 "
+                            f"= {self.fifo_latency + self.fork_latency + 1} for one beat per "
+                            f"cycle, not {self.fifo_depth}")
+
+
+# --- stage latencies, composed -------------------------------------------------------------------
+
+def steps(layer, arch) -> int:
+    """Issue cycles of one MVM of the layer's widest column tile: bit planes x column groups."""
+    return arch.planes * -(-layer.tile_cols // arch.columns_per_cycle(layer.tile_cols))
+
+
+def engine_latency(layer, arch, timing: BlockTiming) -> int:
+    """Cycles from a stage's engine taking an input (a window; a pixel for joins and global
+    pooling) to the output handshake, when nothing stalls."""
+    if layer.role == "crossbar":
+        return (tile_latency(steps(layer, arch), arch.mac_stages)
+                - CROSSBAR_REGISTERS + timing.crossbar_latency + timing.accumulator_latency
+                + (timing.merge_latency if layer.replication > 1 else 0))
+    if layer.role == "pool":
+        return timing.avg_pool_latency if layer.kind == "avgpool" else timing.max_pool_latency
+    return {"gap": timing.global_pool_latency, "join": timing.join_latency,
+            "source": 0}[layer.role]
+
+
+def fill_latency(layer, arch, timing: BlockTiming) -> int:
+    """Cycles from the handshake of the last input pixel an output needs to that output's
+    handshake, when nothing stalls."""
+    window = timing.window_latency if layer.role in ("crossbar", "pool") else 0
+    return window + engine_latency(layer, arch, timing)
+
+
+def link_latency(timing: BlockTiming, consumers: int) -> int:
+    """Cycles from a producer's output handshake to the beat valid at one of its consumers."""
+    return timing.fifo_latency + (timing.fork_latency if consumers > 1 else 0)
+
+
+def capacity(layer, arch, timing: BlockTiming) -> int:
+    """Inputs an engine (one copy) holds between taking them and their output handshake: the
+    issue stage holds one for all its steps, every later register one (every block's registers
+    are elastic: each takes when the next is empty or being emptied)."""
+    issue = steps(layer, arch) - 1 if layer.role == "crossbar" else 0
+    return engine_latency(layer, arch, timing) - issue
+
+
+# --- the window schedule -------------------------------------------------------------------------
+
+def window_needs(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0, *,
+                 strategy: str = "line") -> tuple[np.ndarray, np.ndarray, int]:
+    """The window buffer's rules: ``(keep, last, words)``.
+
+    For each window of an image in output raster order, ``keep`` is the oldest input pixel it or
+    a later window needs (the buffer may overwrite the pixels before it) and ``last`` the last
+    input pixel that must have arrived before it is read (windows leave in order: a running
+    maximum); ``words`` is the buffer's depth in pixels. A frame buffer reads an image's windows
+    once all of it has arrived and holds `FRAME_IMAGES` images.
+    """
+    if strategy not in ("line", "frame"):
+        raise ValueError(f"Strategy must be 'line' or 'frame', not {strategy!r}")
+    first, last = window_input_range(h, w, kernel, stride, padding)
+    if strategy == "frame":
+        return (np.zeros_like(first), np.full_like(last, h * w - 1), FRAME_IMAGES * h * w)
+    return (np.minimum.accumulate(first[::-1])[::-1], np.maximum.accumulate(last),
+            line_buffer_words(h, w, kernel, stride, padding))
+
+
+def window_schedule(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0, *,
+                    strategy: str = "line", images: int = 1):
+    """Cycle-accurate timing of a `~imcflow.hw.im2col.WindowSource` whose input is always valid
+    and output always ready.
+
+    Returns ``(pixels, windows)``: int arrays of the cycle of each input handshake and of the
+    first cycle each window is valid on ``o``, counting from the cycle the first pixel is offered
+    (cycle 0), over ``images`` images back to back. The rules are `window_needs`': a pixel is
+    accepted unless it would overwrite a pixel still needed (line) or the image being read
+    (frame); a window is read in the cycle its last pixel is accepted or later, one per cycle,
+    and is valid `WINDOW_LATENCY` cycles later. The performance model's window stages follow the
+    same rules under stalls (`imcflow.sw.perf`).
+    """
+    keep, last, words = window_needs(h, w, kernel, stride, padding, strategy=strategy)
+    frame, pixels, per_image = strategy == "frame", h * w, len(last)
+    accepted, emitted = [], []
+    count, window, cycle = 0, 0, 0  # count: pixels written from the reader's image's first on
+    while len(emitted) < images * per_image or len(accepted) < images * pixels:
+        bound = words if frame else keep[window] + words
+        write = len(accepted) < images * pixels and count < bound
+        if write:
+            accepted.append(cycle)
+        if len(emitted) < images * per_image and count + write > last[window]:
+            emitted.append(cycle + WINDOW_LATENCY)
+            window += 1
+            if window == per_image:
+                window, count = 0, count - pixels
+        count += write
+        cycle += 1
+    return np.array(accepted), np.array(emitted)
