@@ -38,9 +38,9 @@ from imcflow.gen.replication import ReplicatedLayer
 from imcflow.hw.core import CrossbarLayer
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.im2col import WindowSource
-from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
 from imcflow.hw.arith import requantize_sum
-from imcflow.hw.residual import Fork, Join, SkipFifo
+from imcflow.hw.lanes import LaneMap
+from imcflow.hw.residual import Fork, SkipFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
 from imcflow.sw.mapper import INPUT_BITS
 from imcflow.sw.timing import BlockTiming
@@ -100,6 +100,8 @@ class CrossbarStage(wiring.Component):
     o : Out(vector_stream(C_out, act_bits, q.signed))
         Output pixels in raster order.
     window : WindowSource
+    lanes : LaneMap or None
+        The crossbar rows' selection of window lanes when ``q.lanes`` is given (combinational).
     layer : CrossbarLayer or ReplicatedLayer
     latency : int
         Handshake of the last pixel a window needs to the output pixel's ``valid``, when nothing
@@ -112,6 +114,7 @@ class CrossbarStage(wiring.Component):
         s = q.in_shape
         self.window = WindowSource(s.h, s.w, s.c, arch.act_bits, q.kernel, q.stride, q.padding,
                                    strategy=strategy)
+        self.lanes = None if q.lanes is None else LaneMap(self.window.o.payload.shape(), q.lanes)
         args = (q.weight, q.bias, q.mult, q.shift)
         kwargs = dict(adc_shift=q.adc_shift, signed=q.signed, arch=arch, target=target)
         self.layer = (CrossbarLayer(*args, **kwargs) if replication == 1 else
@@ -126,7 +129,12 @@ class CrossbarStage(wiring.Component):
         m.submodules.window = self.window
         m.submodules.layer = self.layer
         wiring.connect(m, wiring.flipped(self.i), self.window.i)
-        wiring.connect(m, self.window.o, self.layer.i)
+        if self.lanes is None:
+            wiring.connect(m, self.window.o, self.layer.i)
+        else:
+            m.submodules.lanes = self.lanes
+            wiring.connect(m, self.window.o, self.lanes.i)
+            wiring.connect(m, self.lanes.o, self.layer.i)
         wiring.connect(m, self.layer.o, wiring.flipped(self.o))
         return m
 
@@ -261,23 +269,8 @@ class Accelerator(wiring.Component):
 
     @staticmethod
     def _block(l, q, srcs, arch, target):
-        if l.role == "crossbar":
-            return CrossbarStage(q, arch, strategy=l.buffer, replication=l.replication,
-                                 target=target)
-        s, (src, *_) = l.in_shape, srcs
-        if l.kind == "maxpool":
-            return MaxPool(s.h, s.w, s.c, src.bits, q.kernel, q.stride, q.padding,
-                           signed=src.signed, strategy=l.buffer)
-        if l.kind == "avgpool":
-            return AvgPool(s.h, s.w, s.c, src.bits, q.kernel, q.stride, signed=src.signed,
-                           mult=q.mult, shift=q.shift, act_bits=arch.act_bits, act_signed=q.signed,
-                           strategy=l.buffer)
-        if l.role == "gap":
-            return GlobalAvgPool(s.h, s.w, s.c, src.bits, signed=src.signed, mult=q.mult,
-                                 shift=q.shift, act_bits=arch.act_bits, act_signed=q.signed)
-        a, b = (Shape(x.bits, x.signed) for x in srcs)
-        return Join(s.c, a, b, mult_a=q.mult_a, mult_b=q.mult_b, shift=q.shift,
-                    act_bits=arch.act_bits, act_signed=q.signed)
+        # the layer kind's RTL factory (`imcflow.sw.ops.Op.rtl`, in `imcflow.gen.stages`)
+        return q.op.rtl_factory()(l, q, srcs, arch, target)
 
     def elaborate(self, platform):
         m = Module()

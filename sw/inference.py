@@ -1,7 +1,7 @@
 """Inference of a whole network: the bit-exact integer golden model and the float reference.
 
 `run` and `trace` evaluate a quantized network (`imcflow.sw.quant.QNetwork`) on a batch of 8-bit
-images, layer by layer, composing only the block functions of `imcflow.sw.golden` and the rules
+images, layer by layer through each kind's golden forward (`imcflow.sw.ops.Op.forward`), composing only the block functions of `imcflow.sw.golden` and the rules
 of `imcflow.sw.arith`: windows in line-buffer (im2col) order, crossbar MVMs per row tile with
 ``pwm`` or ``bit_serial`` input, the ADC with its gain shift, partial-sum accumulation, bias,
 requantization with ReLU, pooling and the residual join (docs/arithmetic.md). A Dense layer is the
@@ -14,12 +14,9 @@ Feature maps are ``(N, H, W, C)`` arrays: a batch of images in raster order, cha
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from imcflow.errors import UserError
-from imcflow.sw.arith import act_range, round_shift, saturate
-from imcflow.sw.golden import avg_pool, crossbar_layer, global_avg_pool, join, max_pool, windows
-from imcflow.sw.ir import Add, AvgPool, Conv2d, Dense, Flatten, GlobalAvgPool, Input, MaxPool, Network, ReLU
+from imcflow.sw.ir import Network
 
 __all__ = ["run", "trace", "layer_forward", "check_images", "float_run", "float_trace"]
 
@@ -42,8 +39,9 @@ def check_images(shape, images) -> np.ndarray:
 
 
 def layer_forward(q, inputs: list[np.ndarray], arch) -> np.ndarray:
-    """Integer output ``(N, H, W, C)`` of one quantized layer ``q`` on its integer ``inputs``."""
-    return _FORWARD[q.kind](q, *inputs, arch=arch)
+    """Integer output ``(N, H, W, C)`` of one quantized layer ``q`` on its integer ``inputs`` (its
+    op's golden forward, `imcflow.sw.ops.Op.forward`)."""
+    return q.op.forward(q, inputs, arch)
 
 
 def trace(qnet, images) -> dict[str, np.ndarray]:
@@ -51,7 +49,7 @@ def trace(qnet, images) -> dict[str, np.ndarray]:
     images = check_images(qnet.network.shapes[qnet.input.name], images)
     out: dict[str, np.ndarray] = {}
     for q in qnet.layers:
-        args = [images] if q.kind == "input" else [out[s] for s in q.inputs]
+        args = [images] if not q.inputs else [out[s] for s in q.inputs]
         out[q.name] = layer_forward(q, args, qnet.arch)
     return out
 
@@ -66,84 +64,7 @@ def run(qnet, images) -> np.ndarray:
     return out
 
 
-# integer layers ---------------------------------------------------------------------------------
-
-def _input(q, x, *, arch):
-    # 8-bit pixels to unsigned act_bits codes (the identity for act_bits = 8)
-    return saturate(round_shift(x, q.shift), *act_range(arch.act_bits, False))
-
-
-def _crossbar(q, x, *, arch):
-    x = x.reshape(len(x), q.in_shape.h, q.in_shape.w, q.in_shape.c)
-    win = windows(x, q.kernel, q.stride, q.padding)
-    y = crossbar_layer(win, q.weight, q.bias, q.mult, q.shift, signed=q.signed, xbar_rows=arch.rows,
-                       encoding=arch.input_encoding, act_bits=arch.act_bits, adc_bits=arch.adc_bits,
-                       adc_shift=q.adc_shift)
-    return y.reshape(len(x), q.shape.h, q.shape.w, q.shape.c)
-
-
-def _add(q, a, b, *, arch):
-    return join(a, b, q.mult_a, q.mult_b, q.shift, act_bits=arch.act_bits, signed=q.signed)
-
-
-def _max_pool(q, x, *, arch):
-    return max_pool(x, q.kernel, q.stride, q.padding, pad_value=q.pad_value)
-
-
-def _avg_pool(q, x, *, arch):
-    return avg_pool(x, q.kernel, q.stride, q.mult, q.shift, act_bits=arch.act_bits, signed=q.signed)
-
-
-def _global_avg_pool(q, x, *, arch):
-    return global_avg_pool(x, q.mult, q.shift, act_bits=arch.act_bits, signed=q.signed)
-
-
-def _flatten(q, x, *, arch):
-    return x.reshape(len(x), 1, 1, -1)
-
-
-def _relu(q, x, *, arch):
-    # the ReLU is the unsigned saturation of the layer that produced x (see quant.py)
-    return x
-
-
-_FORWARD = {
-    "input": _input, "conv": _crossbar, "dense": _crossbar, "add": _add, "maxpool": _max_pool,
-    "avgpool": _avg_pool, "global_avg_pool": _global_avg_pool, "flatten": _flatten, "relu": _relu,
-}
-
-
 # float reference --------------------------------------------------------------------------------
-
-def _sliding(x, kernel, stride, padding, pad_value=0.0):
-    """Windows of a float batch as ``(N, OH, OW, C, k, k)``."""
-    x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), constant_values=pad_value)
-    return sliding_window_view(x, (kernel, kernel), axis=(1, 2))[:, ::stride, ::stride]
-
-
-def _float_layer(layer, xs):
-    if isinstance(layer, Conv2d):
-        win = _sliding(xs[0], layer.kernel, layer.stride, layer.padding)
-        y = np.tensordot(win, np.asarray(layer.weight, np.float64), axes=([3, 4, 5], [2, 0, 1]))
-        return y + (0.0 if layer.bias is None else layer.bias)
-    if isinstance(layer, Dense):
-        x = xs[0].reshape(len(xs[0]), -1)
-        y = x @ np.asarray(layer.weight, np.float64) + (0.0 if layer.bias is None else layer.bias)
-        return y.reshape(len(x), 1, 1, -1)
-    if isinstance(layer, ReLU):
-        return np.maximum(xs[0], 0.0)
-    if isinstance(layer, MaxPool):
-        return _sliding(xs[0], layer.kernel, layer.stride, layer.padding, -np.inf).max(axis=(4, 5))
-    if isinstance(layer, AvgPool):
-        return _sliding(xs[0], layer.kernel, layer.stride, 0).mean(axis=(4, 5))
-    if isinstance(layer, GlobalAvgPool):
-        return xs[0].mean(axis=(1, 2), keepdims=True)
-    if isinstance(layer, Add):
-        return xs[0] + xs[1]
-    if isinstance(layer, Flatten):
-        return xs[0].reshape(len(xs[0]), 1, 1, -1)
-    raise UserError(f"layer {layer.name!r} ({layer.kind}): not supported by the float reference")
-
 
 def float_trace(net: Network, x) -> dict[str, np.ndarray]:
     """Float output ``(N, H, W, C)`` of every layer of ``net`` on float inputs ``x`` (N, H, W, C)."""
@@ -154,12 +75,11 @@ def float_trace(net: Network, x) -> dict[str, np.ndarray]:
     if not np.all(np.isfinite(x)):
         raise UserError("inputs: has NaN or infinite values")
     for layer in net:
-        if isinstance(layer, (Conv2d, Dense)) and layer.weight is None:
+        if layer.op.weighted and layer.weight is None:
             raise layer.error("has no weights (a topology only network cannot be evaluated)")
     out: dict[str, np.ndarray] = {}
     for layer in net:
-        out[layer.name] = x if isinstance(layer, Input) else \
-            _float_layer(layer, [out[s] for s in layer.inputs])
+        out[layer.name] = layer.op.float_forward(layer, [out[s] for s in layer.inputs] or [x])
     return out
 
 

@@ -24,8 +24,7 @@ import numpy as np
 from imcflow.errors import UserError
 from imcflow.sw.arch import Arch, load_arch
 from imcflow.sw.golden import line_buffer_words
-from imcflow.sw.ir import (Add, AvgPool, Conv2d, Dense, Flatten, GlobalAvgPool, Input, MaxPool,
-                           Network, ReLU, Shape)
+from imcflow.sw.ir import Network, Shape
 from imcflow.sw.timing import BlockTiming, fill_latency, link_latency, window_needs
 
 __all__ = ["LayerMapping", "Mapping", "map_network", "replication", "resolve_budget",
@@ -33,9 +32,6 @@ __all__ = ["LayerMapping", "Mapping", "map_network", "replication", "resolve_bud
 
 #: bits per channel of the network input (unsigned 8-bit images, whatever ``act_bits`` is)
 INPUT_BITS = 8
-
-_ROLES = {Input: "source", Conv2d: "crossbar", Dense: "crossbar", MaxPool: "pool", AvgPool: "pool",
-          GlobalAvgPool: "gap", Add: "join", ReLU: "fused", Flatten: "fused"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +53,11 @@ class LayerMapping:
     kernel, stride, padding : int
         Window geometry on ``in_shape`` (crossbar and pool stages; 0 otherwise).
     rows, cols : int
-        Crossbar matrix: ``kernel**2 * C_in`` rows, ``C_out`` columns (crossbar stages).
+        Crossbar matrix as laid out on the crossbars (crossbar stages): ``kernel**2 * C_in`` rows
+        and ``C_out`` columns for a conv or dense layer (the layer kind's `~imcflow.sw.ops.Op.
+        matrix`).
+    weights : int
+        Cells of that matrix that hold a weight (``rows * cols`` but for a block-diagonal layout).
     row_tiles, col_tiles : int
         ``ceil(rows / arch.rows)`` and ``ceil(cols / arch.cols)``.
     replication : int
@@ -94,6 +94,7 @@ class LayerMapping:
     padding: int = 0
     rows: int = 0
     cols: int = 0
+    weights: int = 0
     row_tiles: int = 0
     col_tiles: int = 0
     replication: int = 1
@@ -125,7 +126,7 @@ class LayerMapping:
 
     def utilization(self, arch: Arch) -> float:
         """Fraction of the cells of this layer's crossbars that hold weights."""
-        return self.rows * self.cols / (self.tiles * arch.rows * arch.cols) if self.tiles else 0.0
+        return self.weights / (self.tiles * arch.rows * arch.cols) if self.tiles else 0.0
 
     def last_needed(self) -> np.ndarray:
         """For each output pixel of an image, the raster index of the last input pixel (of every
@@ -236,7 +237,7 @@ class Mapping:
     @property
     def utilization(self) -> float:
         """Fraction of all crossbar cells that hold weights."""
-        used = sum(l.rows * l.cols * l.replication for l in self.layers)
+        used = sum(l.weights * l.replication for l in self.layers)
         return used / (self.crossbars * self.arch.rows * self.arch.cols)
 
     def to_json(self) -> dict:
@@ -342,7 +343,7 @@ def map_network(net: Network, arch: Arch | str | None = None, *, core_budget=Non
     stage_of: dict[str, str] = {}  # layer -> the stage producing its output stream
     layers: list[LayerMapping] = []
     for layer in net:
-        role = _ROLES[type(layer)]
+        role = layer.op.role
         inputs = tuple(stage_of[s] for s in layer.inputs)
         out = net.shapes[layer.name]
         if role == "fused":
@@ -355,8 +356,8 @@ def map_network(net: Network, arch: Arch | str | None = None, *, core_budget=Non
             layers.append(LayerMapping(layer.name, layer.kind, role, (), None, out,
                                        stage_cycles=out.pixels))
             continue
-        layers.append(_map_stage(layer, role, inputs, net.shapes[inputs[0]],
-                                 net.shapes[layer.inputs[0]], out, arch, net.input.name))
+        layers.append(_map_stage(layer, inputs, net.shapes[inputs[0]], net.shapes[layer.inputs[0]],
+                                 out, arch, net.input.name))
 
     if not any(l.role == "crossbar" for l in layers):
         raise UserError(f"network {net.name!r}: has no conv or dense layer to map onto crossbars")
@@ -382,13 +383,11 @@ def _crossbar_cycles(layer: LayerMapping, r: int) -> int:
     return max(copies_time, layer.input_pixels, layer.output_pixels)
 
 
-def _map_stage(layer, role, inputs, stream: Shape, logical: Shape, out: Shape, arch: Arch,
+def _map_stage(layer, inputs, stream: Shape, logical: Shape, out: Shape, arch: Arch,
                source: str) -> LayerMapping:
     """The mapping of a stage before replication and skip FIFOs."""
-    if isinstance(layer, (Conv2d, MaxPool, AvgPool)):
-        kernel, stride, padding = layer.kernel, layer.stride, getattr(layer, "padding", 0)
-    else:  # a dense layer reads 1x1 windows; joins and global pooling have none
-        kernel, stride, padding = (1, 1, 0) if role == "crossbar" else (0, 0, 0)
+    role = layer.op.role
+    kernel, stride, padding = layer.op.window(layer)  # a dense layer reads 1x1 windows
     if stream != logical:  # the input went through a flatten: read the map as one H x H window
         if role != "crossbar" or (kernel, stride, padding) != (1, 1, 0):
             raise layer.error(f"cannot follow a flatten of the {stream} map; only a dense layer "
@@ -403,9 +402,9 @@ def _map_stage(layer, role, inputs, stream: Shape, logical: Shape, out: Shape, a
     base = replace(base, buffer=kind, buffer_words=words, buffer_bits=words * stream.c * bits)
     if role == "pool":
         return base
-    rows, cols = kernel * kernel * stream.c, out.c
+    rows, cols, weights = layer.op.matrix(layer, kernel, stream, out, arch)
     tile_cols = min(arch.cols, cols)
-    mapped = replace(base, rows=rows, cols=cols, row_tiles=-(-rows // arch.rows),
+    mapped = replace(base, rows=rows, cols=cols, weights=weights, row_tiles=-(-rows // arch.rows),
                      col_tiles=-(-cols // arch.cols), tile_cols=tile_cols,
                      interval=arch.mvm_interval(tile_cols))
     return replace(mapped, stage_cycles=_crossbar_cycles(mapped, 1))

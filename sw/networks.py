@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from imcflow.errors import UserError
-from imcflow.sw.ir import Conv2d, Dense, Network
+from imcflow.sw.ir import Network
 
 __all__ = ["he_init", "with_weights", "load_network", "calibration_images", "load_qnetwork",
            "CALIBRATION_IMAGES", "RANDOM_CALIBRATION_IMAGES"]
@@ -27,7 +27,7 @@ RANDOM_CALIBRATION_IMAGES = 16
 
 
 def _weighted(net: Network):
-    return [l for l in net if isinstance(l, (Conv2d, Dense))]
+    return [l for l in net if l.op.weighted]
 
 
 def he_init(net: Network, seed: int = 0) -> Network:
@@ -36,13 +36,10 @@ def he_init(net: Network, seed: int = 0) -> Network:
     rng = np.random.default_rng(seed)
     params = {}
     for layer in _weighted(net):
-        rows = (net.shapes[layer.input].size if isinstance(layer, Dense)
-                else layer.kernel ** 2 * net.shapes[layer.input].c)
-        cols = net.shapes[layer.name].c
+        in_shape = net.shapes[layer.inputs[0]]
+        rows, cols = layer.op.fan_in(layer, in_shape), net.shapes[layer.name].c
         w = rng.normal(0.0, np.sqrt(2.0 / rows), (rows, cols))
-        shape = (layer.kernel, layer.kernel, rows // layer.kernel ** 2, cols) \
-            if isinstance(layer, Conv2d) else (rows, cols)
-        params[f"{layer.name}.weight"] = w.reshape(shape)
+        params[f"{layer.name}.weight"] = w.reshape(layer.op.weight_shape(layer, in_shape))
         params[f"{layer.name}.bias"] = np.zeros(cols)
     return with_weights(net, params)
 
@@ -53,7 +50,7 @@ def with_weights(net: Network, params: dict[str, np.ndarray]) -> Network:
     but finite numbers is a `UserError`."""
     layers, used = [], set()
     for layer in net:
-        if isinstance(layer, (Conv2d, Dense)):
+        if layer.op.weighted:
             key = f"{layer.name}.weight"
             if key not in params:
                 raise UserError(f"weights: no array {key!r} for the {layer.kind} layer")

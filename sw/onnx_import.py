@@ -30,16 +30,14 @@ from onnx import TensorProto, external_data_helper, helper, numpy_helper
 from imcflow.errors import UserError
 from imcflow.sw.arch import Arch
 from imcflow.sw.arith import weight_range
-from imcflow.sw.ir import (Add, AvgPool, Conv2d, Dense, Flatten, GlobalAvgPool, Input, Layer, MaxPool,
-                           Network, ReLU, Shape)
+from imcflow.sw.ir import Input, Layer, Network, ReLU, Shape
+from imcflow.sw.ops import registry
 from imcflow.sw.quant import QNetwork, from_scales, output_signed, quantize
 
 __all__ = ["OnnxModel", "import_onnx", "quantize_onnx", "SUPPORTED_OPS", "MIN_OPSET"]
 
 #: lowest opset of the default domain that is read
 MIN_OPSET = 11
-
-_REQUANTIZING = (Conv2d, Dense, Add, AvgPool, GlobalAvgPool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -277,11 +275,12 @@ class _Importer:
         c, h, w = dims[1:]
         layer = self.add(Input(self.input.name, Shape(h, w, c)))
         self.values[self.input.name] = _Value(layer.name, (c, h, w), nonneg=True)
+        handlers = _handlers()
         for node in self.nodes:
-            if node.op not in _OPS or node.domain not in _DOMAINS.get(node.op, ("ai.onnx",)):
+            if node.op not in handlers or node.domain not in _DOMAINS.get(node.op, ("ai.onnx",)):
                 op = node.op if node.domain == "ai.onnx" else f"{node.domain}.{node.op}"
                 raise node.error(f"op {op} is not supported; supported: {', '.join(SUPPORTED_OPS)}")
-            _OPS[node.op](self, node)
+            handlers[node.op](self, node)
         if self.output not in self.values:
             raise UserError(f"onnx model {self.name!r}: the output {self.output!r} is not a feature "
                             f"map or vector computed from the input")
@@ -301,6 +300,23 @@ class _Importer:
 
     def set(self, node: _Node, value) -> None:
         (self.params if isinstance(value, _Param) else self.values)[node.outputs[0]] = value
+
+    def emit(self, node: _Node, layer: Layer, *, shape: tuple | None = None, nonneg: bool = False,
+             chw: tuple | None = None, fold: Layer | None = None) -> None:
+        """Make IR ``layer`` the value of ``node``'s output: a map of ONNX ``shape`` (by default
+        the (C, H, W) of the layer's output) or a vector, with the `_Value` flags."""
+        shape = _chw(self.shapes[layer.name]) if shape is None else shape
+        self.set(node, _Value(layer.name, shape, nonneg, chw, fold))
+
+    @staticmethod
+    def derive(value: _Value, **changes) -> _Value:
+        """``value`` with some of its `_Value` fields changed."""
+        return dataclasses.replace(value, **changes)
+
+    @staticmethod
+    def is_map(operand) -> bool:
+        """Whether an operand is a feature map or vector (not a constant)."""
+        return isinstance(operand, _Value)
 
     def operand(self, node: _Node, i: int):
         name = node.inputs[i] if i < len(node.inputs) else ""
@@ -390,58 +406,7 @@ class _Importer:
         layer = self.add(ReLU(node.name, x.layer))
         return dataclasses.replace(x, layer=layer.name, nonneg=True, fold=None, quant=None)
 
-    def flatten(self, node: _Node, x: _Value) -> None:
-        if len(x.shape) == 1:
-            self.set(node, x)
-            return
-        c, h, w = x.shape
-        layer = self.add(Flatten(node.name, x.layer))
-        self.set(node, _Value(layer.name, (c * h * w,), x.nonneg, (c, h, w) if h * w > 1 else None))
-
-    def dense(self, node: _Node, x: _Value, b: _Param, trans: bool, alpha=1.0, c: _Param | None = None,
-              beta=1.0) -> None:
-        if len(x.shape) != 1:
-            raise node.error(f"input {node.inputs[0]!r} is a {'x'.join(map(str, x.shape))} map; "
-                             f"{node.op} needs a (batch, features) vector (add a Flatten)")
-        if b.shape is None or len(b.shape) != 2:
-            raise node.error(f"weight {node.inputs[1]!r} needs a known 2-D shape")
-        rows, cols = b.shape[::-1] if trans else b.shape
-        if rows != x.shape[0]:
-            raise node.error(f"weight has {rows} input features, the input {x.shape[0]}")
-        if c is not None and c.shape not in (None, (), (1,), (cols,), (1, cols), (1, 1)):
-            raise node.error(f"bias of shape {c.shape} is not supported (one value per output feature)")
-        weight = bias = None
-        if b.value is not None and (c is None or c.value is not None):
-            weight = alpha * _f64(b.value.T if trans else b.value)
-            if x.chw is not None:  # ONNX rows are (c, y, x) of the flattened map, the IR's (y, x, c)
-                ch, h, w = x.chw
-                weight = weight.reshape(ch, h, w, cols).transpose(1, 2, 0, 3).reshape(rows, cols)
-            bias = None if c is None else np.broadcast_to(beta * _f64(c.value).reshape(-1), (cols,)).copy()
-        layer = self.add(Dense(node.name, x.layer, cols, weight=weight, bias=bias))
-        self.record_codes(node, layer, b, 0 if trans else 1, alpha)
-        self.set(node, _Value(layer.name, (cols,), fold=layer))
-
-    # ops ---------------------------------------------------------------------------------------
-
-    def conv(self, node: _Node) -> None:
-        a = node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
-        x = self.map_input(node)
-        if a.get("group", 1) != 1:
-            raise node.error(f"group={a['group']} is not supported (groups=1 only)")
-        w, b = self.param(node, 1), self.param(node, 2, optional=True)
-        if w.shape is None or len(w.shape) != 4:
-            raise node.error(f"weight {node.inputs[1]!r} needs a known (M, C, kH, kW) shape")
-        out, cin = w.shape[:2]
-        k, s, p = self.window(node, x, w.shape[2:])
-        if cin != x.shape[0]:
-            raise node.error(f"weight has {cin} input channels, the input {x.shape[0]}")
-        weight = bias = None
-        if w.value is not None and (b is None or b.value is not None):
-            weight, bias = _f64(w.value.transpose(2, 3, 1, 0)), None if b is None else _f64(b.value)
-        layer = self.add(Conv2d(node.name, x.layer, out, kernel=k, stride=s, padding=p,
-                                weight=weight, bias=bias))
-        self.record_codes(node, layer, w, 0)
-        self.set(node, _Value(layer.name, _chw(self.shapes[layer.name]), fold=layer))
+    # graph plumbing (nodes that make no layer of their own) ----------------------------------
 
     def batch_norm(self, node: _Node) -> None:
         a = node.allow("epsilon", "momentum", "spatial", "training_mode")
@@ -449,7 +414,7 @@ class _Importer:
             raise node.error("training_mode=1 and spatial=0 are not supported (inference, per channel)")
         x = self.map_input(node)
         conv = x.fold
-        if not isinstance(conv, Conv2d) or self.uses[node.inputs[0]] != 1:
+        if conv is None or self.uses[node.inputs[0]] != 1:
             raise node.error("only a BatchNormalization right after a Conv whose output feeds "
                              "nothing else is supported (it is folded into the Conv)")
         if conv.name in self.weight_scales:
@@ -466,105 +431,6 @@ class _Importer:
             conv.weight = conv.weight * scale
             conv.bias = ((0.0 if conv.bias is None else conv.bias) - mean) * scale + beta
         self.set(node, dataclasses.replace(x, nonneg=False))
-
-    def relu_node(self, node: _Node) -> None:
-        node.allow()
-        self.set(node, self.relu(node, self.value(node)))
-
-    def clip(self, node: _Node) -> None:
-        node.allow()
-        lo, hi = self.param(node, 1, optional=True), self.param(node, 2, optional=True)
-        bounds = [None if p is None or p.value is None else float(np.ravel(p.value)[0]) for p in (lo, hi)]
-        if lo is None or bounds[0] != 0 or (hi is not None and bounds[1] != math.inf):
-            raise node.error(f"Clip(min={bounds[0]}, max={bounds[1]}) is not supported (only "
-                             f"Clip(min=0) without a finite max, a ReLU: activations saturate at "
-                             f"their largest code, not at a given value)")
-        self.set(node, self.relu(node, self.value(node)))
-
-    def max_pool(self, node: _Node) -> None:
-        node.allow("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides")
-        if len(node.outputs) > 1 and self.uses[node.outputs[1]]:
-            raise node.error("the Indices output is not supported")
-        x = self.map_input(node)
-        k, s, p = self.window(node, x)
-        layer = self.add(MaxPool(node.name, x.layer, kernel=k, stride=s, padding=p))
-        self.set(node, _Value(layer.name, _chw(self.shapes[layer.name]), x.nonneg))
-
-    def average_pool(self, node: _Node) -> None:
-        node.allow("auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads",
-                   "strides")
-        x = self.map_input(node)
-        k, s, p = self.window(node, x)
-        if p:
-            raise node.error(f"padding {p} is not supported (average pooling without padding only)")
-        layer = self.add(AvgPool(node.name, x.layer, kernel=k, stride=s))
-        self.set(node, _Value(layer.name, _chw(self.shapes[layer.name]), x.nonneg))
-
-    def global_average_pool(self, node: _Node) -> None:
-        node.allow()
-        x = self.map_input(node)
-        layer = self.add(GlobalAvgPool(node.name, x.layer))
-        self.set(node, _Value(layer.name, (x.shape[0], 1, 1), x.nonneg))
-
-    def add_node(self, node: _Node) -> None:
-        node.allow()
-        a, b = self.operand(node, 0), self.operand(node, 1)
-        if isinstance(a, _Value) and isinstance(b, _Value):
-            if a.shape != b.shape or a.chw != b.chw:
-                raise node.error(f"inputs of shapes {a.shape} and {b.shape}: only the element-wise sum "
-                                 f"of two equal shapes is supported (a residual join)")
-            layer = self.add(Add(node.name, a=a.layer, b=b.layer))
-            self.set(node, _Value(layer.name, a.shape, a.nonneg and b.nonneg, a.chw))
-            return
-        x, c = (a, b) if isinstance(a, _Value) else (b, a)
-        if not isinstance(x, _Value):
-            raise node.error("adding two constants is not supported")
-        target, name = x.fold, node.inputs[0 if x is a else 1]
-        if not isinstance(target, (Conv2d, Dense)) or self.uses[name] != 1:
-            raise node.error("adding a constant is supported only as the bias of the Conv, Gemm or "
-                             "MatMul whose output it reads (and that feeds nothing else)")
-        cols = x.shape[0]
-        per_channel = [(cols, 1, 1), (1, cols, 1, 1)] if len(x.shape) == 3 else [(cols,), (1, cols)]
-        if c.shape is not None and math.prod(c.shape) != 1 and tuple(c.shape) not in per_channel:
-            raise node.error(f"a bias of shape {c.shape} is not supported (one value per channel: "
-                             f"{' or '.join(map(str, per_channel))}, or a scalar)")
-        if target.weight is None or c.value is None:
-            target.weight = target.bias = None
-        else:
-            bias = np.broadcast_to(_f64(c.value).reshape(-1), (cols,))
-            target.bias = bias + (0.0 if target.bias is None else target.bias)
-        self.set(node, dataclasses.replace(x, nonneg=False))
-
-    def flatten_node(self, node: _Node) -> None:
-        a = node.allow("axis")
-        x = self.value(node)
-        axis = a.get("axis", 1)
-        if axis % (len(x.shape) + 1) != 1:
-            raise node.error(f"axis={axis} is not supported (axis=1: (batch, features))")
-        self.flatten(node, x)
-
-    def reshape(self, node: _Node) -> None:
-        node.allow("allowzero")
-        x, shape = self.value(node), self.param(node, 1)
-        if shape.value is None:
-            raise node.error("the target shape must be a constant with a value")
-        target, size = [int(v) for v in np.ravel(shape.value)], math.prod(x.shape)
-        if not (len(target) == 2 and ((target[0] in (0, 1, -1) and target[1] == size)
-                                      or (target[0] in (0, 1) and target[1] == -1))):
-            raise node.error(f"target shape {target} is not supported (only (batch, features) = "
-                             f"(N, {size}), a flatten)")
-        self.flatten(node, x)
-
-    def gemm(self, node: _Node) -> None:
-        a = node.allow("alpha", "beta", "transA", "transB")
-        if a.get("transA", 0):
-            raise node.error("transA=1 is not supported (the input is (batch, features))")
-        x, b, c = self.value(node), self.param(node, 1), self.param(node, 2, optional=True)
-        self.dense(node, x, b, bool(a.get("transB", 0)), a.get("alpha", 1.0), c, a.get("beta", 1.0))
-
-    def matmul(self, node: _Node) -> None:
-        node.allow()
-        self.dense(node, self.value(node), self.param(node, 1), trans=False)
 
     def identity(self, node: _Node) -> None:
         node.allow()
@@ -650,10 +516,10 @@ class _Importer:
         scales, scale_of = {}, {}
         for layer in net:
             q = self.quant.get(layer.name)
-            if isinstance(layer, (Conv2d, Dense)) and layer.name not in self.weight_scales:
+            if layer.op.weighted and layer.name not in self.weight_scales:
                 raise UserError(f"onnx model {self.name!r}: {layer.kind} node {layer.name!r} has float "
                                 f"weights; a QDQ model needs integer weights read by a DequantizeLinear")
-            if isinstance(layer, _REQUANTIZING):
+            if layer.op.requantizing:
                 q = (None if signed[layer.name] else self.relu_quant(net, layer.name)) or q
                 if q is None:
                     raise UserError(f"onnx model {self.name!r}: the output of {layer.kind} node "
@@ -661,7 +527,7 @@ class _Importer:
                                     f"output of every Conv, Gemm, MatMul, Add and average pool")
                 scales[layer.name] = scale_of[layer.name] = q.scale
                 continue
-            scale_of[layer.name] = self.quant[layer.name].scale if isinstance(layer, Input) \
+            scale_of[layer.name] = self.quant[layer.name].scale if not layer.inputs \
                 else scale_of[layer.inputs[0]]
             if q is not None and not math.isclose(q.scale, scale_of[layer.name], rel_tol=1e-6):
                 raise UserError(f"onnx node {q.node!r} (QuantizeLinear): scale {q.scale:.6g} differs "
@@ -672,28 +538,47 @@ class _Importer:
                          self.weight_peaks)
 
     def relu_quant(self, net: Network, name: str) -> _Quant | None:
-        """The quantization of the first ReLU reached from layer ``name`` through max pools and
-        flattens."""
+        """The quantization of the first activation (a ReLU) reached from layer ``name`` through
+        passthrough layers (max pools, flattens)."""
         for consumer in net.consumers(name):
-            if isinstance(consumer, ReLU) and consumer.name in self.quant:
+            if consumer.op.activation and consumer.name in self.quant:
                 return self.quant[consumer.name]
-            if isinstance(consumer, (MaxPool, Flatten)):
+            if consumer.op.passthrough:
                 found = self.relu_quant(net, consumer.name)
                 if found is not None:
                     return found
         return None
 
 
-_OPS = {
-    "Conv": _Importer.conv, "BatchNormalization": _Importer.batch_norm, "Relu": _Importer.relu_node,
-    "Clip": _Importer.clip, "MaxPool": _Importer.max_pool, "AveragePool": _Importer.average_pool,
-    "GlobalAveragePool": _Importer.global_average_pool, "Add": _Importer.add_node,
-    "Flatten": _Importer.flatten_node, "Reshape": _Importer.reshape, "Gemm": _Importer.gemm,
-    "MatMul": _Importer.matmul, "Identity": _Importer.identity, "Dropout": _Importer.dropout,
-    "Constant": _Importer.constant, "QuantizeLinear": _Importer.quantize_linear,
-    "DequantizeLinear": _Importer.dequantize_linear,
+#: ONNX ops that make no layer of their own (the importer's graph plumbing)
+_PLUMBING = {
+    "BatchNormalization": _Importer.batch_norm, "Identity": _Importer.identity,
+    "Dropout": _Importer.dropout, "Constant": _Importer.constant,
+    "QuantizeLinear": _Importer.quantize_linear, "DequantizeLinear": _Importer.dequantize_linear,
 }
+
+
+def _dispatch(ops: list):
+    """The handler of an ONNX op type claimed by the layer kinds ``ops``: the first whose
+    `~imcflow.sw.ops.Op.onnx_accepts` takes the node, else the first (which names what it does not
+    support)."""
+    def handle(importer, node):
+        op = next((op for op in ops if op.onnx_accepts(importer, node)), ops[0])
+        op.onnx(importer, node)
+    return handle
+
+
+def _handlers() -> dict:
+    """ONNX op type -> ``handler(importer, node)``: the layer kinds' (`imcflow.sw.ops`), then
+    the plumbing."""
+    claims: dict[str, list] = {}
+    for op in registry().values():
+        for op_type in op.onnx_ops:
+            claims.setdefault(op_type, []).append(op)
+    return {**{t: _dispatch(ops) for t, ops in claims.items()}, **_PLUMBING}
+
+
 #: ops the importer converts (docs/onnx.md: their attributes)
-SUPPORTED_OPS = tuple(_OPS)
+SUPPORTED_OPS = tuple(_handlers())
 #: domains besides the default: onnxruntime's contrib Q/DQ (4- and 16-bit types, same semantics)
 _DOMAINS = {op: ("ai.onnx", "com.microsoft") for op in ("QuantizeLinear", "DequantizeLinear")}

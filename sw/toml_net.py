@@ -20,40 +20,29 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from imcflow.errors import UserError
-from imcflow.sw.ir import (LAYER_KINDS, MAX_CHANNELS, MAX_KERNEL, MAX_SIDE, Add, Input, Network,
-                           Shape)
+from imcflow.sw.ir import MAX_CHANNELS, MAX_KERNEL, Network
 from imcflow.sw.networks import he_init, with_weights
+from imcflow.sw.ops import registry
 
 __all__ = ["load_toml", "loads_network", "TOP_KEYS", "LAYER_KEYS"]
 
 #: top-level keys: (type, required)
 TOP_KEYS = {"name": (str, False), "weights": (str, False), "seed": (int, False), "layers": (list, True)}
 
-#: kind -> its keys besides ``name`` and ``kind``: key -> (type, required)
-LAYER_KEYS: dict[str, dict[str, tuple[type, bool]]] = {
-    "input": {"shape": (list, True)},
-    "conv": {"input": (str, False), "out_channels": (int, True), "kernel": (int, True),
-             "stride": (int, False), "padding": (int, False)},
-    "dense": {"input": (str, False), "out_features": (int, True)},
-    "relu": {"input": (str, False)},
-    "maxpool": {"input": (str, False), "kernel": (int, True), "stride": (int, False),
-                "padding": (int, False)},
-    "avgpool": {"input": (str, False), "kernel": (int, True), "stride": (int, False)},
-    "global_avg_pool": {"input": (str, False)},
-    "add": {"inputs": (list, True)},
-    "flatten": {"input": (str, False)},
-}
+#: kind -> its keys besides ``name`` and ``kind``: key -> (type, required) (each op's
+#: `~imcflow.sw.ops.Op.toml_keys`)
+LAYER_KEYS: dict[str, dict[str, tuple[type, bool]]] = {kind: op.toml_keys
+                                                       for kind, op in registry().items()}
 
-_TYPE_NAMES = {str: "a string", int: "an integer", list: "an array"}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "an array"}
 #: allowed values of integer keys (the limits of `imcflow.sw.ir`)
 _RANGE = {"out_channels": (1, MAX_CHANNELS), "out_features": (1, MAX_CHANNELS),
           "kernel": (1, MAX_KERNEL), "stride": (1, MAX_KERNEL), "padding": (0, MAX_KERNEL - 1)}
-#: input shape axes and their largest values
-_AXES = (("height", MAX_SIDE), ("width", MAX_SIDE), ("channels", MAX_CHANNELS))
 
 
 def _check_type(field: str, value, type_: type) -> None:
-    ok = isinstance(value, type_) and not (type_ is int and isinstance(value, bool))
+    allowed = (int, float) if type_ is float else type_  # a number may be written as 6
+    ok = isinstance(value, allowed) and not (type_ in (int, float) and isinstance(value, bool))
     if not ok:
         raise UserError(f"{field}: must be {_TYPE_NAMES[type_]}, not {value!r}")
 
@@ -67,11 +56,12 @@ def _layer(i: int, table, names: list[str]):
     kind = table["kind"]
     if kind not in LAYER_KEYS:
         raise UserError(f"{where}.kind: must be one of {', '.join(LAYER_KEYS)}, not {kind!r}")
-    if i == 0 and kind != "input":
+    op = registry()[kind]
+    if i == 0 and op.role != "source":
         raise UserError(f"{where}.kind: the first layer must be the input, not {kind!r}")
-    if i > 0 and kind == "input":
+    if i > 0 and op.role == "source":
         raise UserError(f"{where}.kind: only the first layer can be an input")
-    keys = LAYER_KEYS[kind]
+    keys = op.toml_keys
     for key in table:
         if key not in keys and key not in ("name", "kind"):
             raise UserError(f"{where}.{key}: unknown key for a {kind} layer; allowed: "
@@ -95,28 +85,17 @@ def _layer(i: int, table, names: list[str]):
         if key in _RANGE and not _RANGE[key][0] <= value <= _RANGE[key][1]:
             lo, hi = _RANGE[key]
             raise UserError(f"{where}.{key}: must be an integer in {lo}..{hi}, not {value!r}")
-        args[key] = value
+        args[key] = float(value) if type_ is float else value
     if "padding" in args and args["padding"] >= args["kernel"]:
         raise UserError(f"{where}.padding: must be smaller than kernel {args['kernel']}, "
                         f"not {args['padding']}")
-    if kind == "input":
-        shape = args["shape"]
-        if len(shape) != 3:
-            raise UserError(f"{where}.shape: must be [height, width, channels], not {shape!r}")
-        for v, (axis, limit) in zip(shape, _AXES):
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= limit:
-                raise UserError(f"{where}.shape: {axis} must be an integer in 1..{limit}, not {v!r}")
-        return Input(name, Shape(*shape))
-    if kind == "add":
-        refs = args.pop("inputs")
-        if len(refs) != 2:
-            raise UserError(f"{where}.inputs: an add needs exactly two inputs, not {refs!r}")
-        for ref in refs:
-            _check_ref(f"{where}.inputs", ref, names)
-        return Add(name, a=refs[0], b=refs[1])
-    args.setdefault("input", names[-1])
-    _check_ref(f"{where}.input", args["input"], names)
-    return LAYER_KINDS[kind](name, **args)
+    if "input" in keys:
+        args.setdefault("input", names[-1])
+    layer = op.from_toml(name, args, where)
+    field = "inputs" if "inputs" in keys else "input"
+    for ref in layer.inputs:
+        _check_ref(f"{where}.{field}", ref, names)
+    return layer
 
 
 def _check_ref(field: str, ref, names: list[str]) -> None:

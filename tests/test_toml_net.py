@@ -20,6 +20,9 @@ EXAMPLES = sorted(p for p in (Path(__file__).parents[1] / "docs" / "examples").g
 
 INPUT = '[[layers]]\nname = "in"\nkind = "input"\nshape = [8, 8, 1]\n'
 CONV = '[[layers]]\nname = "c"\nkind = "conv"\nout_channels = 4\nkernel = 3\npadding = 1\n'
+#: every kind, the core ones first as the schema lists them (then the other kind modules)
+KINDS = ", ".join(LAYER_KEYS)
+assert KINDS.startswith("input, conv, dense, relu, maxpool, avgpool, global_avg_pool, add, flatten")
 
 
 def test_schema_covers_every_layer_kind():
@@ -100,10 +103,9 @@ MALFORMED = [
     ("layer_not_table", 'layers = [1]\n', "layers[0]: must be a table, not 1"),
     ("name_type", 'name = 3\n' + INPUT, "name: must be a string, not 3"),
     ("missing_kind", INPUT + '[[layers]]\nname = "c"\nkernel = 3\n',
-     "layers[1].kind: missing; one of input, conv, dense, relu, maxpool, avgpool, global_avg_pool, add, flatten"),
+     f"layers[1].kind: missing; one of {KINDS}"),
     ("unknown_kind", INPUT + '[[layers]]\nname = "c"\nkind = "convolution"\n',
-     "layers[1].kind: must be one of input, conv, dense, relu, maxpool, avgpool, global_avg_pool, add, "
-     "flatten, not 'convolution'"),
+     f"layers[1].kind: must be one of {KINDS}, not 'convolution'"),
     ("first_not_input", CONV, "layers[0].kind: the first layer must be the input, not 'conv'"),
     ("second_input", INPUT + CONV + INPUT.replace('"in"', '"in2"'), "layers[2].kind: only the first layer can be an input"),
     ("unknown_key", INPUT + CONV.replace("kernel", "kernal"),

@@ -1,0 +1,48 @@
+"""The RTL factories the layer kinds name (`imcflow.sw.ops.Op.rtl`): each builds the Amaranth
+component of one pipeline stage of `imcflow.gen.accelerator.Accelerator`.
+
+Every factory is ``factory(l, q, sources, arch, target)``: the stage's
+`~imcflow.sw.mapper.LayerMapping` ``l`` (window buffer, replication, input shape), its quantized
+layer ``q``, the `~imcflow.hw.streams.VectorLayout` of each input stream, the `Arch` and the
+crossbar flavour.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Shape
+
+from imcflow.gen.accelerator import CrossbarStage
+from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
+from imcflow.hw.residual import Join
+
+__all__ = ["crossbar_stage", "max_pool_stage", "avg_pool_stage", "global_avg_pool_stage",
+           "join_stage"]
+
+
+def crossbar_stage(l, q, sources, arch, target):
+    """A `~imcflow.gen.accelerator.CrossbarStage` (every crossbar kind)."""
+    return CrossbarStage(q, arch, strategy=l.buffer, replication=l.replication, target=target)
+
+
+def max_pool_stage(l, q, sources, arch, target):
+    s, (src,) = l.in_shape, sources
+    return MaxPool(s.h, s.w, s.c, src.bits, q.kernel, q.stride, q.padding, signed=src.signed,
+                   strategy=l.buffer)
+
+
+def avg_pool_stage(l, q, sources, arch, target):
+    s, (src,) = l.in_shape, sources
+    return AvgPool(s.h, s.w, s.c, src.bits, q.kernel, q.stride, signed=src.signed, mult=q.mult,
+                   shift=q.shift, act_bits=arch.act_bits, act_signed=q.signed, strategy=l.buffer)
+
+
+def global_avg_pool_stage(l, q, sources, arch, target):
+    s, (src,) = l.in_shape, sources
+    return GlobalAvgPool(s.h, s.w, s.c, src.bits, signed=src.signed, mult=q.mult, shift=q.shift,
+                         act_bits=arch.act_bits, act_signed=q.signed)
+
+
+def join_stage(l, q, sources, arch, target):
+    a, b = (Shape(x.bits, x.signed) for x in sources)
+    return Join(l.in_shape.c, a, b, mult_a=q.mult_a, mult_b=q.mult_b, shift=q.shift,
+                act_bits=arch.act_bits, act_signed=q.signed)
