@@ -80,23 +80,24 @@ def run(args) -> int:
 def text(f: dict) -> str:
     """The run in a few lines: bit-exactness and accuracy, what failed, timing next to the
     model's, throughput and engine speed."""
-    lines = []
     layers = (f"every layer ({f['layers_checked']} stages) and the output" if f["layers_checked"]
               else "the output (no taps in this top)")
-    lines.append(f"arch: {f['arch_name']}; crossbars: {f['target']} flavour")
-    lines.append(f"{f['top']}: {f['bit_exact']} of {f['images']} images bit-exact at {layers}"
-                 + (f", accuracy {f['accuracy']:.3f}" if f.get("accuracy") is not None else ""))
-    lines += failures(f)
-    lines.append(f"cycles per image {_fmt(f['cycles_per_image'], '.1f')} (model "
-                 f"{_fmt(f.get('model_cycles_per_image'), '.1f')}); latency {_fmt(f['latency_cycles'])} "
-                 f"cycles (model {_fmt(f.get('model_latency_cycles'))}); largest difference from the "
-                 f"model: {_fmt(f.get('model_completion_error_cycles'))} cycles per image completion, "
-                 f"{_fmt(f.get('model_handshake_error_cycles'))} per stage handshake")
-    lines.append(f"throughput {_fmt(f['throughput_ips'], ',.0f')} images/s at {f['clock_mhz']:g} MHz "
-                 f"(model {_fmt(f.get('model_throughput_ips'), ',.0f')}); {f['engine']} engine: "
-                 f"{_fmt(f['cycles_per_second'], ',')} simulated cycles/s "
-                 f"({_fmt(f['cycles_per_cpu_second'], ',')} per CPU second), build "
-                 f"{'cached' if f['cached'] else str(f['build_seconds']) + ' s'}")
+    accuracy = f", accuracy {f['accuracy']:.3f}" if f.get("accuracy") is not None else ""
+    build = "cached" if f["cached"] else f"{f['build_seconds']} s"
+    lines = [f"arch: {f['arch_name']}; crossbars: {f['target']} flavour",
+             f"{f['top']}: {f['bit_exact']} of {f['images']} images bit-exact at {layers}"
+             f"{accuracy}",
+             *failures(f),
+             f"cycles per image {_fmt(f['cycles_per_image'], '.1f')} (model "
+             f"{_fmt(f.get('model_cycles_per_image'), '.1f')}); latency "
+             f"{_fmt(f['latency_cycles'])} cycles (model {_fmt(f.get('model_latency_cycles'))}); "
+             f"largest difference from the model: {_fmt(f.get('model_completion_error_cycles'))} "
+             f"cycles per image completion, {_fmt(f.get('model_handshake_error_cycles'))} per "
+             f"stage handshake",
+             f"throughput {_fmt(f['throughput_ips'], ',.0f')} images/s at {f['clock_mhz']:g} MHz "
+             f"(model {_fmt(f.get('model_throughput_ips'), ',.0f')}); {f['engine']} engine: "
+             f"{_fmt(f['cycles_per_second'], ',')} simulated cycles/s "
+             f"({_fmt(f['cycles_per_cpu_second'], ',')} per CPU second), build {build}"]
     if f["waveform"] and not failures(f):
         lines.append(f"waveform: {f['waveform']}")
     return "\n".join(lines)

@@ -5,8 +5,9 @@ Public API (``from imcflow.sw import load_network, map_network``): architectures
 `PRESETS`, `load_arch`), networks (`Network`, `Shape`, `load_network`, `load_qnetwork`), data
 (`load_dataset`, `calibrated`), quantization (`QNetwork`, `quantize`), the mapper (`Mapping`,
 `map_network`), the performance model (`Performance`, `analyze`), the mapping report
-(`summarize`), the cost model (`CostModel`), accuracy (`accuracy`) and exploration (`explore`).
-The golden model is `imcflow.sw.inference` (`run`, `trace`).
+(`summarize`) and the cost model (`CostModel`). The golden model is `imcflow.sw.inference`
+(`run`, `trace`); accuracy and exploration are the modules `imcflow.sw.accuracy` and
+`imcflow.sw.explore` (a function named like its module is imported from the module).
 """
 
 from importlib import import_module
@@ -30,8 +31,6 @@ _API = {
     "analyze": "imcflow.sw.perf",
     "summarize": "imcflow.sw.report",
     "CostModel": "imcflow.sw.cost",
-    "accuracy": "imcflow.sw.accuracy",
-    "explore": "imcflow.sw.explore",
 }
 __all__ = sorted(_API)
 

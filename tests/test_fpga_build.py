@@ -169,6 +169,19 @@ def test_build_command_takes_a_generated_fpga_directory(tmp_path, capsys, tiny_d
     assert not out.exists()
 
 
+def test_the_network_shortcut_is_the_generated_design(tiny_dir):
+    # `fpga build --network N` builds what `imcflow gen --network N --target fpga` wrote: the
+    # same top (its name carries the configuration's hash), network, mapping and design id.
+    from imcflow.fpga.design import load_design
+
+    generated, prepared = load_design(tiny_dir / "fpga"), prepare_design(tiny_dir / "tiny.toml")
+    assert generated.generated.name == prepared.generated.name
+    assert generated.generated.mapping.to_json() == prepared.generated.mapping.to_json()
+    assert generated.design_id == prepared.design_id and generated.qnet.arch.clock_mhz == 25.0
+    assert (generated.field, prepared.field) == ("DIR", "--network")
+    assert generated.accelerator.mapping == generated.generated.mapping
+
+
 def test_a_failing_tool_leaves_no_output_and_keeps_its_log(tmp_path, capsys, tiny, monkeypatch):
     # (--network: the shortcut that prepares the accelerator as `imcflow gen` would)
     monkeypatch.setenv("IMCFLOW_CACHE", str(tmp_path / "cache"))
@@ -294,7 +307,7 @@ def test_yosys_follows_the_memory_plan(tmp_path):
     uses = memories(system, "t")
     placement = memory_plan(uses, board("ulx3s-85f"))
     buffer, = placement["placements"]
-    assert (buffer["path"], buffer["read_ports"], buffer["width"]) == ("t.accelerator.window.buffer.memory", 4, 8)
+    assert (buffer["path"], buffer["read_ports"], buffer["width"]) == ("t.accelerator.fc.window.buffer.memory", 4, 8)
     assert (buffer["style"], buffer["brams"], placement["brams"]) == ("block", 4, 4)
     assert {u.path for u in uses if u.read_ports == 1} >= {"t.link.receiver.images", "t.link.replies.storage"}
     assert memory_plan(uses, replace(board("ulx3s-85f"), brams=4))["placements"][0]["style"] == "distributed"

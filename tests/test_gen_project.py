@@ -75,3 +75,46 @@ def test_config_hash_follows_every_input():
 def test_top_name_is_a_verilog_identifier():
     assert top_name("digits", "0123456789abcdef") == "imcflow_digits_01234567"
     assert top_name("my-net.v2", "fedcba9876543210") == "imcflow_my_net_v2_fedcba98"
+
+
+def test_one_mapping_per_generation(tmp_path, monkeypatch):
+    # generate maps the network once (prepare); the report maps only the other buffer strategy
+    # (its trade-off) and, with a core budget, the unreplicated pipeline it compares with.
+    from imcflow import rtl
+    from imcflow.gen import project
+    from imcflow.sw import report
+
+    calls = {"project": 0, "report": 0}
+
+    def counted(where, real):
+        def map_network(*args, **kwargs):
+            calls[where] += 1
+            return real(*args, **kwargs)
+        return map_network
+
+    monkeypatch.setattr(project, "map_network", counted("project", project.map_network))
+    monkeypatch.setattr(report, "map_network", counted("report", report.map_network))
+    monkeypatch.setattr(rtl, "lint", lambda *args, **kwargs: None)    # no Verilator here
+    gen = project.generate(tmp_path / "a", small_net(), "small", progress=False)
+    assert calls == {"project": 1, "report": 1}
+    assert gen.manifest["mapping"]["crossbars"] == gen.mapping.crossbars
+    project.generate(tmp_path / "b", small_net(), "small", core_budget="2x", progress=False)
+    assert calls == {"project": 2, "report": 3}
+
+
+def test_the_default_arch_follows_the_crossbar_flavour():
+    # Without an arch, `imcflow gen --target fpga` and `imcflow fpga build --network` both take
+    # the fpga preset, `--target sim` the default one; an explicit arch wins.
+    from imcflow.gen.project import TARGET_ARCH, prepare
+    from imcflow.sw.arch import PRESETS
+
+    assert TARGET_ARCH == {"sim": "default", "fpga": "fpga"}
+    for target, preset in TARGET_ARCH.items():
+        gen = prepare(small_net(), target=target)
+        assert gen.qnet.arch == PRESETS[preset] and gen.manifest["arch_name"] == preset
+        assert gen.target == target and gen.directory is None
+    gen = prepare(small_net(), "small", target="fpga", buffer="frame")
+    assert gen.qnet.arch == PRESETS["small"].replace(buffer="frame")
+    assert gen.manifest["arch_name"] == "small, buffer=frame"
+    with pytest.raises(UserError, match=r"^target: must be one of sim, fpga, not 'asic'$"):
+        prepare(small_net(), target="asic")

@@ -8,9 +8,10 @@ per-cycle loop, parameters, report) and `streams` (driver and monitor). Both: `s
 golden words). Whole accelerators: `sim` (``imcflow sim``: `simulate`, `passed`) on the engines
 `engine` (C++ harness) and `cocotb_engine`, compared by `compare`, deadlocks named by `diagnose`.
 
-Public API (``from imcflow.verif import simulate, Scoreboard``): `simulate`, `passed`, `diagnose`,
+Public API (``from imcflow.verif import simulate, Scoreboard``): `simulate`, `passed`,
 `Scoreboard`, `StreamDriver`, `StreamMonitor`, `Bench`, `run_streams`, `Bank`,
-`AxiStreamChecker`, `BuildError`, `SimulationError`.
+`AxiStreamChecker`, `BuildError`, `SimulationError`. (A name that is also a module's, such as
+``diagnose``, is taken from its module: ``from imcflow.verif.diagnose import diagnose``.)
 """
 
 from importlib import import_module
@@ -19,7 +20,6 @@ from importlib import import_module
 _API = {
     "simulate": "imcflow.verif.sim",
     "passed": "imcflow.verif.sim",
-    "diagnose": "imcflow.verif.diagnose",
     "Scoreboard": "imcflow.verif.scoreboard",
     "StreamDriver": "imcflow.verif.streams",
     "StreamMonitor": "imcflow.verif.streams",

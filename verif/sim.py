@@ -33,6 +33,8 @@ itself (options and text) is `imcflow.cli.sim`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -261,68 +263,115 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
     qnet, manifest = gen.qnet, gen.manifest
     pixels, labels, held = test_images(gen, images, seed)
     verilog = _verilog(gen)
-    schedule, model_deadlock, (ref_latency, ref_period) = _model_timing(gen, images, seed, idle,
-                                                                        backpressure)
-    slowdown = 1 / ((1 - idle) * (1 - backpressure))
-    bound = math.ceil(WATCHDOG_FACTOR * max(ref_latency, ref_period) * slowdown)
-    per_image = qnet.output.shape.pixels
-    plan = {"seed": seed, "idle": idle, "backpressure": backpressure, "watchdog": bound,
-            "timeout": bound + math.ceil(4 * (ref_latency + images * ref_period) * slowdown),
-            "out_beats": images * per_image}
-
-    if engine == "cpp":
-        r, harness, wave, rerun = _cpp(gen, verilog, pixels, plan, waves=waves,
-                                       full_waves=full_waves, progress=progress)
-        build_seconds, cached, build_cpu = harness.seconds, harness.cached, harness.cpu_seconds
-        random_init = harness.random_init
-    else:
-        plan.pop("out_beats")
-        r, build_seconds, wave, _ = cocotb_engine.run(gen, verilog, pixels, plan, waves=waves,
-                                                      full_waves=full_waves, progress=progress)
-        cached, rerun, build_cpu, random_init = None, None, None, None
+    schedule, model_deadlock, plan = _plan(gen, images, seed, idle, backpressure)
+    run = _run(engine, gen, verilog, pixels, plan, waves=waves, full_waves=full_waves,
+               progress=progress)
+    r, per_image = run.results, qnet.output.shape.pixels
 
     streams = compare.Streams(qnet, pixels, (r.out_values, r.out_last), r.taps)
     figures = {"directory": str(directory), "network": qnet.name, "top": gen.name,
                "config_hash": manifest["config_hash"], "arch_name": manifest.get("arch_name"),
-               "arch": manifest.get("arch"), "target": manifest.get("target"), "engine": engine, "images": images,
-               "seed": seed, "idle": idle, "backpressure": backpressure, **streams.figures()}
-    if labels is not None:   # over the held-out images, from complete outputs only
-        complete = len(r.out_values) >= held * per_image
-        rtl = r.out_values[:held * per_image].reshape(held, -1)
-        figures.update(held_out_images=held,
-                       accuracy=float(np.mean(rtl.argmax(axis=1) == labels[:held]))
-                       if complete else None,
-                       golden_accuracy=float(np.mean(streams.golden_output[:held].argmax(axis=1)
-                                                     == labels[:held])))
-    deadlock = r.watchdog and (r.watchdog.get("message") or diagnose(
-        r.watchdog["status"], manifest["status"]["links"], idle_cycles=r.watchdog["idle_cycles"],
-        bound=bound))
-    figures.update(
-        deadlock=deadlock, model_deadlock=model_deadlock,
-        timeout=(f"timeout after {plan['timeout']} cycles with {len(r.out_cycles)} of "
-                 f"{images * per_image} output beats" if r.timeout else None),
-        protocol_violation=r.violation and (f"{r.violation['message']} in cycle "
-                                            f"{r.violation['cycle']}"))
+               "arch": manifest.get("arch"), "target": manifest.get("target"), "engine": engine,
+               "images": images, "seed": seed, "idle": idle, "backpressure": backpressure,
+               **streams.figures()}
+    if labels is not None:
+        figures.update(_accuracy(r, streams, labels, held, per_image))
+    figures.update(_stops(r, manifest, plan, images * per_image), model_deadlock=model_deadlock)
     figures.update(_timing(r, images, per_image, schedule, qnet.arch.clock_mhz,
                            full_rate=idle == 0 and backpressure == 0))
     if schedule is not None:
         shapes = {name: (qnet[name].shape.h, qnet[name].shape.w, qnet[name].shape.c)
                   for name in r.taps}
         figures.update(compare.timing(schedule, images, r.out_cycles, per_image, r.taps, shapes))
-    if not passed(figures) and rerun is not None and wave is None:
-        wave = rerun(_first_failure_cycle(r, figures))
-    figures.update(
-        waveform=str(wave) if wave else None,
-        activation_memory_bits=manifest["mapping"]["activation_memory_bits"],
-        crossbars=manifest["mapping"]["crossbars"], clock_mhz=qnet.arch.clock_mhz,
-        simulated_cycles=r.cycles, build_seconds=round(build_seconds, 1), cached=cached,
-        build_cpu_seconds=None if build_cpu is None else round(build_cpu, 1),
-        random_init=random_init,
-        sim_seconds=round(r.wall_seconds, 2), sim_cpu_seconds=None if r.cpu_seconds is None else round(r.cpu_seconds, 2),
-        cycles_per_second=round(r.cycles / r.wall_seconds) if r.wall_seconds else None,
-        images_per_second=round(images / r.wall_seconds, 1) if r.wall_seconds else None,
-        cycles_per_cpu_second=round(r.cycles / r.cpu_seconds) if r.cpu_seconds else None)
+    wave = run.wave
+    if not passed(figures) and run.rerun is not None and wave is None:
+        wave = run.rerun(_first_failure_cycle(r, figures))
+    figures.update(waveform=str(wave) if wave else None,
+                   activation_memory_bits=manifest["mapping"]["activation_memory_bits"],
+                   crossbars=manifest["mapping"]["crossbars"], clock_mhz=qnet.arch.clock_mhz,
+                   **_speed(run, images))
     return figures
+
+
+def _plan(gen, images: int, seed: int, idle: float, backpressure: float):
+    """``(schedule or None, model deadlock or None, plan)``: the model's schedule of the run
+    (`_model_timing`) and the engines' arguments: seed, stall probabilities, the watchdog
+    (`WATCHDOG_FACTOR` times the model's latency or period, stretched by the stalls), a timeout
+    for the whole run and the output beats expected."""
+    schedule, model_deadlock, (ref_latency, ref_period) = _model_timing(gen, images, seed, idle,
+                                                                        backpressure)
+    slowdown = 1 / ((1 - idle) * (1 - backpressure))
+    bound = math.ceil(WATCHDOG_FACTOR * max(ref_latency, ref_period) * slowdown)
+    plan = {"seed": seed, "idle": idle, "backpressure": backpressure, "watchdog": bound,
+            "timeout": bound + math.ceil(4 * (ref_latency + images * ref_period) * slowdown),
+            "out_beats": images * gen.qnet.output.shape.pixels}
+    return schedule, model_deadlock, plan
+
+
+@dataclass(frozen=True)
+class _EngineRun:
+    """What an engine's run gives the figures: its recorded results, its build and how to rerun
+    it with tracing (the C++ engine only)."""
+
+    results: object
+    build_seconds: float
+    cached: bool | None
+    build_cpu_seconds: float | None
+    random_init: bool | None
+    wave: Path | None
+    rerun: Callable[[int], Path] | None
+
+
+def _run(engine: str, gen, verilog: str, pixels, plan: dict, *, waves: bool, full_waves: bool,
+         progress: bool) -> _EngineRun:
+    if engine == "cpp":
+        r, harness, wave, rerun = _cpp(gen, verilog, pixels, plan, waves=waves,
+                                       full_waves=full_waves, progress=progress)
+        return _EngineRun(r, harness.seconds, harness.cached, harness.cpu_seconds,
+                          harness.random_init, wave, rerun)
+    plan = {k: v for k, v in plan.items() if k != "out_beats"}
+    r, build_seconds, wave, _ = cocotb_engine.run(gen, verilog, pixels, plan, waves=waves,
+                                                  full_waves=full_waves, progress=progress)
+    return _EngineRun(r, build_seconds, None, None, None, wave, None)
+
+
+def _accuracy(r, streams, labels, held: int, per_image: int) -> dict:
+    """Accuracy of the RTL's and the golden model's outputs over the held-out images (the RTL's
+    from complete outputs only)."""
+    complete = len(r.out_values) >= held * per_image
+    rtl = r.out_values[:held * per_image].reshape(held, -1)
+    return {"held_out_images": held,
+            "accuracy": float(np.mean(rtl.argmax(axis=1) == labels[:held])) if complete else None,
+            "golden_accuracy": float(np.mean(streams.golden_output[:held].argmax(axis=1)
+                                             == labels[:held]))}
+
+
+def _stops(r, manifest: dict, plan: dict, beats: int) -> dict:
+    """Why a run stopped early, if it did: a deadlock (the watchdog, diagnosed from the
+    ``status`` port), the timeout, or an AXI4-Stream protocol violation."""
+    deadlock = r.watchdog and (r.watchdog.get("message") or diagnose(
+        r.watchdog["status"], manifest["status"]["links"], idle_cycles=r.watchdog["idle_cycles"],
+        bound=plan["watchdog"]))
+    return {"deadlock": deadlock,
+            "timeout": (f"timeout after {plan['timeout']} cycles with {len(r.out_cycles)} of "
+                        f"{beats} output beats" if r.timeout else None),
+            "protocol_violation": r.violation and (f"{r.violation['message']} in cycle "
+                                                   f"{r.violation['cycle']}")}
+
+
+def _speed(run: _EngineRun, images: int) -> dict:
+    """The build's and the simulation's times and speeds."""
+    r = run.results
+    return {"simulated_cycles": r.cycles, "build_seconds": round(run.build_seconds, 1),
+            "cached": run.cached,
+            "build_cpu_seconds": None if run.build_cpu_seconds is None
+            else round(run.build_cpu_seconds, 1),
+            "random_init": run.random_init,
+            "sim_seconds": round(r.wall_seconds, 2),
+            "sim_cpu_seconds": None if r.cpu_seconds is None else round(r.cpu_seconds, 2),
+            "cycles_per_second": round(r.cycles / r.wall_seconds) if r.wall_seconds else None,
+            "images_per_second": round(images / r.wall_seconds, 1) if r.wall_seconds else None,
+            "cycles_per_cpu_second": round(r.cycles / r.cpu_seconds) if r.cpu_seconds else None}
 
 
 def passed(figures: dict) -> bool:
