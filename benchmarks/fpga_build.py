@@ -1,12 +1,13 @@
 """The full FPGA build of a network on a board: utilisation, Fmax and build time.
 
     python benchmarks/fpga_build.py [--board ulx3s-85f] [--network digits] [--arch fpga]
-                                    [--clock-mhz F] [-o DIR]
+                                    [--clock-mhz F] [--seeds N] [-o DIR]
 
 Runs ``imcflow fpga build`` (the whole-network accelerator of `imcflow.gen` behind the UART host
 link, on the board's top with its PLL) and prints the figures of its report: LUTs, flip-flops,
 block RAMs and multipliers used of those available, Fmax against the target clock, the critical
-path and what it comes from, the binding limit, and the time of each tool. The output directory
+path and what it comes from, the binding limit, the time of each tool (wall and CPU) and of each
+nextpnr phase per seed (`imcflow fpga build --seeds`). The output directory
 (default: a temporary one) keeps the bitstream and report.md. Expect minutes: Yosys and
 nextpnr run as WebAssembly, single-threaded.
 """
@@ -27,6 +28,7 @@ def main() -> int:
     parser.add_argument("--network", default="digits")
     parser.add_argument("--arch", default=None)
     parser.add_argument("--clock-mhz", default=None)
+    parser.add_argument("--seeds", default=None, help="nextpnr seeds, the best kept")
     parser.add_argument("-o", "--output", default=None, help="keep the build here")
     args = parser.parse_args()
 
@@ -35,6 +37,7 @@ def main() -> int:
                "--network", args.network, "-o", output, "--json"]
     command += ["--arch", args.arch] if args.arch else []
     command += ["--clock-mhz", args.clock_mhz] if args.clock_mhz else []
+    command += ["--seeds", args.seeds] if args.seeds else []
     start = time.monotonic()
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True)   # progress: stderr
     if done.returncode != 0:
@@ -54,8 +57,15 @@ def main() -> int:
               f"{cp['delay_ns']['routing']:.2f} ns routing; from {', '.join(cp['sources'][:6]) or '?'}")
     print(f"  binding limit: {b['binds']}; most used resource: {b['resource']} "
           f"{100 * b['utilization']:.1f} %")
-    print("  build time: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["tool_seconds"].items())
+    cpu = r.get("tool_cpu_seconds", {})
+    print("  build time: " + ", ".join(f"{k} {v:.0f} s ({cpu.get(k, 0):.0f} s CPU)"
+                                       for k, v in r["tool_seconds"].items())
           + f"; total {time.monotonic() - start:.0f} s")
+    print(f"  nextpnr {' '.join(r.get('nextpnr_options', []))}:")
+    for run in r.get("nextpnr_runs", []):
+        print(f"    seed {run['seed']}: {run['fmax_mhz']:.2f} MHz, {run['seconds']:.0f} s "
+              f"({run['cpu_seconds']:.0f} s CPU): "
+              + ", ".join(f"{p} {s:.0f} s" for p, s in run["phases"].items()))
     print(f"  bitstream and report: {output}")
     return 0
 

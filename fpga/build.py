@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from imcflow import toolchain
+from imcflow.errors import UserError
 from imcflow.files import atomic_directory, cache_dir
 
 __all__ = ["FlowError", "RESOURCES", "build_board", "parse_utilization", "parse_timing",
@@ -46,6 +48,16 @@ RESOURCE_NAMES = {
 }
 #: the log each tool writes (to show its progress)
 _LOGS = {"yosys": "top.rpt", "nextpnr-ecp5": "top.tim", "nextpnr-ice40": "top.tim"}
+#: nextpnr's options beyond the build plan's (device, constraints, outputs, ``--report`` and
+#: ``--timing-allow-fail``), per family: what the flow chose for run time (docs/fpga.md,
+#: "Build time"); ``build_board(nextpnr_options=...)`` replaces them
+NEXTPNR_OPTIONS = {"ecp5": ("--router", "router2"), "ice40": ()}
+#: the files a nextpnr run writes, kept per seed when several run
+_NEXTPNR_OUTPUTS = ("top.config", "top.asc", "top.report.json", "top.tim")
+#: nextpnr's phases, in order, and the log line that starts each
+PHASES = (("reading", "Info: Reading"), ("packing", "Info: Packing"),
+          ("placing", "placement"), ("placing", "placer"), ("routing", "Routing"),
+          ("routing", "router"), ("reporting", "Critical path report"))
 #: bitstream file per family
 BITSTREAMS = {"ecp5": "top.bit", "ice40": "top.bin"}
 #: constraint files of the Amaranth build plan copied beside the bitstream (ECP5 pins and
@@ -70,29 +82,77 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
+class Phases:
+    """nextpnr's phase (`PHASES`) from its log, read as it grows: `detail` is the phase, its
+    elapsed time and the log's last line; `seconds` the wall time of each phase seen (to the
+    resolution of the calls to `detail`, twice a second under `imcflow.progress.Ticker`)."""
+
+    def __init__(self, log: Path):
+        self.log, self.offset, self.phase, self.last = log, 0, None, ""
+        self.starts: dict[str, float] = {}
+        self.order = [name for name, _ in PHASES]
+
+    def _read(self) -> None:
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(self.offset)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return
+        cut = text.rfind("\n") + 1   # whole lines only
+        self.offset += len(text[:cut].encode())
+        for line in text[:cut].splitlines():
+            if line.strip():
+                self.last = line.strip()
+            for name, marker in PHASES:
+                current = self.order.index(self.phase) if self.phase else -1
+                if marker in line and self.order.index(name) > current:
+                    self.phase = name
+                    self.starts.setdefault(name, time.monotonic())
+
+    def detail(self) -> str:
+        self._read()
+        if self.phase is None:
+            return self.last
+        return f"{self.phase} {time.monotonic() - self.starts[self.phase]:.0f} s: {self.last}"
+
+    def seconds(self, end: float) -> dict[str, float]:
+        self._read()
+        names = list(self.starts)
+        return {n: round((self.starts[names[k + 1]] if k + 1 < len(names) else end)
+                         - self.starts[n], 1) for k, n in enumerate(names)}
+
+
 class _Progress:
     """Runs the flow's tools with their progress on stderr (`imcflow.progress.Ticker`: the
-    running tool, its elapsed time and its log's last line, refreshed in place on a terminal,
-    a plain line every `imcflow.progress.EVERY` seconds elsewhere)."""
+    running tool, its elapsed time and its log's last line, or nextpnr's phase and its elapsed
+    time, refreshed in place on a terminal, a plain line every `imcflow.progress.EVERY` seconds
+    elsewhere)."""
 
     def __init__(self, stream=None, every: float | None = None):
         self.stream, self.every = stream, every
+        self.cpu_seconds = 0.0   # of the last tool run (user + system, from its rusage)
 
     def line(self, text: str) -> None:
         from imcflow.progress import note
         note("fpga", text, self.stream)
 
-    def run(self, tool: str, argv: list[str], cwd: Path, env: dict) -> float:
+    def run(self, tool: str, argv: list[str], cwd: Path, env: dict, *, label: str | None = None,
+            detail=None) -> float:
         from imcflow.progress import Ticker
 
         log = cwd / _LOGS[tool] if tool in _LOGS else None
         out = cwd / f"{tool}.out"
-        detail = (lambda: _last_line(log)) if log else None
-        with open(out, "wb") as sink, Ticker("fpga", tool, detail, stream=self.stream,
+        detail = detail or ((lambda: _last_line(log)) if log else None)
+        with open(out, "wb") as sink, Ticker("fpga", label or tool, detail, stream=self.stream,
                                              every=self.every) as ticker:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
             try:
                 code = proc.wait()
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                self.cpu_seconds = (after.ru_utime - before.ru_utime
+                                    + after.ru_stime - before.ru_stime)
             except BaseException:
                 proc.kill()
                 proc.wait()
@@ -209,6 +269,12 @@ def render_markdown(report: dict) -> str:
               f"{report['window']} images, design id 0x{report['design_id']:08x}",
               f"- bitstream: `{report['bitstream']}`; build time {report['build_seconds']:.0f} s "
               f"(" + ", ".join(f"{t} {s:.0f} s" for t, s in report["tool_seconds"].items()) + ")",
+              "- nextpnr " + " ".join(report.get("nextpnr_options", [])) + ": "
+              + "; ".join(f"seed {r['seed']} {r['fmax_mhz']:.2f} MHz in {r['seconds']:.0f} s, "
+                          f"{r['cpu_seconds']:.0f} s CPU ("
+                          + ", ".join(f"{p} {s:.0f} s" for p, s in r["phases"].items()) + ")"
+                          for r in report.get("nextpnr_runs", []))
+              + f"; kept seed {report.get('seed')}",
               "", "## Utilisation", "", "| resource | used | available | % |",
               "| --- | ---: | ---: | ---: |"]
     for name in ("luts", "ffs", "brams", "dsps"):
@@ -255,9 +321,50 @@ def _failed_dir(name: str) -> Path:
     return cache_dir("fpga", "failed") / name
 
 
+def _fmax(report: dict) -> float:
+    """The slowest clock's Fmax in a nextpnr report (0 without one)."""
+    return min((v["achieved"] for v in report.get("fmax", {}).values()), default=0.0)
+
+
+def _place_and_route(progress: _Progress, tool: str, argv: list[str], work: Path, env: dict,
+                     seeds: int) -> tuple[float, list[dict]]:
+    """nextpnr with ``--seed 1 .. seeds``, one after the other; the run with the highest Fmax
+    (the first of equals) is left in ``work``. Returns the total seconds and, per seed, its
+    Fmax, seconds and phase seconds."""
+    runs, best, total = [], None, 0.0
+    for seed in range(1, seeds + 1):
+        phases = Phases(work / _LOGS[tool])
+        (work / _LOGS[tool]).unlink(missing_ok=True)
+        label = tool if seeds == 1 else f"{tool} seed {seed}/{seeds}"
+        start = time.monotonic()
+        seconds = progress.run(tool, [*argv, "--seed", str(seed)], work, env, label=label,
+                               detail=phases.detail)
+        total += seconds
+        fmax = _fmax(json.loads((work / "top.report.json").read_text()))
+        runs.append({"seed": seed, "fmax_mhz": round(fmax, 2), "seconds": round(seconds, 1),
+                     "cpu_seconds": round(progress.cpu_seconds, 1),
+                     "phases": phases.seconds(start + seconds)})
+        if seeds > 1:
+            kept = work / f"seed{seed}"
+            kept.mkdir(exist_ok=True)
+            for name in _NEXTPNR_OUTPUTS:
+                if (work / name).exists():
+                    shutil.copyfile(work / name, kept / name)
+            if best is None or runs[-1]["fmax_mhz"] > runs[best - 1]["fmax_mhz"]:
+                best = seed
+    if seeds > 1:
+        progress.line(f"keeping seed {best} of {seeds} (Fmax " + ", ".join(
+            f"{r['fmax_mhz']:.2f}" for r in runs) + " MHz)")
+        for name in _NEXTPNR_OUTPUTS:
+            if (work / f"seed{best}" / name).exists():
+                shutil.copyfile(work / f"seed{best}" / name, work / name)
+    return total, runs
+
+
 def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
                 yosys_script: str = "", progress: _Progress | None = None,
-                force: bool = False) -> dict:
+                force: bool = False, seeds: int = 1,
+                nextpnr_options: tuple[str, ...] | None = None) -> dict:
     """Build ``top`` (a `~imcflow.fpga.top.BoardTop`) into directory ``output``.
 
     Parameters
@@ -272,13 +379,20 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
     yosys_script : str
         Yosys commands run after reading the design and before synthesis
         (`imcflow.fpga.resources.yosys_script`).
+    seeds : int
+        nextpnr runs with ``--seed 1`` to ``--seed seeds``, one after the other; the bitstream
+        and the report are the run with the highest Fmax (``report["nextpnr_runs"]`` lists
+        each).
+    nextpnr_options : sequence of str, optional
+        nextpnr's options beyond the plan's (default: `NEXTPNR_OPTIONS` of the family).
 
     Returns
     -------
     dict
         The report: board, device, family, ``luts``/``ffs``/``brams``/``dsps`` (``used``,
         ``available``), ``fmax_mhz``, ``target_mhz``, ``timing`` (per clock, critical path),
-        ``binding``, ``bitstream`` (absolute path), tool times and versions, and ``details``.
+        ``binding``, ``bitstream`` (absolute path), tool times and versions, nextpnr's options,
+        runs (seed, Fmax, seconds, seconds per phase) and the kept seed, and ``details``.
 
     Raises
     ------
@@ -288,6 +402,10 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         If a tool is missing or ``output`` cannot be written.
     """
     board = top.board
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise UserError(f"--seeds: must be a positive integer, not {seeds!r}")
+    if nextpnr_options is None:
+        nextpnr_options = NEXTPNR_OPTIONS[board.family]
     progress = progress or _Progress()
     tools_env = toolchain.environ()
     start = time.monotonic()
@@ -298,15 +416,21 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         platform = board.platform()
         overrides = {"script_after_read": yosys_script} if yosys_script else {}
         plan = platform.build(top, name="top", do_build=False,
-                              nextpnr_opts="--report top.report.json --timing-allow-fail",
+                              nextpnr_opts=" ".join(["--report top.report.json",
+                                                     "--timing-allow-fail", *nextpnr_options]),
                               **overrides)
         plan.extract(str(work))
         commands = json.loads((work / "build_top.json").read_text())["commands"]
-        tool_seconds = {}
+        tool_seconds, tool_cpu, runs = {}, {}, []
         try:
             for tool, *args in commands:
-                tool_seconds[tool] = round(progress.run(tool, [toolchain.require(tool), *args],
-                                                        work, tools_env), 1)
+                argv = [toolchain.require(tool), *args]
+                if tool.startswith("nextpnr"):
+                    seconds, runs = _place_and_route(progress, tool, argv, work, tools_env, seeds)
+                    cpu = sum(r["cpu_seconds"] for r in runs)
+                else:
+                    seconds, cpu = progress.run(tool, argv, work, tools_env), progress.cpu_seconds
+                tool_seconds[tool], tool_cpu[tool] = round(seconds, 1), round(cpu, 1)
         except FlowError as e:
             kept = _failed_dir(output.resolve().name)
             shutil.rmtree(kept, ignore_errors=True)
@@ -331,7 +455,10 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
                 "input_div": top.pll.input_div, "feedback_div": top.pll.feedback_div,
                 "output_div": top.pll.output_div, "vco_mhz": top.pll.vco_hz / 1e6},
             "bitstream": str(output.resolve() / bitstream.name), "constraints": constraints,
-            "tool_seconds": tool_seconds,
+            "tool_seconds": tool_seconds, "tool_cpu_seconds": tool_cpu,
+            "nextpnr_options": list(nextpnr_options), "nextpnr_runs": runs,
+            "nextpnr_phase_seconds": max(runs, key=lambda r: r["fmax_mhz"])["phases"],
+            "seed": max(runs, key=lambda r: r["fmax_mhz"])["seed"],
             "tools": {t: toolchain.find(t).version for t in ("yosys", f"nextpnr-{board.family}")},
             **(details or {}),
         }
