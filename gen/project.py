@@ -42,6 +42,7 @@ from imcflow.sw.networks import CALIBRATION_IMAGES
 from imcflow.sw.perf import analyze
 from imcflow.sw.quant import QNetwork
 from imcflow.sw.report import summarize, write_report
+from imcflow.sw.timing import BlockTiming, fill_latency
 
 __all__ = ["Generated", "prepare", "generate", "load", "config_hash", "scale_skip_fifos",
            "with_skip_depths", "top_name", "held_out", "design_hash", "verilog_body",
@@ -196,8 +197,6 @@ def _stream(layout, shape, ports: str, value_bits: int) -> dict:
 
 def _manifest(gen: Generated, *, options: dict, lint: dict, tools: dict, model: dict,
               digest: str) -> dict:
-    from imcflow.sw.timing import fill_latency
-
     qnet, mapping, top = gen.qnet, gen.mapping, gen.top
     core, arch = top.core, qnet.arch
     stages = {l.name: l for l in mapping.stages}
@@ -482,8 +481,6 @@ def load(directory: str | os.PathLike) -> Generated:
     UserError
         If ``directory`` holds no manifest of this format or its network cannot be read.
     """
-    from imcflow.sw.timing import BlockTiming
-
     directory = Path(directory)
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
