@@ -79,6 +79,9 @@ def add_arguments(parser) -> None:
     add_output(b)
     b.add_argument("--skip-fit-check", action="store_true",
                    help="synthesize even if the resource estimate says the design cannot fit")
+    b.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="place and route with nextpnr seeds 1..N, one after the other, and keep "
+                        "the run with the highest Fmax (default: 1)")
     add_json(b, "print the report as one JSON object")
 
     r = actions.add_parser("run", help="stream held-out images to a board and check its logits",
@@ -100,12 +103,14 @@ def build(args) -> dict:
     target = find_board(args.board)
     if args.baud is not None and args.baud < 1:
         raise UserError(f"--baud: must be a positive integer, not {args.baud}")
+    if args.seeds < 1:
+        raise UserError(f"--seeds: must be a positive integer, not {args.seeds}")
     design = _design(args)
     top, script, details = board_top(design, target, clock_mhz=args.clock_mhz, baud=args.baud,
                                      skip_fit_check=args.skip_fit_check, log=_log)
     try:
         return flow.build_board(top, args.output, details=details, yosys_script=script,
-                           force=args.force)
+                                force=args.force, seeds=args.seeds)
     except flow.FlowError as e:
         _log(f"error: {e}")
         raise SystemExit(1) from None

@@ -140,6 +140,7 @@ def test_report_parsing_and_what_binds():
     (["--board", "icebreaker", "--baud", "2500000"],
      "--baud: Baud rate 2500000 is 4.0% off at 12 MHz (divisor 5); at most 2% works"),
     (["--baud", "0"], "--baud: must be a positive integer, not 0"),
+    (["--seeds", "0"], "--seeds: must be a positive integer, not 0"),
 ])
 def test_build_command_errors(tmp_path, capsys, tiny, argv, message):
     out = tmp_path / "out"
