@@ -38,7 +38,7 @@ from imcflow.progress import Steps
 from imcflow.sw.arch import arch_label, load_arch
 from imcflow.sw.datasets import calibrated, load_dataset
 from imcflow.sw.mapper import map_network
-from imcflow.sw.networks import CALIBRATION_IMAGES
+from imcflow.sw.calibration import CALIBRATION_IMAGES
 from imcflow.sw.perf import analyze
 from imcflow.sw.quant import QNetwork
 from imcflow.sw.report import summarize, write_report

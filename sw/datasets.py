@@ -3,7 +3,7 @@
 ``imcflow gen``, ``imcflow accuracy`` and ``imcflow fpga build`` take the same ``--dataset``:
 
 - a zoo data set by the name of its network (``digits``): calibration on the first
-  `~imcflow.sw.networks.CALIBRATION_IMAGES` training images, scoring on the held-out test images;
+  `~imcflow.sw.calibration.CALIBRATION_IMAGES` training images, scoring on the held-out test images;
 - your own images as a ``.npz`` file with an array ``images`` of shape ``(N, H, W, C)`` or
   ``(N, H, W)`` (integers 0..255, channels last, the network's input size) and optionally
   ``labels`` of shape ``(N,)`` (integer classes): the first ``CALIBRATION_IMAGES`` images
@@ -12,7 +12,7 @@
   simulated, but gives no accuracy).
 
 Without ``--dataset`` a zoo network uses its own data set and a ``.toml`` or ``.onnx`` network is
-calibrated on seeded random images (`~imcflow.sw.networks.calibration_images`): a network with
+calibrated on seeded random images (`~imcflow.sw.calibration.calibration_images`): a network with
 no labelled data has no accuracy, and the commands say so.
 """
 
@@ -24,6 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from imcflow.errors import UserError
+from imcflow.sw import zoo
+from imcflow.sw.calibration import CALIBRATION_IMAGES, calibration_images
+from imcflow.sw.ir import Network
+from imcflow.sw.networks import load_network, load_qnetwork
 
 __all__ = ["load_dataset", "dataset_for", "calibration", "calibrated"]
 
@@ -37,9 +41,6 @@ def load_dataset(spec: str, field: str = "--dataset"):
     UserError
         Naming ``field``, for an unknown name or a file that cannot be read or has the wrong form.
     """
-    from imcflow.sw import zoo
-    from imcflow.sw.networks import CALIBRATION_IMAGES
-
     spec = str(spec)
     with_data = [n for n in zoo.names() if zoo.dataset(n) is not None]
     if not spec.endswith((".npz", ".npy")):
@@ -84,9 +85,6 @@ def dataset_for(network, dataset: str | None, net=None):
     """The data set of ``network`` (zoo name or path): ``dataset`` when given, else a zoo
     network's own, else None. Checks that its images fit the network's input (``net``, the
     loaded float network, when it is at hand)."""
-    from imcflow.sw import zoo
-    from imcflow.sw.networks import load_network
-
     if dataset is not None:
         data = load_dataset(dataset)
     elif str(network) in zoo.names():
@@ -109,8 +107,6 @@ def calibration(net, data) -> tuple[np.ndarray, dict]:
     ``dataset`` (its name, or None for seeded random images), ``images``, ``held_out``,
     ``labels`` (whether the held-out images are labelled) and ``sha256`` of the calibration
     images."""
-    from imcflow.sw.networks import calibration_images
-
     images = calibration_images(net, data)
     record = {"dataset": None if data is None else data.name, "images": len(images),
               "held_out": 0 if data is None else len(data.test_images),
@@ -127,9 +123,6 @@ def calibrated(network, arch=None, dataset: str | None = None):
     set (or None) and the calibration record of `calibration`. `imcflow accuracy`, `imcflow gen`
     and `imcflow fpga build` all quantize through here, so they score and build the same
     network."""
-    from imcflow.sw.ir import Network
-    from imcflow.sw.networks import load_network, load_qnetwork
-
     net = network if isinstance(network, Network) else load_network(network)
     data = dataset_for(network, dataset, net)
     images, record = calibration(net, data)

@@ -29,6 +29,7 @@ from onnx import TensorProto, external_data_helper, helper, numpy_helper
 
 from imcflow.errors import UserError
 from imcflow.sw.arch import Arch
+from imcflow.sw.calibration import calibration_images
 from imcflow.sw.arith import weight_range
 from imcflow.sw.ir import Input, Layer, Network, ReLU, Shape
 from imcflow.sw.ops import registry
@@ -87,10 +88,9 @@ def quantize_onnx(model: OnnxModel, arch: Arch, images=None) -> QNetwork:
     """The `QNetwork` of an imported model for ``arch``.
 
     A float model is quantized by calibration on the 8-bit ``images`` (N, H, W, C) (default:
-    `imcflow.sw.networks.calibration_images`); a QDQ model keeps its own activation and weight
+    `imcflow.sw.calibration.calibration_images`); a QDQ model keeps its own activation and weight
     scales, and the images only choose the ADC gain shifts.
     """
-    from imcflow.sw.networks import calibration_images
     net = model.network
     images = calibration_images(net) if images is None else images
     if not model.qdq:

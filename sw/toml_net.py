@@ -21,7 +21,7 @@ else:  # pragma: no cover
 
 from imcflow.errors import UserError
 from imcflow.sw.ir import MAX_CHANNELS, MAX_KERNEL, Network
-from imcflow.sw.networks import he_init, with_weights
+from imcflow.sw.weights import he_init, with_weights
 from imcflow.sw.ops import registry
 
 __all__ = ["load_toml", "loads_network", "TOP_KEYS", "LAYER_KEYS"]

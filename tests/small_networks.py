@@ -6,7 +6,7 @@ import numpy as np
 
 from imcflow.sw.ir import (Add, AvgPool, Conv2d, Dense, Flatten, GlobalAvgPool, Input, MaxPool, Network,
                            ReLU, Shape)
-from imcflow.sw.networks import he_init
+from imcflow.sw.weights import he_init
 
 
 def small_net(seed=0):

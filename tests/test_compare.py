@@ -17,7 +17,7 @@ from imcflow.sw.mapper import map_network
 from imcflow.sw.perf import simulate as model
 from imcflow.verif import compare
 from imcflow.sw.ir import Conv2d, Input, Network, ReLU, Shape
-from imcflow.sw.networks import he_init
+from imcflow.sw.weights import he_init
 from small_networks import small_net
 
 IMAGES = 3

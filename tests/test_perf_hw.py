@@ -91,7 +91,7 @@ def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpre
     from imcflow.gen.accelerator import Accelerator
     from imcflow.sw.datasets import calibrated
     from imcflow.sw.ir import ReLU
-    from imcflow.sw.networks import he_init
+    from imcflow.sw.weights import he_init
     from imcflow.verif.patterns import port_stalls
 
     net = he_init(Network("head", [Input("x", Shape(5, 5, 2)),

@@ -10,7 +10,7 @@ from imcflow.sw.arch import Arch
 from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, signed_range, weight_range
 from imcflow.sw.inference import run, trace
 from imcflow.sw.ir import Add, Conv2d, GlobalAvgPool, Input, MaxPool, Network, ReLU, Shape
-from imcflow.sw.networks import he_init
+from imcflow.sw.weights import he_init
 from imcflow.sw.quant import (QAdd, QConv, calibrate_scales, choose_adc_shift, from_scales,
                               output_signed, program_weights, quantize, quantize_weights)
 

@@ -23,7 +23,7 @@ from imcflow import cli
 from imcflow.gen.project import generate
 from imcflow.sw.arch import load_arch
 from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU, Shape
-from imcflow.sw.networks import he_init
+from imcflow.sw.weights import he_init
 from imcflow.verif.diagnose import diagnose
 from imcflow.verif.sim import passed, simulate
 from small_networks import small_net

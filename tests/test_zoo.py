@@ -10,7 +10,9 @@ from imcflow.sw import zoo
 from imcflow.sw.arch import Arch
 from imcflow.sw.inference import float_run, run
 from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU, Shape
-from imcflow.sw.networks import calibration_images, he_init, load_network, load_qnetwork
+from imcflow.sw.calibration import calibration_images
+from imcflow.sw.networks import load_network, load_qnetwork
+from imcflow.sw.weights import he_init
 from imcflow.sw.quant import quantize
 from imcflow.sw.zoo import train_digits
 

@@ -10,6 +10,7 @@ normalisation (it would fold into the convs). Weights are He-normal with a fixed
 from __future__ import annotations
 
 from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU, Shape
+from imcflow.sw.weights import he_init
 
 __all__ = ["RESNET_BLOCKS", "resnet", "SEED"]
 
@@ -21,7 +22,6 @@ SEED = 0
 
 def resnet(name: str) -> Network:
     """The float ResNet ``name`` (a key of `RESNET_BLOCKS`) with seeded He-normal weights."""
-    from imcflow.sw.networks import he_init
     n = RESNET_BLOCKS[name]
     layers = [Input("input", Shape(32, 32, 3)),
               Conv2d("conv1", "input", 16, kernel=3, padding=1), ReLU("relu1", "conv1")]

@@ -21,7 +21,7 @@ import numpy as np
 from imcflow.sw import zoo
 from imcflow.sw.inference import float_run
 from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU
-from imcflow.sw.networks import he_init, with_weights
+from imcflow.sw.weights import he_init, with_weights
 from imcflow.sw.quant import quantize_weights
 from imcflow.sw.toml_net import load_toml
 
