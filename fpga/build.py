@@ -28,6 +28,7 @@ from pathlib import Path
 from imcflow import toolchain
 from imcflow.errors import UserError
 from imcflow.files import atomic_directory, cache_dir
+from imcflow.progress import Ticker, note
 
 __all__ = ["FlowError", "RESOURCES", "build_board", "parse_utilization", "parse_timing",
            "binding_limits", "render_markdown"]
@@ -134,13 +135,10 @@ class _Progress:
         self.cpu_seconds = 0.0   # of the last tool run (user + system, from its rusage)
 
     def line(self, text: str) -> None:
-        from imcflow.progress import note
         note("fpga", text, self.stream)
 
     def run(self, tool: str, argv: list[str], cwd: Path, env: dict, *, label: str | None = None,
             detail=None) -> float:
-        from imcflow.progress import Ticker
-
         log = cwd / _LOGS[tool] if tool in _LOGS else None
         out = cwd / f"{tool}.out"
         detail = detail or ((lambda: _last_line(log)) if log else None)

@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from imcflow.errors import UserError
+from imcflow.sw.explore import _client
+
 __all__ = ["KINDS", "TESTS", "blocks", "replay_command", "run_job", "regress"]
 
 #: the environment variable naming the file the plugin writes outcomes to
@@ -124,10 +127,7 @@ def regress(block_names: list[str] | None, seeds: int, *, first_seed: int | None
     summary ``--json`` prints: ``jobs``, ``tests``, ``failed`` (jobs), ``failures`` (each with its
     ``replay`` command) and the seeds.
     """
-    from distributed import as_completed
-
-    from imcflow.errors import UserError
-    from imcflow.sw.explore import _client
+    from distributed import as_completed   # Dask: imported by the commands that use it
 
     tests = Path(tests).resolve()
     available = blocks(tests, kind, block_names or ())
