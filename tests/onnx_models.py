@@ -1,5 +1,5 @@
 """ONNX CNNs built with `onnx.helper` (no torch): small float networks for the importer tests and
-the torchvision ResNet-18/50 ImageNet topologies for the mapper.
+the torchvision ResNet-18/50 and MobileNetV2 ImageNet topologies for the mapper.
 
 `Graph` writes NCHW graphs node by node the way ``torch.onnx.export`` does: weights as
 initializers, or, with ``weights=False``, as graph inputs with shapes and no values (what
@@ -16,7 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Network, ReLU
 
-__all__ = ["Graph", "small_cnn", "flatten_cnn", "resnet", "from_network", "RESNET_BLOCKS", "write"]
+__all__ = ["Graph", "small_cnn", "flatten_cnn", "resnet", "mobilenet_v2", "from_network",
+           "RESNET_BLOCKS", "MOBILENET_V2_SETTINGS", "write"]
 
 #: depth -> (block kind, blocks per stage), as torchvision.models.resnet{18,50}
 RESNET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
@@ -63,7 +64,7 @@ class Graph:
         return out
 
     def conv(self, x, out: int, kernel: int, name: str, stride=1, pad=0, bias=True, **attrs) -> str:
-        cin = self.channels[x]
+        cin = self.channels[x] // attrs.get("group", 1)
         std = np.sqrt(2 / (cin * kernel ** 2))  # He
         inputs = [x, self.param(f"{name}.weight", (out, cin, kernel, kernel),
                                 lambda rng, s: rng.normal(0, std, s))]
@@ -173,6 +174,49 @@ def resnet(depth: int = 18, weights: bool = False, batchnorm: bool = True,
             x = g.node("Relu", [g.node("Add", [y, skip], f"{p}.add")], f"{p}.relu")
     x = g.node("Flatten", [g.node("GlobalAveragePool", [x], "avgpool")], "flatten", axis=1)
     return g.model(g.gemm(x, 1000, "fc"), f"resnet{depth}")
+
+
+#: torchvision.models.mobilenet_v2's inverted residual settings: (expansion t, channels c,
+#: blocks n, stride of the first s)
+MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                         (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def mobilenet_v2(weights: bool = False, batchnorm: bool = False, batch="N",
+                 size: int = 224) -> onnx.ModelProto:
+    """torchvision's MobileNetV2 (width 1.0) for ``(N, 3, size, size)`` images as
+    ``torch.onnx.export`` writes it in eval mode: a 3x3 stride-2 conv to 32 channels, 17 inverted
+    residual blocks (1x1 expansion conv + ReLU6 unless t = 1, 3x3 depthwise conv ``group = C`` +
+    ReLU6, linear 1x1 projection conv, an Add where stride 1 keeps the channels), a 1x1 conv to
+    1280 + ReLU6, GlobalAveragePool, Flatten and Gemm to 1000 classes. ReLU6 is ``Clip(x, 0, 6)``
+    with constant bounds; the BatchNormalization folded into conv biases (``batchnorm=True``:
+    bias-free convs each followed by a BatchNormalization node). ``weights=False`` (the default)
+    writes the topology only."""
+    g = Graph([batch, 3, size, size], weights=weights)
+    zero, six = g.const("relu6_min", np.float32(0)), g.const("relu6_max", np.float32(6))
+
+    def conv_bn(x, out, kernel, name, stride=1, pad=0, **attrs):
+        if not batchnorm:
+            return g.conv(x, out, kernel, name, stride, pad, **attrs)
+        return g.bn(g.conv(x, out, kernel, name, stride, pad, bias=False, **attrs), f"{name}.bn")
+
+    def relu6(x, name):
+        return g.node("Clip", [x, zero, six], name)
+
+    x = relu6(conv_bn("input", 32, 3, "features.0", 2, 1), "features.0.relu6")
+    block = 1
+    for t, c, n, s in MOBILENET_V2_SETTINGS:
+        for i in range(n):
+            p, stride, cin = f"features.{block}", s if i == 0 else 1, g.channels[x]
+            y = x if t == 1 else relu6(conv_bn(x, cin * t, 1, f"{p}.expand"), f"{p}.relu6a")
+            hidden = g.channels[y]
+            y = relu6(conv_bn(y, hidden, 3, f"{p}.dw", stride, 1, group=hidden), f"{p}.relu6b")
+            y = conv_bn(y, c, 1, f"{p}.project")
+            x = g.node("Add", [x, y], f"{p}.add") if stride == 1 and cin == c else y
+            block += 1
+    x = relu6(conv_bn(x, 1280, 1, "features.18"), "features.18.relu6")
+    x = g.node("Flatten", [g.node("GlobalAveragePool", [x], "avgpool")], "flatten", axis=1)
+    return g.model(g.gemm(x, 1000, "classifier.1"), "mobilenet_v2")
 
 
 def from_network(net: Network) -> onnx.ModelProto:

@@ -354,8 +354,8 @@ def _node_model(op, *, params=(), opset=13, inputs=None, before=None, **attrs):
 
 W = np.ones((4, 2, 3, 3))
 BAD = {
-    "group": (partial(_node_model, "Conv", params=[np.ones((4, 1, 3, 3))], group=2),
-              "group=2 is not supported (groups=1 only)"),
+    "group": (partial(_node_model, "Conv", params=[np.ones((6, 1, 3, 3))], group=3),
+              "weight has 1 input channels per group, 3 groups: 3, the input 2"),
     "dilation": (partial(_node_model, "Conv", params=[W], dilations=[2, 2]),
                  "dilations=[2, 2] is not supported (1 only)"),
     "kernel": (partial(_node_model, "Conv", params=[np.ones((4, 2, 3, 1))]),

@@ -1,0 +1,184 @@
+"""Grouped and depthwise convolution on crossbars in a block-diagonal layout.
+
+A grouped convolution splits the ``C_in`` input and ``C_out`` output channels into ``groups``
+groups; output channel ``o`` of group ``g = o // (C_out / groups)`` reads only input channels
+``[g * C_in / groups, (g + 1) * C_in / groups)``. ``groups = C_in = C_out`` is the depthwise
+convolution of MobileNets. The weight is ``(k, k, C_in / groups, C_out)`` (HWIO, as ONNX's
+``(C_out, C_in / groups, k, k)`` transposed).
+
+Crossbar layout (docs/mapper.md, "Grouped convolution"): group ``g`` is a small conv of
+``R_g = k*k*C_in/groups`` rows (its window lanes in im2col order) and ``C_g = C_out/groups``
+columns. ``P = min(arch.rows // R_g, arch.cols // C_g)`` groups (at least 1) share a crossbar side by
+side on its diagonal, a *pack*; pack ``p`` starts at row ``p * ceil(P * R_g / arch.rows) *
+arch.rows``, so every row tile of ``arch.rows`` holds whole groups of one pack and each column's dot
+product is converted by the ADC in one tile (in ``ceil(R_g / arch.rows)`` when a group is taller
+than a crossbar). The rows read the window's lanes through ``lanes`` (padding rows read 0); cells
+outside the diagonal blocks hold 0 and stay 0 under programming noise, so a column's other row
+tiles add exactly 0: the arithmetic is that of each group on its own crossbars.
+
+The RTL is the conv stage (`imcflow.gen.stages.crossbar_stage`) with this matrix: a
+`~imcflow.hw.lanes.LaneMap` (wiring) before a `~imcflow.hw.core.CrossbarLayer` that tiles the
+matrix by ``arch.rows`` and ``arch.cols``. With ``C_out <= arch.cols`` it has exactly one crossbar
+per pack; a wider layer also instantiates the all-zero off-diagonal tiles of its other column
+tiles (``packs * (col_tiles - 1)`` crossbars more), which the mapping counts and the utilization
+shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from imcflow.sw.golden import conv_output_size
+from imcflow.sw.ops.base import (MAX_CHANNELS, Layer, Shape, check_parameters, check_range, register,
+                                 sliding)
+from imcflow.sw.ops.crossbar import CrossbarOp, QCrossbar
+
+__all__ = ["GroupedConv2d", "QGroupedConv", "GroupedConvOp", "block_diagonal"]
+
+
+@dataclass(eq=False)
+class GroupedConv2d(Layer):
+    """A grouped convolution (``groups = C_in = out_channels``: depthwise)."""
+
+    input: str = ""
+    out_channels: int = 0
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    weight: np.ndarray | None = field(default=None, repr=False)
+    bias: np.ndarray | None = field(default=None, repr=False)
+    kind: ClassVar[str] = "grouped_conv"
+
+    def check(self):
+        check_range(self.name, "out_channels", self.out_channels, maximum=MAX_CHANNELS)
+        check_range(self.name, "kernel", self.kernel)
+        check_range(self.name, "stride", self.stride)
+        check_range(self.name, "padding", self.padding, minimum=0)
+        check_range(self.name, "groups", self.groups, maximum=MAX_CHANNELS)
+        if self.padding >= self.kernel:
+            raise self.error(f"padding {self.padding} must be smaller than kernel {self.kernel}")
+        if self.out_channels % self.groups:
+            raise self.error(f"out_channels {self.out_channels} is not a multiple of groups "
+                             f"{self.groups}")
+
+    def infer(self, shapes):
+        (s,) = shapes
+        k, p = self.kernel, self.padding
+        if s.c % self.groups:
+            raise self.error(f"the {s} input's {s.c} channels are not a multiple of groups "
+                             f"{self.groups}")
+        if s.h + 2 * p < k or s.w + 2 * p < k:
+            raise self.error(f"kernel {k} with padding {p} does not fit the {s} input")
+        expect = (k, k, s.c // self.groups, self.out_channels)
+        if self.weight is not None and tuple(np.shape(self.weight)) != expect:
+            raise self.error(f"weight shape {tuple(np.shape(self.weight))} does not match "
+                             f"(k, k, C_in / groups, C_out) = {expect} for the {s} input")
+        if self.bias is not None and tuple(np.shape(self.bias)) != (self.out_channels,):
+            raise self.error(f"bias shape {tuple(np.shape(self.bias))} is not ({self.out_channels},)")
+        check_parameters(self, expect[0] * expect[1] * expect[2], self.out_channels)
+        return Shape(conv_output_size(s.h, k, self.stride, p), conv_output_size(s.w, k, self.stride, p),
+                     self.out_channels)
+
+
+@dataclass(eq=False)
+class QGroupedConv(QCrossbar):
+    """A grouped conv on crossbars: ``weight`` is the block-diagonal matrix, ``lanes`` the window
+    lane of each of its rows (-1: a padding row)."""
+
+    kind: ClassVar[str] = "grouped_conv"
+
+
+def block_diagonal(in_channels: int, out_channels: int, kernel: int, groups: int, xbar_rows: int,
+                   xbar_cols: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The block-diagonal layout: ``(row_of, lanes, per_pack)``.
+
+    ``row_of[g]`` is the first matrix row of group ``g`` (its ``k*k*C_in/groups`` rows follow in
+    im2col order), ``lanes`` the window lane of every matrix row (-1 for padding), ``per_pack``
+    the groups that share a crossbar.
+    """
+    rows_g, cols_g, cin_g = kernel * kernel * in_channels // groups, out_channels // groups, \
+        in_channels // groups
+    per_pack = max(1, min(xbar_rows // rows_g, xbar_cols // cols_g))
+    pack_rows = -(-per_pack * rows_g // xbar_rows) * xbar_rows
+    g = np.arange(groups)
+    row_of = (g // per_pack) * pack_rows + (g % per_pack) * rows_g
+    lanes = np.full(int(row_of[-1]) + rows_g, -1, dtype=np.int64)
+    taps, c = np.divmod(np.arange(rows_g), cin_g)  # group row r: tap r // cin_g, channel r % cin_g
+    for group in g:
+        lanes[row_of[group] + np.arange(rows_g)] = taps * in_channels + group * cin_g + c
+    return row_of, lanes, per_pack
+
+
+@register
+class GroupedConvOp(CrossbarOp):
+    kind = "grouped_conv"
+    layer = GroupedConv2d
+    qlayer = QGroupedConv
+    toml_keys = {"input": (str, False), "out_channels": (int, True), "kernel": (int, True),
+                 "stride": (int, False), "padding": (int, False), "groups": (int, True)}
+    onnx_ops = ("Conv",)
+
+    def weight_shape(self, layer, in_shape):
+        return (layer.kernel, layer.kernel, in_shape.c // layer.groups, layer.out_channels)
+
+    def fan_in(self, layer, in_shape):
+        return layer.kernel ** 2 * in_shape.c // layer.groups
+
+    def geometry(self, layer, net):
+        return net.shapes[layer.input], layer.kernel, layer.stride, layer.padding
+
+    def window(self, layer):
+        return layer.kernel, layer.stride, layer.padding
+
+    def matrix(self, layer, kernel, stream, out, arch):
+        _, lanes, _ = block_diagonal(stream.c, out.c, kernel, layer.groups, arch.rows, arch.cols)
+        return len(lanes), out.c, kernel * kernel * stream.c // layer.groups * out.c
+
+    def layout(self, layer, net, matrix, arch):
+        c_in, c_out, groups = net.shapes[layer.input].c, layer.out_channels, layer.groups
+        row_of, lanes, _ = block_diagonal(c_in, c_out, layer.kernel, groups, arch.rows, arch.cols)
+        rows_g, cols_g = matrix.shape[0], c_out // groups
+        full = np.zeros((len(lanes), c_out))
+        used = np.zeros(full.shape, dtype=bool)
+        for g in range(groups):
+            rows, cols = slice(row_of[g], row_of[g] + rows_g), slice(g * cols_g, (g + 1) * cols_g)
+            full[rows, cols] = matrix[:, cols]
+            used[rows, cols] = True
+        return full, lanes, used
+
+    def float_forward(self, layer, xs):
+        groups, (n, h, w, c) = layer.groups, xs[0].shape
+        win = sliding(xs[0], layer.kernel, layer.stride, layer.padding)  # (N, OH, OW, C, k, k)
+        win = win.reshape(*win.shape[:3], groups, c // groups, layer.kernel, layer.kernel)
+        weight = np.asarray(layer.weight, np.float64)
+        weight = weight.reshape(*weight.shape[:3], groups, layer.out_channels // groups)
+        y = np.einsum("nhwgcyx,yxcgo->nhwgo", win, weight).reshape(*win.shape[:3], -1)
+        return y + (0.0 if layer.bias is None else layer.bias)
+
+    def onnx_accepts(self, imp, node):
+        return node.attrs.get("group", 1) != 1
+
+    def onnx(self, imp, node):
+        a = node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+        x = imp.map_input(node)
+        groups = a["group"]
+        w, b = imp.param(node, 1), imp.param(node, 2, optional=True)
+        if w.shape is None or len(w.shape) != 4:
+            raise node.error(f"weight {node.inputs[1]!r} needs a known (M, C/group, kH, kW) shape")
+        out, cin = w.shape[:2]
+        k, s, p = imp.window(node, x, w.shape[2:])
+        if cin * groups != x.shape[0]:
+            raise node.error(f"weight has {cin} input channels per group, {groups} groups: "
+                             f"{cin * groups}, the input {x.shape[0]}")
+        weight = bias = None
+        if w.value is not None and (b is None or b.value is not None):
+            weight = np.array(w.value.transpose(2, 3, 1, 0), dtype=np.float64)
+            bias = None if b is None else np.array(b.value, dtype=np.float64)
+        layer = imp.add(GroupedConv2d(node.name, x.layer, out, kernel=k, stride=s, padding=p,
+                                      groups=groups, weight=weight, bias=bias))
+        imp.record_codes(node, layer, w, 0)
+        imp.emit(node, layer, fold=layer)
