@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from imcflow.cli.options import add_arch, add_dataset, add_json, add_network
-from imcflow.cli.output import emit
+from imcflow.cli.options import add_arch, add_dataset, add_network
+from imcflow.cli.output import add_json, emit
 from imcflow.errors import UserError
 from imcflow.progress import note
 from imcflow.sw.accuracy import ARITH_FIELDS, SWEEPS, accuracy

@@ -8,8 +8,7 @@ docs/arch-toml.md.
 
 from __future__ import annotations
 
-from imcflow.cli.options import add_json
-from imcflow.cli.output import emit
+from imcflow.cli.output import add_json, emit
 from imcflow.sw.arch import PRESETS, Arch, arch_label, load_arch
 
 __all__ = ["add_arguments", "run", "show"]

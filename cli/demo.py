@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from imcflow.cli.map import table
-from imcflow.cli.options import add_json, add_output
-from imcflow.cli.output import print_json
+from imcflow.cli.options import add_output
+from imcflow.cli.output import add_json, print_json
 from imcflow.cli.sim import failures
 from imcflow.files import check_output_directory
 from imcflow.gen.project import generate

@@ -3,8 +3,7 @@ path; exit status 1 if one is missing."""
 
 from __future__ import annotations
 
-from imcflow.cli.options import add_json
-from imcflow.cli.output import emit
+from imcflow.cli.output import add_json, emit
 from imcflow.toolchain import TOOLS, find
 
 __all__ = ["add_arguments", "run"]

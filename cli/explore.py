@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from imcflow.cli.options import add_json, add_output
-from imcflow.cli.output import emit
+from imcflow.cli.options import add_output
+from imcflow.cli.output import add_json, emit
 from imcflow.errors import UserError
 from imcflow.sw.explore import explore
 

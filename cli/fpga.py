@@ -20,8 +20,8 @@ write (`imcflow.fpga.design.prepare_design`).
 from __future__ import annotations
 
 from imcflow.cli.gen import add_accelerator_options
-from imcflow.cli.options import add_json, add_output
-from imcflow.cli.output import print_json
+from imcflow.cli.options import add_output
+from imcflow.cli.output import add_json, print_json
 from imcflow.errors import UserError
 from imcflow.files import check_output_directory
 from imcflow.fpga.boards import BOARDS

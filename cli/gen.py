@@ -15,9 +15,9 @@ This module only parses and prints. Without ``--arch`` the architecture is the t
 
 from __future__ import annotations
 
-from imcflow.cli.options import (add_arch, add_buffer, add_core_budget, add_dataset, add_json,
-                                 add_network, add_output)
-from imcflow.cli.output import print_json
+from imcflow.cli.options import (add_arch, add_buffer, add_core_budget, add_dataset, add_network,
+                                 add_output)
+from imcflow.cli.output import add_json, print_json
 from imcflow.errors import UserError
 from imcflow.files import check_output_directory
 from imcflow.gen.blocks import BLOCKS, FIFO_DEPTHS, FIFO_WIDTHS

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from imcflow.cli.options import add_arch, add_buffer, add_core_budget, add_json, add_network, add_output
-from imcflow.cli.output import emit
+from imcflow.cli.options import add_arch, add_buffer, add_core_budget, add_network, add_output
+from imcflow.cli.output import add_json, emit
 from imcflow.files import atomic_directory, check_output_directory
 from imcflow.progress import note, shown
 from imcflow.sw.arch import arch_label, load_arch

@@ -1,7 +1,7 @@
 """The options that mean the same thing in every command, declared once.
 
-`add_network`, `add_arch`, `add_buffer`, `add_core_budget`, `add_dataset`, `add_output` (``-o DIR``
-with ``--force``) and `add_json`. A command passes only what differs: whether the option is
+`add_network`, `add_arch`, `add_buffer`, `add_core_budget`, `add_dataset` and `add_output` (``-o DIR``
+with ``--force``); ``--json`` is `imcflow.cli.output.add_json`. A command passes only what differs: whether the option is
 required, its default, a few words on what it means there.
 """
 
@@ -11,7 +11,7 @@ from imcflow.sw.arch import BUFFER_STRATEGIES, PRESETS
 from imcflow.sw.zoo import names as zoo_names
 
 __all__ = ["add_network", "add_arch", "add_buffer", "add_core_budget", "add_dataset",
-           "add_output", "add_json", "FORCE_HELP"]
+           "add_output", "FORCE_HELP"]
 
 #: what ``--force`` may replace, the same for every command with ``-o``
 FORCE_HELP = "replace DIR even if imcflow did not write it (never ., a parent of it or home)"
@@ -63,8 +63,3 @@ def add_output(parser, *, required: bool = True, default: str | None = None,
                         help=f"{what}: a new directory or one imcflow wrote (replaced as a whole, "
                              f"only on success)" + (f"; default {default}" if default else ""))
     parser.add_argument("--force", action="store_true", help=FORCE_HELP)
-
-
-def add_json(parser, what: str = "print one JSON object") -> None:
-    """``--json``: the result as one JSON object on stdout (`imcflow.cli.output.emit`)."""
-    parser.add_argument("--json", action="store_true", help=what)

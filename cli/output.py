@@ -11,7 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-__all__ = ["print_json", "emit"]
+__all__ = ["add_json", "print_json", "emit"]
+
+
+def add_json(parser, what: str = "print one JSON object") -> None:
+    """``--json``: the result as one JSON object on stdout (`emit`)."""
+    parser.add_argument("--json", action="store_true", help=what)
 
 
 def print_json(obj) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imcflow.cli.options import add_json
-from imcflow.cli.output import emit
+from imcflow.cli.output import add_json, emit
 from imcflow.errors import UserError
 from imcflow.verif.regress import KINDS, TESTS, regress
 

@@ -4,8 +4,7 @@ models (`imcflow.verif.sim.simulate`; docs/generator.md). Exit status 1 unless t
 
 from __future__ import annotations
 
-from imcflow.cli.options import add_json
-from imcflow.cli.output import emit
+from imcflow.cli.output import add_json, emit
 from imcflow.verif.sim import ENGINES, passed, simulate
 
 __all__ = ["add_arguments", "run", "text", "failures"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -200,3 +202,13 @@ def test_each_subpackage_names_its_public_api(package):
         assert namespace["imported"] is value
     with pytest.raises(ImportError):
         exec(f"from {package} import no_such_name", {})
+
+
+def test_the_cli_imports_only_the_chosen_command():
+    # `imcflow doctor` (and `imcflow --help`) load neither NumPy nor Amaranth: the CLI imports
+    # only the chosen command's module, and printing needs only the standard library.
+    code = ("import sys\nfrom imcflow.cli import make_parser\nmake_parser('doctor')\n"
+            "import imcflow.cli.doctor\n"
+            "print(sorted(m for m in ('numpy', 'amaranth', 'imcflow.sw.mapper') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
