@@ -170,6 +170,16 @@ def test_build_command_takes_a_generated_fpga_directory(tmp_path, capsys, tiny_d
     assert not out.exists()
 
 
+def test_run_takes_the_generated_directory_too(capsys, tiny_dir):
+    # `fpga run DIR` reads the same directory; the tiny network was calibrated on random images,
+    # so it has no labelled images to send (before any port is opened).
+    assert main(["fpga", "run", str(tiny_dir / "fpga"), "--port", "/nonexistent/tty",
+                 "--images", "1"]) == 2
+    assert capsys.readouterr().err == (f"imcflow fpga: error: DIR: {tiny_dir / 'fpga'} has no "
+                                       f"labelled held-out images; generate it with --dataset (a "
+                                       f"labelled data set)\n")
+
+
 def test_the_network_shortcut_is_the_generated_design(tiny_dir):
     # `fpga build --network N` builds what `imcflow gen --network N --target fpga` wrote: the
     # same top (its name carries the configuration's hash), network, mapping and design id.
