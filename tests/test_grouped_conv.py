@@ -1,8 +1,8 @@
 """Grouped and depthwise convolution (`imcflow.sw.ops.grouped_conv`): the block-diagonal crossbar
 layout, the float reference against a dense conv with zeros outside the groups, the golden model
-against each group computed on its own, the mapping and its utilization, TOML and ONNX import,
-and the depthwise-separable example through the generator and Verilator, bit-exact and on the
-model's cycles."""
+against each group computed on its own, the mapping and its utilization, TOML and ONNX import
+(torchvision's MobileNetV2 maps), and the depthwise-separable example (ReLU6 after every conv)
+through the generator and Verilator, bit-exact and on the model's cycles."""
 
 from __future__ import annotations
 
@@ -154,11 +154,26 @@ def test_onnx_group_conv_imports_as_grouped_conv():
     assert np.array_equal(dw.bias, w["dw.bias"])
 
 
+def test_mobilenet_v2_maps(tmp_path, capsys):
+    path = onnx_models.write(onnx_models.mobilenet_v2(), tmp_path / "mobilenet_v2.onnx")
+    assert main(["map", "--network", str(path), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    layers = {l["name"]: l for l in s["layers"]}
+    depthwise = [l for l in s["layers"] if l["kind"] == "grouped_conv"]
+    assert len(depthwise) == 17 and len([l for l in s["layers"] if l["kind"] == "add"]) == 10
+    # block 1: 32 channels, 3x3 depthwise at 112x112: 2 crossbars (28 + 4 groups)
+    assert layers["features.1.dw"]["crossbars"] == 2 and layers["features.1.dw"]["weights"] == 288
+    for key in ("crossbars", "utilization", "cycles_per_image", "activation_memory_bits"):
+        assert s[key] > 0, key
+    print({k: s[k] for k in ("crossbars", "utilization", "cycles_per_image", "latency_cycles",
+                             "activation_memory_bits")})
+
+
 # --- RTL ------------------------------------------------------------------------------------------
 
 def test_depthwise_separable_example_is_bit_exact_on_the_model_timing(tmp_path):
     net = load_toml(EXAMPLE)
-    assert {l.kind for l in net} >= {"grouped_conv", "conv"}
+    assert {l.kind for l in net} >= {"grouped_conv", "conv", "clip"}
     assert any(l.kind == "grouped_conv" and l.groups == net.shapes[l.input].c for l in net)
     generate(tmp_path / "out", net, "default", progress=False)
     f = simulate(tmp_path / "out", 3, progress=False)

@@ -376,9 +376,11 @@ BAD = {
                "padding 1 is not supported (average pooling without padding only)"),
     "dropout": (partial(_node_model, "Dropout", params=[0.5, 1.0]),
                 "training_mode must be a constant false (inference only)"),
-    "relu6": (partial(_node_model, "Clip", params=[0.0, 6.0]),
-              "Clip(min=0.0, max=6.0) is not supported (only Clip(min=0) without a finite max, a "
-              "ReLU: activations saturate at their largest code, not at a given value)"),
+    "clip_min": (partial(_node_model, "Clip", params=[1.0, 6.0]),
+                 "Clip(min=1.0, max=6.0) is not supported (min=0 only: a clipped ReLU)"),
+    "relu_min": (partial(_node_model, "Clip", params=[1.0]),
+                 "Clip(min=1.0, max=None) is not supported (only Clip(min=0) without a finite max, "
+                 "a ReLU: activations saturate at their largest code, not at a given value)"),
     "op": (partial(_node_model, "Sigmoid"),
            f"op Sigmoid is not supported; supported: {', '.join(SUPPORTED_OPS)}"),
     "domain": (lambda: _node_model("FusedConv", domain="com.microsoft"),
