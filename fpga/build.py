@@ -53,6 +53,9 @@ _LOGS = {"yosys": "top.rpt", "nextpnr-ecp5": "top.tim", "nextpnr-ice40": "top.ti
 #: ``--timing-allow-fail``), per family: what the flow chose for run time (docs/fpga.md,
 #: "Build time"); ``build_board(nextpnr_options=...)`` replaces them
 NEXTPNR_OPTIONS = {"ecp5": ("--router", "router2"), "ice40": ()}
+#: Yosys' synth_ecp5/synth_ice40 options per family: the iCE40 maps multiplies to its DSPs only
+#: with -dsp (`imcflow.fpga.resources.multiplier_plan` leaves the ones beyond them to logic)
+SYNTH_OPTIONS = {"ecp5": "", "ice40": "-dsp"}
 #: the files a nextpnr run writes, kept per seed when several run
 _NEXTPNR_OUTPUTS = ("top.config", "top.asc", "top.report.json", "top.tim")
 #: nextpnr's phases, in order, and the log line that starts each
@@ -413,6 +416,8 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         progress.line(f"elaborating the {board.name} top")
         platform = board.platform()
         overrides = {"script_after_read": yosys_script} if yosys_script else {}
+        if SYNTH_OPTIONS[board.family]:
+            overrides["synth_opts"] = SYNTH_OPTIONS[board.family]
         plan = platform.build(top, name="top", do_build=False,
                               nextpnr_opts=" ".join(["--report top.report.json",
                                                      "--timing-allow-fail", *nextpnr_options]),
@@ -454,6 +459,7 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
                 "output_div": top.pll.output_div, "vco_mhz": top.pll.vco_hz / 1e6},
             "bitstream": str(output.resolve() / bitstream.name), "constraints": constraints,
             "tool_seconds": tool_seconds, "tool_cpu_seconds": tool_cpu,
+            "synth_options": SYNTH_OPTIONS[board.family],
             "nextpnr_options": list(nextpnr_options), "nextpnr_runs": runs,
             "nextpnr_phase_seconds": max(runs, key=lambda r: r["fmax_mhz"])["phases"],
             "seed": max(runs, key=lambda r: r["fmax_mhz"])["seed"],

@@ -18,7 +18,8 @@ import numpy as np
 
 from imcflow.errors import UserError
 from imcflow.fpga.protocol import design_id
-from imcflow.fpga.resources import estimate, memories, memory_plan, yosys_script
+from imcflow.fpga.resources import (estimate, memories, memory_plan, multiplier_plan, multipliers,
+                                    yosys_script)
 from imcflow.fpga.top import BoardTop
 from imcflow.fpga.uart import divisor_for, fastest_baud
 from imcflow.gen.project import Generated, held_out, load, prepare
@@ -144,7 +145,8 @@ def board_top(design: Design, target, *, clock_mhz: float | None = None, baud: i
     top = BoardTop(target, design.accelerator, height=design.height, width=design.width,
                    clock_mhz=clock_mhz, baud=baud, design_id=design.design_id)
     placement = memory_plan(memories(top.system, "top.system"), target)
-    script = yosys_script(placement)
+    products = multiplier_plan(multipliers(top.system, "top.system"), target)
+    script = yosys_script(placement, products)
     details = {"network": design.network, "directory": gen.directory and str(gen.directory),
                "top": gen.name, "design_hash": gen.manifest["design_hash"],
                "arch_name": gen.manifest["arch_name"], "arch": arch.to_dict(),
@@ -152,5 +154,5 @@ def board_top(design: Design, target, *, clock_mhz: float | None = None, baud: i
                "estimated": {k: getattr(fit, k) for k in ("luts", "ffs", "brams", "dsps")},
                "accelerator": f"{type(design.accelerator).__module__}."
                               f"{type(design.accelerator).__name__}",
-               "memories": placement, "yosys_script": script}
+               "memories": placement, "multipliers": products, "yosys_script": script}
     return top, script, details

@@ -16,8 +16,15 @@ puts the multi-port memories into block RAM, largest first, while the board's bl
 Yosys (iCE40, which has no LUT-RAM); it passes the choice to Yosys as a ``ram_style`` attribute
 on each memory, checking that each memory's path selects exactly one memory.
 
-`yosys_script` turns the plan into the commands run after reading the design; the build report
-records it (``memories``).
+Multipliers on the iCE40 UP5K. Its Yosys flow maps multiplies to logic unless ``synth_ice40
+-dsp``, and then maps every one to an SB_MAC16, of which the UP5K has 8. A requantization
+multiply in logic costs about 165 LUT4s, in a DSP about 17 (measured with ``synth_ice40
+-noflatten``); `multiplier_plan` keeps the first ``board.dsps`` requantization products of the
+accumulators (`multipliers`) in DSPs and maps the others to logic before synthesis. On the ECP5
+(156 MULT18X18D) Yosys' default, every multiply in a DSP, is the plan.
+
+`yosys_script` turns the plans into the commands run after reading the design; the build report
+records them (``memories``, ``multipliers``).
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from dataclasses import asdict, dataclass
 from amaranth.hdl import Fragment, Shape
 from amaranth.lib.memory import Memory
 
-__all__ = ["BRAM_RESERVE", "MemoryUse", "memories", "memory_plan", "yosys_script", "LOGIC",
-           "Estimate", "estimate"]
+from imcflow.hw.accumulator import AdcAccumulator
+
+__all__ = ["BRAM_RESERVE", "MemoryUse", "memories", "memory_plan", "multipliers",
+           "multiplier_plan", "yosys_script", "LOGIC", "Estimate", "estimate"]
 
 #: fraction of the block RAMs `memory_plan` leaves to the memories it does not place
 BRAM_RESERVE = 0.1
@@ -103,15 +112,57 @@ def memory_plan(uses: list[MemoryUse], board) -> dict:
     return {"placements": placements, "brams": used, "available": board.brams}
 
 
-def yosys_script(memory: dict) -> str:
-    """The Yosys commands of the memory plan, run after the design is read (``proc`` first:
-    Yosys ignores modules that still hold processes when it selects)."""
+def multipliers(elaboratable, path: str) -> list[str]:
+    """The requantization products of every `~imcflow.hw.accumulator.AdcAccumulator` in
+    ``elaboratable`` (elaborated without a platform), one per output column, in the order of the
+    design: ``<module>/w:prod<column>``, the Yosys wire each multiply drives, in the design
+    whose hierarchy puts ``elaboratable`` at ``path``."""
+
+    found = []
+
+    def walk(fragment, where):
+        for sub, name, _ in fragment.subfragments:
+            here = f"{where}.{name}"
+            accumulator = next((o for o in getattr(sub, "origins", None) or ()
+                                if isinstance(o, AdcAccumulator)), None)
+            if accumulator is not None:
+                found.extend(f"{here}/w:prod{c}" for c in range(accumulator.cols))
+            walk(sub, here)
+
+    walk(Fragment.get(elaboratable, None), path)
+    return found
+
+
+def multiplier_plan(products: list[str], board) -> dict:
+    """Which requantization products go to DSPs on ``board``: on the iCE40 the first
+    ``board.dsps`` (the others to logic), on the ECP5 all (Yosys' default).
+
+    Returns
+    -------
+    dict
+        ``dsp`` and ``logic`` (the products, as `multipliers` names them), ``dsps`` (used) and
+        ``available``.
+    """
+    keep = board.dsps if board.family == "ice40" else len(products)
+    return {"dsp": products[:keep], "logic": products[keep:], "dsps": min(keep, len(products)),
+            "available": board.dsps}
+
+
+def yosys_script(memory: dict, multiplier: dict | None = None) -> str:
+    """The Yosys commands of the memory plan and the multiplier plan, run after the design is
+    read (``proc`` first: Yosys ignores modules that still hold processes when it selects). A
+    product in logic is the one multiply in the input cone of its ``prod`` register, mapped to
+    gates (``techmap``) so that ``synth_ice40 -dsp`` leaves it to the LUTs."""
     commands = ["proc"]
     for p in memory["placements"]:
         if p["style"] != "auto":
             target = f"{p['path'].rsplit('.', 1)[0]}/m:{p['path'].rsplit('.', 1)[1]}"
             commands += [f"select -assert-count 1 {target}",
                          f'setattr -set ram_style "{p["style"]}" {target}']
+    for product in (multiplier or {}).get("logic", ()):
+        module = product.split("/", 1)[0]
+        target = f"{product} %ci* {module}/t:$mul %i"
+        commands += [f"select -assert-count 1 {target}", f"techmap {target}"]
     return "; ".join(commands) if len(commands) > 1 else ""
 
 
@@ -136,6 +187,9 @@ BRAM_LUTS = 36
 #: a window buffer in LUT-RAM (ECP5): LUT4s per read port x bit x 16 words; from flip-flops
 #: (iCE40): LUT4s per read port x bit x word, and one flip-flop per stored bit
 LUTRAM_LUTS, FLOP_RAM_LUTS = 1.57, 0.94
+#: LUT4s of a requantization multiply in logic, beyond the DSPs of an iCE40 (`multiplier_plan`;
+#: 165 LUT4 per channel measured with synth_ice40 with and without ``-dsp``)
+MULT_LUTS = 165
 #: the UART host link, frame receiver and sender, image buffer and LEDs
 HOST_LUTS, HOST_FFS = 1500, 1200
 #: device -> (LUT4s, flip-flops): ECP5 slices hold two of each, iCE40 logic cells one of each
@@ -183,8 +237,9 @@ def estimate(mapping, board) -> Estimate:
     a crossbar layer copy, a join input, a global or average pool: one DSP (the requantization
     multiply; digits: 122, as measured) and ``CHANNEL_LUTS``/``CHANNEL_FFS``. Window buffers with
     several read ports take block RAMs as `memory_plan` places them (one copy per port; digits:
-    117, as measured), the rest LUT-RAM or flip-flops. The constants come from single-block Yosys
-    runs (docs/fpga.md); against the full digits ULX3S build the estimate has the DSPs and block
+    117, as measured), the rest LUT-RAM or flip-flops. On the iCE40 the products beyond its
+    DSPs take ``MULT_LUTS`` LUT4s each (`multiplier_plan`). The constants come from single-block
+    Yosys runs (docs/fpga.md); against the full digits ULX3S build the estimate has the DSPs and block
     RAMs exactly, LUT4s 11.5 % and flip-flops 15.3 % low (`tests/test_fpga_fit.py`).
     """
     arch = mapping.arch
@@ -234,6 +289,10 @@ def estimate(mapping, board) -> Estimate:
         consumers[l.name] = stage_luts
         luts += stage_luts
         ffs += stage_ffs
+    if board.family == "ice40" and dsps > board.dsps:   # the rest in logic (`multiplier_plan`)
+        consumers["multiplies in logic"] = MULT_LUTS * (dsps - board.dsps)
+        luts += MULT_LUTS * (dsps - board.dsps)
+        dsps = board.dsps
     # window buffers and skip FIFOs: block RAM while it lasts (largest first), else LUT-RAM or
     # flip-flops, as `memory_plan` places them
     budget, brams = math.floor(board.brams * (1 - BRAM_RESERVE)), 0
