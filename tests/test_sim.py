@@ -291,7 +291,8 @@ def test_sim_refuses_verilog_that_is_not_the_configurations(small_line, tmp_path
 
     edited = tmp_path / "edited"
     shutil.copytree(small_line, edited)
-    verilog = next(edited.glob("*.v"))
+    # the top's Verilog, not the instantiation template beside it (`<top>_inst.v`)
+    verilog = edited / json.loads((edited / "manifest.json").read_text())["verilog"]
     verilog.write_text(verilog.read_text().replace("module ", "module  ", 1))
     assert cli.main(["sim", str(edited), "--images", "1"]) == 2
     err = capsys.readouterr().err
