@@ -5,7 +5,8 @@
 For each block (default: all of `imcflow.verif.mutate.BLOCKS`) it draws ``--mutants`` Yosys
 mutations with ``--seed``, runs the block's mutation regression and proofs on each mutant and
 prints one row: mutants, killed, survived, proven equivalent, kill rate (killed / (mutants -
-equivalent)) and the time taken, then every survivor with its mutated source line. The full
+equivalent)) and the time taken (wall, and CPU of the process and the tools it ran), then every
+survivor and every equivalent mutant with its mutated source line. The full
 reports go to ``$IMCFLOW_CACHE/mutate/<block>.json``. A block whose campaign cannot run (e.g. no
 mutation regression) is reported as such and the others go on. docs/verification.md lists the
 measured table.
@@ -29,6 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     rows, survivors = [], []
+    total = {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0}
     for block in args.blocks:
         log = cache_dir("mutate") / f"{block}.log"
         log.unlink(missing_ok=True)
@@ -41,16 +43,21 @@ def main(argv=None) -> int:
         (cache_dir("mutate") / f"{block}.json").write_text(json.dumps(report, indent=1))
         rows.append(f"| {block} | {report['mutants']} | {report['killed']} | {report['survived']} "
                     f"| {report['equivalent']} | {100 * report['kill_rate']:.1f} % "
-                    f"| {report['seconds']:.0f} s |")
-        survivors += [f"{block} #{r['mutsel']}: {r['source']}" for r in report["results"]
-                      if r["status"] == "survived"]
+                    f"| {report['seconds']:.0f} s | {report['cpu_seconds']:.0f} s |")
+        for key in total:
+            total[key] += report[key]
+        survivors += [f"{block} #{r['mutsel']} {r['status']}: {r['source']}"
+                      for r in report["results"] if r["status"] != "killed"]
         print(rows[-1], file=sys.stderr, flush=True)
     print(f"mutation coverage, seed {args.seed}, {args.mutants} mutants per block\n")
-    print("| block | mutants | killed | survived | equivalent | kill rate | time |")
-    print("|---|---|---|---|---|---|---|")
+    print("| block | mutants | killed | survived | equivalent | kill rate | wall | CPU |")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    relevant = total["mutants"] - total["equivalent"]
+    print(f"| all | {total['mutants']} | {total['killed']} | {total['survived']} "
+          f"| {total['equivalent']} | {100 * total['killed'] / max(relevant, 1):.1f} % | | |")
     if survivors:
-        print("\nsurvivors:\n" + "\n".join(survivors))
+        print("\nnot killed:\n" + "\n".join(survivors))
     return 0
 
 

@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gen": ("imcflow.cli.gen", "generate Verilog and a manifest (a standalone block, or a whole accelerator)"),
     "sim": ("imcflow.cli.sim", "simulate a generated accelerator under Verilator against the golden and timing models"),
     "demo": ("imcflow.cli.demo", "the main job on the built-in default: map, generate and simulate digits end to end"),
-    "mutate": ("imcflow.verif.mutate", "mutation coverage: inject Yosys mutations into a block's RTL and count those its tests catch"),
+    "mutate": ("imcflow.cli.mutate", "mutation coverage: inject Yosys mutations into a block's RTL and count those its tests catch"),
     "explore": ("imcflow.cli.explore", "design-space exploration on Dask: accuracy, performance, energy and area over a sweep"),
     "regress": ("imcflow.cli.regress", "the block regressions with fresh seeds on Dask; every failure with its replay command"),
     "fpga": ("imcflow.cli.fpga", "FPGA prototype: build a bitstream with its report, run images on a board"),

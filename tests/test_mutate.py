@@ -1,7 +1,9 @@
 # amaranth: UnusedElaboratable=no
 """`imcflow mutate` (imcflow.verif.mutate): Yosys mutants of a block run through its regression
 and proofs. A small campaign on the FIFO must report consistent counts and kill the mutants that
-break it; a Yosys mutant that corrupts or misaddresses the FIFO's data while `level` stays right
+break it; the crossbar's campaign runs on its fpga flavour; a regression too weak to catch some
+mutants must report them as survivors with their source lines (and one proven equivalent as
+such); a Yosys mutant that corrupts or misaddresses the FIFO's data while `level` stays right
 must fail the port-level FIFO contract; bad arguments are one line and exit status 2."""
 
 import json
@@ -12,8 +14,11 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import Const
+from amaranth.hdl import Const, Module, Mux
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
+from imcflow.cli.mutate import text as report_text
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.verif import contracts, mutate
 from imcflow.verif.formal import FormalError, check
@@ -37,13 +42,88 @@ def test_fifo_campaign_report_is_consistent():
     assert sorted(r["mutsel"] for r in results) == list(range(1, 11))
     for r in results:
         assert re.match(r"hw/fifo\.py:\d+: ", r["source"]), r   # the mutated line, with its text
-        assert (r["by"] is not None) == (r["status"] == "killed")
+        assert (r["by"] is None) == (r["status"] == "survived")
     # the memory's write data inverted: level stays right, the beats are wrong; the scoreboard
     # (or the proof) must catch it
     corrupting = [r for r in results
                   if "-port WR_DATA" in r["mutation"] and "-mode inv" in r["mutation"]]
     assert corrupting and all(r["status"] == "killed" for r in corrupting)
-    assert "progress" not in out.stdout and "mutant 10/10" in out.stderr
+    assert "imcflow mutate:" not in out.stdout and "fifo: 11/11 simulated" in out.stderr
+
+
+def test_crossbar_campaign_mutates_the_mac_array():
+    out = imcflow("mutate", "crossbar", "--mutants", "4", "--seed", "3", "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["mutants"] == len(report["results"]) == 4
+    assert "fpga" in report["design"]
+    for r in report["results"]:
+        assert re.match(r"hw/(crossbar|arith)\.py:\d+: ", r["source"]), r
+    assert report["killed"] >= 1
+
+
+def test_survivors_and_equivalent_mutants_are_reported(monkeypatch):
+    # A FIFO regression at full rate only (no stalls, no proof) cannot see a mutant that breaks
+    # the FIFO when it fills: such mutants must come out as survivors, with their source lines
+    # and texts, and out of the kill rate only those proven equivalent.
+    def weak():
+        fifo = PipelineFifo(3, 4)
+        params = {"width": 3, "depth": 4, "latency": fifo.latency, "interval": fifo.interval}
+        return fifo, params, mutate.Regression([
+            {"testbench": "fifo_tb", "testcase": "full_rate", "parameters": {"seed": 5}}])
+    monkeypatch.setattr(mutate, "_targets", lambda: {
+        "fifo": mutate.Target("fifo", ("hw/fifo.py",), weak, None, "weak FIFO regression")})
+    report = mutate.campaign("fifo", count=12, seed=1)
+    survivors = [r for r in report["results"] if r["status"] == "survived"]
+    assert survivors and report["kill_rate"] < 1
+    for r in survivors:
+        assert r["by"] is None
+        where, text = r["source"].split(": ", 1)
+        line = int(where.split(":")[1])
+        assert text.split("  [")[0] == (Path(mutate.ROOT) / "hw/fifo.py").read_text() \
+            .splitlines()[line - 1].strip()
+    text = report_text(report)
+    assert all(f"survived #{r['mutsel']}: {r['source']}" in text for r in survivors)
+    relevant = report["mutants"] - report["equivalent"]
+    assert report["kill_rate"] == report["killed"] / relevant
+
+
+class Offset(wiring.Component):
+    """A register stage that adds 3 to each beat; while idle it loads 9 (never shown: `valid` is
+    low then)."""
+
+    i: In(stream.Signature(4))
+    o: Out(stream.Signature(4))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        plus = self.i.payload + Const(3, 4)
+        loaded = Mux(self.i.valid, plus, 9)
+        with m.If(self.i.ready):
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(loaded)]
+        return m
+
+
+def test_equivalence_check_tells_equivalent_mutants_from_bugs():
+    # Tying a bit of the constant 3 to the value it has changes nothing (equal for every input);
+    # changing the idle value 9 changes only a payload that is not valid (equal for every input
+    # that follows the stream rules); the other bit of 3 tied to 0 is a bug.
+    offset = Offset()
+    text = rtlil.convert(offset, name="offset")
+    found = {}
+    for m in mutate.mutations(text, "offset", 400, 1):
+        f = dict(re.findall(r"-(mode|port|portbit) (\S+)", m.args))
+        line = re.match(r"\S+: (.*)  \[", m.describe())
+        if line:
+            found.setdefault((line[1], f["mode"], f["port"], f["portbit"]), m)
+    plus, loaded = "plus = self.i.payload + Const(3, 4)", "loaded = Mux(self.i.valid, plus, 9)"
+    same = found[(plus, "const1", "B", "0")]            # bit 0 of 3 is 1 already
+    idle = found[(loaded, "const0", "A", "3")]          # 9 becomes 1, shown never
+    bug = found[(plus, "const0", "B", "1")]             # 3 becomes 1
+    assert mutate.equivalent(offset, same).startswith("equiv_induct")
+    assert mutate.equivalent(offset, idle).startswith("k-induction")
+    assert mutate.equivalent(offset, bug) is None
 
 
 def fifo_mutants(select):

@@ -12,6 +12,10 @@ specs take ``internal=False`` there and state only what the ports show.
 - `ForkSpec`: each input beat exactly once to each output, in order, with its payload.
 - `JoinSpec`: one output per pair of input beats, and its value is the golden join of that pair.
 - `each_unit`: a spec applied to every unit of a `~imcflow.verif.bank.Bank`.
+- `SameBehaviour`: two modules of one block (the original and a mutant) show the same outputs in
+  every cycle for every input that follows the stream rules: `imcflow mutate`'s equivalence
+  check under the protocol (a mutant that differs only when a producer breaks the stream rules
+  is no bug).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 __all__ = ["free_producer", "obeys_stream_rules", "QueueSpec", "ForkSpec", "JoinSpec",
-           "small_join", "each_unit", "as_instance"]
+           "small_join", "each_unit", "as_instance", "SameBehaviour"]
 
 
 def _add(m, dut):
@@ -324,3 +328,52 @@ def as_instance(block, module: str, ports: dict | None = None) -> wiring.Compone
         if hasattr(block, key):
             setattr(wrapped, key, getattr(block, key))
     return wrapped
+
+
+def _is_stream(member) -> bool:
+    return member.is_signature and {"valid", "ready", "payload"} <= set(member.signature.members)
+
+
+def _ports(obj, signature):
+    """``(member, value)`` of every port of ``obj``, a stream as one port, arrays unrolled."""
+    for name, member in signature.members.items():
+        values = [getattr(obj, name)]
+        for _ in member.dimensions:
+            values = [v for value in values for v in value]
+        for value in values:
+            if member.is_port or _is_stream(member):
+                yield member, value
+            else:
+                yield from _ports(value, member.signature)
+
+
+class SameBehaviour(Elaboratable):
+    """Modules ``gold`` and ``gate`` with ``block``'s ports (e.g. the original and a mutant) side
+    by side on the same inputs: every output, ``ready`` of the input streams included, is equal
+    in every cycle, a payload while ``valid``. Every input stream follows the stream rules
+    (`free_producer` on gold's port, gate's port wired to it); every other input, ``ready`` of
+    the output streams included, is free."""
+
+    def __init__(self, block, gold: str, gate: str):
+        self.block, self.gold, self.gate = block, gold, gate
+
+    def elaborate(self, platform):
+        m = Module()
+        gold, gate = as_instance(self.block, self.gold), as_instance(self.block, self.gate)
+        m.submodules.gold, m.submodules.gate = gold, gate
+        for (member, a), (_, b) in zip(_ports(gold, gold.signature), _ports(gate, gate.signature)):
+            if _is_stream(member) and member.flow == In:
+                free_producer(m, a)
+                m.d.comb += [b.valid.eq(a.valid), Value.cast(b.payload).eq(Value.cast(a.payload)),
+                             Assert(a.ready == b.ready)]
+            elif _is_stream(member):
+                m.d.comb += [a.ready.eq(AnySeq(1)), b.ready.eq(a.ready),
+                             Assert(a.valid == b.valid)]
+                with m.If(a.valid):
+                    m.d.comb += Assert(Value.cast(a.payload) == Value.cast(b.payload))
+            elif member.flow == In:
+                a, b = Value.cast(a), Value.cast(b)
+                m.d.comb += [a.eq(AnySeq(len(a))), b.eq(a)]
+            else:
+                m.d.comb += Assert(Value.cast(a) == Value.cast(b))
+        return m

@@ -54,7 +54,7 @@ def _rtlil(spec) -> str:
 
 
 def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None,
-          modules: Sequence[str] = ()) -> None:
+          modules: Sequence[str] = (), timeout: int | None = None) -> None:
     """Run SymbiYosys on ``spec`` in ``mode`` with ``depth`` steps; raise `FormalError` on failure.
 
     Parameters
@@ -70,6 +70,8 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
     modules : sequence of str
         RTLIL texts of modules that ``spec`` instantiates with ``Instance`` (e.g. mutants),
         read before the spec.
+    timeout : int, optional
+        Seconds after which SymbiYosys gives up (a `FormalError`).
 
     Raises
     ------
@@ -91,7 +93,8 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
     for file, text in zip(extra, modules):
         (work / file).write_text(text)
     (work / "spec.sby").write_text(
-        f"[options]\nmode {mode}\ndepth {depth}\n\n"
+        f"[options]\nmode {mode}\ndepth {depth}\n"
+        + (f"timeout {timeout}\n" if timeout else "") + "\n"
         "[engines]\nsmtbmc z3\n\n"
         "[script]\n" + "".join(f"read_rtlil {f}\n" for f in extra)
         + "read_rtlil spec.il\n"

@@ -11,15 +11,19 @@
 2. All mutants go into one design: ``mutate -ctrl mutsel W k`` adds mutation ``k`` behind a new
    input ``mutsel`` (``mutsel == 0`` is the original). Verilator builds it once.
 3. The block's *mutation regression* runs once per mutant with ``mutsel`` set (the cocotb
-   `~imcflow.verif.bench.Bench` drives the port from the ``mutsel`` parameter): the block's own
-   cocotb testbench with its golden-model scoreboards under random idle cycles and backpressure,
-   and its full-rate latency and rate checks, on fixed configurations and seeds. A mutant that
+   `~imcflow.verif.bench.Bench` drives the port from the ``mutsel`` parameter), many mutants in
+   one simulator run (tests/cocotb/mutants_tb.py): the block's own cocotb testbench with its
+   golden-model scoreboards under random idle cycles and backpressure, and its full-rate
+   latency and rate checks, on fixed configurations and seeds. A mutant that
    passes it meets the block's formal contract next (`imcflow.verif.contracts`, as a bounded
    model check from reset of the mutant wrapped in an ``Instance``), where one exists.
-4. A mutant that both pass is checked for equivalence with the original (Yosys ``equiv_make``,
-   ``equiv_simple``, ``equiv_induct``: the two netlists agree in every cycle for every input from
-   the same initial state). Proven equivalent mutants are no bug and are reported apart; the rest
-   are *survivors*: bugs nothing caught, each listed with the source line it mutated.
+4. A mutant that both pass is checked for equivalence with the original (the mutated unit of a
+   bank alone): Yosys ``equiv_make``, ``equiv_simple``, ``equiv_induct`` (the two netlists agree
+   in every cycle for every input from the same initial state), else SymbiYosys k-induction on a
+   miter of the two whose inputs follow the stream rules (`~imcflow.verif.contracts.SameBehaviour`: a mutant that differs only when a
+   producer breaks the rules, or only in a payload that is not valid, is no bug). Proven
+   equivalent mutants are reported apart; the rest are *survivors*: bugs nothing caught, each
+   listed with the source line it mutated.
 
 The kill rate is ``killed / (mutants - equivalent)``. docs/verification.md ("Mutation coverage")
 explains how to read the report.
@@ -28,6 +32,7 @@ explains how to read the report.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -45,8 +50,8 @@ from amaranth.hdl import Const
 from imcflow import toolchain
 from imcflow.errors import UserError
 
-__all__ = ["BLOCKS", "Mutation", "mutations", "mutant_design", "equivalent", "campaign",
-           "quiet", "add_arguments", "run"]
+__all__ = ["BLOCKS", "Mutation", "Regression", "Target", "mutations", "mutant_design",
+           "equivalent", "simulate", "campaign", "quiet", "progress"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TB_DIR = ROOT / "tests" / "cocotb"
@@ -55,7 +60,8 @@ TB_DIR = ROOT / "tests" / "cocotb"
 _STDERR = sys.stderr
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
+    """A progress line on stderr (the real one while `quiet` redirects the tools' output)."""
     print(f"imcflow mutate: {message}", file=_STDERR, flush=True)
 
 
@@ -186,26 +192,107 @@ def mutant_design(rtlil_text: str, top: str, muts: list[Mutation]) -> tuple[str,
         return (work / "mutants.v").read_text(), (work / "mutants.il").read_text()
 
 
-def equivalent(rtlil_text: str, top: str, mutation: Mutation, *, seq: int = 8,
-               timeout: float = 120) -> bool:
-    """Whether Yosys proves the mutant equivalent to the original: ``equiv_make`` pairs the
-    signals of the two netlists by name, ``equiv_simple`` and ``equiv_induct`` (``seq`` cycles)
-    prove each pair equal in every cycle. False means not proven within ``timeout`` seconds (it
-    may still be equivalent: such a mutant counts as a survivor)."""
+def _unit(component, mutation: Mutation):
+    """The component that ``mutation`` mutates, alone, and the mutation's arguments for it as
+    Yosys module ``unit``: for a `~imcflow.verif.bank.Bank`, the unit holding the mutated cell
+    (the units are independent, so the others cannot tell the mutant from the original)."""
+    from imcflow.verif.bank import Bank
+    args = re.sub(r"-module \S+", "-module unit", mutation.args)
+    match = re.search(r"-cell \$flatten\\(\w+)\.(\S+)", args)
+    if not isinstance(component, Bank) or not match or match[1] not in component.units:
+        return component, args
+    rest = match[2]     # the cell's name inside the unit: `\sub.$18` or `$18`
+    return component.units[match[1]], args.replace(
+        match[0], "-cell " + (f"$flatten{rest}" if rest.startswith("\\") else rest))
+
+
+def _gold_and_gate(component, mutation: Mutation) -> tuple[object, str] | None:
+    """The component `_unit` finds and RTLIL of its modules ``gold`` (the original) and
+    ``gate`` (the mutant); None if Yosys cannot apply the mutation to it alone."""
+    from amaranth.back import rtlil
+    unit, args = _unit(component, mutation)
     with tempfile.TemporaryDirectory(prefix="imcflow-equiv-") as tmp:
         work = Path(tmp)
-        (work / "design.il").write_text(rtlil_text)
-        script = (_prepare(top) + f"copy {top} gold\nmutate {mutation.args}\nrename {top} gate\n"
-                  "memory_map\nopt_clean\nequiv_make gold gate equiv\nhierarchy -top equiv\n"
-                  f"equiv_simple -seq {seq}\nequiv_induct -seq {seq}\nequiv_status -assert\n")
+        (work / "design.il").write_text(rtlil.convert(unit, name="unit"))
         try:
-            _yosys(script, work, timeout)
+            _yosys(_prepare("unit") + f"hierarchy -top unit\ncopy unit gold\nmutate {args}\n"
+                   "rename unit gate\nwrite_rtlil pair.il\n", work)
         except RuntimeError:
-            return False
-        return True
+            return None
+        return unit, (work / "pair.il").read_text()
+
+
+def _equiv_induct(text: str, *, rounds: int = 6, timeout: float = 60) -> bool:
+    """Whether Yosys proves modules ``gold`` and ``gate`` of RTLIL ``text`` equal at their ports
+    in every cycle for every input. ``equiv_make`` pairs the signals of the two by name,
+    ``equiv_struct`` merges identical logic, ``equiv_simple`` and ``equiv_induct`` prove the pairs
+    (each assuming the others held before: an inductive invariant). An inner pair that is not
+    proven (a signal the mutation changes although the ports do not show it) is unpaired and the
+    proof repeated, at most ``rounds`` times; an unproven port ends it."""
+    ports = set(re.findall(r"^\s*wire .*\b(?:input|output) \d+ (\\\S+)$", text, re.M))
+    # whole-wire aliases (`connect \a \b` in a module): Yosys names a pair after one of them
+    aliases: dict[str, set[str]] = {}
+    for a, b in re.findall(r"^  connect (\\\S+) (\\\S+)$", text, re.M):
+        group = aliases.get(a, {a}) | aliases.get(b, {b})
+        for name in group:
+            aliases[name] = group
+    blacklist: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="imcflow-equiv-") as tmp:
+        work = Path(tmp)
+        (work / "pair.il").write_text(text)
+        for _ in range(rounds):
+            (work / "blacklist.txt").write_text("".join(f"{name[1:]}\n" for name in blacklist))
+            try:
+                log = _yosys("read_rtlil pair.il\nmemory_map\nopt_clean\n"
+                             "equiv_make -blacklist blacklist.txt gold gate equiv\n"
+                             "hierarchy -top equiv\nequiv_struct\nequiv_simple\nequiv_induct\n"
+                             "equiv_status\n", work, timeout)
+            except RuntimeError:
+                return False
+            unproven = {alias for name in re.findall(r"Unproven \$equiv \S+: (\\\S+)_gold ", log)
+                        for alias in aliases.get(name, {name})}
+            if not unproven:
+                return True
+            if unproven & ports or unproven <= blacklist:
+                return False
+            blacklist |= unproven
+    return False
+
+
+def equivalent(component, mutation: Mutation, *, depth: int = 4,
+               protocol_timeout: int = 60) -> str | None:
+    """How the mutant was proven equivalent to the original, or None if it was not (it may still
+    be). Both proofs take the mutated unit of a bank alone (`_unit`).
+
+    1. Yosys (`_equiv_induct`): equal ports in every cycle for every input.
+    2. SymbiYosys k-induction (``depth`` steps, ``protocol_timeout`` seconds) on
+       `imcflow.verif.contracts.SameBehaviour`: the two show the same outputs in every cycle for
+       every input that follows the stream rules, payloads compared only while valid.
+    """
+    from imcflow.verif.contracts import SameBehaviour
+    from imcflow.verif.formal import FormalError, check
+    pair = _gold_and_gate(component, mutation)
+    if pair is None:
+        return None
+    unit, text = pair
+    if _equiv_induct(text):
+        return "equiv_induct: equal ports in every cycle for every input"
+    try:
+        check(SameBehaviour(unit, "gold", "gate"), mode="prove", depth=depth,
+              name="mutate-same-behaviour", modules=[text], timeout=protocol_timeout)
+    except FormalError:
+        return None
+    return "k-induction: equal outputs for every input that follows the stream rules"
 
 
 # --- the blocks' mutation regressions ----------------------------------------------------------
+
+#: Default idle and backpressure of a unit, phases ``[probability, cycles]`` repeated: random
+#: stalls, full speed, and long stalls that fill a buffer and let the producer run far ahead
+#: (the first from the start: a window buffer fills before any window has left)
+IDLE = [[0.3, 200], [0.0, 100], [0.9, 50]]
+BACKPRESSURE = [[0.98, 120], [0.4, 200], [0.0, 100], [0.97, 80]]
+
 
 @dataclass
 class Stream:
@@ -216,9 +303,11 @@ class Stream:
     inputs: dict            # port -> array of maps (N, ..., lanes)
     outputs: dict           # port -> array of maps
     seed: int
-    idle: float = 0.3
-    backpressure: float = 0.4
+    idle: float | list = field(default_factory=lambda: IDLE)
+    backpressure: float | list = field(default_factory=lambda: BACKPRESSURE)
     timing: Callable[[dict], None] | None = None   # checks the full-rate handshake cycles
+    # checks the handshake cycles under stalls, given the recorded valid/ready flags
+    stalled: Callable[[dict, dict], None] | None = None
 
     def parameters(self, full_rate: bool) -> dict:
         words, layouts = {}, {}
@@ -228,7 +317,7 @@ class Stream:
             words[port] = [layout.pack(v, last=j == maps.shape[1] - 1)
                            for m in maps for j, v in enumerate(m)]
             layouts[port] = [layout.lanes, layout.bits, layout.signed]
-        return {"name": self.name, "seed": self.seed,
+        return {"name": self.name, "seed": self.seed, "record": self.stalled is not None,
                 "idle": 0 if full_rate else self.idle,
                 "backpressure": 0 if full_rate else self.backpressure,
                 "inputs": {p: words[p] for p in self.inputs},
@@ -248,9 +337,8 @@ def _port(dut, port: str):
 class Target:
     """A block's mutation campaign: its design, where its mutations may go, and its checks.
 
-    ``design()`` returns ``(component, build parameters, regression)``; ``regression(build,
-    mutsel)`` raises on failure. ``proofs(rtlil_module_text, module, width, mutsel)``, if any,
-    raises `~imcflow.verif.formal.FormalError` when the mutant breaks the block's contract.
+    ``design()`` returns ``(component, build parameters, Regression)``. ``proofs(component,
+    rtlil_module_text, module, width, mutsel)``, if any, raises `~imcflow.verif.formal.FormalError` when the mutant breaks the block's contract.
     """
 
     name: str
@@ -264,36 +352,48 @@ class Target:
         return " ".join(f"a:src=*{s}:*" for s in self.sources)
 
 
+@dataclass
+class Regression:
+    """A block's mutation regression: ``cases``, testcases of the block's cocotb testbenches
+    (``{"testbench": module in tests/cocotb, "testcase": name, "parameters": {...}}``), which
+    tests/cocotb/mutants_tb.py runs on every mutant in one simulator run, and ``check(reports)``,
+    which raises `AssertionError` when what one mutant's cases reported (in order) is wrong, e.g.
+    the cycle of a handshake."""
+
+    cases: list[dict]
+    check: Callable[[list[dict]], None] | None = None
+
+
 def _stream_bank(name: str, units: list[Stream], timeout: int = 20_000):
     from imcflow.verif.bank import Bank
 
-    def regression(build, mutsel):
-        from imcflow.verif import runner
-        cycles = {}
-        for full_rate in (False, True):
-            cycles = runner.run(build, TB_DIR / "stream_bank_tb.py", test_id=f"mutate-{name}",
-                                parameters={"units": [u.parameters(full_rate) for u in units],
-                                            "timeout": timeout, "tail": 16, "mutsel": mutsel,
-                                            "seed": 1})["cycles"]
-        for unit in units:
-            if unit.timing is not None:
-                unit.timing({k.split(".", 1)[1]: v for k, v in cycles.items()
-                             if k.startswith(unit.name + ".")})
+    def case(full_rate):
+        return {"testbench": "stream_bank_tb", "testcase": "streams",
+                "parameters": {"units": [u.parameters(full_rate) for u in units],
+                               "timeout": timeout, "tail": 16, "seed": 1}}
 
-    return Bank({u.name: u.dut for u in units}), {}, regression
+    def mine(unit, figures):
+        return {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith(unit.name + ".")}
+
+    def check(reports):
+        for unit in units:
+            if unit.stalled is not None:
+                unit.stalled(mine(unit, reports[0]["cycles"]), mine(unit, reports[0]["flags"]))
+            if unit.timing is not None:
+                unit.timing(mine(unit, reports[1]["cycles"]))
+
+    return Bank({u.name: u.dut for u in units}), {}, Regression([case(False), case(True)], check)
 
 
 def _queue(name: str, make, payload: dict, beats: int = 3200):
     def design():
-        from imcflow.verif import runner
         dut = make()
         params = {**payload, "depth": dut.depth, "latency": dut.latency,
                   "interval": dut.interval}
-
-        def regression(build, mutsel):
-            runner.run(build, TB_DIR / "fifo_tb.py", test_id=f"mutate-{name}",
-                       parameters={"seed": 7, "beats": beats, "mutsel": mutsel})
-        return dut, params, regression
+        return dut, params, Regression([
+            {"testbench": "fifo_tb", "testcase": testcase,
+             "parameters": {"seed": 7, "beats": beats}}
+            for testcase in ("random_traffic", "full_rate")])
     return design
 
 
@@ -444,7 +544,53 @@ WINDOWS = [  # h, w, c, bits, kernel, stride, padding, strategy, signed, pad_val
     (7, 5, 1, 4, 3, 2, 0, "line", True, -3),
     (4, 4, 1, 3, 2, 1, 1, "frame", False, 5),
     (3, 4, 2, 3, 3, 1, 2, "line", False, 0),
+    (6, 6, 1, 3, 3, 2, 0, "line", False, 0),       # stride 2: the last row and column unused
+    (5, 4, 2, 3, 1, 2, 0, "line", True, 0),        # kernel 1, stride 2
+    (6, 5, 1, 4, 3, 2, 1, "frame", False, 7),      # stride 2 with padding 1
 ]
+
+
+def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, ready: str):
+    """Cycle-accurate model of a `~imcflow.hw.im2col.WindowSource` under stalls: the cycles of
+    its input and output handshakes when ``offered[c]`` (``"1"``/``"0"``) says whether the
+    producer offers a pixel in cycle ``c`` and ``ready[c]`` whether the consumer takes a window.
+    The rules are those of `imcflow.sw.timing.window_schedule` (`window_needs`): a pixel is
+    accepted unless it would overwrite one still needed (line) or the image being read (frame);
+    a window is read (registered into ``o``) once its last pixel has been accepted (that cycle's
+    included) and ``o`` is free or being taken."""
+    from imcflow.sw.timing import window_needs
+    keep, last, words = window_needs(h, w, kernel, stride, padding, strategy=strategy)
+    pixels, per_image = h * w, len(last)
+    count = window = fired = 0
+    valid = False
+    accepted, taken = [], []
+    for c, (offer, take) in enumerate(zip(offered, ready)):
+        take = take == "1"
+        bound = words if strategy == "frame" else keep[window] + words
+        write = offer == "1" and count < bound
+        fire = fired < images * per_image and count + write > last[window] and (not valid or take)
+        if write:
+            accepted.append(c)
+        if valid and take:
+            taken.append(c)
+        valid = fire or (valid and not take)
+        if fire:
+            fired, window = fired + 1, window + 1
+            if window == per_image:
+                window, count = 0, count - pixels
+        count += write
+    return accepted, taken
+
+
+def _window_stalls(geometry, images, strategy):
+    def stalled(cycles, flags):
+        accepted, taken = window_model(*geometry, strategy, images, flags["i"], flags["o"])
+        for port, model in (("i", accepted), ("o", taken)):
+            k = next((k for k, (a, b) in enumerate(zip(cycles[port], model)) if a != b),
+                     min(len(cycles[port]), len(model)))
+            _expect(cycles[port] == model, f"{port}: handshake {k} under stalls in cycle "
+                    f"{cycles[port][k:k + 1]}, the model says {model[k:k + 1]}")
+    return stalled
 
 
 def _window_source():
@@ -456,7 +602,8 @@ def _window_source():
         y = golden.windows(fmap, k, s, p, pad)
         dut = WindowSource(h, w, c, bits, k, s, p, strategy=strategy, signed=sg, pad_value=pad)
         units.append(Stream(f"w{n}", dut, {"i": fmap}, {"o": y}, n,
-                            timing=_window_timing((h, w, k, s, p), 3, 0, strategy)))
+                            timing=_window_timing((h, w, k, s, p), 3, 0, strategy),
+                            stalled=_window_stalls((h, w, k, s, p), 3, strategy)))
     return _stream_bank("window_source", units)
 
 
@@ -546,7 +693,7 @@ def _targets() -> dict[str, Target]:
         "join": Target("join", ("hw/residual.py", "hw/arith.py"), _join, _bank_proof("JoinSpec", 4),
                        "Join bank"),
         "crossbar": Target("crossbar", ("hw/crossbar.py", "hw/arith.py"), _crossbar, None,
-                           "CrossbarTile bank"),
+                           "CrossbarTile bank (fpga flavour: pwm and bit_serial)"),
     })
     return targets
 
@@ -555,20 +702,120 @@ BLOCKS = ("fifo", "skid", "skipfifo", "fork", "join", "linebuffer", "im2col", "a
           "maxpool", "avgpool", "gap", "crossbar")
 
 
+CROSSBARS = [  # rows, cols, Arch keywords (small: a mutant simulation is cheap)
+    (3, 3, dict(act_bits=3, weight_bits=3, adc_bits=4, mvm_cycles=2, col_parallelism=2,
+                mac_stages=1)),
+    (4, 2, dict(act_bits=3, weight_bits=4, adc_bits=3, input_encoding="bit_serial",
+                mvm_cycles=3, col_parallelism=1)),
+    (2, 3, dict(act_bits=2, weight_bits=2, adc_bits=3, mvm_cycles=3)),
+]
+
+
 def _crossbar():
-    raise UserError("crossbar: no mutation regression yet (the crossbar is being rewritten)")
+    """Tiles of the ``fpga`` flavour (the MAC array, which Yosys synthesizes) through
+    tests/cocotb/crossbar_tb.py: windows under random idle and backpressure, every column
+    reprogrammed, windows on the new image, then full speed with the latency and interval
+    checks; golden outputs from `imcflow.sw.arith.crossbar_mvm`."""
+    from imcflow.hw.crossbar import CrossbarTile
+    from imcflow.sw.arch import Arch
+    from imcflow.sw.arith import crossbar_mvm, weight_range
+    from imcflow.verif.bank import Bank
+    from imcflow.verif.runner import cache_dir
+    data, tiles, units = {}, {}, []
+    for k, (rows, cols, kwargs) in enumerate(CROSSBARS):
+        arch = Arch(rows=rows, cols=cols, **kwargs)
+        rng = np.random.default_rng(70 + k)
+        lo, hi = weight_range(arch.weight_bits)
+        weight, new = (np.where(rng.random((rows, cols)) < 0.2, rng.choice([lo, hi], (rows, cols)),
+                                rng.integers(lo, hi + 1, (rows, cols))) for _ in range(2))
+        # the gain that puts the dot products around the ADC range: some codes saturate, most
+        # do not, and the rounding matters
+        planes_max = (1 << arch.act_bits) - 1 if arch.input_encoding == "pwm" else 1
+        shift = max(0, (rows * planes_max * hi).bit_length() - arch.adc_bits)
+        tile = CrossbarTile(weight, adc_shift=shift, arch=arch)
+        prefix = f"u{k}_"
+        order = [*rng.permutation(cols), int(rng.integers(cols))]
+        if cols & (cols - 1):
+            order.insert(int(rng.integers(len(order))), cols)   # beyond the tile: ignored
+        data[prefix + "write_col"] = np.array(order)
+        data[prefix + "write_data"] = np.array([new[:, c] if c < cols else weight[:, 0]
+                                                for c in order])
+        for phase, n, image in (("a", 20, weight), ("b", 20, new), ("c", 10, new)):
+            x = _maps(rng, (n, rows), arch.act_bits, False)
+            data[f"{prefix}x_{phase}"] = x
+            data[f"{prefix}y_{phase}"] = crossbar_mvm(
+                x, image, encoding=arch.input_encoding, act_bits=arch.act_bits,
+                adc_bits=arch.adc_bits, adc_shift=shift)
+        tiles[f"u{k}"] = tile
+        units.append({"prefix": prefix, "rows": rows, "cols": cols, "act_bits": arch.act_bits,
+                      "weight_bits": arch.weight_bits, "out_bits": tile.out_bits,
+                      "steps": tile.steps, "latency": tile.latency, "interval": tile.interval,
+                      "seed": 70 + k, "idle": 0.3, "stall": 0.4})
+    path = cache_dir("mutate") / "crossbar.data.npz"
+    np.savez(path, **data)
+    case = {"testbench": "crossbar_tb", "testcase": "tiles",
+            "parameters": {"units": units, "image": 5, "data": str(path)}}
+    return Bank(tiles), {}, Regression([case])
 
 
 # --- the campaign ------------------------------------------------------------------------------
+
+def simulate(build, regression: Regression, mutsels: list[int], name: str,
+             batch: int = 25) -> dict[int, str | None]:
+    """Run ``regression`` on each mutant ``mutsels`` of ``build``, ``batch`` mutants per
+    simulator run (tests/cocotb/mutants_tb.py); ``{mutsel: None if it passed, else what killed
+    it}``. A run that crashes is split until the mutant that crashes it runs alone: the crash
+    kills it."""
+    from imcflow.verif import runner
+    plan = runner.cache_dir("mutate") / f"{name}.plan.json"
+
+    def run(sels):
+        plan.write_text(json.dumps({"mutsels": sels, "cases": regression.cases}))
+        try:
+            run_dir, outcomes = runner.run_cases(build, TB_DIR / "mutants_tb.py",
+                                                 parameters={"plan": str(plan)},
+                                                 test_id=f"mutate-{name}")
+        except runner.SimulationError as e:
+            if len(sels) == 1:
+                return {sels[0]: "the simulator failed: " + str(e).splitlines()[0][:300]}
+            half = len(sels) // 2
+            return {**run(sels[:half]), **run(sels[half:])}
+        found = {}
+        for k in sels:
+            names = [f"m{k}_c{n}" for n in range(len(regression.cases))]
+            failure = next((f"{case['testcase']}: {outcomes[n][:300]}"
+                            for n, case in zip(names, regression.cases) if outcomes.get(n)), None)
+            if any(n not in outcomes for n in names):
+                raise RuntimeError(f"{name}: mutant {k}'s testcases did not all run; see "
+                                   f"{run_dir}")
+            if failure is None and regression.check is not None:
+                reports = [json.loads((run_dir / f"{n}.json").read_text())
+                           if (run_dir / f"{n}.json").exists() else {} for n in names]
+                try:
+                    regression.check(reports)
+                except AssertionError as e:
+                    failure = "check: " + str(e).splitlines()[0][:300]
+            found[k] = failure
+        return found
+
+    results = {}
+    for start in range(0, len(mutsels), batch):
+        results.update(run(mutsels[start:start + batch]))
+        progress(f"{name}: {len(results)}/{len(mutsels)} simulated, "
+                  f"{sum(v is not None for v in results.values())} failing")
+    return results
+
 
 def campaign(block: str, *, count: int = 50, seed: int = 1, equivalence: bool = True) -> dict:
     """Mutate ``block`` ``count`` times (Yosys seed ``seed``) and run its checks on each mutant.
 
     Returns the report: ``block``, ``design``, ``seed``, ``mutants``, ``killed``, ``survived``,
-    ``equivalent``, ``kill_rate`` and ``results``, one entry per mutant with its ``mutsel``,
-    ``mutation`` (the ``mutate`` arguments), ``source`` (the mutated line), ``status``
-    (``killed``/``survived``/``equivalent``) and ``by`` (what killed it: the regression's or the
-    proof's first failure line).
+    ``equivalent``, ``kill_rate``, ``seconds`` (wall), ``cpu_seconds`` (this process and the
+    tools it ran) and ``results``, one entry per mutant with its ``mutsel``, ``mutation`` (the
+    ``mutate`` arguments), ``source`` (the mutated line), ``status``
+    (``killed``/``survived``/``equivalent``) and ``by`` (what killed it: the regression's, the
+    check's or the proof's first failure line; or what proved it equivalent; None for a
+    survivor).
     """
     from amaranth.back import rtlil
     from imcflow.verif import runner
@@ -577,90 +824,58 @@ def campaign(block: str, *, count: int = 50, seed: int = 1, equivalence: bool = 
     if block not in BLOCKS:
         raise UserError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
     target = _targets()[block]
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), _cpu_seconds()
     component, params, regression = target.design()
     top = f"{block}_mutants"
     text = rtlil.convert(component, name=top)
     muts = mutations(text, top, count, seed, target.select)
     if not muts:
         raise UserError(f"{block}: Yosys found no mutation in {', '.join(target.sources)}")
-    _progress(f"{block}: {len(muts)} mutants of {target.about} (seed {seed}); building ...")
+    progress(f"{block}: {len(muts)} mutants of {target.about} (seed {seed}); building ...")
     verilog, mutants_il = mutant_design(text, top, muts)
     # A mutation may close a loop through the mutsel multiplexers that no single mutant uses:
     # Verilator's performance warning about it is waived for this design only.
-    # Traced, so that a killed mutant's run keeps its waveform without a second, traced run.
-    build = runner.build_verilog(verilog, name=top, parameters=params, flags=["-Wno-UNOPTFLAT"],
-                                 waves=True)
+    # Traced only with IMCFLOW_KEEP_WAVES=1 (then the last run's waveform is kept).
+    build = runner.build_verilog(verilog, name=top, parameters=params, flags=["-Wno-UNOPTFLAT"])
     width = mutsel_width(len(muts))
+    failures = simulate(build, regression, [0, *(m.index for m in muts)], block)
+    if failures[0] is not None:
+        raise UserError(f"{block}: the checks fail on the original design ({failures[0]})")
 
-    def check(mutsel):
+    def prove(mutsel):
         try:
-            regression(build, mutsel)
-        except (AssertionError, runner.SimulationError) as e:
-            return "regression: " + str(e).splitlines()[0][:300]
-        if target.proofs is not None:
-            try:
-                target.proofs(component, mutants_il, top, width, mutsel)
-            except FormalError as e:
-                return "proof: " + str(e).splitlines()[0][:300]
+            target.proofs(component, mutants_il, top, width, mutsel)
+        except FormalError as e:
+            return "proof: " + str(e).splitlines()[0][:300]
         return None
 
-    failure = check(0)
-    if failure is not None:
-        raise UserError(f"{block}: the checks fail on the original design ({failure})")
+    original = prove(0) if target.proofs is not None else None
+    if original is not None:
+        raise UserError(f"{block}: the proofs fail on the original design ({original})")
     results = []
     for m in muts:
-        by = check(m.index)
-        status = "killed" if by else ("equivalent" if equivalence and
-                                      equivalent(text, top, m) else "survived")
+        by = failures[m.index]
+        if by is None and target.proofs is not None:
+            by = prove(m.index)
+        status = "killed" if by else "survived"
+        if not by and equivalence:
+            by = equivalent(component, m)
+            status = "equivalent" if by else "survived"
         results.append({"mutsel": m.index, "mutation": m.args, "source": m.describe(),
                         "status": status, "by": by})
-        _progress(f"{block}: mutant {m.index}/{len(muts)} {status}: {m.describe()}")
+        if status != "killed":
+            progress(f"{block}: mutant {m.index}/{len(muts)} {status}: {m.describe()}")
     counts = {s: sum(r["status"] == s for r in results) for s in ("killed", "survived",
                                                                    "equivalent")}
     relevant = len(results) - counts["equivalent"]
     return {"block": block, "design": target.about, "seed": seed, "mutants": len(results),
             **counts, "kill_rate": counts["killed"] / relevant if relevant else 1.0,
-            "seconds": round(time.monotonic() - start, 1), "results": results}
+            "seconds": round(time.monotonic() - start, 1),
+            "cpu_seconds": round(_cpu_seconds() - cpu_start, 1), "results": results}
 
 
-# --- `imcflow mutate` --------------------------------------------------------------------------
-
-def add_arguments(parser) -> None:
-    parser.add_argument("block", help=f"the block to mutate: {', '.join(BLOCKS)}")
-    parser.add_argument("--mutants", type=int, default=50, help="mutants to draw (default 50)")
-    parser.add_argument("--seed", type=int, default=1, help="Yosys' mutation seed (default 1)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def format_report(report: dict) -> str:
-    lines = [f"{report['block']}: {report['mutants']} mutants of {report['design']} "
-             f"(seed {report['seed']}): {report['killed']} killed, {report['survived']} survived, "
-             f"{report['equivalent']} equivalent; kill rate {100 * report['kill_rate']:.1f} % "
-             f"({report['seconds']} s)"]
-    for status in ("survived", "equivalent"):
-        for r in report["results"]:
-            if r["status"] == status:
-                lines.append(f"  {status} #{r['mutsel']}: {r['source']}")
-    return "\n".join(lines)
-
-
-def run(args) -> int:
-    if args.block not in BLOCKS:
-        raise UserError(f"block must be one of {', '.join(BLOCKS)}, not {args.block!r}")
-    if not 1 <= args.mutants <= 4096:
-        raise UserError(f"--mutants must be an integer in 1..4096, not {args.mutants}")
-    if args.seed < 0:
-        raise UserError(f"--seed must be a non-negative integer, not {args.seed}")
-    from imcflow.verif.runner import cache_dir
-    log = cache_dir("mutate") / f"{args.block}.log"
-    log.unlink(missing_ok=True)
-    _progress(f"the tools' output goes to {log}")
-    with quiet(log):
-        report = campaign(args.block, count=args.mutants, seed=args.seed)
-    if args.json:
-        from imcflow.cli.output import print_json
-        print_json(report)
-    else:
-        print(format_report(report))
-    return 0
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the tools it ran)."""
+    import resource
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
