@@ -18,7 +18,9 @@ __all__ = ["round_shift", "saturate", "requantize_sum", "tree_sum"]
 def round_shift(x, shift: int):
     """`imcflow.sw.arith.round_shift`: ``(x + 2**(shift-1)) >> shift``, arithmetic for a signed
     ``x``; ``shift = 0`` is the identity. Amaranth widens the sum, so it never wraps."""
-    return x if shift == 0 else (x + (1 << (shift - 1))) >> shift
+    # shift_right by a constant is a slice; ``>>`` would build a shifter operator (a netlist node
+    # per result bit that elaboration and Verilog conversion then carry)
+    return x if shift == 0 else (Value.cast(x) + (1 << (shift - 1))).shift_right(shift)
 
 
 def saturate(x, lo: int, hi: int):

@@ -9,7 +9,7 @@ more lanes. In generated Verilog the payload is one flat port ``<name>__payload`
 
 from __future__ import annotations
 
-from amaranth.hdl import Shape, signed, unsigned
+from amaranth.hdl import Format, Shape, Value, signed, unsigned
 from amaranth.lib import data, stream
 
 __all__ = ["VectorLayout", "vector_stream"]
@@ -33,6 +33,18 @@ class VectorLayout(data.StructLayout):
         self.lanes, self.bits, self.signed = lanes, bits, bool(signed_)
         lane: Shape = signed(bits) if signed_ else unsigned(bits)
         super().__init__({"data": data.ArrayLayout(lane, lanes), "last": 1})
+
+    def format(self, value, format_spec):
+        """How the payload is shown (waveforms, ``Print``) and named in Verilog: ``data`` as one
+        packed integer and ``last``, not one field per lane. Amaranth gives every field of a
+        signal's format a named wire in every module the signal passes through: per lane, that
+        made the ResNet-20 top 12.8 MB of Verilog instead of 4.5 MB and doubled its lint time."""
+        if format_spec != "":
+            raise ValueError(f"Format specifier {format_spec!r} is not supported for layouts")
+        value = Value.cast(value)
+        width = self.lanes * self.bits
+        return Format.Struct(value, {"data": Format("{:x}", value[:width]),
+                                     "last": Format("{}", value[width])})
 
     def __repr__(self) -> str:
         return f"VectorLayout({self.lanes}, {self.bits}, signed_={self.signed})"

@@ -14,7 +14,9 @@ import json
 
 import pytest
 
-from imcflow import cli
+from imcflow import cli, rtl
+from imcflow.hw.fifo import PipelineFifo
+from imcflow.hw.streams import VectorLayout
 
 OPTIONS = {"line": [], "frame": ["--buffer", "frame"], "2x": ["--core-budget", "2x"]}
 CASES = [pytest.param(network, config, marks=() if (network, config) == ("resnet8", "line")
@@ -38,3 +40,11 @@ def test_resnet_bit_exact_at_every_layer_on_the_model_timing(network, config, tm
     print(f"{network} {config}: {len(stages)} stages, {f['cycles_per_image']} cycles per image, "
           f"latency {f['latency_cycles']}; build {f['build_seconds']} s, simulation "
           f"{f['sim_seconds']} s ({f['cycles_per_second']} cycles/s)")
+
+
+def test_stream_payloads_are_one_packed_wire_not_one_per_lane():
+    """A payload's Verilog names are ``data`` (packed) and ``last``: one named wire per lane in
+    every module a stream passes made the ResNet-20 top 12.8 MB instead of 4.3 MB of Verilog."""
+    text = rtl.verilog(PipelineFifo(VectorLayout(64, 8, True), 4), "fifo")
+    assert "\\o__payload.data " in text and "\\o__payload.last " in text
+    assert "payload.data[" not in text
