@@ -3,6 +3,9 @@
 - ``digits``: a small residual CNN for scikit-learn's bundled 8x8 handwritten digits, described
   in ``digits.toml`` with float weights in ``digits.npz`` (trained by
   ``python -m imcflow.sw.zoo.train_digits``).
+- ``digits_dw``: a depthwise-separable CNN (MobileNet style, ReLU6 as clipped ReLUs) for the same
+  digits, ``digits_dw.toml`` and ``digits_dw.npz`` (``train_digits --network digits_dw``): 97.2 %
+  float, 97.5 % quantized (default arch) on the 360 held-out images.
 - ``resnet8``, ``resnet20``, ``resnet32``: the CIFAR-10 ResNets of He et al. (2016) with
   seeded He-initialised weights (no data set: they are for mapping, RTL and performance).
 
@@ -21,9 +24,13 @@ from imcflow.errors import UserError
 from imcflow.sw.ir import Network
 from imcflow.sw.zoo.resnets import RESNET_BLOCKS, resnet
 
-__all__ = ["names", "network", "dataset", "Dataset", "DIGITS_TOML", "DIGITS_TEST_IMAGES"]
+__all__ = ["names", "network", "dataset", "Dataset", "DIGITS_TOML", "DIGITS_DW_TOML",
+           "DIGITS_TEST_IMAGES"]
 
 DIGITS_TOML = Path(__file__).with_name("digits.toml")
+DIGITS_DW_TOML = Path(__file__).with_name("digits_dw.toml")
+#: the zoo networks described by a TOML file here, all on the digits data
+_DIGITS = {"digits": DIGITS_TOML, "digits_dw": DIGITS_DW_TOML}
 #: held-out digits images (a seeded permutation's first images)
 DIGITS_TEST_IMAGES = 360
 #: seed of the digits train/test split
@@ -32,14 +39,14 @@ DIGITS_SPLIT_SEED = 0
 
 def names() -> list[str]:
     """Names of the zoo networks."""
-    return ["digits", *RESNET_BLOCKS]
+    return [*_DIGITS, *RESNET_BLOCKS]
 
 
 def network(name: str) -> Network:
     """The float zoo network ``name``."""
-    if name == "digits":
+    if name in _DIGITS:
         from imcflow.sw.toml_net import load_toml
-        return load_toml(DIGITS_TOML)
+        return load_toml(_DIGITS[name])
     if name in RESNET_BLOCKS:
         return resnet(name)
     raise UserError(f"--network: {name!r} is not a zoo network; choose from {', '.join(names())}")
@@ -74,4 +81,4 @@ def dataset(name: str) -> Dataset | None:
     """The data set of zoo network ``name``, or None when it has none."""
     if name not in names():
         raise UserError(f"--network: {name!r} is not a zoo network; choose from {', '.join(names())}")
-    return _digits() if name == "digits" else None
+    return _digits() if name in _DIGITS else None

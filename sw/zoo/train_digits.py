@@ -1,8 +1,10 @@
-"""Train the ``digits`` zoo network in pure NumPy and write ``digits.npz``.
+"""Train a digits zoo network in pure NumPy and write its weights (``digits.npz``).
 
-``python -m imcflow.sw.zoo.train_digits [--seed 0] [--epochs 60] [--out PATH]``
+``python -m imcflow.sw.zoo.train_digits [--network digits] [--seed 0] [--epochs 60] [--out PATH]``
 
-The topology is ``digits.toml``; the data are the training split of `imcflow.sw.zoo.dataset`
+The topology is the network's TOML (``digits.toml``, or ``digits_dw.toml`` for the depthwise
+``digits_dw``: grouped convs are trained as convs whose weights outside the groups are 0, clipped
+ReLUs pass the gradient inside ``(0, max)``); the data are the training split of `imcflow.sw.zoo.dataset`
 (the held-out split is only evaluated). Training is deterministic for a seed: He initialisation,
 shuffled mini-batches, Adam with a cosine learning rate, cross-entropy loss. The last
 ``--qat-epochs`` epochs are quantization-aware: the forward pass uses the weights quantized to
@@ -22,10 +24,13 @@ from imcflow.sw import zoo
 from imcflow.sw.inference import float_run
 from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU
 from imcflow.sw.weights import he_init, with_weights
+from imcflow.sw.ops.clip import Clip
+from imcflow.sw.ops.grouped_conv import GroupedConv2d
 from imcflow.sw.quant import quantize_weights
 from imcflow.sw.toml_net import load_toml
 
-OUT = Path(__file__).with_name("digits.npz")
+#: the digits networks the trainer knows: their TOML files
+TOPOLOGIES = {"digits": zoo.DIGITS_TOML, "digits_dw": zoo.DIGITS_DW_TOML}
 
 
 def _im2col(x, k, stride, pad):
@@ -56,6 +61,30 @@ def _fake_quant(w, bits):
     return (codes * scale).reshape(w.shape)
 
 
+def _group_mask(layer, c_in: int) -> np.ndarray:
+    """``(C_in, C_out)`` mask of the input channels each output channel of a grouped conv reads."""
+    g, c_out = layer.groups, layer.out_channels
+    return np.kron(np.eye(g), np.ones((c_in // g, c_out // g))) > 0
+
+
+def _expand(layer, w, c_in: int) -> np.ndarray:
+    """A grouped conv's ``(k, k, C_in / groups, C_out)`` weight as a conv's ``(k, k, C_in, C_out)``
+    with zeros outside the groups."""
+    mask = _group_mask(layer, c_in)
+    dense = np.zeros((*w.shape[:2], c_in, w.shape[3]))
+    rows = np.argmax(mask, axis=0)  # first input channel of each output's group
+    for j in range(w.shape[2]):
+        dense[:, :, rows + j, np.arange(w.shape[3])] = w[:, :, j, :]
+    return dense
+
+
+def _shrink(layer, grad, c_in: int) -> np.ndarray:
+    """The gradient of a grouped conv's weight from that of its expanded weight."""
+    rows = np.argmax(_group_mask(layer, c_in), axis=0)
+    cols = np.arange(grad.shape[3])
+    return np.stack([grad[:, :, rows + j, cols] for j in range(c_in // layer.groups)], axis=2)
+
+
 def forward(net: Network, params, x, weight_bits=None):
     """Activations of every layer and the cache for `backward`."""
     acts, cache = {}, {}
@@ -64,17 +93,21 @@ def forward(net: Network, params, x, weight_bits=None):
             acts[layer.name] = x
             continue
         xs = [acts[s] for s in layer.inputs]
-        if isinstance(layer, (Conv2d, Dense)):
+        if isinstance(layer, (Conv2d, GroupedConv2d, Dense)):
             w = params[f"{layer.name}.weight"]
             w = _fake_quant(w, weight_bits) if weight_bits else w
-            if isinstance(layer, Conv2d):
-                cols = _im2col(xs[0], layer.kernel, layer.stride, layer.padding)
-            else:
+            if isinstance(layer, GroupedConv2d):
+                w = _expand(layer, w, xs[0].shape[-1])
+            if isinstance(layer, Dense):
                 cols = xs[0].reshape(len(x), 1, 1, -1)
+            else:
+                cols = _im2col(xs[0], layer.kernel, layer.stride, layer.padding)
             cache[layer.name] = (cols, w)
             y = cols @ w.reshape(-1, w.shape[-1]) + params[f"{layer.name}.bias"]
         elif isinstance(layer, ReLU):
             y = np.maximum(xs[0], 0.0)
+        elif isinstance(layer, Clip):
+            y = np.clip(xs[0], 0.0, layer.max)
         elif isinstance(layer, Add):
             y = xs[0] + xs[1]
         elif isinstance(layer, GlobalAvgPool):
@@ -94,18 +127,23 @@ def backward(net: Network, acts, cache, grad_out):
 
     for layer in reversed(net.layers[1:]):
         g = d.pop(layer.name)
-        if isinstance(layer, (Conv2d, Dense)):
+        if isinstance(layer, (Conv2d, GroupedConv2d, Dense)):
             cols, w = cache[layer.name]
             matrix = w.reshape(-1, w.shape[-1])
-            grads[f"{layer.name}.weight"] = (cols.reshape(-1, cols.shape[-1]).T
-                                             @ g.reshape(-1, g.shape[-1])).reshape(w.shape)
+            grad = (cols.reshape(-1, cols.shape[-1]).T @ g.reshape(-1, g.shape[-1])).reshape(w.shape)
+            src = acts[layer.input]
+            if isinstance(layer, GroupedConv2d):
+                grad = _shrink(layer, grad, src.shape[-1])
+            grads[f"{layer.name}.weight"] = grad
             grads[f"{layer.name}.bias"] = g.sum(axis=(0, 1, 2))
             dcols = g @ matrix.T
-            src = acts[layer.input]
-            send(layer.input, _col2im(dcols, src.shape, layer.kernel, layer.stride, layer.padding)
-                 if isinstance(layer, Conv2d) else dcols.reshape(src.shape))
+            send(layer.input, dcols.reshape(src.shape) if isinstance(layer, Dense) else
+                 _col2im(dcols, src.shape, layer.kernel, layer.stride, layer.padding))
         elif isinstance(layer, ReLU):
             send(layer.input, g * (acts[layer.input] > 0))
+        elif isinstance(layer, Clip):
+            src = acts[layer.input]
+            send(layer.input, g * ((src > 0) & (src < layer.max)))
         elif isinstance(layer, Add):
             send(layer.a, g)
             send(layer.b, g)
@@ -117,14 +155,14 @@ def backward(net: Network, acts, cache, grad_out):
 
 def train(seed: int = 0, epochs: int = 60, qat_epochs: int = 15, weight_bits: int = 4,
           batch: int = 32, lr: float = 3e-3, train_images: int | None = None,
-          log=print) -> dict[str, np.ndarray]:
-    """Trained float parameters of the digits network (``<layer>.weight``, ``<layer>.bias``),
-    on the first ``train_images`` training images (all when None)."""
+          log=print, network: str = "digits") -> dict[str, np.ndarray]:
+    """Trained float parameters of the digits ``network`` (`TOPOLOGIES`; ``<layer>.weight``,
+    ``<layer>.bias``), on the first ``train_images`` training images (all when None)."""
     data = zoo.dataset("digits")
-    topology = load_toml(zoo.DIGITS_TOML, weights=False)
+    topology = load_toml(TOPOLOGIES[network], weights=False)
     params = {}
     for layer in he_init(topology, seed):
-        if isinstance(layer, (Conv2d, Dense)):
+        if layer.op.weighted:
             params[f"{layer.name}.weight"] = layer.weight.copy()
             params[f"{layer.name}.bias"] = layer.bias.copy()
     x_all, y_all = data.train_images[:train_images] / 255.0, data.train_labels[:train_images]
@@ -161,14 +199,17 @@ def train(seed: int = 0, epochs: int = 60, qat_epochs: int = 15, weight_bits: in
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imcflow.sw.zoo.train_digits",
                                      description=__doc__.splitlines()[0])
+    parser.add_argument("--network", choices=sorted(TOPOLOGIES), default="digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--qat-epochs", type=int, default=15)
     parser.add_argument("--weight-bits", type=int, default=4)
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: <network>.npz beside the network's TOML")
     args = parser.parse_args(argv)
     params = train(args.seed, args.epochs, args.qat_epochs, args.weight_bits,
-                   log=lambda s: print(s, file=sys.stderr))
+                   log=lambda s: print(s, file=sys.stderr), network=args.network)
+    args.out = args.out or TOPOLOGIES[args.network].with_suffix(".npz")
     np.savez(args.out, **{k: v.astype(np.float32) for k, v in params.items()})
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
