@@ -5,7 +5,8 @@ in im2col order) and delivers its output pixel stream (``C_out`` lanes), bit-exa
 `imcflow.sw.golden.crossbar_layer`. The weight matrix is split into row tiles of ``arch.rows`` and
 column tiles of ``arch.cols`` (the last of each may be smaller); each tile is a `CrossbarTile`
 holding only its used rows and columns, each column tile has an `AdcAccumulator` adding its row
-tiles' partial sums (docs/crossbar.md).
+tiles' partial sums (docs/crossbar.md). A tile whose weights are all 0 is not built: its ADC codes
+would be exactly 0 (a block-diagonal layout has many, docs/mapper.md).
 """
 
 from __future__ import annotations
@@ -75,16 +76,17 @@ class CrossbarLayer(wiring.Component):
         Windows, one beat per output pixel, ``last`` on the last pixel of each image.
     o : Out(vector_stream(C_out, act_bits, signed))
         Output pixels, ``last`` passed through.
-    tiles : list of list of CrossbarTile
-        ``tiles[t][u]``: row tile ``t``, column tile ``u``.
+    tiles : list of list of CrossbarTile or None
+        ``tiles[t][u]``: row tile ``t``, column tile ``u``; None for an all-zero tile (each column
+        tile keeps at least one).
     accumulators : list of AdcAccumulator
         One per column tile.
     interval : int
         ``arch.mvm_interval(min(arch.cols, C_out))``: cycles between windows when the consumer
         keeps up; a stage of ``P`` output pixels takes ``P * interval`` cycles.
     latency : int
-        ``tiles[0][0].latency + AdcAccumulator.latency = planes * groups + mac_stages + 5`` (``groups`` of the
-        first column tile): from the window handshake to ``o.valid``.
+        ``tile.latency + AdcAccumulator.latency = planes * groups + mac_stages + 5`` of the tiles
+        of the first column tile (its ``groups``): from the window handshake to ``o.valid``.
 
     Raises
     ------
@@ -113,15 +115,20 @@ class CrossbarLayer(wiring.Component):
         self.arch = arch
         self.row_slices = tile_slices(self.rows, arch.rows)
         self.col_slices = tile_slices(self.channels, arch.cols)
+        # row tiles built per column tile: those with a weight, or the first when all are zero
+        built = [[t for t, rs in enumerate(self.row_slices) if self.weight[rs, cs].any()] or [0]
+                 for cs in self.col_slices]
         self.accumulators = [
-            AdcAccumulator(self.bias[cs], self.mult[cs], shift, row_tiles=len(self.row_slices),
-                           signed=signed, arch=arch)
-            for cs in self.col_slices]
+            AdcAccumulator(self.bias[cs], self.mult[cs], shift, row_tiles=len(rows), signed=signed,
+                           arch=arch)
+            for cs, rows in zip(self.col_slices, built)]
         self.tiles = [[CrossbarTile(self.weight[rs, cs], adc_shift=adc_shift, arch=arch,
-                                    target=target)
-                       for cs in self.col_slices] for rs in self.row_slices]
-        self.interval = self.tiles[0][0].interval
-        self.latency = self.tiles[0][0].latency + AdcAccumulator.latency
+                                    target=target) if t in rows else None
+                       for cs, rows in zip(self.col_slices, built)]
+                      for t, rs in enumerate(self.row_slices)]
+        first = self.tiles[built[0][0]][0]
+        self.interval = first.interval
+        self.latency = first.latency + AdcAccumulator.latency
         super().__init__({
             "i": In(vector_stream(self.rows, arch.act_bits)),
             "o": Out(vector_stream(self.channels, arch.act_bits, signed)),
@@ -136,6 +143,8 @@ class CrossbarLayer(wiring.Component):
         taken_all = 1
         for t, rs in enumerate(self.row_slices):
             for u, tile in enumerate(self.tiles[t]):
+                if tile is None:
+                    continue
                 m.submodules[f"tile_{t}_{u}"] = tile
                 taken = Signal(name=f"taken_{t}_{u}")
                 m.d.comb += [
@@ -154,8 +163,9 @@ class CrossbarLayer(wiring.Component):
         valid_all = 1
         for u, (accumulator, cs) in enumerate(zip(self.accumulators, self.col_slices)):
             m.submodules[f"accumulator_{u}"] = accumulator
-            for t in range(len(self.row_slices)):
-                wiring.connect(m, self.tiles[t][u].o, accumulator.i[t])
+            tiles = [row[u] for row in self.tiles if row[u] is not None]
+            for k, tile in enumerate(tiles):
+                wiring.connect(m, tile.o, accumulator.i[k])
             m.d.comb += [o.payload.data[c].eq(accumulator.o.payload.data[c - cs.start])
                          for c in range(cs.start, cs.stop)]
             valid_all &= accumulator.o.valid

@@ -60,6 +60,8 @@ class LayerMapping:
         Cells of that matrix that hold a weight (``rows * cols`` but for a block-diagonal layout).
     row_tiles, col_tiles : int
         ``ceil(rows / arch.rows)`` and ``ceil(cols / arch.cols)``.
+    empty_tiles : int
+        Tiles of that grid that hold no weight (a block-diagonal layout's), which are not built.
     replication : int
         Copies of the layer's tiles; copy ``j mod r`` computes output pixel ``j``.
     tile_cols : int
@@ -97,6 +99,7 @@ class LayerMapping:
     weights: int = 0
     row_tiles: int = 0
     col_tiles: int = 0
+    empty_tiles: int = 0
     replication: int = 1
     tile_cols: int = 0
     interval: int = 1
@@ -110,7 +113,7 @@ class LayerMapping:
     @property
     def tiles(self) -> int:
         """Crossbars of one copy."""
-        return self.row_tiles * self.col_tiles
+        return self.row_tiles * self.col_tiles - self.empty_tiles
 
     @property
     def crossbars(self) -> int:
@@ -405,7 +408,9 @@ def _map_stage(layer, inputs, stream: Shape, logical: Shape, out: Shape, arch: A
     rows, cols, weights = layer.op.matrix(layer, kernel, stream, out, arch)
     tile_cols = min(arch.cols, cols)
     mapped = replace(base, rows=rows, cols=cols, weights=weights, row_tiles=-(-rows // arch.rows),
-                     col_tiles=-(-cols // arch.cols), tile_cols=tile_cols,
+                     col_tiles=-(-cols // arch.cols),
+                     empty_tiles=layer.op.empty_tiles(layer, kernel, stream, out, arch),
+                     tile_cols=tile_cols,
                      interval=arch.mvm_interval(tile_cols))
     return replace(mapped, stage_cycles=_crossbar_cycles(mapped, 1))
 

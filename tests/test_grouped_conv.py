@@ -15,6 +15,8 @@ import pytest
 from imcflow.cli import main
 from imcflow.errors import UserError
 from imcflow.gen.project import generate
+from imcflow.hw.accumulator import AdcAccumulator
+from imcflow.hw.core import CrossbarLayer
 from imcflow.sw.arch import load_arch
 from imcflow.sw.golden import crossbar_layer, windows
 from imcflow.sw.inference import float_trace, trace
@@ -22,11 +24,13 @@ from imcflow.sw.ir import Conv2d, Input, Network, ReLU, Shape
 from imcflow.sw.mapper import map_network
 from imcflow.sw.weights import he_init
 from imcflow.sw.onnx_import import import_onnx
+from imcflow.sw.ops.crossbar import gather_lanes
 from imcflow.sw.ops.grouped_conv import GroupedConv2d, block_diagonal
 from imcflow.sw.quant import quantize
 from imcflow.sw.toml_net import load_toml, loads_network
 from imcflow.verif.sim import simulate
 import onnx_models
+from test_core import check_layer
 from test_sim import check_on_model
 
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "depthwise_separable.toml"
@@ -121,10 +125,35 @@ def test_mapping_counts_packs_and_reports_utilization():
     g = m.layer("g")
     assert (g.rows, g.cols, g.weights, g.row_tiles, g.col_tiles) == (292, 32, 288, 2, 1)
     assert g.crossbars == 2 and g.utilization(m.arch) == 288 / (2 * 256 * 256)
-    # wider than a crossbar: each pack's columns also have zero tiles in the other column tile
+    # wider than a crossbar: 11 packs of 28 columns over two column tiles; pack 9 (columns
+    # 252..279) has weights in both, every other pack in one: 12 of the 22 tiles are built
     wide = map_network(grouped_net(300, 300, 300, size=4), "default").layer("g")
-    assert (wide.row_tiles, wide.col_tiles, wide.crossbars) == (11, 2, 22)
+    assert (wide.row_tiles, wide.col_tiles, wide.empty_tiles, wide.crossbars) == (11, 2, 10, 12)
     assert wide.weights == 9 * 300
+
+
+def test_empty_tiles_of_the_layout_are_not_built(seeds):
+    # 8 depthwise channels on 32 x 4 crossbars: 3 packs of 3 groups, the second spanning both
+    # column tiles: 4 of the 6 tiles hold weights; the layer without the others computes
+    # crossbar_layer of the whole matrix bit for bit, at a tile's latency and interval.
+    arch = load_arch("default", rows=32, cols=4, mvm_cycles=1)
+    m = map_network(grouped_net(8, 8, 8), arch).layer("g")
+    assert (m.row_tiles, m.col_tiles, m.empty_tiles, m.crossbars) == (3, 2, 2, 4)
+    for seed in seeds(2):
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 256, (4, 6, 6, 8))
+        q = quantize(grouped_net(8, 8, 8, seed=seed), arch, images)["g"]
+        layer = CrossbarLayer(q.weight, q.bias, q.mult, q.shift, adc_shift=q.adc_shift,
+                              signed=False, arch=arch)
+        assert [[t is not None for t in row] for row in layer.tiles] == \
+            [[True, False], [True, True], [False, True]]
+        win = gather_lanes(windows(images[:1], 3, 1, 1), q.lanes)[0]
+        _, edges = check_layer(layer, win, seed=seed, idle=None, backpressure=None)
+        assert layer.interval == arch.mvm_interval(4) and np.diff(edges["i"]).tolist() == \
+            [layer.interval] * (len(win) - 1)
+        assert layer.latency == layer.tiles[0][0].latency + AdcAccumulator.latency
+        assert (np.array(edges["o"]) - edges["i"]).tolist() == [layer.latency] * len(win)
+        check_layer(layer, win, seed=seed, idle=rng.uniform(0, 0.5), backpressure=rng.uniform(0, 0.5))
 
 
 # --- TOML and ONNX ------------------------------------------------------------------------------
@@ -171,11 +200,19 @@ def test_mobilenet_v2_maps(tmp_path, capsys):
 
 # --- RTL ------------------------------------------------------------------------------------------
 
-def test_depthwise_separable_example_is_bit_exact_on_the_model_timing(tmp_path):
+@pytest.mark.parametrize("arch", [
+    "default",
+    # 32 x 8 crossbars: the 4-group conv's groups (36 rows) take two row tiles each, half of its
+    # 16 tiles hold no weight and are not built
+    load_arch("default", rows=32, cols=8),
+], ids=["default", "32x8"])
+def test_depthwise_separable_example_is_bit_exact_on_the_model_timing(arch, tmp_path):
     net = load_toml(EXAMPLE)
     assert {l.kind for l in net} >= {"grouped_conv", "conv", "clip"}
     assert any(l.kind == "grouped_conv" and l.groups == net.shapes[l.input].c for l in net)
-    generate(tmp_path / "out", net, "default", progress=False)
+    gen = generate(tmp_path / "out", net, arch, progress=False)
+    if arch != "default":
+        assert gen.mapping.layer("gc2").empty_tiles == 8 and gen.mapping.layer("gc2").tiles == 8
     f = simulate(tmp_path / "out", 3, progress=False)
     check_on_model(f)
     assert (f["images"], f["bit_exact"]) == (3, 3)

@@ -18,10 +18,9 @@ tiles add exactly 0: the arithmetic is that of each group on its own crossbars.
 
 The RTL is the conv stage (`imcflow.gen.stages.crossbar_stage`) with this matrix: a
 `~imcflow.hw.lanes.LaneMap` (wiring) before a `~imcflow.hw.core.CrossbarLayer` that tiles the
-matrix by ``arch.rows`` and ``arch.cols``. With ``C_out <= arch.cols`` it has exactly one crossbar
-per pack; a wider layer also instantiates the all-zero off-diagonal tiles of its other column
-tiles (``packs * (col_tiles - 1)`` crossbars more), which the mapping counts and the utilization
-shows.
+matrix by ``arch.rows`` and ``arch.cols`` and builds only the tiles holding a weight: one per pack,
+two where a pack's columns straddle a column tile boundary (`GroupedConvOp.empty_tiles` counts the
+others for the mapping).
 """
 
 from __future__ import annotations
@@ -137,6 +136,16 @@ class GroupedConvOp(CrossbarOp):
     def matrix(self, layer, kernel, stream, out, arch):
         _, lanes, _ = block_diagonal(stream.c, out.c, kernel, layer.groups, arch.rows, arch.cols)
         return len(lanes), out.c, kernel * kernel * stream.c // layer.groups * out.c
+
+    def empty_tiles(self, layer, kernel, stream, out, arch):
+        row_of, lanes, _ = block_diagonal(stream.c, out.c, kernel, layer.groups, arch.rows, arch.cols)
+        rows_g, cols_g = kernel * kernel * stream.c // layer.groups, out.c // layer.groups
+        used = set()
+        for g, first in enumerate(row_of):
+            for t in range(first // arch.rows, (first + rows_g - 1) // arch.rows + 1):
+                for u in range(g * cols_g // arch.cols, ((g + 1) * cols_g - 1) // arch.cols + 1):
+                    used.add((t, u))
+        return -(-len(lanes) // arch.rows) * -(-out.c // arch.cols) - len(used)
 
     def layout(self, layer, net, matrix, arch):
         c_in, c_out, groups = net.shapes[layer.input].c, layer.out_channels, layer.groups
