@@ -185,7 +185,7 @@ def main() -> None:
             build_dir = root / f"{network}-{target}-build-{args.reset}"
             start = time.perf_counter()
             if not (gen_dir / "manifest.json").exists():   # reuse a kept generation
-                generate(gen_dir, network, target=target, progress=False)
+                generate(gen_dir, network, "default", target=target, progress=False)
             t_gen = time.perf_counter() - start
             figures = build(gen_dir, build_dir, reset_inside=args.reset == "inside")
             result = run(build_dir, args.cycles, figures["beats_per_image"])
