@@ -45,15 +45,14 @@ def _tree(op, values):
 class _WindowReducer(wiring.Component):
     """Ports, checks and the registered stages shared by the window reducers.
 
-    A subclass defines ``_reduce(taps)``: the value of one channel from the ``k*k`` lane values of
-    that channel in window order, registered; and either no ``_finish`` (``latency = 1``: that
-    register is the output) or ``_finish(value)``, the output lane from the registered value
-    (``latency = 2``: a second, output register; the first advances when the output is empty or
-    being emptied).
+    A subclass defines ``_stages(taps)``: from the ``k*k`` lane values of one channel in window
+    order, a list of functions, each giving the value registered in its stage from the previous
+    stage's register (the first from nothing: the taps); the last stage's register is the output
+    lane. ``latency`` is their number; each register advances when the next is empty or being
+    emptied, the first takes the input.
     """
 
     interval = 1
-    _finish = None
 
     def __init__(self, kernel, c, bits, signed, out_bits, out_signed):
         check_int("Kernel", kernel, 1)
@@ -68,25 +67,29 @@ class _WindowReducer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         i, o = self.i, self.o
-        reduced = [self._reduce([i.p.data[t * self.c + ch] for t in range(self.kernel ** 2)])
-                   for ch in range(self.c)]
-        o_free = ~o.valid | o.ready
-        if self._finish is None:
-            m.d.comb += i.ready.eq(o_free)
-            with m.If(o_free):
-                m.d.sync += [o.valid.eq(i.valid), o.p.last.eq(i.p.last)]
-                m.d.sync += [o.p.data[ch].eq(v) for ch, v in enumerate(reduced)]
-            return m
-        mid = [Signal(v.shape(), name=f"mid{ch}") for ch, v in enumerate(reduced)]
-        mid_valid, mid_last = Signal(), Signal()
-        mid_free = ~mid_valid | o_free
-        m.d.comb += i.ready.eq(mid_free)
-        with m.If(mid_free):
-            m.d.sync += [mid_valid.eq(i.valid), mid_last.eq(i.p.last)]
-            m.d.sync += [r.eq(v) for r, v in zip(mid, reduced)]
-        with m.If(o_free):
-            m.d.sync += [o.valid.eq(mid_valid), o.p.last.eq(mid_last)]
-            m.d.sync += [o.p.data[ch].eq(self._finish(r)) for ch, r in enumerate(mid)]
+        stages = [self._stages([i.p.data[t * self.c + ch] for t in range(self.kernel ** 2)])
+                  for ch in range(self.c)]
+        assert all(len(s) == self.latency for s in stages)
+        # registers[k]: (valid, last, one value per channel); the last is the output
+        registers, values = [], [None] * self.c
+        for k in range(self.latency - 1):
+            values = [stages[ch][k](values[ch]) for ch in range(self.c)]
+            values = [Signal(v.shape(), name=f"stage{k}_{ch}") for ch, v in enumerate(values)]
+            registers.append((Signal(name=f"stage{k}_valid"), Signal(name=f"stage{k}_last"),
+                              values))
+        registers.append((o.valid, o.p.last, list(o.p.data)))
+        free = ~o.valid | o.ready
+        frees = [free]
+        for valid, _, _ in reversed(registers[:-1]):
+            free = ~valid | free
+            frees.insert(0, free)
+        m.d.comb += i.ready.eq(frees[0])
+        source = (i.valid, i.p.last, [None] * self.c)
+        for k, ((valid, last, regs), free) in enumerate(zip(registers, frees)):
+            with m.If(free):
+                m.d.sync += [valid.eq(source[0]), last.eq(source[1])]
+                m.d.sync += [r.eq(stages[ch][k](source[2][ch])) for ch, r in enumerate(regs)]
+            source = (valid, last, regs)
         return m
 
 
@@ -130,8 +133,8 @@ class WindowMax(_WindowReducer):
     def __init__(self, kernel, c, bits, *, signed=False):
         super().__init__(kernel, c, bits, signed, bits, signed)
 
-    def _reduce(self, taps):
-        return _tree(lambda a, b: Mux(a > b, a, b), taps)
+    def _stages(self, taps):
+        return [lambda _: _tree(lambda a, b: Mux(a > b, a, b), taps)]
 
 
 class WindowAverage(_WindowReducer):
@@ -140,8 +143,9 @@ class WindowAverage(_WindowReducer):
 
     Output lane ``ch`` is ``requantize(sum_t x[t*c + ch], mult, shift, act_bits, act_signed)``
     (`imcflow.sw.arith.requantize`, as `imcflow.sw.golden.avg_pool`): an adder tree of
-    ``bits + ceil(log2(k*k))`` bits and a constant multiplier into the product register, then the
-    rounding adder and the saturation into the output register.
+    ``bits + ceil(log2(k*k))`` bits into the sum register, a constant multiplier into the product
+    register, then the rounding adder and the saturation into the output register (the multiply
+    takes a register and gives one, for the clock of an FPGA).
 
     Parameters
     ----------
@@ -163,7 +167,7 @@ class WindowAverage(_WindowReducer):
     o : Out(vector_stream(c, act_bits, act_signed))
         Pixel stream.
     latency : int
-        `imcflow.sw.timing.AVG_POOL_LATENCY` (2): the product register, then the output.
+        `imcflow.sw.timing.AVG_POOL_LATENCY` (3): the sum, product and output registers.
     interval : int
         1: one window per cycle.
 
@@ -181,11 +185,11 @@ class WindowAverage(_WindowReducer):
         self.act_bits, self.act_signed = act_bits, bool(act_signed)
         super().__init__(kernel, c, bits, signed, act_bits, self.act_signed)
 
-    def _reduce(self, taps):
-        return _tree(lambda a, b: a + b, taps) * self.mult
-
-    def _finish(self, product):
-        return requantize_sum(product, self.shift, self.act_bits, self.act_signed)
+    def _stages(self, taps):
+        return [lambda _: _tree(lambda a, b: a + b, taps),
+                lambda total: total * self.mult,
+                lambda product: requantize_sum(product, self.shift, self.act_bits,
+                                               self.act_signed)]
 
 
 class _WindowPool(wiring.Component):
@@ -311,10 +315,12 @@ class GlobalAvgPool(wiring.Component):
     Output lane ``ch`` is ``requantize(sum over the image of x[ch], mult, shift, act_bits,
     act_signed)``, as `imcflow.sw.golden.global_avg_pool`. A pixel counter ends each image after
     ``h*w`` pixels (the accumulators are ``bits + ceil(log2(h*w))`` bits wide); the input's
-    ``last`` must mark that same pixel, else an ``Assert`` fails in simulation. The last pixel's
-    sum times the multiplier goes into the product register while the accumulators restart, so
-    the next image's first pixel may follow in the next cycle; the product is rounded and
-    saturated into the output register when that is empty or being emptied. Each output beat has
+    ``last`` must mark that same pixel, else an ``Assert`` fails in simulation. The sum including
+    the last pixel goes into the total register while the accumulators restart, so the next
+    image's first pixel may follow in the next cycle; then the total times the multiplier into
+    the product register, and the product rounded and saturated into the output register, each
+    when the next register is empty or being emptied (the multiply takes a register and gives
+    one, for the clock of an FPGA). Each output beat has
     ``last`` set (it is a 1x1 image).
 
     Parameters
@@ -343,11 +349,11 @@ class GlobalAvgPool(wiring.Component):
     o : Out(vector_stream(c, act_bits, act_signed))
         One beat per image.
     latency : int
-        `imcflow.sw.timing.GLOBAL_POOL_LATENCY` (2): from the handshake of an image's last pixel
+        `imcflow.sw.timing.GLOBAL_POOL_LATENCY` (3): from the handshake of an image's last pixel
         to the result's ``valid``.
     interval : int
         1: one input pixel per cycle, images back to back; the input stalls only when an image
-        ends while the product register holds a result that cannot move to the output.
+        ends while the total register holds a result that cannot move on.
 
     Raises
     ------
@@ -380,27 +386,32 @@ class GlobalAvgPool(wiring.Component):
         acc = [Signal(acc_shape, name=f"acc{ch}") for ch in range(self.c)]
         count = Signal(range(max(pixels, 2)))  # one bit at least: Verilog has no empty vectors
         end = count == pixels - 1
-        totals = [(acc[ch] + i.p.data[ch]) * self.mult for ch in range(self.c)]
-        product = [Signal(t.shape(), name=f"product{ch}") for ch, t in enumerate(totals)]
-        product_valid = Signal()
+        sums = [acc[ch] + i.p.data[ch] for ch in range(self.c)]
+        total = [Signal(s.shape(), name=f"total{ch}") for ch, s in enumerate(sums)]
+        product = [Signal((t * self.mult).shape(), name=f"product{ch}") for ch, t in enumerate(total)]
+        total_valid, product_valid = Signal(), Signal()
         o_free = ~o.valid | o.ready
         product_free = ~product_valid | o_free
+        total_free = ~total_valid | product_free
 
-        m.d.comb += i.ready.eq(~end | product_free)
+        m.d.comb += i.ready.eq(~end | total_free)
         with m.If(o_free):
             m.d.sync += [o.valid.eq(product_valid), o.p.last.eq(1)]
             m.d.sync += [o.p.data[ch].eq(requantize_sum(p, self.shift, self.act_bits,
                                                         self.act_signed))
                          for ch, p in enumerate(product)]
         with m.If(product_free):
-            m.d.sync += product_valid.eq(0)
+            m.d.sync += product_valid.eq(total_valid)
+            m.d.sync += [p.eq(t * self.mult) for p, t in zip(product, total)]
+        with m.If(total_free):
+            m.d.sync += total_valid.eq(0)
         with m.If(i.valid & i.ready):
             m.d.sync += Assert(i.p.last == end,
                                "GlobalAvgPool: `last` does not mark pixel h*w of the image")
             with m.If(end):
-                m.d.sync += [count.eq(0), product_valid.eq(1)]
+                m.d.sync += [count.eq(0), total_valid.eq(1)]
                 m.d.sync += [acc[ch].eq(0) for ch in range(self.c)]
-                m.d.sync += [p.eq(t) for p, t in zip(product, totals)]
+                m.d.sync += [t.eq(s) for t, s in zip(total, sums)]
             with m.Else():
                 m.d.sync += count.eq(count + 1)
                 m.d.sync += [acc[ch].eq(acc[ch] + i.p.data[ch]) for ch in range(self.c)]

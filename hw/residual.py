@@ -144,10 +144,9 @@ class Join(wiring.Component):
 
     Output lane ``ch`` is ``saturate(round_shift(a[ch]*mult_a + b[ch]*mult_b, shift))`` to the signed
     or unsigned ``act_bits`` range, as `imcflow.sw.golden.join`. One output beat per pair of input
-    beats: both inputs are consumed together, in the cycle the sum register can take their
-    rescaled sum ``a*mult_a + b*mult_b``; the output register takes its rounded and saturated
-    value when it is empty or being emptied (so the multiplies and the rounding adder are never in
-    one cycle). ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
+    beats: both inputs are consumed together, in the cycle the product registers can take
+    ``a*mult_a`` and ``b*mult_b``; the output register takes their sum, rounded and saturated,
+    when it is empty or being emptied (so the multiplies and the adders are never in one cycle). ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
     mismatch means the two paths lost alignment (a bug upstream): an ``Assert`` fails in
     simulation (and in formal proofs), and the hardware goes on with ``i_a``'s ``last``.
 
@@ -173,9 +172,9 @@ class Join(wiring.Component):
     i_b : In(vector_stream(c, b_shape.width, b_shape.signed))
     o : Out(vector_stream(c, act_bits, act_signed))
     total_valid : Signal(1)
-        Whether the sum register holds a pair's sum (the state, for formal proofs).
+        Whether the product registers hold a pair's products (the state, for formal proofs).
     latency : int
-        `imcflow.sw.timing.JOIN_LATENCY` (2): the sum register, then the output register.
+        `imcflow.sw.timing.JOIN_LATENCY` (2): the product registers, then the output register.
     interval : int
         1: one output per cycle when both inputs are valid and the output is ready.
 
@@ -209,22 +208,24 @@ class Join(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         a, b, o = self.i_a, self.i_b, self.o
-        totals = [a.p.data[ch] * self.mult_a + b.p.data[ch] * self.mult_b for ch in range(self.c)]
-        total = [Signal(t.shape(), name=f"total{ch}") for ch, t in enumerate(totals)]
+        products = [(a.p.data[ch] * self.mult_a, b.p.data[ch] * self.mult_b)
+                    for ch in range(self.c)]
+        total = [(Signal(pa.shape(), name=f"product_a{ch}"), Signal(pb.shape(), name=f"product_b{ch}"))
+                 for ch, (pa, pb) in enumerate(products)]
         total_valid, total_last = self.total_valid, Signal()
         o_free = ~o.valid | o.ready
         total_free = ~total_valid | o_free
         m.d.comb += [a.ready.eq(total_free & b.valid), b.ready.eq(total_free & a.valid)]
         with m.If(total_free):
             m.d.sync += [total_valid.eq(a.valid & b.valid), total_last.eq(a.p.last)]
-            m.d.sync += [r.eq(t) for r, t in zip(total, totals)]
+            m.d.sync += [r.eq(p) for rs, ps in zip(total, products) for r, p in zip(rs, ps)]
         with m.If(a.valid & a.ready):
             m.d.sync += Assert(a.p.last == b.p.last, "Join: `last` of i_a and i_b disagree")
         with m.If(o_free):
             m.d.sync += [o.valid.eq(total_valid), o.p.last.eq(total_last)]
-            m.d.sync += [o.p.data[ch].eq(requantize_sum(r, self.shift, self.act_bits,
+            m.d.sync += [o.p.data[ch].eq(requantize_sum(ra + rb, self.shift, self.act_bits,
                                                         self.act_signed))
-                         for ch, r in enumerate(total)]
+                         for ch, (ra, rb) in enumerate(total)]
         return m
 
 

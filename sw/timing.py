@@ -10,7 +10,9 @@ Latencies are clock cycles from an input handshake to the output ``valid``, when
 stalls. Every block that requantizes (crossbar accumulator, join, average and global average
 pooling) registers the product of its multiply before rounding and saturating it into its output
 register (`REQUANT_LATENCY`): the multiply and the rounding adder are then never in one cycle,
-which is what limits the clock of an FPGA build (docs/fpga.md, "What limits Fmax").
+which is what limits the clock of an FPGA build (docs/fpga.md, "What limits Fmax"); where a sum
+comes before the multiply (accumulator, pools), it is registered too, so each DSP multiply runs
+from a register to a register.
 """
 
 from __future__ import annotations
@@ -52,11 +54,13 @@ ACCUMULATOR_LATENCY = 1 + REQUANT_LATENCY
 MERGE_LATENCY = 1
 #: `~imcflow.hw.pool.WindowMax`: the comparator tree into the output register
 MAX_POOL_LATENCY = 1
-#: `~imcflow.hw.pool.WindowAverage`: the window sum times the multiplier, then the output
-AVG_POOL_LATENCY = REQUANT_LATENCY
-#: `~imcflow.hw.pool.GlobalAvgPool`: an image's last pixel to its result
-GLOBAL_POOL_LATENCY = REQUANT_LATENCY
-#: `~imcflow.hw.residual.Join`: both rescaling products, then their rounded sum
+#: `~imcflow.hw.pool.WindowAverage`: the window sum, then the requantization (the multiply
+#: takes a register, as in the accumulator)
+AVG_POOL_LATENCY = 1 + REQUANT_LATENCY
+#: `~imcflow.hw.pool.GlobalAvgPool`: an image's last pixel to its result: the image's sum, then
+#: the requantization
+GLOBAL_POOL_LATENCY = 1 + REQUANT_LATENCY
+#: `~imcflow.hw.residual.Join`: both rescaling products, then their sum rounded and saturated
 JOIN_LATENCY = REQUANT_LATENCY
 #: `~imcflow.hw.residual.Fork`: combinational
 FORK_LATENCY = 0

@@ -131,13 +131,12 @@ def test_every_layer_kind_under_stalls_matches_the_rtl():
     assert measured["out"] == schedule.emit[schedule.output].tolist()
 
 
-
 @pytest.mark.parametrize("head", ["gap", "join", "avgpool"])
-def test_requantizing_outputs_hold_two_results_under_backpressure(head):
+def test_requantizing_outputs_fill_their_registers_under_backpressure(head):
     # A global pool, a join or an average pool as the output stage, the output stalled most of
-    # the time: each holds two results (product register and output register, sw/timing.py), so
-    # its input is taken until both are full, as the model says; a model that let it hold one
-    # (or three) takes inputs in other cycles.
+    # the time: each holds as many results as it has registers (sw/timing.py: 3, 2 and 3), so
+    # its input is taken until they are full, as the model says; a model that let it hold one
+    # fewer (or one more) takes inputs in other cycles.
     from imcflow.gen.accelerator import Accelerator
     from imcflow.sw.datasets import calibrated
     from imcflow.sw.ir import Add, AvgPool, GlobalAvgPool, ReLU
@@ -152,10 +151,10 @@ def test_requantizing_outputs_hold_two_results_under_backpressure(head):
     arch = load_arch("default", mvm_cycles=1)
     qnet = calibrated(net, arch)[0]
     mapping = map_network(qnet.network, arch)
-    pixels = np.random.default_rng(1).integers(0, 256, (6, 4, 2))
+    pixels = np.random.default_rng(1).integers(0, 256, (12, 4, 2))
     input_stall, output_stall = port_stalls(2, 0.0, 0.85, 4000)
     measured = _handshakes(Accelerator(qnet, mapping, target="fpga"), pixels, input_stall,
                            output_stall)
-    schedule = simulate(mapping, 6, input_stall=input_stall, output_stall=output_stall)
+    schedule = simulate(mapping, 12, input_stall=input_stall, output_stall=output_stall)
     assert measured["in"] == schedule.emit["x"].tolist()
     assert measured["out"] == schedule.emit["out"].tolist()

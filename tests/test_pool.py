@@ -71,16 +71,16 @@ def test_window_average_matches_golden_avg_pool(seeds):
 
 def test_window_reducers_take_a_window_per_cycle_with_their_latency():
     # A producer that never idles and a consumer that never stalls: one window per cycle, each
-    # result `latency` cycles after its window: 1 for the maximum, 2 for the average (its
-    # product register, then the rounding and saturation).
+    # result `latency` cycles after its window: 1 for the maximum, 3 for the average (its sum
+    # and product registers, then the rounding and saturation).
     g = dict(kernel=3, stride=1, c=2, bits=8, signed=False)
     fmap = random_map(np.random.default_rng(0), (2, 5, 6, 2), 8, False)
     for latency, edges in (
             (1, check_window_max(g, fmap, 1, 0, idle=0, backpressure=0)),
-            (2, check_window_average(g, fmap, 7282, 16, 8, False, 0, idle=0, backpressure=0))):
+            (3, check_window_average(g, fmap, 7282, 16, 8, False, 0, idle=0, backpressure=0))):
         assert edges["i"] == list(range(len(edges["i"])))
         assert edges["o"] == [edge + latency for edge in edges["i"]]
-    assert (WindowMax.latency, WindowAverage.latency) == (1, 2)
+    assert (WindowMax.latency, WindowAverage.latency) == (1, 3)
 
 
 # --- MaxPool and AvgPool: the window source and a reducer -------------------------------------
