@@ -7,14 +7,16 @@ For each network and configuration (line buffers, frame buffers, line buffers wi
 of twice the minimum) runs `imcflow gen --network N` and `imcflow sim DIR --images 2` (the C++
 engine) and prints: bit-exactness at every layer, the largest differences from the performance
 model (image completions and every stage's handshakes, both must be 0), cycles per image and
-latency, and the seconds of generation, Verilator build and simulation, and their total (targets:
-ResNet-8 build <= 60 s, ResNet-32 gen + build + 2 images <= 5 min on 2 cores). Builds are cold
-(a fresh build cache) unless ``--warm``. tests/test_sim_resnets.py runs the same (ResNet-20 line in
-the regression, the rest marked ``benchmark``).
+latency, and the seconds (wall and CPU) of generation, Verilator build and simulation, and their
+total (targets: ResNet-8 build <= 60 s, ResNet-32 gen + build + 2 images <= 5 min on 2 cores).
+Builds are cold (a fresh build cache) unless ``--warm``. tests/test_sim_resnets.py runs the same
+(ResNet-8 line in the regression, the rest marked ``benchmark``); docs/verification.md
+("Network-scale runs") records the figures.
 """
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -23,17 +25,24 @@ from pathlib import Path
 CONFIGS = {"line": ("line", None), "frame": ("frame", None), "2x": ("line", "2x")}
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (Verilator, the compilers)."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def run(network: str, config: str, images: int, directory: Path) -> dict:
     from imcflow.gen.project import generate
     from imcflow.verif.sim import simulate
 
     buffer, budget = CONFIGS[config]
-    start = time.monotonic()
-    generate(directory, network, "default", buffer=buffer, core_budget=budget)
-    gen_seconds = time.monotonic() - start
-    f = simulate(directory, images)
-    return {**f, "gen_seconds": round(gen_seconds, 1),
-            "total_seconds": round(time.monotonic() - start, 1)}
+    start, cpu = time.monotonic(), _cpu()
+    generate(directory, network, "default", buffer=buffer, core_budget=budget, progress=False)
+    gen_seconds, gen_cpu = time.monotonic() - start, _cpu() - cpu
+    f = simulate(directory, images, progress=False)
+    return {**f, "gen_seconds": round(gen_seconds, 1), "gen_cpu_seconds": round(gen_cpu, 1),
+            "total_seconds": round(time.monotonic() - start, 1),
+            "total_cpu_seconds": round(_cpu() - cpu, 1)}
 
 
 def main():
@@ -56,9 +65,10 @@ def main():
                       f"{f['model_handshake_error_cycles']} (handshakes); cycles per image "
                       f"{f['cycles_per_image']} (model {f['model_cycles_per_image']}), latency "
                       f"{f['latency_cycles']} (model {f['model_latency_cycles']}); gen "
-                      f"{f['gen_seconds']} s, build {f['build_seconds']} s (CPU {f['build_cpu_seconds']} s), simulation "
+                      f"{f['gen_seconds']} s (CPU {f['gen_cpu_seconds']} s), build "
+                      f"{f['build_seconds']} s (CPU {f['build_cpu_seconds']} s), simulation "
                       f"{f['sim_seconds']} s ({f['cycles_per_second']:,} cycles/s); total "
-                      f"{f['total_seconds']} s", flush=True)
+                      f"{f['total_seconds']} s (CPU {f['total_cpu_seconds']} s)", flush=True)
 
 
 if __name__ == "__main__":
