@@ -18,8 +18,10 @@ from imcflow.sw.zoo import train_digits
 
 
 def test_names():
-    assert zoo.names() == ["digits", "digits_dw", "resnet8", "resnet20", "resnet32"]
-    with pytest.raises(UserError, match="'vgg' is not a zoo network; choose from digits, digits_dw, resnet8"):
+    assert zoo.names() == ["digits", "digits_dw", "digits_ice40", "resnet8", "resnet20",
+                           "resnet32"]
+    with pytest.raises(UserError, match="'vgg' is not a zoo network; choose from digits, "
+                                        "digits_dw, digits_ice40, resnet8"):
         zoo.network("vgg")
 
 

@@ -6,6 +6,9 @@
 - ``digits_dw``: a depthwise-separable CNN (MobileNet style, ReLU6 as clipped ReLUs) for the same
   digits, ``digits_dw.toml`` and ``digits_dw.npz`` (``train_digits --network digits_dw``): 97.2 %
   float, 97.5 % quantized (default arch) on the 360 held-out images.
+- ``digits_ice40``: a strided conv and a dense layer for the same digits, small enough for the
+  iCEBreaker's iCE40 UP5K, ``digits_ice40.toml`` and ``digits_ice40.npz``
+  (``train_digits --network digits_ice40``).
 - ``resnet8``, ``resnet20``, ``resnet32``: the CIFAR-10 ResNets of He et al. (2016) with
   seeded He-initialised weights (no data set: they are for mapping, RTL and performance).
 
@@ -25,12 +28,14 @@ from imcflow.sw.ir import Network
 from imcflow.sw.zoo.resnets import RESNET_BLOCKS, resnet
 
 __all__ = ["names", "network", "dataset", "Dataset", "DIGITS_TOML", "DIGITS_DW_TOML",
-           "DIGITS_TEST_IMAGES"]
+           "DIGITS_ICE40_TOML", "DIGITS_TEST_IMAGES"]
 
 DIGITS_TOML = Path(__file__).with_name("digits.toml")
 DIGITS_DW_TOML = Path(__file__).with_name("digits_dw.toml")
+DIGITS_ICE40_TOML = Path(__file__).with_name("digits_ice40.toml")
 #: the zoo networks described by a TOML file here, all on the digits data
-_DIGITS = {"digits": DIGITS_TOML, "digits_dw": DIGITS_DW_TOML}
+_DIGITS = {"digits": DIGITS_TOML, "digits_dw": DIGITS_DW_TOML,
+           "digits_ice40": DIGITS_ICE40_TOML}
 #: held-out digits images (a seeded permutation's first images)
 DIGITS_TEST_IMAGES = 360
 #: seed of the digits train/test split

@@ -22,7 +22,7 @@ import numpy as np
 
 from imcflow.sw import zoo
 from imcflow.sw.inference import float_run
-from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU
+from imcflow.sw.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Input, Network, ReLU
 from imcflow.sw.weights import he_init, with_weights
 from imcflow.sw.ops.clip import Clip
 from imcflow.sw.ops.grouped_conv import GroupedConv2d
@@ -30,7 +30,8 @@ from imcflow.sw.quant import quantize_weights
 from imcflow.sw.toml_net import load_toml
 
 #: the digits networks the trainer knows: their TOML files
-TOPOLOGIES = {"digits": zoo.DIGITS_TOML, "digits_dw": zoo.DIGITS_DW_TOML}
+TOPOLOGIES = {"digits": zoo.DIGITS_TOML, "digits_dw": zoo.DIGITS_DW_TOML,
+              "digits_ice40": zoo.DIGITS_ICE40_TOML}
 
 
 def _im2col(x, k, stride, pad):
@@ -108,6 +109,8 @@ def forward(net: Network, params, x, weight_bits=None):
             y = np.maximum(xs[0], 0.0)
         elif isinstance(layer, Clip):
             y = np.clip(xs[0], 0.0, layer.max)
+        elif isinstance(layer, Flatten):   # the dense layer after it flattens
+            y = xs[0]
         elif isinstance(layer, Add):
             y = xs[0] + xs[1]
         elif isinstance(layer, GlobalAvgPool):
@@ -144,6 +147,8 @@ def backward(net: Network, acts, cache, grad_out):
         elif isinstance(layer, Clip):
             src = acts[layer.input]
             send(layer.input, g * ((src > 0) & (src < layer.max)))
+        elif isinstance(layer, Flatten):
+            send(layer.input, g)
         elif isinstance(layer, Add):
             send(layer.a, g)
             send(layer.b, g)
