@@ -106,11 +106,11 @@ def build(args) -> dict:
     if args.seeds < 1:
         raise UserError(f"--seeds: must be a positive integer, not {args.seeds}")
     design = _design(args)
-    top, script, details = board_top(design, target, clock_mhz=args.clock_mhz, baud=args.baud,
-                                     skip_fit_check=args.skip_fit_check, log=_log)
+    plan = board_top(design, target, clock_mhz=args.clock_mhz, baud=args.baud,
+                     skip_fit_check=args.skip_fit_check, log=_log)
     try:
-        return flow.build_board(top, args.output, details=details, yosys_script=script,
-                                force=args.force, seeds=args.seeds)
+        return flow.build_board(plan.top, args.output, details=plan.details,
+                                yosys_script=plan.yosys_script, force=args.force, seeds=args.seeds)
     except flow.FlowError as e:
         _log(f"error: {e}")
         raise SystemExit(1) from None

@@ -14,6 +14,7 @@ _API = {
     "load_design": "imcflow.fpga.design",
     "prepare_design": "imcflow.fpga.design",
     "board_top": "imcflow.fpga.design",
+    "BoardPlan": "imcflow.fpga.design",
     "BOARDS": "imcflow.fpga.boards",
     "board": "imcflow.fpga.boards",
     "build_board": "imcflow.fpga.build",

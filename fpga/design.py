@@ -13,6 +13,7 @@ of the network it was built for, and the host refuses to compare against a diffe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from imcflow.fpga.top import BoardTop
 from imcflow.fpga.uart import divisor_for, fastest_baud
 from imcflow.gen.project import Generated, held_out, load, prepare
 
-__all__ = ["TARGET", "Design", "load_design", "prepare_design", "board_top"]
+__all__ = ["TARGET", "Design", "BoardPlan", "load_design", "prepare_design", "board_top"]
 
 #: the crossbar flavour a board synthesizes (docs/crossbar.md)
 TARGET = "fpga"
@@ -112,10 +113,19 @@ def prepare_design(network: str, arch=None, dataset: str | None = None, *, core_
                                          buffer=buffer, target=TARGET, taps=False))
 
 
+class BoardPlan(NamedTuple):
+    """What `board_top` gives `imcflow.fpga.build.build_board`: the top, the Yosys commands of its
+    memory (and multiplier) plan, and the build report's details about the design."""
+
+    top: BoardTop
+    yosys_script: str
+    details: dict
+
+
 def board_top(design: Design, target, *, clock_mhz: float | None = None, baud: int | None = None,
-              skip_fit_check: bool = False, log=lambda message: None) -> tuple[BoardTop, str, dict]:
+              skip_fit_check: bool = False, log=lambda message: None) -> BoardPlan:
     """``design`` on board ``target`` (`imcflow.fpga.boards.Board`) behind the UART host link:
-    ``(top, yosys_script, details)`` for `imcflow.fpga.build.build_board`.
+    a `BoardPlan` (top, Yosys script, details) for `imcflow.fpga.build.build_board`.
 
     ``clock_mhz`` defaults to the arch's ``clock_mhz``; ``baud`` to the fastest rate the clock
     makes within 2 % (`imcflow.fpga.uart.fastest_baud`). The resource estimate of the design's
@@ -155,4 +165,4 @@ def board_top(design: Design, target, *, clock_mhz: float | None = None, baud: i
                "accelerator": f"{type(design.accelerator).__module__}."
                               f"{type(design.accelerator).__name__}",
                "memories": placement, "multipliers": products, "yosys_script": script}
-    return top, script, details
+    return BoardPlan(top, script, details)
