@@ -31,6 +31,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import shlex
@@ -42,7 +43,19 @@ import traceback
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
+from imcflow import __version__
 from imcflow.errors import UserError
+from imcflow.files import MARKER, check_output_directory
+from imcflow.sw import zoo
+from imcflow.sw.accuracy import accuracy
+from imcflow.sw.arch import Arch, load_arch
+from imcflow.sw.cost import estimate, load_cost
+from imcflow.sw.mapper import map_network
+from imcflow.sw.networks import load_network
+from imcflow.sw.perf import analyze
 
 __all__ = ["Sweep", "OBJECTIVES", "load_sweep", "points", "evaluate", "pareto", "explore",
            "RESULTS", "TABLE"]
@@ -151,7 +164,6 @@ def _objective(key, v):
 
 def load_sweep(path) -> Sweep:
     """Parse and validate the sweep file ``path``; a bad key or value is a one-line `UserError`."""
-    from imcflow.sw.arch import Arch, load_arch
 
     path = Path(path)
     try:
@@ -213,7 +225,6 @@ def load_sweep(path) -> Sweep:
     plots = tuple((_objective("plots", x), _objective("plots", y)) for x, y in plots)
     cost = doc.get("cost")
     if cost is not None:
-        from imcflow.sw.cost import load_cost
         cost = str((base / cost).resolve())
         load_cost(cost)
     accuracy = doc.get("accuracy", True)
@@ -237,7 +248,6 @@ def point_id(network: str, arch: dict) -> str:
 def points(sweep: Sweep) -> list[dict]:
     """The sweep's points in a fixed order: ``{"id", "index", "network", "arch"}``; a random
     sweep draws ``samples`` distinct grid indices with ``numpy.random.default_rng(seed)``."""
-    import numpy as np
 
     axes = [("network", sweep.networks)] + list(sweep.params.items())
     sizes = [len(v) for _, v in axes]
@@ -266,20 +276,17 @@ def points(sweep: Sweep) -> list[dict]:
 
 @functools.lru_cache(maxsize=16)
 def _network(spec: str):
-    from imcflow.sw.networks import load_network
     return load_network(spec)
 
 
 @functools.lru_cache(maxsize=4)
 def _cost_model(path):
-    from imcflow.sw.cost import load_cost
     return load_cost(path)
 
 
 def arch_of(values: dict):
     """``(Arch, core_budget)`` of a point's arch fields; a ``"Kx"`` budget is resolved by the
     mapper (`imcflow.sw.mapper.resolve_budget`)."""
-    from imcflow.sw.arch import Arch
 
     budget = values.get("core_budget")
     if isinstance(budget, str):
@@ -289,7 +296,6 @@ def arch_of(values: dict):
 
 def has_labels(network: str, dataset: str | None) -> bool:
     """Whether ``network`` can be scored: a zoo network with a data set, or ``dataset`` given."""
-    from imcflow.sw import zoo
     return dataset is not None or (network in zoo.names() and zoo.dataset(network) is not None)
 
 
@@ -304,8 +310,6 @@ def accuracy_key(network: str, arch: dict, noise_seed: int) -> tuple:
 @functools.lru_cache(maxsize=256)
 def accuracy_of(key: tuple, dataset: str | None) -> dict:
     """``{"imc", "float"}`` accuracy of an `accuracy_key` (cached in the worker)."""
-    from imcflow.sw.accuracy import accuracy
-    from imcflow.sw.arch import Arch
 
     network, *values, seed = key
     arch = Arch().replace(**dict(zip(ARITH, values)), noise_seed=seed)
@@ -329,8 +333,6 @@ def performance_key(network: str, arch: dict) -> tuple:
 @functools.lru_cache(maxsize=256)
 def performance_of(key: tuple) -> dict:
     """The event model's figures of a `performance_key` (cached in the worker)."""
-    from imcflow.sw.mapper import map_network
-    from imcflow.sw.perf import analyze
 
     network, *items = key
     arch, budget = arch_of(dict(items))
@@ -345,8 +347,6 @@ def evaluate(point: dict, cost_path: str | None = None, perf: dict | None = None
     `performance_of`, computed when None), memory, energy, area and accuracy (the mean of the
     `accuracy_of` results of its noise seeds). Raises on an invalid point (the caller records
     the error)."""
-    from imcflow.sw.cost import estimate
-    from imcflow.sw.mapper import map_network
 
     start = time.perf_counter()
     arch, budget = arch_of(point["arch"])
@@ -424,6 +424,7 @@ def _identity(point: dict) -> dict:
 
 def _verify_task(point: dict, directory: str, images: int) -> dict:
     """Generate the point's accelerator into ``directory`` and simulate ``images`` images."""
+    # here, not at the top: only a verified point needs the generator and simulator (Amaranth)
     from imcflow.gen.project import generate
     from imcflow.verif.sim import passed, simulate
 
@@ -444,7 +445,6 @@ def _verify_task(point: dict, directory: str, images: int) -> dict:
 
 def pareto(rows: list[dict], objectives) -> list[dict]:
     """The rows no other row dominates on ``objectives`` (rows missing one are left out)."""
-    import numpy as np
 
     rows = [r for r in rows if all(r.get(o) is not None for o in objectives)]
     if not rows:
@@ -510,7 +510,6 @@ class _Progress:
     ``every`` seconds, and the last) otherwise."""
 
     def __init__(self, total: int, done: int, enabled: bool, every: float = 10.0):
-        from tqdm import tqdm
         self.total, self.done, self.failed, self.every = total, done, 0, every
         self.enabled, self.last = enabled, time.monotonic()
         self.bar = None
@@ -537,8 +536,7 @@ class _Progress:
 
 def _client(scheduler: str | None, workers: int | None):
     """A Dask client of ``scheduler``, or of a new local cluster of ``workers`` processes."""
-    import logging
-
+    # Dask is imported by the commands that distribute (about 1 s), not by sweep-file readers
     from distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
@@ -554,7 +552,6 @@ def _client(scheduler: str | None, workers: int | None):
 
 def _prepare(sweep_path: Path, out: Path, resume: bool, force: bool) -> Sweep:
     """Check ``out`` and start (or continue) it: the sweep copy and the marker."""
-    from imcflow.files import check_output_directory
 
     sweep = load_sweep(sweep_path)
     if resume:
@@ -584,8 +581,6 @@ def _prepare(sweep_path: Path, out: Path, resume: bool, force: bool) -> Sweep:
 
 def _mark(out: Path) -> None:
     """The marker listing every file in ``out`` (`imcflow.files`)."""
-    from imcflow import __version__
-    from imcflow.files import MARKER
 
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
                    if p.is_file() and p.name != MARKER)
@@ -610,15 +605,15 @@ def explore(sweep_path, out, *, scheduler: str | None = None, workers: int | Non
     client, cluster = _client(scheduler, workers)
     bar = _Progress(len(todo_all), len(todo_all) - len(todo), progress)
     try:
-        accuracy, performance = {}, {}
+        accuracy_tasks, performance_tasks = {}, {}
 
         def performance_future(p: dict):
             """The event-model task of point ``p`` (submitted on first use)."""
             key = performance_key(p["network"], p["arch"])
-            if key not in performance:
-                performance[key] = client.submit(_performance_task, key, key=_task_name(
+            if key not in performance_tasks:
+                performance_tasks[key] = client.submit(_performance_task, key, key=_task_name(
                     "performance", key), priority=PRIORITY["performance"], pure=False)
-            return performance[key]
+            return performance_tasks[key]
 
         def accuracy_futures(p: dict) -> list:
             """The accuracy tasks of point ``p``, one per noise seed (submitted on first use)."""
@@ -626,11 +621,11 @@ def explore(sweep_path, out, *, scheduler: str | None = None, workers: int | Non
                 return []
             for seed in noise_seeds(p["arch"], sweep.noise_seeds):
                 key = accuracy_key(p["network"], p["arch"], seed)
-                if key not in accuracy:
-                    accuracy[key] = client.submit(
+                if key not in accuracy_tasks:
+                    accuracy_tasks[key] = client.submit(
                         _accuracy_task, key, sweep.dataset, priority=PRIORITY["accuracy"],
                         key=_task_name("accuracy", (key, sweep.dataset)), pure=False)
-            return [accuracy[accuracy_key(p["network"], p["arch"], seed)]
+            return [accuracy_tasks[accuracy_key(p["network"], p["arch"], seed)]
                     for seed in noise_seeds(p["arch"], sweep.noise_seeds)]
 
         futures, batch_of = [], {}
@@ -662,7 +657,7 @@ def explore(sweep_path, out, *, scheduler: str | None = None, workers: int | Non
         client.close()
         if cluster is not None:
             cluster.close()
-    tasks = len(futures) + len(accuracy) + len(performance)
+    tasks = len(futures) + len(accuracy_tasks) + len(performance_tasks)
     return _finish(sweep, out, todo_all, len(todo_all) - len(todo), chosen, tasks,
                    time.monotonic() - start)
 
@@ -692,7 +687,6 @@ def _verify(client, sweep: Sweep, rows, verified: dict, out: Path, journal) -> l
 
 @functools.lru_cache(maxsize=1)
 def _arch_fields() -> tuple:
-    from imcflow.sw.arch import Arch
     return tuple(f.name for f in fields(Arch))
 
 
