@@ -54,13 +54,13 @@ class CountingTop(wiring.Component):
         return m
 
 
-def harness(fault: str, random_init: bool = True) -> engine.Harness:
+def harness(fault: str, random_init: bool = True, optimize: str = "run") -> engine.Harness:
     top = CountingTop(fault)
     name = f"counting_{fault}"
     widths = {p["name"]: p["width"] for p in ports(top)}
     return engine.build(runner.verilog(top, name),
                         engine.Ports(name, widths, engine.Stream(1, 8, False), {}),
-                        random_init=random_init, progress=False)
+                        random_init=random_init, optimize=optimize, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,20 @@ def test_the_run_measures_its_loop_in_wall_and_cpu_seconds(dropping):
     assert r.violation is None and r.cycles == 400_000 + engine.DRAIN
     assert r.out_cycles.tolist() == list(range(1, r.cycles, 2))   # the drain's beats too
     assert 0 < r.cpu_seconds <= r.wall_seconds   # a single-threaded loop, inside the wall time
+
+
+def test_short_runs_build_quickly_long_runs_run_fast(dropping):
+    assert (engine.profile(engine.SHORT_RUN), engine.profile(engine.SHORT_RUN + 1)) == (
+        "build", "run")
+    quick = harness("drop", optimize="build")
+    assert quick.optimize == "build" and quick.executable != dropping.executable
+    for h, flags in [(quick, ["--output-split-cfuncs 1000", "OPT_FAST=-O1 "]),
+                     (dropping, ["OPT_FAST=-O3 -march=native"])]:
+        log = h.executable.with_name("build.log").read_text()
+        assert all(flag in log for flag in flags), log[:2000]
+    # the same run on both: the same records
+    a, b = run(quick, backpressure=0.02), run(dropping, backpressure=0.02)
+    assert a.violation == b.violation and a.out_cycles.tolist() == b.out_cycles.tolist()
 
 
 def test_a_dropped_tvalid_fails_the_run_in_its_cycle(dropping):

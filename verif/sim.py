@@ -168,12 +168,23 @@ def _first_failure_cycle(r, figures: dict) -> int:
     return min(cycles)
 
 
+def _run_cycles(model: dict, images: int, plan: dict) -> int:
+    """The cycles a run of ``images`` takes by the manifest's ``model`` (latency, then one image
+    period per further image, stretched by the idle cycles and backpressure); 0 for a model
+    that deadlocks (the watchdog ends such a run early)."""
+    if model.get("cycles_per_image") is None:
+        return 0
+    cycles = model["latency_cycles"] + (images - 1) * model["cycles_per_image"]
+    return math.ceil(cycles / ((1 - plan["idle"]) * (1 - plan["backpressure"])))
+
+
 def _cpp(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, progress: bool):
     """``(results, harness, waveform path or None, rerun)``: a run of the C++ engine, and a
     function that reruns it with tracing around a given cycle (returns the waveform's path)."""
     ports = cpp_engine.Ports.from_manifest(gen.manifest)
+    optimize = cpp_engine.profile(_run_cycles(gen.manifest["model"], len(pixels), plan))
     harness = cpp_engine.build(verilog, ports, waves=waves, full_waves=full_waves,
-                               progress=progress)
+                               optimize=optimize, progress=progress)
     shaped = pixels.reshape(len(pixels), -1, pixels.shape[-1])
     wave = _wave_path(gen.name)
     wave.unlink(missing_ok=True)
@@ -184,7 +195,7 @@ def _cpp(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, pro
         first, last = max(-2, cycle - WAVE_WINDOW), cycle + 100
         note("sim", f"rerunning with tracing for the waveform of cycles {first}..{last}")
         traced = cpp_engine.build(verilog, ports, waves=True, full_waves=full_waves,
-                              progress=progress)
+                                  optimize=optimize, progress=progress)
         cpp_engine.run(traced, shaped, progress=False, trace=(wave, first, last), **plan)
         return wave
 
@@ -320,6 +331,7 @@ class _EngineRun:
     random_init: bool | None
     wave: Path | None
     rerun: Callable[[int], Path] | None
+    profile: str | None = None
 
 
 def _run(engine: str, gen, verilog: str, pixels, plan: dict, *, waves: bool, full_waves: bool,
@@ -328,7 +340,7 @@ def _run(engine: str, gen, verilog: str, pixels, plan: dict, *, waves: bool, ful
         r, harness, wave, rerun = _cpp(gen, verilog, pixels, plan, waves=waves,
                                        full_waves=full_waves, progress=progress)
         return _EngineRun(r, harness.seconds, harness.cached, harness.cpu_seconds,
-                          harness.random_init, wave, rerun)
+                          harness.random_init, wave, rerun, harness.optimize)
     plan = {k: v for k, v in plan.items() if k != "out_beats"}
     r, build_seconds, wave, _ = cocotb_engine.run(gen, verilog, pixels, plan, waves=waves,
                                                   full_waves=full_waves, progress=progress)
@@ -366,7 +378,7 @@ def _speed(run: _EngineRun, images: int) -> dict:
             "cached": run.cached,
             "build_cpu_seconds": None if run.build_cpu_seconds is None
             else round(run.build_cpu_seconds, 1),
-            "random_init": run.random_init,
+            "random_init": run.random_init, "build_profile": run.profile,
             "sim_seconds": round(r.wall_seconds, 2),
             "sim_cpu_seconds": None if r.cpu_seconds is None else round(r.cpu_seconds, 2),
             "cycles_per_second": round(r.cycles / r.wall_seconds) if r.wall_seconds else None,
