@@ -4,7 +4,8 @@
 
 The topology is the network's TOML (``digits.toml``, or ``digits_dw.toml`` for the depthwise
 ``digits_dw``: grouped convs are trained as convs whose weights outside the groups are 0, clipped
-ReLUs pass the gradient inside ``(0, max)``); the data are the training split of `imcflow.sw.zoo.dataset`
+ReLUs pass the gradient inside ``(0, max)``; ``digits_ice40.toml``: a flatten passes the map to the
+dense layer as it is); the data are the training split of `imcflow.sw.zoo.dataset`
 (the held-out split is only evaluated). Training is deterministic for a seed: He initialisation,
 shuffled mini-batches, Adam with a cosine learning rate, cross-entropy loss. The last
 ``--qat-epochs`` epochs are quantization-aware: the forward pass uses the weights quantized to
