@@ -247,8 +247,8 @@ def _dynamic(path: Path):
 
 def _group(path: Path):
     g = Graph(["N", 2, 8, 8])
-    w = g.const("w", np.ones((4, 1, 3, 3), np.float32))
-    onnx.save(g.model(g.node("Conv", ["input", w], "conv", 4, group=2, kernel_shape=[3, 3])), str(path))
+    w = g.const("w", np.ones((6, 1, 3, 3), np.float32))
+    onnx.save(g.model(g.node("Conv", ["input", w], "conv", 6, group=3, kernel_shape=[3, 3])), str(path))
 
 
 def _sigmoid(path: Path):
@@ -261,7 +261,8 @@ ONNX_CASES = {
     "missing": ({}, ONNX, "--network: cannot read 'm.onnx'"),
     "opset_10": ({"m.onnx": save(_one_conv(opset=10))}, ONNX, "onnx model 'm': opset 10 is not supported"),
     "unsupported_op": ({"m.onnx": _sigmoid}, ONNX, "onnx node 'act' (Sigmoid): op Sigmoid is not supported"),
-    "group_conv": ({"m.onnx": _group}, ONNX, "onnx node 'conv' (Conv): group=2 is not supported"),
+    "group_conv": ({"m.onnx": _group}, ONNX, "onnx node 'conv' (Conv): weight has 1 input channels "
+                                              "per group, 3 groups: 3, the input 2"),
     "dynamic_height": ({"m.onnx": _dynamic}, ONNX, "onnx model 'm': input 'input' has shape ['N', 2, 'H', 8]"),
     "nan_weight": ({"m.onnx": _poisoned("stem.weight", np.nan)}, ONNX,
                    "onnx initializer 'stem.weight': has NaN or infinite values"),
