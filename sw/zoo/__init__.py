@@ -25,6 +25,7 @@ import numpy as np
 
 from imcflow.errors import UserError
 from imcflow.sw.ir import Network
+from imcflow.sw.toml_net import load_toml
 from imcflow.sw.zoo.resnets import RESNET_BLOCKS, resnet
 
 __all__ = ["names", "network", "dataset", "Dataset", "DIGITS_TOML", "DIGITS_DW_TOML",
@@ -50,7 +51,6 @@ def names() -> list[str]:
 def network(name: str) -> Network:
     """The float zoo network ``name``."""
     if name in _DIGITS:
-        from imcflow.sw.toml_net import load_toml
         return load_toml(_DIGITS[name])
     if name in RESNET_BLOCKS:
         return resnet(name)
