@@ -9,6 +9,7 @@ import pytest
 from imcflow.cli import main
 from imcflow.errors import UserError
 from imcflow.sw.accuracy import accuracy
+from imcflow.sw import zoo
 from imcflow.sw.arch import load_arch
 
 
@@ -60,8 +61,9 @@ def test_table(capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--network", "resnet20"], "--network: accuracy needs labelled held-out images, and resnet20 "
                                 "has no labelled data set; give --dataset"),
-    (["--network", "digits", "--dataset", "cifar"], "--dataset: must be a zoo data set (digits) or "
-                                                    "a .npz or .npy file of images, not 'cifar'"),
+    (["--network", "digits", "--dataset", "cifar"], "--dataset: must be a zoo data set ("
+     + ", ".join(n for n in zoo.names() if zoo.dataset(n) is not None)
+     + ") or a .npz or .npy file of images, not 'cifar'"),
     (["--adc-bits", "4,x"], "--adc-bits: expected comma-separated int values, not '4,x'"),
     (["--adc-bits", "1"], "arch.adc_bits: must be an integer in 2..16, not 1"),
     (["--encoding", "analog"], "arch.input_encoding: must be one of 'pwm', 'bit_serial', not 'analog'"),
@@ -86,7 +88,6 @@ def test_own_labelled_images_as_npz(tmp_path, capsys):
     # held out (the zoo's 360 test images).
     import numpy as np
 
-    from imcflow.sw import zoo
     data = zoo.dataset("digits")
     np.savez(tmp_path / "mine.npz", images=np.concatenate([data.train_images[:64],
                                                              data.test_images])[..., 0],

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from imcflow import cli, rtl
+from imcflow.sw import zoo
 
 
 def gen(*args):
@@ -151,8 +152,8 @@ def test_gen_network_writes_the_output_directory(tiny):
                                       "block name 'fifo'"),
     (["fifo", "--width", 8, "--depth", 2, "--buffer", "line"], "--buffer: only for --network"),
     ([], "block: name the block to generate (fifo) or give --network for a whole accelerator"),
-    (["--network", "nosuch"], "--network: 'nosuch' is neither a zoo network (digits, resnet8, "
-                              "resnet20, resnet32) nor a .toml or .onnx file"),
+    (["--network", "nosuch"], f"--network: 'nosuch' is neither a zoo network "
+                              f"({', '.join(zoo.names())}) nor a .toml or .onnx file"),
     (["--network", str(TINY), "--core-budget", 2], "core_budget: core budget 2 is below the "
                                                    "minimum 3 crossbars (one copy of every conv "
                                                    "and dense layer)"),
