@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Const, Module, Mux
@@ -20,6 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from imcflow.cli.mutate import text as report_text
 from imcflow.hw.fifo import PipelineFifo
+from imcflow.sw.timing import window_schedule
 from imcflow.verif import contracts, mutate
 from imcflow.verif.formal import FormalError, check
 
@@ -156,6 +158,26 @@ def test_yosys_mutants_that_keep_level_fail_the_fifo_contract(select, tmp_path, 
         failed = {source[int(n) - 1].strip()
                   for n in re.findall(r"contracts\.py:(\d+)", str(failure.value))}
         assert not any("level" in line for line in failed), failed
+
+
+@pytest.mark.parametrize("geometry", [(5, 5, 3, 1, 1, "line"), (7, 5, 3, 2, 0, "line"),
+                                      (4, 4, 2, 1, 1, "frame"), (5, 4, 1, 2, 0, "line")])
+def test_window_model_under_stalls(geometry):
+    # Never stalled, the model is window_schedule (the full-rate timing the RTL is checked
+    # against); stalled, it takes a pixel only when offered, hands a window over only when the
+    # consumer is ready, and still delivers every window in the same order of handshakes.
+    *shape, strategy = geometry
+    pixels, windows = window_schedule(*shape, strategy=strategy, images=3)
+    cycles = int(windows[-1]) + 1
+    accepted, taken = mutate.window_model(*shape, strategy, 3, "1" * cycles, "1" * cycles)
+    assert accepted == list(pixels) and taken == list(windows)
+    rng = np.random.default_rng(len(geometry))
+    offered = "".join(rng.choice(["0", "1"], 8 * cycles))
+    ready = "".join(rng.choice(["0", "1", "1"], 8 * cycles))
+    accepted, taken = mutate.window_model(*shape, strategy, 3, offered, ready)
+    assert all(offered[c] == "1" for c in accepted) and all(ready[c] == "1" for c in taken)
+    assert len(accepted) >= len(pixels) and len(taken) == len(windows)
+    assert taken[0] > accepted[0] and sorted(set(taken)) == taken
 
 
 @pytest.mark.parametrize("args, message", [

@@ -194,21 +194,21 @@ def mutant_design(rtlil_text: str, top: str, muts: list[Mutation]) -> tuple[str,
 
 def _unit(component, mutation: Mutation):
     """The component that ``mutation`` mutates, alone, and the mutation's arguments for it as
-    Yosys module ``unit``: for a `~imcflow.verif.bank.Bank`, the unit holding the mutated cell
-    (the units are independent, so the others cannot tell the mutant from the original)."""
+    Yosys module ``unit``: for a `~imcflow.verif.bank.Bank`, a bank of just the unit holding the
+    mutated cell (the units are independent, so the others cannot tell the mutant from the
+    original; a bank of one keeps the cells' names)."""
     from imcflow.verif.bank import Bank
     args = re.sub(r"-module \S+", "-module unit", mutation.args)
-    match = re.search(r"-cell \$flatten\\(\w+)\.(\S+)", args)
+    match = re.search(r"-cell \$flatten\\(\w+)\.", args)
     if not isinstance(component, Bank) or not match or match[1] not in component.units:
         return component, args
-    rest = match[2]     # the cell's name inside the unit: `\sub.$18` or `$18`
-    return component.units[match[1]], args.replace(
-        match[0], "-cell " + (f"$flatten{rest}" if rest.startswith("\\") else rest))
+    return Bank({match[1]: component.units[match[1]]}), args
 
 
 def _gold_and_gate(component, mutation: Mutation) -> tuple[object, str] | None:
     """The component `_unit` finds and RTLIL of its modules ``gold`` (the original) and
-    ``gate`` (the mutant); None if Yosys cannot apply the mutation to it alone."""
+    ``gate`` (the mutant); None if Yosys cannot apply the mutation to it alone (its
+    optimizations may keep another of two identical cells there than in the bank)."""
     from amaranth.back import rtlil
     unit, args = _unit(component, mutation)
     with tempfile.TemporaryDirectory(prefix="imcflow-equiv-") as tmp:
@@ -222,7 +222,7 @@ def _gold_and_gate(component, mutation: Mutation) -> tuple[object, str] | None:
         return unit, (work / "pair.il").read_text()
 
 
-def _equiv_induct(text: str, *, rounds: int = 6, timeout: float = 60) -> bool:
+def _equiv_induct(text: str, *, rounds: int = 4, timeout: float = 45) -> bool:
     """Whether Yosys proves modules ``gold`` and ``gate`` of RTLIL ``text`` equal at their ports
     in every cycle for every input. ``equiv_make`` pairs the signals of the two by name,
     ``equiv_struct`` merges identical logic, ``equiv_simple`` and ``equiv_induct`` prove the pairs
@@ -260,7 +260,7 @@ def _equiv_induct(text: str, *, rounds: int = 6, timeout: float = 60) -> bool:
 
 
 def equivalent(component, mutation: Mutation, *, depth: int = 4,
-               protocol_timeout: int = 60) -> str | None:
+               protocol_timeout: int = 45) -> str | None:
     """How the mutant was proven equivalent to the original, or None if it was not (it may still
     be). Both proofs take the mutated unit of a bank alone (`_unit`).
 
@@ -427,9 +427,24 @@ def _fork():
 
 JOINS = [  # c, a (bits, signed), b (bits, signed), mult_a, mult_b, shift, act_bits, act_signed
     (2, (8, False), (8, True), 3, 700, 7, 8, True),
-    (3, (6, True), (4, False), 40000, 9000, 14, 6, False),
-    (1, (8, False), (8, False), 65535, 65535, 8, 8, False),
+    (3, (6, True), (4, False), 40001, 9003, 14, 6, False),   # odd: every product bit varies
+    (1, (8, False), (8, False), 65535, 65535, 16, 8, False),   # largest multipliers; half saturate
 ]
+
+
+def _rounding_pairs(a_bits, a_signed, b_bits, b_signed, mult_a, mult_b, shift, count):
+    """``count`` pairs of values (``a``, ``b``) whose sum ``a * mult_a + b * mult_b`` has its
+    ``shift`` dropped bits closest to half (the rounding boundary of `round_shift`), both sides
+    of it; a mutant of the product or the sum's low bits changes the rounded value only there."""
+    from imcflow.sw.arith import act_range
+    a = np.arange(act_range(a_bits, a_signed)[0], act_range(a_bits, a_signed)[1] + 1)
+    b = np.arange(act_range(b_bits, b_signed)[0], act_range(b_bits, b_signed)[1] + 1)
+    a, b = (v.reshape(-1) for v in np.meshgrid(a, b))
+    if shift == 0:
+        return a[:0], b[:0]
+    dropped = (a * mult_a + b * mult_b) % (1 << shift) - (1 << (shift - 1))
+    order = np.argsort(np.abs(dropped + 0.5), kind="stable")[:count]
+    return a[order], b[order]
 
 
 def _join():
@@ -441,6 +456,9 @@ def _join():
             enumerate(JOINS):
         rng = np.random.default_rng(10 + n)
         a, b = _maps(rng, (3, 3, 4, c), ab, asg), _maps(rng, (3, 3, 4, c), bb, bsg)
+        # half the pairs where the rounding decides: the sum's dropped bits at or next to half
+        edge_a, edge_b = _rounding_pairs(ab, asg, bb, bsg, mult_a, mult_b, shift, a.size // 2)
+        a.reshape(-1)[:len(edge_a)], b.reshape(-1)[:len(edge_b)] = edge_a, edge_b
         dut = Join(c, signed(ab) if asg else unsigned(ab), signed(bb) if bsg else unsigned(bb),
                    mult_a=mult_a, mult_b=mult_b, shift=shift, act_bits=act_bits,
                    act_signed=act_signed)
@@ -480,8 +498,9 @@ def _maxpool():
     for n, (h, w, c, bits, k, s, p, sg) in enumerate(POOLS):
         fmap = _maps(np.random.default_rng(20 + n), (3, h, w, c), bits, sg)
         y = golden.max_pool(fmap, k, s, p, pad_value=act_range(bits, sg)[0])
-        units.append(Stream(f"m{n}", MaxPool(h, w, c, bits, k, s, p, signed=sg), {"i": fmap},
-                            {"o": y}, n, timing=_window_timing((h, w, k, s, p), 3, 1)))
+        dut = MaxPool(h, w, c, bits, k, s, p, signed=sg)
+        units.append(Stream(f"m{n}", dut, {"i": fmap}, {"o": y}, n,
+                            timing=_window_timing((h, w, k, s, p), 3, dut.reducer.latency)))
     return _stream_bank("maxpool", units)
 
 
@@ -502,7 +521,7 @@ def _avgpool():
         dut = AvgPool(h, w, c, bits, k, s, signed=sg, mult=mult, shift=shift, act_bits=ab,
                       act_signed=asg)
         units.append(Stream(f"a{n}", dut, {"i": fmap}, {"o": y}, n,
-                            timing=_window_timing((h, w, k, s, 0), 3, 1)))
+                            timing=_window_timing((h, w, k, s, 0), 3, dut.reducer.latency)))
     return _stream_bank("avgpool", units)
 
 
@@ -567,7 +586,7 @@ def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, 
     for c, (offer, take) in enumerate(zip(offered, ready)):
         take = take == "1"
         bound = words if strategy == "frame" else keep[window] + words
-        write = offer == "1" and count < bound
+        write = offer == "1" and count < bound and len(accepted) < images * pixels
         fire = fired < images * per_image and count + write > last[window] and (not valid or take)
         if write:
             accepted.append(c)
@@ -593,18 +612,43 @@ def _window_stalls(geometry, images, strategy):
     return stalled
 
 
+#: Images per window source, and its backpressure: long stalls often, so that some come while
+#: the last rows of an image are read and the producer is far into the next one (a wrong
+#: `keep` lets it overwrite pixels still needed only then)
+WINDOW_IMAGES = 5
+WINDOW_BACKPRESSURE = [[0.98, 120], [0.4, 80], [0.97, 40], [0.2, 60], [0.97, 40], [0.0, 50]]
+
+
 def _window_source():
     from imcflow.hw.im2col import WindowSource
     from imcflow.sw import golden
     units = []
     for n, (h, w, c, bits, k, s, p, strategy, sg, pad) in enumerate(WINDOWS):
-        fmap = _maps(np.random.default_rng(50 + n), (3, h, w, c), bits, sg)
+        fmap = _maps(np.random.default_rng(50 + n), (WINDOW_IMAGES, h, w, c), bits, sg)
         y = golden.windows(fmap, k, s, p, pad)
         dut = WindowSource(h, w, c, bits, k, s, p, strategy=strategy, signed=sg, pad_value=pad)
         units.append(Stream(f"w{n}", dut, {"i": fmap}, {"o": y}, n,
-                            timing=_window_timing((h, w, k, s, p), 3, 0, strategy),
-                            stalled=_window_stalls((h, w, k, s, p), 3, strategy)))
+                            backpressure=WINDOW_BACKPRESSURE,
+                            timing=_window_timing((h, w, k, s, p), WINDOW_IMAGES, 0, strategy),
+                            stalled=_window_stalls((h, w, k, s, p), WINDOW_IMAGES, strategy)))
     return _stream_bank("window_source", units)
+
+
+def _steps(values, f):
+    """The ``values`` (sorted) at which ``f(values)`` changes, and each one's predecessor."""
+    out = f(values)
+    at = np.flatnonzero(out[1:] != out[:-1]) + 1
+    return np.unique(np.concatenate([values[at], values[at - 1]]))
+
+
+def _split(rng, sums, parts: int, lo: int, hi: int):
+    """Random terms in ``[lo, hi]``, ``parts`` of them (the first axis), adding up to ``sums``."""
+    terms, left = [], np.array(sums)
+    for k in range(parts - 1, 0, -1):
+        term = np.clip(rng.integers(lo, hi + 1, size=left.shape), left - k * hi, left - k * lo)
+        terms.append(term)
+        left = left - term
+    return np.stack([*terms, left])
 
 
 def _accumulator():
@@ -626,6 +670,16 @@ def _accumulator():
         lo, hi = tile_output_range(arch)
         parts = rng.integers(lo, hi + 1, size=(tiles, 3, 4, cols))
         parts = np.where(rng.random(parts.shape) < 0.15, rng.choice([lo, hi], parts.shape), parts)
+        # then the sums at every step of the requantized output and just below it (rounding
+        # boundaries and the saturation bounds: a mutant that moves a step shows there)
+        edges = [_steps(np.arange(tiles * lo, tiles * hi + 1),
+                        lambda s, c=c: requantize(s + bias[c], mult[c], shift,
+                                                  act_bits=arch.act_bits, signed=sg))
+                 for c in range(cols)]
+        beats = -(-max(map(len, edges)) // 4) * 4          # maps of 4 beats, as the others
+        sums = np.stack([np.resize(rng.permutation(e), beats) for e in edges], -1)
+        parts = np.concatenate([parts, _split(rng, sums, tiles, lo, hi).reshape(
+            tiles, beats // 4, 4, cols)], axis=1)
         y = requantize(parts.sum(axis=0) + np.array(bias), np.array(mult), shift,
                        act_bits=arch.act_bits, signed=sg)
         dut = AdcAccumulator(bias, mult, shift, row_tiles=tiles, signed=sg, arch=arch)
