@@ -1,7 +1,7 @@
 """The full FPGA build of a network on a board: utilisation, Fmax and build time.
 
     python benchmarks/fpga_build.py [--board ulx3s-85f] [--network digits] [--arch fpga]
-                                    [--clock-mhz F] [--seeds N] [-o DIR]
+                                    [--clock-mhz F] [--seeds N] [--nextpnr-options OPTS] [-o DIR]
 
 Runs ``imcflow fpga build`` (the whole-network accelerator of `imcflow.gen` behind the UART host
 link, on the board's top with its PLL) and prints the figures of its report: LUTs, flip-flops,
@@ -29,6 +29,8 @@ def main() -> int:
     parser.add_argument("--arch", default=None)
     parser.add_argument("--clock-mhz", default=None)
     parser.add_argument("--seeds", default=None, help="nextpnr seeds, the best kept")
+    parser.add_argument("--nextpnr-options", default=None,
+                        help='nextpnr options instead of the flow\'s, e.g. --nextpnr-options="--router router2"')
     parser.add_argument("-o", "--output", default=None, help="keep the build here")
     args = parser.parse_args()
 
@@ -38,6 +40,7 @@ def main() -> int:
     command += ["--arch", args.arch] if args.arch else []
     command += ["--clock-mhz", args.clock_mhz] if args.clock_mhz else []
     command += ["--seeds", args.seeds] if args.seeds else []
+    command += [f"--nextpnr-options={args.nextpnr_options}"] if args.nextpnr_options else []
     start = time.monotonic()
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True)   # progress: stderr
     if done.returncode != 0:

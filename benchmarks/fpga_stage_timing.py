@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -61,14 +63,30 @@ class Registered(Elaboratable):
         return m
 
 
-def run(tool: str, args: list[str], cwd: Path) -> float:
-    start = time.monotonic()
+def run(tool: str, args: list[str], cwd: Path) -> tuple[float, float]:
+    """Run ``tool``; its wall and CPU seconds (user + system)."""
+    start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([toolchain.require(tool), *args], cwd=cwd, env=toolchain.environ(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if done.returncode != 0:
         lines = [ln for ln in done.stdout.splitlines() if "ERROR" in ln] or done.stdout.splitlines()[-5:]
         raise SystemExit(f"{tool} failed in {cwd}: {lines[0] if lines else done.returncode}")
-    return time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (time.monotonic() - start,
+            after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+
+
+def phase_times(log: Path) -> dict:
+    """nextpnr's own wall-clock times of its placer and router passes, from its log."""
+    found = {}
+    for key, pattern in (("heap_s", r"HeAP Placer Time: ([\d.]+)s"),
+                         ("sa_s", r"SA placement time ([\d.]+)s"),
+                         ("router1_s", r"Router1 time ([\d.]+)s"),
+                         ("router2_s", r"Router2 time ([\d.]+)s")):
+        values = [float(v) for v in re.findall(pattern, log.read_text(errors="replace"))]
+        if values:
+            found[key] = round(sum(values), 2)
+    return found
 
 
 def stage_timing(name: str, block, clock_mhz: float, nextpnr_opts: list[str], work: Path) -> dict:
@@ -85,7 +103,9 @@ def stage_timing(name: str, block, clock_mhz: float, nextpnr_opts: list[str], wo
     cells = {bel: v["used"] for bel, v in report["utilization"].items() if v["used"]}
     return {"stage": name, "block": type(block).__name__, "fmax_mhz": timing["fmax_mhz"],
             "target_mhz": clock_mhz, "met": timing["met"], "critical_path": timing["critical_path"],
-            "cells": cells, "seconds": {"yosys": round(yosys, 1), "nextpnr": round(nextpnr, 1)},
+            "cells": cells, "seconds": {"yosys": round(yosys[0], 1), "nextpnr": round(nextpnr[0], 1)},
+            "cpu_seconds": {"yosys": round(yosys[1], 1), "nextpnr": round(nextpnr[1], 1)},
+            "phases": phase_times(work / "top.tim"),
             "work": str(work)}
 
 
@@ -129,7 +149,9 @@ def main() -> int:
                   f"{cp.get('total_ns', 0):.2f} ns = {d.get('logic', 0):.2f} logic in "
                   f"{cp.get('logic_levels', 0)} cells + {d.get('routing', 0):.2f} routing; "
                   f"from {', '.join(cp.get('sources', [])[:4]) or '?'}; cells {r['cells']}; "
-                  f"yosys {r['seconds']['yosys']:.0f} s, nextpnr {r['seconds']['nextpnr']:.0f} s",
+                  f"yosys {r['seconds']['yosys']:.0f} s ({r['cpu_seconds']['yosys']:.0f} s CPU), "
+                  f"nextpnr {r['seconds']['nextpnr']:.0f} s ({r['cpu_seconds']['nextpnr']:.0f} s "
+                  f"CPU; {r['phases']})",
                   flush=True)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -19,6 +19,8 @@ write (`imcflow.fpga.design.prepare_design`).
 
 from __future__ import annotations
 
+import shlex
+
 from imcflow.cli.gen import add_accelerator_options
 from imcflow.cli.options import add_output
 from imcflow.cli.output import add_json, print_json
@@ -79,6 +81,10 @@ def add_arguments(parser) -> None:
     add_output(b)
     b.add_argument("--skip-fit-check", action="store_true",
                    help="synthesize even if the resource estimate says the design cannot fit")
+    b.add_argument("--nextpnr-options", default=None, metavar="OPTS",
+                   help="nextpnr options instead of the flow's, as one string (e.g. "
+                        "--nextpnr-options=\"--router router2\"; default: "
+                        "imcflow.fpga.build.NEXTPNR_OPTIONS)")
     b.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="place and route with nextpnr seeds 1..N, one after the other, and keep "
                         "the run with the highest Fmax (default: 1)")
@@ -105,12 +111,18 @@ def build(args) -> dict:
         raise UserError(f"--baud: must be a positive integer, not {args.baud}")
     if args.seeds < 1:
         raise UserError(f"--seeds: must be a positive integer, not {args.seeds}")
+    try:
+        nextpnr_options = (None if args.nextpnr_options is None
+                           else tuple(shlex.split(args.nextpnr_options)))
+    except ValueError as e:
+        raise UserError(f"--nextpnr-options: {e}") from None
     design = _design(args)
     plan = board_top(design, target, clock_mhz=args.clock_mhz, baud=args.baud,
                      skip_fit_check=args.skip_fit_check, log=_log)
     try:
         return flow.build_board(plan.top, args.output, details=plan.details,
-                                yosys_script=plan.yosys_script, force=args.force, seeds=args.seeds)
+                                yosys_script=plan.yosys_script, force=args.force, seeds=args.seeds,
+                                nextpnr_options=nextpnr_options)
     except flow.FlowError as e:
         _log(f"error: {e}")
         raise SystemExit(1) from None

@@ -50,9 +50,11 @@ RESOURCE_NAMES = {
 #: the log each tool writes (to show its progress)
 _LOGS = {"yosys": "top.rpt", "nextpnr-ecp5": "top.tim", "nextpnr-ice40": "top.tim"}
 #: nextpnr's options beyond the build plan's (device, constraints, outputs, ``--report`` and
-#: ``--timing-allow-fail``), per family: what the flow chose for run time (docs/fpga.md,
-#: "Build time"); ``build_board(nextpnr_options=...)`` replaces them
-NEXTPNR_OPTIONS = {"ecp5": ("--router", "router2"), "ice40": ()}
+#: ``--timing-allow-fail``), per family; ``build_board(nextpnr_options=...)`` (``imcflow fpga
+#: build --nextpnr-options``) replaces them. None yet: on a digits crossbar stage router2 took
+#: 25 % more CPU than router1 for 6 % less Fmax, and --no-tmdriv cost 27 % of the Fmax
+#: (docs/fpga.md, "Build time"); the whole design is not measured yet
+NEXTPNR_OPTIONS = {"ecp5": (), "ice40": ()}
 #: Yosys' synth_ecp5/synth_ice40 options per family: the iCE40 maps multiplies to its DSPs only
 #: with -dsp (`imcflow.fpga.resources.multiplier_plan` leaves the ones beyond them to logic)
 SYNTH_OPTIONS = {"ecp5": "", "ice40": "-dsp"}

@@ -141,6 +141,7 @@ def test_report_parsing_and_what_binds():
      "--baud: Baud rate 2500000 is 4.0% off at 12 MHz (divisor 5); at most 2% works"),
     (["--baud", "0"], "--baud: must be a positive integer, not 0"),
     (["--seeds", "0"], "--seeds: must be a positive integer, not 0"),
+    (["--nextpnr-options", "--router 'router2"], "--nextpnr-options: No closing quotation"),
 ])
 def test_build_command_errors(tmp_path, capsys, tiny, argv, message):
     out = tmp_path / "out"
@@ -214,10 +215,15 @@ def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny_dir):
     out, generated = tmp_path / "out", tiny_dir / "fpga"
     manifest = json.loads((generated / "manifest.json").read_text())
     assert main(["fpga", "build", str(generated), "--clock-mhz", "100", "-o", str(out),
-                 "--json"]) == 0
+                 "--nextpnr-options", "--router router2", "--json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert "yosys done" in captured.err and "nextpnr-ecp5 done" in captured.err
+    # nextpnr ran with the options given, and its log showed every phase, in order
+    assert report["nextpnr_options"] == ["--router", "router2"]
+    assert [r["seed"] for r in report["nextpnr_runs"]] == [report["seed"]] == [1]
+    assert list(report["nextpnr_phase_seconds"]) == ["packing", "placing", "routing", "reporting"]
+    assert "Router2 time" in (out / "build" / "top.tim").read_text()
     assert (report["board"], report["device"]) == ("ulx3s-85f", "LFE5U-85F")
     assert report["network"] == report["directory"] == str(generated)
     assert (report["top"], report["design_hash"], report["arch_name"]) == (
