@@ -192,34 +192,39 @@ def mutant_design(rtlil_text: str, top: str, muts: list[Mutation]) -> tuple[str,
         return (work / "mutants.v").read_text(), (work / "mutants.il").read_text()
 
 
-def _unit(component, mutation: Mutation):
-    """The component that ``mutation`` mutates, alone, and the mutation's arguments for it as
-    Yosys module ``unit``: for a `~imcflow.verif.bank.Bank`, a bank of just the unit holding the
-    mutated cell (the units are independent, so the others cannot tell the mutant from the
-    original; a bank of one keeps the cells' names)."""
+def _units(component, mutation: Mutation):
+    """Smaller designs holding the cell ``mutation`` mutates, with the mutation's arguments for
+    them as Yosys module ``unit``: for a `~imcflow.verif.bank.Bank` (whose units are
+    independent, so the others cannot tell the mutant from the original) the mutated unit
+    alone, then a bank of just that unit (which keeps Yosys' cell names where the unit alone may
+    keep another of two merged cells); else the component itself."""
     from imcflow.verif.bank import Bank
     args = re.sub(r"-module \S+", "-module unit", mutation.args)
-    match = re.search(r"-cell \$flatten\\(\w+)\.", args)
+    match = re.search(r"-cell \$flatten\\(\w+)\.(\S+)", args)
     if not isinstance(component, Bank) or not match or match[1] not in component.units:
-        return component, args
-    return Bank({match[1]: component.units[match[1]]}), args
+        yield component, args
+        return
+    unit, rest = component.units[match[1]], match[2]   # the cell inside: `\sub.$18` or `$18`
+    yield unit, args.replace(match[0], "-cell " + (f"$flatten{rest}" if rest.startswith("\\")
+                                                   else rest))
+    yield Bank({match[1]: unit}), args
 
 
 def _gold_and_gate(component, mutation: Mutation) -> tuple[object, str] | None:
-    """The component `_unit` finds and RTLIL of its modules ``gold`` (the original) and
-    ``gate`` (the mutant); None if Yosys cannot apply the mutation to it alone (its
-    optimizations may keep another of two identical cells there than in the bank)."""
+    """The first design of `_units` to which Yosys can apply the mutation, and RTLIL of its
+    modules ``gold`` (the original) and ``gate`` (the mutant); None if there is none."""
     from amaranth.back import rtlil
-    unit, args = _unit(component, mutation)
-    with tempfile.TemporaryDirectory(prefix="imcflow-equiv-") as tmp:
-        work = Path(tmp)
-        (work / "design.il").write_text(rtlil.convert(unit, name="unit"))
-        try:
-            _yosys(_prepare("unit") + f"hierarchy -top unit\ncopy unit gold\nmutate {args}\n"
-                   "rename unit gate\nwrite_rtlil pair.il\n", work)
-        except RuntimeError:
-            return None
-        return unit, (work / "pair.il").read_text()
+    for unit, args in _units(component, mutation):
+        with tempfile.TemporaryDirectory(prefix="imcflow-equiv-") as tmp:
+            work = Path(tmp)
+            (work / "design.il").write_text(rtlil.convert(unit, name="unit"))
+            try:
+                _yosys(_prepare("unit") + f"hierarchy -top unit\ncopy unit gold\n"
+                       f"mutate {args}\nrename unit gate\nwrite_rtlil pair.il\n", work)
+            except RuntimeError:
+                continue
+            return unit, (work / "pair.il").read_text()
+    return None
 
 
 def _equiv_induct(text: str, *, rounds: int = 4, timeout: float = 45) -> bool:
@@ -262,7 +267,7 @@ def _equiv_induct(text: str, *, rounds: int = 4, timeout: float = 45) -> bool:
 def equivalent(component, mutation: Mutation, *, depth: int = 4,
                protocol_timeout: int = 45) -> str | None:
     """How the mutant was proven equivalent to the original, or None if it was not (it may still
-    be). Both proofs take the mutated unit of a bank alone (`_unit`).
+    be). Both proofs take the mutated unit of a bank alone (`_units`).
 
     1. Yosys (`_equiv_induct`): equal ports in every cycle for every input.
     2. SymbiYosys k-induction (``depth`` steps, ``protocol_timeout`` seconds) on
@@ -500,28 +505,55 @@ def _maxpool():
         y = golden.max_pool(fmap, k, s, p, pad_value=act_range(bits, sg)[0])
         dut = MaxPool(h, w, c, bits, k, s, p, signed=sg)
         units.append(Stream(f"m{n}", dut, {"i": fmap}, {"o": y}, n,
-                            timing=_window_timing((h, w, k, s, p), 3, dut.reducer.latency)))
+                            timing=_window_timing((h, w, k, s, p), 3, dut.reducer.latency),
+                            stalled=_window_stalls((h, w, k, s, p), 3, "line",
+                                                   dut.reducer.latency)))
     return _stream_bank("maxpool", units)
 
 
 AVGPOOLS = [  # h, w, c, bits, kernel, stride, signed, mult, shift, act_bits, act_signed
     (5, 6, 2, 4, 2, 2, True, 3000, 13, 5, True),
-    (4, 5, 1, 8, 3, 1, False, 3641, 15, 8, False),   # mult / 2**shift = 1/9: no saturation
+    (6, 6, 1, 8, 3, 3, False, 3641, 15, 8, False),   # mult / 2**shift = 1/9: no saturation
     (4, 4, 2, 6, 1, 2, True, 300, 8, 6, False),
 ]
+
+
+def _step_images(rng, shape, bits, signed, k, s, edges):
+    """Images whose ``k`` x ``k`` windows (stride ``s >= k``: they do not overlap) sum to
+    ``edges(all window sums)`` (`_requant_edges`), the other pixels random."""
+    from imcflow.sw.arith import act_range
+    (h, w, c), (lo, hi) = shape, act_range(bits, signed)
+    oh, ow = (h - k) // s + 1, (w - k) // s + 1
+    sums = [rng.permutation(edges(np.arange(k * k * lo, k * k * hi + 1))) for _ in range(c)]
+    images = -(-max(map(len, sums)) // (oh * ow))
+    sums = np.stack([np.resize(e, images * oh * ow) for e in sums], -1)
+    terms = _split(rng, sums, k * k, lo, hi).reshape(k, k, images, oh, ow, c)
+    fmap = _maps(rng, (images, h, w, c), bits, signed)
+    for ky in range(k):
+        for kx in range(k):
+            fmap[:, ky:ky + (oh - 1) * s + 1:s, kx:kx + (ow - 1) * s + 1:s] = terms[ky, kx]
+    return fmap
 
 
 def _avgpool():
     from imcflow.hw.pool import AvgPool
     from imcflow.sw import golden
+    from imcflow.sw.arith import requantize
     units = []
     for n, (h, w, c, bits, k, s, sg, mult, shift, ab, asg) in enumerate(AVGPOOLS):
-        fmap = _maps(np.random.default_rng(30 + n), (3, h, w, c), bits, sg)
+        rng = np.random.default_rng(30 + n)
+        fmap = np.concatenate([_maps(rng, (3, h, w, c), bits, sg), _step_images(
+            rng, (h, w, c), bits, sg, k, s, lambda sums: _requant_edges(
+                sums, mult, shift, lambda t: requantize(t, mult, shift, act_bits=ab, signed=asg),
+                96))])
         y = golden.avg_pool(fmap, k, s, mult, shift, act_bits=ab, signed=asg)
         dut = AvgPool(h, w, c, bits, k, s, signed=sg, mult=mult, shift=shift, act_bits=ab,
                       act_signed=asg)
         units.append(Stream(f"a{n}", dut, {"i": fmap}, {"o": y}, n,
-                            timing=_window_timing((h, w, k, s, 0), 3, dut.reducer.latency)))
+                            timing=_window_timing((h, w, k, s, 0), len(fmap),
+                                                  dut.reducer.latency),
+                            stalled=_window_stalls((h, w, k, s, 0), len(fmap), "line",
+                                                   dut.reducer.latency)))
     return _stream_bank("avgpool", units)
 
 
@@ -538,22 +570,29 @@ GAP_IMAGES = 16
 def _gap():
     from imcflow.hw.pool import GlobalAvgPool
     from imcflow.sw import golden
-    from imcflow.sw.arith import act_range
+    from imcflow.sw.arith import act_range, requantize
     units = []
     for n, (h, w, c, bits, sg, mult, shift, ab, asg) in enumerate(GAPS):
         # one output per image: many images, two of them all-lowest and all-highest (the
         # extreme sums, where the accumulator's top bits and the rounding carry matter)
-        fmap = _maps(np.random.default_rng(40 + n), (GAP_IMAGES, h, w, c), bits, sg)
+        rng = np.random.default_rng(40 + n)
+        fmap = _maps(rng, (GAP_IMAGES, h, w, c), bits, sg)
         lo, hi = act_range(bits, sg)
         fmap[1], fmap[2] = lo, hi
+        # then images whose sums are the steps of the requantized output and just below them
+        steps = _requant_edges(np.arange(h * w * lo, h * w * hi + 1), mult, shift, lambda t:
+                               requantize(t, mult, shift, act_bits=ab, signed=asg), 48)
+        sums = np.stack([rng.permutation(steps) for _ in range(c)], -1)
+        fmap = np.concatenate([fmap, np.moveaxis(_split(rng, sums, h * w, lo, hi), 0, 1)
+                               .reshape(len(steps), h, w, c)])
         y = golden.global_avg_pool(fmap, mult, shift, act_bits=ab, signed=asg)
         dut = GlobalAvgPool(h, w, c, bits, signed=sg, mult=mult, shift=shift, act_bits=ab,
                             act_signed=asg)
 
-        def timing(cy, hw=h * w):
-            _expect(cy["i"] == list(range(GAP_IMAGES * hw)), "gap: input not one pixel per cycle")
+        def timing(cy, hw=h * w, images=len(fmap)):
+            _expect(cy["i"] == list(range(images * hw)), "gap: input not one pixel per cycle")
             _expect(cy["o"] == [(n + 1) * hw - 1 + GlobalAvgPool.latency
-                                for n in range(GAP_IMAGES)], "gap: output cycles")
+                                for n in range(images)], "gap: output cycles")
         units.append(Stream(f"g{n}", dut, {"i": fmap}, {"o": y}, n, timing=timing))
     return _stream_bank("gap", units)
 
@@ -569,28 +608,41 @@ WINDOWS = [  # h, w, c, bits, kernel, stride, padding, strategy, signed, pad_val
 ]
 
 
-def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, ready: str):
-    """Cycle-accurate model of a `~imcflow.hw.im2col.WindowSource` under stalls: the cycles of
-    its input and output handshakes when ``offered[c]`` (``"1"``/``"0"``) says whether the
-    producer offers a pixel in cycle ``c`` and ``ready[c]`` whether the consumer takes a window.
-    The rules are those of `imcflow.sw.timing.window_schedule` (`window_needs`): a pixel is
-    accepted unless it would overwrite one still needed (line) or the image being read (frame);
-    a window is read (registered into ``o``) once its last pixel has been accepted (that cycle's
-    included) and ``o`` is free or being taken."""
+def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, ready: str,
+                 stages: int = 0):
+    """Cycle-accurate model of a `~imcflow.hw.im2col.WindowSource` under stalls, followed by
+    ``stages`` pipeline registers (a pool's reducer: each advances when the next is empty or
+    being emptied): the cycles of its input and output handshakes when ``offered[c]``
+    (``"1"``/``"0"``) says whether the producer offers a pixel in cycle ``c`` and ``ready[c]``
+    whether the consumer takes an output. The window rules are those of
+    `imcflow.sw.timing.window_schedule` (`window_needs`): a pixel is accepted unless it would
+    overwrite one still needed (line) or the image being read (frame); a window is read
+    (registered into ``o``) once its last pixel has been accepted (that cycle's included) and
+    ``o`` is free or being taken."""
     from imcflow.sw.timing import window_needs
     keep, last, words = window_needs(h, w, kernel, stride, padding, strategy=strategy)
     pixels, per_image = h * w, len(last)
     count = window = fired = 0
     valid = False
+    piped = [False] * stages            # the registers after the window source, output last
     accepted, taken = [], []
     for c, (offer, take) in enumerate(zip(offered, ready)):
         take = take == "1"
+        frees = []
+        for v in reversed(piped):
+            take = not v or take
+            frees.insert(0, take)
+        if stages and piped[-1] and ready[c] == "1":
+            taken.append(c)
+        for k in reversed(range(stages)):
+            if frees[k]:
+                piped[k] = valid if k == 0 else piped[k - 1]
         bound = words if strategy == "frame" else keep[window] + words
         write = offer == "1" and count < bound and len(accepted) < images * pixels
         fire = fired < images * per_image and count + write > last[window] and (not valid or take)
         if write:
             accepted.append(c)
-        if valid and take:
+        if valid and take and not stages:
             taken.append(c)
         valid = fire or (valid and not take)
         if fire:
@@ -601,9 +653,10 @@ def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, 
     return accepted, taken
 
 
-def _window_stalls(geometry, images, strategy):
+def _window_stalls(geometry, images, strategy, stages=0):
     def stalled(cycles, flags):
-        accepted, taken = window_model(*geometry, strategy, images, flags["i"], flags["o"])
+        accepted, taken = window_model(*geometry, strategy, images, flags["i"], flags["o"],
+                                       stages)
         for port, model in (("i", accepted), ("o", taken)):
             k = next((k for k, (a, b) in enumerate(zip(cycles[port], model)) if a != b),
                      min(len(cycles[port]), len(model)))
@@ -639,6 +692,18 @@ def _steps(values, f):
     out = f(values)
     at = np.flatnonzero(out[1:] != out[:-1]) + 1
     return np.unique(np.concatenate([values[at], values[at - 1]]))
+
+
+def _requant_edges(values, mult: int, shift: int, f, count: int):
+    """At most ``count`` of ``values`` (sorted) where requantization ``f`` (a multiply by
+    ``mult``, a rounding shift by ``shift``, a saturation) is on edge: the first two and last
+    two steps of ``f`` (the saturation bounds), then those whose product's dropped bits are
+    closest to half, both sides (a mutant of a sum or product bit moves the rounding there)."""
+    steps = _steps(values, f)
+    near = values[np.argsort(np.abs((values * mult) % (1 << shift) - (1 << shift >> 1) + 0.5),
+                             kind="stable")] if shift else values
+    edges = list(dict.fromkeys([*steps[:2], *steps[-2:], *near]))
+    return np.array(edges[:count])
 
 
 def _split(rng, sums, parts: int, lo: int, hi: int):
