@@ -193,34 +193,39 @@ def mutant_design(rtlil_text: str, top: str, muts: list[Mutation]) -> tuple[str,
 
 
 def _units(component, mutation: Mutation):
-    """Smaller designs holding the cell ``mutation`` mutates, with the mutation's arguments for
-    them as Yosys module ``unit``: for a `~imcflow.verif.bank.Bank` (whose units are
-    independent, so the others cannot tell the mutant from the original) the mutated unit
-    alone, then a bank of just that unit (which keeps Yosys' cell names where the unit alone may
-    keep another of two merged cells); else the component itself."""
+    """Smaller designs holding the cell ``mutation`` mutates: ``(design, mutate arguments for
+    Yosys module unit, Yosys commands run on gold and gate after the mutation)``. For a
+    `~imcflow.verif.bank.Bank` (whose units are independent, so the others cannot tell the
+    mutant from the original): the mutated unit alone, a bank of just that unit, then the whole
+    bank with the other units' logic deleted (Yosys' optimizations may keep another of two
+    merged cells in a smaller design, where the mutated cell's name is then missing); else the
+    component itself."""
     from imcflow.verif.bank import Bank
     args = re.sub(r"-module \S+", "-module unit", mutation.args)
     match = re.search(r"-cell \$flatten\\(\w+)\.(\S+)", args)
     if not isinstance(component, Bank) or not match or match[1] not in component.units:
-        yield component, args
+        yield component, args, ""
         return
     unit, rest = component.units[match[1]], match[2]   # the cell inside: `\sub.$18` or `$18`
     yield unit, args.replace(match[0], "-cell " + (f"$flatten{rest}" if rest.startswith("\\")
-                                                   else rest))
-    yield Bank({match[1]: unit}), args
+                                                   else rest)), ""
+    yield Bank({match[1]: unit}), args, ""
+    yield component, args, "".join(f"delete {m}/c:$flatten\\{u}.* {m}/c:{u}.*\n"
+                                   for m in ("gold", "gate") for u in component.units
+                                   if u != match[1]) + "setundef -zero\nopt_clean\n"
 
 
 def _gold_and_gate(component, mutation: Mutation) -> tuple[object, str] | None:
     """The first design of `_units` to which Yosys can apply the mutation, and RTLIL of its
     modules ``gold`` (the original) and ``gate`` (the mutant); None if there is none."""
     from amaranth.back import rtlil
-    for unit, args in _units(component, mutation):
+    for unit, args, reduce in _units(component, mutation):
         with tempfile.TemporaryDirectory(prefix="imcflow-equiv-") as tmp:
             work = Path(tmp)
             (work / "design.il").write_text(rtlil.convert(unit, name="unit"))
             try:
                 _yosys(_prepare("unit") + f"hierarchy -top unit\ncopy unit gold\n"
-                       f"mutate {args}\nrename unit gate\nwrite_rtlil pair.il\n", work)
+                       f"mutate {args}\nrename unit gate\n{reduce}write_rtlil pair.il\n", work)
             except RuntimeError:
                 continue
             return unit, (work / "pair.il").read_text()
