@@ -3,8 +3,11 @@ stream harness, the build cache under concurrent workers, and lint."""
 
 import gc
 import itertools
+import os
 import random
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -252,6 +255,29 @@ def test_lint_reports_warnings_beyond_the_waivers(tmp_path):
 
 def test_test_id_is_the_pytest_node_id_as_a_file_name():
     assert runner.current_test_id() == "test_verif.test_test_id_is_the_pytest_node_id_as_a_file_name"
+
+
+def test_runs_of_one_test_in_two_processes_never_share_a_directory(tmp_path, monkeypatch):
+    # imcflow regress runs a test with several seeds at once: one shared runs/<test-id> made the
+    # second run's mkdir fail (FileExistsError) or wipe the first run's results.
+    monkeypatch.setenv("IMCFLOW_CACHE", str(tmp_path))
+    parent = tmp_path / "runs" / "t"
+    other = os.getppid()  # a live process's run (pytest's parent)
+    (parent / str(other) / "results.xml").parent.mkdir(parents=True)
+    (parent / str(other) / "results.xml").write_text("theirs")
+    dead = _dead_pid()
+    (parent / str(dead)).mkdir()
+    mine = runner._run_directory("t")
+    assert mine == parent / str(os.getpid()) and list(mine.iterdir()) == []
+    assert (parent / str(other) / "results.xml").read_text() == "theirs"
+    assert not (parent / str(dead)).exists()  # an ended process's run is cleaned up
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_a_run_where_no_testcase_ran_fails():

@@ -401,13 +401,39 @@ def run_cases(build: Build, testbench: str | os.PathLike, *, parameters: Mapping
     return run_dir, outcomes
 
 
+def _run_directory(test_id: str) -> Path:
+    """A new, empty ``runs/<test_id>/<pid>``: this process's run of the test. Concurrent runs of
+    one test (`imcflow regress` runs a test with several seeds at once) never share a directory;
+    the directories of processes that have ended are removed, so the cache keeps one per live
+    process."""
+    parent = cache_dir("runs") / test_id
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        if old.is_dir() and old.name.isdigit() and not _alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    run_dir = parent / str(os.getpid())
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir()
+    return run_dir
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # its directory is remade anyway
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _run_once(build: Build, testbench: Path, test_id: str, kept: Path, *, parameters, testcase,
               seed, plusargs) -> tuple[Path, list[str]]:
     """One simulator run: its directory and its failures; a traced run's waveform is kept (as
     ``kept``) on failure or with ``IMCFLOW_KEEP_WAVES``."""
-    run_dir = cache_dir("runs") / test_id
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
+    run_dir = _run_directory(test_id)
     wave, results, report = run_dir / "dump.vcd", run_dir / "results.xml", run_dir / "report.json"
     env = {PARAMS_ENV: json.dumps({**build.parameters, **(parameters or {})}),
            REPORT_ENV: str(report)}
