@@ -10,7 +10,7 @@ Public API (``from imcflow.sw import load_network, map_network``): architectures
 `imcflow.sw.explore` (a function named like its module is imported from the module).
 """
 
-from importlib import import_module
+from imcflow import lazy_api
 
 #: public name -> the module that defines it
 _API = {
@@ -34,16 +34,4 @@ _API = {
 }
 __all__ = sorted(_API)
 
-
-def __getattr__(name):
-    # PEP 562: a public name is imported from its module on first use, so importing one module
-    # of the package (a cocotb testbench's, `imcflow doctor`'s) does not import all of them
-    if name in _API:
-        value = getattr(import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_API})
+__getattr__, __dir__ = lazy_api(__name__, _API)
