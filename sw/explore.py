@@ -619,14 +619,14 @@ def explore(sweep_path, out, *, scheduler: str | None = None, workers: int | Non
             """The accuracy tasks of point ``p``, one per noise seed (submitted on first use)."""
             if not (sweep.accuracy and has_labels(p["network"], sweep.dataset)):
                 return []
-            for seed in noise_seeds(p["arch"], sweep.noise_seeds):
-                key = accuracy_key(p["network"], p["arch"], seed)
+            keys = [accuracy_key(p["network"], p["arch"], seed)
+                    for seed in noise_seeds(p["arch"], sweep.noise_seeds)]
+            for key in keys:
                 if key not in accuracy_tasks:
                     accuracy_tasks[key] = client.submit(
                         _accuracy_task, key, sweep.dataset, priority=PRIORITY["accuracy"],
                         key=_task_name("accuracy", (key, sweep.dataset)), pure=False)
-            return [accuracy_tasks[accuracy_key(p["network"], p["arch"], seed)]
-                    for seed in noise_seeds(p["arch"], sweep.noise_seeds)]
+            return [accuracy_tasks[key] for key in keys]
 
         futures, batch_of = [], {}
         for batch in batches(todo, lambda p: performance_future(p).key):
