@@ -18,9 +18,9 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from imcflow import __version__, rtl, toolchain
-from imcflow.errors import UserError
 from imcflow.files import atomic_directory, check_output_directory
 from imcflow.hw.fifo import PipelineFifo
+from imcflow.validate import check_int
 
 __all__ = ["FIFO_WIDTHS", "FIFO_DEPTHS", "BLOCKS", "ports", "tool_versions", "write_block",
            "generate_fifo"]
@@ -28,13 +28,6 @@ __all__ = ["FIFO_WIDTHS", "FIFO_DEPTHS", "BLOCKS", "ports", "tool_versions", "wr
 #: allowed payload widths and depths of ``imcflow gen fifo``
 FIFO_WIDTHS = range(1, 4097)
 FIFO_DEPTHS = range(1, 65537)
-
-
-def _check(field: str, value, allowed: range) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value not in allowed:
-        raise UserError(f"{field}: must be an integer in {allowed.start}..{allowed.stop - 1}, "
-                        f"not {value!r}")
-    return value
 
 
 def ports(component) -> list[dict]:
@@ -97,8 +90,8 @@ def write_block(out_dir: str | os.PathLike, component, *, block: str, name: str,
 def generate_fifo(out_dir: str | os.PathLike, *, width: int, depth: int, force: bool = False) -> dict:
     """`~imcflow.hw.fifo.PipelineFifo` of ``width``-bit beats and ``depth`` entries, as
     ``<out_dir>/fifo_w<width>_d<depth>.v`` plus manifest (see `write_block`)."""
-    width = _check("fifo.width", width, FIFO_WIDTHS)
-    depth = _check("fifo.depth", depth, FIFO_DEPTHS)
+    width = check_int("fifo.width", width, FIFO_WIDTHS.start, FIFO_WIDTHS.stop - 1)
+    depth = check_int("fifo.depth", depth, FIFO_DEPTHS.start, FIFO_DEPTHS.stop - 1)
     return write_block(out_dir, PipelineFifo(width, depth), block="fifo",
                        name=f"fifo_w{width}_d{depth}", parameters={"width": width, "depth": depth},
                        force=force)

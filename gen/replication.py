@@ -19,13 +19,9 @@ from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.core import CrossbarLayer
 from imcflow.sw.timing import MERGE_LATENCY
+from imcflow.validate import check_int
 
 __all__ = ["Distributor", "Merger", "ReplicatedLayer"]
-
-
-def _check_copies(copies) -> None:
-    if not isinstance(copies, int) or isinstance(copies, bool) or copies < 2:
-        raise TypeError(f"Copies must be an integer of at least 2, not {copies!r}")
 
 
 def _next_copy(sel, copies: int, last):
@@ -60,7 +56,7 @@ class Distributor(wiring.Component):
     interval = 1
 
     def __init__(self, payload_shape, copies: int):
-        _check_copies(copies)
+        check_int("copies", copies, 2)
         self.copies = copies
         signature = stream.Signature(payload_shape)
         super().__init__({"i": In(signature), "o": Out(signature).array(copies)})
@@ -106,7 +102,7 @@ class Merger(wiring.Component):
     interval = 1
 
     def __init__(self, payload_shape, copies: int):
-        _check_copies(copies)
+        check_int("copies", copies, 2)
         self.copies = copies
         signature = stream.Signature(payload_shape)
         super().__init__({"i": In(signature).array(copies), "o": Out(signature)})
@@ -161,7 +157,7 @@ class ReplicatedLayer(wiring.Component):
 
     def __init__(self, weight, bias, mult, shift: int, *, adc_shift: int, signed: bool, arch,
                  copies: int, target: str = "fpga"):
-        _check_copies(copies)
+        check_int("copies", copies, 2)
         self.layers = [CrossbarLayer(weight, bias, mult, shift, adc_shift=adc_shift, signed=signed,
                                      arch=arch, target=target) for _ in range(copies)]
         first = self.layers[0]

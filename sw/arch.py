@@ -10,7 +10,6 @@ naming the field and its allowed values.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,6 +20,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from imcflow.errors import UserError
+from imcflow.validate import check_choice, check_int, check_number
 
 __all__ = ["Arch", "PRESETS", "ENCODINGS", "BUFFER_STRATEGIES", "load_arch", "arch_label"]
 
@@ -29,27 +29,15 @@ BUFFER_STRATEGIES = ("line", "frame", "auto")
 
 
 def _int_in(lo, hi):
-    def check(name, v):
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise UserError(f"arch.{name}: must be an integer in {lo}..{hi}, not {v!r}")
-    return check
+    return lambda name, v: check_int(name, v, lo, hi)
 
 
 def _choice(options):
-    def check(name, v):
-        if v not in options:
-            raise UserError(f"arch.{name}: must be one of {', '.join(map(repr, options))}, not {v!r}")
-    return check
+    return lambda name, v: check_choice(name, v, options)
 
 
 def _float_in(lo, hi, *, lo_open=False):
-    def check(name, v):
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ok = ok and (lo < v if lo_open else lo <= v) and v <= hi
-        if not ok:
-            bound = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
-            raise UserError(f"arch.{name}: must be a number in {bound}, not {v!r}")
-    return check
+    return lambda name, v: check_number(name, v, lo, hi, lo_open=lo_open)
 
 
 def _optional(check):
@@ -92,7 +80,7 @@ class Arch:
 
     def __post_init__(self):
         for f in fields(self):
-            f.metadata["check"](f.name, getattr(self, f.name))
+            f.metadata["check"](f"arch.{f.name}", getattr(self, f.name))
         if self.input_encoding == "bit_serial" and self.mvm_cycles < self.act_bits:
             raise UserError(f"arch.mvm_cycles: bit_serial input needs at least act_bits = {self.act_bits} "
                             f"cycles per MVM (one bit plane per cycle), not {self.mvm_cycles}")

@@ -274,9 +274,9 @@ ONNX_CASES = {
                          "onnx initializer 'stem.weight': external data '../w.bin' is outside the "
                          "model's folder"),
     "channels_100000": ({"m.onnx": save(_one_conv(out=100000, weights=False))}, ONNX,
-                        "layer 'conv': out_channels must be an integer in 1..4096, not 100000"),
+                        "layer 'conv': out_channels: must be an integer in 1..4096, not 100000"),
     "input_100000": ({"m.onnx": save(_one_conv(shape=("N", 3, 100000, 100000), weights=False))}, ONNX,
-                     "layer 'input': shape.h must be an integer in 1..1024, not 100000"),
+                     "layer 'input': shape.h: must be an integer in 1..1024, not 100000"),
 }
 
 # --- manifests of generated directories -----------------------------------------------------------

@@ -25,6 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from imcflow.errors import UserError
 from imcflow.sw.arith import quantize_multipliers
+from imcflow.validate import check_int
 
 __all__ = [
     "Shape", "Layer", "QLayer", "Op", "QuantContext", "register", "registry", "op_for",
@@ -69,10 +70,7 @@ class Shape:
 
 def check_range(layer: str, name: str, value, minimum: int = 1, maximum: int = MAX_KERNEL) -> None:
     """A `UserError` naming ``layer`` unless ``value`` is an integer in ``minimum..maximum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or not minimum <= value <= maximum:
-        raise UserError(f"layer {layer!r}: {name} must be an integer in {minimum}..{maximum}, "
-                        f"not {value!r}")
+    check_int(f"layer {layer!r}: {name}", value, minimum, maximum)
 
 
 def check_parameters(layer, rows: int, cols: int) -> None:
