@@ -10,6 +10,7 @@ naming the field and its allowed values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,7 +23,7 @@ else:  # pragma: no cover
 from imcflow.errors import UserError
 from imcflow.validate import check_choice, check_int, check_number
 
-__all__ = ["Arch", "PRESETS", "ENCODINGS", "BUFFER_STRATEGIES", "load_arch", "arch_label"]
+__all__ = ["Arch", "CrossbarParams", "CROSSBAR_FIELDS", "PRESETS", "ENCODINGS", "BUFFER_STRATEGIES", "load_arch", "arch_label"]
 
 ENCODINGS = ("pwm", "bit_serial")
 BUFFER_STRATEGIES = ("line", "frame", "auto")
@@ -45,6 +46,13 @@ def _optional(check):
         if v is not None:
             check(name, v)
     return optional
+
+
+def _check_bit_serial(prefix: str, params) -> None:
+    if params.input_encoding == "bit_serial" and params.mvm_cycles < params.act_bits:
+        raise UserError(f"{prefix}.mvm_cycles: bit_serial input needs at least act_bits = "
+                        f"{params.act_bits} cycles per MVM (one bit plane per cycle), not "
+                        f"{params.mvm_cycles}")
 
 
 def _f(default, check, doc):
@@ -81,36 +89,27 @@ class Arch:
     def __post_init__(self):
         for f in fields(self):
             f.metadata["check"](f"arch.{f.name}", getattr(self, f.name))
-        if self.input_encoding == "bit_serial" and self.mvm_cycles < self.act_bits:
-            raise UserError(f"arch.mvm_cycles: bit_serial input needs at least act_bits = {self.act_bits} "
-                            f"cycles per MVM (one bit plane per cycle), not {self.mvm_cycles}")
+        _check_bit_serial("arch", self)
 
     # derived -----------------------------------------------------------------------------------
+    @functools.cached_property
+    def crossbar(self) -> "CrossbarParams":
+        """What the crossbar blocks of `imcflow.hw` need of this architecture (they never take
+        the `Arch` itself)."""
+        return CrossbarParams(**{name: getattr(self, name) for name in CROSSBAR_FIELDS})
+
     @property
     def planes(self) -> int:
-        """ADC conversions per MVM: 1 for ``pwm``, ``act_bits`` for ``bit_serial``."""
-        return self.act_bits if self.input_encoding == "bit_serial" else 1
+        """`CrossbarParams.planes`."""
+        return self.crossbar.planes
 
     def columns_per_cycle(self, tile_cols: int) -> int:
-        """Columns the behavioral crossbar of a tile with ``tile_cols`` used columns computes per
-        cycle (`imcflow.hw.crossbar.CrossbarTile`: ``rows x columns_per_cycle`` multipliers).
-
-        ``col_parallelism`` (at most ``tile_cols``) or, when it is None, the fewest columns that
-        still issue all ``planes`` bit planes of all column groups within ``mvm_cycles``:
-        ``ceil(tile_cols / (mvm_cycles // planes))``. Both give the interval `mvm_interval`; the
-        smaller array takes a few more cycles of latency (one per column group).
-        """
-        if self.col_parallelism is not None:
-            return min(self.col_parallelism, tile_cols)
-        return -(-tile_cols // (self.mvm_cycles // self.planes))
+        """`CrossbarParams.columns_per_cycle`."""
+        return self.crossbar.columns_per_cycle(tile_cols)
 
     def mvm_interval(self, tile_cols: int) -> int:
-        """Cycles between MVMs of a crossbar tile with ``tile_cols`` used columns.
-
-        The analog interval ``mvm_cycles``, or longer when the behavioral crossbar's
-        `columns_per_cycle` columns per cycle for each of ``planes`` bit planes need more steps.
-        """
-        return max(self.mvm_cycles, self.planes * -(-tile_cols // self.columns_per_cycle(tile_cols)))
+        """`CrossbarParams.mvm_interval`."""
+        return self.crossbar.mvm_interval(tile_cols)
 
     def replace(self, **changes) -> "Arch":
         """A copy with ``changes`` applied and validated (unknown names are a `UserError`)."""
@@ -133,6 +132,85 @@ class Arch:
     def describe(cls) -> dict[str, str]:
         """Field name -> documentation (for the README and ``--help``)."""
         return {f.name: f.metadata["doc"] for f in fields(cls)}
+
+
+#: the fields of `Arch` that `CrossbarParams` carries
+CROSSBAR_FIELDS = ("rows", "cols", "weight_bits", "act_bits", "adc_bits", "input_encoding",
+                   "mvm_cycles", "col_parallelism", "mac_stages")
+
+
+@dataclass(frozen=True)
+class CrossbarParams:
+    """The crossbar parameters the blocks of `imcflow.hw` take (`Arch.crossbar`): geometry, bit
+    widths, input encoding and timing of one crossbar tile, validated as the `Arch` fields of the
+    same names (``crossbar.rows: must be an integer in 1..4096, not 0``).
+
+    Attributes
+    ----------
+    rows, cols, weight_bits, act_bits, adc_bits, input_encoding, mvm_cycles, col_parallelism,
+    mac_stages
+        As the `Arch` fields.
+    planes : int
+        ADC conversions per MVM.
+    output_range : tuple of int
+        Exact range of one output lane of a tile.
+    """
+
+    rows: int = 256
+    cols: int = 256
+    weight_bits: int = 4
+    act_bits: int = 8
+    adc_bits: int = 8
+    input_encoding: str = "pwm"
+    mvm_cycles: int = 8
+    col_parallelism: int | None = None
+    mac_stages: int = 0
+
+    def __post_init__(self):
+        checks = {f.name: f.metadata["check"] for f in fields(Arch)}
+        for name in CROSSBAR_FIELDS:
+            checks[name](f"crossbar.{name}", getattr(self, name))
+        _check_bit_serial("crossbar", self)
+
+    @property
+    def planes(self) -> int:
+        """ADC conversions per MVM: 1 for ``pwm``, ``act_bits`` for ``bit_serial``."""
+        return self.act_bits if self.input_encoding == "bit_serial" else 1
+
+    @property
+    def output_range(self) -> tuple[int, int]:
+        """Exact range of one output lane of a `~imcflow.hw.crossbar.CrossbarTile`.
+
+        ``pwm``: the signed ``adc_bits`` code range ``[-2**(A-1), 2**(A-1) - 1]``. ``bit_serial``:
+        the shift-added sum of ``act_bits`` codes, that range times ``2**act_bits - 1``, which
+        fits ``adc_bits + act_bits`` signed bits.
+        """
+        lo, hi = -(1 << (self.adc_bits - 1)), (1 << (self.adc_bits - 1)) - 1
+        if self.input_encoding == "bit_serial":
+            planes_weight = (1 << self.act_bits) - 1
+            return lo * planes_weight, hi * planes_weight
+        return lo, hi
+
+    def columns_per_cycle(self, tile_cols: int) -> int:
+        """Columns the behavioral crossbar of a tile with ``tile_cols`` used columns computes per
+        cycle (`imcflow.hw.crossbar.CrossbarTile`: ``rows x columns_per_cycle`` multipliers).
+
+        ``col_parallelism`` (at most ``tile_cols``) or, when it is None, the fewest columns that
+        still issue all ``planes`` bit planes of all column groups within ``mvm_cycles``:
+        ``ceil(tile_cols / (mvm_cycles // planes))``. Both give the interval `mvm_interval`; the
+        smaller array takes a few more cycles of latency (one per column group).
+        """
+        if self.col_parallelism is not None:
+            return min(self.col_parallelism, tile_cols)
+        return -(-tile_cols // (self.mvm_cycles // self.planes))
+
+    def mvm_interval(self, tile_cols: int) -> int:
+        """Cycles between MVMs of a crossbar tile with ``tile_cols`` used columns.
+
+        The analog interval ``mvm_cycles``, or longer when the behavioral crossbar's
+        `columns_per_cycle` columns per cycle for each of ``planes`` bit planes need more steps.
+        """
+        return max(self.mvm_cycles, self.planes * -(-tile_cols // self.columns_per_cycle(tile_cols)))
 
 
 PRESETS: dict[str, Arch] = {

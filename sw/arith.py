@@ -21,13 +21,16 @@ Rules
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+
+from imcflow.validate import check_bool, check_int, integer_array
 
 __all__ = [
     "MULT_BITS", "MAX_SHIFT", "round_shift", "saturate", "signed_range", "unsigned_range",
     "act_range", "weight_range", "adc_convert", "bit_planes", "crossbar_mvm", "requantize",
-    "quantize_multipliers",
+    "quantize_multipliers", "Requantizer",
 ]
 
 #: width of the unsigned fixed-point requantization multipliers
@@ -151,3 +154,67 @@ def quantize_multipliers(scales, bits: int = MULT_BITS) -> tuple[np.ndarray, int
     shift = min(shift, MAX_SHIFT)
     mult = np.minimum(np.round(scales * 2.0 ** shift), (1 << bits) - 1).astype(np.int64)
     return mult, shift
+
+
+@dataclass(frozen=True)
+class Requantizer:
+    """A fixed-point requantization: ``saturate(round_shift(x * mult, shift), *range)``.
+
+    The blocks that requantize (the crossbar layers' `~imcflow.hw.accumulator.AdcAccumulator`,
+    average and global average pooling, the residual join) take one, and `apply` is their golden
+    arithmetic (`requantize`).
+
+    Parameters
+    ----------
+    mult : int or tuple of int
+        Unsigned ``MULT_BITS``-bit multiplier: one for every lane, or one per output channel
+        (an array is stored as a tuple).
+    shift : int
+        Right shift with round half up, ``0..MAX_SHIFT``.
+    bits : int
+        Output lane width (positive).
+    signed : bool
+        Whether the OUTPUT range is signed (``[-2**(bits-1), 2**(bits-1) - 1]``) or unsigned
+        (``[0, 2**bits - 1]``: saturation at 0 is the ReLU). The signedness of a block's input
+        lanes is the block's own ``signed`` parameter.
+
+    Raises
+    ------
+    UserError
+        Naming the field (``requantizer.shift: must be an integer in 0..47, not 48``).
+    """
+
+    mult: int | tuple[int, ...]
+    shift: int
+    bits: int
+    signed: bool = False
+
+    def __post_init__(self):
+        top = (1 << MULT_BITS) - 1
+        if np.ndim(self.mult) == 0:
+            mult = check_int("requantizer.mult", self.mult, 0, top)
+        else:
+            mult = tuple(int(m) for m in integer_array("requantizer.mult", self.mult, 1, 0, top))
+        object.__setattr__(self, "mult", mult)
+        object.__setattr__(self, "shift", check_int("requantizer.shift", self.shift, 0, MAX_SHIFT))
+        object.__setattr__(self, "bits", check_int("requantizer.bits", self.bits, 1))
+        check_bool("requantizer.signed", self.signed)
+
+    @property
+    def channels(self) -> int | None:
+        """Multipliers given per channel (None for one multiplier for every lane)."""
+        return None if isinstance(self.mult, int) else len(self.mult)
+
+    @property
+    def range(self) -> tuple[int, int]:
+        """The output range `act_range` of ``bits`` and ``signed``."""
+        return act_range(self.bits, self.signed)
+
+    def apply(self, x):
+        """``requantize(x, mult, shift)`` (``mult`` per channel broadcast over the last axis)."""
+        return requantize(x, np.asarray(self.mult, dtype=np.int64), self.shift,
+                          act_bits=self.bits, signed=self.signed)
+
+    def select(self, channels: slice) -> "Requantizer":
+        """The requantizer of output ``channels`` (a slice) of a per-channel one."""
+        return Requantizer(self.mult[channels], self.shift, self.bits, self.signed)

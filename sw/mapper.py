@@ -23,6 +23,7 @@ import numpy as np
 
 from imcflow.errors import UserError
 from imcflow.sw.arch import Arch, load_arch
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.golden import line_buffer_words
 from imcflow.sw.ir import Network, Shape
 from imcflow.sw.timing import BlockTiming, fill_latency, link_latency, window_needs
@@ -126,6 +127,15 @@ class LayerMapping:
     @property
     def output_pixels(self) -> int:
         return self.out_shape.pixels
+
+    @property
+    def geometry(self) -> WindowGeometry | None:
+        """The `WindowGeometry` of a window stage (``crossbar`` or ``pool``): its input map and
+        window; None for the other roles."""
+        if self.role not in ("crossbar", "pool"):
+            return None
+        s = self.in_shape
+        return WindowGeometry(s.h, s.w, s.c, self.kernel, self.stride, self.padding)
 
     def utilization(self, arch: Arch) -> float:
         """Fraction of the cells of this layer's crossbars that hold weights."""
