@@ -153,17 +153,6 @@ class LayerMapping:
         return window_needs(s.h, s.w, self.kernel, self.stride, self.padding,
                             strategy=self.buffer)[1]
 
-    def first_needed(self) -> np.ndarray:
-        """For each output pixel of an image, the oldest input pixel that it or a later output
-        needs (a suffix minimum); a window buffer may overwrite the pixels before it."""
-        s = self.in_shape
-        if self.role == "join":
-            return np.arange(self.output_pixels)
-        if self.role == "gap":
-            return np.zeros(self.output_pixels, dtype=np.int64)
-        return window_needs(s.h, s.w, self.kernel, self.stride, self.padding,
-                            strategy=self.buffer)[0]
-
     def to_json(self, arch: Arch) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["inputs"] = list(self.inputs)

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from imcflow.errors import UserError
-from imcflow.sw.timing import (FRAME_IMAGES, capacity, engine_latency, fill_latency, link_latency,
-                               steps)
+from imcflow.sw.timing import (accept_pixels, capacity, engine_latency, fill_latency, link_latency,
+                               read_windows, steps, window_rules)
 
 __all__ = ["StageTiming", "Schedule", "Performance", "simulate", "frame_latency", "analyze"]
 
@@ -114,19 +114,16 @@ class _Stage:
             self.offers = range(self.n_out)
         if layer.role in ("source", "join"):
             return
-        offsets = np.repeat(np.arange(images, dtype=np.int64), self.p_out) * self.p_in
-        self.need = (np.tile(layer.last_needed(), images) + offsets).tolist()
-        beats = np.arange(self.n_in)
-        if layer.role == "gap":  # an image's last pixel waits until the pool holds fewer than
-            # `capacity` results: image n's for the result of image n - capacity to leave
-            self.slot = np.maximum((beats + 1) // self.p_in - self.capacity, 0).tolist()
+        if layer.role == "gap":  # image n's sum is complete with its last pixel, which waits
+            # until the pool holds fewer than `capacity` results (image n - capacity's has left)
+            offsets = np.repeat(np.arange(images, dtype=np.int64), self.p_out) * self.p_in
+            self.need = (np.tile(layer.last_needed(), images) + offsets).tolist()
+            self.slot = np.maximum((np.arange(self.n_in) + 1) // self.p_in - self.capacity,
+                                   0).tolist()
             return
-        if layer.buffer == "line":  # pixel i overwrites pixel i - words
-            keep = np.tile(layer.first_needed(), images) + offsets
-            self.slot = np.searchsorted(keep, beats - layer.buffer_words, side="right").tolist()
-        else:  # frame: image n overwrites image n - FRAME_IMAGES
-            self.slot = (np.maximum(beats // self.p_in - FRAME_IMAGES + 1, 0)
-                         * self.p_out).tolist()
+        s = layer.in_shape  # the window source: the timing contract's rules (`window_rules`)
+        self.need, self.slot = window_rules(s.h, s.w, layer.kernel, layer.stride, layer.padding,
+                                            strategy=layer.buffer, images=images)
         # Copy j mod r takes output pixel j of each image: the previous window of the same copy,
         # and the one `capacity` windows back, whose output handshake frees the copy.
         prev = _previous_on_copy(self.n_out, self.p_out, layer.replication)
@@ -209,44 +206,19 @@ class _Stage:
             n += 1
         return n > start or sent_any
 
-    def _take(self, slot_times, slot_delay) -> bool:
-        """Append input handshakes while the producer's beats and the input slots allow."""
-        take, slot = self.take, self.slot
+    def _take(self, freed, delay) -> bool:
+        """Append input handshakes while the producer's beats and the input slots allow
+        (`~imcflow.sw.timing.accept_pixels`)."""
         (_, link, arrived), = self.producers
-        n = start = len(take)
-        limit = min(self.n_in, len(arrived))
-        done = len(slot_times)
-        while n < limit:
-            s = slot[n]
-            if s > done:
-                break
-            x = arrived[n] + link
-            if n and take[n - 1] >= x:
-                x = take[n - 1] + 1
-            if s and slot_times[s - 1] + slot_delay > x:
-                x = slot_times[s - 1] + slot_delay
-            take.append(x)
-            n += 1
-        return n > start
+        return accept_pixels(self.take, self.slot, arrived, link, freed, delay)
 
     def _advance_source(self):
         return False, self._emit(self.offers)
 
     def _read(self) -> bool:
-        """Append the cycles windows are read into the window source's output register."""
-        take, read, hand, need, window = self.take, self.read, self.hand, self.need, self.window
-        n = start = len(read)
-        nt, nh = len(take), len(hand)
-        while n < self.n_out and need[n] < nt and (n < window or n - window < nh):
-            x = take[need[n]]
-            if n:
-                if read[n - 1] >= x:
-                    x = read[n - 1] + 1
-                if n >= window and hand[n - window] > x:
-                    x = hand[n - window]
-            read.append(x)
-            n += 1
-        return n > start
+        """Append the cycles windows are read into the window source's output register
+        (`~imcflow.sw.timing.read_windows`)."""
+        return read_windows(self.read, self.take, self.need, self.hand, self.window)
 
     def _advance_window(self):
         take, read, hand, emit = self.take, self.read, self.hand, self.emit

@@ -29,7 +29,8 @@ __all__ = [
     "REQUANT_LATENCY", "ACCUMULATOR_LATENCY", "MERGE_LATENCY", "MAX_POOL_LATENCY",
     "AVG_POOL_LATENCY", "GLOBAL_POOL_LATENCY", "JOIN_LATENCY", "FORK_LATENCY", "FIFO_LATENCY",
     "FIFO_DEPTH", "FRAME_IMAGES", "tile_latency", "BlockTiming", "steps", "engine_latency",
-    "fill_latency", "link_latency", "capacity", "window_needs", "window_schedule",
+    "fill_latency", "link_latency", "capacity", "window_needs", "window_rules", "accept_pixels",
+    "read_windows", "window_schedule",
 ]
 
 # --- block latencies ------------------------------------------------------------------------------
@@ -198,6 +199,71 @@ def window_needs(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0,
             line_buffer_words(h, w, kernel, stride, padding))
 
 
+def window_rules(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0, *,
+                 strategy: str = "line", images: int = 1) -> tuple[list, list]:
+    """`window_needs` over ``images`` images back to back, as the two lists the window schedule
+    (`accept_pixels`, `read_windows`) reads: ``need[j]``, the input pixel (counted over all
+    images) whose handshake window ``j`` waits for, and ``slot[i]``, the windows that must have
+    been read before pixel ``i`` is accepted, because it overwrites what they need (for a frame
+    buffer, the pixels of image ``n - FRAME_IMAGES``)."""
+    keep, last, words = window_needs(h, w, kernel, stride, padding, strategy=strategy)
+    offsets = np.repeat(np.arange(images, dtype=np.int64), len(last)) * (h * w)
+    need = np.tile(last, images) + offsets
+    pixels = np.arange(images * h * w)
+    slot = np.searchsorted(np.tile(keep, images) + offsets, pixels - words, side="right")
+    return need.tolist(), slot.tolist()
+
+
+def accept_pixels(take: list, slot: list, arrived, link: int, freed: list, delay: int) -> bool:
+    """Append to ``take`` the input handshakes whose constraints are known; returns whether any.
+
+    Input ``i`` is taken in the first cycle that is at least ``link`` cycles after
+    ``arrived[i]`` (the producer's output handshake), after input ``i - 1``'s, and ``delay``
+    cycles after ``freed[slot[i] - 1]`` (for a window buffer: the read of the last window that
+    needs what pixel ``i`` overwrites, `window_rules`; ``delay`` 1, the pixel is written in the
+    cycle after). ``arrived`` and ``freed`` may still grow.
+    """
+    n = start = len(take)
+    limit = min(len(slot), len(arrived))
+    done = len(freed)
+    while n < limit:
+        s = slot[n]
+        if s > done:
+            break
+        x = arrived[n] + link
+        if n and take[n - 1] >= x:
+            x = take[n - 1] + 1
+        if s and freed[s - 1] + delay > x:
+            x = freed[s - 1] + delay
+        take.append(x)
+        n += 1
+    return n > start
+
+
+def read_windows(read: list, take: list, need: list, hand: list, latency: int) -> bool:
+    """Append to ``read`` the cycles windows are read into the window source's output registers
+    whose constraints are known; returns whether any.
+
+    Window ``j`` is read in the cycle of the handshake of pixel ``need[j]`` (`window_rules`) or
+    later, after window ``j - 1``, and once the ``latency`` registers before its output have room:
+    not before ``hand[j - latency]``, the output handshake of the window ``latency`` places
+    ahead (each register takes when it is empty or being emptied). It is valid at the output
+    ``latency`` cycles after its read. ``take`` and ``hand`` may still grow.
+    """
+    n = start = len(read)
+    end, taken, handed = len(need), len(take), len(hand)
+    while n < end and need[n] < taken and (n < latency or n - latency < handed):
+        x = take[need[n]]
+        if n:
+            if read[n - 1] >= x:
+                x = read[n - 1] + 1
+            if n >= latency and hand[n - latency] > x:
+                x = hand[n - latency]
+        read.append(x)
+        n += 1
+    return n > start
+
+
 def window_schedule(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0, *,
                     strategy: str = "line", images: int = 1):
     """Cycle-accurate timing of a `~imcflow.hw.im2col.WindowSource` whose input is always valid
@@ -205,26 +271,20 @@ def window_schedule(h: int, w: int, kernel: int, stride: int = 1, padding: int =
 
     Returns ``(pixels, windows)``: int arrays of the cycle of each input handshake and of the
     first cycle each window is valid on ``o``, counting from the cycle the first pixel is offered
-    (cycle 0), over ``images`` images back to back. The rules are `window_needs`': a pixel is
-    accepted unless it would overwrite a pixel still needed (line) or the image being read
-    (frame); a window is read in the cycle its last pixel is accepted or later, one per cycle,
-    and is valid `WINDOW_LATENCY` cycles later. The performance model's window stages follow the
-    same rules under stalls (`imcflow.sw.perf`).
+    (cycle 0), over ``images`` images back to back. The rules are `window_rules`', solved by
+    `accept_pixels` and `read_windows`: a pixel is accepted unless it would overwrite a pixel
+    still needed (line) or the image being read (frame); a window is read in the cycle its last
+    pixel is accepted or later, one per cycle, and is valid `WINDOW_LATENCY` cycles later. The
+    performance model's window stages are the same two functions, under stalls and with the
+    consumer's handshakes (`imcflow.sw.perf`).
     """
-    keep, last, words = window_needs(h, w, kernel, stride, padding, strategy=strategy)
-    frame, pixels, per_image = strategy == "frame", h * w, len(last)
-    accepted, emitted = [], []
-    count, window, cycle = 0, 0, 0  # count: pixels written from the reader's image's first on
-    while len(emitted) < images * per_image or len(accepted) < images * pixels:
-        bound = words if frame else keep[window] + words
-        write = len(accepted) < images * pixels and count < bound
-        if write:
-            accepted.append(cycle)
-        if len(emitted) < images * per_image and count + write > last[window]:
-            emitted.append(cycle + WINDOW_LATENCY)
-            window += 1
-            if window == per_image:
-                window, count = 0, count - pixels
-        count += write
-        cycle += 1
-    return np.array(accepted), np.array(emitted)
+    need, slot = window_rules(h, w, kernel, stride, padding, strategy=strategy, images=images)
+    take, read, valid = [], [], []
+    offered = range(len(slot))  # always valid: pixel i is offered from cycle i on
+    while len(read) < len(need) or len(take) < len(slot):
+        moved = accept_pixels(take, slot, offered, 0, read, 1)
+        moved |= read_windows(read, take, need, valid, WINDOW_LATENCY)
+        valid.extend(r + WINDOW_LATENCY for r in read[len(valid):])  # taken as soon as valid
+        if not moved:
+            raise AssertionError("window_schedule: the window rules deadlock")
+    return np.array(take, dtype=np.int64), np.array(valid, dtype=np.int64)

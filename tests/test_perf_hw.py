@@ -24,7 +24,9 @@ GEOMETRIES = [(5, 5, 3, 1, 1), (6, 7, 3, 2, 1), (8, 8, 2, 2, 0), (4, 9, 3, 1, 0)
 @pytest.mark.parametrize("strategy", ["line", "frame"])
 def test_window_stage_matches_the_rtl_window_source(h, w, k, s, p, strategy):
     # A conv with a one-cycle MVM interval takes a window every cycle and its output is always
-    # taken, so its windows leave the window source as soon as the RTL rules allow.
+    # taken, so its windows leave the window source as soon as the RTL rules allow: the event
+    # model's window stage runs the timing contract's window rules (as window_schedule does,
+    # measured on the RTL in test_im2col.py) after the link, and its engine after them.
     net = Network("w", [Input("x", Shape(h, w, 2)), Conv2d("c", "x", 4, kernel=k, stride=s, padding=p)])
     mapping = map_network(net, load_arch("default", buffer=strategy, mvm_cycles=1))
     schedule = simulate(mapping, 3)
