@@ -26,6 +26,7 @@ from imcflow.sw.arch import Arch, load_arch
 from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.golden import line_buffer_words
 from imcflow.sw.ir import Network, Shape
+from imcflow.sw.ops import Op, op_for
 from imcflow.sw.timing import BlockTiming, fill_latency, link_latency, window_needs
 
 __all__ = ["LayerMapping", "Mapping", "map_network", "replication", "resolve_budget",
@@ -110,6 +111,11 @@ class LayerMapping:
     buffer_bits: int = 0
     skip_input: str = ""
     skip_min_words: int = 0
+
+    @property
+    def op(self) -> Op:
+        """The layer kind's `~imcflow.sw.ops.Op` (its timing entry, `~imcflow.sw.ops.Op.latency`)."""
+        return op_for(self.kind)
 
     @property
     def tiles(self) -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "REQUANT_LATENCY", "ACCUMULATOR_LATENCY", "MERGE_LATENCY", "MAX_POOL_LATENCY",
     "AVG_POOL_LATENCY", "GLOBAL_POOL_LATENCY", "JOIN_LATENCY", "FORK_LATENCY", "FIFO_LATENCY",
     "FIFO_DEPTH", "FRAME_IMAGES", "tile_latency", "BlockTiming", "steps", "engine_latency",
+    "crossbar_engine_latency", "ROLE_LATENCY",
     "fill_latency", "link_latency", "capacity", "window_needs", "window_rules", "accept_pixels",
     "read_windows", "window_schedule",
 ]
@@ -147,15 +148,27 @@ def steps(layer, arch) -> int:
 
 def engine_latency(layer, arch, timing: BlockTiming) -> int:
     """Cycles from a stage's engine taking an input (a window; a pixel for joins and global
-    pooling) to the output handshake, when nothing stalls."""
-    if layer.role == "crossbar":
-        return (tile_latency(steps(layer, arch), arch.mac_stages)
-                - CROSSBAR_REGISTERS + timing.crossbar_latency + timing.accumulator_latency
-                + (timing.merge_latency if layer.replication > 1 else 0))
-    if layer.role == "pool":
-        return timing.avg_pool_latency if layer.kind == "avgpool" else timing.max_pool_latency
-    return {"gap": timing.global_pool_latency, "join": timing.join_latency,
-            "source": 0}[layer.role]
+    pooling) to the output handshake, when nothing stalls: the layer kind's
+    `~imcflow.sw.ops.Op.latency` (by default its role's, `ROLE_LATENCY`)."""
+    return layer.op.latency(layer, arch, timing)
+
+
+def crossbar_engine_latency(layer, arch, timing: BlockTiming) -> int:
+    """A crossbar stage's engine: its tiles, the accumulator and, with copies, the merge."""
+    return (tile_latency(steps(layer, arch), arch.mac_stages)
+            - CROSSBAR_REGISTERS + timing.crossbar_latency + timing.accumulator_latency
+            + (timing.merge_latency if layer.replication > 1 else 0))
+
+
+#: The engine latency of the roles with one block, ``f(layer, arch, timing)``: what an op of that
+#: role has unless it declares its own (`~imcflow.sw.ops.Op.latency`); a ``pool`` kind names its
+#: reducer's, a ``fused`` kind has no stage.
+ROLE_LATENCY = {
+    "source": lambda layer, arch, timing: 0,
+    "crossbar": crossbar_engine_latency,
+    "gap": lambda layer, arch, timing: timing.global_pool_latency,
+    "join": lambda layer, arch, timing: timing.join_latency,
+}
 
 
 def fill_latency(layer, arch, timing: BlockTiming) -> int:

@@ -1,10 +1,20 @@
 """The timing contract (`imcflow.sw.timing`): the window schedule's incremental rules, which both
 `window_schedule` (measured on the RTL window source in test_im2col.py) and the performance
-model's window stages (`imcflow.sw.perf`) run."""
+model's window stages (`imcflow.sw.perf`) run, and the layer kinds' latency entries."""
 
 from __future__ import annotations
 
-from imcflow.sw.timing import accept_pixels, read_windows, window_rules, window_schedule
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from imcflow.sw.arch import load_arch
+from imcflow.sw.ir import Add, AvgPool, Conv2d, GlobalAvgPool, Input, MaxPool, Network, Shape
+from imcflow.sw.mapper import map_network
+from imcflow.sw.ops import Op, registry
+from imcflow.sw.timing import (BlockTiming, accept_pixels, engine_latency, read_windows,
+                               window_rules, window_schedule)
 
 
 def test_window_rules_by_hand():
@@ -66,3 +76,45 @@ def test_window_schedule_by_hand():
     pixels, windows = window_schedule(2, 2, 2, 1, 1, strategy="frame", images=3)
     assert pixels.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15]
     assert windows.tolist() == list(range(4, 13)) + list(range(13, 22)) + list(range(22, 31))
+
+def _stages(timing=None):
+    net = Network("kinds", [Input("x", Shape(6, 6, 2)), Conv2d("c", "x", 4, kernel=3, padding=1),
+                            Conv2d("d", "c", 4, kernel=3, padding=1), Add("j", "d", "c"),
+                            MaxPool("m", "j", kernel=2, stride=2), AvgPool("a", "m", kernel=3),
+                            GlobalAvgPool("g", "a")])
+    mapping = map_network(net, load_arch("default"))
+    if timing is not None:
+        mapping = replace(mapping, timing=timing)
+    return mapping, {l.name: engine_latency(l, mapping.arch, mapping.timing)
+                     for l in mapping.stages}
+
+
+def test_engine_latency_is_each_kinds_timing_entry():
+    mapping, base = _stages()
+    t = mapping.timing
+    assert (base["x"], base["j"], base["m"], base["a"], base["g"]) == (
+        0, t.join_latency, t.max_pool_latency, t.avg_pool_latency, t.global_pool_latency)
+    # each pooling kind reads its own block's number, nothing else's
+    _, slow_max = _stages(replace(t, max_pool_latency=7))
+    assert slow_max == {**base, "m": 7}
+    _, slow_avg = _stages(replace(t, avg_pool_latency=9))
+    assert slow_avg == {**base, "a": 9}
+    _, slow_acc = _stages(replace(t, accumulator_latency=t.accumulator_latency + 5))
+    assert slow_acc == {**base, "c": base["c"] + 5, "d": base["d"] + 5}
+    _, slow_join = _stages(replace(t, join_latency=t.join_latency + 1))
+    assert slow_join == {**base, "j": base["j"] + 1}
+
+
+def test_every_stage_kind_has_a_latency():
+    # a kind of a role with several blocks (pooling) must declare which it is
+    for op in registry().values():
+        if op.role == "fused":
+            continue
+        assert type(op).latency is not Op.latency or op.role != "pool", op.kind
+
+    class Unnamed(Op):
+        kind, role = "unnamed_pool", "pool"
+
+    with pytest.raises(NotImplementedError, match="unnamed_pool"):
+        Unnamed().latency(None, None, BlockTiming())
+

@@ -25,6 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from imcflow.errors import UserError
 from imcflow.sw.arith import quantize_multipliers
+from imcflow.sw.timing import ROLE_LATENCY
 from imcflow.validate import check_int
 
 __all__ = [
@@ -276,6 +277,19 @@ class Op:
         """Tiles (``arch.rows x arch.cols`` blocks) of the `matrix` that hold no weight by
         construction: `imcflow.hw.core.CrossbarLayer` does not build them."""
         return 0
+
+    # timing ------------------------------------------------------------------------------------
+
+    def latency(self, layer, arch, timing) -> int:
+        """Cycles from the stage's engine taking an input (a window; a pixel for joins and global
+        pooling) to its output handshake, when nothing stalls (``layer`` a `LayerMapping`,
+        ``timing`` a `~imcflow.sw.timing.BlockTiming`): the role's block by default
+        (`~imcflow.sw.timing.ROLE_LATENCY`); a kind with a block of its own returns that
+        block's number from ``timing``."""
+        if self.role not in ROLE_LATENCY:
+            raise NotImplementedError(f"Layer kind {self.kind!r} (role {self.role!r}) declares "
+                                      f"no latency")
+        return ROLE_LATENCY[self.role](layer, arch, timing)
 
     # RTL ---------------------------------------------------------------------------------------
 

@@ -134,6 +134,9 @@ class MaxPoolOp(Op):
     def window(self, layer):
         return layer.kernel, layer.stride, layer.padding
 
+    def latency(self, layer, arch, timing):
+        return timing.max_pool_latency
+
     def onnx(self, imp, node):
         node.allow("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order",
                    "strides")
@@ -176,6 +179,9 @@ class AvgPoolOp(_Averaging):
 
     def window(self, layer):
         return layer.kernel, layer.stride, 0
+
+    def latency(self, layer, arch, timing):
+        return timing.avg_pool_latency
 
     def onnx(self, imp, node):
         node.allow("auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads",
