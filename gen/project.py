@@ -256,13 +256,16 @@ def _manifest(gen: Generated, *, options: dict, lint: dict, tools: dict, model: 
 
 
 def _weight_images(directory: Path, qnet, mapping) -> None:
-    """Per crossbar layer: ``<layer>.npz`` (weight, bias, mult, shift, adc_shift), the integers
-    the Verilog holds as constants (for reading, not for loading: nothing reads them back)."""
+    """Per crossbar layer: ``<layer>.npz`` (weight, bias, mult, shift, adc_shift, and ``lanes``
+    when the rows are not the window's lanes in order, as in a grouped conv's block-diagonal
+    layout: the window lane each row reads, -1 for none), the integers the Verilog holds as
+    constants (for reading, not for loading: nothing reads them back)."""
     (directory / "weights").mkdir()
     for l in mapping.crossbar_layers:
         q = qnet[l.name]
+        lanes = {} if q.lanes is None else {"lanes": q.lanes}
         np.savez(directory / "weights" / f"{l.name}.npz", weight=q.weight, bias=q.bias,
-                 mult=q.mult, shift=q.shift, adc_shift=q.adc_shift)
+                 mult=q.mult, shift=q.shift, adc_shift=q.adc_shift, **lanes)
 
 
 #: the last line of the comment `generate` puts before the Verilog Amaranth writes

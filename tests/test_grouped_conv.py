@@ -200,6 +200,23 @@ def test_mobilenet_v2_maps(tmp_path, capsys):
 
 # --- RTL ------------------------------------------------------------------------------------------
 
+def check_weight_files(directory, gen):
+    """Each crossbar layer's weights/<layer>.npz computes the layer on its input by itself: a
+    grouped conv's file carries the lanes its rows read (a conv's has none: the window in order)."""
+    qnet, arch = gen.qnet, gen.mapping.arch
+    s = qnet.input.shape
+    outs = trace(qnet, np.random.default_rng(0).integers(0, 256, (2, s.h, s.w, s.c)))
+    for l in gen.mapping.crossbar_layers:
+        f, q = np.load(directory / "weights" / f"{l.name}.npz"), qnet[l.name]
+        assert ("lanes" in f) == (l.kind == "grouped_conv"), l.name
+        x = outs[q.inputs[0]].reshape(-1, l.in_shape.h, l.in_shape.w, l.in_shape.c)
+        win = gather_lanes(windows(x, l.kernel, l.stride, l.padding), f["lanes"] if "lanes" in f else None)
+        y = crossbar_layer(win, f["weight"], f["bias"], f["mult"], int(f["shift"]), signed=q.signed,
+                           xbar_rows=arch.rows, encoding=arch.input_encoding, act_bits=arch.act_bits,
+                           adc_bits=arch.adc_bits, adc_shift=int(f["adc_shift"]))
+        assert np.array_equal(y.reshape(outs[l.name].shape), outs[l.name]), l.name
+
+
 @pytest.mark.parametrize("arch", [
     "default",
     # 32 x 8 crossbars: the 4-group conv's groups (36 rows) take two row tiles each, half of its
@@ -213,6 +230,7 @@ def test_depthwise_separable_example_is_bit_exact_on_the_model_timing(arch, tmp_
     gen = generate(tmp_path / "out", net, arch, progress=False)
     if arch != "default":
         assert gen.mapping.layer("gc2").empty_tiles == 8 and gen.mapping.layer("gc2").tiles == 8
+    check_weight_files(tmp_path / "out", gen)
     f = simulate(tmp_path / "out", 3, progress=False)
     check_on_model(f)
     assert (f["images"], f["bit_exact"]) == (3, 3)
