@@ -247,11 +247,15 @@ class CrossbarTile(wiring.Component):
     Structure (``fpga``). The weights live in a `Memory` of ``groups = ceil(cols / p)`` words
     (two at least: Verilog has no empty address), each word the ``p = col_parallelism`` columns
     ``[g*p, g*p + p)`` (the last group padded with zero columns). An MVM is
-    ``steps = planes * groups`` steps (``planes`` = 1 for ``pwm``, ``act_bits`` for
-    ``bit_serial``), one per cycle: group by group, and within a group plane by plane (MSB first).
-    A step reads one word, forms the ``rows`` products of each of the ``p`` columns with the
-    input (``bit_serial``: with one bit plane, so a product is an AND) and sums them in an adder
-    tree; the next cycle converts the ``p`` sums and shift-adds them. The pipeline is three
+    ``steps = planes * groups * folds`` steps (``planes`` = 1 for ``pwm``, ``act_bits`` for
+    ``bit_serial``; ``folds = arch.row_folds``), one per cycle: group by group, within a group
+    plane by plane (MSB first), and within a plane row fold by row fold. A step reads one word
+    (its group's columns, restricted to the fold's ``ceil(rows / folds)`` rows), forms those
+    rows' products of each of the ``p`` columns with the input (``bit_serial``: with one bit
+    plane, so a product is an AND) and sums them in an adder tree into the dot register, which
+    the first fold of a dot product replaces and the others add to; the cycle after the last
+    fold converts the ``p`` sums and shift-adds them. Row folds divide the adder trees, the
+    FPGA's largest cost, by ``folds`` and multiply the steps by it. The pipeline is three
     registers deep: the input register (held for the whole MVM), the dot-product register and the
     output register, into which each finished group is written. ``arch.mac_stages`` more
     registers cut the products and the adder tree into ``mac_stages + 1`` parts of equal depth
@@ -261,7 +265,7 @@ class CrossbarTile(wiring.Component):
     being read. The ``sim`` flavour issues the same steps and holds in the same cycles.
 
     Reprogramming. ``i_weight`` writes the ``rows`` weights of column ``col`` (a column of the
-    crossbar, one per beat; ``col >= cols`` is ignored; in Verilog ``col`` is the low
+    crossbar, one per beat, written in ``folds`` cycles, one row fold each; ``col >= cols`` is ignored; in Verilog ``col`` is the low
     ``max(1, ceil_log2(cols))`` bits of ``i_weight__payload``, the lanes follow). A write is accepted only between MVMs:
     its ``ready`` is low while an MVM is reading the weights, and a pending write takes priority
     over accepting the next input. Each MVM therefore sees one consistent weight image: that of
@@ -291,7 +295,7 @@ class CrossbarTile(wiring.Component):
         ``out_bits = adc_bits + act_bits``).
     i_weight : In(stream.Signature(WeightWriteLayout(rows, cols, weight_bits)))
         Reprogramming port: one column of weights per beat.
-    rows, cols, col_parallelism, groups, planes, steps, out_bits : int
+    rows, cols, col_parallelism, groups, planes, folds, steps, out_bits : int
         Geometry as above (``col_parallelism = arch.columns_per_cycle(cols)``), the same for both
         flavours.
     target : str
@@ -324,7 +328,9 @@ class CrossbarTile(wiring.Component):
         self.col_parallelism = arch.columns_per_cycle(self.cols)
         self.groups = -(-self.cols // self.col_parallelism)
         self.planes = arch.planes
-        self.steps = self.planes * self.groups
+        self.folds = arch.row_folds
+        self.chunk = -(-self.rows // self.folds)
+        self.steps = self.planes * self.groups * self.folds
         lo, hi = tile_output_range(arch)
         self.out_bits = Shape.cast(range(lo, hi + 1)).width
         self.interval = arch.mvm_interval(self.cols)
@@ -348,13 +354,14 @@ class CrossbarTile(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        arch, groups, planes = self.arch, self.groups, self.planes
+        arch, groups, planes, folds = self.arch, self.groups, self.planes, self.folds
         i, o = self.i, self.o
 
         # What travels with a step: group, bit plane (MSB first), first and last plane of the
         # group, last step of the MVM, and the input's `last`.
         tag = data.StructLayout({"valid": 1, "g": range(max(groups, 2)), "bit": range(max(planes, 2)),
-                                 "first": 1, "plane_done": 1, "mvm_done": 1, "last": 1})
+                                 "first": 1, "plane_done": 1, "mvm_done": 1, "last": 1,
+                                 "f": range(max(folds, 2)), "fold_first": 1})
         tag1, tag2 = Signal(tag, name="tag_1"), Signal(tag, name="tag_2")
 
         # The pipeline holds only while a finished group must wait for the output register, which
@@ -368,12 +375,18 @@ class CrossbarTile(wiring.Component):
         wait = Signal(range(max(self.interval, 2)))       # cycles until the next input
         step_g = Signal(range(max(groups, 2)))            # group of the next step
         step_k = Signal(range(max(planes, 2)))            # plane count of the next step
+        step_f = Signal(range(max(folds, 2)))             # row fold of the next step
+        w_chunk = Signal(range(max(folds, 2)))            # row fold of the column being written
         x = Signal(data.ArrayLayout(unsigned(arch.act_bits), self.rows))
         x_last = Signal()
         m.d.comb += [
             i.ready.eq(en & (wait == 0) & ~self.i_weight.valid),
-            self.i_weight.ready.eq(~busy),
+            self.i_weight.ready.eq(~busy & (w_chunk == folds - 1)),
         ]
+        # A column is written one row fold per cycle (one memory word each).
+        w_step = self.i_weight.valid & ~busy
+        with m.If(w_step):
+            m.d.sync += w_chunk.eq(Mux(w_chunk == folds - 1, 0, w_chunk + 1))
         accept = i.valid & i.ready
         with m.If(accept):
             m.d.sync += [x.eq(i.payload.data), x_last.eq(i.payload.last),
@@ -384,18 +397,23 @@ class CrossbarTile(wiring.Component):
         issue = en & (accept | busy)
         issue_g = Mux(busy, step_g, 0)
         issue_k = Mux(busy, step_k, 0)
-        plane_done = issue_k == planes - 1
+        issue_f = Mux(busy, step_f, 0)
+        fold_done = issue_f == folds - 1
+        plane_done = fold_done & (issue_k == planes - 1)
         mvm_done = plane_done & (issue_g == groups - 1)
         with m.If(issue):
             m.d.sync += [
-                step_k.eq(Mux(plane_done, 0, issue_k + 1)),
+                step_f.eq(Mux(fold_done, 0, issue_f + 1)),
+                step_k.eq(Mux(plane_done, 0, issue_k + fold_done)),
                 step_g.eq(issue_g + plane_done),
                 busy.eq(~mvm_done),
             ]
         with m.If(en):
-            m.d.sync += [tag1.valid.eq(accept | busy), tag1.g.eq(issue_g),
+            # a step reaches the ADC (is valid) with the dot product of its last row fold
+            m.d.sync += [tag1.valid.eq((accept | busy) & fold_done), tag1.g.eq(issue_g),
                          tag1.bit.eq(planes - 1 - issue_k), tag1.first.eq(issue_k == 0),
-                         tag1.plane_done.eq(plane_done), tag1.mvm_done.eq(mvm_done)]
+                         tag1.plane_done.eq(plane_done), tag1.mvm_done.eq(mvm_done),
+                         tag1.f.eq(issue_f), tag1.fold_first.eq(issue_f == 0)]
 
         # Stage 1 to 2: `mac_stages` registers, the step's tag travelling through them.
         tags = [Signal(tag, name="tag_mac_in")]
@@ -409,7 +427,8 @@ class CrossbarTile(wiring.Component):
 
         # The data path: the lanes each finished group writes into the output register.
         if self.target == "fpga":
-            writes = self._mac_array(m, en, x, issue_g, tag1, tag2)
+            writes = self._mac_array(m, en, x, issue_g * folds + issue_f, tag1, tags[-1], tag2,
+                                     w_chunk, w_step)
         else:
             # The last step of an MVM is issued in its input's handshake cycle when it is the
             # only step, else from the input register; no weight is written meanwhile.
@@ -428,25 +447,36 @@ class CrossbarTile(wiring.Component):
                     m.d.sync += [o.payload.data[c].eq(v) for c, v in lanes]
         return m
 
-    def _mac_array(self, m, en, x, issue_g, tag1, tag2):
-        """The ``fpga`` data path: each step reads one word of the weight memory (``issue_g``),
-        forms the dot products of its ``p`` columns with ``x`` (or with bit plane ``tag1.bit``)
-        in adder trees cut by the ``mac_stages`` registers, converts them (stage 2) and, for
-        ``bit_serial``, shift-adds them over the planes. Returns the output writes:
+    def _mac_array(self, m, en, x, issue_word, tag1, tag_dot, tag2, w_chunk, w_step):
+        """The ``fpga`` data path: each step reads one word of the weight memory
+        (``issue_word``: its group and row fold), forms the dot products of its ``p`` columns
+        with the fold's rows of ``x`` (or with bit plane ``tag1.bit``) in adder trees cut by the
+        ``mac_stages`` registers, adds the folds of a dot product up in the dot register
+        (``tag_dot``: the step's tag there), converts it (stage 2) and, for ``bit_serial``,
+        shift-adds them over the planes. ``w_chunk`` is the row fold the reprogramming port
+        writes when ``w_step``. Returns the output writes:
         ``[(condition, [(lane, value), ...]), ...]``, one per group."""
         arch, p, groups, planes, w = self.arch, self.col_parallelism, self.groups, self.planes, \
             self.i_weight
+        folds, rows = self.folds, self.chunk
 
-        # Weight image: word g holds columns [g*p, g*p + p), column-major, zero padded.
-        padded = np.zeros((self.rows, groups * p), dtype=np.int64)
-        padded[:, :self.cols] = self.weight
-        column = data.ArrayLayout(signed(arch.weight_bits), self.rows)
-        init = [[padded[:, g * p + j].tolist() for j in range(p)] for g in range(groups)]
+        # Weight image: word g * folds + f holds rows [f*rows, f*rows + rows) of columns
+        # [g*p, g*p + p), column-major, zero padded.
+        padded = np.zeros((folds * rows, groups * p), dtype=np.int64)
+        padded[:self.rows, :self.cols] = self.weight
+        column = data.ArrayLayout(signed(arch.weight_bits), rows)
+        init = [[padded[f * rows:(f + 1) * rows, g * p + j].tolist() for j in range(p)]
+                for g in range(groups) for f in range(folds)]
         m.submodules.weights = weights = Memory(
-            shape=data.ArrayLayout(column, p), depth=max(groups, 2), init=init)
+            shape=data.ArrayLayout(column, p), depth=max(groups * folds, 2), init=init)
         rd = weights.read_port()
         wr = weights.write_port(granularity=1)
-        m.d.comb += [rd.en.eq(en), rd.addr.eq(issue_g)]
+        m.d.comb += [rd.en.eq(en), rd.addr.eq(issue_word)]
+        if folds > 1:          # the step's rows of the input (its fold, zero padded)
+            chunk = Signal(data.ArrayLayout(unsigned(arch.act_bits), rows))
+            pad = Const(0, (folds * rows - self.rows) * arch.act_bits)
+            m.d.comb += chunk.eq(Cat(x.as_value(), pad).word_select(tag1.f, rows * arch.act_bits))
+            x = chunk
 
         # Stage 1: the dot products, as adder trees of gated inputs. `pwm`: one tree per weight
         # bit b (two's complement: the top bit weighs -2**(B-1)), each adding the inputs whose
@@ -456,17 +486,17 @@ class CrossbarTile(wiring.Component):
         wb = arch.weight_bits
         if planes == 1:
             trees = [(j, -(1 << b) if b == wb - 1 else 1 << b,
-                      [Mux(rd.data[j][r][b], x[r], 0) for r in range(self.rows)])
+                      [Mux(rd.data[j][r][b], x[r], 0) for r in range(rows)])
                      for j in range(p) for b in range(wb)]
         else:
-            plane = Signal(self.rows)
-            m.d.comb += plane.eq(Cat(x[r].bit_select(tag1.bit, 1) for r in range(self.rows)))
-            trees = [(j, 1, [Mux(plane[r], rd.data[j][r], 0) for r in range(self.rows)])
+            plane = Signal(rows)
+            m.d.comb += plane.eq(Cat(x[r].bit_select(tag1.bit, 1) for r in range(rows)))
+            trees = [(j, 1, [Mux(plane[r], rd.data[j][r], 0) for r in range(rows)])
                      for j in range(p)]
         terms = [t for _, _, t in trees]
         # `mac_stages` registers, spread evenly over the gating level and the tree levels (the
         # same pairwise tree as `tree_sum`), in step with the tags.
-        levels = 1 + (self.rows - 1).bit_length()
+        levels = 1 + (rows - 1).bit_length()
         cuts = [max(1, round(levels * (s + 1) / (arch.mac_stages + 1)))
                 for s in range(arch.mac_stages)]
         for level in range(1, levels + 1):
@@ -485,8 +515,10 @@ class CrossbarTile(wiring.Component):
             shift = weight.bit_length() - 1 if weight > 0 else (-weight).bit_length() - 1
             sums[j].append(-(total << shift) if weight < 0 else total << shift)
         dot = Signal(data.ArrayLayout(self._dot_shape(), p))
-        with m.If(en):
-            m.d.sync += [dot[j].eq(tree_sum(sums[j])) for j in range(p)]
+        with m.If(en):     # the first fold of a dot product replaces it, the others add to it
+            m.d.sync += [dot[j].eq(tree_sum(sums[j]) if folds == 1 else
+                                   tree_sum(sums[j]) + Mux(tag_dot.fold_first, 0, dot[j]))
+                         for j in range(p)]
 
         # Stage 2: ADC, and the shift-add over bit planes (MSB first: acc = 2 * acc + code).
         codes = [self._adc(dot[j]) for j in range(p)]
@@ -498,12 +530,17 @@ class CrossbarTile(wiring.Component):
             with m.If(en & tag2.valid):
                 m.d.sync += [acc[j].eq(result[j]) for j in range(p)]
 
-        # Reprogramming: column `col` is lane col % p of word col // p.
+        # Reprogramming: fold f of column `col` is lane col % p of word (col // p) * folds + f,
+        # one fold per cycle.
         col = w.payload.col
+        fold = w.payload.data.as_value()
+        if folds > 1:
+            fold = Cat(fold, Const(0, (folds * rows - self.rows) * arch.weight_bits)).word_select(
+                w_chunk, rows * arch.weight_bits)
         m.d.comb += [
-            wr.addr.eq(col // p),
-            wr.data.eq(Cat([w.payload.data] * p)),
-            wr.en.eq(Mux(w.valid & w.ready & (col < self.cols), Const(1, p) << (col % p), 0)),
+            wr.addr.eq((col // p) * folds + w_chunk),
+            wr.data.eq(Cat([fold] * p)),
+            wr.en.eq(Mux(w_step & (col < self.cols), Const(1, p) << (col % p), 0)),
         ]
         return [(tag2.g == g, [(c, result[c - g * p])
                                for c in range(g * p, min(g * p + p, self.cols))])

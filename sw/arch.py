@@ -78,6 +78,10 @@ class Arch:
         0, _int_in(0, 8),
         "pipeline registers in the behavioral crossbar's multiply-and-add trees (FPGA clock rate; "
         "each adds one cycle of latency, the rate stays)")
+    row_folds: int = _f(
+        1, _int_in(1, 4096),
+        "steps over which the behavioral crossbar sums a column's rows, ceil(rows / row_folds) "
+        "rows per step, before the ADC (fewer FPGA adders; the interval grows by this factor)")
     core_budget: int | None = _f(None, _optional(_int_in(1, 1 << 20)),
                                  "crossbars available; None means no replication")
     clock_mhz: float = _f(1000.0, _float_in(0, 1e5, lo_open=True), "digital clock frequency")
@@ -136,7 +140,7 @@ class Arch:
 
 #: the fields of `Arch` that `CrossbarParams` carries
 CROSSBAR_FIELDS = ("rows", "cols", "weight_bits", "act_bits", "adc_bits", "input_encoding",
-                   "mvm_cycles", "col_parallelism", "mac_stages")
+                   "mvm_cycles", "col_parallelism", "mac_stages", "row_folds")
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ class CrossbarParams:
     Attributes
     ----------
     rows, cols, weight_bits, act_bits, adc_bits, input_encoding, mvm_cycles, col_parallelism,
-    mac_stages
+    mac_stages, row_folds
         As the `Arch` fields.
     planes : int
         ADC conversions per MVM.
@@ -165,6 +169,7 @@ class CrossbarParams:
     mvm_cycles: int = 8
     col_parallelism: int | None = None
     mac_stages: int = 0
+    row_folds: int = 1
 
     def __post_init__(self):
         checks = {f.name: f.metadata["check"] for f in fields(Arch)}
@@ -207,10 +212,15 @@ class CrossbarParams:
     def mvm_interval(self, tile_cols: int) -> int:
         """Cycles between MVMs of a crossbar tile with ``tile_cols`` used columns.
 
-        The analog interval ``mvm_cycles``, or longer when the behavioral crossbar's
-        `columns_per_cycle` columns per cycle for each of ``planes`` bit planes need more steps.
+        The analog interval ``mvm_cycles``, or longer when the behavioral crossbar's `steps`
+        need more cycles.
         """
-        return max(self.mvm_cycles, self.planes * -(-tile_cols // self.columns_per_cycle(tile_cols)))
+        return max(self.mvm_cycles, self.steps(tile_cols))
+
+    def steps(self, tile_cols: int) -> int:
+        """Issue cycles of one MVM of the behavioral crossbar of a tile with ``tile_cols`` used
+        columns: column groups x bit ``planes`` x ``row_folds``."""
+        return self.planes * self.row_folds * -(-tile_cols // self.columns_per_cycle(tile_cols))
 
 
 PRESETS: dict[str, Arch] = {

@@ -142,8 +142,9 @@ class BlockTiming:
 # --- stage latencies, composed -------------------------------------------------------------------
 
 def steps(layer, arch) -> int:
-    """Issue cycles of one MVM of the layer's widest column tile: bit planes x column groups."""
-    return arch.planes * -(-layer.tile_cols // arch.columns_per_cycle(layer.tile_cols))
+    """Issue cycles of one MVM of the layer's widest column tile: column groups x bit planes x
+    row folds (`imcflow.sw.arch.CrossbarParams.steps`)."""
+    return arch.crossbar.steps(layer.tile_cols)
 
 
 def engine_latency(layer, arch, timing: BlockTiming) -> int:

@@ -125,6 +125,8 @@ def test_constructor_checks(kwargs, error, message):
                 mvm_cycles=20), 20, 14, 9),
     # adder-tree pipeline registers: one cycle of latency each, the same interval
     (8, 4, Arch(rows=8, cols=4, mvm_cycles=5, mac_stages=3), 5, 9, 8),
+    # row folds: 2 groups x 3 folds = 6 steps
+    (8, 4, Arch(rows=8, cols=4, mvm_cycles=1, col_parallelism=2, row_folds=3), 6, 8, 8),
 ])
 def test_geometry_and_timing_attributes(rows, cols, arch, interval, latency, out_bits, target):
     # Both flavours: the same ports, steps and timing.
@@ -169,6 +171,13 @@ GEOMETRIES = [
     pytest.param(1, 2, Arch(rows=4, cols=2, mvm_cycles=1, mac_stages=3), id="pwm-1row-mac3"),
     pytest.param(7, 3, Arch(rows=8, cols=4, input_encoding="bit_serial", act_bits=3,
                             adc_bits=4, mvm_cycles=3, mac_stages=5), id="bs-mac5"),
+    # row folds: 7 rows in 3 folds of 3 (the last padded), 9 in 4 of 3 (the last empty), 2 in 3 of 1
+    pytest.param(7, 5, Arch(rows=8, cols=8, mvm_cycles=1, col_parallelism=2, row_folds=3,
+                            mac_stages=2), id="pwm-p2-fold3-mac2"),
+    pytest.param(9, 5, Arch(rows=16, cols=8, input_encoding="bit_serial", act_bits=3,
+                            adc_bits=4, mvm_cycles=3, col_parallelism=2, row_folds=4,
+                            mac_stages=1), id="bs-p2-fold4-mac1"),
+    pytest.param(2, 3, Arch(rows=4, cols=4, mvm_cycles=1, row_folds=3), id="pwm-fold3-2rows"),
 ]
 
 
@@ -207,7 +216,10 @@ def test_adc_saturates_at_both_ends(encoding, sign, seeds):
     Arch(rows=8, cols=4, mvm_cycles=2, col_parallelism=2),
     Arch(rows=8, cols=4, input_encoding="bit_serial", act_bits=3, adc_bits=6, mvm_cycles=3,
          col_parallelism=1),
-], ids=["pwm-full-p", "pwm-p2", "bs-p1"])
+    Arch(rows=8, cols=4, mvm_cycles=2, col_parallelism=2, row_folds=2, mac_stages=1),
+    Arch(rows=8, cols=4, input_encoding="bit_serial", act_bits=3, adc_bits=6, mvm_cycles=3,
+         col_parallelism=1, row_folds=3),
+], ids=["pwm-full-p", "pwm-p2", "bs-p1", "pwm-p2-fold2", "bs-p1-fold3"])
 def test_reprogram_then_compute(arch, seeds):
     # Windows A with the initial image, then column writes (random order, some columns twice, one
     # out of range, which is ignored), then windows B: A must see only the old image and B only
@@ -283,8 +295,11 @@ def test_reprogram_then_compute(arch, seeds):
     (Arch(rows=8, cols=4, mvm_cycles=1, mac_stages=2), 4),
     (Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, mvm_cycles=4,
           col_parallelism=2, mac_stages=4), 3),
+    (Arch(rows=8, cols=8, mvm_cycles=1, col_parallelism=2, row_folds=4, mac_stages=1), 5),
+    (Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, mvm_cycles=4,
+          col_parallelism=2, row_folds=2), 3),
 ], ids=["pwm-1", "pwm-analog4", "pwm-p2", "pwm-p2-analog8", "bs-p2", "bs-analog9", "pwm-1-mac2",
-        "bs-p2-mac4"])
+        "bs-p2-mac4", "pwm-p2-fold4-mac1", "bs-p2-fold2"])
 def test_latency_and_interval(arch, cols):
     # A producer that never idles and a consumer that never stalls: inputs are taken exactly
     # every `interval` cycles, each result is valid `latency` cycles after its input, and the

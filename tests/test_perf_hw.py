@@ -83,9 +83,11 @@ def _handshakes(core, pixels, input_stall, output_stall, limit=20_000):
     return cycles
 
 
-@pytest.mark.parametrize("mvm_cycles, budget, idle, backpressure", [
-    (3, None, 0.0, 0.6), (2, "2x", 0.3, 0.5), (1, None, 0.3, 0.8)])
-def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpressure):
+@pytest.mark.parametrize("mvm_cycles, budget, idle, backpressure, fields", [
+    (3, None, 0.0, 0.6, {}), (2, "2x", 0.3, 0.5, {}), (1, None, 0.3, 0.8, {}),
+    # crossbars summing their 18 rows in 4 folds of 5, 2 columns per cycle (8 or 4 steps)
+    (1, "2x", 0.3, 0.5, {"row_folds": 4, "col_parallelism": 2, "mac_stages": 1})])
+def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpressure, fields):
     # Two convs (the second the output) on a 5x5 map: every input and output handshake of the
     # RTL under the seeded stall masks is the event model's, given the same masks. Crossbars
     # with an MVM interval above one cycle stop (interval counter included) while their output
@@ -99,7 +101,7 @@ def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpre
     net = he_init(Network("head", [Input("x", Shape(5, 5, 2)),
                                    Conv2d("c1", "x", 4, kernel=3, padding=1), ReLU("r1", "c1"),
                                    Conv2d("c2", "r1", 3, kernel=1)]), seed=5)
-    arch = load_arch("default", mvm_cycles=mvm_cycles)
+    arch = load_arch("default", mvm_cycles=mvm_cycles, **fields)
     qnet = calibrated(net, arch)[0]
     mapping = map_network(qnet.network, arch, core_budget=budget)
     pixels = np.random.default_rng(0).integers(0, 256, (3, 25, 2))
