@@ -19,7 +19,8 @@ import numbers
 
 from imcflow.errors import UserError
 
-__all__ = ["is_int", "check_int", "check_bool", "check_choice", "check_number", "integer_array"]
+__all__ = ["is_int", "check_int", "check_bool", "check_choice", "check_number", "check_instance",
+           "integer_array"]
 
 
 def is_int(value) -> bool:
@@ -58,6 +59,13 @@ def check_number(field: str, value, lo: float, hi: float, *, lo_open: bool = Fal
     if not (ok and (lo < value if lo_open else lo <= value) and value <= hi):
         bound = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
         raise UserError(f"{field}: must be a number in {bound}, not {value!r}")
+    return value
+
+
+def check_instance(field: str, value, cls: type):
+    """``value``; a `UserError` unless it is an instance of ``cls``."""
+    if not isinstance(value, cls):
+        raise UserError(f"{field}: must be a {cls.__module__}.{cls.__qualname__}, not {value!r}")
     return value
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.im2col import WindowSource
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.verif import runner
 from imcflow.verif.bank import Bank
 
@@ -51,7 +52,8 @@ def fifo(tmp):
 def im2col(tmp):
     seeds = range(100, 110)
     geometries = [draw(seed) for seed in seeds]
-    bank = Bank({f"g{n}": WindowSource(*g[:7], strategy=g[7], signed=g[8], pad_value=g[9])
+    bank = Bank({f"g{n}": WindowSource(WindowGeometry(*g[:3], *g[4:7]), g[3], strategy=g[7],
+                                       signed=g[8], pad_value=g[9])
                  for n, g in enumerate(geometries)})
     keys = ("h", "w", "c", "bits", "kernel", "stride", "padding", "strategy", "signed", "pad_value")
     params = [{"port": name, **dict(zip(keys, g)), "latency": source.latency, "seed": seed}

@@ -84,7 +84,9 @@ class CrossbarStage(wiring.Component):
     Parameters
     ----------
     q : QCrossbar
-        The quantized layer (window geometry on ``q.in_shape``, weights, requantization).
+        The quantized layer (weights, requantization).
+    geometry : WindowGeometry
+        The windows it reads (`imcflow.sw.mapper.LayerMapping.geometry`).
     arch : Arch
     strategy : str
         Window buffer: ``line`` or ``frame``.
@@ -110,10 +112,9 @@ class CrossbarStage(wiring.Component):
         Cycles between the windows one copy takes (the MVM interval).
     """
 
-    def __init__(self, q, arch, *, strategy: str, replication: int, target: str = "fpga"):
-        s = q.in_shape
-        self.window = WindowSource(s.h, s.w, s.c, arch.act_bits, q.kernel, q.stride, q.padding,
-                                   strategy=strategy)
+    def __init__(self, q, geometry, arch, *, strategy: str, replication: int,
+                 target: str = "fpga"):
+        self.window = WindowSource(geometry, arch.act_bits, strategy=strategy)
         self.lanes = None if q.lanes is None else LaneMap(self.window.o.payload.shape(), q.lanes)
         args = (q.weight, q.bias, q.mult, q.shift)
         kwargs = dict(adc_shift=q.adc_shift, signed=q.signed, arch=arch, target=target)

@@ -21,19 +21,19 @@ __all__ = ["crossbar_stage", "max_pool_stage", "avg_pool_stage", "global_avg_poo
 
 def crossbar_stage(l, q, sources, arch, target):
     """A `~imcflow.gen.accelerator.CrossbarStage` (every crossbar kind)."""
-    return CrossbarStage(q, arch, strategy=l.buffer, replication=l.replication, target=target)
+    return CrossbarStage(q, l.geometry, arch, strategy=l.buffer, replication=l.replication,
+                         target=target)
 
 
 def max_pool_stage(l, q, sources, arch, target):
-    s, (src,) = l.in_shape, sources
-    return MaxPool(s.h, s.w, s.c, src.bits, q.kernel, q.stride, q.padding, signed=src.signed,
-                   strategy=l.buffer)
+    (src,) = sources
+    return MaxPool(l.geometry, src.bits, signed=src.signed, strategy=l.buffer)
 
 
 def avg_pool_stage(l, q, sources, arch, target):
-    s, (src,) = l.in_shape, sources
-    return AvgPool(s.h, s.w, s.c, src.bits, q.kernel, q.stride, signed=src.signed, mult=q.mult,
-                   shift=q.shift, act_bits=arch.act_bits, act_signed=q.signed, strategy=l.buffer)
+    (src,) = sources
+    return AvgPool(l.geometry, src.bits, signed=src.signed, mult=q.mult, shift=q.shift,
+                   act_bits=arch.act_bits, act_signed=q.signed, strategy=l.buffer)
 
 
 def global_avg_pool_stage(l, q, sources, arch, target):

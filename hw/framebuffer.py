@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Mux
 
-from imcflow.hw.linebuffer import WindowBuffer, check_geometry
+from imcflow.hw.linebuffer import WindowBuffer, check_window
+from imcflow.sw.geometry import WindowGeometry
 
 __all__ = ["FrameBuffer"]
 
@@ -24,29 +25,26 @@ class FrameBuffer(WindowBuffer):
 
     Parameters
     ----------
-    h, w, c : int
-        Height, width and channels of the input feature map.
+    geometry : WindowGeometry
+        The input map and the window: the buffer has ``geometry.taps`` read ports; stride and
+        padding do not matter here (every window of an image is read from the same stored image).
     bits : int
         Bits per channel value.
-    kernel, stride, padding : int
-        The window geometry: the buffer has ``kernel * kernel`` read ports; stride and padding are
-        only checked (every window of an image is read from the same stored image).
     signed : bool
-        Whether pixel values are two's complement.
+        Whether pixel values are two's complement (the lanes the block takes and passes on).
 
     Ports and attributes are those of `~imcflow.hw.linebuffer.WindowBuffer`, with ``words``
     equal to ``2 * h * w``.
 
     Raises
     ------
-    TypeError, ValueError
-        See `~imcflow.hw.linebuffer.check_geometry`.
+    UserError
+        See `~imcflow.hw.linebuffer.check_window`.
     """
 
-    def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, stride: int = 1,
-                 padding: int = 0, *, signed: bool = False):
-        check_geometry(h, w, c, bits, kernel, stride, padding)
-        super().__init__(h, w, c, bits, kernel, 2 * h * w, signed=signed)
+    def __init__(self, geometry: WindowGeometry, bits: int, *, signed: bool = False):
+        check_window(geometry, bits)
+        super().__init__(geometry, bits, 2 * geometry.pixels, signed=signed)
 
     def _may_write(self, count):
         return count < self.words

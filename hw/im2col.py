@@ -17,11 +17,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.framebuffer import FrameBuffer
-from imcflow.hw.linebuffer import BufferReadSignature, LineBuffer, check_geometry
+from imcflow.hw.linebuffer import BufferReadSignature, LineBuffer, check_window
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import act_range
-from imcflow.sw.golden import conv_output_size, line_buffer_words
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.timing import ADDRESS_GENERATOR_LATENCY, window_schedule
+from imcflow.validate import check_choice, check_int
 
 __all__ = ["Im2colAddressGenerator", "WindowSource", "window_schedule", "STRATEGIES"]
 
@@ -39,11 +40,7 @@ def _mod_add(value, constant: int, modulus: int):
 
 
 def _check_pad_value(pad_value, bits: int, signed: bool) -> None:
-    lo, hi = act_range(bits, signed)
-    if not isinstance(pad_value, int) or isinstance(pad_value, bool):
-        raise TypeError(f"Pad value must be an integer, not {pad_value!r}")
-    if not lo <= pad_value <= hi:
-        raise ValueError(f"Pad value must be an integer in {lo}..{hi}, not {pad_value!r}")
+    check_int("pad_value", pad_value, *act_range(bits, signed))
 
 
 class Im2colAddressGenerator(wiring.Component):
@@ -65,16 +62,15 @@ class Im2colAddressGenerator(wiring.Component):
 
     Parameters
     ----------
-    h, w, c : int
-        Height, width and channels of the input feature map.
+    geometry : WindowGeometry
+        The input map (``h``, ``w``, ``channels``) and the window (square kernel, equal stride
+        and zero padding on both axes).
     bits : int
         Bits per channel value.
-    kernel, stride, padding : int
-        The window geometry (square kernel, equal stride and zero padding on both axes).
     words : int
-        Depth of the buffer read (at least ``line_buffer_words``).
+        Depth of the buffer read (at least ``geometry.line_words``).
     signed : bool
-        Whether pixel values are two's complement.
+        Whether pixel values are two's complement (the lanes the block takes and passes on).
     pad_value : int
         Value of padded taps (0 by default; the lowest value for signed max pooling).
 
@@ -88,8 +84,9 @@ class Im2colAddressGenerator(wiring.Component):
 
     Attributes
     ----------
+    geometry : WindowGeometry
     oh, ow : int
-        Output height and width (``imcflow.sw.golden.conv_output_size``).
+        Output height and width (``geometry.out_h``, ``geometry.out_w``).
     latency : int
         1: a window is valid on ``o`` the cycle after the buffer's ``level`` first covers it.
     interval : int
@@ -100,33 +97,29 @@ class Im2colAddressGenerator(wiring.Component):
 
     Raises
     ------
-    TypeError, ValueError
-        See `~imcflow.hw.linebuffer.check_geometry`; also if ``words`` is not an integer of at
-        least ``line_buffer_words`` or ``pad_value`` is not a lane value.
+    UserError
+        See `~imcflow.hw.linebuffer.check_window`; also if ``words`` is not an integer of at
+        least ``geometry.line_words`` or ``pad_value`` is not a lane value.
     """
 
     latency = ADDRESS_GENERATOR_LATENCY
     interval = 1
 
-    def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, stride: int = 1,
-                 padding: int = 0, *, words: int, signed: bool = False, pad_value: int = 0):
-        check_geometry(h, w, c, bits, kernel, stride, padding)
-        minimum = line_buffer_words(h, w, kernel, stride, padding)
-        if not isinstance(words, int) or isinstance(words, bool) or words < 1:
-            raise TypeError(f"Words must be a positive integer, not {words!r}")
-        if words < minimum:
-            raise ValueError(f"Words must be at least {minimum} for this geometry, not {words!r}")
+    def __init__(self, geometry: WindowGeometry, bits: int, *, words: int, signed: bool = False,
+                 pad_value: int = 0):
+        check_window(geometry, bits)
+        check_int("words", words, geometry.line_words)
         _check_pad_value(pad_value, bits, signed)
-        self.h, self.w, self.c, self.bits = h, w, c, bits
-        self.kernel, self.stride, self.padding = kernel, stride, padding
+        g = self.geometry = geometry
+        self.h, self.w, self.c, self.bits = g.h, g.w, g.channels, bits
+        self.kernel, self.stride, self.padding = g.kernel, g.stride, g.padding
         self.words, self.signed, self.pad_value = words, bool(signed), pad_value
-        self.oh = conv_output_size(h, kernel, stride, padding)
-        self.ow = conv_output_size(w, kernel, stride, padding)
+        self.oh, self.ow = g.out_h, g.out_w
         self.origin = Signal(range(max(words, 2)))
         super().__init__({
-            "buffer": Out(BufferReadSignature(pixels=h * w, words=words, taps=kernel * kernel,
-                                              width=c * bits)),
-            "o": Out(vector_stream(kernel * kernel * c, bits, signed)),
+            "buffer": Out(BufferReadSignature(pixels=g.pixels, words=words, taps=g.taps,
+                                              width=g.channels * bits)),
+            "o": Out(vector_stream(g.lanes, bits, signed)),
         })
 
     def elaborate(self, platform):
@@ -240,16 +233,15 @@ class WindowSource(wiring.Component):
 
     Parameters
     ----------
-    h, w, c : int
-        Height, width and channels of the input feature map.
+    geometry : WindowGeometry
+        The input map (``h``, ``w``, ``channels``) and the window (square kernel, equal stride
+        and zero padding on both axes).
     bits : int
         Bits per channel value.
-    kernel, stride, padding : int
-        The window geometry (square kernel, equal stride and zero padding on both axes).
     strategy : str
         ``"line"`` or ``"frame"``.
     signed : bool
-        Whether pixel values are two's complement.
+        Whether pixel values are two's complement (the lanes the block takes and passes on).
     pad_value : int
         Value of padded taps (0 by default).
 
@@ -264,9 +256,10 @@ class WindowSource(wiring.Component):
     ----------
     buffer : LineBuffer or FrameBuffer
     generator : Im2colAddressGenerator
+    geometry : WindowGeometry
     words : int
-        Memory depth in pixels: ``line_buffer_words(h, w, kernel, stride, padding)`` (line) or
-        ``2*h*w`` (frame); each word has ``c * bits`` bits.
+        Memory depth in pixels: ``geometry.line_words`` (line) or ``2*h*w`` (frame); each word
+        has ``channels * bits`` bits.
     latency : int
         1: a window is valid the cycle after the handshake of the last pixel it needs (frame:
         the last pixel of its image), when nothing stalls.
@@ -277,31 +270,28 @@ class WindowSource(wiring.Component):
 
     Raises
     ------
-    TypeError, ValueError
+    UserError
         See `Im2colAddressGenerator`; also if ``strategy`` is not ``"line"`` or ``"frame"``.
     """
 
     interval = 1
 
-    def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, stride: int = 1,
-                 padding: int = 0, *, strategy: str = "line", signed: bool = False,
-                 pad_value: int = 0):
-        if strategy not in STRATEGIES:
-            raise ValueError(f"Strategy must be 'line' or 'frame', not {strategy!r}")
+    def __init__(self, geometry: WindowGeometry, bits: int, *, strategy: str = "line",
+                 signed: bool = False, pad_value: int = 0):
+        check_choice("strategy", strategy, tuple(STRATEGIES))
         # Check everything before creating the parts, so that none is left unused.
-        check_geometry(h, w, c, bits, kernel, stride, padding)
+        check_window(geometry, bits)
         _check_pad_value(pad_value, bits, signed)
-        self.strategy = strategy
-        self.buffer = STRATEGIES[strategy](h, w, c, bits, kernel, stride, padding, signed=signed)
-        self.generator = Im2colAddressGenerator(h, w, c, bits, kernel, stride, padding,
-                                                words=self.buffer.words, signed=signed,
-                                                pad_value=pad_value)
+        self.strategy, self.geometry = strategy, geometry
+        self.buffer = STRATEGIES[strategy](geometry, bits, signed=signed)
+        self.generator = Im2colAddressGenerator(geometry, bits, words=self.buffer.words,
+                                                signed=signed, pad_value=pad_value)
         self.words = self.buffer.words
         self.latency = self.buffer.latency + self.generator.latency
         self.oh, self.ow = self.generator.oh, self.generator.ow
         super().__init__({
-            "i": In(vector_stream(c, bits, signed)),
-            "o": Out(vector_stream(kernel * kernel * c, bits, signed)),
+            "i": In(vector_stream(geometry.channels, bits, signed)),
+            "o": Out(vector_stream(geometry.lanes, bits, signed)),
         })
 
     def elaborate(self, platform):

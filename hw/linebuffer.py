@@ -19,32 +19,18 @@ from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
 from imcflow.hw.streams import vector_stream
-from imcflow.sw.golden import conv_output_size, line_buffer_words
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.timing import WINDOW_BUFFER_LATENCY
+from imcflow.validate import check_instance, check_int
 
-__all__ = ["check_geometry", "BufferReadSignature", "WindowBuffer", "LineBuffer"]
-
-
-def _check_positive(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
+__all__ = ["check_window", "BufferReadSignature", "WindowBuffer", "LineBuffer"]
 
 
-def check_geometry(h, w, c, bits, kernel, stride=1, padding=0) -> None:
-    """Raise `TypeError` or `ValueError` unless the arguments describe a valid window geometry.
-
-    Every size is a positive integer, ``padding`` is in ``0..kernel-1`` and the kernel fits the
-    padded map (at least one output pixel along each axis).
-    """
-    for name, value in (("Height", h), ("Width", w), ("Channels", c), ("Bits", bits),
-                        ("Kernel", kernel), ("Stride", stride)):
-        _check_positive(name, value)
-    if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
-        raise TypeError(f"Padding must be a non-negative integer, not {padding!r}")
-    if padding >= kernel:
-        raise ValueError(f"Padding must be less than the kernel ({kernel}), not {padding!r}")
-    if min(conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)) < 1:
-        raise ValueError(f"Kernel {kernel} with padding {padding} does not fit a {h}x{w} map")
+def check_window(geometry, bits) -> None:
+    """A `UserError` unless ``geometry`` is a `~imcflow.sw.geometry.WindowGeometry` (which
+    validated itself) and ``bits`` a positive integer."""
+    check_instance("geometry", geometry, WindowGeometry)
+    check_int("bits", bits, 1)
 
 
 class BufferReadSignature(wiring.Signature):
@@ -122,6 +108,9 @@ class WindowBuffer(wiring.Component):
 
     Attributes
     ----------
+    geometry : WindowGeometry
+        The input map and the window (`imcflow.sw.geometry`); ``h``, ``w``, ``c`` and ``kernel``
+        are its sizes.
     words : int
         Pixels the buffer holds at most: the depth of its memory of ``c * bits``-bit words (a
         one-word buffer gets a second, unused word so that its address has a bit).
@@ -138,15 +127,17 @@ class WindowBuffer(wiring.Component):
     latency = WINDOW_BUFFER_LATENCY
     interval = 1
 
-    def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, words: int, *,
-                 signed: bool = False):
-        self.h, self.w, self.c, self.bits, self.kernel = h, w, c, bits, kernel
+    def __init__(self, geometry: WindowGeometry, bits: int, words: int, *, signed: bool = False):
+        check_window(geometry, bits)
+        self.geometry = geometry
+        self.h, self.w, self.c, self.kernel = geometry.h, geometry.w, geometry.channels, geometry.kernel
+        self.bits = bits
         self.words, self.signed = words, bool(signed)
         self.origin = Signal(range(max(words, 2)))
         super().__init__({
-            "i": In(vector_stream(c, bits, signed)),
-            "r": In(BufferReadSignature(pixels=h * w, words=words, taps=kernel * kernel,
-                                        width=c * bits)),
+            "i": In(vector_stream(geometry.channels, bits, signed)),
+            "r": In(BufferReadSignature(pixels=geometry.pixels, words=words, taps=geometry.taps,
+                                        width=geometry.channels * bits)),
         })
 
     def _may_write(self, count):
@@ -208,29 +199,26 @@ class LineBuffer(WindowBuffer):
 
     Parameters
     ----------
-    h, w, c : int
-        Height, width and channels of the input feature map.
+    geometry : WindowGeometry
+        The input map (``h``, ``w``, ``channels``) and the window (square kernel, equal stride
+        and zero padding on both axes).
     bits : int
         Bits per channel value.
-    kernel, stride, padding : int
-        The window geometry (square kernel, equal stride and zero padding on both axes).
     signed : bool
-        Whether pixel values are two's complement.
+        Whether pixel values are two's complement (the lanes the block takes and passes on).
 
     Ports and attributes are those of `WindowBuffer`, with ``words`` equal to
-    ``imcflow.sw.golden.line_buffer_words(h, w, kernel, stride, padding)``.
+    ``geometry.line_words`` (`imcflow.sw.golden.line_buffer_words`).
 
     Raises
     ------
-    TypeError, ValueError
-        See `check_geometry`.
+    UserError
+        See `check_window`.
     """
 
-    def __init__(self, h: int, w: int, c: int, bits: int, kernel: int, stride: int = 1,
-                 padding: int = 0, *, signed: bool = False):
-        check_geometry(h, w, c, bits, kernel, stride, padding)
-        super().__init__(h, w, c, bits, kernel, line_buffer_words(h, w, kernel, stride, padding),
-                         signed=signed)
+    def __init__(self, geometry: WindowGeometry, bits: int, *, signed: bool = False):
+        check_window(geometry, bits)
+        super().__init__(geometry, bits, geometry.line_words, signed=signed)
 
     def _may_write(self, count):
         return count < self.r.keep + self.words

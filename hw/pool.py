@@ -19,10 +19,12 @@ from amaranth.utils import ceil_log2
 
 from imcflow.hw.arith import requantize_sum
 from imcflow.hw.im2col import WindowSource
-from imcflow.hw.linebuffer import check_geometry
+from imcflow.hw.linebuffer import check_window
 from imcflow.hw.residual import check_int
 from imcflow.hw.streams import vector_stream
+from imcflow.errors import UserError
 from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.timing import AVG_POOL_LATENCY, GLOBAL_POOL_LATENCY, MAX_POOL_LATENCY
 
 __all__ = ["WindowMax", "WindowAverage", "MaxPool", "AvgPool", "GlobalAvgPool"]
@@ -226,14 +228,12 @@ class MaxPool(_WindowPool):
 
     Parameters
     ----------
-    h, w, c : int
-        Height, width and channels of the input map.
+    geometry : WindowGeometry
+        The input map (``h``, ``w``, ``channels``) and the window (square, equal on both axes).
     bits : int
         Lane width of input and output.
-    kernel, stride, padding : int
-        Window geometry (square, equal on both axes; ``padding < kernel``).
     signed : bool
-        Whether lanes are two's complement.
+        Whether lanes are two's complement (input and output).
     strategy : str
         Window buffer of the source: ``"line"`` (default) or ``"frame"``.
 
@@ -256,18 +256,17 @@ class MaxPool(_WindowPool):
 
     Raises
     ------
-    TypeError, ValueError
-        As `~imcflow.hw.linebuffer.check_geometry`, or on an unknown ``strategy``.
+    UserError
+        As `~imcflow.hw.linebuffer.check_window`, or on an unknown ``strategy``.
     """
 
-    def __init__(self, h, w, c, bits, kernel, stride, padding=0, *, signed=False,
-                 strategy="line"):
-        check_geometry(h, w, c, bits, kernel, stride, padding)
-        self.padding = padding
+    def __init__(self, geometry: WindowGeometry, bits, *, signed=False, strategy="line"):
+        check_window(geometry, bits)
+        self.geometry, self.padding = geometry, geometry.padding
         super().__init__(
-            WindowSource(h, w, c, bits, kernel, stride, padding, strategy=strategy, signed=signed,
+            WindowSource(geometry, bits, strategy=strategy, signed=signed,
                          pad_value=act_range(bits, signed)[0]),
-            WindowMax(kernel, c, bits, signed=signed))
+            WindowMax(geometry.kernel, geometry.channels, bits, signed=signed))
 
 
 class AvgPool(_WindowPool):
@@ -276,8 +275,8 @@ class AvgPool(_WindowPool):
 
     Parameters
     ----------
-    h, w, c, bits, kernel, stride, signed, strategy
-        As `MaxPool` (no ``padding``).
+    geometry, bits, signed, strategy
+        As `MaxPool` (``signed``: the input lanes'); the geometry has no padding.
     mult, shift, act_bits, act_signed
         The requantization, as `WindowAverage`.
 
@@ -294,18 +293,21 @@ class AvgPool(_WindowPool):
 
     Raises
     ------
-    TypeError, ValueError
-        As `~imcflow.hw.linebuffer.check_geometry` and `WindowAverage`, or on an unknown
-        ``strategy``.
+    UserError
+        As `~imcflow.hw.linebuffer.check_window` and `WindowAverage`, on a geometry with
+        padding, or on an unknown ``strategy``.
     """
 
-    def __init__(self, h, w, c, bits, kernel, stride, *, signed=False, mult, shift, act_bits,
+    def __init__(self, geometry: WindowGeometry, bits, *, signed=False, mult, shift, act_bits,
                  act_signed=False, strategy="line"):
-        check_geometry(h, w, c, bits, kernel, stride)
+        check_window(geometry, bits)
+        if geometry.padding:
+            raise UserError(f"window.padding: average pooling has none, not {geometry.padding}")
+        self.geometry = geometry
         super().__init__(
-            WindowSource(h, w, c, bits, kernel, stride, strategy=strategy, signed=signed),
-            WindowAverage(kernel, c, bits, signed=signed, mult=mult, shift=shift,
-                          act_bits=act_bits, act_signed=act_signed))
+            WindowSource(geometry, bits, strategy=strategy, signed=signed),
+            WindowAverage(geometry.kernel, geometry.channels, bits, signed=signed, mult=mult,
+                          shift=shift, act_bits=act_bits, act_signed=act_signed))
 
 
 class GlobalAvgPool(wiring.Component):

@@ -27,6 +27,7 @@ from imcflow.hw.residual import Fork, Join
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw.arch import Arch
 from imcflow.sw.arith import act_range, round_shift, saturate
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.golden import crossbar_layer
 from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_qnetwork
@@ -146,14 +147,15 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     timing = BlockTiming()
     arch = Arch(rows=16, cols=16, mvm_cycles=8)
     tile = CrossbarTile(np.zeros((16, 12), int), adc_shift=0, arch=arch)
-    assert timing.window_latency == WindowSource(4, 4, 2, 8, 3, 1, 1).latency
-    assert timing.window_latency == WindowSource(4, 4, 2, 8, 3, 1, 1, strategy="frame").latency
+    g = WindowGeometry(4, 4, 2, 3, 1, 1)
+    assert timing.window_latency == WindowSource(g, 8).latency
+    assert timing.window_latency == WindowSource(g, 8, strategy="frame").latency
     assert timing.crossbar_latency == tile.latency - tile.steps
     assert timing.accumulator_latency == AdcAccumulator.latency
     assert timing.merge_latency == Merger.latency
-    pool = MaxPool(4, 4, 2, 8, 2, 2)
+    pool = MaxPool(WindowGeometry(4, 4, 2, 2, 2), 8)
     assert timing.max_pool_latency == pool.latency - pool.source.latency == WindowMax.latency
-    average = AvgPool(4, 4, 2, 8, 2, 2, mult=1, shift=0, act_bits=8)
+    average = AvgPool(WindowGeometry(4, 4, 2, 2, 2), 8, mult=1, shift=0, act_bits=8)
     assert timing.avg_pool_latency == average.latency - average.source.latency
     assert timing.avg_pool_latency == WindowAverage.latency
     assert timing.global_pool_latency == GlobalAvgPool.latency
@@ -162,7 +164,10 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     assert timing.fifo_latency == PipelineFifo.latency
     # ... and the model's engine latency of a crossbar stage is the composed block's.
     q = load_qnetwork("digits")
-    stage = CrossbarStage(q["conv1"], q.arch, strategy="line", replication=1)
+    conv = q["conv1"]
+    s = conv.in_shape
+    geometry = WindowGeometry(s.h, s.w, s.c, conv.kernel, conv.stride, conv.padding)
+    stage = CrossbarStage(conv, geometry, q.arch, strategy="line", replication=1)
     steps = q.arch.planes * -(-16 // q.arch.columns_per_cycle(16))
     assert stage.latency == (timing.window_latency + steps + timing.crossbar_latency
                              + timing.accumulator_latency)

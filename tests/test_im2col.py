@@ -21,7 +21,9 @@ from imcflow.hw.framebuffer import FrameBuffer
 from imcflow.hw.im2col import Im2colAddressGenerator, WindowSource, window_schedule
 from imcflow.hw.linebuffer import LineBuffer
 from imcflow.hw.streams import VectorLayout
+from imcflow.errors import UserError
 from imcflow.sw.arith import act_range
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.golden import line_buffer_words, window_input_range, windows
 from imcflow.verif.amaranth_sim import flat
 from imcflow.verif.patterns import pauses
@@ -41,6 +43,12 @@ GEOMETRIES = [
     (1, 1, 3, 4, 3, 1, 1),     # 1x1 map
 ]
 IDS = ["x".join(map(str, g)) for g in GEOMETRIES]
+
+
+def window(geometry):
+    """``(WindowGeometry, bits)`` of a ``(h, w, c, bits, kernel, stride, padding)`` tuple."""
+    h, w, c, bits, kernel, stride, padding = geometry
+    return WindowGeometry(h, w, c, kernel, stride, padding), bits
 
 
 def _fmaps(geometry, images, rng, signed=False):
@@ -141,7 +149,7 @@ def test_windows_match_golden_under_stalls(geometry, strategy, seeds):
     for seed in seeds(2):
         rng = np.random.default_rng(seed)
         fmaps = _fmaps(geometry, images, rng)
-        dut = WindowSource(*geometry, strategy=strategy)
+        dut = WindowSource(*window(geometry), strategy=strategy)
         trace = simulate(dut, fmaps, idle=0.3, backpressure=0.4, seed=seed)
         check_windows(trace, fmaps, geometry)
         ready = expected_ready(trace, geometry, strategy, images)
@@ -155,7 +163,7 @@ def test_signed_pixels_and_pad_value(strategy, seeds):
     geometry = (5, 4, 3, 4, 3, 2, 1)
     seed, = seeds(1)
     fmaps = _fmaps(geometry, 2, np.random.default_rng(seed), signed=True)
-    dut = WindowSource(*geometry, strategy=strategy, signed=True, pad_value=-8)
+    dut = WindowSource(*window(geometry), strategy=strategy, signed=True, pad_value=-8)
     trace = simulate(dut, fmaps, idle=0.2, backpressure=0.3, seed=seed, signed=True)
     check_windows(trace, fmaps, geometry, pad_value=-8)
 
@@ -170,7 +178,7 @@ def test_timing_matches_window_schedule(geometry, strategy, seeds):
     images = 4
     h, w, c, bits, kernel, stride, padding = geometry
     fmaps = _fmaps(geometry, images, np.random.default_rng(seeds(1)[0]))
-    dut = WindowSource(*geometry, strategy=strategy)
+    dut = WindowSource(*window(geometry), strategy=strategy)
     trace = simulate(dut, fmaps)
     check_windows(trace, fmaps, geometry)
     pixels, windows_cycles = window_schedule(h, w, kernel, stride, padding, strategy=strategy,
@@ -199,7 +207,7 @@ def test_full_rate_and_no_bubble_between_images():
     # not even between images: 4 images of 64 windows in 256 consecutive cycles.
     geometry = (8, 8, 1, 4, 3, 1, 1)
     fmaps = _fmaps(geometry, 4, np.random.default_rng(0))
-    dut = WindowSource(*geometry)
+    dut = WindowSource(*window(geometry))
     trace = simulate(dut, fmaps)
     o = trace["o_cycles"]
     assert o[0] == 9 + dut.latency   # fill: the last pixel window 0 needs is pixel W + 1
@@ -214,8 +222,8 @@ def test_memory_depth(geometry):
     # the frame buffer's two whole images. A one-word buffer (k = 1) is given a second, unused
     # word, so that its address has a bit: Verilog has no empty vectors.
     h, w, c, bits, kernel, stride, padding = geometry
-    line = LineBuffer(h, w, c, bits, kernel, stride, padding)
-    frame = FrameBuffer(h, w, c, bits, kernel, stride, padding)
+    line = LineBuffer(*window(geometry))
+    frame = FrameBuffer(*window(geometry))
     for buffer, words in ((line, line_buffer_words(h, w, kernel, stride, padding)), (frame, 2 * h * w)):
         m = buffer.elaborate(None)
         Fragment.get(m, None)
@@ -223,7 +231,7 @@ def test_memory_depth(geometry):
         assert buffer.words == words and memory.depth == max(words, 2)
         assert Shape.cast(memory.shape).width == c * bits and len(memory.read_ports) == kernel * kernel
     for strategy, words in (("line", line.words), ("frame", 2 * h * w)):
-        source = WindowSource(*geometry, strategy=strategy)
+        source = WindowSource(*window(geometry), strategy=strategy)
         Fragment.get(source, None)
         assert source.words == source.buffer.words == words
 
@@ -231,37 +239,31 @@ def test_memory_depth(geometry):
 def test_latency_attributes():
     # The buffers show a pixel to the reader in its handshake cycle; the generator's output
     # register adds one cycle. (test_timing_matches_window_schedule measures the sum.)
-    source = WindowSource(4, 4, 1, 8, 3)
+    source = WindowSource(WindowGeometry(4, 4, 1, 3), 8)
     Fragment.get(source, None)
     assert (source.buffer.latency, source.generator.latency, source.latency) == (0, 1, 1)
-    assert FrameBuffer(4, 4, 1, 8, 3).latency == 0
+    assert FrameBuffer(WindowGeometry(4, 4, 1, 3), 8).latency == 0
 
 
-@pytest.mark.parametrize("make, error, message", [
-    (lambda: LineBuffer(0, 4, 1, 8, 3), TypeError, r"^Height must be a positive integer, not 0$"),
-    (lambda: LineBuffer(4, 4.0, 1, 8, 3), TypeError, r"^Width must be a positive integer, not 4\.0$"),
-    (lambda: LineBuffer(4, 4, 0, 8, 3), TypeError, r"^Channels must be a positive integer, not 0$"),
-    (lambda: LineBuffer(4, 4, 1, True, 3), TypeError, r"^Bits must be a positive integer, not True$"),
-    (lambda: LineBuffer(4, 4, 1, 8, -3), TypeError, r"^Kernel must be a positive integer, not -3$"),
-    (lambda: LineBuffer(4, 4, 1, 8, 3, 0), TypeError, r"^Stride must be a positive integer, not 0$"),
-    (lambda: FrameBuffer(4, 4, 1, 8, 3, 1, -1), TypeError,
-     r"^Padding must be a non-negative integer, not -1$"),
-    (lambda: LineBuffer(4, 4, 1, 8, 3, 1, 3), ValueError,
-     r"^Padding must be less than the kernel \(3\), not 3$"),
-    (lambda: LineBuffer(4, 2, 1, 8, 3), ValueError, r"^Kernel 3 with padding 0 does not fit a 4x2 map$"),
-    (lambda: Im2colAddressGenerator(4, 4, 1, 8, 3, words="11"), TypeError,
-     r"^Words must be a positive integer, not '11'$"),
-    (lambda: Im2colAddressGenerator(4, 4, 1, 8, 3, words=10), ValueError,
-     r"^Words must be at least 11 for this geometry, not 10$"),
-    (lambda: WindowSource(4, 4, 1, 8, 3, pad_value=1.5), TypeError,
-     r"^Pad value must be an integer, not 1\.5$"),
-    (lambda: WindowSource(4, 4, 1, 8, 3, pad_value=-1), ValueError,
-     r"^Pad value must be an integer in 0\.\.255, not -1$"),
-    (lambda: WindowSource(4, 4, 1, 4, 3, signed=True, pad_value=8), ValueError,
-     r"^Pad value must be an integer in -8\.\.7, not 8$"),
-    (lambda: WindowSource(4, 4, 1, 8, 3, strategy="lines"), ValueError,
-     r"^Strategy must be 'line' or 'frame', not 'lines'$"),
+G = WindowGeometry(4, 4, 1, 3)
+
+
+@pytest.mark.parametrize("make, message", [
+    # the geometry checks itself (tests/test_values.py); the blocks check the rest
+    (lambda: LineBuffer((4, 4, 1, 3), 8),
+     r"^geometry: must be a imcflow\.sw\.geometry\.WindowGeometry, not \(4, 4, 1, 3\)$"),
+    (lambda: LineBuffer(WindowGeometry(4, 2, 1, 3), 8),
+     r"^window\.kernel: 3 with padding 0 does not fit a 4x2 map$"),
+    (lambda: FrameBuffer(G, True), r"^bits: must be a positive integer, not True$"),
+    (lambda: Im2colAddressGenerator(G, 8, words="11"), r"^words: must be an integer >= 11, not '11'$"),
+    (lambda: Im2colAddressGenerator(G, 8, words=10), r"^words: must be an integer >= 11, not 10$"),
+    (lambda: WindowSource(G, 8, pad_value=1.5), r"^pad_value: must be an integer in 0\.\.255, not 1\.5$"),
+    (lambda: WindowSource(G, 8, pad_value=-1), r"^pad_value: must be an integer in 0\.\.255, not -1$"),
+    (lambda: WindowSource(G, 4, signed=True, pad_value=8),
+     r"^pad_value: must be an integer in -8\.\.7, not 8$"),
+    (lambda: WindowSource(G, 8, strategy="lines"),
+     r"^strategy: must be one of 'line', 'frame', not 'lines'$"),
 ])
-def test_constructor_checks(make, error, message):
-    with pytest.raises(error, match=message):
+def test_constructor_checks(make, message):
+    with pytest.raises(UserError, match=message):
         make()

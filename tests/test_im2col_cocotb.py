@@ -15,6 +15,7 @@ import pytest
 
 from imcflow.hw.im2col import WindowSource
 from imcflow.sw.arith import act_range
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.golden import conv_output_size
 from imcflow.verif import runner
 from imcflow.verif.bank import Bank
@@ -59,7 +60,8 @@ def draw(seed):
 def run_bank(name, geometries, seeds):
     keys = ("h", "w", "c", "bits", "kernel", "stride", "padding", "strategy", "signed", "pad_value")
     # window source n is unit g<n>: ports g<n>_i -> g<n>_o
-    bank = Bank({f"g{n}": WindowSource(*g[:7], strategy=g[7], signed=g[8], pad_value=g[9])
+    bank = Bank({f"g{n}": WindowSource(WindowGeometry(*g[:3], *g[4:7]), g[3], strategy=g[7],
+                                       signed=g[8], pad_value=g[9])
                  for n, g in enumerate(geometries)})
     params = [{"port": name, **dict(zip(keys, g)), "latency": source.latency, "seed": seed}
               for (name, source), g, seed in zip(bank.units.items(), geometries, seeds)]

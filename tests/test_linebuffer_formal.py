@@ -25,6 +25,7 @@ from amaranth.hdl import Assert, Cover, Elaboratable, Module, Signal, Value
 
 from imcflow.hw.im2col import STRATEGIES, WindowSource
 from imcflow.hw.linebuffer import LineBuffer
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.verif.formal import FormalError, check
 
 
@@ -64,11 +65,13 @@ PROOFS = [
 
 @pytest.mark.parametrize("geometry", PROOFS, ids=["x".join(map(str, g)) for g in PROOFS])
 def test_occupancy_bounds_proved(geometry):
-    check(WindowSourceSpec(WindowSource(*geometry[:7], strategy=geometry[7])), mode="prove", depth=3)
+    h, w, c, bits, kernel, stride, padding, strategy = geometry
+    source = WindowSource(WindowGeometry(h, w, c, kernel, stride, padding), bits, strategy=strategy)
+    check(WindowSourceSpec(source), mode="prove", depth=3)
 
 
 def test_full_buffer_and_image_boundaries_reachable():
-    check(WindowSourceSpec(WindowSource(3, 3, 1, 1, 2, 1, 0)), mode="cover", depth=24)
+    check(WindowSourceSpec(WindowSource(WindowGeometry(3, 3, 1, 2), 1)), mode="cover", depth=24)
 
 
 class EagerLineBuffer(LineBuffer):
@@ -81,4 +84,5 @@ class EagerLineBuffer(LineBuffer):
 def test_proof_fails_on_an_overwriting_buffer(monkeypatch):
     monkeypatch.setitem(STRATEGIES, "line", EagerLineBuffer)
     with pytest.raises(FormalError, match="failed assertion"):
-        check(WindowSourceSpec(WindowSource(4, 4, 1, 1, 3, 1, 1)), mode="prove", depth=3)
+        check(WindowSourceSpec(WindowSource(WindowGeometry(4, 4, 1, 3, 1, 1), 1)), mode="prove",
+              depth=3)

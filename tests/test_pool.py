@@ -10,11 +10,13 @@ import gc
 import numpy as np
 import pytest
 
+from imcflow.errors import UserError
 from imcflow.hw.im2col import window_schedule
 from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool, WindowAverage, WindowMax
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw import golden
 from imcflow.sw.arith import act_range
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.verif.amaranth_sim import run_streams
 from test_residual import random_map, random_rescale, run_maps
 
@@ -87,7 +89,7 @@ def test_window_reducers_take_a_window_per_cycle_with_their_latency():
 
 def check_max_pool(geometry, fmap, seed, **rates):
     h, w, c, bits, kernel, stride, padding, signed = geometry
-    dut = MaxPool(h, w, c, bits, kernel, stride, padding, signed=signed)
+    dut = MaxPool(WindowGeometry(h, w, c, kernel, stride, padding), bits, signed=signed)
     expected = golden.max_pool(fmap, kernel, stride, padding, pad_value=act_range(bits, signed)[0])
     return dut, run_maps(dut, {"i": fmap}, {"o": expected}, seed=seed, **rates)
 
@@ -140,8 +142,9 @@ def test_avg_pool_matches_golden(seeds):
         act_bits, act_signed = int(rng.integers(2, 9)), bool(rng.integers(0, 2))
         print(g, "map", fmap.shape, "mult", mult, "shift", shift, "act", act_bits, act_signed)
         _, h, w, c = fmap.shape
-        dut = AvgPool(h, w, c, g["bits"], g["kernel"], g["stride"], signed=g["signed"],
-                      mult=mult, shift=shift, act_bits=act_bits, act_signed=act_signed)
+        dut = AvgPool(WindowGeometry(h, w, c, g["kernel"], g["stride"]), g["bits"],
+                      signed=g["signed"], mult=mult, shift=shift, act_bits=act_bits,
+                      act_signed=act_signed)
         expected = golden.avg_pool(fmap, g["kernel"], g["stride"], mult, shift,
                                    act_bits=act_bits, signed=act_signed)
         run_maps(dut, {"i": fmap}, {"o": expected}, seed=seed, idle=rng.uniform(0, 0.5),
@@ -205,11 +208,10 @@ def test_global_avg_pool_asserts_when_last_is_misplaced():
      r"Mult must be an integer in 0\.\.65535, not -1"),
     (lambda: WindowAverage(2, 1, 8, mult=1, shift=99, act_bits=8), ValueError,
      r"Shift must be an integer in 0\.\.47, not 99"),
-    (lambda: MaxPool(4, 4, 1, 8, 3, 1, 3), ValueError,
-     r"Padding must be less than the kernel \(3\), not 3"),
-    (lambda: MaxPool(2, 4, 1, 8, 3, 1), ValueError, "Kernel 3 with padding 0 does not fit a 2x4 map"),
-    (lambda: AvgPool(4, 4, 1, 8, 2, 0, mult=1, shift=0, act_bits=8), TypeError,
-     "Stride must be a positive integer, not 0"),
+    (lambda: MaxPool(WindowGeometry(4, 4, 1, 3), 0), UserError, "bits: must be a positive integer, not 0"),
+    (lambda: MaxPool((4, 4, 1, 3), 8), UserError, "geometry: must be a imcflow.sw.geometry.WindowGeometry"),
+    (lambda: AvgPool(WindowGeometry(4, 4, 1, 3, 1, 1), 8, mult=1, shift=0, act_bits=8), UserError,
+     "window.padding: average pooling has none, not 1"),
     (lambda: GlobalAvgPool(0, 1, 1, 8, mult=1, shift=0, act_bits=8), TypeError,
      "Height must be a positive integer, not 0"),
     (lambda: GlobalAvgPool(1, -2, 1, 8, mult=1, shift=0, act_bits=8), TypeError,

@@ -15,6 +15,7 @@ from imcflow.hw.im2col import window_schedule
 from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
 from imcflow.sw import golden
 from imcflow.sw.arith import act_range
+from imcflow.sw.geometry import WindowGeometry
 from test_residual import random_map, random_rescale
 from test_residual_cocotb import Unit, extreme_maps, run_bank, traffic
 
@@ -57,7 +58,7 @@ def timing_matches_window_source(unit, cycles, reducer_latency=1):
 def max_pool_unit(name, geometry, fmap, seed, **rates):
     h, w, c, bits, kernel, stride, padding, signed = geometry
     expected = golden.max_pool(fmap, kernel, stride, padding, pad_value=act_range(bits, signed)[0])
-    return Unit(name, MaxPool(h, w, c, bits, kernel, stride, padding, signed=signed),
+    return Unit(name, MaxPool(WindowGeometry(h, w, c, kernel, stride, padding), bits, signed=signed),
                 {"i": fmap}, {"o": expected}, seed, info=dict(geometry=geometry), **rates)
 
 
@@ -89,8 +90,8 @@ def avg_pool_unit(name, geometry, fmap, mult, shift, act_bits, act_signed, seed,
     h, w, c, bits, kernel, stride, _, signed = geometry
     expected = golden.avg_pool(fmap, kernel, stride, mult, shift, act_bits=act_bits,
                                signed=act_signed)
-    dut = AvgPool(h, w, c, bits, kernel, stride, signed=signed, mult=mult, shift=shift,
-                  act_bits=act_bits, act_signed=act_signed)
+    dut = AvgPool(WindowGeometry(h, w, c, kernel, stride), bits, signed=signed, mult=mult,
+                  shift=shift, act_bits=act_bits, act_signed=act_signed)
     return Unit(name, dut, {"i": fmap}, {"o": expected}, seed,
                 info=dict(geometry=geometry, mult=mult, shift=shift, act_bits=act_bits,
                           act_signed=act_signed), **rates)

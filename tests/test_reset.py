@@ -28,6 +28,7 @@ from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
 from imcflow.hw.residual import Fork, Join, SkipFifo
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw import golden
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.arch import Arch
 from imcflow.verif import runner
 from imcflow.verif.amaranth_sim import run_streams
@@ -54,7 +55,7 @@ def queue(dut, rng):
 
 def window_source(strategy, rng):
     h, w, c, k, stride, padding = 6, 5, 2, 3, 1, 1
-    dut = WindowSource(h, w, c, 6, k, stride, padding, strategy=strategy)
+    dut = WindowSource(WindowGeometry(h, w, c, k, stride, padding), 6, strategy=strategy)
     fmap = random_map(rng, (IMAGES, h, w, c), 6, False)
     return dut, maps(dut, {"i": fmap}), maps(dut, {"o": golden.windows(fmap, k, stride, padding)})
 
@@ -80,13 +81,13 @@ def adc_accumulator(rng):
 
 
 def max_pool(rng):
-    dut = MaxPool(6, 6, 2, 8, 3, 2, 1)
+    dut = MaxPool(WindowGeometry(6, 6, 2, 3, 2, 1), 8)
     fmap = random_map(rng, (IMAGES, 6, 6, 2), 8, False)
     return dut, maps(dut, {"i": fmap}), maps(dut, {"o": golden.max_pool(fmap, 3, 2, 1)})
 
 
 def avg_pool(rng):
-    dut = AvgPool(6, 4, 2, 8, 2, 2, mult=1024, shift=12, act_bits=8)
+    dut = AvgPool(WindowGeometry(6, 4, 2, 2, 2), 8, mult=1024, shift=12, act_bits=8)
     fmap = random_map(rng, (IMAGES, 6, 4, 2), 8, False)
     want = golden.avg_pool(fmap, 2, 2, 1024, 12, act_bits=8, signed=False)
     return dut, maps(dut, {"i": fmap}), maps(dut, {"o": want})

@@ -21,6 +21,7 @@ from imcflow.hw.residual import Fork, Join, SkipFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
 from imcflow.sw import golden
 from imcflow.sw.arith import act_range
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.verif.amaranth_sim import run_streams
 
 
@@ -175,7 +176,7 @@ class Residual(wiring.Component):
 
     def __init__(self, h, w, c, bits, depth=None):
         self.fork = Fork(VectorLayout(c, bits))
-        self.main = MaxPool(h, w, c, bits, 3, 1, 1)
+        self.main = MaxPool(WindowGeometry(h, w, c, 3, 1, 1), bits)
         if depth is None:
             depth = skip_depth(h, w) + self.main.latency + 1
         self.skip = SkipFifo(VectorLayout(c, bits), depth)

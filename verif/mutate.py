@@ -504,11 +504,12 @@ def _maxpool():
     from imcflow.hw.pool import MaxPool
     from imcflow.sw import golden
     from imcflow.sw.arith import act_range
+    from imcflow.sw.geometry import WindowGeometry
     units = []
     for n, (h, w, c, bits, k, s, p, sg) in enumerate(POOLS):
         fmap = _maps(np.random.default_rng(20 + n), (3, h, w, c), bits, sg)
         y = golden.max_pool(fmap, k, s, p, pad_value=act_range(bits, sg)[0])
-        dut = MaxPool(h, w, c, bits, k, s, p, signed=sg)
+        dut = MaxPool(WindowGeometry(h, w, c, k, s, p), bits, signed=sg)
         units.append(Stream(f"m{n}", dut, {"i": fmap}, {"o": y}, n,
                             timing=_window_timing((h, w, k, s, p), 3, dut.reducer.latency),
                             stalled=_window_stalls((h, w, k, s, p), 3, "line",
@@ -544,6 +545,7 @@ def _avgpool():
     from imcflow.hw.pool import AvgPool
     from imcflow.sw import golden
     from imcflow.sw.arith import requantize
+    from imcflow.sw.geometry import WindowGeometry
     units = []
     for n, (h, w, c, bits, k, s, sg, mult, shift, ab, asg) in enumerate(AVGPOOLS):
         rng = np.random.default_rng(30 + n)
@@ -552,8 +554,8 @@ def _avgpool():
                 sums, mult, shift, lambda t: requantize(t, mult, shift, act_bits=ab, signed=asg),
                 96))])
         y = golden.avg_pool(fmap, k, s, mult, shift, act_bits=ab, signed=asg)
-        dut = AvgPool(h, w, c, bits, k, s, signed=sg, mult=mult, shift=shift, act_bits=ab,
-                      act_signed=asg)
+        dut = AvgPool(WindowGeometry(h, w, c, k, s), bits, signed=sg, mult=mult, shift=shift,
+                      act_bits=ab, act_signed=asg)
         units.append(Stream(f"a{n}", dut, {"i": fmap}, {"o": y}, n,
                             timing=_window_timing((h, w, k, s, 0), len(fmap),
                                                   dut.reducer.latency),
@@ -680,11 +682,13 @@ WINDOW_BACKPRESSURE = [[0.98, 120], [0.4, 80], [0.97, 40], [0.2, 60], [0.97, 40]
 def _window_source():
     from imcflow.hw.im2col import WindowSource
     from imcflow.sw import golden
+    from imcflow.sw.geometry import WindowGeometry
     units = []
     for n, (h, w, c, bits, k, s, p, strategy, sg, pad) in enumerate(WINDOWS):
         fmap = _maps(np.random.default_rng(50 + n), (WINDOW_IMAGES, h, w, c), bits, sg)
         y = golden.windows(fmap, k, s, p, pad)
-        dut = WindowSource(h, w, c, bits, k, s, p, strategy=strategy, signed=sg, pad_value=pad)
+        dut = WindowSource(WindowGeometry(h, w, c, k, s, p), bits, strategy=strategy, signed=sg,
+                           pad_value=pad)
         units.append(Stream(f"w{n}", dut, {"i": fmap}, {"o": y}, n,
                             backpressure=WINDOW_BACKPRESSURE,
                             timing=_window_timing((h, w, k, s, p), WINDOW_IMAGES, 0, strategy),
