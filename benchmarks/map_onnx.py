@@ -37,11 +37,12 @@ def main() -> None:
             start = time.perf_counter()
             s = summarize(net, mapping)
             t_summary = time.perf_counter() - start
-            line, frame = s["buffer_tradeoff"]["line"], s["buffer_tradeoff"]["frame"]
+            line, frame = s.buffer_tradeoff["line"], s.buffer_tradeoff["frame"]
+            p = s.performance
             print(f"{net.name:9} {t_map:10.3f} {t_summary:9.2f} {mapping.crossbars:6d} "
-                  f"{s['cycles_per_image']:8d} {s['throughput_ips']:9.0f} {s['latency_us']:10.1f} "
-                  f"{line['activation_memory_bits'] / 1e6:9.2f} {line['latency_cycles']:9d} "
-                  f"{frame['activation_memory_bits'] / 1e6:10.2f} {frame['latency_cycles']:9d}", flush=True)
+                  f"{p.cycles_per_image:8d} {p.throughput_ips:9.0f} {p.latency_us:10.1f} "
+                  f"{line.activation_memory_bits / 1e6:9.2f} {line.latency_cycles:9d} "
+                  f"{frame.activation_memory_bits / 1e6:10.2f} {frame.latency_cycles:9d}", flush=True)
 
 
 if __name__ == "__main__":

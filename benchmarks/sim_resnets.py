@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from imcflow.gen.project import generate
+from imcflow.verif.sim import simulate
+
 #: configuration name -> (buffer strategy, core budget)
 CONFIGS = {"line": ("line", None), "frame": ("frame", None), "2x": ("line", "2x")}
 
@@ -32,15 +35,12 @@ def _cpu() -> float:
 
 
 def run(network: str, config: str, images: int, directory: Path) -> dict:
-    from imcflow.gen.project import generate
-    from imcflow.verif.sim import simulate
-
     buffer, budget = CONFIGS[config]
     start, cpu = time.monotonic(), _cpu()
     generate(directory, network, "default", buffer=buffer, core_budget=budget, progress=False)
     gen_seconds, gen_cpu = time.monotonic() - start, _cpu() - cpu
     f = simulate(directory, images, progress=False)
-    return {**f, "gen_seconds": round(gen_seconds, 1), "gen_cpu_seconds": round(gen_cpu, 1),
+    return {**f.to_json(), "gen_seconds": round(gen_seconds, 1), "gen_cpu_seconds": round(gen_cpu, 1),
             "total_seconds": round(time.monotonic() - start, 1),
             "total_cpu_seconds": round(_cpu() - cpu, 1)}
 

@@ -22,10 +22,11 @@ import tempfile
 from pathlib import Path
 
 from imcflow.gen.project import generate
-from imcflow.verif.sim import passed, simulate
+from imcflow.verif.sim import SimResult, simulate
 
 
-def report(f: dict) -> None:
+def report(result: SimResult) -> None:
+    f = result.to_json()
     build = "cached" if f["cached"] else (f"{f['build_seconds']} s"
                                           + (f" (CPU {f['build_cpu_seconds']} s)"
                                              if f["build_cpu_seconds"] is not None else ""))
@@ -35,7 +36,7 @@ def report(f: dict) -> None:
     print(f"  bit-exact: {f['bit_exact']}/{f['images']} images at {f['layers_checked']} tapped "
           f"layers and the output; model error: {f['model_completion_error_cycles']} cycles "
           f"(image completions), {f['model_handshake_error_cycles']} (stage handshakes); "
-          f"{'passed' if passed(f) else 'FAILED'}")
+          f"{'passed' if result.passed else 'FAILED'}")
     cpu = f["sim_cpu_seconds"]
     print(f"  speed: {f['cycles_per_second']:,} cycles/s, {f['images_per_second']:,.1f} images/s "
           f"({f['sim_seconds']} s wall); per CPU second: {f['cycles_per_cpu_second']:,} cycles, "

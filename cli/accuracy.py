@@ -7,7 +7,7 @@ from imcflow.cli.options import add_arch, add_dataset, add_network
 from imcflow.cli.output import add_json, emit
 from imcflow.errors import UserError
 from imcflow.progress import note
-from imcflow.sw.accuracy import ARITH_FIELDS, SWEEPS, accuracy
+from imcflow.sw.accuracy import ARITH_FIELDS, SWEEPS, AccuracyReport, accuracy
 from imcflow.sw.arch import arch_label, load_arch
 
 __all__ = ["add_arguments", "run"]
@@ -36,18 +36,19 @@ def add_arguments(parser) -> None:
     add_json(parser)
 
 
-def _table(report: dict) -> str:
-    rows = report.get("results") or [report]
-    swept = list(rows[0]) if "results" in report else list(ARITH_FIELDS)
-    cols = [f for f in swept if f != "imc_accuracy"] + ["imc_accuracy"]
-    head = (f"network {report['network']}, arch {report['arch_name']}: {report['images']} "
-            f"held-out images of {report['dataset']}, float accuracy {report['float_accuracy']:.4f}")
-    common = [f"{f} {report[f]}" for f in ARITH_FIELDS if f in report and f not in cols]
-    lines = [head] + ([", ".join(common)] if common else [])
+def _table(report: AccuracyReport, arch_name: str) -> str:
+    if report.results is None:   # one row: every arithmetic field
+        rows, common = [(report.fixed, report.imc_accuracy)], {}
+    else:                        # one row per setting; the fields no option sweeps above
+        rows, common = [(r.fields, r.imc_accuracy) for r in report.results], report.fixed
+    cols = [*rows[0][0], "imc_accuracy"]
+    head = (f"network {report.network}, arch {arch_name}: {report.images} held-out images of "
+            f"{report.dataset}, float accuracy {report.float_accuracy:.4f}")
+    lines = [head] + ([", ".join(f"{f} {v}" for f, v in common.items())] if common else [])
     widths = [max(len(c), 8) for c in cols]
     lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
-    for r in rows:
-        cells = [f"{r[c]:.4f}" if c == "imc_accuracy" else str(r[c]) for c in cols]
+    for fields, imc_accuracy in rows:
+        cells = [*map(str, fields.values()), f"{imc_accuracy:.4f}"]
         lines.append("  ".join(c.rjust(w) for c, w in zip(cells, widths)))
     return "\n".join(lines)
 
@@ -57,5 +58,7 @@ def run(args) -> int:
              for option in SWEEPS if getattr(args, option) is not None}
     report = accuracy(args.network, load_arch(args.arch), sweep,
                       log=lambda message: note("accuracy", message), dataset=args.dataset)
-    emit(args, {"arch_name": arch_label(args.arch), **report}, _table)
+    arch_name = arch_label(args.arch)
+    emit(args, report, lambda r: _table(r, arch_name),
+         lambda r: {"arch_name": arch_name, **r.to_json()})
     return 0

@@ -42,7 +42,7 @@ def run(args) -> int:
     if sys.stderr.isatty():   # progress for a person; an error stays the only line in a log
         print(f"mapping {args.network} ...", file=sys.stderr)
     summary = summarize(net, map_network(net, arch, core_budget=args.core_budget), cost=cost)
-    summary = {"arch_name": arch_label(args.arch, buffer=args.buffer), **summary}
+    summary = {"arch_name": arch_label(args.arch, buffer=args.buffer), **summary.to_json()}
     if args.output is not None:
         with atomic_directory(args.output, force=args.force) as tmp:
             write_report(summary, tmp)

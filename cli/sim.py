@@ -1,11 +1,11 @@
 """``imcflow sim DIR``: a generated accelerator under Verilator against the golden and timing
 models (`imcflow.verif.sim.simulate`; docs/generator.md). Exit status 1 unless the run passed
-(`imcflow.verif.sim.passed`)."""
+(`imcflow.verif.sim.SimResult.passed`)."""
 
 from __future__ import annotations
 
 from imcflow.cli.output import add_json, emit
-from imcflow.verif.sim import ENGINES, passed, simulate
+from imcflow.verif.sim import ENGINES, SimResult, simulate
 
 __all__ = ["add_arguments", "run", "text", "failures"]
 
@@ -34,33 +34,35 @@ def add_arguments(parser) -> None:
     add_json(parser)
 
 
-def failures(figures: dict) -> list[str]:
+def failures(f: SimResult) -> list[str]:
     """The lines that say what went wrong in a run: its first mismatch, its first timing
     mismatches, its deadlock, a protocol violation and where its waveform is."""
     lines = []
-    m = figures["first_mismatch"]
+    m = f.first_mismatch
     if m:
         where = (f"layer {m['layer']!r}" if m["layer"] != "m_axis" else "the output (m_axis)")
         channel = "" if m["channel"] is None else f", channel {m['channel']}"
         lines.append(f"first mismatch: {where}, image {m['image']}, pixel (row {m['pixel'][0]}, "
                      f"col {m['pixel'][1]}){channel}: expected {m['expected']}, got "
                      f"{m['actual']}")
-    if figures.get("first_timing_mismatch"):
-        m = figures["first_timing_mismatch"]
+    if f.first_timing_mismatch:
+        m = f.first_timing_mismatch
         lines.append(f"first timing mismatch: image {m['image']} completes in cycle "
                      f"{m['actual']}, the performance model says {m['expected']} "
                      f"({m['difference']:+d} cycles)")
-    if figures.get("first_handshake_mismatch"):
-        m = figures["first_handshake_mismatch"]
+    if f.first_handshake_mismatch:
+        m = f.first_handshake_mismatch
         lines.append(f"first handshake off the model: layer {m['layer']!r}, image {m['image']}, "
                      f"pixel (row {m['pixel'][0]}, col {m['pixel'][1]}) in cycle {m['actual']}, "
                      f"the performance model says {m['expected']} ({m['difference']:+d} cycles)")
-    for key in ("deadlock", "protocol_violation", "timeout"):
-        if figures.get(key):
-            lines.append(figures[key] if key == "deadlock" else f"{key.replace('_', ' ')}: "
-                         f"{figures[key]}")
-    if lines and figures.get("waveform"):
-        lines.append(f"waveform: {figures['waveform']}")
+    if f.deadlock:
+        lines.append(f.deadlock)
+    if f.protocol_violation:
+        lines.append(f"protocol violation: {f.protocol_violation}")
+    if f.timeout:
+        lines.append(f"timeout: {f.timeout}")
+    if lines and f.waveform:
+        lines.append(f"waveform: {f.waveform}")
     return lines
 
 
@@ -69,34 +71,33 @@ def _fmt(value, spec=""):
 
 
 def run(args) -> int:
-    figures = simulate(args.directory, args.images, seed=args.seed, idle=args.idle,
-                       backpressure=args.backpressure, engine=args.engine, waves=args.waves,
-                       full_waves=args.full_waves, progress=not args.json)
-    emit(args, figures, text)
-    return 0 if passed(figures) else 1
+    result = simulate(args.directory, args.images, seed=args.seed, idle=args.idle,
+                      backpressure=args.backpressure, engine=args.engine, waves=args.waves,
+                      full_waves=args.full_waves, progress=not args.json)
+    emit(args, result, text, SimResult.to_json)
+    return 0 if result.passed else 1
 
 
-def text(f: dict) -> str:
+def text(f: SimResult) -> str:
     """The run in a few lines: bit-exactness and accuracy, what failed, timing next to the
     model's, throughput and engine speed."""
-    layers = (f"every layer ({f['layers_checked']} stages) and the output" if f["layers_checked"]
+    layers = (f"every layer ({f.layers_checked} stages) and the output" if f.layers_checked
               else "the output (no taps in this top)")
-    accuracy = f", accuracy {f['accuracy']:.3f}" if f.get("accuracy") is not None else ""
-    build = "cached" if f["cached"] else f"{f['build_seconds']} s"
-    lines = [f"arch: {f['arch_name']}; crossbars: {f['target']} flavour",
-             f"{f['top']}: {f['bit_exact']} of {f['images']} images bit-exact at {layers}"
-             f"{accuracy}",
+    accuracy = f", accuracy {f.accuracy:.3f}" if f.accuracy is not None else ""
+    build = "cached" if f.cached else f"{f.build_seconds} s"
+    lines = [f"arch: {f.arch_name}; crossbars: {f.target} flavour",
+             f"{f.top}: {f.bit_exact} of {f.images} images bit-exact at {layers}{accuracy}",
              *failures(f),
-             f"cycles per image {_fmt(f['cycles_per_image'], '.1f')} (model "
-             f"{_fmt(f.get('model_cycles_per_image'), '.1f')}); latency "
-             f"{_fmt(f['latency_cycles'])} cycles (model {_fmt(f.get('model_latency_cycles'))}); "
-             f"largest difference from the model: {_fmt(f.get('model_completion_error_cycles'))} "
-             f"cycles per image completion, {_fmt(f.get('model_handshake_error_cycles'))} per "
+             f"cycles per image {_fmt(f.cycles_per_image, '.1f')} (model "
+             f"{_fmt(f.model_cycles_per_image, '.1f')}); latency "
+             f"{_fmt(f.latency_cycles)} cycles (model {_fmt(f.model_latency_cycles)}); "
+             f"largest difference from the model: {_fmt(f.model_completion_error_cycles)} "
+             f"cycles per image completion, {_fmt(f.model_handshake_error_cycles)} per "
              f"stage handshake",
-             f"throughput {_fmt(f['throughput_ips'], ',.0f')} images/s at {f['clock_mhz']:g} MHz "
-             f"(model {_fmt(f.get('model_throughput_ips'), ',.0f')}); {f['engine']} engine: "
-             f"{_fmt(f['cycles_per_second'], ',')} simulated cycles/s "
-             f"({_fmt(f['cycles_per_cpu_second'], ',')} per CPU second), build {build}"]
-    if f["waveform"] and not failures(f):
-        lines.append(f"waveform: {f['waveform']}")
+             f"throughput {_fmt(f.throughput_ips, ',.0f')} images/s at {f.clock_mhz:g} MHz "
+             f"(model {_fmt(f.model_throughput_ips, ',.0f')}); {f.engine} engine: "
+             f"{_fmt(f.cycles_per_second, ',')} simulated cycles/s "
+             f"({_fmt(f.cycles_per_cpu_second, ',')} per CPU second), build {build}"]
+    if f.waveform and not failures(f):
+        lines.append(f"waveform: {f.waveform}")
     return "\n".join(lines)

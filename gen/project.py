@@ -39,7 +39,7 @@ from imcflow.sw.arch import arch_label, load_arch
 from imcflow.sw.datasets import calibrated, load_dataset
 from imcflow.sw.mapper import map_network
 from imcflow.sw.calibration import CALIBRATION_IMAGES
-from imcflow.sw.perf import analyze
+from imcflow.sw.perf import Performance, analyze
 from imcflow.sw.quant import QNetwork
 from imcflow.sw.report import summarize, write_report
 from imcflow.sw.timing import BlockTiming, fill_latency
@@ -171,16 +171,16 @@ _MODEL_FIGURES = ("cycles_per_image", "cycles_per_image_bound", "latency_cycles"
                   "latency_us")
 
 
-def _model(mapping, summary: dict | None) -> dict:
+def _model(mapping, performance: Performance | None) -> dict:
     """The performance model's predictions for the generated pipeline (`imcflow.sw.perf.analyze`,
-    or those of the mapper's ``summary`` when the pipeline is the mapper's), or its deadlock
-    message when a skip FIFO is too shallow."""
-    if summary is None:
+    or the mapper's ``performance`` when the pipeline is the mapper's), or its deadlock message
+    when a skip FIFO is too shallow."""
+    if performance is None:
         try:
-            summary = dataclasses.asdict(analyze(mapping))
+            performance = analyze(mapping)
         except UserError as e:
             return {"deadlock": str(e)}
-    return {"deadlock": None, **{k: summary[k] for k in _MODEL_FIGURES}}
+    return {"deadlock": None, **{k: getattr(performance, k) for k in _MODEL_FIGURES}}
 
 
 def _stream(layout, shape, ports: str, value_bits: int) -> dict:
@@ -447,7 +447,7 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
     steps = Steps("gen", 4, progress)   # from here on, only a lint failure or an unwritable -o can fail
     steps.step("modelling")
     summary = summarize(qnet.network, base)
-    model = _model(mapping, summary if mapping is base else None)
+    model = _model(mapping, summary.performance if mapping is base else None)
     steps.step("elaborating")
     verilog = rtl.verilog(gen.top, name)   # with the header below, once the manifest exists
     lint = {"command": f"verilator {' '.join(rtl.lint_flags())} --top-module {name} {name}.v",
@@ -466,7 +466,7 @@ def generate(out_dir: str | os.PathLike, network, arch=None, *, core_budget=None
         qnet.save(tmp / QNET)
         _weight_images(tmp, qnet, mapping)
         (tmp / "report").mkdir()
-        write_report(summary, tmp / "report")
+        write_report(summary.to_json(), tmp / "report")
         (tmp / f"{name}.core").write_text(_fusesoc(gen, rtl.lint_flags()))
         (tmp / manifest["instantiation"]).write_text(_instantiation(gen))
         (tmp / manifest["constraints"]).write_text(_constraints(gen))

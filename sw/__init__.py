@@ -5,8 +5,8 @@ Public API (``from imcflow.sw import load_network, map_network``): architectures
 `PRESETS`, `load_arch`), networks (`Network`, `Shape`, `load_network`, `load_qnetwork`), data
 (`load_dataset`, `calibrated`), quantization (`QNetwork`, `quantize`), the mapper (`Mapping`,
 `map_network`), the performance model (`Performance`, `analyze`), the mapping report
-(`summarize`) and the cost model (`CostModel`). The golden model is `imcflow.sw.inference`
-(`run`, `trace`); accuracy and exploration are the modules `imcflow.sw.accuracy` and
+(`summarize`, `Summary`) and the cost model (`CostModel`). The golden model is
+`imcflow.sw.inference` (`run`, `trace`); accuracy and exploration are the modules `imcflow.sw.accuracy` and
 `imcflow.sw.explore` (a function named like its module is imported from the module).
 """
 
@@ -30,6 +30,7 @@ _API = {
     "Performance": "imcflow.sw.perf",
     "analyze": "imcflow.sw.perf",
     "summarize": "imcflow.sw.report",
+    "Summary": "imcflow.sw.report",
     "CostModel": "imcflow.sw.cost",
 }
 __all__ = sorted(_API)

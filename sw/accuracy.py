@@ -13,6 +13,7 @@ generated RTL. The command is `imcflow.cli.accuracy`.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from imcflow.sw.inference import float_run, run as golden_run
 from imcflow.sw.networks import load_qnetwork
 from imcflow.sw.quant import DEFAULT_INPUT_SCALE
 
-__all__ = ["SWEEPS", "ARITH_FIELDS", "accuracy"]
+__all__ = ["SWEEPS", "ARITH_FIELDS", "Setting", "AccuracyReport", "accuracy"]
 
 #: sweep option -> (arch field, parser of one value)
 SWEEPS = {"adc_bits": ("adc_bits", int), "weight_bits": ("weight_bits", int),
@@ -33,8 +34,45 @@ ARITH_FIELDS = ("rows", "act_bits", "weight_bits", "adc_bits", "input_encoding",
                 "noise_seed")
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a sweep: the arch fields it sets (`SWEEPS`' fields, in the options' order)
+    and its IMC accuracy."""
+
+    fields: dict[str, object]
+    imc_accuracy: float
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """What `accuracy` measured: the network, data set and held-out ``images``, the float
+    accuracy, the arch, the `ARITH_FIELDS` no option sweeps (``fixed``: all of them without a
+    sweep) and either ``imc_accuracy`` (no sweep) or ``results``, one `Setting` per setting of
+    the sweep (else None)."""
+
+    network: str
+    dataset: str
+    images: int
+    float_accuracy: float
+    arch: Arch
+    fixed: dict[str, object]
+    imc_accuracy: float | None = None
+    results: tuple[Setting, ...] | None = None
+
+    def to_json(self) -> dict:
+        """``network``, ``dataset``, ``images``, ``float_accuracy``, ``arch`` (every field), then
+        without a sweep ``imc_accuracy`` and the fixed fields, with one the fixed fields and
+        ``results`` (each setting's fields and ``imc_accuracy``)."""
+        head = {"network": self.network, "dataset": self.dataset, "images": self.images,
+                "float_accuracy": self.float_accuracy, "arch": self.arch.to_dict()}
+        if self.results is None:
+            return {**head, "imc_accuracy": self.imc_accuracy, **self.fixed}
+        return {**head, **self.fixed, "results": [{**r.fields, "imc_accuracy": r.imc_accuracy}
+                                                  for r in self.results]}
+
+
 def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | None = None,
-             log=lambda message: None, dataset: str | None = None) -> dict:
+             log=lambda message: None, dataset: str | None = None) -> AccuracyReport:
     """Float and IMC accuracy of ``network`` (a zoo name, .toml or .onnx path) on held-out images.
 
     Parameters
@@ -46,10 +84,7 @@ def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | No
 
     Returns
     -------
-    dict: ``network``, ``dataset``, ``images``, ``float_accuracy``, ``arch`` (every field) and,
-    without a sweep, ``imc_accuracy`` and the arch's `ARITH_FIELDS`; with one, the fields no
-    option sweeps and ``results``, one dict per setting with its swept fields and
-    ``imc_accuracy``.
+    AccuracyReport
     """
     arch = arch or load_arch()
     qnet, data, record = calibrated(network, arch, dataset)
@@ -61,8 +96,6 @@ def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | No
     net = qnet.network
     log(f"float network {network}: {len(data.test_images)} held-out images of {data.name}")
     float_acc = _score(float_run(net, data.test_images * DEFAULT_INPUT_SCALE), data.test_labels)
-    report = {"network": str(network), "dataset": data.name, "images": len(data.test_images),
-              "float_accuracy": float_acc, "arch": arch.to_dict()}
     calib = None
 
     def imc(a: Arch) -> float:
@@ -76,15 +109,14 @@ def accuracy(network: str, arch: Arch | None = None, sweep: dict[str, list] | No
             q = load_qnetwork(network, a, calib)
         return _score(golden_run(q, data.test_images), data.test_labels)
 
+    swept = [SWEEPS[option][0] for option in sweep or {}]
+    head = (str(network), data.name, len(data.test_images), float_acc, arch,
+            {f: getattr(arch, f) for f in ARITH_FIELDS if f not in swept})
     if not sweep:
-        return {**report, "imc_accuracy": imc(arch), **{f: getattr(arch, f) for f in ARITH_FIELDS}}
-    fields = [SWEEPS[option][0] for option in sweep]
-    report.update({f: getattr(arch, f) for f in ARITH_FIELDS if f not in fields})
-    results = []
-    for values in itertools.product(*sweep.values()):
-        setting = dict(zip(fields, values))
-        results.append({**setting, "imc_accuracy": imc(arch.replace(**setting))})
-    return {**report, "results": results}
+        return AccuracyReport(*head, imc_accuracy=imc(arch))
+    settings = [dict(zip(swept, values)) for values in itertools.product(*sweep.values())]
+    return AccuracyReport(*head, results=tuple(Setting(setting, imc(arch.replace(**setting)))
+                                               for setting in settings))
 
 
 def _score(logits, labels) -> float:

@@ -314,7 +314,7 @@ def accuracy_of(key: tuple, dataset: str | None) -> dict:
     network, *values, seed = key
     arch = Arch().replace(**dict(zip(ARITH, values)), noise_seed=seed)
     report = accuracy(network, arch, dataset=dataset)
-    return {"imc": report["imc_accuracy"], "float": report["float_accuracy"]}
+    return {"imc": report.imc_accuracy, "float": report.float_accuracy}
 
 
 def noise_seeds(arch: dict, seeds: int) -> list[int]:
@@ -426,16 +426,16 @@ def _verify_task(point: dict, directory: str, images: int) -> dict:
     """Generate the point's accelerator into ``directory`` and simulate ``images`` images."""
     # here, not at the top: only a verified point needs the generator and simulator (Amaranth)
     from imcflow.gen.project import generate
-    from imcflow.verif.sim import passed, simulate
+    from imcflow.verif.sim import simulate
 
     try:
         arch, budget = arch_of(point["arch"])
         generate(directory, point["network"], arch, core_budget=budget, progress=False)
         f = simulate(directory, images, progress=False)
-        result = {"verify_passed": passed(f), "verify_bit_exact": f["bit_exact"],
-                  "verify_images": f["images"], "verify_cycles_per_image": f.get("cycles_per_image"),
-                  "verify_cycles_ratio": f.get("cycles_per_image_ratio"),
-                  "verify_latency_ratio": f.get("latency_ratio"), "verify_error": ""}
+        result = {"verify_passed": f.passed, "verify_bit_exact": f.bit_exact,
+                  "verify_images": f.images, "verify_cycles_per_image": f.cycles_per_image,
+                  "verify_cycles_ratio": f.cycles_per_image_ratio,
+                  "verify_latency_ratio": f.latency_ratio, "verify_error": ""}
     except Exception as e:  # noqa: BLE001 - recorded with the point
         result = {"verify_passed": False, "verify_error": f"{type(e).__name__}: {e}"}
     return {"id": point["id"], "kind": "verify", **result}

@@ -1,56 +1,105 @@
 """The mapping report (what ``imcflow map`` shows and ``imcflow gen`` writes into ``report/``).
 
-`summarize` gathers everything into one JSON-ready dict: the `Mapping`, the `Performance` of the
-chosen buffer strategy, the energy and area, the memory/latency trade-off of the line and frame
-strategies, and (with a core budget) the unreplicated pipeline it is compared with.
-`write_report` writes ``mapping.json``, ``report.md`` and two plots (``stage_times.png``,
-``memory_latency.png``). The command and its text table are `imcflow.cli.map`.
+`summarize` gathers everything into one `Summary`: the `Mapping`, the `Performance` of the
+chosen buffer strategy, the energy and area (`Cost`), the memory/latency trade-off of the line
+and frame strategies (`BufferPoint`), and (with a core budget) the unreplicated pipeline it is
+compared with (`Unreplicated`); `Summary.to_json` is ``mapping.json``. `write_report` writes
+``mapping.json``, ``report.md`` and two plots (``stage_times.png``, ``memory_latency.png``) from
+that JSON form. The command and its text table are `imcflow.cli.map`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from imcflow.sw.cost import COMPONENTS, estimate
+from imcflow.sw.cost import COMPONENTS, Cost, estimate
 from imcflow.sw.mapper import Mapping, map_network
-from imcflow.sw.perf import analyze, simulate
+from imcflow.sw.perf import Performance, analyze, simulate
 
-__all__ = ["summarize", "write_report", "si_bits"]
+__all__ = ["Summary", "BufferPoint", "Unreplicated", "summarize", "write_report", "si_bits"]
 
 #: images of the event model run of the chosen mapping (the first gives the latency, the last
 #: two the steady-state cycles per image)
 IMAGES = 3
 
 
-def summarize(net, mapping: Mapping, *, cost=None) -> dict:
+@dataclass(frozen=True)
+class BufferPoint:
+    """One buffer strategy's point of the memory/latency trade-off: its activation memory, its
+    latency (event model), its throughput bound and the buffer bits of each layer that has one."""
+
+    activation_memory_bits: int
+    latency_cycles: int
+    cycles_per_image_bound: int
+    layer_bits: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Unreplicated:
+    """The pipeline without replication that a core budget's mapping is compared with: its
+    crossbars, cycles per image (bound and event model), stage times, and the budget's speedups
+    over it."""
+
+    crossbars: int
+    cycles_per_image_bound: int
+    cycles_per_image: int
+    stage_cycles: dict[str, int]
+    speedup_bound: float
+    speedup: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What `summarize` found: the mapping, its performance (event model over `IMAGES` images),
+    energy and area, the buffer trade-off (``line`` and ``frame``) and, with a core budget, the
+    unreplicated pipeline (else None). `to_json` is ``mapping.json``."""
+
+    mapping: Mapping
+    performance: Performance
+    cost: Cost
+    buffer_tradeoff: dict[str, BufferPoint]
+    unreplicated: Unreplicated | None
+
+    def to_json(self) -> dict:
+        """`Mapping.to_json` with each layer's timing, energy and area, then the performance,
+        the block latencies (``timing``), the energy and area totals, ``buffer_tradeoff`` and
+        ``unreplicated`` (with a core budget)."""
+        performance = self.performance
+        summary = self.mapping.to_json()
+        timings = {s.name: s for s in performance.stages}
+        for layer in summary["layers"]:
+            stage = timings.get(layer["name"])
+            layer.update(fill_latency=stage.fill_latency if stage else 0,
+                         first_output=stage.first_output if stage else None,
+                         last_output=stage.last_output if stage else None)
+        summary.update(
+            cycles_per_image=performance.cycles_per_image,
+            throughput_ips=performance.throughput_ips,
+            latency_cycles=performance.latency_cycles,
+            latency_us=performance.latency_us,
+            latency_closed_form=performance.latency_closed_form,
+            timing=asdict(self.mapping.timing),
+        )
+        for layer, layer_cost in zip(summary["layers"], self.cost.layers):
+            layer.update(energy_j=layer_cost.energy_j, energy_breakdown_j=layer_cost.energy,
+                         area_mm2=layer_cost.area_mm2)
+        summary.update(self.cost.to_json())
+        summary["buffer_tradeoff"] = {k: asdict(v) for k, v in self.buffer_tradeoff.items()}
+        if self.unreplicated is not None:
+            summary["unreplicated"] = asdict(self.unreplicated)
+        return summary
+
+
+def summarize(net, mapping: Mapping, *, cost=None) -> Summary:
     """Mapping, performance, energy and area (with the `~imcflow.sw.cost.CostModel` ``cost``,
     default its defaults), buffer trade-off and replication gain of ``mapping``, a mapping of
     ``net`` (`~imcflow.sw.mapper.map_network`; the caller's, so one generation maps once). The
     other buffer strategy of the trade-off and the unreplicated pipeline are mapped here."""
     arch, core_budget = mapping.arch, mapping.core_budget
     performance = analyze(mapping, IMAGES)
-    summary = mapping.to_json()
-    timings = {s.name: s for s in performance.stages}
-    for layer in summary["layers"]:
-        stage = timings.get(layer["name"])
-        layer.update(fill_latency=stage.fill_latency if stage else 0,
-                     first_output=stage.first_output if stage else None,
-                     last_output=stage.last_output if stage else None)
-    summary.update(
-        cycles_per_image=performance.cycles_per_image,
-        throughput_ips=performance.throughput_ips,
-        latency_cycles=performance.latency_cycles,
-        latency_us=performance.latency_us,
-        latency_closed_form=performance.latency_closed_form,
-        timing=asdict(mapping.timing),
-    )
     energy = estimate(mapping, cost, cycles_per_image=performance.cycles_per_image)
-    for layer, layer_cost in zip(summary["layers"], energy.layers):
-        layer.update(energy_j=layer_cost.energy_j, energy_breakdown_j=layer_cost.energy,
-                     area_mm2=layer_cost.area_mm2)
-    summary.update(energy.to_json())
     tradeoff = {}
     for strategy in ("line", "frame"):
         if strategy == arch.buffer:
@@ -59,22 +108,21 @@ def summarize(net, mapping: Mapping, *, cost=None) -> dict:
             m = map_network(net, arch.replace(buffer=strategy), core_budget=core_budget,
                             timing=mapping.timing)
             latency = simulate(m).latency
-        tradeoff[strategy] = {"activation_memory_bits": m.activation_memory_bits,
-                              "latency_cycles": latency, "cycles_per_image_bound": m.cycles_per_image,
-                              "layer_bits": {l.name: l.buffer_bits for l in m.layers if l.buffer_bits}}
-    summary["buffer_tradeoff"] = tradeoff
+        tradeoff[strategy] = BufferPoint(
+            m.activation_memory_bits, latency, m.cycles_per_image,
+            {l.name: l.buffer_bits for l in m.layers if l.buffer_bits})
+    unreplicated = None
     if mapping.core_budget is not None:
         base = map_network(net, arch.replace(core_budget=None), timing=mapping.timing)
         base_perf = analyze(base, IMAGES)
-        summary["unreplicated"] = {
-            "crossbars": base.crossbars,
-            "cycles_per_image_bound": base.cycles_per_image,
-            "cycles_per_image": base_perf.cycles_per_image,
-            "stage_cycles": {l.name: l.stage_cycles for l in base.stages},
-            "speedup_bound": base.cycles_per_image / mapping.cycles_per_image,
-            "speedup": base_perf.cycles_per_image / performance.cycles_per_image,
-        }
-    return summary
+        unreplicated = Unreplicated(
+            crossbars=base.crossbars,
+            cycles_per_image_bound=base.cycles_per_image,
+            cycles_per_image=base_perf.cycles_per_image,
+            stage_cycles={l.name: l.stage_cycles for l in base.stages},
+            speedup_bound=base.cycles_per_image / mapping.cycles_per_image,
+            speedup=base_perf.cycles_per_image / performance.cycles_per_image)
+    return Summary(mapping, performance, energy, tradeoff, unreplicated)
 
 
 def si_bits(bits: int) -> str:
@@ -86,7 +134,8 @@ def si_bits(bits: int) -> str:
 
 
 def write_report(summary: dict, directory) -> None:
-    """``mapping.json``, ``report.md``, ``stage_times.png`` and ``memory_latency.png``."""
+    """``mapping.json``, ``report.md``, ``stage_times.png`` and ``memory_latency.png`` of
+    ``summary``, the JSON form of a `Summary` (`Summary.to_json`, with what the caller adds)."""
     directory = Path(directory)
     (directory / "mapping.json").write_text(json.dumps(summary, indent=1) + "\n")
     _plot_stage_times(summary, directory / "stage_times.png")

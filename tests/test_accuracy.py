@@ -45,7 +45,7 @@ def test_json_sweep_is_the_cartesian_product(capsys):
 
 def test_weight_noise_lowers_accuracy():
     report = accuracy("digits", sweep={"weight_noise": [0.0, 0.3]})
-    clean, noisy = (r["imc_accuracy"] for r in report["results"])
+    clean, noisy = (r.imc_accuracy for r in report.results)
     assert noisy < clean
 
 
@@ -94,7 +94,7 @@ def test_own_labelled_images_as_npz(tmp_path, capsys):
              labels=np.concatenate([data.train_labels[:64], data.test_labels]))
     zoo_report = accuracy("digits")
     mine = accuracy("digits", dataset=str(tmp_path / "mine.npz"))
-    assert mine["images"] == 360 and mine["imc_accuracy"] == zoo_report["imc_accuracy"]
+    assert mine.images == 360 and mine.imc_accuracy == zoo_report.imc_accuracy
 
     np.save(tmp_path / "unlabelled.npy", data.test_images)
     code, out, err = run_cli(capsys, "--dataset", str(tmp_path / "unlabelled.npy"))

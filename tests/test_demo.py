@@ -11,6 +11,7 @@ from imcflow.sw.arch import load_arch
 from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_network
 from imcflow.sw.report import summarize
+from imcflow.verif.sim import SimResult
 
 
 def test_demo_is_bit_exact_accurate_and_on_the_model_timing(tmp_path, capsys):
@@ -53,20 +54,25 @@ def test_digits_under_idle_and_backpressure_on_the_model_timing(tmp_path, capsys
 def test_demo_prints_the_mapping_and_the_figures(monkeypatch, capsys):
     # The text form, on the figures of a run (the simulation itself is the test above).
     net = load_network(demo.NETWORK)
-    mapping = summarize(net, map_network(net, load_arch(demo.ARCH)))
-    figures = {"network": "digits", "arch": "default", "crossbars": 5, "images": 360,
-               "activation_memory_bits": 10392, "weight_memory_bits": 18400, "accuracy": 0.9833,
-               "golden_accuracy": 0.9833, "bit_exact": 360, "first_mismatch": None,
-               "deadlock": None, "timeout": None, "extra_beats": 0, "cycles_per_image": 512.0,
-               "model_cycles_per_image": 512.0, "cycles_per_image_ratio": 1.0,
-               "latency_cycles": 728, "model_latency_cycles": 728, "latency_ratio": 1.0,
-               "throughput_ips": 1953125.0, "clock_mhz": 1000.0, "gen_seconds": 30.0,
-               "build_seconds": 0.5, "sim_seconds": 20.0, "cycles_per_second": 10000,
-               "engine": "cpp", "layers_checked": 7, "extra_layer_beats": 0,
-               "model_completion_error_cycles": 0, "model_handshake_error_cycles": 0,
-               "first_handshake_mismatch": None, "protocol_violation": None,
-               "total_seconds": 51.0, "mapping": mapping}
-    monkeypatch.setattr(demo, "demo", lambda *args, **kwargs: figures)
+    mapping = summarize(net, map_network(net, load_arch(demo.ARCH))).to_json()
+    sim = SimResult(
+        directory="out/demo", network="digits", top="digits_top", config_hash="0" * 16,
+        arch_name="default", arch=None, target="sim", engine="cpp", images=360, seed=0, idle=0.0,
+        backpressure=0.0, bit_exact=360, output_bit_exact=360, layers_checked=7,
+        mismatched_images=0, first_mismatch=None, layer_mismatches={}, missing_beats=0,
+        extra_beats=0, extra_layer_beats=0, held_out_images=360, accuracy=0.9833,
+        golden_accuracy=0.9833, deadlock=None, timeout=None, protocol_violation=None,
+        model_deadlock=None, latency_cycles=728, cycles_per_image=512.0,
+        throughput_ips=1953125.0, latency_us=0.728, model_latency_cycles=728,
+        model_cycles_per_image=512.0, model_throughput_ips=1953125.0, cycles_per_image_ratio=1.0,
+        latency_ratio=1.0, model_completion_error_cycles=0, first_timing_mismatch=None,
+        model_handshake_error_cycles=0, first_handshake_mismatch=None, waveform=None,
+        activation_memory_bits=10392, crossbars=5, clock_mhz=1000.0, simulated_cycles=184_000,
+        build_seconds=0.5, cached=True, build_cpu_seconds=0.5, random_init=True,
+        build_profile="run", sim_seconds=20.0, sim_cpu_seconds=20.0, cycles_per_second=10000,
+        images_per_second=18.0, cycles_per_cpu_second=10000)
+    monkeypatch.setattr(demo, "demo",
+                        lambda *args, **kwargs: demo.Demo(sim, 18400, mapping, 30.0, 51.0))
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("layer ") and "block_add" in out

@@ -233,4 +233,4 @@ def test_depthwise_separable_example_is_bit_exact_on_the_model_timing(arch, tmp_
     check_weight_files(tmp_path / "out", gen)
     f = simulate(tmp_path / "out", 3, progress=False)
     check_on_model(f)
-    assert (f["images"], f["bit_exact"]) == (3, 3)
+    assert (f.images, f.bit_exact) == (3, 3)

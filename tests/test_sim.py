@@ -25,7 +25,7 @@ from imcflow.sw.arch import load_arch
 from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU, Shape
 from imcflow.sw.weights import he_init
 from imcflow.verif.diagnose import diagnose
-from imcflow.verif.sim import passed, simulate
+from imcflow.verif.sim import simulate
 from small_networks import small_net
 
 ARCH = "default"
@@ -52,25 +52,26 @@ def small_line(tmp_path_factory):
 def check_on_model(f):
     """Bit-exact at every layer, and the model's timing: every image completes, and every stage
     hands every beat on, in the model's cycle."""
-    assert passed(f), f
-    assert f["layers_checked"] > 0 and f["layer_mismatches"] == {}, f
-    assert f["model_completion_error_cycles"] == 0 and f["first_timing_mismatch"] is None, f
-    assert f["model_handshake_error_cycles"] == 0 and f["first_handshake_mismatch"] is None, f
-    assert f["latency_cycles"] == f["model_latency_cycles"], f
-    print(f"{f['top']}: {f['cycles_per_image']} cycles per image (model "
-          f"{f['model_cycles_per_image']}), latency {f['latency_cycles']} (model "
-          f"{f['model_latency_cycles']}), largest completion error "
-          f"{f['model_completion_error_cycles']} cycles")
+    assert f.passed, f
+    assert f.layers_checked > 0 and f.layer_mismatches == {}, f
+    assert f.model_completion_error_cycles == 0 and f.first_timing_mismatch is None, f
+    assert f.model_handshake_error_cycles == 0 and f.first_handshake_mismatch is None, f
+    assert f.latency_cycles == f.model_latency_cycles, f
+    print(f"{f.top}: {f.cycles_per_image} cycles per image (model "
+          f"{f.model_cycles_per_image}), latency {f.latency_cycles} (model "
+          f"{f.model_latency_cycles}), largest completion error "
+          f"{f.model_completion_error_cycles} cycles")
 
 
 def test_every_layer_kind_bit_exact_on_the_model_timing(small_line):
     f = simulate(small_line, 4, progress=False)
     check_on_model(f)
-    assert (f["images"], f["bit_exact"], f["extra_beats"], f["missing_beats"]) == (4, 4, 0, 0)
+    assert (f.images, f.bit_exact, f.extra_beats, f.missing_beats) == (4, 4, 0, 0)
     manifest = json.loads((small_line / "manifest.json").read_text())
     stages = [l["name"] for l in manifest["layers"] if l["role"] not in ("source", "fused")]
-    assert [t["stage"] for t in manifest["taps"]] == stages and f["layers_checked"] == len(stages)
-    assert "accuracy" not in f   # random images: no labels
+    assert [t["stage"] for t in manifest["taps"]] == stages and f.layers_checked == len(stages)
+    assert f.accuracy is None and "accuracy" not in f.to_json()   # random images: no labels
+    assert f.to_json()["latency_ratio"] == 1.0   # at full rate, the ratios to the model
 
 
 @pytest.mark.parametrize("buffer, budget", [("frame", None), ("line", "2x"), ("auto", "3x")])
@@ -90,7 +91,7 @@ def test_pipelined_mac_trees_keep_the_model_timing(tmp_path):
     f = simulate(tmp_path / "out", 3, progress=False)
     check_on_model(f)
     plain = generate(tmp_path / "plain", tiny_residual(), ARCH, progress=False)
-    assert f["model_latency_cycles"] == plain.manifest["model"]["latency_cycles"] + 2 * 4
+    assert f.model_latency_cycles == plain.manifest["model"]["latency_cycles"] + 2 * 4
 
 
 def test_random_idle_and_backpressure_lose_nothing_and_keep_the_model_timing(small_line, seeds):
@@ -99,7 +100,7 @@ def test_random_idle_and_backpressure_lose_nothing_and_keep_the_model_timing(sma
     for seed in seeds(2):
         f = simulate(small_line, 5, seed=seed, idle=0.3, backpressure=0.5, progress=False)
         check_on_model(f)
-        assert "cycles_per_image_ratio" not in f   # ratios are full-rate figures
+        assert "cycles_per_image_ratio" not in f.to_json()   # ratios are full-rate figures
 
 
 def test_backpressure_into_a_crossbar_keeps_the_model_timing(tmp_path):
@@ -226,10 +227,10 @@ def test_a_top_without_taps_on_both_engines(tmp_path):
     for engine in ("cpp", "cocotb"):
         f = simulate(tmp_path / "clean", 2, engine=engine, idle=0.3, backpressure=0.5,
                      progress=False)
-        assert passed(f), f
-        assert (f["engine"], f["layers_checked"], f["bit_exact"]) == (engine, 0, 2)
-        assert f["model_completion_error_cycles"] == 0
-        assert f["model_handshake_error_cycles"] is None
+        assert f.passed, f
+        assert (f.engine, f.layers_checked, f.bit_exact) == (engine, 0, 2)
+        assert f.model_completion_error_cycles == 0
+        assert f.model_handshake_error_cycles is None
 
 
 @pytest.fixture(scope="module")

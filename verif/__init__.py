@@ -5,10 +5,10 @@ toplevel, one build) and `formal` (SymbiYosys proofs). cocotb side: `bench` (clo
 per-cycle loop, parameters, report) and `streams` (driver and monitor). Both: `scoreboard`
 (in-order checker) and `patterns` (idle/backpressure patterns). Amaranth simulator:
 `amaranth_sim` (stream put/get/send/receive, `run_streams`: a block's whole stream test against
-golden words). Whole accelerators: `sim` (``imcflow sim``: `simulate`, `passed`) on the engines
+golden words). Whole accelerators: `sim` (``imcflow sim``: `simulate`, `SimResult`) on the engines
 `engine` (C++ harness) and `cocotb_engine`, compared by `compare`, deadlocks named by `diagnose`.
 
-Public API (``from imcflow.verif import simulate, Scoreboard``): `simulate`, `passed`,
+Public API (``from imcflow.verif import simulate, Scoreboard``): `simulate`, `SimResult`,
 `Scoreboard`, `StreamDriver`, `StreamMonitor`, `Bench`, `run_streams`, `Bank`,
 `AxiStreamChecker`, `BuildError`, `SimulationError`. (A name that is also a module's, such as
 ``diagnose``, is taken from its module: ``from imcflow.verif.diagnose import diagnose``.)
@@ -19,7 +19,7 @@ from imcflow import lazy_api
 #: public name -> the module that defines it
 _API = {
     "simulate": "imcflow.verif.sim",
-    "passed": "imcflow.verif.sim",
+    "SimResult": "imcflow.verif.sim",
     "Scoreboard": "imcflow.verif.scoreboard",
     "StreamDriver": "imcflow.verif.streams",
     "StreamMonitor": "imcflow.verif.streams",

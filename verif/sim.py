@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,7 @@ from imcflow.verif.diagnose import diagnose
 from imcflow.verif.patterns import port_stalls
 from imcflow.verif.runner import current_test_id
 
-__all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "test_images", "simulate", "passed"]
+__all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "SimResult", "test_images", "simulate"]
 
 #: the watchdog trips after this many times the model's latency (or period) without an output
 WATCHDOG_FACTOR = 4
@@ -59,6 +59,103 @@ WATCHDOG_FACTOR = 4
 ENGINES = ("cpp", "cocotb")
 #: cycles before the first failure that the waveform of a failed run holds
 WAVE_WINDOW = 10_000
+
+# --- the result ----------------------------------------------------------------------------------
+
+def _only(group: str):
+    """A figure present only in some runs (`SimResult.to_json` leaves it out of the others)."""
+    return field(default=None, metadata={"only": group})
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimResult:
+    """The figures of one `simulate` run (docs/generator.md names each); `to_json` is the object
+    ``imcflow sim --json`` prints, in this order. Three groups exist only in some runs and are
+    None (and left out of the JSON) in the others: the accuracy figures with labelled images,
+    the model's figures when the performance model does not deadlock (``model_deadlock`` None),
+    and the ratios to the model at full rate (no idle cycles, no backpressure)."""
+
+    directory: str
+    network: str
+    top: str
+    config_hash: str
+    arch_name: str | None
+    arch: dict | None
+    target: str | None
+    engine: str
+    images: int
+    seed: int
+    idle: float
+    backpressure: float
+    # the streams against the golden model (`imcflow.verif.compare.Streams.figures`)
+    bit_exact: int
+    output_bit_exact: int
+    layers_checked: int
+    mismatched_images: int
+    first_mismatch: dict | None
+    layer_mismatches: dict[str, int]
+    missing_beats: int
+    extra_beats: int
+    extra_layer_beats: int
+    held_out_images: int | None = _only("labelled")
+    accuracy: float | None = _only("labelled")
+    golden_accuracy: float | None = _only("labelled")
+    # why a run stopped early
+    deadlock: str | None
+    timeout: str | None
+    protocol_violation: str | None
+    model_deadlock: str | None
+    # timing, next to the performance model's (`imcflow.verif.compare.timing`)
+    latency_cycles: int | None
+    cycles_per_image: float | None
+    throughput_ips: float | None
+    latency_us: float | None
+    model_latency_cycles: int | None = _only("modelled")
+    model_cycles_per_image: float | None = _only("modelled")
+    model_throughput_ips: float | None = _only("modelled")
+    cycles_per_image_ratio: float | None = _only("full_rate")
+    latency_ratio: float | None = _only("full_rate")
+    model_completion_error_cycles: int | None = _only("modelled")
+    first_timing_mismatch: dict | None = _only("modelled")
+    model_handshake_error_cycles: int | None = _only("modelled")
+    first_handshake_mismatch: dict | None = _only("modelled")
+    waveform: str | None
+    activation_memory_bits: int
+    crossbars: int
+    clock_mhz: float
+    # the build's and the simulation's times and speeds
+    simulated_cycles: int
+    build_seconds: float
+    cached: bool | None
+    build_cpu_seconds: float | None
+    random_init: bool | None
+    build_profile: str | None
+    sim_seconds: float
+    sim_cpu_seconds: float | None
+    cycles_per_second: int | None
+    images_per_second: float | None
+    cycles_per_cpu_second: int | None
+
+    @property
+    def passed(self) -> bool:
+        """Bit-exact on every image at every checked layer, complete, free of deadlocks and
+        protocol violations, and on the performance model's timing (every image's completion
+        cycle and every tapped handshake the model's)."""
+        return (self.bit_exact == self.images and not self.deadlock and not self.timeout
+                and not self.protocol_violation and self.extra_beats == 0
+                and not self.extra_layer_beats and self.model_completion_error_cycles == 0
+                and self.model_handshake_error_cycles in (0, None)
+                and not self.first_handshake_mismatch)
+
+    def to_json(self) -> dict:
+        """The figures as ``imcflow sim --json`` prints them."""
+        modelled = self.model_deadlock is None
+        present = {None: True, "labelled": self.held_out_images is not None,
+                   "modelled": modelled,
+                   "full_rate": modelled and self.idle == 0 and self.backpressure == 0}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if present[f.metadata.get("only")]}
+
 
 # --- the run's inputs: images, options, the model ------------------------------------------------
 
@@ -152,16 +249,16 @@ def _wave_path(top: str) -> Path:
     return cache_dir("waves") / f"{current_test_id(f'sim-{top}')}.vcd"
 
 
-def _first_failure_cycle(r, figures: dict) -> int:
+def _first_failure_cycle(r, result: SimResult) -> int:
     """The earliest cycle at which the run went wrong (data, timing, protocol, deadlock)."""
     cycles = [r.cycles]
-    m = figures["first_mismatch"]
+    m = result.first_mismatch
     if m is not None:
         recorded = r.out_cycles if m["layer"] == "m_axis" else r.taps[m["layer"]][0]
         cycles.append(int(recorded[m["beat"]]) if m["beat"] < len(recorded) else r.cycles)
-    for key in ("first_timing_mismatch", "first_handshake_mismatch"):
-        if figures.get(key):
-            cycles.append(min(figures[key]["expected"], figures[key]["actual"]))
+    for mismatch in (result.first_timing_mismatch, result.first_handshake_mismatch):
+        if mismatch:
+            cycles.append(min(mismatch["expected"], mismatch["actual"]))
     for event in (r.violation, r.watchdog):
         if event:
             cycles.append(event["cycle"])
@@ -225,7 +322,7 @@ def _timing(r, images: int, beats: int, schedule, clock_mhz: float, full_rate: b
 
 def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
              backpressure: float = 0.0, engine: str = "cpp", waves: bool = False,
-             full_waves: bool = False, progress: bool = True) -> dict:
+             full_waves: bool = False, progress: bool = True) -> SimResult:
     """Simulate the accelerator in ``directory`` on ``images`` images under Verilator.
 
     Parameters
@@ -251,12 +348,12 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
 
     Returns
     -------
-    dict
-        JSON-ready figures (docs/generator.md): ``images``, ``bit_exact`` (images exact at
-        every tapped layer and the output), ``first_mismatch``, ``layer_mismatches``,
-        ``accuracy``, latency and cycles per image next to the model's, their largest
-        differences, ``deadlock``, ``protocol_violation``, ``waveform``, build and simulation
-        times and speed.
+    SimResult
+        The figures (docs/generator.md): ``images``, ``bit_exact`` (images exact at every
+        tapped layer and the output), ``first_mismatch``, ``layer_mismatches``, ``accuracy``,
+        latency and cycles per image next to the model's, their largest differences,
+        ``deadlock``, ``protocol_violation``, ``waveform``, build and simulation times and
+        speed; ``passed`` says whether the run passed.
 
     Raises
     ------
@@ -294,14 +391,13 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
         shapes = {name: (qnet[name].shape.h, qnet[name].shape.w, qnet[name].shape.c)
                   for name in r.taps}
         figures.update(compare.timing(schedule, images, r.out_cycles, per_image, r.taps, shapes))
-    wave = run.wave
-    if not passed(figures) and run.rerun is not None and wave is None:
-        wave = run.rerun(_first_failure_cycle(r, figures))
-    figures.update(waveform=str(wave) if wave else None,
-                   activation_memory_bits=manifest["mapping"]["activation_memory_bits"],
-                   crossbars=manifest["mapping"]["crossbars"], clock_mhz=qnet.arch.clock_mhz,
-                   **_speed(run, images))
-    return figures
+    result = SimResult(**figures, waveform=str(run.wave) if run.wave else None,
+                       activation_memory_bits=manifest["mapping"]["activation_memory_bits"],
+                       crossbars=manifest["mapping"]["crossbars"], clock_mhz=qnet.arch.clock_mhz,
+                       **_speed(run, images))
+    if not result.passed and run.rerun is not None and run.wave is None:
+        result = replace(result, waveform=str(run.rerun(_first_failure_cycle(r, result))))
+    return result
 
 
 def _plan(gen, images: int, seed: int, idle: float, backpressure: float):
@@ -385,14 +481,3 @@ def _speed(run: _EngineRun, images: int) -> dict:
             "images_per_second": round(images / r.wall_seconds, 1) if r.wall_seconds else None,
             "cycles_per_cpu_second": round(r.cycles / r.cpu_seconds) if r.cpu_seconds else None}
 
-
-def passed(figures: dict) -> bool:
-    """Whether a simulation was bit-exact on every image at every checked layer, complete, free
-    of deadlocks and protocol violations, and on the performance model's timing (every image's
-    completion cycle and every tapped handshake the model's)."""
-    return (figures["bit_exact"] == figures["images"] and not figures["deadlock"]
-            and not figures["timeout"] and not figures.get("protocol_violation")
-            and figures["extra_beats"] == 0 and not figures.get("extra_layer_beats")
-            and figures.get("model_completion_error_cycles") == 0
-            and figures.get("model_handshake_error_cycles") in (0, None)
-            and not figures.get("first_handshake_mismatch"))
