@@ -259,17 +259,14 @@ def estimate(mapping, board) -> Estimate:
         if l.role == "crossbar":
             a = 1 if arch.input_encoding == "bit_serial" else in_bits
             w = arch.weight_bits
-            for t in range(l.row_tiles):
-                rows = min(arch.rows, l.rows - t * arch.rows)
-                for u in range(l.col_tiles):
-                    cols = min(arch.cols, l.cols - u * arch.cols)
-                    p = arch.columns_per_cycle(cols)
-                    tree = rows * p * w * a
-                    if p < cols:
-                        stage_luts += l.replication * (TREE_LUTS * tree + ROM_LUTS * rows * w * cols)
-                    else:
-                        stage_luts += l.replication * CONSTANT_TREE * TREE_LUTS * tree
-                    stage_ffs += l.replication * arch.mac_stages * STAGE_FFS * tree
+            for rows, cols in l.built_tiles(arch):  # a grouped conv's empty tiles are not built
+                p = arch.columns_per_cycle(cols)
+                tree = rows * p * w * a
+                if p < cols:
+                    stage_luts += l.replication * (TREE_LUTS * tree + ROM_LUTS * rows * w * cols)
+                else:
+                    stage_luts += l.replication * CONSTANT_TREE * TREE_LUTS * tree
+                stage_ffs += l.replication * arch.mac_stages * STAGE_FFS * tree
             channels = l.cols * l.replication
         elif l.role == "join":
             channels = 2 * l.out_shape.c

@@ -214,19 +214,23 @@ def estimate(mapping, cost: CostModel | None = None, *, cycles_per_image: float 
         if l.role == "crossbar":
             planes = arch.planes
             window = cost.plane_read_fraction if planes > 1 else 1.0
-            e["crossbar"] = P * planes * window * l.rows * l.cols * cost.cell_read_j
-            conversions = P * planes * l.row_tiles * l.cols
+            # every cell of a built tile's part of the matrix is read (a grouped conv's zeros
+            # between its groups too); each of its columns converts; tiles not built do neither
+            tiles = l.built_tiles(arch)
+            cells, columns = sum(r * c for r, c in tiles), sum(c for _, c in tiles)
+            e["crossbar"] = P * planes * window * cells * cost.cell_read_j
+            conversions = P * planes * columns
             e["adc"] = conversions * cost.adc_j(arch.adc_bits)
             serial_bits = arch.adc_bits + act
             acc_bits = (serial_bits if planes > 1 else arch.adc_bits) + math.ceil(
                 math.log2(l.row_tiles)) + 1
-            adds = (P * (planes - 1) * l.row_tiles * l.cols * serial_bits   # shift-add of planes
-                    + P * (l.row_tiles - 1) * l.cols * acc_bits             # row-tile partial sums
-                    + P * l.cols * acc_bits)                                # bias
+            adds = (P * (planes - 1) * columns * serial_bits        # shift-add of planes
+                    + P * (columns - l.cols) * acc_bits             # row-tile partial sums
+                    + P * l.cols * acc_bits)                        # bias
             e["digital"] = adds * add + P * l.cols * acc_bits * MULT_BITS * mult
             e["leakage"] = l.crossbars * cost.core_leakage_w * period
             area = l.crossbars * cost.core_area_mm2(arch)
-            ops = 2 * l.rows * l.cols * P
+            ops = 2 * l.weights * P  # a multiply and an add per weight, not per cell
         elif l.role == "pool":
             k2, c = l.kernel ** 2, l.in_shape.c
             if l.kind == "avgpool":

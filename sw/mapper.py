@@ -62,8 +62,10 @@ class LayerMapping:
         Cells of that matrix that hold a weight (``rows * cols`` but for a block-diagonal layout).
     row_tiles, col_tiles : int
         ``ceil(rows / arch.rows)`` and ``ceil(cols / arch.cols)``.
-    empty_tiles : int
-        Tiles of that grid that hold no weight (a block-diagonal layout's), which are not built.
+    empty : tuple of (int, int)
+        The tiles of that grid, ``(row tile, column tile)``, that hold no weight (a
+        block-diagonal layout's), which are not built (`empty_tiles` of them, `built_tiles`
+        the others).
     replication : int
         Copies of the layer's tiles; copy ``j mod r`` computes output pixel ``j``.
     tile_cols : int
@@ -101,7 +103,7 @@ class LayerMapping:
     weights: int = 0
     row_tiles: int = 0
     col_tiles: int = 0
-    empty_tiles: int = 0
+    empty: tuple[tuple[int, int], ...] = ()
     replication: int = 1
     tile_cols: int = 0
     interval: int = 1
@@ -116,6 +118,17 @@ class LayerMapping:
     def op(self) -> Op:
         """The layer kind's `~imcflow.sw.ops.Op` (its timing entry, `~imcflow.sw.ops.Op.latency`)."""
         return op_for(self.kind)
+
+    @property
+    def empty_tiles(self) -> int:
+        return len(self.empty)
+
+    def built_tiles(self, arch: Arch) -> list[tuple[int, int]]:
+        """``(rows, cols)`` of the matrix in each tile one copy builds (all but the `empty`
+        ones), row tile by row tile: the last row and column tiles may be partial."""
+        empty = set(self.empty)
+        return [(min(arch.rows, self.rows - t * arch.rows), min(arch.cols, self.cols - u * arch.cols))
+                for t in range(self.row_tiles) for u in range(self.col_tiles) if (t, u) not in empty]
 
     @property
     def tiles(self) -> int:
@@ -165,6 +178,8 @@ class LayerMapping:
         d["in_shape"] = None if self.in_shape is None else [self.in_shape.h, self.in_shape.w,
                                                              self.in_shape.c]
         d["out_shape"] = [self.out_shape.h, self.out_shape.w, self.out_shape.c]
+        d["empty"] = [list(tile) for tile in self.empty]
+        d.update(empty_tiles=self.empty_tiles)
         d.update(tiles=self.tiles, crossbars=self.crossbars, input_pixels=self.input_pixels,
                  output_pixels=self.output_pixels, utilization=round(self.utilization(arch), 6))
         return d
@@ -414,7 +429,7 @@ def _map_stage(layer, inputs, stream: Shape, logical: Shape, out: Shape, arch: A
     tile_cols = min(arch.cols, cols)
     mapped = replace(base, rows=rows, cols=cols, weights=weights, row_tiles=-(-rows // arch.rows),
                      col_tiles=-(-cols // arch.cols),
-                     empty_tiles=layer.op.empty_tiles(layer, kernel, stream, out, arch),
+                     empty=layer.op.empty_tiles(layer, kernel, stream, out, arch),
                      tile_cols=tile_cols,
                      interval=arch.mvm_interval(tile_cols))
     return replace(mapped, stage_cycles=_crossbar_cycles(mapped, 1))

@@ -15,6 +15,7 @@ from imcflow.sw.arch import Arch
 from imcflow.sw.cost import CostModel, estimate, load_cost
 from imcflow.sw.ir import Add, Conv2d, Dense, Input, MaxPool, Network, ReLU, Shape
 from imcflow.sw.mapper import map_network
+from imcflow.sw.ops.grouped_conv import GroupedConv2d
 
 # Round numbers, so each component below is a short hand calculation. The SRAM size law is made
 # flat (every buffer is below sram_min_bytes = sram_ref_bytes), and a core is 10 um x 10 um:
@@ -172,6 +173,33 @@ def test_residual_join_and_skip_fifo_by_hand():
     # c1 feeds both c2 and the join: its stream crosses a core pitch twice
     c1 = estimate(mapping, HAND).layers[1].energy
     assert c1["transfer"] == exact(16 * 2 * 4 * 2 * 0.01 * 1e-12)
+
+
+def depthwise(arch):
+    """8 depthwise 3x3 channels on 32 x 4 crossbars: packs of 3 groups of 9 rows and 1 column
+    make an 82 x 8 matrix; of its 3 x 2 tiles, (0, 1) and (2, 0) hold no weight."""
+    net = Network("dw", [Input("in", Shape(4, 4, 8)),
+                         GroupedConv2d("g", "in", 8, kernel=3, padding=1, groups=8)])
+    return map_network(net, arch)
+
+
+def test_grouped_conv_counts_its_weights_and_built_tiles_only():
+    arch = TINY_ARCH.replace(rows=32, cols=4)
+    mapping = depthwise(arch)
+    g = mapping.layer("g")
+    assert (g.rows, g.cols, g.weights, g.empty, g.empty_tiles) == (82, 8, 72, ((0, 1), (2, 0)), 2)
+    assert g.built_tiles(arch) == [(32, 4), (32, 4), (32, 4), (18, 4)]
+    cost = estimate(mapping, HAND)
+    e = cost.layers[1].energy
+    # 16 pixels, each reads the 456 cells of the 4 built tiles and converts their 16 columns
+    assert e["crossbar"] == exact(16 * 456 * 1e-15)
+    assert e["adc"] == exact(16 * 16 * 16e-15)
+    # accumulator 4 + 2 + 1 = 7 bits: per pixel 16 - 8 row-tile adds and 8 bias adds, and 8
+    # 7 x 16-bit requantization multiplies
+    assert e["digital"] == exact(16 * 16 * 7 * 1e-16 + 16 * 8 * 7 * 16 * 1e-17)
+    assert e["leakage"] == exact(4 * 1e-6 * mapping.cycles_per_image / 100e6)
+    # a multiply and an add per weight, not per cell of the 82 x 8 matrix
+    assert cost.ops_per_image == 2 * 72 * 16
 
 
 def test_replicas_leak_too():

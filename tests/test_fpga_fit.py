@@ -4,13 +4,18 @@ ULX3S build it is close to what Yosys and nextpnr measured (docs/fpga.md)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from imcflow.cli import main
 from imcflow.fpga import build as flow
 from imcflow.fpga.boards import BOARDS
 from imcflow.fpga.resources import estimate
+from imcflow.sw.arch import load_arch
+from imcflow.sw.ir import Input, Network, Shape
 from imcflow.sw.mapper import map_network
+from imcflow.sw.ops.grouped_conv import GroupedConv2d
 from imcflow.sw.networks import load_qnetwork
 
 #: the full digits build on the ULX3S-85F (docs/fpga.md, `benchmarks/fpga_build.py`)
@@ -33,6 +38,19 @@ def test_digits_estimate_against_the_measured_build():
     # the crossbar layers with 144-row tiles are the largest consumers
     top = sorted(e.consumers, key=e.consumers.get, reverse=True)[:3]
     assert set(top) == {"block_conv1", "block_conv2", "conv3"}
+
+
+def test_a_grouped_convs_empty_tiles_cost_nothing():
+    # 8 depthwise 3x3 channels on 32 x 4 crossbars: 2 of the 3 x 2 tiles hold no weight and
+    # are not built, so their adder trees are not counted
+    net = Network("dw", [Input("in", Shape(4, 4, 8)),
+                         GroupedConv2d("g", "in", 8, kernel=3, padding=1, groups=8)])
+    mapping = map_network(net, load_arch("fpga", rows=32, cols=4))
+    assert mapping.layer("g").empty == ((0, 1), (2, 0))
+    every_tile = dataclasses.replace(mapping, layers=tuple(
+        dataclasses.replace(l, empty=()) for l in mapping.layers))
+    built, counted = (estimate(m, BOARDS["ulx3s-85f"]) for m in (mapping, every_tile))
+    assert built.luts < counted.luts and built.dsps == counted.dsps
 
 
 def test_the_estimate_follows_the_architecture():

@@ -273,10 +273,12 @@ class Op:
         rows, cols = kernel * kernel * stream.c, out.c
         return rows, cols, rows * cols
 
-    def empty_tiles(self, layer, kernel: int, stream: Shape, out: Shape, arch) -> int:
-        """Tiles (``arch.rows x arch.cols`` blocks) of the `matrix` that hold no weight by
-        construction: `imcflow.hw.core.CrossbarLayer` does not build them."""
-        return 0
+    def empty_tiles(self, layer, kernel: int, stream: Shape, out: Shape,
+                    arch) -> tuple[tuple[int, int], ...]:
+        """The tiles (``arch.rows x arch.cols`` blocks, as ``(row tile, column tile)``) of the
+        `matrix` that hold no weight by construction: `imcflow.hw.core.CrossbarLayer` does not
+        build them."""
+        return ()
 
     # timing ------------------------------------------------------------------------------------
 

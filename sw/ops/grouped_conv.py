@@ -145,7 +145,8 @@ class GroupedConvOp(CrossbarOp):
             for t in range(first // arch.rows, (first + rows_g - 1) // arch.rows + 1):
                 for u in range(g * cols_g // arch.cols, ((g + 1) * cols_g - 1) // arch.cols + 1):
                     used.add((t, u))
-        return -(-len(lanes) // arch.rows) * -(-out.c // arch.cols) - len(used)
+        return tuple((t, u) for t in range(-(-len(lanes) // arch.rows))
+                     for u in range(-(-out.c // arch.cols)) if (t, u) not in used)
 
     def layout(self, layer, net, matrix, arch):
         c_in, c_out, groups = net.shapes[layer.input].c, layer.out_channels, layer.groups
