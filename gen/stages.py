@@ -14,6 +14,7 @@ from amaranth.hdl import Shape
 from imcflow.gen.accelerator import CrossbarStage
 from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
 from imcflow.hw.residual import Join
+from imcflow.sw.arith import Requantizer
 
 __all__ = ["crossbar_stage", "max_pool_stage", "avg_pool_stage", "global_avg_pool_stage",
            "join_stage"]
@@ -32,17 +33,17 @@ def max_pool_stage(l, q, sources, arch, target):
 
 def avg_pool_stage(l, q, sources, arch, target):
     (src,) = sources
-    return AvgPool(l.geometry, src.bits, signed=src.signed, mult=q.mult, shift=q.shift,
-                   act_bits=arch.act_bits, act_signed=q.signed, strategy=l.buffer)
+    return AvgPool(l.geometry, src.bits, Requantizer(q.mult, q.shift, arch.act_bits, q.signed),
+                   signed=src.signed, strategy=l.buffer)
 
 
 def global_avg_pool_stage(l, q, sources, arch, target):
     s, (src,) = l.in_shape, sources
-    return GlobalAvgPool(s.h, s.w, s.c, src.bits, signed=src.signed, mult=q.mult, shift=q.shift,
-                         act_bits=arch.act_bits, act_signed=q.signed)
+    return GlobalAvgPool(s.h, s.w, s.c, src.bits,
+                         Requantizer(q.mult, q.shift, arch.act_bits, q.signed), signed=src.signed)
 
 
 def join_stage(l, q, sources, arch, target):
     a, b = (Shape(x.bits, x.signed) for x in sources)
-    return Join(l.in_shape.c, a, b, mult_a=q.mult_a, mult_b=q.mult_b, shift=q.shift,
-                act_bits=arch.act_bits, act_signed=q.signed)
+    return Join(l.in_shape.c, a, b,
+                Requantizer((q.mult_a, q.mult_b), q.shift, arch.act_bits, q.signed))

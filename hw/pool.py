@@ -17,23 +17,17 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from imcflow.errors import UserError
 from imcflow.hw.arith import requantize_sum
 from imcflow.hw.im2col import WindowSource
 from imcflow.hw.linebuffer import check_window
-from imcflow.hw.residual import check_int
 from imcflow.hw.streams import vector_stream
-from imcflow.errors import UserError
-from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
+from imcflow.sw.arith import Requantizer, act_range, check_requantizer
 from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.timing import AVG_POOL_LATENCY, GLOBAL_POOL_LATENCY, MAX_POOL_LATENCY
+from imcflow.validate import check_int
 
 __all__ = ["WindowMax", "WindowAverage", "MaxPool", "AvgPool", "GlobalAvgPool"]
-
-
-def _check_requantizer(mult, shift, act_bits) -> None:
-    check_int("Mult", mult, 0, (1 << MULT_BITS) - 1)
-    check_int("Shift", shift, 0, MAX_SHIFT)
-    check_int("Act_bits", act_bits, 1)
 
 
 def _tree(op, values):
@@ -57,9 +51,9 @@ class _WindowReducer(wiring.Component):
     interval = 1
 
     def __init__(self, kernel, c, bits, signed, out_bits, out_signed):
-        check_int("Kernel", kernel, 1)
-        check_int("Channels", c, 1)
-        check_int("Bits", bits, 1)
+        check_int("kernel", kernel, 1)
+        check_int("c", c, 1)
+        check_int("bits", bits, 1)
         self.kernel, self.c, self.bits, self.signed = kernel, c, bits, bool(signed)
         super().__init__({
             "i": In(vector_stream(kernel * kernel * c, bits, self.signed)),
@@ -126,7 +120,7 @@ class WindowMax(_WindowReducer):
 
     Raises
     ------
-    TypeError
+    UserError
         If ``kernel``, ``c`` or ``bits`` is not a positive integer.
     """
 
@@ -143,31 +137,32 @@ class WindowAverage(_WindowReducer):
     """Per-channel sum over the ``k*k`` pixels of a window, requantized: the average-pooling
     reducer.
 
-    Output lane ``ch`` is ``requantize(sum_t x[t*c + ch], mult, shift, act_bits, act_signed)``
-    (`imcflow.sw.arith.requantize`, as `imcflow.sw.golden.avg_pool`): an adder tree of
+    Output lane ``ch`` is ``requantizer.apply(sum_t x[t*c + ch])`` (`imcflow.sw.arith.requantize`,
+    as `imcflow.sw.golden.avg_pool`): an adder tree of
     ``bits + ceil(log2(k*k))`` bits into the sum register, a constant multiplier into the product
     register, then the rounding adder and the saturation into the output register (the multiply
     takes a register and gives one, for the clock of an FPGA).
 
     Parameters
     ----------
-    kernel, c, bits, signed
-        As `WindowMax` (``signed`` is the input's signedness).
-    mult : int
-        Unsigned ``MULT_BITS``-bit multiplier (about ``2**shift / k**2`` for an average).
-    shift : int
-        Right shift, ``0..MAX_SHIFT``.
-    act_bits : int
-        Output lane width.
-    act_signed : bool
-        Whether the output is signed; unsigned (the default) saturates at 0, which is the ReLU.
+    kernel, c, bits
+        As `WindowMax`.
+    requantizer : Requantizer
+        One multiplier (about ``2**shift / k**2`` for an average), the shift and the output
+        range: ``requantizer.bits`` wide, signed if ``requantizer.signed`` (unsigned saturates
+        at 0, which is the ReLU).
+    signed : bool
+        Whether the input lanes are two's complement.
 
     Attributes
     ----------
     i : In(vector_stream(kernel*kernel*c, bits, signed))
         Window stream; ``last`` is passed through.
-    o : Out(vector_stream(c, act_bits, act_signed))
+    o : Out(vector_stream(c, requantizer.bits, requantizer.signed))
         Pixel stream.
+    requantizer : Requantizer
+    mult, shift, act_bits, act_signed
+        Its ``mult``, ``shift``, ``bits`` and ``signed``.
     latency : int
         `imcflow.sw.timing.AVG_POOL_LATENCY` (3): the sum, product and output registers.
     interval : int
@@ -175,17 +170,16 @@ class WindowAverage(_WindowReducer):
 
     Raises
     ------
-    TypeError, ValueError
+    UserError
         On a parameter of the wrong type or out of its range.
     """
 
     latency = AVG_POOL_LATENCY
 
-    def __init__(self, kernel, c, bits, *, signed=False, mult, shift, act_bits, act_signed=False):
-        _check_requantizer(mult, shift, act_bits)
-        self.mult, self.shift = mult, shift
-        self.act_bits, self.act_signed = act_bits, bool(act_signed)
-        super().__init__(kernel, c, bits, signed, act_bits, self.act_signed)
+    def __init__(self, kernel, c, bits, requantizer: Requantizer, *, signed=False):
+        r = self.requantizer = check_requantizer(requantizer)
+        self.mult, self.shift, self.act_bits, self.act_signed = r.mult, r.shift, r.bits, r.signed
+        super().__init__(kernel, c, bits, signed, r.bits, r.signed)
 
     def _stages(self, taps):
         return [lambda _: _tree(lambda a, b: a + b, taps),
@@ -277,14 +271,14 @@ class AvgPool(_WindowPool):
     ----------
     geometry, bits, signed, strategy
         As `MaxPool` (``signed``: the input lanes'); the geometry has no padding.
-    mult, shift, act_bits, act_signed
-        The requantization, as `WindowAverage`.
+    requantizer : Requantizer
+        The requantization and output range, as `WindowAverage`.
 
     Attributes
     ----------
     i : In(vector_stream(c, bits, signed))
         Pixels in raster order, images back to back, ``last`` on each image's last pixel.
-    o : Out(vector_stream(c, act_bits, act_signed))
+    o : Out(vector_stream(c, requantizer.bits, requantizer.signed))
         Pooled pixels in raster order, ``last`` on each image's last.
     source : WindowSource
     reducer : WindowAverage
@@ -298,24 +292,24 @@ class AvgPool(_WindowPool):
         padding, or on an unknown ``strategy``.
     """
 
-    def __init__(self, geometry: WindowGeometry, bits, *, signed=False, mult, shift, act_bits,
-                 act_signed=False, strategy="line"):
+    def __init__(self, geometry: WindowGeometry, bits, requantizer: Requantizer, *, signed=False,
+                 strategy="line"):
         check_window(geometry, bits)
+        check_requantizer(requantizer)
         if geometry.padding:
             raise UserError(f"window.padding: average pooling has none, not {geometry.padding}")
         self.geometry = geometry
         super().__init__(
             WindowSource(geometry, bits, strategy=strategy, signed=signed),
-            WindowAverage(geometry.kernel, geometry.channels, bits, signed=signed, mult=mult,
-                          shift=shift, act_bits=act_bits, act_signed=act_signed))
+            WindowAverage(geometry.kernel, geometry.channels, bits, requantizer, signed=signed))
 
 
 class GlobalAvgPool(wiring.Component):
     """Global average pooling: per-channel sums over the ``h*w`` pixels of each image,
     requantized; one output beat per image.
 
-    Output lane ``ch`` is ``requantize(sum over the image of x[ch], mult, shift, act_bits,
-    act_signed)``, as `imcflow.sw.golden.global_avg_pool`. A pixel counter ends each image after
+    Output lane ``ch`` is ``requantizer.apply(sum over the image of x[ch])``, as
+    `imcflow.sw.golden.global_avg_pool`. A pixel counter ends each image after
     ``h*w`` pixels (the accumulators are ``bits + ceil(log2(h*w))`` bits wide); the input's
     ``last`` must mark that same pixel, else an ``Assert`` fails in simulation. The sum including
     the last pixel goes into the total register while the accumulators restart, so the next
@@ -333,23 +327,22 @@ class GlobalAvgPool(wiring.Component):
         Channels.
     bits : int
         Input lane width.
+    requantizer : Requantizer
+        One multiplier (about ``2**shift / (h*w)`` for an average), the shift and the output
+        range: ``requantizer.bits`` wide, signed if ``requantizer.signed`` (unsigned saturates
+        at 0, which is the ReLU).
     signed : bool
-        Whether input lanes are two's complement.
-    mult : int
-        Unsigned ``MULT_BITS``-bit multiplier (about ``2**shift / (h*w)`` for an average).
-    shift : int
-        Right shift, ``0..MAX_SHIFT``.
-    act_bits : int
-        Output lane width.
-    act_signed : bool
-        Whether the output is signed; unsigned (the default) saturates at 0, which is the ReLU.
+        Whether the input lanes are two's complement.
 
     Attributes
     ----------
     i : In(vector_stream(c, bits, signed))
         Pixels in raster order.
-    o : Out(vector_stream(c, act_bits, act_signed))
+    o : Out(vector_stream(c, requantizer.bits, requantizer.signed))
         One beat per image.
+    requantizer : Requantizer
+    mult, shift, act_bits, act_signed
+        Its ``mult``, ``shift``, ``bits`` and ``signed``.
     latency : int
         `imcflow.sw.timing.GLOBAL_POOL_LATENCY` (3): from the handshake of an image's last pixel
         to the result's ``valid``.
@@ -359,25 +352,24 @@ class GlobalAvgPool(wiring.Component):
 
     Raises
     ------
-    TypeError, ValueError
+    UserError
         On a parameter of the wrong type or out of its range.
     """
 
     latency = GLOBAL_POOL_LATENCY
     interval = 1
 
-    def __init__(self, h, w, c, bits, *, signed=False, mult, shift, act_bits, act_signed=False):
-        check_int("Height", h, 1)
-        check_int("Width", w, 1)
-        check_int("Channels", c, 1)
-        check_int("Bits", bits, 1)
-        _check_requantizer(mult, shift, act_bits)
+    def __init__(self, h, w, c, bits, requantizer: Requantizer, *, signed=False):
+        check_int("h", h, 1)
+        check_int("w", w, 1)
+        check_int("c", c, 1)
+        check_int("bits", bits, 1)
+        r = self.requantizer = check_requantizer(requantizer)
         self.h, self.w, self.c, self.bits, self.signed = h, w, c, bits, bool(signed)
-        self.mult, self.shift = mult, shift
-        self.act_bits, self.act_signed = act_bits, bool(act_signed)
+        self.mult, self.shift, self.act_bits, self.act_signed = r.mult, r.shift, r.bits, r.signed
         super().__init__({
             "i": In(vector_stream(c, bits, self.signed)),
-            "o": Out(vector_stream(c, act_bits, self.act_signed)),
+            "o": Out(vector_stream(c, r.bits, r.signed)),
         })
 
     def elaborate(self, platform):

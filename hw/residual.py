@@ -10,9 +10,6 @@ each path per output, so the skip FIFO must hold every pixel that enters the mai
 main path produces the join's matching pixel. The mapper computes that depth; with less, the fork
 stalls waiting for FIFO space while the join waits for the main path, which waits for the fork:
 a deadlock, which these blocks do not hide (docs/pooling-residual.md).
-
-The module also holds the constructor check `check_int` that the join and the pooling blocks
-share.
 """
 
 from __future__ import annotations
@@ -24,10 +21,11 @@ from amaranth.lib.wiring import In, Out
 from imcflow.hw.arith import requantize_sum
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.streams import vector_stream
-from imcflow.sw.arith import MAX_SHIFT, MULT_BITS
+from imcflow.sw.arith import Requantizer, check_requantizer
 from imcflow.sw.timing import FORK_LATENCY, JOIN_LATENCY
+from imcflow.validate import check_int
 
-__all__ = ["Fork", "SkipFifo", "Join", "check_int"]
+__all__ = ["Fork", "SkipFifo", "Join"]
 
 
 class Fork(wiring.Component):
@@ -117,11 +115,13 @@ class SkipFifo(wiring.Component):
     Raises
     ------
     TypeError
-        If ``payload_shape`` is not shape-castable or ``depth`` is not a positive integer.
+        If ``payload_shape`` is not shape-castable.
+    UserError
+        If ``depth`` is not a positive integer.
     """
 
     def __init__(self, payload_shape, depth):
-        check_int("Depth", depth, 1)
+        check_int("depth", depth, 1)
         self.fifo = PipelineFifo(payload_shape, depth)
         self.depth, self.latency, self.interval = depth, self.fifo.latency, self.fifo.interval
         super().__init__({
@@ -143,7 +143,7 @@ class Join(wiring.Component):
     """Element-wise residual add of two pixel streams with rescaling and saturation.
 
     Output lane ``ch`` is ``saturate(round_shift(a[ch]*mult_a + b[ch]*mult_b, shift))`` to the signed
-    or unsigned ``act_bits`` range, as `imcflow.sw.golden.join`. One output beat per pair of input
+    or unsigned ``bits`` range of the requantizer, as `imcflow.sw.golden.join`. One output beat per pair of input
     beats: both inputs are consumed together, in the cycle the product registers can take
     ``a*mult_a`` and ``b*mult_b``; the output register takes their sum, rounded and saturated,
     when it is empty or being emptied (so the multiplies and the adders are never in one cycle). ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
@@ -156,21 +156,20 @@ class Join(wiring.Component):
         Channels: lanes per pixel, the same on both inputs and the output.
     a_shape, b_shape : Shape
         Lane shapes of ``i_a`` (the main path) and ``i_b`` (the skip path), e.g. ``unsigned(8)``
-        or ``signed(8)``.
-    mult_a, mult_b : int
-        Unsigned ``MULT_BITS``-bit rescaling multipliers.
-    shift : int
-        Right shift (round half up) after the sum, ``0..MAX_SHIFT``.
-    act_bits : int
-        Output lane width.
-    act_signed : bool
-        Whether the output is signed (no ReLU) or unsigned (saturation at 0 is the ReLU).
+        or ``signed(8)``: the input signedness.
+    requantizer : Requantizer
+        Two unsigned ``MULT_BITS``-bit multipliers ``mult = (mult_a, mult_b)``, one per input,
+        the right shift (round half up) after their sum, and the output range: ``bits`` wide,
+        signed if ``requantizer.signed`` (no ReLU), else unsigned (saturation at 0 is the ReLU).
 
     Attributes
     ----------
     i_a : In(vector_stream(c, a_shape.width, a_shape.signed))
     i_b : In(vector_stream(c, b_shape.width, b_shape.signed))
-    o : Out(vector_stream(c, act_bits, act_signed))
+    o : Out(vector_stream(c, requantizer.bits, requantizer.signed))
+    requantizer : Requantizer
+    mult_a, mult_b, shift, act_bits, act_signed
+        Its two multipliers, ``shift``, ``bits`` and ``signed``.
     total_valid : Signal(1)
         Whether the product registers hold a pair's products (the state, for formal proofs).
     latency : int
@@ -180,29 +179,25 @@ class Join(wiring.Component):
 
     Raises
     ------
-    TypeError, ValueError
-        On a parameter of the wrong type or out of its range.
+    UserError
+        On a parameter out of its range (``TypeError`` for a shape that is not one).
     """
 
     latency = JOIN_LATENCY
     interval = 1
 
-    def __init__(self, c, a_shape, b_shape, *, mult_a, mult_b, shift, act_bits,
-                 act_signed=False):
-        check_int("Channels", c, 1)
+    def __init__(self, c, a_shape, b_shape, requantizer: Requantizer):
+        check_int("c", c, 1)
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
-        check_int("Mult_a", mult_a, 0, (1 << MULT_BITS) - 1)
-        check_int("Mult_b", mult_b, 0, (1 << MULT_BITS) - 1)
-        check_int("Shift", shift, 0, MAX_SHIFT)
-        check_int("Act_bits", act_bits, 1)
+        r = self.requantizer = check_requantizer(requantizer, 2)
         self.c, self.a_shape, self.b_shape = c, a_shape, b_shape
-        self.mult_a, self.mult_b, self.shift = mult_a, mult_b, shift
-        self.act_bits, self.act_signed = act_bits, bool(act_signed)
+        (self.mult_a, self.mult_b), self.shift = r.mult, r.shift
+        self.act_bits, self.act_signed = r.bits, r.signed
         self.total_valid = Signal(name="total_valid")
         super().__init__({
             "i_a": In(vector_stream(c, a_shape.width, a_shape.signed)),
             "i_b": In(vector_stream(c, b_shape.width, b_shape.signed)),
-            "o": Out(vector_stream(c, act_bits, self.act_signed)),
+            "o": Out(vector_stream(c, r.bits, r.signed)),
         })
 
     def elaborate(self, platform):
@@ -229,21 +224,3 @@ class Join(wiring.Component):
         return m
 
 
-def check_int(name: str, value, lo: int, hi: int | None = None) -> None:
-    """Raise unless ``value`` is an integer in ``lo..hi`` (``hi=None``: no upper bound).
-
-    Without an upper bound the message is Amaranth's ("must be a positive integer") and the error
-    a `TypeError`; with one, a non-integer raises `TypeError` and an integer outside ``lo..hi``
-    `ValueError`.
-    """
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if hi is None:
-        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(lo, f"an integer >= {lo}")
-        if not is_int or value < lo:
-            raise TypeError(f"{name} must be {kind}, not {value!r}")
-        return
-    message = f"{name} must be an integer in {lo}..{hi}, not {value!r}"
-    if not is_int:
-        raise TypeError(message)
-    if not lo <= value <= hi:
-        raise ValueError(message)

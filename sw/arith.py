@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imcflow.validate import check_bool, check_int, integer_array
+from imcflow.errors import UserError
+from imcflow.validate import check_bool, check_instance, check_int, integer_array
 
 __all__ = [
     "MULT_BITS", "MAX_SHIFT", "round_shift", "saturate", "signed_range", "unsigned_range",
     "act_range", "weight_range", "adc_convert", "bit_planes", "crossbar_mvm", "requantize",
-    "quantize_multipliers", "Requantizer",
+    "quantize_multipliers", "Requantizer", "check_requantizer",
 ]
 
 #: width of the unsigned fixed-point requantization multipliers
@@ -218,3 +219,14 @@ class Requantizer:
     def select(self, channels: slice) -> "Requantizer":
         """The requantizer of output ``channels`` (a slice) of a per-channel one."""
         return Requantizer(self.mult[channels], self.shift, self.bits, self.signed)
+
+
+def check_requantizer(requantizer, channels: int | None = None) -> Requantizer:
+    """``requantizer``; a `UserError` unless it is a `Requantizer` with one multiplier for every
+    lane (``channels=None``) or ``channels`` of them (per output channel, or the residual join's
+    one per input)."""
+    check_instance("requantizer", requantizer, Requantizer)
+    if requantizer.channels != channels:
+        wanted = "one multiplier" if channels is None else f"{channels} multipliers"
+        raise UserError(f"requantizer.mult: must be {wanted}, not {requantizer.mult!r}")
+    return requantizer

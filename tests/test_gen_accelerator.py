@@ -26,7 +26,7 @@ from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool, WindowAverage, Wind
 from imcflow.hw.residual import Fork, Join
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw.arch import Arch
-from imcflow.sw.arith import act_range, round_shift, saturate
+from imcflow.sw.arith import Requantizer, act_range, round_shift, saturate
 from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.golden import crossbar_layer
 from imcflow.sw.mapper import map_network
@@ -155,7 +155,7 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     assert timing.merge_latency == Merger.latency
     pool = MaxPool(WindowGeometry(4, 4, 2, 2, 2), 8)
     assert timing.max_pool_latency == pool.latency - pool.source.latency == WindowMax.latency
-    average = AvgPool(WindowGeometry(4, 4, 2, 2, 2), 8, mult=1, shift=0, act_bits=8)
+    average = AvgPool(WindowGeometry(4, 4, 2, 2, 2), 8, Requantizer(1, 0, 8))
     assert timing.avg_pool_latency == average.latency - average.source.latency
     assert timing.avg_pool_latency == WindowAverage.latency
     assert timing.global_pool_latency == GlobalAvgPool.latency

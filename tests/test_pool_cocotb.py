@@ -14,7 +14,7 @@ import numpy as np
 from imcflow.hw.im2col import window_schedule
 from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
 from imcflow.sw import golden
-from imcflow.sw.arith import act_range
+from imcflow.sw.arith import Requantizer, act_range
 from imcflow.sw.geometry import WindowGeometry
 from test_residual import random_map, random_rescale
 from test_residual_cocotb import Unit, extreme_maps, run_bank, traffic
@@ -90,8 +90,8 @@ def avg_pool_unit(name, geometry, fmap, mult, shift, act_bits, act_signed, seed,
     h, w, c, bits, kernel, stride, _, signed = geometry
     expected = golden.avg_pool(fmap, kernel, stride, mult, shift, act_bits=act_bits,
                                signed=act_signed)
-    dut = AvgPool(WindowGeometry(h, w, c, kernel, stride), bits, signed=signed, mult=mult,
-                  shift=shift, act_bits=act_bits, act_signed=act_signed)
+    dut = AvgPool(WindowGeometry(h, w, c, kernel, stride), bits,
+                  Requantizer(mult, shift, act_bits, act_signed), signed=signed)
     return Unit(name, dut, {"i": fmap}, {"o": expected}, seed,
                 info=dict(geometry=geometry, mult=mult, shift=shift, act_bits=act_bits,
                           act_signed=act_signed), **rates)
@@ -126,8 +126,8 @@ def test_avg_pool_under_verilator(seeds):
 
 def global_unit(name, fmap, bits, signed, mult, shift, act_bits, act_signed, seed, **rates):
     _, h, w, c = fmap.shape
-    dut = GlobalAvgPool(h, w, c, bits, signed=signed, mult=mult, shift=shift, act_bits=act_bits,
-                        act_signed=act_signed)
+    dut = GlobalAvgPool(h, w, c, bits, Requantizer(mult, shift, act_bits, act_signed),
+                        signed=signed)
     expected = golden.global_avg_pool(fmap, mult, shift, act_bits=act_bits, signed=act_signed)
     return Unit(name, dut, {"i": fmap}, {"o": expected}, seed,
                 info=dict(shape=fmap.shape, bits=bits, signed=signed, mult=mult, shift=shift,

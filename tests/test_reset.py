@@ -28,8 +28,9 @@ from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool
 from imcflow.hw.residual import Fork, Join, SkipFifo
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw import golden
-from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.arch import Arch
+from imcflow.sw.arith import Requantizer
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.verif import runner
 from imcflow.verif.amaranth_sim import run_streams
 from test_accumulator import random_parts, requantized
@@ -87,14 +88,14 @@ def max_pool(rng):
 
 
 def avg_pool(rng):
-    dut = AvgPool(WindowGeometry(6, 4, 2, 2, 2), 8, mult=1024, shift=12, act_bits=8)
+    dut = AvgPool(WindowGeometry(6, 4, 2, 2, 2), 8, Requantizer(1024, 12, 8))
     fmap = random_map(rng, (IMAGES, 6, 4, 2), 8, False)
     want = golden.avg_pool(fmap, 2, 2, 1024, 12, act_bits=8, signed=False)
     return dut, maps(dut, {"i": fmap}), maps(dut, {"o": want})
 
 
 def global_avg_pool(rng):
-    dut = GlobalAvgPool(3, 4, 3, 8, mult=683, shift=13, act_bits=8)
+    dut = GlobalAvgPool(3, 4, 3, 8, Requantizer(683, 13, 8))
     fmap = random_map(rng, (IMAGES * 2, 3, 4, 3), 8, False)
     want = golden.global_avg_pool(fmap, 683, 13, act_bits=8, signed=False)
     return dut, maps(dut, {"i": fmap}), maps(dut, {"o": want})

@@ -20,7 +20,8 @@ from imcflow.hw.pool import MaxPool
 from imcflow.hw.residual import Fork, Join, SkipFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
 from imcflow.sw import golden
-from imcflow.sw.arith import act_range
+from imcflow.errors import UserError
+from imcflow.sw.arith import Requantizer, act_range
 from imcflow.sw.geometry import WindowGeometry
 from imcflow.verif.amaranth_sim import run_streams
 
@@ -90,8 +91,8 @@ def random_join(rng):
     return dict(c=int(rng.integers(1, 5)),
                 a_shape=signed(a_bits) if a_signed else unsigned(a_bits),
                 b_shape=signed(b_bits) if b_signed else unsigned(b_bits),
-                mult_a=mult_a, mult_b=mult_b, shift=shift, act_bits=int(rng.integers(2, 9)),
-                act_signed=act_signed)
+                requantizer=Requantizer((mult_a, mult_b), shift, int(rng.integers(2, 9)),
+                                        act_signed))
 
 
 def check_join(params, shape, rng, seed, **rates):
@@ -113,8 +114,8 @@ def test_join_matches_golden(seeds):
 
 
 def test_join_consumes_a_pair_per_cycle_with_latency_two():
-    params = dict(c=2, a_shape=unsigned(8), b_shape=signed(8), mult_a=3, mult_b=700, shift=7,
-                  act_bits=8, act_signed=True)
+    params = dict(c=2, a_shape=unsigned(8), b_shape=signed(8),
+                  requantizer=Requantizer((3, 700), 7, 8, True))
     edges = check_join(params, (3, 3, 4), np.random.default_rng(1), 1, idle=0, backpressure=0)
     assert edges["i_a"] == edges["i_b"] == list(range(36))
     assert edges["o"] == [edge + 2 for edge in edges["i_a"]]
@@ -124,7 +125,7 @@ def test_join_consumes_a_pair_per_cycle_with_latency_two():
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_join_asserts_when_last_disagrees():
     layout = VectorLayout(1, 4)
-    dut = Join(1, unsigned(4), unsigned(4), mult_a=1, mult_b=1, shift=0, act_bits=4)
+    dut = Join(1, unsigned(4), unsigned(4), Requantizer((1, 1), 0, 4))
     with pytest.raises(AssertionError, match="`last` of i_a and i_b disagree"):
         run_streams(dut, {"i_a": (dut.i_a, [layout.pack([1], last=True)]),
                           "i_b": (dut.i_b, [layout.pack([2])])},
@@ -133,17 +134,17 @@ def test_join_asserts_when_last_disagrees():
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(c=0), TypeError, "Channels must be a positive integer, not 0"),
-    (dict(mult_a=1 << 16), ValueError, r"Mult_a must be an integer in 0\.\.65535, not 65536"),
-    (dict(mult_b=-1), ValueError, r"Mult_b must be an integer in 0\.\.65535, not -1"),
-    (dict(shift=48), ValueError, r"Shift must be an integer in 0\.\.47, not 48"),
-    (dict(shift=1.5), TypeError, r"Shift must be an integer in 0\.\.47, not 1\.5"),
-    (dict(act_bits=0), TypeError, "Act_bits must be a positive integer, not 0"),
+    # (the requantizer checks its own fields: tests/test_values.py)
+    (dict(c=0), UserError, "c: must be a positive integer, not 0"),
+    (dict(requantizer=Requantizer(1, 0, 8)), UserError,
+     r"requantizer\.mult: must be 2 multipliers, not 1"),
+    (dict(requantizer=None), UserError,
+     r"requantizer: must be a imcflow\.sw\.arith\.Requantizer, not None"),
     (dict(a_shape="x"), TypeError, "Object 'x' cannot be converted to an Amaranth shape"),
 ])
 def test_join_checks_parameters(kwargs, error, message):
-    params = dict(c=2, a_shape=unsigned(8), b_shape=unsigned(8), mult_a=1, mult_b=1, shift=0,
-                  act_bits=8) | kwargs
+    params = dict(c=2, a_shape=unsigned(8), b_shape=unsigned(8),
+                  requantizer=Requantizer((1, 1), 0, 8)) | kwargs
     with pytest.raises(error, match=message):
         Join(**params)
 
@@ -163,7 +164,7 @@ def test_skip_fifo_is_a_pipeline_fifo(seeds):
 
 @pytest.mark.parametrize("depth", [0, 2.5])
 def test_skip_fifo_checks_its_depth(depth):
-    with pytest.raises(TypeError, match=f"Depth must be a positive integer, not {depth!r}"):
+    with pytest.raises(UserError, match=f"^depth: must be a positive integer, not {depth!r}$"):
         SkipFifo(VectorLayout(2, 5), depth)
 
 
@@ -180,8 +181,7 @@ class Residual(wiring.Component):
         if depth is None:
             depth = skip_depth(h, w) + self.main.latency + 1
         self.skip = SkipFifo(VectorLayout(c, bits), depth)
-        self.join = Join(c, unsigned(bits), unsigned(bits), mult_a=1, mult_b=1, shift=1,
-                         act_bits=bits)
+        self.join = Join(c, unsigned(bits), unsigned(bits), Requantizer((1, 1), 1, bits))
         super().__init__({"i": In(vector_stream(c, bits)), "o": Out(vector_stream(c, bits))})
 
     def elaborate(self, platform):

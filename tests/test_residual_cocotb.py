@@ -23,7 +23,7 @@ from amaranth.lib import wiring
 from imcflow.hw.residual import Fork, Join
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw import golden
-from imcflow.sw.arith import act_range
+from imcflow.sw.arith import Requantizer, act_range
 from imcflow.verif import runner
 from imcflow.verif.bank import Bank
 from test_residual import Residual, beats, random_join, random_map
@@ -129,8 +129,8 @@ def test_join_under_verilator(seeds):
     ]:
         a = extreme_maps((2, 3, 1), a_shape.width, a_shape.signed)
         b = extreme_maps((2, 3, 1), b_shape.width, b_shape.signed)[::-1]
-        params = dict(c=1, a_shape=a_shape, b_shape=b_shape, mult_a=mult_a, mult_b=mult_b,
-                      shift=shift, act_bits=8, act_signed=act_signed)
+        params = dict(c=1, a_shape=a_shape, b_shape=b_shape,
+                      requantizer=Requantizer((mult_a, mult_b), shift, 8, act_signed))
         units.append(join_unit(name, params, a, b, 0, idle=0.3, backpressure=0.3))
     cycles = run_bank("join_bank", units)
     for unit in units:

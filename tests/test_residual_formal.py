@@ -58,8 +58,6 @@ class MisweightedJoin(Join):
 
 def test_join_proof_checks_the_data():
     good = small_join()
-    dut = MisweightedJoin(good.c, good.a_shape, good.b_shape, mult_a=good.mult_a,
-                          mult_b=good.mult_b, shift=good.shift, act_bits=good.act_bits,
-                          act_signed=good.act_signed)
+    dut = MisweightedJoin(good.c, good.a_shape, good.b_shape, good.requantizer)
     with pytest.raises(FormalError, match="failed assertion"):
         check(JoinSpec(dut), mode="bmc", depth=4)

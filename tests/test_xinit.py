@@ -23,6 +23,7 @@ from imcflow import rtl
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.pool import GlobalAvgPool
 from imcflow.hw.streams import VectorLayout
+from imcflow.sw.arith import Requantizer
 from imcflow.verif import runner
 from imcflow.verif.amaranth_sim import run_streams
 from imcflow.verif.bank import Bank
@@ -39,7 +40,7 @@ class ResetlessLevelFifo(PipelineFifo):
 
 
 def test_without_initial_values_keeps_memories_markers_and_gates_assertions():
-    bank = Bank({"f": PipelineFifo(VectorLayout(2, 4), 4), "g": GlobalAvgPool(2, 2, 1, 8, mult=1, shift=2, act_bits=8)})
+    bank = Bank({"f": PipelineFifo(VectorLayout(2, 4), 4), "g": GlobalAvgPool(2, 2, 1, 8, Requantizer(1, 2, 8))})
     text = rtl.verilog(bank, "xinit_bank")
     plain = runner.without_initial_values(text)
     initialized = re.compile(r"^\s*reg\b[^;=]*=", re.M)

@@ -274,8 +274,8 @@ class JoinSpec(Elaboratable):
 def small_join():
     """A Join small enough to prove in seconds: one lane, 2-bit inputs, saturating output."""
     from imcflow.hw.residual import Join
-    return Join(1, unsigned(2), signed(2), mult_a=3, mult_b=1, shift=1, act_bits=2,
-                act_signed=True)
+    from imcflow.sw.arith import Requantizer
+    return Join(1, unsigned(2), signed(2), Requantizer((3, 1), 1, 2, True))
 
 
 class _UnitPorts:

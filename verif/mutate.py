@@ -461,6 +461,7 @@ def _join():
     from amaranth.hdl import signed, unsigned
     from imcflow.hw.residual import Join
     from imcflow.sw import golden
+    from imcflow.sw.arith import Requantizer
     units = []
     for n, (c, (ab, asg), (bb, bsg), mult_a, mult_b, shift, act_bits, act_signed) in \
             enumerate(JOINS):
@@ -470,8 +471,7 @@ def _join():
         edge_a, edge_b = _rounding_pairs(ab, asg, bb, bsg, mult_a, mult_b, shift, a.size // 2)
         a.reshape(-1)[:len(edge_a)], b.reshape(-1)[:len(edge_b)] = edge_a, edge_b
         dut = Join(c, signed(ab) if asg else unsigned(ab), signed(bb) if bsg else unsigned(bb),
-                   mult_a=mult_a, mult_b=mult_b, shift=shift, act_bits=act_bits,
-                   act_signed=act_signed)
+                   Requantizer((mult_a, mult_b), shift, act_bits, act_signed))
         y = golden.join(a, b, mult_a, mult_b, shift, act_bits=act_bits, signed=act_signed)
 
         def timing(cy):
@@ -544,7 +544,7 @@ def _step_images(rng, shape, bits, signed, k, s, edges):
 def _avgpool():
     from imcflow.hw.pool import AvgPool
     from imcflow.sw import golden
-    from imcflow.sw.arith import requantize
+    from imcflow.sw.arith import Requantizer, requantize
     from imcflow.sw.geometry import WindowGeometry
     units = []
     for n, (h, w, c, bits, k, s, sg, mult, shift, ab, asg) in enumerate(AVGPOOLS):
@@ -554,8 +554,8 @@ def _avgpool():
                 sums, mult, shift, lambda t: requantize(t, mult, shift, act_bits=ab, signed=asg),
                 96))])
         y = golden.avg_pool(fmap, k, s, mult, shift, act_bits=ab, signed=asg)
-        dut = AvgPool(WindowGeometry(h, w, c, k, s), bits, signed=sg, mult=mult, shift=shift,
-                      act_bits=ab, act_signed=asg)
+        dut = AvgPool(WindowGeometry(h, w, c, k, s), bits, Requantizer(mult, shift, ab, asg),
+                      signed=sg)
         units.append(Stream(f"a{n}", dut, {"i": fmap}, {"o": y}, n,
                             timing=_window_timing((h, w, k, s, 0), len(fmap),
                                                   dut.reducer.latency),
@@ -577,7 +577,7 @@ GAP_IMAGES = 16
 def _gap():
     from imcflow.hw.pool import GlobalAvgPool
     from imcflow.sw import golden
-    from imcflow.sw.arith import act_range, requantize
+    from imcflow.sw.arith import Requantizer, act_range, requantize
     units = []
     for n, (h, w, c, bits, sg, mult, shift, ab, asg) in enumerate(GAPS):
         # one output per image: many images, two of them all-lowest and all-highest (the
@@ -593,8 +593,7 @@ def _gap():
         fmap = np.concatenate([fmap, np.moveaxis(_split(rng, sums, h * w, lo, hi), 0, 1)
                                .reshape(len(steps), h, w, c)])
         y = golden.global_avg_pool(fmap, mult, shift, act_bits=ab, signed=asg)
-        dut = GlobalAvgPool(h, w, c, bits, signed=sg, mult=mult, shift=shift, act_bits=ab,
-                            act_signed=asg)
+        dut = GlobalAvgPool(h, w, c, bits, Requantizer(mult, shift, ab, asg), signed=sg)
 
         def timing(cy, hw=h * w, images=len(fmap)):
             _expect(cy["i"] == list(range(images * hw)), "gap: input not one pixel per cycle")
