@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Network, ReLU
+from imcflow.sw.ir import Add, Dense, GlobalAvgPool, Network, ReLU
 
 __all__ = ["Graph", "small_cnn", "flatten_cnn", "resnet", "mobilenet_v2", "from_network",
            "RESNET_BLOCKS", "MOBILENET_V2_SETTINGS", "write"]
@@ -228,9 +228,9 @@ def from_network(net: Network) -> onnx.ModelProto:
     out = {net.input.name: "input"}
     for layer in net.layers[1:]:
         x, name = out[layer.inputs[0]], layer.name
-        if isinstance(layer, (Conv2d, Dense)):
+        if layer.op.weighted:
             bias = g.const(f"{name}.bias", layer.bias.astype(np.float32))
-        if isinstance(layer, Conv2d):
+        if layer.kind == "conv":
             w = g.const(f"{name}.weight", layer.weight.transpose(3, 2, 0, 1).astype(np.float32))
             k = layer.kernel
             out[name] = g.node("Conv", [x, w, bias], name, layer.out_channels, kernel_shape=[k, k],

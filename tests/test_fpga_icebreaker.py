@@ -48,7 +48,7 @@ def test_the_trainer_flattens_into_the_dense_layer(rng):
         Input("in", Shape(5, 5, 2)), Conv2d("c", "in", 3, kernel=3, stride=2), ReLU("r", "c"),
         Flatten("f", "r"), Dense("d", "f", 4)]), seed=3)
     params = {f"{l.name}.{p}": getattr(l, p) + rng.normal(0, 0.1, getattr(l, p).shape)
-              for l in net if isinstance(l, (Conv2d, Dense)) for p in ("weight", "bias")}
+              for l in net if l.op.weighted for p in ("weight", "bias")}
     x, probe = rng.random((3, 5, 5, 2)), rng.normal(size=(3, 1, 1, 4))
     acts, cache = train_digits.forward(net, params, x)
     # the dense layer reads the flattened map in raster order, channels last, as float_run does

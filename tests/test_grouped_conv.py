@@ -170,6 +170,21 @@ def test_toml_schema_and_errors():
         loads_network(head.replace("out_channels = 4", "out_channels = 6") + "groups = 3\n")
 
 
+def test_the_convs_checks_hold_with_the_groups_weight_shape():
+    # A grouped conv is a conv: the conv's checks run on it, with the grouped weight's shape
+    # (k, k, C_in / groups, C_out) in place of the dense one; its kind stays its own.
+    layers = lambda **kw: [Input("in", Shape(6, 6, 4)),
+                           GroupedConv2d("g", "in", 4, kernel=3, groups=2, **kw)]
+    with pytest.raises(UserError, match="padding 3 must be smaller than kernel 3"):
+        Network("n", layers(padding=3))
+    with pytest.raises(UserError, match=r"weight shape \(3, 3, 4, 4\) does not match "
+                                        r"\(k, k, C_in / groups, C_out\) = \(3, 3, 2, 4\)"):
+        Network("n", layers(padding=1, weight=np.zeros((3, 3, 4, 4))))
+    net = Network("n", layers(padding=1, weight=np.zeros((3, 3, 2, 4))))
+    assert isinstance(net["g"], Conv2d) and (net["g"].kind, net.shapes["g"]) == (
+        "grouped_conv", Shape(6, 6, 4))
+
+
 def test_onnx_group_conv_imports_as_grouped_conv():
     g = onnx_models.Graph(["N", 4, 6, 6])
     x = g.node("Relu", [g.conv("input", 8, 3, "dw", pad=1, group=4)], "relu")

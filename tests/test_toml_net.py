@@ -12,7 +12,7 @@ import pytest
 from imcflow.errors import UserError
 from imcflow.sw import zoo
 from imcflow.sw.inference import float_run, run
-from imcflow.sw.ir import LAYER_KINDS, Conv2d, Dense
+from imcflow.sw.ir import LAYER_KINDS, Dense
 from imcflow.sw.networks import load_network, load_qnetwork
 from imcflow.sw.toml_net import LAYER_KEYS, load_toml, loads_network
 
@@ -178,7 +178,7 @@ def test_load_network_specs(tmp_path):
 def test_conv_and_dense_weights_follow_the_ir_layout():
     net = load_toml(EXAMPLES[[p.stem for p in EXAMPLES].index("tiny_cnn")])
     for layer in net:
-        if isinstance(layer, Conv2d):
+        if layer.kind == "conv":
             assert layer.weight.shape == (layer.kernel, layer.kernel,
                                           net.shapes[layer.input].c, layer.out_channels)
         if isinstance(layer, Dense):

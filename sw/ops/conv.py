@@ -93,10 +93,8 @@ class ConvOp(CrossbarOp):
         return node.attrs.get("group", 1) == 1
 
     def onnx(self, imp, node):
-        a = node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
-        x = imp.map_input(node)
-        if a.get("group", 1) != 1:
-            raise node.error(f"group={a['group']} is not supported (groups=1 only)")
+        node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+        x = imp.map_input(node)   # group > 1 goes to the grouped conv (`onnx_accepts`)
         w, b = imp.param(node, 1), imp.param(node, 2, optional=True)
         if w.shape is None or len(w.shape) != 4:
             raise node.error(f"weight {node.inputs[1]!r} needs a known (M, C, kH, kW) shape")

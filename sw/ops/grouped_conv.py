@@ -25,62 +25,40 @@ others for the mapping).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from imcflow.sw.golden import conv_output_size
-from imcflow.sw.ops.base import (MAX_CHANNELS, Layer, Shape, check_parameters, check_range, register,
-                                 sliding)
-from imcflow.sw.ops.crossbar import CrossbarOp, QCrossbar
+from imcflow.sw.ops.base import MAX_CHANNELS, check_range, register, sliding
+from imcflow.sw.ops.conv import Conv2d, ConvOp
+from imcflow.sw.ops.crossbar import QCrossbar
 
 __all__ = ["GroupedConv2d", "QGroupedConv", "GroupedConvOp", "block_diagonal"]
 
 
 @dataclass(eq=False)
-class GroupedConv2d(Layer):
-    """A grouped convolution (``groups = C_in = out_channels``: depthwise)."""
+class GroupedConv2d(Conv2d):
+    """A grouped convolution (``groups = C_in = out_channels``: depthwise): a `Conv2d` whose
+    ``groups`` split the channels; the checks and the shape are the conv's (its op gives the
+    weight's shape and fan-in) plus those of ``groups``. A dense conv is the kind ``conv``."""
 
-    input: str = ""
-    out_channels: int = 0
-    kernel: int = 1
-    stride: int = 1
-    padding: int = 0
     groups: int = 1
-    weight: np.ndarray | None = field(default=None, repr=False)
-    bias: np.ndarray | None = field(default=None, repr=False)
     kind: ClassVar[str] = "grouped_conv"
 
     def check(self):
-        check_range(self.name, "out_channels", self.out_channels, maximum=MAX_CHANNELS)
-        check_range(self.name, "kernel", self.kernel)
-        check_range(self.name, "stride", self.stride)
-        check_range(self.name, "padding", self.padding, minimum=0)
+        super().check()
         check_range(self.name, "groups", self.groups, maximum=MAX_CHANNELS)
-        if self.padding >= self.kernel:
-            raise self.error(f"padding {self.padding} must be smaller than kernel {self.kernel}")
         if self.out_channels % self.groups:
             raise self.error(f"out_channels {self.out_channels} is not a multiple of groups "
                              f"{self.groups}")
 
     def infer(self, shapes):
         (s,) = shapes
-        k, p = self.kernel, self.padding
         if s.c % self.groups:
             raise self.error(f"the {s} input's {s.c} channels are not a multiple of groups "
                              f"{self.groups}")
-        if s.h + 2 * p < k or s.w + 2 * p < k:
-            raise self.error(f"kernel {k} with padding {p} does not fit the {s} input")
-        expect = (k, k, s.c // self.groups, self.out_channels)
-        if self.weight is not None and tuple(np.shape(self.weight)) != expect:
-            raise self.error(f"weight shape {tuple(np.shape(self.weight))} does not match "
-                             f"(k, k, C_in / groups, C_out) = {expect} for the {s} input")
-        if self.bias is not None and tuple(np.shape(self.bias)) != (self.out_channels,):
-            raise self.error(f"bias shape {tuple(np.shape(self.bias))} is not ({self.out_channels},)")
-        check_parameters(self, expect[0] * expect[1] * expect[2], self.out_channels)
-        return Shape(conv_output_size(s.h, k, self.stride, p), conv_output_size(s.w, k, self.stride, p),
-                     self.out_channels)
+        return super().infer(shapes)
 
 
 @dataclass(eq=False)
@@ -113,25 +91,21 @@ def block_diagonal(in_channels: int, out_channels: int, kernel: int, groups: int
 
 
 @register
-class GroupedConvOp(CrossbarOp):
+class GroupedConvOp(ConvOp):
+    """The conv's op (its windows, geometry and ONNX op) with the groups' weight shape, crossbar
+    layout, float forward and ONNX import (the nodes with ``group > 1``)."""
+
     kind = "grouped_conv"
     layer = GroupedConv2d
     qlayer = QGroupedConv
-    toml_keys = {"input": (str, False), "out_channels": (int, True), "kernel": (int, True),
-                 "stride": (int, False), "padding": (int, False), "groups": (int, True)}
-    onnx_ops = ("Conv",)
+    toml_keys = {**ConvOp.toml_keys, "groups": (int, True)}
+    weight_axes = "(k, k, C_in / groups, C_out)"
 
     def weight_shape(self, layer, in_shape):
         return (layer.kernel, layer.kernel, in_shape.c // layer.groups, layer.out_channels)
 
     def fan_in(self, layer, in_shape):
         return layer.kernel ** 2 * in_shape.c // layer.groups
-
-    def geometry(self, layer, net):
-        return net.shapes[layer.input], layer.kernel, layer.stride, layer.padding
-
-    def window(self, layer):
-        return layer.kernel, layer.stride, layer.padding
 
     def matrix(self, layer, kernel, stream, out, arch):
         _, lanes, _ = block_diagonal(stream.c, out.c, kernel, layer.groups, arch.rows, arch.cols)

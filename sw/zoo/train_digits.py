@@ -23,7 +23,7 @@ import numpy as np
 
 from imcflow.sw import zoo
 from imcflow.sw.inference import float_run
-from imcflow.sw.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Input, Network, ReLU
+from imcflow.sw.ir import Add, Dense, Flatten, GlobalAvgPool, Input, Network, ReLU
 from imcflow.sw.weights import he_init, with_weights
 from imcflow.sw.ops.clip import Clip
 from imcflow.sw.ops.grouped_conv import GroupedConv2d
@@ -95,7 +95,7 @@ def forward(net: Network, params, x, weight_bits=None):
             acts[layer.name] = x
             continue
         xs = [acts[s] for s in layer.inputs]
-        if isinstance(layer, (Conv2d, GroupedConv2d, Dense)):
+        if layer.op.weighted:
             w = params[f"{layer.name}.weight"]
             w = _fake_quant(w, weight_bits) if weight_bits else w
             if isinstance(layer, GroupedConv2d):
@@ -131,7 +131,7 @@ def backward(net: Network, acts, cache, grad_out):
 
     for layer in reversed(net.layers[1:]):
         g = d.pop(layer.name)
-        if isinstance(layer, (Conv2d, GroupedConv2d, Dense)):
+        if layer.op.weighted:
             cols, w = cache[layer.name]
             matrix = w.reshape(-1, w.shape[-1])
             grad = (cols.reshape(-1, cols.shape[-1]).T @ g.reshape(-1, g.shape[-1])).reshape(w.shape)
