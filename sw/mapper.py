@@ -169,8 +169,7 @@ class LayerMapping:
             return np.arange(self.output_pixels)
         if self.role == "gap":
             return np.full(self.output_pixels, s.pixels - 1)
-        return window_needs(s.h, s.w, self.kernel, self.stride, self.padding,
-                            strategy=self.buffer)[1]
+        return window_needs(self.geometry, strategy=self.buffer)[1]
 
     def to_json(self, arch: Arch) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

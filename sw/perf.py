@@ -121,9 +121,8 @@ class _Stage:
             self.slot = np.maximum((np.arange(self.n_in) + 1) // self.p_in - self.capacity,
                                    0).tolist()
             return
-        s = layer.in_shape  # the window source: the timing contract's rules (`window_rules`)
-        self.need, self.slot = window_rules(s.h, s.w, layer.kernel, layer.stride, layer.padding,
-                                            strategy=layer.buffer, images=images)
+        # the window source: the timing contract's rules (`window_rules`)
+        self.need, self.slot = window_rules(layer.geometry, strategy=layer.buffer, images=images)
         # Copy j mod r takes output pixel j of each image: the previous window of the same copy,
         # and the one `capacity` windows back, whose output handshake frees the copy.
         prev = _previous_on_copy(self.n_out, self.p_out, layer.replication)

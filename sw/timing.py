@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from imcflow.errors import UserError
-from imcflow.sw.golden import line_buffer_words, window_input_range
+from imcflow.sw.geometry import WindowGeometry
 
 __all__ = [
     "WINDOW_BUFFER_LATENCY", "ADDRESS_GENERATOR_LATENCY", "WINDOW_LATENCY", "CROSSBAR_REGISTERS",
@@ -194,9 +194,9 @@ def capacity(layer, arch, timing: BlockTiming) -> int:
 
 # --- the window schedule -------------------------------------------------------------------------
 
-def window_needs(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0, *,
+def window_needs(geometry: WindowGeometry, *,
                  strategy: str = "line") -> tuple[np.ndarray, np.ndarray, int]:
-    """The window buffer's rules: ``(keep, last, words)``.
+    """The window buffer's rules for ``geometry``: ``(keep, last, words)``.
 
     For each window of an image in output raster order, ``keep`` is the oldest input pixel it or
     a later window needs (the buffer may overwrite the pixels before it) and ``last`` the last
@@ -206,24 +206,25 @@ def window_needs(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0,
     """
     if strategy not in ("line", "frame"):
         raise ValueError(f"Strategy must be 'line' or 'frame', not {strategy!r}")
-    first, last = window_input_range(h, w, kernel, stride, padding)
+    first, last = geometry.input_range()
     if strategy == "frame":
-        return (np.zeros_like(first), np.full_like(last, h * w - 1), FRAME_IMAGES * h * w)
+        pixels = geometry.pixels
+        return (np.zeros_like(first), np.full_like(last, pixels - 1), FRAME_IMAGES * pixels)
     return (np.minimum.accumulate(first[::-1])[::-1], np.maximum.accumulate(last),
-            line_buffer_words(h, w, kernel, stride, padding))
+            geometry.line_words)
 
 
-def window_rules(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0, *,
-                 strategy: str = "line", images: int = 1) -> tuple[list, list]:
+def window_rules(geometry: WindowGeometry, *, strategy: str = "line",
+                 images: int = 1) -> tuple[list, list]:
     """`window_needs` over ``images`` images back to back, as the two lists the window schedule
     (`accept_pixels`, `read_windows`) reads: ``need[j]``, the input pixel (counted over all
     images) whose handshake window ``j`` waits for, and ``slot[i]``, the windows that must have
     been read before pixel ``i`` is accepted, because it overwrites what they need (for a frame
     buffer, the pixels of image ``n - FRAME_IMAGES``)."""
-    keep, last, words = window_needs(h, w, kernel, stride, padding, strategy=strategy)
-    offsets = np.repeat(np.arange(images, dtype=np.int64), len(last)) * (h * w)
+    keep, last, words = window_needs(geometry, strategy=strategy)
+    offsets = np.repeat(np.arange(images, dtype=np.int64), len(last)) * geometry.pixels
     need = np.tile(last, images) + offsets
-    pixels = np.arange(images * h * w)
+    pixels = np.arange(images * geometry.pixels)
     slot = np.searchsorted(np.tile(keep, images) + offsets, pixels - words, side="right")
     return need.tolist(), slot.tolist()
 
@@ -278,10 +279,9 @@ def read_windows(read: list, take: list, need: list, hand: list, latency: int) -
     return n > start
 
 
-def window_schedule(h: int, w: int, kernel: int, stride: int = 1, padding: int = 0, *,
-                    strategy: str = "line", images: int = 1):
-    """Cycle-accurate timing of a `~imcflow.hw.im2col.WindowSource` whose input is always valid
-    and output always ready.
+def window_schedule(geometry: WindowGeometry, *, strategy: str = "line", images: int = 1):
+    """Cycle-accurate timing of a `~imcflow.hw.im2col.WindowSource` of ``geometry`` whose input
+    is always valid and output always ready.
 
     Returns ``(pixels, windows)``: int arrays of the cycle of each input handshake and of the
     first cycle each window is valid on ``o``, counting from the cycle the first pixel is offered
@@ -292,7 +292,7 @@ def window_schedule(h: int, w: int, kernel: int, stride: int = 1, padding: int =
     performance model's window stages are the same two functions, under stalls and with the
     consumer's handshakes (`imcflow.sw.perf`).
     """
-    need, slot = window_rules(h, w, kernel, stride, padding, strategy=strategy, images=images)
+    need, slot = window_rules(geometry, strategy=strategy, images=images)
     take, read, valid = [], [], []
     offered = range(len(slot))  # always valid: pixel i is offered from cycle i on
     while len(read) < len(need) or len(take) < len(slot):

@@ -181,7 +181,7 @@ def test_timing_matches_window_schedule(geometry, strategy, seeds):
     dut = WindowSource(*window(geometry), strategy=strategy)
     trace = simulate(dut, fmaps)
     check_windows(trace, fmaps, geometry)
-    pixels, windows_cycles = window_schedule(h, w, kernel, stride, padding, strategy=strategy,
+    pixels, windows_cycles = window_schedule(window(geometry)[0], strategy=strategy,
                                              images=images)
     assert trace["i_cycles"].tolist() == pixels.tolist()
     assert trace["o_cycles"].tolist() == windows_cycles.tolist()

@@ -21,6 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from imcflow.cli.mutate import text as report_text
 from imcflow.hw.fifo import PipelineFifo
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.timing import window_schedule
 from imcflow.verif import contracts, mutate
 from imcflow.verif.formal import FormalError, check
@@ -167,7 +168,8 @@ def test_window_model_under_stalls(geometry):
     # against); stalled, it takes a pixel only when offered, hands a window over only when the
     # consumer is ready, and still delivers every window in the same order of handshakes.
     *shape, strategy = geometry
-    pixels, windows = window_schedule(*shape, strategy=strategy, images=3)
+    pixels, windows = window_schedule(WindowGeometry(*shape[:2], 1, *shape[2:]),
+                                      strategy=strategy, images=3)
     cycles = int(windows[-1]) + 1
     accepted, taken = mutate.window_model(*shape, strategy, 3, "1" * cycles, "1" * cycles)
     assert accepted == list(pixels) and taken == list(windows)

@@ -11,6 +11,7 @@ import pytest
 from amaranth.hdl import Value
 
 from imcflow.sw.arch import load_arch
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.ir import Conv2d, Input, Network, Shape
 from imcflow.sw.mapper import map_network
 from imcflow.sw.perf import simulate
@@ -30,7 +31,8 @@ def test_window_stage_matches_the_rtl_window_source(h, w, k, s, p, strategy):
     net = Network("w", [Input("x", Shape(h, w, 2)), Conv2d("c", "x", 4, kernel=k, stride=s, padding=p)])
     mapping = map_network(net, load_arch("default", buffer=strategy, mvm_cycles=1))
     schedule = simulate(mapping, 3)
-    accepted, valid = window_schedule(h, w, k, s, p, strategy=strategy, images=3)
+    accepted, valid = window_schedule(WindowGeometry(h, w, 2, k, s, p), strategy=strategy,
+                                      images=3)
     link = mapping.timing.fifo_latency  # the window source's input is the FIFO after the source
     taken = schedule.take["c"] - link
     # window_schedule stops at the last window; pixels after it (not needed by any) are not listed

@@ -128,7 +128,7 @@ def test_max_pool_adds_one_cycle_to_the_window_source(geometry):
     h, w, c, bits, kernel, stride, padding, signed = geometry
     fmap = random_map(np.random.default_rng(0), (2, h, w, c), bits, signed)
     dut, edges = check_max_pool(geometry, fmap, 0, idle=0, backpressure=0)
-    pixels, windows = window_schedule(h, w, kernel, stride, padding, images=2)
+    pixels, windows = window_schedule(WindowGeometry(h, w, c, kernel, stride, padding), images=2)
     assert edges["i"] == list(pixels)
     assert edges["o"] == list(windows + 1)
     assert dut.latency == dut.source.latency + 1

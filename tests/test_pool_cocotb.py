@@ -47,8 +47,9 @@ EDGES = {
 def timing_matches_window_source(unit, cycles, reducer_latency=1):
     """At full rate each pooled pixel leaves ``reducer_latency`` cycles after the window
     source's model offers its window, and the input is taken as the model says."""
-    h, w, _, _, kernel, stride, padding, _ = unit.info["geometry"]
-    pixels, windows = window_schedule(h, w, kernel, stride, padding, images=IMAGES)
+    h, w, c, _, kernel, stride, padding, _ = unit.info["geometry"]
+    pixels, windows = window_schedule(WindowGeometry(h, w, c, kernel, stride, padding),
+                                      images=IMAGES)
     assert cycles[f"{unit.name}.i"] == list(pixels)
     assert cycles[f"{unit.name}.o"] == list(windows + reducer_latency)
 

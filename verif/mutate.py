@@ -483,11 +483,12 @@ def _join():
 
 def _window_timing(geometry, images, extra=0, strategy="line"):
     from imcflow.hw.im2col import window_schedule
+    from imcflow.sw.geometry import WindowGeometry
     h, w, kernel, stride, padding = geometry
 
     def timing(c):
-        pixels, windows = window_schedule(h, w, kernel, stride, padding, strategy=strategy,
-                                          images=images)
+        pixels, windows = window_schedule(WindowGeometry(h, w, 1, kernel, stride, padding),
+                                          strategy=strategy, images=images)
         _expect(c["i"] == list(pixels), "input handshakes differ from window_schedule")
         _expect(c["o"] == list(windows + extra), "output handshakes differ from window_schedule")
     return timing
@@ -625,8 +626,10 @@ def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, 
     overwrite one still needed (line) or the image being read (frame); a window is read
     (registered into ``o``) once its last pixel has been accepted (that cycle's included) and
     ``o`` is free or being taken."""
+    from imcflow.sw.geometry import WindowGeometry
     from imcflow.sw.timing import window_needs
-    keep, last, words = window_needs(h, w, kernel, stride, padding, strategy=strategy)
+    keep, last, words = window_needs(WindowGeometry(h, w, 1, kernel, stride, padding),
+                                     strategy=strategy)
     pixels, per_image = h * w, len(last)
     count = window = fired = 0
     valid = False

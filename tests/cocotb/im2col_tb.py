@@ -15,6 +15,7 @@ import numpy as np
 from imcflow.hw.im2col import window_schedule
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw.arith import act_range
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.golden import windows
 from imcflow.verif.bench import Bench, parameters, report
 from imcflow.verif.scoreboard import Scoreboard
@@ -100,8 +101,9 @@ async def full_rate(dut):
     for geo, source, sink in agents:
         g = geo.g
         Scoreboard.check(geo.windows, sink.beats, name=f"{geo.port}_o ({geo})")
-        pixels, emitted = window_schedule(g["h"], g["w"], g["kernel"], g["stride"], g["padding"],
-                                          strategy=g["strategy"], images=parameters()["images"])
+        pixels, emitted = window_schedule(
+            WindowGeometry(g["h"], g["w"], g["c"], g["kernel"], g["stride"], g["padding"]),
+            strategy=g["strategy"], images=parameters()["images"])
         start = source.cycles[0]
         assert [c - start for c in source.cycles] == pixels.tolist(), f"{geo}: pixel handshakes"
         assert [c - start for c in sink.cycles] == emitted.tolist(), f"{geo}: window cycles"
