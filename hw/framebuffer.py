@@ -46,7 +46,7 @@ class FrameBuffer(WindowBuffer):
         check_window(geometry, bits)
         super().__init__(geometry, bits, 2 * geometry.pixels, signed=signed)
 
-    def _may_write(self, count):
+    def _may_write(self, count, shifted):
         return count < self.words
 
     def _readable(self, level):

@@ -127,12 +127,16 @@ class Im2colAddressGenerator(wiring.Component):
         h, w, k, s, p, words = self.h, self.w, self.kernel, self.stride, self.padding, self.words
         iy_end, ix_end = (self.oh - 1) * s - p, (self.ow - 1) * s - p
 
-        # Top-left tap of the window to read next, and its address.
+        # Top-left tap of the window to read next, and the address of each tap (one register
+        # each, so that no addition lies between a register and the memory).
         # (one bit at least for a single row or column of windows or a one-word buffer: Verilog
         # has no empty vectors)
         iy = Signal(range(-p, max(iy_end + 1, 2 - p)), init=-p)
         ix = Signal(range(-p, max(ix_end + 1, 2 - p)), init=-p)
-        base = Signal(range(max(words, 2)), init=(-p * w - p) % words)
+        offsets = [ky * w + kx for ky in range(k) for kx in range(k)]
+        addrs = [Signal(range(max(words, 2)), init=(-p * w - p + off) % words, name=f"addr_{t}")
+                 for t, off in enumerate(offsets)]
+        base = addrs[0]
         last_col, last_row = ix == ix_end, iy == iy_end
 
         # Comparisons are only built where they can fail (Verilator rejects constant ones).
@@ -146,40 +150,56 @@ class Im2colAddressGenerator(wiring.Component):
             return Cat(*([value >= 0] if smallest < 0 else []),
                        *([value < n] if largest >= n else [])).all()
 
-        need = (at_most(iy + k - 1, iy_end + k - 1, h - 1) * w
-                + at_most(ix + k - 1, ix_end + k - 1, w - 1))
-        first = at_least_0(iy, -p) * w + at_least_0(ix, -p)
-        # In the top padding rows, the next row of windows starts at pixel 0 again, before this
-        # window's first pixel: keep that.
-        keep = Mux((iy + s <= 0) & ~last_row, 0, first) if p >= s else first
+        def need_of(iy, ix):
+            return (at_most(iy + k - 1, iy_end + k - 1, h - 1) * w
+                    + at_most(ix + k - 1, ix_end + k - 1, w - 1))
 
-        fire = Signal()
+        def keep_of(iy, ix):
+            first = at_least_0(iy, -p) * w + at_least_0(ix, -p)
+            # In the top padding rows, the next row of windows starts at pixel 0 again, before
+            # this window's first pixel: keep that.
+            return Mux((iy + s <= 0) & (iy != iy_end), 0, first) if p >= s else first
+
+        # `need` and `keep` of the window to read next are registers, loaded with those of the
+        # window after it (computed from the counters, not from `fire`) when it is read: the read
+        # decision then starts from registers (the clock rate of an FPGA build).
+        ix_next = Mux(last_col, -p, ix + s)
+        iy_next = Mux(last_col, Mux(last_row, -p, iy + s), iy)
+        need = Signal(range(max(h * w, 2)),
+                      init=min(k - 1 - p, h - 1) * w + min(k - 1 - p, w - 1))
+        keep = Signal.like(self.buffer.keep, init=0)  # the first window keeps pixel 0
+
+        # `fire`: the window is read into the output register. The read ports are enabled
+        # whenever that register is free: they then load the window being waited for (or hold
+        # it), and `fire` only marks it valid, so the read decision drives few flip-flops.
+        free, fire = Signal(), Signal()
         m.d.comb += [
-            fire.eq((self.buffer.level > need) & (~self.o.valid | self.o.ready)),
-            self.buffer.en.eq(fire),
+            free.eq(~self.o.valid | self.o.ready),
+            self.buffer.need.eq(need),
+            fire.eq(self.buffer.covered & free),
+            self.buffer.en.eq(free),
             self.buffer.done.eq(fire & last_col & last_row),
             self.buffer.keep.eq(keep),
         ]
-        for ky in range(k):
-            for kx in range(k):
-                m.d.comb += self.buffer.addr[ky * k + kx].eq(_mod_add(base, ky * w + kx, words))
+        m.d.comb += [self.buffer.addr[t].eq(a) for t, a in enumerate(addrs)]
 
         rows, cols, last = Signal(k), Signal(k), Signal()
-        with m.If(fire):
+        with m.If(free):
             m.d.sync += [
-                self.o.valid.eq(1),
                 last.eq(last_col & last_row),
                 rows.eq(Cat(inside(iy + ky, ky - p, iy_end + ky, h) for ky in range(k))),
                 cols.eq(Cat(inside(ix + kx, kx - p, ix_end + kx, w) for kx in range(k))),
             ]
+        with m.If(fire):
+            m.d.sync += [self.o.valid.eq(1), ix.eq(ix_next), iy.eq(iy_next),
+                         need.eq(need_of(iy_next, ix_next)), keep.eq(keep_of(iy_next, ix_next))]
             with m.If(~last_col):
-                m.d.sync += [ix.eq(ix + s), base.eq(_mod_add(base, s, words))]
+                m.d.sync += [a.eq(_mod_add(a, s, words)) for a in addrs]
             with m.Elif(~last_row):
-                m.d.sync += [ix.eq(-p), iy.eq(iy + s),
-                             base.eq(_mod_add(base, s * w - ix_end - p, words))]
+                m.d.sync += [a.eq(_mod_add(a, s * w - ix_end - p, words)) for a in addrs]
             with m.Else():
-                m.d.sync += [ix.eq(-p), iy.eq(-p),
-                             base.eq(_mod_add(base, h * w - (iy_end + p) * w - ix_end - p, words))]
+                m.d.sync += [a.eq(_mod_add(a, h * w - (iy_end + p) * w - ix_end - p, words))
+                             for a in addrs]
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
@@ -205,6 +225,10 @@ class Im2colAddressGenerator(wiring.Component):
                 Assert((base < words) & (self.origin < words)),
                 Assert(base == (self.origin + iy * w + ix) % words),
                 Assert(was_done | (keep >= keep_before)),
+                # the registers loaded one window ahead hold the current window's values
+                Assert(need == need_of(iy, ix)),
+                Assert(keep == keep_of(iy, ix)),
+                *(Assert(a == (base + off) % words) for a, off in zip(addrs, offsets)),
             ]
             level = self.buffer.level
             for ky in range(k):

@@ -50,6 +50,12 @@ class BufferReadSignature(wiring.Signature):
         if and only if ``n < level``. It counts a pixel written in this same cycle (the read ports
         are transparent) and may exceed ``pixels`` when the next image is arriving, or be negative
         when the reader has moved to an image whose first pixels have not arrived.
+    ``need`` : Out(``range(max(pixels, 2))``)
+        Raster index of the last pixel of the window the reader reads next.
+    ``covered`` : In(1)
+        ``need < level``: the window may be read in this cycle. The buffer computes it from its
+        registered count for both cases of this cycle's write and selects by the write, so that
+        the read decision does not wait for the sum ``level`` (the clock rate of an FPGA build).
     ``keep`` : Out(``range(max(pixels, 2))``)
         Raster index of the oldest pixel of the reader's image that a window not yet read needs.
     ``done`` : Out(1)
@@ -77,6 +83,8 @@ class BufferReadSignature(wiring.Signature):
             "data": wiring.In(data.ArrayLayout(unsigned(width), taps)),
             "level": wiring.In(range(-pixels, pixels + words + 1)),
             "keep": wiring.Out(range(max(pixels, 2))),
+            "need": wiring.Out(range(max(pixels, 2))),
+            "covered": wiring.In(1),
             "done": wiring.Out(1),
         })
 
@@ -140,8 +148,10 @@ class WindowBuffer(wiring.Component):
                                         width=geometry.channels * bits)),
         })
 
-    def _may_write(self, count):
-        """Whether the next pixel may be written, given ``count`` (the registered level)."""
+    def _may_write(self, count, shifted):
+        """Whether the next pixel may be written, given ``count`` (the registered level) and
+        ``shifted(offset)``, a register equal to ``count + offset`` (so that the comparison has
+        no adder before it)."""
         raise NotImplementedError  # pragma: no cover
 
     def _readable(self, level):
@@ -154,18 +164,33 @@ class WindowBuffer(wiring.Component):
         m.submodules.memory = memory = Memory(shape=self.c * self.bits, depth=max(self.words, 2),
                                           init=[])  # a one-word memory has no address bits
         write_port = memory.write_port()
-        count = Signal(range(-pixels, pixels + self.words + 1))
-        wptr = Signal(range(max(self.words, 2)))
         write = Signal()
+        counters = {}
+
+        def shifted(offset):
+            """A register equal to ``count + offset``: it moves with ``count``, whose next value
+            is chosen among sums computed before ``write`` and ``done``, which come late (the
+            producer's and the reader's handshakes)."""
+            if offset not in counters:
+                counter = counters[offset] = Signal(
+                    range(-pixels + min(offset, 0), pixels + self.words + 1 + max(offset, 0)),
+                    init=offset, name=f"count_{offset}".replace("-", "m"))
+                m.d.sync += counter.eq(Mux(write, Mux(self.r.done, counter + 1 - pixels, counter + 1),
+                                           Mux(self.r.done, counter - pixels, counter)))
+            return counters[offset]
+
+        count = shifted(0)
+        wptr = Signal(range(max(self.words, 2)))
         m.d.comb += [
-            self.i.ready.eq(self._may_write(count)),
+            self.i.ready.eq(self._may_write(count, shifted)),
             write.eq(self.i.valid & self.i.ready),
             write_port.en.eq(write),
             write_port.addr.eq(wptr),
             write_port.data.eq(self.i.payload.data.as_value()),
             self.r.level.eq(self._readable(count + write)),
+            self.r.covered.eq(Mux(write, self._readable(shifted(1)) > self.r.need,
+                                  self._readable(count) > self.r.need)),
         ]
-        m.d.sync += count.eq(count + write - Mux(self.r.done, pixels, 0))
         with m.If(write):
             m.d.sync += wptr.eq(Mux(wptr == self.words - 1, 0, wptr + 1))
         for tap in range(self.kernel * self.kernel):
@@ -181,6 +206,7 @@ class WindowBuffer(wiring.Component):
             m.d.comb += [
                 Assert((wptr < self.words) & (self.origin < self.words)),
                 Assert(wptr == (self.origin + count) % self.words),
+                *(Assert(counter == count + offset) for offset, counter in counters.items()),
             ]
             self._formal(m, count)
         return m
@@ -220,8 +246,8 @@ class LineBuffer(WindowBuffer):
         check_window(geometry, bits)
         super().__init__(geometry, bits, geometry.line_words, signed=signed)
 
-    def _may_write(self, count):
-        return count < self.r.keep + self.words
+    def _may_write(self, count, shifted):
+        return shifted(-self.words) < self.r.keep
 
     def _readable(self, level):
         return level
