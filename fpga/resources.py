@@ -270,7 +270,7 @@ def estimate(mapping, board) -> Estimate:
             channels = l.cols * l.replication
         elif l.role == "join":
             channels = 2 * l.out_shape.c
-        elif l.role == "gap" or l.kind == "avgpool":
+        elif l.op.requantizing:  # global and average pooling
             channels = l.out_shape.c
         else:
             channels = 0

@@ -233,7 +233,7 @@ def estimate(mapping, cost: CostModel | None = None, *, cycles_per_image: float 
             ops = 2 * l.weights * P  # a multiply and an add per weight, not per cell
         elif l.role == "pool":
             k2, c = l.kernel ** 2, l.in_shape.c
-            if l.kind == "avgpool":
+            if l.op.requantizing:  # an average: the window sum, then the requantization
                 sum_bits = act + math.ceil(math.log2(k2))
                 e["digital"] = P * c * ((k2 - 1) * sum_bits * add + sum_bits * MULT_BITS * mult)
             else:  # compares cost an add each

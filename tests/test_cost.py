@@ -13,7 +13,7 @@ from imcflow.cli import main
 from imcflow.errors import UserError
 from imcflow.sw.arch import Arch
 from imcflow.sw.cost import CostModel, estimate, load_cost
-from imcflow.sw.ir import Add, Conv2d, Dense, Input, MaxPool, Network, ReLU, Shape
+from imcflow.sw.ir import Add, AvgPool, Conv2d, Dense, Input, MaxPool, Network, ReLU, Shape
 from imcflow.sw.mapper import map_network
 from imcflow.sw.ops.grouped_conv import GroupedConv2d
 
@@ -173,6 +173,14 @@ def test_residual_join_and_skip_fifo_by_hand():
     # c1 feeds both c2 and the join: its stream crosses a core pitch twice
     c1 = estimate(mapping, HAND).layers[1].energy
     assert c1["transfer"] == exact(16 * 2 * 4 * 2 * 0.01 * 1e-12)
+
+
+def test_average_pool_sums_and_requantizes():
+    net = Network("avg", [Input("in", Shape(4, 4, 2)), Conv2d("c", "in", 3, kernel=3, padding=1),
+                          ReLU("r", "c"), AvgPool("ap", "r", kernel=2, stride=2)])
+    e = estimate(map_network(net, TINY_ARCH), HAND).layers[3].energy
+    # 4 outputs x 3 channels: 3 adds of the 4 + 2 = 6-bit window sum and one 6 x 16-bit multiply
+    assert e["digital"] == exact(4 * 3 * (3 * 6 * 1e-16 + 6 * 16 * 1e-17))
 
 
 def depthwise(arch):

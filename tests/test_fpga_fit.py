@@ -13,7 +13,7 @@ from imcflow.fpga import build as flow
 from imcflow.fpga.boards import BOARDS
 from imcflow.fpga.resources import estimate
 from imcflow.sw.arch import load_arch
-from imcflow.sw.ir import Input, Network, Shape
+from imcflow.sw.ir import AvgPool, Conv2d, Input, MaxPool, Network, Shape
 from imcflow.sw.mapper import map_network
 from imcflow.sw.ops.grouped_conv import GroupedConv2d
 from imcflow.sw.networks import load_qnetwork
@@ -51,6 +51,15 @@ def test_a_grouped_convs_empty_tiles_cost_nothing():
         dataclasses.replace(l, empty=()) for l in mapping.layers))
     built, counted = (estimate(m, BOARDS["ulx3s-85f"]) for m in (mapping, every_tile))
     assert built.luts < counted.luts and built.dsps == counted.dsps
+
+
+def test_an_average_pool_takes_a_dsp_per_channel():
+    def pooled(pool):
+        net = Network("p", [Input("in", Shape(6, 6, 2)), Conv2d("c", "in", 5, kernel=3, padding=1),
+                            pool("p", "c", kernel=2, stride=2)])
+        return estimate(map_network(net, load_arch("fpga")), BOARDS["ulx3s-85f"])
+    # the average's requantization multiply per output channel; a max pool has none
+    assert pooled(AvgPool).dsps == pooled(MaxPool).dsps + 5
 
 
 def test_the_estimate_follows_the_architecture():
