@@ -116,7 +116,7 @@ class LayerMapping:
 
     @property
     def op(self) -> Op:
-        """The layer kind's `~imcflow.sw.ops.Op` (its timing entry, `~imcflow.sw.ops.Op.latency`)."""
+        """The layer kind's `~imcflow.sw.ops.Op`, whose ``latency`` is the stage's timing."""
         return op_for(self.kind)
 
     @property
@@ -127,8 +127,10 @@ class LayerMapping:
         """``(rows, cols)`` of the matrix in each tile one copy builds (all but the `empty`
         ones), row tile by row tile: the last row and column tiles may be partial."""
         empty = set(self.empty)
-        return [(min(arch.rows, self.rows - t * arch.rows), min(arch.cols, self.cols - u * arch.cols))
-                for t in range(self.row_tiles) for u in range(self.col_tiles) if (t, u) not in empty]
+        return [(min(arch.rows, self.rows - t * arch.rows),
+                 min(arch.cols, self.cols - u * arch.cols))
+                for t in range(self.row_tiles) for u in range(self.col_tiles)
+                if (t, u) not in empty]
 
     @property
     def tiles(self) -> int:

@@ -225,10 +225,12 @@ def check_weight_files(directory, gen):
         f, q = np.load(directory / "weights" / f"{l.name}.npz"), qnet[l.name]
         assert ("lanes" in f) == (l.kind == "grouped_conv"), l.name
         x = outs[q.inputs[0]].reshape(-1, l.in_shape.h, l.in_shape.w, l.in_shape.c)
-        win = gather_lanes(windows(x, l.kernel, l.stride, l.padding), f["lanes"] if "lanes" in f else None)
+        lanes = f["lanes"] if "lanes" in f else None
+        win = gather_lanes(windows(x, l.kernel, l.stride, l.padding), lanes)
         y = crossbar_layer(win, f["weight"], f["bias"], f["mult"], int(f["shift"]), signed=q.signed,
-                           xbar_rows=arch.rows, encoding=arch.input_encoding, act_bits=arch.act_bits,
-                           adc_bits=arch.adc_bits, adc_shift=int(f["adc_shift"]))
+                           xbar_rows=arch.rows, encoding=arch.input_encoding,
+                           act_bits=arch.act_bits, adc_bits=arch.adc_bits,
+                           adc_shift=int(f["adc_shift"]))
         assert np.array_equal(y.reshape(outs[l.name].shape), outs[l.name]), l.name
 
 
