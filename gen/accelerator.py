@@ -42,6 +42,7 @@ from imcflow.hw.arith import requantize_sum
 from imcflow.hw.lanes import LaneMap
 from imcflow.hw.residual import Fork, SkipFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
+from imcflow.sw.arith import Requantizer
 from imcflow.sw.mapper import INPUT_BITS
 from imcflow.sw.timing import BlockTiming
 
@@ -116,8 +117,8 @@ class CrossbarStage(wiring.Component):
                  target: str = "fpga"):
         self.window = WindowSource(geometry, arch.act_bits, strategy=strategy)
         self.lanes = None if q.lanes is None else LaneMap(self.window.o.payload.shape(), q.lanes)
-        args = (q.weight, q.bias, q.mult, q.shift)
-        kwargs = dict(adc_shift=q.adc_shift, signed=q.signed, arch=arch, target=target)
+        args = (q.weight, q.bias, Requantizer(q.mult, q.shift, arch.act_bits, q.signed))
+        kwargs = dict(adc_shift=q.adc_shift, params=arch.crossbar, target=target)
         self.layer = (CrossbarLayer(*args, **kwargs) if replication == 1 else
                       ReplicatedLayer(*args, **kwargs, copies=replication))
         self.latency = self.window.latency + self.layer.latency

@@ -133,16 +133,16 @@ class ReplicatedLayer(wiring.Component):
 
     Parameters
     ----------
-    weight, bias, mult, shift, adc_shift, signed, arch, target
+    weight, bias, requantizer, adc_shift, params, target
         As `~imcflow.hw.core.CrossbarLayer`; every copy holds the same weight image.
     copies : int
         Replication ``r``, at least 2.
 
     Attributes
     ----------
-    i : In(vector_stream(rows, act_bits))
+    i : In(vector_stream(rows, params.act_bits))
         Windows, one per output pixel, ``last`` on each image's last.
-    o : Out(vector_stream(C_out, act_bits, signed))
+    o : Out(vector_stream(C_out, requantizer.bits, requantizer.signed))
         Output pixels in raster order.
     layers : list of CrossbarLayer
         The copies.
@@ -155,11 +155,11 @@ class ReplicatedLayer(wiring.Component):
         take ``ceil(P / r) * interval`` cycles.
     """
 
-    def __init__(self, weight, bias, mult, shift: int, *, adc_shift: int, signed: bool, arch,
-                 copies: int, target: str = "fpga"):
+    def __init__(self, weight, bias, requantizer, *, adc_shift: int, params, copies: int,
+                 target: str = "fpga"):
         check_int("copies", copies, 2)
-        self.layers = [CrossbarLayer(weight, bias, mult, shift, adc_shift=adc_shift, signed=signed,
-                                     arch=arch, target=target) for _ in range(copies)]
+        self.layers = [CrossbarLayer(weight, bias, requantizer, adc_shift=adc_shift, params=params,
+                                     target=target) for _ in range(copies)]
         first = self.layers[0]
         self.distributor = Distributor(first.i.payload.shape(), copies)
         self.merger = Merger(first.o.payload.shape(), copies)

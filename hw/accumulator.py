@@ -13,11 +13,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.arith import round_shift, saturate, tree_sum
-from imcflow.hw.crossbar import check_arch, check_int, integer_array, tile_output_range
 from imcflow.hw.streams import vector_stream
-from imcflow.sw.arch import Arch
-from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range
+from imcflow.sw.arch import CrossbarParams
+from imcflow.sw.arith import Requantizer, check_requantizer
 from imcflow.sw.timing import ACCUMULATOR_LATENCY
+from imcflow.validate import check_instance, check_int, integer_array
 
 __all__ = ["AdcAccumulator"]
 
@@ -25,9 +25,10 @@ __all__ = ["AdcAccumulator"]
 class AdcAccumulator(wiring.Component):
     """Partial-sum accumulation over row tiles, bias, requantization and ReLU.
 
-    Output lane ``c`` is ``imcflow.sw.arith.requantize(sum_t i[t][c] + bias[c], mult[c], shift)``:
-    ``saturate(round_shift((sum_t i[t][c] + bias[c]) * mult[c], shift), *act_range)``, with
-    round-half-up and saturation to unsigned ``act_bits`` (the ReLU) or signed ``act_bits``.
+    Output lane ``c`` is ``requantizer.apply(sum_t i[t][c] + bias[c])[c]``
+    (`imcflow.sw.arith.requantize`): ``saturate(round_shift((sum_t i[t][c] + bias[c]) * mult[c],
+    shift), *requantizer.range)``, with round-half-up and saturation to unsigned
+    ``requantizer.bits`` (the ReLU) or signed ones.
 
     The inputs are joined: one output beat per beat of every row tile, all taken in the same
     cycle. Three registered stages (`imcflow.sw.timing.ACCUMULATOR_LATENCY`): the sum plus bias,
@@ -38,36 +39,39 @@ class AdcAccumulator(wiring.Component):
     that of ``i[0]``, and an ``Assert`` fails in simulation and formal proofs on a mismatch.
 
     Widths (every intermediate is sized from its value range, so nothing wraps). With ``[lo, hi]``
-    the range of a tile's output lane (`imcflow.hw.crossbar.tile_output_range`) and ``T`` row tiles:
+    the range of a tile's output lane (`imcflow.sw.arch.CrossbarParams.output_range`) and ``T``
+    row tiles:
 
     - ``acc = sum_t i[t] + bias``, in ``[T*lo + min(bias), T*hi + max(bias)]``: the register
       between the two stages, of the smallest signed shape holding that range (``acc_shape``);
     - ``acc * mult``: ``acc_shape.width + MULT_BITS + 1`` bits (Amaranth's product of a signed
       and an unsigned value), the product register; ``+ 2**(shift-1)`` adds one bit; the arithmetic shift and the
-      saturation then bring it to ``act_bits``.
+      saturation then bring it to ``requantizer.bits``.
 
     Parameters
     ----------
     bias : int array (cols,)
         Integer bias of each column, in accumulator units (ADC codes).
-    mult : int array (cols,)
-        Unsigned ``MULT_BITS``-bit requantization multiplier of each column.
-    shift : int
-        Requantization right shift, ``0..MAX_SHIFT``.
+    requantizer : Requantizer
+        One unsigned ``MULT_BITS``-bit multiplier per column, the right shift, and the output
+        range: signed (a layer without ReLU) or unsigned (saturation at 0 is the ReLU), ``bits``
+        wide.
     row_tiles : int
         Number of row tiles ``T`` whose outputs are added.
-    signed : bool
-        Signed output (a layer without ReLU) or unsigned (saturation at 0 is the ReLU).
-    arch : Arch
-        ``act_bits``, ``adc_bits`` and ``input_encoding``, which fix the input lane width.
+    params : CrossbarParams
+        ``act_bits``, ``adc_bits`` and ``input_encoding`` of the tiles, which fix the input lane
+        width (`CrossbarParams.output_range`).
 
     Attributes
     ----------
     i : In(vector_stream(cols, in_bits, signed_=True)).array(row_tiles)
         One stream per row tile: the outputs of the `CrossbarTile` s of this column tile
         (``in_bits = adc_bits`` for ``pwm``, ``adc_bits + act_bits`` for ``bit_serial``).
-    o : Out(vector_stream(cols, act_bits, signed))
+    o : Out(vector_stream(cols, requantizer.bits, requantizer.signed))
         Requantized activations.
+    requantizer : Requantizer
+    mult : read-only int64 array (cols,)
+        Its multipliers.
     acc_shape : Shape
         Shape of the accumulator register (see Widths).
     latency : int
@@ -78,33 +82,28 @@ class AdcAccumulator(wiring.Component):
 
     Raises
     ------
-    TypeError, ValueError
+    UserError
         On a parameter of the wrong type or out of its range.
     """
 
     latency = ACCUMULATOR_LATENCY
     interval = 1
 
-    def __init__(self, bias, mult, shift: int, *, row_tiles: int, signed: bool, arch: Arch):
-        check_arch(arch)
-        self.bias = integer_array("Bias", bias, 1)
+    def __init__(self, bias, requantizer: Requantizer, *, row_tiles: int,
+                 params: CrossbarParams):
+        check_instance("params", params, CrossbarParams)
+        self.bias = integer_array("bias", bias, 1)
         self.cols = len(self.bias)
-        self.mult = integer_array("Mult", mult, 1, 0, (1 << MULT_BITS) - 1)
-        if self.mult.shape != self.bias.shape:
-            raise ValueError(f"Mult must have one element per column ({self.cols}), not "
-                             f"{len(self.mult)}")
-        check_int("Shift", shift, 0, MAX_SHIFT)
-        check_int("Row tiles", row_tiles, 1)
-        if not isinstance(signed, bool):
-            raise TypeError(f"Signed must be a bool, not {signed!r}")
-        self.shift, self.row_tiles, self.signed, self.arch = int(shift), int(row_tiles), signed, arch
-        lo, hi = tile_output_range(arch)
+        r = self.requantizer = check_requantizer(requantizer, self.cols)
+        self.mult = integer_array("requantizer.mult", r.mult, 1)
+        self.shift, self.row_tiles = r.shift, check_int("row_tiles", row_tiles, 1)
+        lo, hi = params.output_range
         self.in_bits = Shape.cast(range(lo, hi + 1)).width
         self.acc_shape = Shape.cast(range(row_tiles * lo + int(self.bias.min()),
                                           row_tiles * hi + int(self.bias.max()) + 1))
         super().__init__({
             "i": In(vector_stream(self.cols, self.in_bits, True)).array(self.row_tiles),
-            "o": Out(vector_stream(self.cols, arch.act_bits, signed)),
+            "o": Out(vector_stream(self.cols, r.bits, r.signed)),
         })
 
     def elaborate(self, platform):
@@ -143,7 +142,7 @@ class AdcAccumulator(wiring.Component):
             m.d.sync += [prod[c].eq(acc[c] * int(self.mult[c])) for c in range(self.cols)]
 
         # Stage 3: the shift with round half up and the saturation.
-        lo, hi = act_range(self.arch.act_bits, self.signed)
+        lo, hi = self.requantizer.range
         with m.If(o_free):
             m.d.sync += [o.valid.eq(prod_valid), o.payload.last.eq(prod_last)]
             m.d.sync += [o.payload.data[c].eq(saturate(round_shift(prod[c], self.shift), lo, hi))

@@ -15,12 +15,14 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from imcflow.errors import UserError
 from imcflow.hw.accumulator import AdcAccumulator
-from imcflow.hw.crossbar import CrossbarTile, check_arch, check_int, check_target, integer_array
+from imcflow.hw.crossbar import CrossbarTile, check_target
 from imcflow.hw.streams import vector_stream
-from imcflow.sw.arch import Arch
-from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, weight_range
+from imcflow.sw.arch import CrossbarParams
+from imcflow.sw.arith import Requantizer, check_requantizer, weight_range
 from imcflow.sw.golden import tile_slices
+from imcflow.validate import check_instance, check_int, integer_array
 
 __all__ = ["CrossbarLayer"]
 
@@ -52,29 +54,27 @@ class CrossbarLayer(wiring.Component):
     ----------
     weight : int array (rows_total, C_out)
         Weight matrix in im2col row order (``k*k*C_in`` rows), each element in
-        `imcflow.sw.arith.weight_range` of ``arch.weight_bits``.
+        `imcflow.sw.arith.weight_range` of ``params.weight_bits``.
     bias : int array (C_out,)
         Integer bias of each output channel, in ADC code units.
-    mult : int array (C_out,)
-        Unsigned ``MULT_BITS``-bit requantization multiplier of each output channel.
-    shift : int
-        Requantization right shift, ``0..MAX_SHIFT``.
+    requantizer : Requantizer
+        One unsigned ``MULT_BITS``-bit multiplier per output channel, the right shift and the
+        output range: signed (no ReLU) or unsigned (ReLU), ``bits`` wide.
     adc_shift : int
         ADC gain: right shift of each dot product, ``>= 0``.
-    signed : bool
-        Signed output (no ReLU) or unsigned (ReLU).
-    arch : Arch
-        Crossbar geometry (``rows``, ``cols``), bit widths, input encoding, ``mvm_cycles`` and
-        ``col_parallelism``.
+    params : CrossbarParams
+        The architecture's crossbar (`Arch.crossbar`): geometry (``rows``, ``cols``), bit
+        widths, input encoding, ``mvm_cycles``, ``col_parallelism``, ``mac_stages``,
+        ``row_folds``.
     target : str
         The tiles' flavour (`~imcflow.hw.crossbar.TARGETS`): ``fpga`` (default), the MAC array,
         or ``sim``, the behavioral model for Verilog simulators; same ports and timing.
 
     Attributes
     ----------
-    i : In(vector_stream(rows_total, act_bits))
+    i : In(vector_stream(rows_total, params.act_bits))
         Windows, one beat per output pixel, ``last`` on the last pixel of each image.
-    o : Out(vector_stream(C_out, act_bits, signed))
+    o : Out(vector_stream(C_out, requantizer.bits, requantizer.signed))
         Output pixels, ``last`` passed through.
     tiles : list of list of CrossbarTile or None
         ``tiles[t][u]``: row tile ``t``, column tile ``u``; None for an all-zero tile (each column
@@ -82,7 +82,7 @@ class CrossbarLayer(wiring.Component):
     accumulators : list of AdcAccumulator
         One per column tile.
     interval : int
-        ``arch.mvm_interval(min(arch.cols, C_out))``: cycles between windows when the consumer
+        ``params.mvm_interval(min(params.cols, C_out))``: cycles between windows when the consumer
         keeps up; a stage of ``P`` output pixels takes ``P * interval`` cycles.
     latency : int
         ``tile.latency + AdcAccumulator.latency = planes * groups + mac_stages + 5`` of the tiles
@@ -90,39 +90,32 @@ class CrossbarLayer(wiring.Component):
 
     Raises
     ------
-    TypeError, ValueError
+    UserError
         On a parameter of the wrong type or out of its range.
     """
 
-    def __init__(self, weight, bias, mult, shift: int, *, adc_shift: int, signed: bool,
-                 arch: Arch, target: str = "fpga"):
-        check_arch(arch)
+    def __init__(self, weight, bias, requantizer: Requantizer, *, adc_shift: int,
+                 params: CrossbarParams, target: str = "fpga"):
+        arch = check_instance("params", params, CrossbarParams)
         check_target(target)
-        self.weight = integer_array("Weight", weight, 2, *weight_range(arch.weight_bits))
+        self.weight = integer_array("weight", weight, 2, *weight_range(arch.weight_bits))
         self.rows, self.channels = self.weight.shape
-        self.bias = integer_array("Bias", bias, 1)
+        self.bias = integer_array("bias", bias, 1)
         if self.bias.shape != (self.channels,):
-            raise ValueError(f"Bias must have one element per output channel ({self.channels}), "
-                             f"not {len(self.bias)}")
-        self.mult = integer_array("Mult", mult, 1, 0, (1 << MULT_BITS) - 1)
-        if self.mult.shape != (self.channels,):
-            raise ValueError(f"Mult must have one element per output channel ({self.channels}), "
-                             f"not {len(self.mult)}")
-        check_int("Shift", shift, 0, MAX_SHIFT)
-        check_int("ADC shift", adc_shift, 0)
-        if not isinstance(signed, bool):
-            raise TypeError(f"Signed must be a bool, not {signed!r}")
-        self.arch = arch
+            raise UserError(f"bias: must have one element per output channel ({self.channels}), "
+                            f"not {len(self.bias)}")
+        r = self.requantizer = check_requantizer(requantizer, self.channels)
+        check_int("adc_shift", adc_shift, 0)
+        self.params = params
         self.row_slices = tile_slices(self.rows, arch.rows)
         self.col_slices = tile_slices(self.channels, arch.cols)
         # row tiles built per column tile: those with a weight, or the first when all are zero
         built = [[t for t, rs in enumerate(self.row_slices) if self.weight[rs, cs].any()] or [0]
                  for cs in self.col_slices]
         self.accumulators = [
-            AdcAccumulator(self.bias[cs], self.mult[cs], shift, row_tiles=len(rows), signed=signed,
-                           arch=arch)
+            AdcAccumulator(self.bias[cs], r.select(cs), row_tiles=len(rows), params=params)
             for cs, rows in zip(self.col_slices, built)]
-        self.tiles = [[CrossbarTile(self.weight[rs, cs], adc_shift=adc_shift, arch=arch,
+        self.tiles = [[CrossbarTile(self.weight[rs, cs], adc_shift=adc_shift, params=params,
                                     target=target) if t in rows else None
                        for cs, rows in zip(self.col_slices, built)]
                       for t, rs in enumerate(self.row_slices)]
@@ -131,13 +124,13 @@ class CrossbarLayer(wiring.Component):
         self.latency = first.latency + AdcAccumulator.latency
         super().__init__({
             "i": In(vector_stream(self.rows, arch.act_bits)),
-            "o": Out(vector_stream(self.channels, arch.act_bits, signed)),
+            "o": Out(vector_stream(self.channels, r.bits, r.signed)),
         })
 
     def elaborate(self, platform):
         m = Module()
         i, o = self.i, self.o
-        bits = self.arch.act_bits
+        bits = self.params.act_bits
 
         # Fork: every tile takes its row slice of each window exactly once.
         taken_all = 1

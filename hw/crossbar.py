@@ -9,8 +9,9 @@ the same handshake in every cycle: ``fpga``, a multiplier-free MAC array that co
 which computes the whole MVM as integer arithmetic once per input vector (`MVM_VERILOG`). The
 analog timing is emulated by accepting a new MVM only every ``mvm_interval`` cycles.
 
-This module also holds the exact output range of a tile (`tile_output_range`) and the
-constructor checks shared by `imcflow.hw.accumulator` and `imcflow.hw.core`.
+A tile takes the `~imcflow.sw.arch.CrossbarParams` of the architecture (`Arch.crossbar`), never
+the `Arch` itself; the exact range of its output lanes is `CrossbarParams.output_range`. This
+module also holds the constructor check `check_target` shared with `imcflow.hw.core`.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from imcflow.errors import UserError
 from imcflow.hw.arith import round_shift, saturate, tree_sum
 from imcflow.hw.streams import vector_stream
-from imcflow.sw.arch import Arch
+from imcflow.sw.arch import CrossbarParams
 from imcflow.sw.arith import signed_range, weight_range
 from imcflow.sw.timing import tile_latency
+from imcflow.validate import check_choice, check_instance, check_int, integer_array
 
 __all__ = ["TARGETS", "MVM_MODULE", "MVM_VERILOG", "add_mvm_module", "CrossbarTile",
-           "WeightWriteLayout", "tile_output_range"]
+           "WeightWriteLayout", "check_target"]
 
 #: the flavours of `CrossbarTile`: ``sim``, the behavioral model of the analog crossbar (integer
 #: arithmetic once per MVM, fast in simulation), and ``fpga``, the multiplier-free MAC array
@@ -150,57 +153,9 @@ def add_mvm_module(verilog: str, top: str) -> str:
 
 # --- shared checks ------------------------------------------------------------------------------
 
-def tile_output_range(arch: Arch) -> tuple[int, int]:
-    """Exact range of one output lane of a `CrossbarTile` of ``arch``.
-
-    ``pwm``: the signed ``adc_bits`` code range ``[-2**(A-1), 2**(A-1) - 1]``. ``bit_serial``: the
-    shift-added sum of ``act_bits`` codes, that range times ``2**act_bits - 1``, which fits
-    ``adc_bits + act_bits`` signed bits.
-    """
-    lo, hi = signed_range(arch.adc_bits)
-    if arch.input_encoding == "bit_serial":
-        planes_weight = (1 << arch.act_bits) - 1
-        return lo * planes_weight, hi * planes_weight
-    return lo, hi
-
-
-def check_int(name: str, value, lo: int, hi: int | None = None) -> None:
-    """Raise `TypeError` unless ``value`` is an integer, `ValueError` unless it is in ``lo..hi``
-    (``hi=None``: no upper bound)."""
-    kind = (f"an integer in {lo}..{hi}" if hi is not None else
-            {0: "a non-negative integer", 1: "a positive integer"}.get(lo, f"an integer >= {lo}"))
-    message = f"{name} must be {kind}, not {value!r}"
-    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(message)
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(message)
-
-
-def check_arch(arch) -> None:
-    if not isinstance(arch, Arch):
-        raise TypeError(f"Arch must be an imcflow.sw.arch.Arch, not {arch!r}")
-
-
 def check_target(target) -> None:
-    if target not in TARGETS:
-        raise ValueError(f"Target must be one of {', '.join(map(repr, TARGETS))}, not {target!r}")
-
-
-def integer_array(name: str, value, ndim: int, lo: int | None = None,
-                  hi: int | None = None) -> np.ndarray:
-    """``value`` as a read-only ``int64`` array of ``ndim`` non-empty dimensions with every element
-    in ``lo..hi``; `TypeError` for a non-integer array, `ValueError` for a wrong shape or value."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an array of integers, not {value!r}")
-    if array.ndim != ndim or 0 in array.shape:
-        raise ValueError(f"{name} must be a non-empty {ndim}-D array, not one of shape {array.shape}")
-    if lo is not None and array.min() < lo or hi is not None and array.max() > hi:
-        raise ValueError(f"{name} must have every element in {lo}..{hi}, not "
-                         f"{int(array.min())}..{int(array.max())}")
-    array = array.astype(np.int64)
-    array.flags.writeable = False
-    return array
+    """A `UserError` unless ``target`` is one of `TARGETS`."""
+    check_choice("target", target, TARGETS)
 
 
 # --- the tile ------------------------------------------------------------------------------------
@@ -248,7 +203,7 @@ class CrossbarTile(wiring.Component):
     (two at least: Verilog has no empty address), each word the ``p = col_parallelism`` columns
     ``[g*p, g*p + p)`` (the last group padded with zero columns). An MVM is
     ``steps = planes * groups * folds`` steps (``planes`` = 1 for ``pwm``, ``act_bits`` for
-    ``bit_serial``; ``folds = arch.row_folds``), one per cycle: group by group, within a group
+    ``bit_serial``; ``folds = params.row_folds``), one per cycle: group by group, within a group
     plane by plane (MSB first), and within a plane row fold by row fold. A step reads one word
     (its group's columns, restricted to the fold's ``ceil(rows / folds)`` rows), forms those
     rows' products of each of the ``p`` columns with the input (``bit_serial``: with one bit
@@ -257,7 +212,7 @@ class CrossbarTile(wiring.Component):
     fold converts the ``p`` sums and shift-adds them. Row folds divide the adder trees, the
     FPGA's largest cost, by ``folds`` and multiply the steps by it. The pipeline is three
     registers deep: the input register (held for the whole MVM), the dot-product register and the
-    output register, into which each finished group is written. ``arch.mac_stages`` more
+    output register, into which each finished group is written. ``params.mac_stages`` more
     registers cut the products and the adder tree into ``mac_stages + 1`` parts of equal depth
     (for the clock rate of an FPGA); each adds one cycle of latency and none of interval. The
     output register is the only output buffer: the next MVM runs while a result waits in it, and
@@ -274,13 +229,14 @@ class CrossbarTile(wiring.Component):
     Parameters
     ----------
     weight : int array (rows, cols)
-        Initial weight image: the used rows and columns of this tile, at most ``arch.rows`` x
-        ``arch.cols``, each in `imcflow.sw.arith.weight_range` of ``arch.weight_bits``.
+        Initial weight image: the used rows and columns of this tile, at most ``params.rows`` x
+        ``params.cols``, each in `imcflow.sw.arith.weight_range` of ``params.weight_bits``.
     adc_shift : int
         ADC gain: right shift of the dot product before saturation, ``>= 0``.
-    arch : Arch
-        ``act_bits``, ``weight_bits``, ``adc_bits``, ``input_encoding``, ``mvm_cycles`` and
-        ``col_parallelism``: the tile computes ``arch.columns_per_cycle(cols)`` columns per cycle
+    params : CrossbarParams
+        The architecture's crossbar (`Arch.crossbar`): ``act_bits``, ``weight_bits``,
+        ``adc_bits``, ``input_encoding``, ``mvm_cycles``, ``col_parallelism``, ``mac_stages`` and
+        ``row_folds``: the tile computes ``params.columns_per_cycle(cols)`` columns per cycle
         (``None``: the fewest that finish an MVM within ``mvm_cycles``; more than ``cols``: all).
     target : str
         ``fpga`` (default), the MAC array, which every simulator and synthesizer takes, or
@@ -296,42 +252,42 @@ class CrossbarTile(wiring.Component):
     i_weight : In(stream.Signature(WeightWriteLayout(rows, cols, weight_bits)))
         Reprogramming port: one column of weights per beat.
     rows, cols, col_parallelism, groups, planes, folds, steps, out_bits : int
-        Geometry as above (``col_parallelism = arch.columns_per_cycle(cols)``), the same for both
-        flavours.
+        Geometry as above (``col_parallelism = params.columns_per_cycle(cols)``), the same for
+        both flavours.
+    params : CrossbarParams
     target : str
     weight : read-only int64 array (rows, cols)
         The initial weight image.
     interval : int
-        ``arch.mvm_interval(cols) = max(mvm_cycles, steps)``: cycles between accepted inputs when
+        ``params.mvm_interval(cols) = max(mvm_cycles, steps)``: cycles between accepted inputs when
         the consumer keeps up.
     latency : int
-        ``steps + arch.mac_stages + 2``: from the input handshake to ``o.valid``, when the
+        ``steps + params.mac_stages + 2``: from the input handshake to ``o.valid``, when the
         consumer keeps up.
 
     Raises
     ------
-    TypeError, ValueError
+    UserError
         On a parameter of the wrong type or out of its range.
     """
 
-    def __init__(self, weight, *, adc_shift: int, arch: Arch, target: str = "fpga"):
-        check_arch(arch)
+    def __init__(self, weight, *, adc_shift: int, params: CrossbarParams, target: str = "fpga"):
+        arch = check_instance("params", params, CrossbarParams)
         check_target(target)
         self.target = target
-        self.weight = integer_array("Weight", weight, 2, *weight_range(arch.weight_bits))
+        self.weight = integer_array("weight", weight, 2, *weight_range(arch.weight_bits))
         self.rows, self.cols = self.weight.shape
         if self.rows > arch.rows or self.cols > arch.cols:
-            raise ValueError(f"Weight shape {self.weight.shape} exceeds the {arch.rows} x "
-                             f"{arch.cols} crossbar of the architecture")
-        check_int("ADC shift", adc_shift, 0)
-        self.adc_shift, self.arch = int(adc_shift), arch
+            raise UserError(f"weight: shape {self.weight.shape} exceeds the {arch.rows} x "
+                            f"{arch.cols} crossbar")
+        self.adc_shift, self.params = check_int("adc_shift", adc_shift, 0), params
         self.col_parallelism = arch.columns_per_cycle(self.cols)
         self.groups = -(-self.cols // self.col_parallelism)
         self.planes = arch.planes
         self.folds = arch.row_folds
         self.chunk = -(-self.rows // self.folds)
         self.steps = self.planes * self.groups * self.folds
-        lo, hi = tile_output_range(arch)
+        lo, hi = arch.output_range
         self.out_bits = Shape.cast(range(lo, hi + 1)).width
         self.interval = arch.mvm_interval(self.cols)
         self.latency = tile_latency(self.steps, arch.mac_stages)
@@ -344,17 +300,17 @@ class CrossbarTile(wiring.Component):
 
     def _dot_shape(self) -> Shape:
         """Exact shape of one dot product of a step (full input or one bit plane)."""
-        x_max = (1 << self.arch.act_bits) - 1 if self.planes == 1 else 1
-        bound = self.rows * x_max * weight_range(self.arch.weight_bits)[1]
+        x_max = (1 << self.params.act_bits) - 1 if self.planes == 1 else 1
+        bound = self.rows * x_max * weight_range(self.params.weight_bits)[1]
         return Shape.cast(range(-bound, bound + 1))
 
     def _adc(self, dot):
         """``adc_convert``: the gain shift with round half up, then saturation to ``adc_bits``."""
-        return saturate(round_shift(dot, self.adc_shift), *signed_range(self.arch.adc_bits))
+        return saturate(round_shift(dot, self.adc_shift), *signed_range(self.params.adc_bits))
 
     def elaborate(self, platform):
         m = Module()
-        arch, groups, planes, folds = self.arch, self.groups, self.planes, self.folds
+        arch, groups, planes, folds = self.params, self.groups, self.planes, self.folds
         i, o = self.i, self.o
 
         # What travels with a step: group, bit plane (MSB first), first and last plane of the
@@ -456,7 +412,7 @@ class CrossbarTile(wiring.Component):
         shift-adds them over the planes. ``w_chunk`` is the row fold the reprogramming port
         writes when ``w_step``. Returns the output writes:
         ``[(condition, [(lane, value), ...]), ...]``, one per group."""
-        arch, p, groups, planes, w = self.arch, self.col_parallelism, self.groups, self.planes, \
+        arch, p, groups, planes, w = self.params, self.col_parallelism, self.groups, self.planes, \
             self.i_weight
         folds, rows = self.folds, self.chunk
 
@@ -551,7 +507,7 @@ class CrossbarTile(wiring.Component):
         ``last_step`` that issues its last step (`MVM_MODULE`, which also holds the weights),
         then carried in step with the tags to stage 2 (``mac_stages + 1`` registers). Returns the
         output write of the finished MVM."""
-        arch, w = self.arch, self.i_weight
+        arch, w = self.params, self.i_weight
         wb = arch.weight_bits
         image = 0
         for (r, c), value in np.ndenumerate(self.weight):

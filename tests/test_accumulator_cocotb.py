@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from imcflow.hw.accumulator import AdcAccumulator
-from imcflow.hw.crossbar import tile_output_range
 from imcflow.sw.arch import Arch
-from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, act_range, requantize
+from imcflow.sw.arith import MAX_SHIFT, MULT_BITS, Requantizer, act_range, requantize
 
 from test_accumulator import random_parts
 from test_crossbar_cocotb import run_bundle
@@ -33,7 +32,8 @@ def accumulator_unit(k: int, seed: int, arch: Arch, row_tiles: int, cols: int, *
         mult = rng.integers(0, 1 << min(MULT_BITS, shift + int(rng.integers(1, 12))), size=cols)
     if bias is None:
         bias = rng.integers(-5000, 5000, size=cols)
-    accumulator = AdcAccumulator(bias, mult, shift, row_tiles=row_tiles, signed=signed, arch=arch)
+    accumulator = AdcAccumulator(bias, Requantizer(mult, shift, arch.act_bits, signed),
+                                 row_tiles=row_tiles, params=arch.crossbar)
     for phase, n in (("a", 30), ("c", 12)):
         p = random_parts(rng, n, row_tiles, cols, arch) if parts is None else parts[:, :n]
         data[f"u{k}_parts_{phase}"] = p
@@ -81,7 +81,7 @@ def test_edge_accumulators(seeds, tmp_path):
     # (ReLU and signed); the largest shift; a zero multiplier; one row tile of one column.
     seed, = seeds(1)
     arch = Arch(act_bits=8, adc_bits=10, input_encoding="bit_serial")
-    lo, hi = tile_output_range(arch)
+    lo, hi = arch.crossbar.output_range
     ends = np.repeat(np.array([lo, hi] * 21).reshape(1, 42, 1), 4, axis=0)
     top = (1 << MULT_BITS) - 1
     extremes = dict(bias=np.array([-(1 << 24), 1 << 24, 0]), mult=np.full(3, top), shift=0,

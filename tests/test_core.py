@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 
+from imcflow.errors import UserError
 from imcflow.hw.core import CrossbarLayer
 from imcflow.sw.arch import Arch
-from imcflow.sw.arith import MULT_BITS
+from imcflow.sw.arith import MULT_BITS, Requantizer
 from imcflow.sw.golden import crossbar_layer
 from imcflow.verif.amaranth_sim import run_streams
 
@@ -20,23 +21,22 @@ from test_crossbar import pack, random_adc_shift, random_weight, random_windows
 ARCH = Arch(rows=8, cols=4, mvm_cycles=1)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(arch=Arch().to_dict()), TypeError, "Arch must be an imcflow.sw.arch.Arch, not {"),
-    (dict(weight=[[0.5]]), TypeError, "Weight must be an array of integers, not [[0.5]]"),
-    (dict(weight=np.full((2, 3), 9)), ValueError, "Weight must have every element in -7..7, not 9..9"),
-    (dict(bias=[0, 0]), ValueError, "Bias must have one element per output channel (3), not 2"),
-    (dict(mult=[1, 2]), ValueError, "Mult must have one element per output channel (3), not 2"),
-    (dict(mult=[1, 2, 1 << 16]), ValueError, "Mult must have every element in 0..65535, not 1..65536"),
-    (dict(shift=-1), ValueError, "Shift must be an integer in 0..47, not -1"),
-    (dict(adc_shift=None), TypeError, "ADC shift must be a non-negative integer, not None"),
-    (dict(signed="yes"), TypeError, "Signed must be a bool, not 'yes'"),
+@pytest.mark.parametrize("kwargs, message", [
+    # (the requantizer checks its own fields: tests/test_values.py)
+    (dict(params=Arch().to_dict()), "params: must be a imcflow.sw.arch.CrossbarParams, not {"),
+    (dict(weight=[[0.5]]), "weight: must be an array of integers, not [[0.5]]"),
+    (dict(weight=np.full((2, 3), 9)), "weight: must have every element in -7..7, not 9..9"),
+    (dict(bias=[0, 0]), "bias: must have one element per output channel (3), not 2"),
+    (dict(requantizer=Requantizer([1, 2], 0, 8)),
+     "requantizer.mult: must be 3 multipliers, not (1, 2)"),
+    (dict(adc_shift=None), "adc_shift: must be a non-negative integer, not None"),
+    (dict(target="asic"), "target: must be one of 'sim', 'fpga', not 'asic'"),
 ])
-def test_constructor_checks(kwargs, error, message):
-    args = dict(weight=np.zeros((2, 3), int), bias=[0] * 3, mult=[1] * 3, shift=0, adc_shift=0,
-                signed=False, arch=ARCH) | kwargs
-    with pytest.raises(error) as info:
-        CrossbarLayer(args.pop("weight"), args.pop("bias"), args.pop("mult"), args.pop("shift"),
-                      **args)
+def test_constructor_checks(kwargs, message):
+    args = dict(weight=np.zeros((2, 3), int), bias=[0] * 3, requantizer=Requantizer([1] * 3, 0, 8),
+                adc_shift=0, params=ARCH.crossbar) | kwargs
+    with pytest.raises(UserError) as info:
+        CrossbarLayer(args.pop("weight"), args.pop("bias"), args.pop("requantizer"), **args)
     assert str(info.value).startswith(message)
 
 
@@ -49,8 +49,8 @@ def test_constructor_checks(kwargs, error, message):
 def test_tiles_hold_only_the_used_rows_and_columns(rows, channels, tile_shapes):
     rng = np.random.default_rng(0)
     weight = random_weight(rng, (rows, channels), ARCH.weight_bits)
-    layer = CrossbarLayer(weight, [0] * channels, [1] * channels, 0, adc_shift=0, signed=False,
-                          arch=ARCH)
+    layer = CrossbarLayer(weight, [0] * channels, Requantizer([1] * channels, 0, 8), adc_shift=0,
+                          params=ARCH.crossbar)
     Fragment.get(layer, platform=None)                    # elaborates, tiles included
     assert [[tile.weight.shape for tile in row] for row in layer.tiles] == tile_shapes
     assert np.array_equal(np.block([[tile.weight for tile in row] for row in layer.tiles]), weight)
@@ -65,15 +65,16 @@ def random_layer(rng, rows, channels, arch, signed):
     mult = rng.integers(1 << (shift - 5), 1 << min(MULT_BITS, shift + 2), size=channels)
     bias = rng.integers(-200, 200, size=channels)
     adc_shift = random_adc_shift(rng, min(rows, arch.rows), arch)
-    return CrossbarLayer(weight, bias, mult, shift, adc_shift=adc_shift, signed=signed, arch=arch)
+    return CrossbarLayer(weight, bias, Requantizer(mult, shift, arch.act_bits, signed),
+                         adc_shift=adc_shift, params=arch.crossbar)
 
 
 def check_layer(layer, x, *, seed, image=7, idle=0.3, backpressure=0.3):
     """Send windows ``x`` through ``layer``, compare every output pixel with the golden model;
     returns it and the handshake edges."""
-    arch, o_layout = layer.arch, layer.o.payload.shape()
-    want = crossbar_layer(x, layer.weight, layer.bias, layer.mult, layer.accumulators[0].shift,
-                          signed=layer.accumulators[0].signed, xbar_rows=arch.rows,
+    arch, r, o_layout = layer.params, layer.requantizer, layer.o.payload.shape()
+    want = crossbar_layer(x, layer.weight, layer.bias, np.array(r.mult), r.shift,
+                          signed=r.signed, xbar_rows=arch.rows,
                           encoding=arch.input_encoding, act_bits=arch.act_bits,
                           adc_bits=arch.adc_bits, adc_shift=layer.tiles[0][0].adc_shift)
     edges = run_streams(layer, {"i": (layer.i, pack(layer.i.payload.shape(), x, image))},

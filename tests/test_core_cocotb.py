@@ -13,7 +13,7 @@ import pytest
 
 from imcflow.hw.core import CrossbarLayer
 from imcflow.sw.arch import Arch
-from imcflow.sw.arith import MULT_BITS, act_range, weight_range
+from imcflow.sw.arith import MULT_BITS, Requantizer, act_range, weight_range
 from imcflow.sw.golden import crossbar_layer
 
 from test_crossbar import random_adc_shift, random_weight, random_windows
@@ -35,7 +35,8 @@ def layer_unit(k: int, seed: int, rows: int, channels: int, arch: Arch, *, signe
     bias = rng.integers(-300, 300, size=channels) if bias is None else bias
     if adc_shift is None:
         adc_shift = random_adc_shift(rng, min(rows, arch.rows), arch)
-    layer = CrossbarLayer(weight, bias, mult, shift, adc_shift=adc_shift, signed=signed, arch=arch)
+    layer = CrossbarLayer(weight, bias, Requantizer(mult, shift, arch.act_bits, signed),
+                          adc_shift=adc_shift, params=arch.crossbar)
     for phase, n in (("a", 30), ("c", 10)):
         x = random_windows(rng, n, rows, arch.act_bits)
         data[f"u{k}_x_{phase}"] = x

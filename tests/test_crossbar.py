@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from imcflow.errors import UserError
 from imcflow.hw.crossbar import CrossbarTile
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw.arch import Arch
@@ -72,7 +73,7 @@ def check_tile(tile, x, *, seed, image=5, idle=0.3, backpressure=0.3):
     """Send windows ``x`` through ``tile`` and compare every beat with the golden model; returns
     the golden outputs and the handshake edges."""
     i_layout, o_layout = tile.i.payload.shape(), tile.o.payload.shape()
-    want = mvm(x, tile.weight, tile.adc_shift, tile.arch)
+    want = mvm(x, tile.weight, tile.adc_shift, tile.params)
     edges = run_streams(tile, {"i": (tile.i, pack(i_layout, x, image))},
                         {"o": (tile.o, pack(o_layout, want, image))}, seed=seed, idle=idle,
                         backpressure=backpressure)
@@ -84,25 +85,23 @@ def check_tile(tile, x, *, seed, image=5, idle=0.3, backpressure=0.3):
 ARCH = Arch(rows=8, cols=4, mvm_cycles=1)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(arch="default"), TypeError, "Arch must be an imcflow.sw.arch.Arch, not 'default'"),
-    (dict(weight=np.ones((2, 2)) / 2), TypeError, "Weight must be an array of integers, not "),
-    (dict(weight=[[True]]), TypeError, "Weight must be an array of integers, not [[True]]"),
-    (dict(weight=[1, 2]), ValueError, "Weight must be a non-empty 2-D array, not one of shape (2,)"),
-    (dict(weight=np.zeros((0, 2), int)), ValueError,
-     "Weight must be a non-empty 2-D array, not one of shape (0, 2)"),
-    (dict(weight=[[8, -7]]), ValueError, "Weight must have every element in -7..7, not -7..8"),
-    (dict(weight=np.zeros((9, 1), int)), ValueError,
-     "Weight shape (9, 1) exceeds the 8 x 4 crossbar of the architecture"),
-    (dict(weight=np.zeros((1, 5), int)), ValueError,
-     "Weight shape (1, 5) exceeds the 8 x 4 crossbar of the architecture"),
-    (dict(adc_shift=-1), ValueError, "ADC shift must be a non-negative integer, not -1"),
-    (dict(adc_shift=1.0), TypeError, "ADC shift must be a non-negative integer, not 1.0"),
-    (dict(target="asic"), ValueError, "Target must be one of 'sim', 'fpga', not 'asic'"),
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(params=Arch()), "params: must be a imcflow.sw.arch.CrossbarParams, not Arch("),
+    (dict(weight=np.ones((2, 2)) / 2), "weight: must be an array of integers, not "),
+    (dict(weight=[[True]]), "weight: must be an array of integers, not [[True]]"),
+    (dict(weight=[1, 2]), "weight: must be a non-empty 2-D array, not one of shape (2,)"),
+    (dict(weight=np.zeros((0, 2), int)),
+     "weight: must be a non-empty 2-D array, not one of shape (0, 2)"),
+    (dict(weight=[[8, -7]]), "weight: must have every element in -7..7, not -7..8"),
+    (dict(weight=np.zeros((9, 1), int)), "weight: shape (9, 1) exceeds the 8 x 4 crossbar"),
+    (dict(weight=np.zeros((1, 5), int)), "weight: shape (1, 5) exceeds the 8 x 4 crossbar"),
+    (dict(adc_shift=-1), "adc_shift: must be a non-negative integer, not -1"),
+    (dict(adc_shift=1.0), "adc_shift: must be a non-negative integer, not 1.0"),
+    (dict(target="asic"), "target: must be one of 'sim', 'fpga', not 'asic'"),
 ])
-def test_constructor_checks(kwargs, error, message):
-    args = dict(weight=np.zeros((3, 2), int), adc_shift=0, arch=ARCH) | kwargs
-    with pytest.raises(error) as info:
+def test_constructor_checks(kwargs, message):
+    args = dict(weight=np.zeros((3, 2), int), adc_shift=0, params=ARCH.crossbar) | kwargs
+    with pytest.raises(UserError) as info:
         CrossbarTile(args.pop("weight"), **args)
     assert str(info.value).startswith(message)
 
@@ -130,13 +129,14 @@ def test_constructor_checks(kwargs, error, message):
 ])
 def test_geometry_and_timing_attributes(rows, cols, arch, interval, latency, out_bits, target):
     # Both flavours: the same ports, steps and timing.
-    tile = CrossbarTile(np.zeros((rows, cols), int), adc_shift=0, arch=arch, target=target)
+    tile = CrossbarTile(np.zeros((rows, cols), int), adc_shift=0, params=arch.crossbar,
+                        target=target)
     assert tile.target == target
     assert (tile.interval, tile.latency, tile.out_bits) == (interval, latency, out_bits)
     assert tile.interval == arch.mvm_interval(cols)
     assert tile.i.payload.shape() == VectorLayout(rows, arch.act_bits)
     assert tile.o.payload.shape() == VectorLayout(cols, out_bits, signed_=True)
-    other = CrossbarTile(np.zeros((rows, cols), int), adc_shift=0, arch=arch,
+    other = CrossbarTile(np.zeros((rows, cols), int), adc_shift=0, params=arch.crossbar,
                          target={"sim": "fpga", "fpga": "sim"}[target])
     assert tile.signature == other.signature
     assert (tile.steps, tile.latency, tile.interval) == (other.steps, other.latency, other.interval)
@@ -145,7 +145,7 @@ def test_geometry_and_timing_attributes(rows, cols, arch, interval, latency, out
 def test_sim_flavour_refuses_the_amaranth_simulator():
     # The sim flavour's arithmetic is a Verilog module; the Amaranth simulator would leave its
     # output at 0, so the first MVM fails an assertion that says so instead of computing zeros.
-    tile = CrossbarTile(np.ones((3, 2), int), adc_shift=0, arch=ARCH, target="sim")
+    tile = CrossbarTile(np.ones((3, 2), int), adc_shift=0, params=ARCH.crossbar, target="sim")
     x = np.ones((2, 3), int)
     with pytest.raises(AssertionError, match=r"target='sim'\) runs in Verilog simulators only"):
         check_tile(tile, x, seed=0, idle=None, backpressure=None)
@@ -188,7 +188,8 @@ def test_matches_crossbar_mvm(rows, cols, arch, seeds):
     for seed in seeds(2):
         rng = np.random.default_rng(seed)
         weight = random_weight(rng, (rows, cols), arch.weight_bits)
-        tile = CrossbarTile(weight, adc_shift=random_adc_shift(rng, rows, arch), arch=arch)
+        tile = CrossbarTile(weight, adc_shift=random_adc_shift(rng, rows, arch),
+                            params=arch.crossbar)
         check_tile(tile, random_windows(rng, 24, rows, arch.act_bits), seed=seed,
                    idle=rng.uniform(0, 0.6), backpressure=rng.uniform(0, 0.6))
 
@@ -201,7 +202,7 @@ def test_adc_saturates_at_both_ends(encoding, sign, seeds):
     arch = Arch(rows=16, cols=4, act_bits=6, adc_bits=5, input_encoding=encoding, mvm_cycles=6,
                 col_parallelism=3)
     weight = np.full((16, 4), sign * weight_range(arch.weight_bits)[1])
-    tile = CrossbarTile(weight, adc_shift=1, arch=arch)
+    tile = CrossbarTile(weight, adc_shift=1, params=arch.crossbar)
     rng = np.random.default_rng(seeds(1)[0])
     x = np.concatenate([np.full((4, 16), 63), random_windows(rng, 8, 16, 6)])
     want, _ = check_tile(tile, x, seed=int(rng.integers(1 << 31)))
@@ -229,7 +230,7 @@ def test_reprogram_then_compute(arch, seeds):
         rows, cols = 5, 3
         old = random_weight(rng, (rows, cols), arch.weight_bits)
         new = old.copy()
-        tile = CrossbarTile(old, adc_shift=1, arch=arch)
+        tile = CrossbarTile(old, adc_shift=1, params=arch.crossbar)
         w_layout = tile.i_weight.payload.shape()
         writes = []
         for col in [*rng.permutation(cols), int(rng.integers(cols)), cols]:
@@ -306,7 +307,8 @@ def test_latency_and_interval(arch, cols):
     # outputs follow each other every `interval` cycles (no bubbles).
     n, rows = 12, 6
     rng = np.random.default_rng(0)
-    tile = CrossbarTile(random_weight(rng, (rows, cols), arch.weight_bits), adc_shift=2, arch=arch)
+    tile = CrossbarTile(random_weight(rng, (rows, cols), arch.weight_bits), adc_shift=2,
+                        params=arch.crossbar)
     x = random_windows(rng, n, rows, arch.act_bits)
     _, edges = check_tile(tile, x, seed=0, idle=None, backpressure=None)
     assert np.diff(edges["i"]).tolist() == [tile.interval] * (n - 1)

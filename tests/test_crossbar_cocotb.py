@@ -73,7 +73,7 @@ def tile_unit(k: int, seed: int, rows: int, cols: int, arch: Arch, *, weight=Non
     weight = random_weight(rng, (rows, cols), arch.weight_bits) if weight is None else weight
     new = random_weight(rng, (rows, cols), arch.weight_bits) if new_weight is None else new_weight
     adc_shift = random_adc_shift(rng, rows, arch) if adc_shift is None else adc_shift
-    tile = CrossbarTile(weight, adc_shift=adc_shift, arch=arch, target=target)
+    tile = CrossbarTile(weight, adc_shift=adc_shift, params=arch.crossbar, target=target)
     # every column once in random order, one twice (the last write counts), and a column index
     # beyond the tile where the index field can hold one (ignored)
     order = [*rng.permutation(cols), int(rng.integers(cols))]

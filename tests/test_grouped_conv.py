@@ -18,6 +18,7 @@ from imcflow.gen.project import generate
 from imcflow.hw.accumulator import AdcAccumulator
 from imcflow.hw.core import CrossbarLayer
 from imcflow.sw.arch import load_arch
+from imcflow.sw.arith import Requantizer
 from imcflow.sw.golden import crossbar_layer, windows
 from imcflow.sw.inference import float_trace, trace
 from imcflow.sw.ir import Conv2d, Input, Network, ReLU, Shape
@@ -143,8 +144,8 @@ def test_empty_tiles_of_the_layout_are_not_built(seeds):
         rng = np.random.default_rng(seed)
         images = rng.integers(0, 256, (4, 6, 6, 8))
         q = quantize(grouped_net(8, 8, 8, seed=seed), arch, images)["g"]
-        layer = CrossbarLayer(q.weight, q.bias, q.mult, q.shift, adc_shift=q.adc_shift,
-                              signed=False, arch=arch)
+        layer = CrossbarLayer(q.weight, q.bias, Requantizer(q.mult, q.shift, arch.act_bits),
+                              adc_shift=q.adc_shift, params=arch.crossbar)
         assert [[t is not None for t in row] for row in layer.tiles] == \
             [[True, False], [True, True], [False, True]]
         win = gather_lanes(windows(images[:1], 3, 1, 1), q.lanes)[0]

@@ -729,9 +729,8 @@ def _split(rng, sums, parts: int, lo: int, hi: int):
 
 def _accumulator():
     from imcflow.hw.accumulator import AdcAccumulator
-    from imcflow.hw.crossbar import tile_output_range
     from imcflow.sw.arch import Arch
-    from imcflow.sw.arith import requantize
+    from imcflow.sw.arith import Requantizer, requantize
     units = []
     # requantization chosen so most outputs fall inside the activation range: a mutant of the
     # sum must change the output, not hide behind saturation
@@ -743,7 +742,7 @@ def _accumulator():
     ]
     for n, (arch, tiles, cols, sg, bias, mult, shift) in enumerate(configs):
         rng = np.random.default_rng(60 + n)
-        lo, hi = tile_output_range(arch)
+        lo, hi = arch.crossbar.output_range
         parts = rng.integers(lo, hi + 1, size=(tiles, 3, 4, cols))
         parts = np.where(rng.random(parts.shape) < 0.15, rng.choice([lo, hi], parts.shape), parts)
         # then the sums at every step of the requantized output and just below it (rounding
@@ -758,7 +757,8 @@ def _accumulator():
             tiles, beats // 4, 4, cols)], axis=1)
         y = requantize(parts.sum(axis=0) + np.array(bias), np.array(mult), shift,
                        act_bits=arch.act_bits, signed=sg)
-        dut = AdcAccumulator(bias, mult, shift, row_tiles=tiles, signed=sg, arch=arch)
+        dut = AdcAccumulator(bias, Requantizer(mult, shift, arch.act_bits, sg), row_tiles=tiles,
+                             params=arch.crossbar)
 
         def timing(cy, tiles=tiles):
             i = cy["i__0"]
@@ -862,7 +862,7 @@ def _crossbar():
         # do not, and the rounding matters
         planes_max = (1 << arch.act_bits) - 1 if arch.input_encoding == "pwm" else 1
         shift = max(0, (rows * planes_max * hi).bit_length() - arch.adc_bits)
-        tile = CrossbarTile(weight, adc_shift=shift, arch=arch)
+        tile = CrossbarTile(weight, adc_shift=shift, params=arch.crossbar)
         prefix = f"u{k}_"
         order = [*rng.permutation(cols), int(rng.integers(cols))]
         if cols & (cols - 1):
