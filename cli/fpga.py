@@ -103,7 +103,7 @@ def add_arguments(parser) -> None:
     add_json(r)
 
 
-def build(args) -> dict:
+def build(args) -> flow.BuildReport:
     """``imcflow fpga build``: the report of `imcflow.fpga.build.build_board`."""
     check_output_directory(args.output, args.force)
     target = find_board(args.board)
@@ -129,6 +129,8 @@ def build(args) -> dict:
 
 
 def _summary(report: dict) -> str:
+    """The build in a few lines, from its report (`imcflow.fpga.build.BuildReport.to_json`:
+    the details, such as the network, are its keys)."""
     t, b = report["timing"], report["binding"]
     lines = [f"{report['network']} on {report['board']} ({report['device']}): bitstream {report['bitstream']}",
              f"  arch: {report.get('arch_name', '?')}"]
@@ -175,13 +177,13 @@ def run_board(args) -> dict:
 def run(args) -> int:
     if args.action == "build":
         report = build(args)
-        if not report["timing"]["met"]:
-            _log(f"warning: Fmax {report['fmax_mhz']:.2f} MHz is below the "
-                 f"{report['target_mhz']:g} MHz target; lower --clock-mhz or the design's depth")
+        if not report.timing["met"]:
+            _log(f"warning: Fmax {report.fmax_mhz:.2f} MHz is below the "
+                 f"{report.target_mhz:g} MHz target; lower --clock-mhz or the design's depth")
         if args.json:
-            print_json(report)
+            print_json(report.to_json())
         else:
-            print(_summary(report))
+            print(_summary(report.to_json()))
         return 0
     result = run_board(args)
     if args.json:

@@ -2,7 +2,7 @@
 
 Public API (``from imcflow.fpga import load_design, board_top, build_board``): the design a board
 runs (`Design`, `load_design`, `prepare_design`, `board_top`), boards (`BOARDS`, `board`), the
-build (`build_board`, `FlowError`), the tops (`BoardTop`, `SerialAccelerator`), the link
+build (`build_board`, its `BuildReport`, `FlowError`), the tops (`BoardTop`, `SerialAccelerator`), the link
 (`HostLink`, `UartTx`, `UartRx`) and the host (`BoardClient`, `run_images`).
 """
 
@@ -18,6 +18,7 @@ _API = {
     "BOARDS": "imcflow.fpga.boards",
     "board": "imcflow.fpga.boards",
     "build_board": "imcflow.fpga.build",
+    "BuildReport": "imcflow.fpga.build",
     "FlowError": "imcflow.fpga.build",
     "BoardTop": "imcflow.fpga.top",
     "SerialAccelerator": "imcflow.fpga.top",

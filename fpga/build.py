@@ -23,6 +23,7 @@ import resource
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from imcflow import toolchain
@@ -30,8 +31,8 @@ from imcflow.errors import UserError
 from imcflow.files import atomic_directory, cache_dir
 from imcflow.progress import Ticker, note
 
-__all__ = ["FlowError", "RESOURCES", "build_board", "parse_utilization", "parse_timing",
-           "binding_limits", "render_markdown"]
+__all__ = ["FlowError", "RESOURCES", "BuildReport", "build_board", "parse_utilization",
+           "parse_timing", "binding_limits", "render_markdown"]
 
 #: report name -> nextpnr BEL type, per family (iCE40 logic cells hold one LUT4 and one FF each;
 #: their FFs are counted from Yosys' cell statistics, nextpnr reports only logic cells)
@@ -364,10 +365,61 @@ def _place_and_route(progress: _Progress, tool: str, argv: list[str], work: Path
     return total, runs
 
 
+@dataclass(frozen=True)
+class BuildReport:
+    """What `build_board` built: the board, each resource used (``luts``, ``ffs``, ``brams``,
+    ``dsps``: ``{used, available}``), Fmax next to the target, ``timing`` (per clock, critical
+    path), what binds, the clock, host link and PLL, the bitstream (absolute path) and
+    constraint files, tool times, options and versions, the nextpnr runs (seed, Fmax, seconds,
+    seconds per phase) and the kept seed, the ``details`` the caller gave (network, arch,
+    accelerator, memory plan, estimate) and the build's seconds. `to_json` is ``report.json``
+    (the details' keys at the top level), `render_markdown` of it ``report.md``."""
+
+    board: str
+    device: str
+    family: str
+    luts: dict[str, int]
+    ffs: dict[str, int]
+    brams: dict[str, int]
+    dsps: dict[str, int]
+    fmax_mhz: float | None
+    target_mhz: float
+    timing: dict
+    binding: dict
+    clock_hz: int
+    baud: int
+    divisor: int
+    window: int
+    design_id: int
+    pll: dict | None
+    bitstream: str
+    constraints: list[str]
+    tool_seconds: dict[str, float]
+    tool_cpu_seconds: dict[str, float]
+    synth_options: str
+    nextpnr_options: list[str]
+    nextpnr_runs: list[dict]
+    nextpnr_phase_seconds: dict[str, float]
+    seed: int
+    tools: dict[str, str]
+    details: dict
+    build_seconds: float
+
+    def to_json(self) -> dict:
+        """``report.json``: every field in order, the details' keys in place of ``details``."""
+        out = {}
+        for f in fields(self):
+            if f.name == "details":
+                out.update(self.details)
+            else:
+                out[f.name] = getattr(self, f.name)
+        return out
+
+
 def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
                 yosys_script: str = "", progress: _Progress | None = None,
                 force: bool = False, seeds: int = 1,
-                nextpnr_options: tuple[str, ...] | None = None) -> dict:
+                nextpnr_options: tuple[str, ...] | None = None) -> BuildReport:
     """Build ``top`` (a `~imcflow.fpga.top.BoardTop`) into directory ``output``.
 
     Parameters
@@ -391,11 +443,7 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
 
     Returns
     -------
-    dict
-        The report: board, device, family, ``luts``/``ffs``/``brams``/``dsps`` (``used``,
-        ``available``), ``fmax_mhz``, ``target_mhz``, ``timing`` (per clock, critical path),
-        ``binding``, ``bitstream`` (absolute path), tool times and versions, nextpnr's options,
-        runs (seed, Fmax, seconds, seconds per phase) and the kept seed, and ``details``.
+    BuildReport
 
     Raises
     ------
@@ -449,26 +497,23 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         constraints = [f"top.{ext}" for ext in CONSTRAINTS if (work / f"top.{ext}").exists()]
         for name in constraints:   # the board's pins and clocks, for the user's own flow
             shutil.copyfile(work / name, Path(tmp) / name)
-        report = {
-            "board": board.name, "device": board.device, "family": board.family,
-            **utilization,
-            "fmax_mhz": timing["fmax_mhz"], "target_mhz": timing["target_mhz"],
-            "timing": timing, "binding": binding_limits(utilization, timing),
-            "clock_hz": top.clock_hz, "baud": top.baud, "divisor": top.divisor,
-            "window": top.system.link.info.window, "design_id": top.system.link.info.design_id,
-            "pll": None if top.pll is None else {
+        kept = max(runs, key=lambda r: r["fmax_mhz"])
+        report = BuildReport(
+            board=board.name, device=board.device, family=board.family, **utilization,
+            fmax_mhz=timing["fmax_mhz"], target_mhz=timing["target_mhz"],
+            timing=timing, binding=binding_limits(utilization, timing),
+            clock_hz=top.clock_hz, baud=top.baud, divisor=top.divisor,
+            window=top.system.link.info.window, design_id=top.system.link.info.design_id,
+            pll=None if top.pll is None else {
                 "input_div": top.pll.input_div, "feedback_div": top.pll.feedback_div,
                 "output_div": top.pll.output_div, "vco_mhz": top.pll.vco_hz / 1e6},
-            "bitstream": str(output.resolve() / bitstream.name), "constraints": constraints,
-            "tool_seconds": tool_seconds, "tool_cpu_seconds": tool_cpu,
-            "synth_options": SYNTH_OPTIONS[board.family],
-            "nextpnr_options": list(nextpnr_options), "nextpnr_runs": runs,
-            "nextpnr_phase_seconds": max(runs, key=lambda r: r["fmax_mhz"])["phases"],
-            "seed": max(runs, key=lambda r: r["fmax_mhz"])["seed"],
-            "tools": {t: toolchain.find(t).version for t in ("yosys", f"nextpnr-{board.family}")},
-            **(details or {}),
-        }
-        report["build_seconds"] = round(time.monotonic() - start, 1)
-        (Path(tmp) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        (Path(tmp) / "report.md").write_text(render_markdown(report))
+            bitstream=str(output.resolve() / bitstream.name), constraints=constraints,
+            tool_seconds=tool_seconds, tool_cpu_seconds=tool_cpu,
+            synth_options=SYNTH_OPTIONS[board.family],
+            nextpnr_options=list(nextpnr_options), nextpnr_runs=runs,
+            nextpnr_phase_seconds=kept["phases"], seed=kept["seed"],
+            tools={t: toolchain.find(t).version for t in ("yosys", f"nextpnr-{board.family}")},
+            details=details or {}, build_seconds=round(time.monotonic() - start, 1))
+        (Path(tmp) / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        (Path(tmp) / "report.md").write_text(render_markdown(report.to_json()))
     return report

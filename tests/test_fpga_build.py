@@ -4,6 +4,7 @@ errors (one line, exit 2, no output directory), a failing tool, and one small pl
 the ULX3S top (PLL, reset, UART, LEDs) around the accelerator `imcflow gen --target fpga` wrote
 for a tiny network (2x2 pixels -> 3 logits), through the CLI, in about 40 s."""
 
+import dataclasses
 import io
 import json
 import os
@@ -109,6 +110,18 @@ def _nextpnr_report(achieved):
             ]},
         ],
     }
+
+
+def test_the_build_report_is_report_json_with_the_details_in_place():
+    # `BuildReport.to_json` is report.json: its fields in order, the caller's details (network,
+    # arch, the crossbar estimate, ...) as top-level keys where `details` stands, so that
+    # `imcflow fpga build --json`, report.json and report.md read `network` like `board`.
+    names = [f.name for f in dataclasses.fields(flow.BuildReport)]
+    details = {"network": "digits", "crossbar": {"luts": 5}}
+    report = flow.BuildReport(**{n: n for n in names if n != "details"}, details=details)
+    at = names.index("details")
+    assert list(report.to_json()) == names[:at] + ["network", "crossbar"] + names[at + 1:]
+    assert report.to_json()["network"] == "digits" and report.to_json()["board"] == "board"
 
 
 def test_report_parsing_and_what_binds():
