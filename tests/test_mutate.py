@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import Const, Module, Mux
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -127,6 +127,45 @@ def test_equivalence_check_tells_equivalent_mutants_from_bugs():
     assert mutate.equivalent(offset, same).startswith("equiv_induct")
     assert mutate.equivalent(offset, idle).startswith("k-induction")
     assert mutate.equivalent(offset, bug) is None
+
+
+class Scale(wiring.Component):
+    """``min(round(x * 11 / 4), 5)`` through a product register that holds while stalled, as the
+    average pools' requantizers do: it holds 0, 11, 22 or 33, never e.g. 4."""
+
+    i: In(stream.Signature(2))
+    o: Out(stream.Signature(3))
+
+    def elaborate(self, platform):
+        m = Module()
+        product = Signal(6)
+        full = Signal()
+        o_free = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(~full | o_free)
+        with m.If(self.i.ready):
+            m.d.sync += [full.eq(self.i.valid), product.eq(self.i.payload * 11)]
+        with m.If(o_free):
+            m.d.sync += [self.o.valid.eq(full),
+                         self.o.payload.eq(Mux(product >= 18, 5, (product + 2)[2:]))]
+        return m
+
+
+def test_pdr_proves_mutants_equal_in_reachable_states_only_and_no_bug():
+    # Bit 2 of the product register tied to 0 changes no output for the products that occur
+    # (22 becomes 18, which saturates to 5 as well) but does for 4, where induction may start:
+    # only PDR (the reachable states) proves it. Bit 3 tied to 0 is a bug (11 becomes 3):
+    # PDR must find it reachable, not merely fail to prove it.
+    scale = Scale()
+    text = rtlil.convert(scale, name="scale")
+    muts = {re.search(r"-portbit (\d+)", m.args)[1]: m
+            for m in mutate.mutations(text, "scale", 60, 1, "-mode const0 -port Q")
+            if "product = Signal(6)" in m.describe()}
+    assert mutate.equivalent(scale, muts["2"]).startswith("pdr:")
+    assert mutate.equivalent(scale, muts["3"]) is None
+    _, pair = mutate._gold_and_gate(scale, muts["3"])
+    with pytest.raises(FormalError, match="an assertion fails in a reachable state"):
+        check(contracts.SameBehaviour(scale, "gold", "gate"), mode="pdr", name="scale-bug",
+              modules=[pair], timeout=60)
 
 
 def fifo_mutants(select):

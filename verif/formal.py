@@ -17,6 +17,16 @@ Modes
 ``cover``
     Every ``Cover`` is reachable within ``depth`` cycles (shows the assumptions leave the
     interesting behaviours possible, so the asserts are not vacuous).
+``pdr``
+    Unbounded proof of every ``Assert`` by property-directed reachability (IC3/PDR), which needs
+    no inductive depth and no user invariant: it finds an inductive invariant itself (or a
+    counterexample from reset). SymbiYosys' PDR engine needs ABC, which yowasp lacks; here Yosys
+    writes the model as SMT-LIB functions of one state bit vector (``write_smt2 -stbv``: init,
+    transition, assumptions, assertions) and z3's Spacer engine solves the constrained Horn
+    clauses ``Inv(s) <- init(s)``, ``Inv(t) <- Inv(s), assumed(s), trans(s, t)``,
+    ``false <- Inv(s), assumed(s), not asserted(s)``: ``sat`` (an invariant exists) is a proof,
+    ``unsat`` a reachable failure, anything else (``unknown``, the ``timeout``) no proof.
+    ``depth`` is not used.
 
 Each run works in ``$IMCFLOW_CACHE/formal/<name>-<mode>/`` (``<name>`` defaults to the pytest node
 id), emptied first. The directory is removed when the check passes and kept when it fails, and
@@ -26,6 +36,7 @@ SymbiYosys' summary of the failed properties.
 
 from __future__ import annotations
 
+import resource
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -35,7 +46,7 @@ from imcflow.verif.runner import cache_dir, current_test_id
 
 __all__ = ["MODES", "FormalError", "check"]
 
-MODES = ("prove", "bmc", "cover")
+MODES = ("prove", "bmc", "cover", "pdr")
 
 
 class FormalError(AssertionError):
@@ -62,7 +73,7 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
     spec : Elaboratable
         The component under test with its environment and properties (see the module docstring).
     mode : str
-        ``"prove"``, ``"bmc"`` or ``"cover"``.
+        ``"prove"``, ``"bmc"``, ``"cover"`` or ``"pdr"``.
     depth : int
         Steps of the base case and induction (``prove``) or of the bounded search.
     name : str, optional
@@ -71,7 +82,8 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
         RTLIL texts of modules that ``spec`` instantiates with ``Instance`` (e.g. mutants),
         read before the spec.
     timeout : int, optional
-        Seconds after which SymbiYosys gives up (a `FormalError`).
+        Seconds after which SymbiYosys gives up (a `FormalError`); in mode ``pdr``, CPU seconds
+        of z3 (a verdict that does not depend on the machine's load).
 
     Raises
     ------
@@ -92,6 +104,10 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
     extra = [f"module{n}.il" for n in range(len(modules))]
     for file, text in zip(extra, modules):
         (work / file).write_text(text)
+    if mode == "pdr":
+        _pdr(work, extra, tools, timeout)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     (work / "spec.sby").write_text(
         f"[options]\nmode {mode}\ndepth {depth}\n"
         + (f"timeout {timeout}\n" if timeout else "") + "\n"
@@ -114,3 +130,76 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
     raise FormalError(f"sby {mode} (depth {depth}) failed: " + "; ".join(summary)
                       + "".join(f"\ntrace: {trace}" for trace in traces)
                       + f"\nwork directory: {work}")
+
+
+#: The model SymbiYosys gives its SMT engines (its ``model/design*.ys``), ending in one state
+#: bit vector, memories as registers
+_PDR_MODEL = """\
+prep -flatten -top top
+hierarchy -smtcheck
+scc -select
+simplemap
+select -clear
+memory_nordff
+async2sync
+chformal -assume -early
+opt_clean
+formalff -setundef -clk2ff -ff2anyinit -hierarchy
+chformal -live -fair -cover -remove
+opt_clean
+check
+setundef -undriven -anyseq
+opt -fast
+opt_clean
+delete */t:$print
+formalff -assume
+memory_map
+opt_clean
+dffunmap
+write_smt2 -stbv model.smt2
+"""
+
+
+def _horn(model: str) -> str:
+    """The constrained Horn clauses of `check`'s ``pdr`` mode for SMT-LIB ``model`` (Yosys'
+    ``write_smt2 -stbv`` of module ``top``): the reachable states ``Inv`` of every run from an
+    initial state on which the assumptions held, and no such state failing an assertion."""
+    body = "\n".join(line for line in model.splitlines() if not line.startswith("(set-"))
+    if "(define-sort |top_s| () (_ BitVec" not in body:
+        raise FormalError("pdr: Yosys wrote no state bit vector for module top")
+    return f"""(set-logic HORN)
+{body}
+(declare-fun Inv (|top_s|) Bool)
+(assert (forall ((s |top_s|)) (=> (and (|top_is| s) (|top_i| s) (|top_h| s)) (Inv s))))
+(assert (forall ((s |top_s|) (t |top_s|)) (=> (and (Inv s) (|top_u| s) (|top_h| s)
+    (|top_t| s t) (not (|top_is| t)) (|top_h| t)) (Inv t))))
+(assert (forall ((s |top_s|)) (=> (and (Inv s) (|top_u| s) (not (|top_a| s))) false)))
+(check-sat)
+"""
+
+
+def _pdr(work, extra, tools, timeout) -> None:
+    """`check`'s ``pdr`` mode in ``work`` (holding ``spec.il`` and the ``extra`` modules)."""
+    script = "".join(f"read_rtlil {f}\n" for f in [*extra, "spec.il"])
+    (work / "model.ys").write_text(script + _PDR_MODEL)
+    out = subprocess.run([tools["yosys"], "-q", "-l", "model.log", "model.ys"], cwd=work,
+                         capture_output=True, text=True, env=toolchain.environ())
+    if out.returncode != 0:
+        raise FormalError(f"pdr: Yosys failed ({(out.stdout + out.stderr).strip()[-300:]})"
+                          f"\nwork directory: {work}")
+    (work / "horn.smt2").write_text(_horn((work / "model.smt2").read_text()))
+    def limit():   # CPU seconds, so that a loaded machine does not change the verdict
+        resource.setrlimit(resource.RLIMIT_CPU, (timeout, timeout))
+
+    try:
+        out = subprocess.run([tools["z3"], "horn.smt2"], cwd=work, capture_output=True,
+                             text=True, env=toolchain.environ(),
+                             preexec_fn=limit if timeout else None,
+                             timeout=20 * timeout if timeout else None)
+        verdict = out.stdout.strip().splitlines()[-1:] or [f"no result within {timeout} CPU s"]
+    except subprocess.TimeoutExpired:
+        verdict = [f"no result within {20 * timeout} s wall"]
+    if verdict != ["sat"]:
+        what = {"unsat": "an assertion fails in a reachable state"}.get(verdict[0], verdict[0])
+        raise FormalError(f"pdr (z3 spacer) failed: {what}\nwork directory: {work}")
+

@@ -21,8 +21,10 @@
    bank alone): Yosys ``equiv_make``, ``equiv_simple``, ``equiv_induct`` (the two netlists agree
    in every cycle for every input from the same initial state), else SymbiYosys k-induction on a
    miter of the two whose inputs follow the stream rules (`~imcflow.verif.contracts.SameBehaviour`: a mutant that differs only when a
-   producer breaks the rules, or only in a payload that is not valid, is no bug). Proven
-   equivalent mutants are reported apart; the rest are *survivors*: bugs nothing caught, each
+   producer breaks the rules, or only in a payload that is not valid, is no bug), else PDR
+   (z3's Spacer) on the same miter, which proves it over the states reachable from reset only
+   (a mutant that differs only in a state no input reaches, a product no input gives, is no
+   bug either; induction cannot show that). Proven equivalent mutants are reported apart; the rest are *survivors*: bugs nothing caught, each
    listed with the source line it mutated.
 
 The kill rate is ``killed / (mutants - equivalent)``. docs/verification.md ("Mutation coverage")
@@ -215,20 +217,50 @@ def _units(component, mutation: Mutation):
                                    if u != match[1]) + "setundef -zero\nopt_clean\n"
 
 
+def _submodule(component, mutation: Mutation):
+    """The innermost submodule of the unit of `_units` that holds the cell ``mutation``
+    mutates, when the cell lies in one (``$flatten\\a1.\\reducer.$81``: the unit's attribute
+    ``reducer``, named as its submodule), with the ``mutate`` arguments for it as Yosys module
+    ``unit``; else None."""
+    from imcflow.verif.bank import Bank
+    match = re.search(r"-cell \$flatten\\(\w+)\.(\S+)", mutation.args)
+    if not isinstance(component, Bank) or not match or match[1] not in component.units:
+        return None
+    design, rest, depth = component.units[match[1]], match[2], 0
+    while (step := re.fullmatch(r"\\(\w+)\.(\S+)", rest)) and hasattr(design, step[1]):
+        design, rest, depth = getattr(design, step[1]), step[2], depth + 1
+    if not depth or not hasattr(design, "signature"):
+        return None
+    cell = f"$flatten{rest}" if rest.startswith("\\") else rest
+    return design, re.sub(r"-module \S+", "-module unit", mutation.args).replace(
+        match[0], "-cell " + cell)
+
+
+def _pair(unit, args: str, reduce: str = "") -> str | None:
+    """RTLIL of modules ``gold`` (``unit``) and ``gate`` (``unit`` with the mutation ``args``
+    applied, then the Yosys commands ``reduce`` on both), or None if Yosys cannot apply it (a
+    cell of that name is missing). The block's own assertions (e.g. the Join's ``last`` check,
+    a precondition on its inputs) are removed from both: they drive no output, and the
+    equivalence is of the outputs."""
+    from amaranth.back import rtlil
+    with tempfile.TemporaryDirectory(prefix="imcflow-equiv-") as tmp:
+        work = Path(tmp)
+        (work / "design.il").write_text(rtlil.convert(unit, name="unit"))
+        try:
+            _yosys(_prepare("unit") + f"hierarchy -top unit\ncopy unit gold\n"
+                   f"mutate {args}\nrename unit gate\n{reduce}chformal -remove\n"
+                   "write_rtlil pair.il\n", work)
+        except RuntimeError:
+            return None
+        return (work / "pair.il").read_text()
+
+
 def _gold_and_gate(component, mutation: Mutation) -> tuple[object, str] | None:
     """The first design of `_units` to which Yosys can apply the mutation, and RTLIL of its
     modules ``gold`` (the original) and ``gate`` (the mutant); None if there is none."""
-    from amaranth.back import rtlil
     for unit, args, reduce in _units(component, mutation):
-        with tempfile.TemporaryDirectory(prefix="imcflow-equiv-") as tmp:
-            work = Path(tmp)
-            (work / "design.il").write_text(rtlil.convert(unit, name="unit"))
-            try:
-                _yosys(_prepare("unit") + f"hierarchy -top unit\ncopy unit gold\n"
-                       f"mutate {args}\nrename unit gate\n{reduce}write_rtlil pair.il\n", work)
-            except RuntimeError:
-                continue
-            return unit, (work / "pair.il").read_text()
+        if (text := _pair(unit, args, reduce)) is not None:
+            return unit, text
     return None
 
 
@@ -270,14 +302,21 @@ def _equiv_induct(text: str, *, rounds: int = 4, timeout: float = 45) -> bool:
 
 
 def equivalent(component, mutation: Mutation, *, depth: int = 4,
-               protocol_timeout: int = 45) -> str | None:
+               protocol_timeout: int = 45, pdr_timeout: int = 60) -> str | None:
     """How the mutant was proven equivalent to the original, or None if it was not (it may still
-    be). Both proofs take the mutated unit of a bank alone (`_units`).
+    be). The proofs take the mutated unit of a bank alone (`_units`), the first two from every
+    state where they agree, so a mutant that differs only in unreachable states (a level above
+    the depth, a product no input gives) is not proven by them but by the third:
 
     1. Yosys (`_equiv_induct`): equal ports in every cycle for every input.
     2. SymbiYosys k-induction (``depth`` steps, ``protocol_timeout`` seconds) on
        `imcflow.verif.contracts.SameBehaviour`: the two show the same outputs in every cycle for
        every input that follows the stream rules, payloads compared only while valid.
+    3. PDR (`imcflow.verif.formal.check` mode ``pdr``, z3's Spacer, ``pdr_timeout`` CPU
+       seconds each): the same property over the states reachable from reset only, first on the
+       innermost submodule that holds the mutated cell (`_submodule`; smaller, so faster) with
+       ``SameBehaviour(rules=False)`` (equal ports for every input: it may replace the original
+       in any design), then on the unit under the stream rules.
     """
     from imcflow.verif.contracts import SameBehaviour
     from imcflow.verif.formal import FormalError, check
@@ -290,9 +329,24 @@ def equivalent(component, mutation: Mutation, *, depth: int = 4,
     try:
         check(SameBehaviour(unit, "gold", "gate"), mode="prove", depth=depth,
               name="mutate-same-behaviour", modules=[text], timeout=protocol_timeout)
+        return "k-induction: equal outputs for every input that follows the stream rules"
     except FormalError:
-        return None
-    return "k-induction: equal outputs for every input that follows the stream rules"
+        pass
+    attempts = []   # (spec, module text, what a proof shows)
+    if (sub := _submodule(component, mutation)) and (inner := _pair(*sub)) is not None:
+        attempts.append((lambda: SameBehaviour(sub[0], "gold", "gate", rules=False), inner,
+                         f"pdr: equal ports of {type(sub[0]).__name__} in every reachable state "
+                         f"for every input"))
+    attempts.append((lambda: SameBehaviour(unit, "gold", "gate"), text,
+                     "pdr: equal outputs in every reachable state for every input that follows "
+                     "the stream rules"))
+    for spec, modules, proof in attempts:
+        try:
+            check(spec(), mode="pdr", name="mutate-pdr", modules=[modules], timeout=pdr_timeout)
+            return proof
+        except FormalError:
+            pass
+    return None
 
 
 # --- the blocks' mutation regressions ----------------------------------------------------------
