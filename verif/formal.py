@@ -202,4 +202,3 @@ def _pdr(work, extra, tools, timeout) -> None:
     if verdict != ["sat"]:
         what = {"unsat": "an assertion fails in a reachable state"}.get(verdict[0], verdict[0])
         raise FormalError(f"pdr (z3 spacer) failed: {what}\nwork directory: {work}")
-
