@@ -33,6 +33,7 @@ from imcflow.fpga.protocol import (CRC, HEADER_BYTES, OVERHEAD_BYTES, START, Err
 from imcflow.fpga.uart import CHARACTER_BITS
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.streams import VectorLayout, vector_stream
+from imcflow.validate import check_instance, check_int
 
 __all__ = ["ReplyLayout", "FrameReceiver", "FrameSender", "HostLink", "HOST_TURNAROUND_S",
            "window_for"]
@@ -66,14 +67,6 @@ def window_for(image_bytes: int, classes: int, *, divisor: int, latency: int,
     frame = (image_bytes + OVERHEAD_BYTES) * CHARACTER_BITS * divisor
     answer = (classes + OVERHEAD_BYTES) * CHARACTER_BITS * divisor
     return min(255, 1 + ceil((latency + answer + turnaround) / frame))
-
-
-def _check_positive(name: str, value, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
-            maximum is not None and value > maximum):
-        bound = f"in 1..{maximum}" if maximum is not None else ">= 1"
-        raise TypeError(f"{name} must be an integer {bound}, not {value!r}")
-    return value
 
 
 class _State(enum.Enum, shape=3):
@@ -147,15 +140,15 @@ class FrameReceiver(wiring.Component):
 
     def __init__(self, height: int, width: int, channels: int, *, window: int = 2,
                  timeout: int | None = None):
-        for name, value in (("Height", height), ("Width", width), ("Channels", channels)):
-            _check_positive(name, value)
+        for name, value in (("height", height), ("width", width), ("channels", channels)):
+            check_int(name, value, 1)
         self.height, self.width, self.channels = height, width, channels
         self.pixels = height * width
         self.image_bytes = self.pixels * channels
         if self.image_bytes > 0xFFFF:
             raise ValueError(f"An image must be at most 65535 bytes, not {self.image_bytes}")
-        self.window = _check_positive("Window", window, 255)
-        self.timeout = None if timeout is None else _check_positive("Timeout", timeout)
+        self.window = check_int("window", window, 1, 255)
+        self.timeout = None if timeout is None else check_int("timeout", timeout, 1)
         self.depth = window * self.pixels
         super().__init__({
             "i": In(stream.Signature(8)),
@@ -380,10 +373,9 @@ class FrameSender(wiring.Component):
     interval = 1
 
     def __init__(self, info: Info):
-        if not isinstance(info, Info):
-            raise TypeError(f"Info must be an Info, not {info!r}")
-        self.classes = _check_positive("Classes", info.classes, 0xFFFF)
-        self.logit_bits = _check_positive("Logit bits", info.logit_bits, 8)
+        check_instance("info", info, Info)
+        self.classes = check_int("info.classes", info.classes, 1, 0xFFFF)
+        self.logit_bits = check_int("info.logit_bits", info.logit_bits, 1, 8)
         self.info = info
         super().__init__({
             "i_logits": In(vector_stream(self.classes, self.logit_bits, info.logit_signed)),
@@ -500,8 +492,7 @@ class HostLink(wiring.Component):
     def __init__(self, height: int, width: int, channels: int, *, classes: int, logit_bits: int,
                  logit_signed: bool = True, window: int = 2, timeout: int | None = None,
                  design_id: int = 0):
-        if isinstance(design_id, bool) or not isinstance(design_id, int) or not 0 <= design_id < 2**32:
-            raise TypeError(f"Design id must be an integer in 0..{2**32 - 1}, not {design_id!r}")
+        check_int("design_id", design_id, 0, 2**32 - 1)
         self.receiver = FrameReceiver(height, width, channels, window=window, timeout=timeout)
         self.info = Info(height, width, channels, classes, logit_bits, bool(logit_signed), window,
                          design_id)

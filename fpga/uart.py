@@ -20,6 +20,8 @@ from amaranth.lib import enum, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from imcflow.validate import check_int
+
 __all__ = ["UartTx", "UartRx", "MIN_DIVISOR", "CHARACTER_BITS", "BAUDS", "divisor_for",
            "fastest_baud", "check_divisor", "character_bits"]
 
@@ -33,9 +35,7 @@ BAUDS = (3_000_000, 2_000_000, 1_000_000, 921_600, 460_800, 230_400, 115_200)
 
 
 def check_divisor(divisor) -> int:
-    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < MIN_DIVISOR:
-        raise TypeError(f"Divisor must be an integer >= {MIN_DIVISOR}, not {divisor!r}")
-    return divisor
+    return check_int("divisor", divisor, MIN_DIVISOR)
 
 
 def divisor_for(clock_hz: float, baud: int, *, tolerance: float = 0.02) -> int:

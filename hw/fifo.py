@@ -25,6 +25,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from imcflow.sw.timing import FIFO_LATENCY
+from imcflow.validate import check_int
 
 __all__ = ["PipelineFifo", "SkidBuffer", "FifoModel"]
 
@@ -37,8 +38,7 @@ def _check_shape(shape):
 
 
 def _check_depth(depth):
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise TypeError(f"Depth must be a positive integer, not {depth!r}")
+    check_int("depth", depth, 1)
 
 
 class _Queue(wiring.Component):

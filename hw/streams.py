@@ -12,6 +12,8 @@ from __future__ import annotations
 from amaranth.hdl import Format, Shape, Value, signed, unsigned
 from amaranth.lib import data, stream
 
+from imcflow.validate import check_int
+
 __all__ = ["VectorLayout", "vector_stream"]
 
 
@@ -26,10 +28,8 @@ class VectorLayout(data.StructLayout):
     """
 
     def __init__(self, lanes: int, bits: int, signed_: bool = False):
-        if not isinstance(lanes, int) or lanes < 1:
-            raise TypeError(f"Lanes must be a positive integer, not {lanes!r}")
-        if not isinstance(bits, int) or bits < 1:
-            raise TypeError(f"Bits must be a positive integer, not {bits!r}")
+        check_int("lanes", lanes, 1)
+        check_int("bits", bits, 1)
         self.lanes, self.bits, self.signed = lanes, bits, bool(signed_)
         lane: Shape = signed(bits) if signed_ else unsigned(bits)
         super().__init__({"data": data.ArrayLayout(lane, lanes), "last": 1})

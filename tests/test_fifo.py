@@ -7,6 +7,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
+from imcflow.errors import UserError
 from imcflow.hw.fifo import FifoModel, PipelineFifo, SkidBuffer
 from imcflow.hw.streams import VectorLayout
 from imcflow.verif.amaranth_sim import flat, stream_receive, stream_send
@@ -25,9 +26,9 @@ def simulate(dut, *testbenches):
 
 @pytest.mark.parametrize("depth", [0, -1, 2.0, "4", True])
 def test_depth_must_be_a_positive_integer(depth):
-    with pytest.raises(TypeError, match=rf"^Depth must be a positive integer, not {depth!r}$"):
+    with pytest.raises(UserError, match=rf"^depth: must be a positive integer, not {depth!r}$"):
         PipelineFifo(8, depth)
-    with pytest.raises(TypeError, match=rf"^Depth must be a positive integer, not {depth!r}$"):
+    with pytest.raises(UserError, match=rf"^depth: must be a positive integer, not {depth!r}$"):
         FifoModel(depth)
 
 

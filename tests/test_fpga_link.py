@@ -16,6 +16,7 @@ from amaranth.hdl import Module, Signal, Value
 from amaranth.lib.crc.catalog import CRC8_SMBUS
 from amaranth.sim import Simulator
 
+from imcflow.errors import UserError
 from imcflow.fpga.link import FrameReceiver, FrameSender, HostLink, window_for
 from imcflow.fpga.protocol import (START, ErrorCode, Frame, FrameDecoder, FrameType, Info,
                                    ReceiverModel, crc8, encode)
@@ -217,24 +218,24 @@ def random_script(rng, count):
 # --- constructor checks --------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, kwargs, message", [
-    ("Height", dict(height=0), "Height must be an integer >= 1, not 0"),
-    ("Window", dict(window=256), "Window must be an integer in 1..255, not 256"),
-    ("Timeout", dict(timeout=0), "Timeout must be an integer >= 1, not 0"),
+    ("Height", dict(height=0), "height: must be a positive integer, not 0"),
+    ("Window", dict(window=256), "window: must be an integer in 1..255, not 256"),
+    ("Timeout", dict(timeout=0), "timeout: must be a positive integer, not 0"),
     ("Image", dict(height=256, width=128), "An image must be at most 65535 bytes, not 65536"),
 ])
 def test_receiver_constructor_checks(name, kwargs, message):
     args = {**GEOMETRY, **kwargs}
-    error = ValueError if name == "Image" else TypeError
+    error = ValueError if name == "Image" else UserError
     with pytest.raises(error, match=rf"^{message}$"):
         FrameReceiver(args.pop("height"), args.pop("width"), args.pop("channels"), **args)
 
 
 def test_sender_and_link_constructor_checks():
-    with pytest.raises(TypeError, match=r"^Logit bits must be an integer in 1..8, not 9$"):
+    with pytest.raises(UserError, match=r"^info.logit_bits: must be an integer in 1..8, not 9$"):
         FrameSender(Info(3, 2, 2, CLASSES, 9, True, 2, 0))
-    with pytest.raises(TypeError, match=r"^Info must be an Info, not 3$"):
+    with pytest.raises(UserError, match=r"^info: must be a imcflow.fpga.protocol.Info, not 3$"):
         FrameSender(3)
-    with pytest.raises(TypeError, match=r"^Design id must be an integer in 0..4294967295, not -1$"):
+    with pytest.raises(UserError, match=r"^design_id: must be an integer in 0..4294967295, not -1$"):
         HostLink(**GEOMETRY, classes=CLASSES, logit_bits=8, design_id=-1)
 
 

@@ -10,6 +10,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from imcflow.errors import UserError
 from imcflow.fpga.uart import (BAUDS, MIN_DIVISOR, UartRx, UartTx, character_bits, divisor_for,
                                fastest_baud)
 from imcflow.verif.amaranth_sim import stream_send
@@ -40,7 +41,7 @@ async def drive_line(ctx, pin, levels, cycles_per_bit):
 @pytest.mark.parametrize("cls", [UartTx, UartRx])
 @pytest.mark.parametrize("divisor", [3, 0, 8.0, "16", True])
 def test_divisor_must_be_an_integer_of_at_least_4(cls, divisor):
-    with pytest.raises(TypeError, match=rf"^Divisor must be an integer >= 4, not {divisor!r}$"):
+    with pytest.raises(UserError, match=rf"^divisor: must be an integer >= 4, not {divisor!r}$"):
         cls(divisor)
 
 
