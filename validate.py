@@ -32,8 +32,8 @@ def check_int(field: str, value, lo: int, hi: int | None = None) -> int:
     """``value`` as an ``int``; a `UserError` unless it is an integer in ``lo..hi`` (``hi=None``:
     no upper bound)."""
     if not is_int(value) or value < lo or (hi is not None and value > hi):
-        kind = (f"an integer in {lo}..{hi}" if hi is not None else
-                {0: "a non-negative integer", 1: "a positive integer"}.get(lo, f"an integer >= {lo}"))
+        named = {0: "a non-negative integer", 1: "a positive integer"}
+        kind = f"an integer in {lo}..{hi}" if hi is not None else named.get(lo, f"an integer >= {lo}")
         raise UserError(f"{field}: must be {kind}, not {value!r}")
     return int(value)
 

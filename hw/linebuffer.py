@@ -138,7 +138,8 @@ class WindowBuffer(wiring.Component):
     def __init__(self, geometry: WindowGeometry, bits: int, words: int, *, signed: bool = False):
         check_window(geometry, bits)
         self.geometry = geometry
-        self.h, self.w, self.c, self.kernel = geometry.h, geometry.w, geometry.channels, geometry.kernel
+        self.h, self.w, self.c = geometry.h, geometry.w, geometry.channels
+        self.kernel = geometry.kernel
         self.bits = bits
         self.words, self.signed = words, bool(signed)
         self.origin = Signal(range(max(words, 2)))

@@ -142,9 +142,9 @@ class SkipFifo(wiring.Component):
 class Join(wiring.Component):
     """Element-wise residual add of two pixel streams with rescaling and saturation.
 
-    Output lane ``ch`` is ``saturate(round_shift(a[ch]*mult_a + b[ch]*mult_b, shift))`` to the signed
-    or unsigned ``bits`` range of the requantizer, as `imcflow.sw.golden.join`. One output beat per pair of input
-    beats: both inputs are consumed together, in the cycle the product registers can take
+    Output lane ``ch`` is ``saturate(round_shift(a[ch]*mult_a + b[ch]*mult_b, shift))`` to the
+    signed or unsigned ``bits`` range of the requantizer, as `imcflow.sw.golden.join`. One output
+    beat per pair of input beats: both inputs are consumed together, in the cycle the product registers can take
     ``a*mult_a`` and ``b*mult_b``; the output register takes their sum, rounded and saturated,
     when it is empty or being emptied (so the multiplies and the adders are never in one cycle). ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
     mismatch means the two paths lost alignment (a bug upstream): an ``Assert`` fails in

@@ -23,7 +23,8 @@ else:  # pragma: no cover
 from imcflow.errors import UserError
 from imcflow.validate import check_choice, check_int, check_number
 
-__all__ = ["Arch", "CrossbarParams", "CROSSBAR_FIELDS", "PRESETS", "ENCODINGS", "BUFFER_STRATEGIES", "load_arch", "arch_label"]
+__all__ = ["Arch", "CrossbarParams", "CROSSBAR_FIELDS", "PRESETS", "ENCODINGS", "BUFFER_STRATEGIES",
+           "load_arch", "arch_label"]
 
 ENCODINGS = ("pwm", "bit_serial")
 BUFFER_STRATEGIES = ("line", "frame", "auto")

@@ -45,8 +45,8 @@ def check_window_average(g, fmap, mult, shift, act_bits, act_signed, seed, **rat
     windows = golden.windows(fmap, g["kernel"], g["stride"])
     expected = golden.avg_pool(fmap, g["kernel"], g["stride"], mult, shift, act_bits=act_bits,
                                signed=act_signed)
-    dut = WindowAverage(g["kernel"], g["c"], g["bits"], Requantizer(mult, shift, act_bits, act_signed),
-                        signed=g["signed"])
+    dut = WindowAverage(g["kernel"], g["c"], g["bits"],
+                        Requantizer(mult, shift, act_bits, act_signed), signed=g["signed"])
     return run_maps(dut, {"i": windows}, {"o": expected}, seed=seed, **rates)
 
 

@@ -20,8 +20,8 @@ from imcflow.sw.networks import load_network
 # --- WindowGeometry -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("h, w, c, k, s, p", [
-    (5, 5, 3, 3, 1, 1), (7, 4, 2, 3, 2, 0), (4, 4, 1, 4, 1, 0), (6, 9, 2, 2, 2, 1), (1, 1, 5, 1, 1, 0),
-    (3, 8, 1, 3, 3, 2),
+    (5, 5, 3, 3, 1, 1), (7, 4, 2, 3, 2, 0), (4, 4, 1, 4, 1, 0), (6, 9, 2, 2, 2, 1),
+    (1, 1, 5, 1, 1, 0), (3, 8, 1, 3, 3, 2),
 ])
 def test_geometry_sizes_are_those_of_the_golden_windows(h, w, c, k, s, p):
     # The windows of a map, cut out by the golden model, have the geometry's count and lanes.
@@ -119,7 +119,8 @@ def test_the_crossbar_params_of_an_arch_are_its_crossbar_fields(name):
     # pwm: one conversion, signed 8-bit codes; 8 cycles per MVM: ceil(20/8) = 3 columns per cycle
     (CrossbarParams(), 1, (-128, 127), 20, 3, 8),
     # bit_serial 4-bit inputs: 4 planes of 6-bit codes shift-added (times 15); 8 // 4 = 2 steps
-    (CrossbarParams(act_bits=4, adc_bits=6, input_encoding="bit_serial"), 4, (-480, 465), 20, 10, 8),
+    (CrossbarParams(act_bits=4, adc_bits=6, input_encoding="bit_serial"), 4, (-480, 465), 20, 10,
+     8),
     # one column per cycle: 20 steps, longer than the analog interval
     (CrossbarParams(col_parallelism=1), 1, (-128, 127), 20, 1, 20),
 ])
@@ -131,7 +132,8 @@ def test_crossbar_params_derived(params, planes, output_range, cols, per_cycle, 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(rows=0), "crossbar.rows: must be an integer in 1..4096, not 0"),
     (dict(adc_bits=17), "crossbar.adc_bits: must be an integer in 2..16, not 17"),
-    (dict(input_encoding="pcm"), "crossbar.input_encoding: must be one of 'pwm', 'bit_serial', not 'pcm'"),
+    (dict(input_encoding="pcm"),
+     "crossbar.input_encoding: must be one of 'pwm', 'bit_serial', not 'pcm'"),
     (dict(col_parallelism=0), "crossbar.col_parallelism: must be an integer in 1..4096, not 0"),
     (dict(input_encoding="bit_serial", mvm_cycles=4),
      "crossbar.mvm_cycles: bit_serial input needs at least act_bits = 8 cycles per MVM (one bit "
