@@ -24,7 +24,6 @@ import numpy as np
 from imcflow.errors import UserError
 from imcflow.sw.arch import Arch, load_arch
 from imcflow.sw.geometry import WindowGeometry
-from imcflow.sw.golden import line_buffer_words
 from imcflow.sw.ir import Network, Shape
 from imcflow.sw.ops import Op, op_for
 from imcflow.sw.timing import BlockTiming, fill_latency, link_latency, window_needs
@@ -283,18 +282,18 @@ class Mapping:
         }
 
 
-def buffer_for(strategy: str, h: int, w: int, kernel: int, stride: int,
-               padding: int) -> tuple[str, int]:
-    """The window buffer of a layer under ``strategy``: ``(kind, words)``.
+def buffer_for(strategy: str, geometry: WindowGeometry) -> tuple[str, int]:
+    """The window buffer of a layer with windows ``geometry`` under ``strategy``:
+    ``(kind, words)``.
 
-    ``line``: ``line_buffer_words`` pixels. ``frame``: a ping-pong pair of images, ``2*H*W``.
+    ``line``: ``geometry.line_words`` pixels. ``frame``: a ping-pong pair of images, ``2*H*W``.
     ``auto``: the line buffer, unless its window spans a whole image of more than one pixel (e.g.
     a dense layer after a flatten), where a line buffer would hold the next image back until the
     window is read; a frame buffer lets the next image stream in meanwhile.
     """
-    words = line_buffer_words(h, w, kernel, stride, padding)
-    if strategy == "frame" or (strategy == "auto" and words == h * w > 1):
-        return "frame", 2 * h * w
+    words, pixels = geometry.line_words, geometry.pixels
+    if strategy == "frame" or (strategy == "auto" and words == pixels > 1):
+        return "frame", 2 * pixels
     return "line", words
 
 
@@ -422,7 +421,7 @@ def _map_stage(layer, inputs, stream: Shape, logical: Shape, out: Shape, arch: A
                         stage_cycles=stream.pixels)
     if role in ("gap", "join"):
         return base
-    kind, words = buffer_for(arch.buffer, stream.h, stream.w, kernel, stride, padding)
+    kind, words = buffer_for(arch.buffer, base.geometry)
     base = replace(base, buffer=kind, buffer_words=words, buffer_bits=words * stream.c * bits)
     if role == "pool":
         return base

@@ -10,6 +10,7 @@ import pytest
 
 from imcflow.errors import UserError
 from imcflow.sw.arch import load_arch
+from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.ir import Add, Conv2d, Dense, Flatten, GlobalAvgPool, Input, MaxPool, Network, ReLU, Shape
 from imcflow.sw.mapper import buffer_for, map_network, replication, resolve_budget
 from imcflow.sw.networks import load_network
@@ -121,9 +122,9 @@ def test_auto_uses_frame_buffers_only_for_windows_spanning_the_image():
     mapping = map_network(_flatten_net(), load_arch("default", buffer="auto"))
     assert (mapping.layer("c").buffer, mapping.layer("c").buffer_words) == ("line", 2 * 4 + 3)
     assert (mapping.layer("d").buffer, mapping.layer("d").buffer_words) == ("frame", 32)
-    assert buffer_for("auto", 1, 1, 1, 1, 0) == ("line", 1)  # a 1x1 map: nothing to decouple
-    assert buffer_for("auto", 5, 5, 5, 1, 0) == ("frame", 50)
-    assert buffer_for("auto", 5, 5, 3, 1, 0) == ("line", 13)
+    assert buffer_for("auto", WindowGeometry(1, 1, 4, 1)) == ("line", 1)  # 1x1: nothing to decouple
+    assert buffer_for("auto", WindowGeometry(5, 5, 4, 5)) == ("frame", 50)
+    assert buffer_for("auto", WindowGeometry(5, 5, 4, 3)) == ("line", 13)
 
 
 def test_utilization_and_column_tiles():
