@@ -5,7 +5,8 @@ Public API (``from imcflow.hw import LineBuffer, CrossbarTile``): the stream pay
 (`LineBuffer`, `FrameBuffer`, `WindowBuffer`), im2col (`Im2colAddressGenerator`, `WindowSource`),
 the crossbar (`CrossbarTile`, its flavours `TARGETS`), the ADC accumulator (`AdcAccumulator`), a
 whole crossbar layer (`CrossbarLayer`), pooling (`MaxPool`, `AvgPool`, `GlobalAvgPool`) and the
-residual blocks (`Fork`, `SkipFifo`, `Join`). The modules hold the rest.
+residual blocks (`Fork`, `SkipFifo`, `Join`). The modules hold the rest. Blocks take the value
+objects of `imcflow.sw` (`WindowGeometry`, `Requantizer`, `CrossbarParams`), never an `Arch`.
 """
 
 from imcflow import lazy_api

@@ -2,7 +2,8 @@
 and the performance model. Pure Python and NumPy; nothing here imports Amaranth.
 
 Public API (``from imcflow.sw import load_network, map_network``): architectures (`Arch`,
-`PRESETS`, `load_arch`), networks (`Network`, `Shape`, `load_network`, `load_qnetwork`), data
+`PRESETS`, `load_arch`), the value objects the hardware blocks take (`WindowGeometry`,
+`Requantizer`, `CrossbarParams`), networks (`Network`, `Shape`, `load_network`, `load_qnetwork`), data
 (`load_dataset`, `calibrated`), quantization (`QNetwork`, `quantize`), the mapper (`Mapping`,
 `map_network`), the performance model (`Performance`, `analyze`), the mapping report
 (`summarize`, `Summary`) and the cost model (`CostModel`). The golden model is
@@ -17,6 +18,9 @@ _API = {
     "Arch": "imcflow.sw.arch",
     "PRESETS": "imcflow.sw.arch",
     "load_arch": "imcflow.sw.arch",
+    "CrossbarParams": "imcflow.sw.arch",
+    "WindowGeometry": "imcflow.sw.geometry",
+    "Requantizer": "imcflow.sw.arith",
     "Network": "imcflow.sw.ir",
     "Shape": "imcflow.sw.ir",
     "load_network": "imcflow.sw.networks",
