@@ -8,7 +8,7 @@ end of `imcflow.sw.golden.crossbar_layer`, bit for bit (docs/crossbar.md).
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Module, Shape, Signal
+from amaranth.hdl import Assert, Module, Mux, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -115,13 +115,23 @@ class AdcAccumulator(wiring.Component):
         prod = [Signal((acc[c] * int(self.mult[c])).shape(), name=f"prod{c}")
                 for c in range(self.cols)]
         prod_valid, prod_last = Signal(name="prod_valid"), Signal(name="prod_last")
+        # `full_prod` = prod_valid & o.valid and `full_acc` = acc_valid & full_prod, as registers
+        # of their own: each stage's free is then one gate after `o.ready`, not a chain of them
+        # (the clock rate of an FPGA build).
+        full_prod, full_acc = Signal(name="full_prod"), Signal(name="full_acc")
         o_free = ~o.valid | o.ready
-        prod_free = ~prod_valid | o_free
-        acc_free = ~acc_valid | prod_free
+        prod_free = ~full_prod | o.ready
+        acc_free = ~full_acc | o.ready
         take = acc_free
         for i in self.i:
             take &= i.valid
         m.d.comb += [i.ready.eq(take) for i in self.i]
+        acc_next = Mux(acc_free, take, acc_valid)
+        prod_next = Mux(prod_free, acc_valid, prod_valid)
+        o_next = Mux(o_free, prod_valid, o.valid)
+        m.d.sync += [full_prod.eq(prod_next & o_next), full_acc.eq(acc_next & prod_next & o_next)]
+        m.d.comb += Assert((full_prod == (prod_valid & o.valid)) &
+                           (full_acc == (acc_valid & prod_valid & o.valid)))
 
         # Stage 1: partial sums of the row tiles plus the bias.
         with m.If(acc_free):

@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 from amaranth.hdl import (Assert, Cat, ClockSignal, Const, Instance, Module, Mux, Shape, Signal,
-                          signed, unsigned)
+                          Value, signed, unsigned)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -160,6 +160,15 @@ def check_target(target) -> None:
 
 # --- the tile ------------------------------------------------------------------------------------
 
+def _add_signed(a, b):
+    """The sum of two terms ``(value, negative)`` (each ``-value`` if ``negative``), as a term:
+    one adder or subtractor, no negation."""
+    (x, nx), (y, ny) = a, b
+    if nx == ny:
+        return x + y, nx
+    return (x - y, False) if ny else (y - x, False)
+
+
 class WeightWriteLayout(data.StructLayout):
     """Payload of the reprogramming port: the new weights ``data`` of column ``col``.
 
@@ -195,7 +204,7 @@ class CrossbarTile(wiring.Component):
     computes all columns at once, as integer products and sums, in the cycle that issues an
     MVM's last step (from the input register, or from ``i`` when there is one step), in a
     Verilog module (`MVM_VERILOG`, also holding the weights) that Verilator runs as C++ loops,
-    then carries the result in step with the tags (``mac_stages + 1`` registers) into the output
+    then carries the result in step with the tags (``mac_stages + 2`` registers) into the output
     register, which it reaches in the same cycle as ``fpga``'s last group. The Amaranth simulator
     cannot run the ``sim`` flavour (it leaves the module's output at 0).
 
@@ -209,10 +218,12 @@ class CrossbarTile(wiring.Component):
     rows' products of each of the ``p`` columns with the input (``bit_serial``: with one bit
     plane, so a product is an AND) and sums them in an adder tree into the dot register, which
     the first fold of a dot product replaces and the others add to; the cycle after the last
-    fold converts the ``p`` sums and shift-adds them. Row folds divide the adder trees, the
-    FPGA's largest cost, by ``folds`` and multiply the steps by it. The pipeline is three
-    registers deep: the input register (held for the whole MVM), the dot-product register and the
-    output register, into which each finished group is written. ``params.mac_stages`` more
+    fold adds the ADC's rounding constant to the ``p`` sums, and the cycle after that saturates
+    and shift-adds them. Row folds divide the adder trees, the FPGA's largest cost, by ``folds``
+    and multiply the steps by it. The pipeline is four registers deep: the input register (held
+    for the whole MVM), the dot-product register, the rounded-sum register (so that the rounding
+    adder and the saturating comparisons are never in one cycle: the clock rate of an FPGA build)
+    and the output register, into which each finished group is written. ``params.mac_stages`` more
     registers cut the products and the adder tree into ``mac_stages + 1`` parts of equal depth
     (for the clock rate of an FPGA); each adds one cycle of latency and none of interval. The
     output register is the only output buffer: the next MVM runs while a result waits in it, and
@@ -262,7 +273,7 @@ class CrossbarTile(wiring.Component):
         ``params.mvm_interval(cols) = max(mvm_cycles, steps)``: cycles between accepted inputs when
         the consumer keeps up.
     latency : int
-        ``steps + params.mac_stages + 2``: from the input handshake to ``o.valid``, when the
+        ``steps + params.mac_stages + 3``: from the input handshake to ``o.valid``, when the
         consumer keeps up.
 
     Raises
@@ -304,9 +315,13 @@ class CrossbarTile(wiring.Component):
         bound = self.rows * x_max * weight_range(self.params.weight_bits)[1]
         return Shape.cast(range(-bound, bound + 1))
 
-    def _adc(self, dot):
-        """``adc_convert``: the gain shift with round half up, then saturation to ``adc_bits``."""
-        return saturate(round_shift(dot, self.adc_shift), *signed_range(self.params.adc_bits))
+    def _round(self, dot):
+        """The first half of ``adc_convert``: the gain shift with round half up."""
+        return round_shift(dot, self.adc_shift)
+
+    def _saturate(self, rounded):
+        """The second half of ``adc_convert``: saturation to ``adc_bits``."""
+        return saturate(rounded, *signed_range(self.params.adc_bits))
 
     def elaborate(self, platform):
         m = Module()
@@ -318,12 +333,19 @@ class CrossbarTile(wiring.Component):
         tag = data.StructLayout({"valid": 1, "g": range(max(groups, 2)), "bit": range(max(planes, 2)),
                                  "first": 1, "plane_done": 1, "mvm_done": 1, "last": 1,
                                  "f": range(max(folds, 2)), "fold_first": 1})
-        tag1, tag2 = Signal(tag, name="tag_1"), Signal(tag, name="tag_2")
+        tag1, tag2, tag3 = (Signal(tag, name=f"tag_{n}") for n in (1, 2, 3))
 
         # The pipeline holds only while a finished group must wait for the output register, which
         # holds a result that is not being read.
-        en = Signal()
-        m.d.comb += en.eq(~(tag2.valid & tag2.plane_done & o.valid & ~o.ready))
+        # `stuck` (tag3.valid & tag3.plane_done & o.valid) is a register of its own, so that `en`
+        # is one gate after `o.ready` (the clock rate of an FPGA build).
+        en, stuck = Signal(), Signal()
+        m.d.comb += [en.eq(~stuck | o.ready),
+                     Assert(stuck == (tag3.valid & tag3.plane_done & o.valid))]
+        o_valid_next = Mux(en & tag3.valid & tag3.plane_done & tag3.mvm_done, 1,
+                           o.valid & ~o.ready)
+        m.d.sync += stuck.eq(Mux(en, tag2.valid & tag2.plane_done, tag3.valid & tag3.plane_done)
+                             & o_valid_next)
 
         # Stage 0: accept an input every `interval` cycles, issue one step per cycle.
         # Counters and memories have one address bit at least: Verilog has no empty vectors.
@@ -379,37 +401,37 @@ class CrossbarTile(wiring.Component):
             with m.If(en):
                 m.d.sync += tags[-1].eq(tags[-2])
         with m.If(en):
-            m.d.sync += tag2.eq(tags[-1])
+            m.d.sync += [tag2.eq(tags[-1]), tag3.eq(tag2)]
 
         # The data path: the lanes each finished group writes into the output register.
         if self.target == "fpga":
-            writes = self._mac_array(m, en, x, issue_g * folds + issue_f, tag1, tags[-1], tag2,
+            writes = self._mac_array(m, en, x, issue_g * folds + issue_f, tag1, tags[-1], tag3,
                                      w_chunk, w_step)
         else:
             # The last step of an MVM is issued in its input's handshake cycle when it is the
             # only step, else from the input register; no weight is written meanwhile.
             last_step = issue & mvm_done
             writes = self._behavioral(m, en, last_step, i.payload.data if self.steps == 1 else x,
-                                      tag2)
+                                      tag3)
 
-        # Stage 2: the finished group into its lanes of the output register.
+        # Stage 3: the finished group into its lanes of the output register.
         with m.If(o.ready):
             m.d.sync += o.valid.eq(0)
-        with m.If(en & tag2.valid & tag2.plane_done):
-            with m.If(tag2.mvm_done):
-                m.d.sync += [o.valid.eq(1), o.payload.last.eq(tag2.last)]
+        with m.If(en & tag3.valid & tag3.plane_done):
+            with m.If(tag3.mvm_done):
+                m.d.sync += [o.valid.eq(1), o.payload.last.eq(tag3.last)]
             for cond, lanes in writes:
                 with m.If(cond):
                     m.d.sync += [o.payload.data[c].eq(v) for c, v in lanes]
         return m
 
-    def _mac_array(self, m, en, x, issue_word, tag1, tag_dot, tag2, w_chunk, w_step):
+    def _mac_array(self, m, en, x, issue_word, tag1, tag_dot, tag3, w_chunk, w_step):
         """The ``fpga`` data path: each step reads one word of the weight memory
         (``issue_word``: its group and row fold), forms the dot products of its ``p`` columns
         with the fold's rows of ``x`` (or with bit plane ``tag1.bit``) in adder trees cut by the
         ``mac_stages`` registers, adds the folds of a dot product up in the dot register
-        (``tag_dot``: the step's tag there), converts it (stage 2) and, for ``bit_serial``,
-        shift-adds them over the planes. ``w_chunk`` is the row fold the reprogramming port
+        (``tag_dot``: the step's tag there), converts it (the ADC's rounding in stage 2, its
+        saturation in stage 3) and, for ``bit_serial``, shift-adds them over the planes. ``w_chunk`` is the row fold the reprogramming port
         writes when ``w_step``. Returns the output writes:
         ``[(condition, [(lane, value), ...]), ...]``, one per group."""
         arch, p, groups, planes, w = self.params, self.col_parallelism, self.groups, self.planes, \
@@ -450,40 +472,59 @@ class CrossbarTile(wiring.Component):
             trees = [(j, 1, [Mux(plane[r], rd.data[j][r], 0) for r in range(rows)])
                      for j in range(p)]
         terms = [t for _, _, t in trees]
-        # `mac_stages` registers, spread evenly over the gating level and the tree levels (the
-        # same pairwise tree as `tree_sum`), in step with the tags.
+        # `mac_stages` registers, spread evenly over the gating level, the tree levels (the same
+        # pairwise tree as `tree_sum`) and the levels that add a column's weighted trees up
+        # (`pwm`), in step with the tags.
         levels = 1 + (rows - 1).bit_length()
-        cuts = [max(1, round(levels * (s + 1) / (arch.mac_stages + 1)))
+        combine = (len(trees) // p - 1).bit_length()
+        cuts = [max(1, round((levels + combine) * (s + 1) / (arch.mac_stages + 1)))
                 for s in range(arch.mac_stages)]
-        for level in range(1, levels + 1):
-            if level > 1:
-                terms = [[t[k] + t[k + 1] if k + 1 < len(t) else t[k] for k in range(0, len(t), 2)]
-                         for t in terms]
+
+        def cut(level, terms):
             for n in range(cuts.count(level)):
                 regs = [[Signal(v.shape(), name=f"mac_l{level}_{n}_t{i}_{k}")
                          for k, v in enumerate(t)] for i, t in enumerate(terms)]
                 with m.If(en):
                     m.d.sync += [r.eq(v) for rs, t in zip(regs, terms) for r, v in zip(rs, t)]
                 terms = regs
+            return terms
+
+        for level in range(1, levels + 1):
+            if level > 1:
+                terms = [[t[k] + t[k + 1] if k + 1 < len(t) else t[k] for k in range(0, len(t), 2)]
+                         for t in terms]
+            terms = cut(level, terms)
+        # Each column's trees, weighted (the top bit's negative: subtracted where it meets a
+        # positive term, so that no negation takes an adder of its own), summed pairwise.
         sums = [[] for _ in range(p)]
         for (j, weight, _), t in zip(trees, terms):
-            total = tree_sum(t)
-            shift = weight.bit_length() - 1 if weight > 0 else (-weight).bit_length() - 1
-            sums[j].append(-(total << shift) if weight < 0 else total << shift)
+            shift = abs(weight).bit_length() - 1
+            sums[j].append((t[0] << shift, weight < 0))
+        for level in range(levels + 1, levels + combine + 1):
+            sums = [[_add_signed(t[k], t[k + 1]) if k + 1 < len(t) else t[k]
+                     for k in range(0, len(t), 2)] for t in sums]
+            signs = [[negative for _, negative in t] for t in sums]
+            values = cut(level, [[v for v, _ in t] for t in sums])
+            sums = [list(zip(v, n)) for v, n in zip(values, signs)]
+        totals = [-v if negative else v for (v, negative), in sums]
         dot = Signal(data.ArrayLayout(self._dot_shape(), p))
         with m.If(en):     # the first fold of a dot product replaces it, the others add to it
-            m.d.sync += [dot[j].eq(tree_sum(sums[j]) if folds == 1 else
-                                   tree_sum(sums[j]) + Mux(tag_dot.fold_first, 0, dot[j]))
+            m.d.sync += [dot[j].eq(totals[j] if folds == 1 else
+                                   totals[j] + Mux(tag_dot.fold_first, 0, dot[j]))
                          for j in range(p)]
 
-        # Stage 2: ADC, and the shift-add over bit planes (MSB first: acc = 2 * acc + code).
-        codes = [self._adc(dot[j]) for j in range(p)]
+        # Stage 2: the ADC's rounding. Stage 3: its saturation, and the shift-add over bit
+        # planes (MSB first: acc = 2 * acc + code).
+        rounded = Signal(data.ArrayLayout(Value.cast(self._round(dot[0])).shape(), p))
+        with m.If(en):
+            m.d.sync += [rounded[j].eq(self._round(dot[j])) for j in range(p)]
+        codes = [self._saturate(rounded[j]) for j in range(p)]
         if planes == 1:
             result = codes
         else:
             acc = Signal(data.ArrayLayout(signed(self.out_bits), p))
-            result = [Mux(tag2.first, codes[j], (acc[j] << 1) + codes[j]) for j in range(p)]
-            with m.If(en & tag2.valid):
+            result = [Mux(tag3.first, codes[j], (acc[j] << 1) + codes[j]) for j in range(p)]
+            with m.If(en & tag3.valid):
                 m.d.sync += [acc[j].eq(result[j]) for j in range(p)]
 
         # Reprogramming: fold f of column `col` is lane col % p of word (col // p) * folds + f,
@@ -498,14 +539,14 @@ class CrossbarTile(wiring.Component):
             wr.data.eq(Cat([fold] * p)),
             wr.en.eq(Mux(w_step & (col < self.cols), Const(1, p) << (col % p), 0)),
         ]
-        return [(tag2.g == g, [(c, result[c - g * p])
+        return [(tag3.g == g, [(c, result[c - g * p])
                                for c in range(g * p, min(g * p + p, self.cols))])
                 for g in range(groups)]
 
-    def _behavioral(self, m, en, last_step, x, tag2):
+    def _behavioral(self, m, en, last_step, x, tag3):
         """The ``sim`` data path: the whole MVM as integer arithmetic on ``x``, once, in the cycle
         ``last_step`` that issues its last step (`MVM_MODULE`, which also holds the weights),
-        then carried in step with the tags to stage 2 (``mac_stages + 1`` registers). Returns the
+        then carried in step with the tags to stage 3 (``mac_stages + 2`` registers). Returns the
         output write of the finished MVM."""
         arch, w = self.params, self.i_weight
         wb = arch.weight_bits
@@ -526,9 +567,9 @@ class CrossbarTile(wiring.Component):
         with m.If(last_step):
             m.d.sync += Assert(present, "CrossbarTile(target='sim') runs in Verilog simulators "
                                         "only, not in the Amaranth simulator; use target='fpga'")
-        for s in range(arch.mac_stages + 1):
+        for s in range(arch.mac_stages + 2):
             carried = Signal.like(result, name=f"mvm_{s + 2}")
             with m.If(en):
                 m.d.sync += carried.eq(result)
             result = carried
-        return [(tag2.mvm_done, [(c, result[c]) for c in range(self.cols)])]
+        return [(tag3.mvm_done, [(c, result[c]) for c in range(self.cols)])]

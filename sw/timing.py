@@ -44,8 +44,9 @@ ADDRESS_GENERATOR_LATENCY = 1
 #: `~imcflow.hw.im2col.WindowSource`: handshake of a window's last pixel to the window valid
 WINDOW_LATENCY = WINDOW_BUFFER_LATENCY + ADDRESS_GENERATOR_LATENCY
 #: `~imcflow.hw.crossbar.CrossbarTile` registers besides its issue steps and ``mac_stages``: the
-#: dot-product register and the output register
-CROSSBAR_REGISTERS = 2
+#: dot-product register, the rounded-sum register (the ADC's rounding, then its saturation in the
+#: next cycle) and the output register
+CROSSBAR_REGISTERS = 3
 #: a requantization ``saturate(round_shift(x * mult, shift))``: the product register, then the
 #: rounding and saturation into the output register
 REQUANT_LATENCY = 2

@@ -110,22 +110,22 @@ def test_constructor_checks(kwargs, message):
 @pytest.mark.parametrize("rows, cols, arch, interval, latency, out_bits", [
     # pwm, no col_parallelism: the fewest columns per cycle that finish within mvm_cycles
     # (Arch.columns_per_cycle): all 4 at once for 1 cycle, one per cycle (4 steps) for 5
-    (8, 4, Arch(rows=8, cols=4, mvm_cycles=1), 1, 3, 8),
-    (8, 4, Arch(rows=8, cols=4, mvm_cycles=5), 5, 6, 8),
+    (8, 4, Arch(rows=8, cols=4, mvm_cycles=1), 1, 4, 8),
+    (8, 4, Arch(rows=8, cols=4, mvm_cycles=5), 5, 7, 8),
     # two columns per cycle: ceil(3 / 2) = 2 steps
-    (5, 3, Arch(rows=8, cols=4, mvm_cycles=1, col_parallelism=2), 2, 4, 8),
+    (5, 3, Arch(rows=8, cols=4, mvm_cycles=1, col_parallelism=2), 2, 5, 8),
     # parallelism beyond the used columns is all columns at once
-    (5, 3, Arch(rows=8, cols=8, mvm_cycles=1, col_parallelism=6), 1, 3, 8),
+    (5, 3, Arch(rows=8, cols=8, mvm_cycles=1, col_parallelism=6), 1, 4, 8),
     # bit_serial: act_bits planes per group, output adc_bits + act_bits wide
     (4, 6, Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, adc_bits=5,
-                mvm_cycles=4, col_parallelism=4), 8, 10, 9),
+                mvm_cycles=4, col_parallelism=4), 8, 11, 9),
     # ... and 4 planes x ceil(6 / 2) groups = 12 steps within 20 cycles
     (4, 6, Arch(rows=8, cols=8, input_encoding="bit_serial", act_bits=4, adc_bits=5,
-                mvm_cycles=20), 20, 14, 9),
+                mvm_cycles=20), 20, 15, 9),
     # adder-tree pipeline registers: one cycle of latency each, the same interval
-    (8, 4, Arch(rows=8, cols=4, mvm_cycles=5, mac_stages=3), 5, 9, 8),
+    (8, 4, Arch(rows=8, cols=4, mvm_cycles=5, mac_stages=3), 5, 10, 8),
     # row folds: 2 groups x 3 folds = 6 steps
-    (8, 4, Arch(rows=8, cols=4, mvm_cycles=1, col_parallelism=2, row_folds=3), 6, 8, 8),
+    (8, 4, Arch(rows=8, cols=4, mvm_cycles=1, col_parallelism=2, row_folds=3), 6, 9, 8),
 ])
 def test_geometry_and_timing_attributes(rows, cols, arch, interval, latency, out_bits, target):
     # Both flavours: the same ports, steps and timing.
