@@ -39,6 +39,7 @@ from imcflow.sw.ops import (QAdd, QAvgPool, QConv, QCrossbar, QDense, QFlatten, 
                             QLayer, QMaxPool, QReLU, QuantContext, registry)
 from imcflow.sw.ops.crossbar import (DEFAULT_PERCENTILE, choose_adc_shift, program_weights,
                                      quantize_weights)
+from imcflow.validate import check_int
 
 __all__ = [
     "QLayer", "QInput", "QCrossbar", "QConv", "QDense", "QAdd", "QMaxPool", "QAvgPool",
@@ -230,8 +231,7 @@ def _check_parameters(net, scales, weight_scales, adc_shifts, calibrating) -> No
             raise UserError(f"weight_scales[{name!r}]: must be positive, one per output channel "
                             f"({cols}) or one for the layer")
         shift = adc_shifts.get(name, 0)
-        if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or shift < 0:
-            raise UserError(f"adc_shifts[{name!r}]: must be an integer >= 0, not {shift!r}")
+        check_int(f"adc_shifts[{name!r}]", shift, 0)
         if name not in adc_shifts and not calibrating:
             raise UserError(f"calibration: images are needed to choose the ADC shift of layer "
                             f"{name!r}")

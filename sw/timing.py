@@ -23,6 +23,7 @@ import numpy as np
 
 from imcflow.errors import UserError
 from imcflow.sw.geometry import WindowGeometry
+from imcflow.validate import check_int
 
 __all__ = [
     "WINDOW_BUFFER_LATENCY", "ADDRESS_GENERATOR_LATENCY", "WINDOW_LATENCY", "CROSSBAR_REGISTERS",
@@ -132,8 +133,7 @@ class BlockTiming:
                    "fifo_depth": 1}
         for f in fields(self):
             v, lo = getattr(self, f.name), minimum.get(f.name, 0)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise UserError(f"timing.{f.name}: must be an integer >= {lo}, not {v!r}")
+            check_int(f"timing.{f.name}", v, lo)
         if self.fifo_depth < self.fifo_latency + self.fork_latency + 1:
             raise UserError(f"timing.fifo_depth: must be at least fifo_latency + fork_latency + 1 "
                             f"= {self.fifo_latency + self.fork_latency + 1} for one beat per "

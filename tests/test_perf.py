@@ -49,9 +49,9 @@ def test_a_one_word_line_buffer_stalls_the_input():
 
 
 def test_block_timing_rejects_bad_values():
-    with pytest.raises(UserError, match=r"^timing.window_latency: must be an integer >= 1, not 0$"):
+    with pytest.raises(UserError, match=r"^timing.window_latency: must be a positive integer, not 0$"):
         BlockTiming(window_latency=0)
-    with pytest.raises(UserError, match=r"^timing.merge_latency: must be an integer >= 0, not -1$"):
+    with pytest.raises(UserError, match=r"^timing.merge_latency: must be a non-negative integer, not -1$"):
         BlockTiming(merge_latency=-1)
     with pytest.raises(UserError, match=r"^timing.fifo_depth: must be at least .* = 3 .*, not 2$"):
         BlockTiming(fifo_latency=2)

@@ -176,8 +176,8 @@ def test_given_weight_scales_are_used(calib):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(adc_shifts={"c1": -1}), "adc_shifts['c1']: must be an integer >= 0, not -1"),
-    (dict(adc_shifts={"c1": 1.5}), "adc_shifts['c1']: must be an integer >= 0, not 1.5"),
+    (dict(adc_shifts={"c1": -1}), "adc_shifts['c1']: must be a non-negative integer, not -1"),
+    (dict(adc_shifts={"c1": 1.5}), "adc_shifts['c1']: must be a non-negative integer, not 1.5"),
     (dict(weight_scales={"c1": np.zeros(6)}), "weight_scales['c1']: must be positive"),
     (dict(weight_scales={"c1": np.ones(5)}), "weight_scales['c1']: must be positive, one per output channel (6)"),
 ])
