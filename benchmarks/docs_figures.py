@@ -23,6 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from imcflow import cli
+from imcflow.sw import zoo
+from imcflow.sw.mapper import map_network
+from imcflow.sw.perf import analyze
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -32,8 +37,6 @@ def _flat(text: str) -> str:
 
 
 def _cli(*argv) -> tuple[int, str]:
-    from imcflow import cli
-
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         code = cli.main(list(argv))
@@ -41,11 +44,10 @@ def _cli(*argv) -> tuple[int, str]:
 
 
 def resnet50(tmp: Path) -> tuple[str, str]:
+    # here, not at the top: onnx takes about 2 s to import and only the ONNX figures need it
     from onnx_models import resnet, write
 
-    from imcflow.sw.mapper import map_network
     from imcflow.sw.onnx_import import import_onnx
-    from imcflow.sw.perf import analyze
 
     net = import_onnx(write(resnet(50), tmp / "resnet50.onnx")).network
     mapping = map_network(net, "default")
@@ -62,9 +64,7 @@ def deadlock(tmp: Path) -> tuple[str, str]:
 
 
 def onnx_accuracy(tmp: Path) -> tuple[str, str]:
-    from onnx_models import from_network, write
-
-    from imcflow.sw import zoo
+    from onnx_models import from_network, write   # onnx: as in `resnet50`
 
     path = write(from_network(zoo.network("digits")), tmp / "digits.onnx")
     out = tmp / "digits-onnx"

@@ -49,6 +49,7 @@ from tqdm import tqdm
 from imcflow import __version__
 from imcflow.errors import UserError
 from imcflow.files import MARKER, check_output_directory
+from imcflow.gen.project import generate
 from imcflow.sw import zoo
 from imcflow.sw.accuracy import accuracy
 from imcflow.sw.arch import Arch, load_arch
@@ -56,6 +57,7 @@ from imcflow.sw.cost import estimate, load_cost
 from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_network
 from imcflow.sw.perf import analyze
+from imcflow.verif.sim import simulate
 
 __all__ = ["Sweep", "OBJECTIVES", "load_sweep", "points", "evaluate", "pareto", "explore",
            "RESULTS", "TABLE"]
@@ -424,10 +426,6 @@ def _identity(point: dict) -> dict:
 
 def _verify_task(point: dict, directory: str, images: int) -> dict:
     """Generate the point's accelerator into ``directory`` and simulate ``images`` images."""
-    # here, not at the top: only a verified point needs the generator and simulator (Amaranth)
-    from imcflow.gen.project import generate
-    from imcflow.verif.sim import simulate
-
     try:
         arch, budget = arch_of(point["arch"])
         generate(directory, point["network"], arch, core_budget=budget, progress=False)

@@ -188,6 +188,51 @@ def test_the_checks_fail_on_a_cycle_and_on_a_domain_module_importing_the_cli(tmp
     assert cycles(edges) == [] and cli_importers(edges, "pkg") == []
 
 
+#: what a module may import inside a function (docs/design.md, "The command layer"): heavy
+#: dependencies that one path alone needs
+LAZY = {"distributed": "Dask (about 1 s), for explore and regress only",
+        "matplotlib": "report and Pareto plots only",
+        "sklearn": "the digits data set only",
+        "imcflow.sw.onnx_import": "imports onnx (about 2 s), for .onnx networks only"}
+#: and what one module may import inside a function besides
+LAZY_IN = {"imcflow.validate": {"numpy": "the CLI's parser imports it; `imcflow doctor` loads "
+                                         "no NumPy"}}
+#: modules whose function-level imports are not moved yet: the mutation campaign's block
+#: factories import each block's module where they build it
+NOT_YET = {"imcflow.verif.mutate", "imcflow.verif.contracts", "imcflow.verif.formal"}
+
+
+def function_imports(path: Path, lazy=LAZY) -> list[str]:
+    """``line: module`` of every import inside a function of the file at ``path`` (``from a
+    import b`` as ``a.b``), leaving out those of ``lazy``."""
+    found = []
+    for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [f"{node.module}.{a.name}" for a in node.names]
+                else:
+                    continue
+                found += [f"{node.lineno}: {n}" for n in names
+                          if not any(n == m or n.startswith(m + ".") for m in lazy)]
+    return found
+
+
+def test_imports_sit_at_the_top():
+    found = [f"{name}:{line}" for name, path in modules(ROOT).items() if name not in NOT_YET
+             for line in function_imports(path, {**LAZY, **LAZY_IN.get(name, {})})]
+    assert not found, "imports inside functions: " + ", ".join(found)
+
+
+def test_the_import_placement_check_fails_on_a_function_level_import(tmp_path):
+    (tmp_path / "m.py").write_text("import json\n\ndef f():\n    from imcflow.sw import arith\n"
+                                   "    import matplotlib.pyplot\n"
+                                   "    from imcflow.sw import onnx_import\n")
+    assert function_imports(tmp_path / "m.py") == ["4: imcflow.sw.arith"]
+
+
 @pytest.mark.parametrize("package", ["imcflow.sw", "imcflow.hw", "imcflow.gen", "imcflow.verif",
                                      "imcflow.fpga"])
 def test_each_subpackage_names_its_public_api(package):

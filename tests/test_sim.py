@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from imcflow import cli
+from imcflow.gen import project
+from imcflow.gen.accelerator import Accelerator, AxiStreamTop
 from imcflow.gen.project import generate
+from imcflow.sw import perf
 from imcflow.sw.arch import load_arch
+from imcflow.sw.inference import trace
 from imcflow.sw.ir import Add, Conv2d, Dense, GlobalAvgPool, Input, Network, ReLU, Shape
 from imcflow.sw.weights import he_init
 from imcflow.verif.diagnose import diagnose
-from imcflow.verif.sim import simulate
+from imcflow.verif.sim import sim_images, simulate
 from small_networks import small_net
 
 ARCH = "default"
@@ -118,8 +123,6 @@ def test_backpressure_into_a_crossbar_keeps_the_model_timing(tmp_path):
 def test_a_timing_mismatch_fails_the_run(small_line, monkeypatch, capsys):
     # A model one cycle late on the output: the data are still bit-exact, yet the run fails and
     # names the first image and the difference, as it would for a data mismatch.
-    from imcflow.sw import perf
-
     exact = perf.simulate
 
     def late(mapping, images, **stalls):
@@ -148,13 +151,8 @@ def test_a_bug_in_one_layer_is_reported_at_that_layer(small_line, tmp_path, monk
     # An RTL bug the outputs do not show: one layer computes one channel with its bias one LSB
     # off. The directory keeps the true network (the golden model), its Verilog computes the
     # bugged one.
-    from imcflow.gen import project
-    from imcflow.gen.accelerator import Accelerator, AxiStreamTop
-    from imcflow.sw.inference import trace
-    from imcflow.verif.sim import test_images
-
     clean = project.load(small_line)
-    images = test_images(clean, 4)[0]
+    images = sim_images(clean, 4)[0]
     golden = trace(clean.qnet, images)
     out = clean.qnet.output.name
 
@@ -292,8 +290,6 @@ def test_sim_command_errors_are_one_line(small_line, tmp_path, capsys):
 
 
 def test_sim_refuses_verilog_that_is_not_the_configurations(small_line, tmp_path, capsys):
-    import shutil
-
     edited = tmp_path / "edited"
     shutil.copytree(small_line, edited)
     # the top's Verilog, not the instantiation template beside it (`<top>_inst.v`)

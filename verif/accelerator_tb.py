@@ -28,6 +28,7 @@ from types import SimpleNamespace
 
 import cocotb
 import numpy as np
+from tqdm import tqdm
 
 from imcflow.hw.streams import VectorLayout
 from imcflow.verif.bench import Bench, parameters
@@ -122,7 +123,6 @@ async def stream_images(dut):
                                     layout=in_layout, idle=idle))
     bar = None
     if p["progress"]:
-        from tqdm import tqdm
         bar = tqdm(total=images, desc="simulating", unit="image", file=sys.stderr)
 
     def on_beat(beat):

@@ -17,6 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from imcflow.errors import UserError
+from imcflow.gen.project import verilog_body
+from imcflow.progress import Ticker
+from imcflow.verif import engine, runner
+
 __all__ = ["BUILD_FLAGS", "FULL_WAVES_FLAGS", "run"]
 
 #: Verilator flags of the cocotb engine's builds: only the top's ports public (cocotb's runner
@@ -61,13 +68,6 @@ def _environment(**values):
 def run(gen, verilog, pixels, plan: dict, *, waves: bool, full_waves: bool, progress: bool):
     """``(results, build seconds, waveform path or None, failure)``: a run of the cocotb engine
     on the top elaborated again, as `imcflow.verif.engine.Results` (no taps)."""
-    import numpy as np
-
-    from imcflow.errors import UserError
-    from imcflow.gen.project import verilog_body
-    from imcflow.progress import Ticker
-    from imcflow.verif import engine, runner
-
     start = time.monotonic()
     with Ticker("sim", f"Verilator build of {gen.name} for cocotb", enabled=progress), \
             _stdout_to_stderr():

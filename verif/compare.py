@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from imcflow.sw.inference import trace
+
 __all__ = ["BATCH", "OUTPUT", "Stream", "Streams", "timing"]
 
 #: images per golden-model batch (bounds the memory of the per-layer trace)
@@ -114,8 +116,6 @@ class Streams:
     """
 
     def __init__(self, qnet, pixels: np.ndarray, output, taps: dict):
-        from imcflow.sw.inference import trace
-
         shape = lambda name: (qnet[name].shape.h, qnet[name].shape.w, qnet[name].shape.c)
         self.images = len(pixels)
         self.output = Stream(OUTPUT, shape(qnet.output.name), *output)

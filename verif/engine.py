@@ -38,6 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
+from imcflow import toolchain
+from imcflow.progress import Counter, Ticker
+from imcflow.verif import runner
+
 __all__ = ["HARNESS", "VERILATOR_FLAGS", "MAKE_FLAGS", "PROFILES", "SHORT_RUN", "DRAIN", "INPUTS", "WRAPPER", "Stream", "Tap",
            "Ports", "Harness", "Results", "threshold", "wrapper", "ports_header", "profile", "build", "run",
            "stall_masks"]
@@ -343,8 +347,6 @@ def profile(cycles: int) -> str:
 
 
 def _verilator_flags(name: str, waves: bool, full_waves: bool) -> list[str]:
-    from imcflow.verif import runner
-
     depth = 99 if full_waves else 1    # 1: the top's ports and rst (`wrapper`)
     return [*(f"-Wno-{w}" for w in runner.WAIVERS), *VERILATOR_FLAGS, "--top-module", name,
             *(["--trace", "--trace-depth", str(depth),
@@ -354,8 +356,6 @@ def _verilator_flags(name: str, waves: bool, full_waves: bool) -> list[str]:
 @contextlib.contextmanager
 def _display(label: str, detail, enabled: bool):
     """A progress line for a step of unknown length (`imcflow.progress.Ticker`)."""
-    from imcflow.progress import Ticker
-
     with Ticker("sim", label, detail, enabled=enabled):
         yield
 
@@ -389,9 +389,6 @@ def build(verilog: str, ports: Ports, *, waves: bool = False, full_waves: bool =
     imcflow.verif.runner.BuildError
         If Verilator or the C++ build fails (the message ends with the log's tail).
     """
-    from imcflow import toolchain
-    from imcflow.verif import runner
-
     waves = waves or full_waves
     if random_init is None:
         random_init = runner._env_flag(runner.RANDOM_INIT_ENV, True)
@@ -441,9 +438,6 @@ def _compile(directory: Path, name: str, module: str, flags: list[str], make_fla
     executable ``V<name>`` with make, showing how many C++ files are done; the CPU seconds of
     each step (``verilating``, ``compiling``). Raise `BuildError` with the log's tail on
     failure."""
-    from imcflow import toolchain
-    from imcflow.verif import runner
-
     env = toolchain.environ()
     obj = directory / "obj"
     steps = [
@@ -525,9 +519,6 @@ def run(harness: Harness, pixels: np.ndarray, *, out_beats: int, seed: int = 0,
     imcflow.verif.runner.SimulationError
         If the harness crashes (its output in the message).
     """
-    from imcflow.progress import Counter
-    from imcflow.verif import runner
-
     ports = harness.ports
     images, per_image, lanes = pixels.shape
     if lanes != ports.in_lanes:

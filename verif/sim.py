@@ -51,7 +51,7 @@ from imcflow.verif.diagnose import diagnose
 from imcflow.verif.patterns import port_stalls
 from imcflow.verif.runner import current_test_id
 
-__all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "SimResult", "test_images", "simulate"]
+__all__ = ["WATCHDOG_FACTOR", "ENGINES", "WAVE_WINDOW", "SimResult", "sim_images", "simulate"]
 
 #: the watchdog trips after this many times the model's latency (or period) without an output
 WATCHDOG_FACTOR = 4
@@ -159,7 +159,7 @@ class SimResult:
 
 # --- the run's inputs: images, options, the model ------------------------------------------------
 
-def test_images(gen, count: int, seed: int = 0):
+def sim_images(gen, count: int, seed: int = 0):
     """``(images, labels, held_out)``: ``count`` images for a generated accelerator.
 
     The held-out images of the data set that calibrated it (`imcflow.gen.project.held_out`),
@@ -331,7 +331,7 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
         Written by ``imcflow gen --network`` (`imcflow.gen.project.generate`).
     images : int
         Held-out images of the data set that calibrated it, then its training images
-        (`test_images`), else seeded random 8-bit images.
+        (`sim_images`), else seeded random 8-bit images.
     seed : int
         Seed (``>= 0``) of the random images and of the idle and backpressure masks.
     idle, backpressure : float
@@ -369,7 +369,7 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
     _check_choice("engine", engine, ENGINES)
     gen = load(directory)
     qnet, manifest = gen.qnet, gen.manifest
-    pixels, labels, held = test_images(gen, images, seed)
+    pixels, labels, held = sim_images(gen, images, seed)
     verilog = _verilog(gen)
     schedule, model_deadlock, plan = _plan(gen, images, seed, idle, backpressure)
     run = _run(engine, gen, verilog, pixels, plan, waves=waves, full_waves=full_waves,
