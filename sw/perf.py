@@ -205,27 +205,22 @@ class _Stage:
             n += 1
         return n > start or sent_any
 
-    def _take(self, freed, delay) -> bool:
-        """Append input handshakes while the producer's beats and the input slots allow
-        (`~imcflow.sw.timing.accept_pixels`)."""
-        (_, link, arrived), = self.producers
-        return accept_pixels(self.take, self.slot, arrived, link, freed, delay)
-
     def _advance_source(self):
         return False, self._emit(self.offers)
 
-    def _read(self) -> bool:
-        """Append the cycles windows are read into the window source's output register
-        (`~imcflow.sw.timing.read_windows`)."""
-        return read_windows(self.read, self.take, self.need, self.hand, self.window)
+    # Window stages take pixels and read windows by the timing contract's rules
+    # (`~imcflow.sw.timing.accept_pixels`, `~imcflow.sw.timing.read_windows`), called directly:
+    # they run in the innermost loop of the model.
 
     def _advance_window(self):
         take, read, hand, emit = self.take, self.read, self.hand, self.emit
         prev, held, t, window = self.prev, self.held, self.t, self.window
+        slot, need = self.slot, self.need
+        (_, link, arrived), = self.producers
         t0, emitted = len(take), False
         while True:
-            moved = self._take(read, 1)
-            moved |= self._read()
+            moved = accept_pixels(take, slot, arrived, link, read, 1)
+            moved |= read_windows(read, take, need, hand, window)
             n, nr, ne = len(hand), len(read), len(emit)
             while n < nr and held[n] < ne:
                 x = read[n] + window
@@ -245,15 +240,18 @@ class _Stage:
                 return len(take) > t0, emitted
 
     def _advance_crossbar(self):
-        t0, emitted = len(self.take), False
+        take, read, hand, slot, need, window = (self.take, self.read, self.hand, self.slot,
+                                                self.need, self.window)
+        (_, link, arrived), = self.producers
+        t0, emitted = len(take), False
         while True:
-            moved = self._take(self.read, 1)
-            moved |= self._read()
+            moved = accept_pixels(take, slot, arrived, link, read, 1)
+            moved |= read_windows(read, take, need, hand, window)
             moved |= self._copies()
             out = self._emit(self.valid)
             emitted |= out
             if not (out or moved):
-                return len(self.take) > t0, emitted
+                return len(take) > t0, emitted
 
     def _copies(self) -> bool:
         """Append the handshakes inside the crossbar copies, by the rules of the RTL
@@ -334,10 +332,11 @@ class _Stage:
         return moved
 
     def _advance_gap(self):
-        take, sums, need = self.take, self.read, self.need
+        take, sums, need, slot, emit = self.take, self.read, self.need, self.slot, self.emit
+        (_, link, arrived), = self.producers
         t0, emitted = len(take), False
-        while True:
-            moved = self._take(self.emit, 0)
+        while True:  # an image's last pixel waits for the result `capacity` images back to leave
+            moved = accept_pixels(take, slot, arrived, link, emit, 0)
             while len(sums) < self.n_out and need[len(sums)] < len(take):  # with its last pixel
                 sums.append(take[need[len(sums)]])
                 moved = True
