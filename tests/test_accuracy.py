@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from imcflow.cli import main
@@ -86,8 +87,6 @@ def test_own_labelled_images_as_npz(tmp_path, capsys):
     # The digits data set written as a user's file scores like the zoo data set once the split
     # matches: the first 64 images calibrate (the zoo's first 64 training images), the rest are
     # held out (the zoo's 360 test images).
-    import numpy as np
-
     data = zoo.dataset("digits")
     np.savez(tmp_path / "mine.npz", images=np.concatenate([data.train_images[:64],
                                                              data.test_images])[..., 0],

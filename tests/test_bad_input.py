@@ -21,6 +21,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from imcflow import cli
+from imcflow.errors import UserError
+from imcflow.sw.inference import float_run
+from imcflow.sw.ir import Dense, Flatten, Input, Network, Shape
+from imcflow.sw.toml_net import loads_network
 from onnx_models import Graph, small_cnn
 
 # --- network TOML ---------------------------------------------------------------------------------
@@ -396,10 +400,6 @@ def test_the_suite_is_large():
 # --- the same rules for library callers ----------------------------------------------------------
 
 def test_non_finite_parameters_and_inputs_are_refused_by_name():
-    from imcflow.errors import UserError
-    from imcflow.sw.inference import float_run
-    from imcflow.sw.ir import Dense, Flatten, Input, Network, Shape
-
     def net(weight, bias=None):
         return Network("n", [Input("in", Shape(2, 2, 1)), Flatten("f", "in"),
                              Dense("d", "f", 3, weight=weight, bias=bias)])
@@ -414,7 +414,4 @@ def test_non_finite_parameters_and_inputs_are_refused_by_name():
 
 def test_the_base_network_of_the_cases_is_valid():
     # Each network case breaks one thing in a network that is otherwise fine.
-    from imcflow.sw.ir import Shape
-    from imcflow.sw.toml_net import loads_network
-
     assert loads_network(toml()).shapes["d"] == Shape(1, 1, 10)

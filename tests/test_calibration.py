@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from imcflow import cli
 from imcflow.errors import UserError
 from imcflow.gen.project import held_out, load
 from imcflow.sw import zoo
-from imcflow.sw.datasets import calibrated, load_dataset
+from imcflow.sw.datasets import calibrated, calibration, load_dataset
 from imcflow.sw.inference import run
+from imcflow.sw.networks import load_network
 from onnx_models import from_network, write
 
 TINY = str(Path(__file__).parents[1] / "docs" / "examples" / "tiny_cnn.toml")
@@ -34,7 +36,6 @@ def onnx_digits(tmp_path_factory):
 
 
 def _sha(images) -> str:
-    import hashlib
     return hashlib.sha256(np.ascontiguousarray(images, np.int64).tobytes()).hexdigest()
 
 
@@ -83,9 +84,6 @@ def test_gen_calibrates_as_accuracy_scores(onnx_digits, capsys):
 
 
 def test_without_data_the_directory_says_so(tmp_path):
-    from imcflow.sw.datasets import calibration
-    from imcflow.sw.networks import load_network
-
     images, record = calibration(load_network("resnet8"), None)
     assert record["dataset"] is None and not record["labels"] and len(images) == 16
     assert held_out({"calibration": record}) == (None, None)

@@ -10,6 +10,8 @@ and the tests that assert them (test_demo.py for the demo's cycles and latency).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -17,15 +19,19 @@ from pathlib import Path
 import pytest
 
 from imcflow import cli
+from imcflow.fpga import resources
+from imcflow.fpga.boards import BOARDS
+from imcflow.gen.project import with_skip_depths
+from imcflow.sw.arch import load_arch
+from imcflow.sw.mapper import map_network
+from imcflow.sw.networks import load_network, load_qnetwork
+from imcflow.sw.perf import analyze
 
 ROOT = Path(__file__).parents[1]
 
 
 @lru_cache(maxsize=None)
 def _cli_json(*argv) -> dict:
-    import contextlib
-    import io
-
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert cli.main([*argv, "--json"]) == 0
@@ -33,9 +39,6 @@ def _cli_json(*argv) -> dict:
 
 
 def _cli_error(*argv) -> str:
-    import contextlib
-    import io
-
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         assert cli.main(list(argv)) == 2
@@ -64,11 +67,6 @@ def mapper_replication():
 
 
 def mapper_margin_cost():
-    from imcflow.gen.project import with_skip_depths
-    from imcflow.sw.mapper import map_network
-    from imcflow.sw.networks import load_network
-    from imcflow.sw.perf import analyze
-
     m = map_network(load_network("resnet8"), "default", core_budget="2x")
     sized = analyze(m).cycles_per_image
     unbounded = analyze(with_skip_depths(m, {l.name: 10 ** 6 for l in m.layers
@@ -94,10 +92,6 @@ def generator_resnet8_model():
 
 
 def generator_mac_array():
-    from imcflow.sw.arch import load_arch
-    from imcflow.sw.mapper import map_network
-    from imcflow.sw.networks import load_network
-
     a, out = load_arch(), []
     for name in ("resnet8", "digits"):
         m = map_network(load_network(name), a)
@@ -119,14 +113,9 @@ def fpga_fit_error():
 
 
 def fpga_fit_figures():
-    from imcflow.fpga import resources as r
-    from imcflow.fpga.boards import BOARDS
-    from imcflow.sw.mapper import map_network
-    from imcflow.sw.networks import load_qnetwork
-
-    tile = r.TREE_LUTS * 144 * 1 * 4 * 8 + r.ROM_LUTS * 144 * 4 * 16
+    tile = resources.TREE_LUTS * 144 * 1 * 4 * 8 + resources.ROM_LUTS * 144 * 4 * 16
     q = load_qnetwork("digits", "fpga")
-    e = r.estimate(map_network(q.network, q.arch), BOARDS["ulx3s-85f"])
+    e = resources.estimate(map_network(q.network, q.arch), BOARDS["ulx3s-85f"])
     return (f"{tile:,.0f}", f"{100 * (tile / 12_540 - 1):.1f}", e.dsps, e.brams,
             f"{e.luts:,}", f"{100 * (e.luts / 59_701 - 1):.1f}",
             f"{e.ffs:,}", f"{100 * (e.ffs / 21_168 - 1):.1f}")

@@ -5,6 +5,8 @@ cycle. The tops here are a few registers with the accelerator's port names, so e
 small; whole accelerators run in tests/test_sim.py.
 """
 
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -159,9 +161,6 @@ def fake_verilator(tmp_path, monkeypatch):
     """A Verilator root with a run-time source and header, a compiler that logs its calls, and
     an empty cache: ``(root, compile)``, where ``compile(source, *flags)`` runs the launcher
     as make would and returns the object's text."""
-    import subprocess
-    import sys
-
     root = tmp_path / "verilator"
     (root / "include").mkdir(parents=True)
     (root / "include" / "verilated.cpp").write_text("runtime\n")

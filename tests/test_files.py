@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imcflow import cli
+from imcflow import cli, rtl
 from imcflow.errors import UserError
 from imcflow.files import MARKER, atomic_directory, check_output_directory
 
@@ -115,8 +115,6 @@ def test_home_is_refused_even_with_force(tmp_path, monkeypatch, force):
 
 
 def test_an_existing_file_is_refused_before_elaboration(tmp_path, monkeypatch, capsys):
-    from imcflow import rtl
-
     monkeypatch.chdir(tmp_path)
     Path("afile").write_text("mine")
     monkeypatch.setattr(rtl, "verilog", lambda *a, **k: pytest.fail("elaborated"))

@@ -9,16 +9,24 @@ import io
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
+from amaranth.back import rtlil
 
+from imcflow import toolchain
 from imcflow.cli import main
 from imcflow.errors import UserError
 from imcflow.fpga import build as flow
 from imcflow.fpga.boards import BOARDS, board, ecp5_pll
-from imcflow.fpga.design import prepare_design
+from imcflow.fpga.design import load_design, prepare_design
+from imcflow.fpga.link import HOST_TURNAROUND_S, window_for
+from imcflow.fpga.resources import memories, memory_plan, yosys_script
+from imcflow.fpga.top import BoardTop, SerialAccelerator, accelerator_latency
+from imcflow.fpga.uart import UartTx
 from imcflow.gen.project import generate
+from imcflow.sw.perf import analyze
 
 TINY = """name = "tiny"
 seed = 3
@@ -197,8 +205,6 @@ def test_run_takes_the_generated_directory_too(capsys, tiny_dir):
 def test_the_network_shortcut_is_the_generated_design(tiny_dir):
     # `fpga build --network N` builds what `imcflow gen --network N --target fpga` wrote: the
     # same top (its name carries the configuration's hash), network, mapping and design id.
-    from imcflow.fpga.design import load_design
-
     generated, prepared = load_design(tiny_dir / "fpga"), prepare_design(tiny_dir / "tiny.toml")
     assert generated.generated.name == prepared.generated.name
     assert generated.generated.mapping.to_json() == prepared.generated.mapping.to_json()
@@ -299,10 +305,6 @@ def test_board_top_link_baud_and_window(tmp_path, board_name, clock_mhz, baud, d
     # Default baud: 3 Mbaud where the clock makes it; window: enough image frames in flight to
     # cover the accelerator's latency (the performance model's), its answer and the host's
     # turnaround at that clock.
-    from imcflow.fpga.link import HOST_TURNAROUND_S, window_for
-    from imcflow.fpga.top import BoardTop, accelerator_latency
-    from imcflow.sw.perf import analyze
-
     (tmp_path / "tiny.toml").write_text(TINY)
     design = prepare_design(tmp_path / "tiny.toml")
     accelerator = design.accelerator
@@ -322,15 +324,6 @@ def test_yosys_follows_the_memory_plan(tmp_path):
     # hold processes): the window buffer of a 2x2 -> 3 dense layer (4 read ports, 8 bits) lands
     # in 4 block RAMs, one per read port. Its crossbar has no multipliers (adder trees over the
     # weight bits): only the 3 requantization multiplies use DSPs.
-    import subprocess
-    from dataclasses import replace
-
-    from amaranth.back import rtlil
-
-    from imcflow import toolchain
-    from imcflow.fpga.resources import memories, memory_plan, yosys_script
-    from imcflow.fpga.top import SerialAccelerator
-
     (tmp_path / "tiny.toml").write_text(TINY)
     accelerator = prepare_design(tmp_path / "tiny.toml").accelerator
     system = SerialAccelerator(accelerator, height=2, width=2, divisor=868)
@@ -340,7 +333,7 @@ def test_yosys_follows_the_memory_plan(tmp_path):
     assert (buffer["path"], buffer["read_ports"], buffer["width"]) == ("t.accelerator.fc.window.buffer.memory", 4, 8)
     assert (buffer["style"], buffer["brams"], placement["brams"]) == ("block", 4, 4)
     assert {u.path for u in uses if u.read_ports == 1} >= {"t.link.receiver.images", "t.link.replies.storage"}
-    assert memory_plan(uses, replace(board("ulx3s-85f"), brams=4))["placements"][0]["style"] == "distributed"
+    assert memory_plan(uses, dataclasses.replace(board("ulx3s-85f"), brams=4))["placements"][0]["style"] == "distributed"
 
     (tmp_path / "t.il").write_text(rtlil.convert(system, name="t"))
     subprocess.run([toolchain.require("yosys"), "-q", "-p",     # yowasp sees the working directory
@@ -353,14 +346,6 @@ def test_yosys_follows_the_memory_plan(tmp_path):
 
 
 def test_a_plan_that_selects_nothing_fails_the_build(tmp_path):
-    import subprocess
-
-    from amaranth.back import rtlil
-
-    from imcflow import toolchain
-    from imcflow.fpga.resources import yosys_script
-    from imcflow.fpga.uart import UartTx
-
     (tmp_path / "u.il").write_text(rtlil.convert(UartTx(4), name="u"))
     script = yosys_script({"placements": [
         {"path": "u.renamed.memory", "style": "block"}]})

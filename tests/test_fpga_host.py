@@ -3,15 +3,20 @@ is `ReceiverModel`, its logits the golden model's. Checks flow control (never mo
 ``window`` unanswered images), resending after an ERROR frame, after a lost answer and after a
 corrupted one, the design check, and the CLI's errors before any port is opened."""
 
+import json
+
 import numpy as np
 import pytest
 
 from imcflow.cli import main
 from imcflow.errors import UserError
+from imcflow.fpga import host
 from imcflow.fpga.design import prepare_design
 from imcflow.fpga.host import BoardClient, HostError, run_images
-from imcflow.fpga.protocol import ErrorCode, FrameType, Info, ReceiverModel, encode
+from imcflow.fpga.protocol import ErrorCode, FrameType, Info, ReceiverModel, design_id, encode
 from imcflow.sw.inference import run as golden_run
+from imcflow.sw.networks import load_qnetwork
+from imcflow.sw.zoo import dataset
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +137,6 @@ def test_the_host_fills_the_window_and_never_more(design, window):
 
 
 def test_run_command_reports_the_rate_and_the_links_bound(design, capsys, monkeypatch):
-    import json
-
-    import imcflow.fpga.host as host
-
     board = FakeBoard(design, window=4)
     monkeypatch.setattr(host, "open_port", lambda port, baud: board)
     assert main(["fpga", "run", "--network", "digits", "--port", "fake", "--images", "6",
@@ -174,10 +175,6 @@ def test_run_command_errors(capsys, argv, message):
 
 
 def test_design_id_follows_the_arithmetic_not_the_layout(design):
-    from imcflow.fpga.protocol import design_id
-    from imcflow.sw.networks import load_qnetwork
-    from imcflow.sw.zoo import dataset
-
     net, calib = design.qnet.network, dataset("digits").train_images[:64]
     same = {load_qnetwork(net, design.qnet.arch.replace(**change), calib) for change in (
         {}, {"col_parallelism": 1}, {"mvm_cycles": 32, "clock_mhz": 50.0}, {"buffer": "frame"})}

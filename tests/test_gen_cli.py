@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from imcflow import cli, rtl
+from imcflow.gen.project import load
 from imcflow.sw import zoo
+from imcflow.sw.inference import run
+from imcflow.sw.networks import load_qnetwork
 
 
 def gen(*args):
@@ -99,10 +102,6 @@ def tiny(tmp_path_factory):
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # load()'s unbuilt top
 def test_gen_network_writes_the_output_directory(tiny):
-    from imcflow.gen.project import load
-    from imcflow.sw.inference import run
-    from imcflow.sw.networks import load_qnetwork
-
     manifest = json.loads((tiny / "manifest.json").read_text())
     name = manifest["top"]
     assert re.fullmatch(r"imcflow_tiny_cnn_[0-9a-f]{8}", name)

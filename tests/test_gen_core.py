@@ -14,6 +14,8 @@ import pytest
 
 from imcflow import rtl, toolchain
 from imcflow.gen.project import design_hash, generate, top_name, verilog_body
+from imcflow.sw.mapper import map_network
+from imcflow.sw.networks import load_qnetwork
 
 TINY = Path(__file__).parents[1] / "docs" / "examples" / "tiny_cnn.toml"
 
@@ -101,9 +103,6 @@ def test_clock_reset_and_files(two):
 
 
 def test_the_name_follows_the_configuration_not_the_verilog():
-    from imcflow.sw.mapper import map_network
-    from imcflow.sw.networks import load_qnetwork
-
     q = load_qnetwork(TINY, "default")
     m = map_network(q.network, q.arch)
     base = design_hash(q, m)

@@ -9,8 +9,12 @@ import dataclasses
 import numpy as np
 import pytest
 
+from imcflow import rtl
 from imcflow.errors import UserError
-from imcflow.gen.project import config_hash, scale_skip_fifos, top_name
+from imcflow.gen import project
+from imcflow.gen.project import TARGET_ARCH, config_hash, prepare, scale_skip_fifos, top_name
+from imcflow.sw import report
+from imcflow.sw.arch import PRESETS
 from imcflow.sw.inference import trace
 from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_qnetwork
@@ -80,10 +84,6 @@ def test_top_name_is_a_verilog_identifier():
 def test_one_mapping_per_generation(tmp_path, monkeypatch):
     # generate maps the network once (prepare); the report maps only the other buffer strategy
     # (its trade-off) and, with a core budget, the unreplicated pipeline it compares with.
-    from imcflow import rtl
-    from imcflow.gen import project
-    from imcflow.sw import report
-
     calls = {"project": 0, "report": 0}
 
     def counted(where, real):
@@ -105,9 +105,6 @@ def test_one_mapping_per_generation(tmp_path, monkeypatch):
 def test_the_default_arch_follows_the_crossbar_flavour():
     # Without an arch, `imcflow gen --target fpga` and `imcflow fpga build --network` both take
     # the fpga preset, `--target sim` the default one; an explicit arch wins.
-    from imcflow.gen.project import TARGET_ARCH, prepare
-    from imcflow.sw.arch import PRESETS
-
     assert TARGET_ARCH == {"sim": "default", "fpga": "fpga"}
     for target, preset in TARGET_ARCH.items():
         gen = prepare(small_net(), target=target)

@@ -18,7 +18,7 @@ from imcflow.sw.arch import Arch
 from imcflow.sw.arith import crossbar_mvm
 from imcflow.sw.inference import float_run, float_trace, run, trace
 from imcflow.sw.ir import Shape
-from imcflow.sw.quant import quantize
+from imcflow.sw.quant import calibrate_scales, from_scales, quantize
 
 from small_networks import small_net
 
@@ -219,7 +219,6 @@ def test_bit_serial_network_equals_pwm_network_without_adc_loss(rng):
     calib = rng.integers(0, 256, (8, 8, 8, 2))
     arch = Arch(weight_bits=2, adc_bits=16, rows=20)  # |dot| <= 20 * 255 fits 16 bits
     shifts = {q.name: 0 for q in quantize(net, arch, calib).crossbar_layers}
-    from imcflow.sw.quant import calibrate_scales, from_scales
     scales = calibrate_scales(net, calib / 255, act_bits=8)
     pwm = from_scales(net, arch, scales, adc_shifts=shifts)
     serial = from_scales(net, arch.replace(input_encoding="bit_serial"), scales, adc_shifts=shifts)

@@ -15,6 +15,7 @@ from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_network
 from imcflow.sw.perf import analyze, frame_latency, simulate
 from imcflow.sw.timing import BlockTiming, fill_latency
+from imcflow.verif.patterns import stall_mask
 
 
 def _row_net(pixels=4):
@@ -208,8 +209,6 @@ def test_analyze_summarizes_line_and_frame():
 # --- idle input and output backpressure (the stall masks of a simulation) -------------------------
 
 def _stalls(seed, p, cycles, stream):
-    from imcflow.verif.patterns import stall_mask
-
     return stall_mask(seed, stream, p, cycles)
 
 

@@ -9,13 +9,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.hdl import Value
+from amaranth.sim import Simulator
 
+from imcflow.gen.accelerator import Accelerator
 from imcflow.sw.arch import load_arch
+from imcflow.sw.datasets import calibrated
 from imcflow.sw.geometry import WindowGeometry
-from imcflow.sw.ir import Conv2d, Input, Network, Shape
+from imcflow.sw.ir import Add, AvgPool, Conv2d, GlobalAvgPool, Input, Network, ReLU, Shape
 from imcflow.sw.mapper import map_network
 from imcflow.sw.perf import simulate
 from imcflow.sw.timing import engine_latency, window_schedule
+from imcflow.sw.weights import he_init
+from imcflow.verif.patterns import port_stalls
+from small_networks import small_net
 
 GEOMETRIES = [(5, 5, 3, 1, 1), (6, 7, 3, 2, 1), (8, 8, 2, 2, 0), (4, 9, 3, 1, 0), (6, 6, 1, 2, 0),
               (5, 5, 5, 1, 2), (7, 5, 3, 3, 1), (32, 32, 3, 2, 1)]
@@ -47,8 +53,6 @@ def _handshakes(core, pixels, input_stall, output_stall, limit=20_000):
     """Drive ``core`` (`imcflow.gen.accelerator.Accelerator`) with the images ``pixels`` under the
     stall masks, with `imcflow.verif.patterns.stall_mask`'s semantics, cycle 0 the first; returns
     the cycles of every input and output handshake."""
-    from amaranth.sim import Simulator
-
     i, o = core.i, core.o
     layout = i.payload.shape()
     words = [layout.pack(p.tolist(), n == len(image) - 1)
@@ -94,12 +98,6 @@ def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpre
     # RTL under the seeded stall masks is the event model's, given the same masks. Crossbars
     # with an MVM interval above one cycle stop (interval counter included) while their output
     # register is blocked, which the model's copy clocks follow.
-    from imcflow.gen.accelerator import Accelerator
-    from imcflow.sw.datasets import calibrated
-    from imcflow.sw.ir import ReLU
-    from imcflow.sw.weights import he_init
-    from imcflow.verif.patterns import port_stalls
-
     net = he_init(Network("head", [Input("x", Shape(5, 5, 2)),
                                    Conv2d("c1", "x", 4, kernel=3, padding=1), ReLU("r1", "c1"),
                                    Conv2d("c2", "r1", 3, kernel=1)]), seed=5)
@@ -118,12 +116,6 @@ def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpre
 def test_every_layer_kind_under_stalls_matches_the_rtl():
     # small_net (strided and padded convs, a projection skip and its join, max and average
     # pooling, dense layers, global pooling) with 2-cycle MVMs, under idle and backpressure.
-    from small_networks import small_net
-
-    from imcflow.gen.accelerator import Accelerator
-    from imcflow.sw.datasets import calibrated
-    from imcflow.verif.patterns import port_stalls
-
     arch = load_arch("default", mvm_cycles=2)
     qnet = calibrated(small_net(), arch)[0]
     mapping = map_network(qnet.network, arch)
@@ -143,12 +135,6 @@ def test_requantizing_outputs_fill_their_registers_under_backpressure(head):
     # the time: each holds as many results as it has registers (sw/timing.py: 3, 2 and 3), so
     # its input is taken until they are full, as the model says; a model that let it hold one
     # fewer (or one more) takes inputs in other cycles.
-    from imcflow.gen.accelerator import Accelerator
-    from imcflow.sw.datasets import calibrated
-    from imcflow.sw.ir import Add, AvgPool, GlobalAvgPool, ReLU
-    from imcflow.sw.weights import he_init
-    from imcflow.verif.patterns import port_stalls
-
     layers = [Input("x", Shape(2, 2, 2)), Conv2d("a", "x", 2, kernel=1), ReLU("r", "a")]
     layers += {"gap": [GlobalAvgPool("out", "r")],
                "join": [Conv2d("b", "x", 2, kernel=1), Add("out", "r", "b")],
