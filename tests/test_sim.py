@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from imcflow import cli
+from imcflow.errors import UserError
 from imcflow.gen import project
 from imcflow.gen.accelerator import Accelerator, AxiStreamTop
 from imcflow.gen.project import generate
@@ -287,6 +288,11 @@ def test_sim_command_errors_are_one_line(small_line, tmp_path, capsys):
     assert cli.main(["sim", str(small_line), "--images", "1", "--seed", "-1"]) == 2
     err = capsys.readouterr().err
     assert err == "imcflow sim: error: seed: must be a non-negative integer, not -1\n"
+    # the library's callers get the same checks (the CLI's parser knows the engines already)
+    with pytest.raises(UserError, match="engine: must be one of 'cpp', 'cocotb', not 'iverilog'"):
+        simulate(small_line, 1, engine="iverilog")
+    with pytest.raises(UserError, match="seed: must be a non-negative integer, not True"):
+        simulate(small_line, 1, seed=True)
 
 
 def test_sim_refuses_verilog_that_is_not_the_configurations(small_line, tmp_path, capsys):

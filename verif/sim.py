@@ -45,6 +45,7 @@ from imcflow.gen.project import config_hash, held_out, load, with_skip_depths
 from imcflow.progress import note
 from imcflow.sw.datasets import load_dataset
 from imcflow.sw import perf
+from imcflow.validate import check_choice, check_int
 from imcflow.verif import cocotb_engine, compare
 from imcflow.verif import engine as cpp_engine
 from imcflow.verif.diagnose import diagnose
@@ -168,8 +169,7 @@ def sim_images(gen, count: int, seed: int = 0):
     images are held out (accuracy is measured on those). Without a data set: ``count`` seeded
     uniformly random 8-bit images (labels None).
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise UserError(f"images: must be a positive integer, not {count!r}")
+    count = check_int("images", count, 1)
     shape = gen.qnet.network.shapes[gen.qnet.input.name]
     test, labels = held_out(gen.manifest)
     if test is None:
@@ -190,14 +190,11 @@ def sim_images(gen, count: int, seed: int = 0):
 
 
 def _check_probability(name: str, value) -> float:
+    """``value`` as a float in [0, 1) (a probability that leaves some cycles free; the family's
+    `imcflow.validate.check_number` has closed upper bounds only)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise UserError(f"{name}: must be a probability in [0, 1), not {value!r}")
     return float(value)
-
-
-def _check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise UserError(f"{name}: must be one of {', '.join(allowed)}, not {value!r}")
 
 
 def _period(done) -> float | None:
@@ -362,11 +359,10 @@ def simulate(directory, images: int, *, seed: int = 0, idle: float = 0.0,
     imcflow.verif.runner.BuildError, imcflow.verif.runner.SimulationError
         If the build fails or the simulator crashes.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UserError(f"seed: must be a non-negative integer, not {seed!r}")
+    seed = check_int("seed", seed, 0)
     idle = _check_probability("idle", idle)
     backpressure = _check_probability("backpressure", backpressure)
-    _check_choice("engine", engine, ENGINES)
+    check_choice("engine", engine, ENGINES)
     gen = load(directory)
     qnet, manifest = gen.qnet, gen.manifest
     pixels, labels, held = sim_images(gen, images, seed)
