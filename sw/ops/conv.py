@@ -71,6 +71,8 @@ class ConvOp(CrossbarOp):
     onnx_ops = ("Conv",)
     #: how `weight_shape` reads, for errors
     weight_axes = "(k, k, C_in, C_out)"
+    #: how the ONNX weight reads, for errors
+    onnx_weight_axes = "(M, C, kH, kW)"
 
     def weight_shape(self, layer, in_shape):
         return (layer.kernel, layer.kernel, in_shape.c, layer.out_channels)
@@ -93,20 +95,27 @@ class ConvOp(CrossbarOp):
         return node.attrs.get("group", 1) == 1
 
     def onnx(self, imp, node):
-        node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
-        x = imp.map_input(node)   # group > 1 goes to the grouped conv (`onnx_accepts`)
+        """A Conv node of this kind's ``group`` (`onnx_accepts`: 1 here, more for the grouped
+        conv, which imports its nodes through this method too)."""
+        a = node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+        groups = a.get("group", 1)
+        x = imp.map_input(node)
         w, b = imp.param(node, 1), imp.param(node, 2, optional=True)
         if w.shape is None or len(w.shape) != 4:
-            raise node.error(f"weight {node.inputs[1]!r} needs a known (M, C, kH, kW) shape")
+            raise node.error(f"weight {node.inputs[1]!r} needs a known {self.onnx_weight_axes} "
+                             f"shape")
         out, cin = w.shape[:2]
         k, s, p = imp.window(node, x, w.shape[2:])
-        if cin != x.shape[0]:
-            raise node.error(f"weight has {cin} input channels, the input {x.shape[0]}")
+        if cin * groups != x.shape[0]:
+            per_group = f" per group, {groups} groups: {cin * groups}" if groups != 1 else ""
+            raise node.error(f"weight has {cin} input channels{per_group}, the input "
+                             f"{x.shape[0]}")
         weight = bias = None
         if w.value is not None and (b is None or b.value is not None):
             weight = np.array(w.value.transpose(2, 3, 1, 0), dtype=np.float64)
             bias = None if b is None else np.array(b.value, dtype=np.float64)
-        layer = imp.add(Conv2d(node.name, x.layer, out, kernel=k, stride=s, padding=p,
-                               weight=weight, bias=bias))
+        layer = imp.add(self.layer(node.name, x.layer, out, kernel=k, stride=s, padding=p,
+                                   weight=weight, bias=bias,
+                                   **({"groups": groups} if groups != 1 else {})))
         imp.record_codes(node, layer, w, 0)
         imp.emit(node, layer, fold=layer)

@@ -92,14 +92,15 @@ def block_diagonal(in_channels: int, out_channels: int, kernel: int, groups: int
 
 @register
 class GroupedConvOp(ConvOp):
-    """The conv's op (its windows, geometry and ONNX op) with the groups' weight shape, crossbar
-    layout, float forward and ONNX import (the nodes with ``group > 1``)."""
+    """The conv's op (its windows, geometry and ONNX import) with the groups' weight shape,
+    crossbar layout and float forward; it imports the Conv nodes with ``group > 1``."""
 
     kind = "grouped_conv"
     layer = GroupedConv2d
     qlayer = QGroupedConv
     toml_keys = {**ConvOp.toml_keys, "groups": (int, True)}
     weight_axes = "(k, k, C_in / groups, C_out)"
+    onnx_weight_axes = "(M, C/group, kH, kW)"
 
     def weight_shape(self, layer, in_shape):
         return (layer.kernel, layer.kernel, in_shape.c // layer.groups, layer.out_channels)
@@ -145,24 +146,3 @@ class GroupedConvOp(ConvOp):
 
     def onnx_accepts(self, imp, node):
         return node.attrs.get("group", 1) != 1
-
-    def onnx(self, imp, node):
-        a = node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
-        x = imp.map_input(node)
-        groups = a["group"]
-        w, b = imp.param(node, 1), imp.param(node, 2, optional=True)
-        if w.shape is None or len(w.shape) != 4:
-            raise node.error(f"weight {node.inputs[1]!r} needs a known (M, C/group, kH, kW) shape")
-        out, cin = w.shape[:2]
-        k, s, p = imp.window(node, x, w.shape[2:])
-        if cin * groups != x.shape[0]:
-            raise node.error(f"weight has {cin} input channels per group, {groups} groups: "
-                             f"{cin * groups}, the input {x.shape[0]}")
-        weight = bias = None
-        if w.value is not None and (b is None or b.value is not None):
-            weight = np.array(w.value.transpose(2, 3, 1, 0), dtype=np.float64)
-            bias = None if b is None else np.array(b.value, dtype=np.float64)
-        layer = imp.add(GroupedConv2d(node.name, x.layer, out, kernel=k, stride=s, padding=p,
-                                      groups=groups, weight=weight, bias=bias))
-        imp.record_codes(node, layer, w, 0)
-        imp.emit(node, layer, fold=layer)
