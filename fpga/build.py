@@ -416,6 +416,29 @@ class BuildReport:
         return out
 
 
+def _run_plan(progress: _Progress, work: Path, env: dict, seeds: int, output: Path):
+    """``(seconds, CPU seconds, nextpnr runs)``: the commands of the build plan extracted into
+    ``work``, one tool at a time (nextpnr once per seed); a failed tool's tree is kept under
+    `_failed_dir` and named in the `FlowError`."""
+    commands = json.loads((work / "build_top.json").read_text())["commands"]
+    tool_seconds, tool_cpu, runs = {}, {}, []
+    try:
+        for tool, *args in commands:
+            argv = [toolchain.require(tool), *args]
+            if tool.startswith("nextpnr"):
+                seconds, runs = _place_and_route(progress, tool, argv, work, env, seeds)
+                cpu = sum(r["cpu_seconds"] for r in runs)
+            else:
+                seconds, cpu = progress.run(tool, argv, work, env), progress.cpu_seconds
+            tool_seconds[tool], tool_cpu[tool] = round(seconds, 1), round(cpu, 1)
+    except FlowError as e:
+        kept = _failed_dir(output.resolve().name)
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(work, kept)
+        raise FlowError(f"{e}; build tree kept in {kept}") from None
+    return tool_seconds, tool_cpu, runs
+
+
 def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
                 yosys_script: str = "", progress: _Progress | None = None,
                 force: bool = False, seeds: int = 1,
@@ -473,22 +496,7 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
                                                      "--timing-allow-fail", *nextpnr_options]),
                               **overrides)
         plan.extract(str(work))
-        commands = json.loads((work / "build_top.json").read_text())["commands"]
-        tool_seconds, tool_cpu, runs = {}, {}, []
-        try:
-            for tool, *args in commands:
-                argv = [toolchain.require(tool), *args]
-                if tool.startswith("nextpnr"):
-                    seconds, runs = _place_and_route(progress, tool, argv, work, tools_env, seeds)
-                    cpu = sum(r["cpu_seconds"] for r in runs)
-                else:
-                    seconds, cpu = progress.run(tool, argv, work, tools_env), progress.cpu_seconds
-                tool_seconds[tool], tool_cpu[tool] = round(seconds, 1), round(cpu, 1)
-        except FlowError as e:
-            kept = _failed_dir(output.resolve().name)
-            shutil.rmtree(kept, ignore_errors=True)
-            shutil.copytree(work, kept)
-            raise FlowError(f"{e}; build tree kept in {kept}") from None
+        tool_seconds, tool_cpu, runs = _run_plan(progress, work, tools_env, seeds, output)
         nextpnr = json.loads((work / "top.report.json").read_text())
         utilization = parse_utilization(nextpnr, board.family, _yosys_cells(work / "top.rpt"))
         timing = parse_timing(nextpnr, top.clock_hz)
