@@ -27,15 +27,18 @@ def saturate(x, lo: int, hi: int):
     """`imcflow.sw.arith.saturate`: ``x`` clipped to ``[lo, hi]``.
 
     Only the bounds that ``x``'s shape can cross are compared (no constant comparisons, which
-    Verilog linters flag)."""
+    Verilog linters flag). Both comparisons are of ``x`` itself, side by side, not the second of
+    the first one's result (one comparator's delay instead of two: the clock rate of an FPGA
+    build)."""
     x = Value.cast(x)
     shape = x.shape()
     x_lo, x_hi = signed_range(shape.width) if shape.signed else unsigned_range(shape.width)
+    result = x
     if x_lo < lo:
-        x = Mux(x < lo, lo, x)
+        result = Mux(x < lo, lo, result)
     if x_hi > hi:
-        x = Mux(x > hi, hi, x)
-    return x
+        result = Mux(x > hi, hi, result)
+    return result
 
 
 def requantize_sum(total, shift: int, act_bits: int, signed: bool):
