@@ -8,6 +8,11 @@ accelerator in ``DIR`` (generated with ``--target fpga``) on the board behind th
 (`imcflow.fpga.build.build_board`), showing each tool's progress on stderr. ``OUT`` receives the
 bitstream, ``report.md`` and ``report.json``.
 
+``imcflow fpga plan DIR --board ulx3s-85f [--clock-mhz F] [--baud B] [--json]`` estimates,
+without building, what the accelerator needs on the board (LUT4, flip-flops, block RAMs, DSPs,
+LUT4 per crossbar MAC per cycle) as given and with its crossbar rows folded, and says with which
+``row_folds`` it fits (`imcflow.fpga.plan`).
+
 ``imcflow fpga run DIR --port PORT --images K [--baud B] [--json]`` streams the first ``K``
 held-out images of the data set that calibrated ``DIR`` to the board (`imcflow.fpga.host`) and
 checks its logits against the golden model: bit-exact count, accuracy and throughput.
@@ -30,13 +35,14 @@ from imcflow.fpga.boards import BOARDS
 from imcflow.fpga.boards import board as find_board
 from imcflow.fpga import build as flow
 from imcflow.fpga import host
+from imcflow.fpga import plan as planning
 from imcflow.fpga.design import board_top, load_design, prepare_design
 from imcflow.fpga.top import BAUD
-from imcflow.fpga.uart import BAUDS
+from imcflow.fpga.uart import BAUDS, fastest_baud
 from imcflow.gen.project import TARGET_ARCH
 from imcflow.progress import note
 
-__all__ = ["add_arguments", "run", "build", "run_board"]
+__all__ = ["add_arguments", "run", "build", "plan", "run_board"]
 
 
 def _log(message: str) -> None:
@@ -66,7 +72,7 @@ def _design(args):
 
 
 def add_arguments(parser) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="{build,run}")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{build,plan,run}")
     b = actions.add_parser("build", help="bitstream and utilisation/timing report for a board",
                            description="Synthesize, place and route a generated accelerator "
                                        "with its UART host link for a board (pip-only yowasp tools).")
@@ -89,6 +95,20 @@ def add_arguments(parser) -> None:
                    help="place and route with nextpnr seeds 1..N, one after the other, and keep "
                         "the run with the highest Fmax (default: 1)")
     add_json(b, "print the report as one JSON object")
+
+    p = actions.add_parser("plan", help="what a design needs on a board and with which row folds "
+                                        "it fits, without building",
+                           description="Estimate the resources of a generated accelerator on a "
+                                       "board as given and with its crossbar rows folded; choose "
+                                       "the fewest row folds that fit and outrun the host link.")
+    _add_design(p)
+    p.add_argument("--board", default="ulx3s-85f",
+                   help=f"target board: {', '.join(BOARDS)} (default: ulx3s-85f)")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="system clock (default: the arch's clock_mhz)")
+    p.add_argument("--baud", type=int, default=None,
+                   help="UART baud rate of the host link (default: as fpga build chooses)")
+    add_json(p, "print the plan as one JSON object")
 
     r = actions.add_parser("run", help="stream held-out images to a board and check its logits",
                            description="Send images to a board over its serial port and compare "
@@ -128,6 +148,50 @@ def build(args) -> flow.BuildReport:
         raise SystemExit(1) from None
 
 
+def plan(args) -> dict:
+    """``imcflow fpga plan``: `imcflow.fpga.plan.plan` of the design on the board."""
+    target = find_board(args.board)
+    if args.clock_mhz is not None and not args.clock_mhz > 0:
+        raise UserError(f"--clock-mhz: must be a positive number, not {args.clock_mhz}")
+    if args.baud is not None and args.baud < 1:
+        raise UserError(f"--baud: must be a positive integer, not {args.baud}")
+    design = _design(args)
+    clock_mhz = args.clock_mhz or design.qnet.arch.clock_mhz
+    baud = args.baud or fastest_baud(target.clock_hz(clock_mhz))
+    return planning.plan(design.qnet, design.generated.mapping, target, clock_mhz=clock_mhz,
+                         baud=baud)
+
+
+def _plan_summary(p: dict) -> str:
+    def row(c):
+        x = c["crossbar"]
+        return (f"  {c['row_folds']:>5}  {'yes' if c['slack_folds'] else 'no':>5} {c['mac_stages']:>5} "
+                f"{c['luts']['used']:>9,} {c['ffs']['used']:>8,} {c['brams']['used']:>5} "
+                f"{c['dsps']['used']:>5} {x['luts']:>9,} {x['luts_per_mac_per_cycle']:>9.1f} "
+                f"{c['cycles_per_image']:>10,} {c['images_per_s']:>11,.0f}  "
+                f"{'fits' if c['fits'] else 'no: ' + c['binding']['resource']}")
+    c = p["current"]
+    lines = [f"{p['network']} on {p['board']} ({p['device']}) at {p['clock_mhz']:g} MHz, host link "
+             f"{p['baud']:,} baud: at most {p['link_images_per_s']:,.0f} images/s",
+             f"  available: {c['luts']['available']:,} LUT4, {c['ffs']['available']:,} FF, "
+             f"{c['brams']['available']} BRAM, {c['dsps']['available']} DSP",
+             "  folds slack stages      LUT4       FF  BRAM   DSP  xbarLUT4 LUT4/MAC/c  cycles/img"
+             "    images/s",
+             row(c) + "   (as given)"]
+    lines += [row(k) for k in p["candidates"]]
+    if p["fits"]:
+        chosen = next(k for k in p["candidates"] if k["row_folds"] == p["choice"])
+        lines.append(f"choice: row_folds = {p['choice']}, slack_folds = true, mac_stages = "
+                     f"{chosen['mac_stages']} ("
+                     + ("the fewest LUT4 that fit and outrun the link" if chosen["outruns_link"]
+                        else "the fastest that fits; slower than the link") + ")")
+    else:
+        k = p["closest"]
+        lines.append(f"does not fit at any row_folds; closest (row_folds = {k['row_folds']}): "
+                     f"{k['estimate']}")
+    return "\n".join(lines)
+
+
 def _summary(report: dict) -> str:
     """The build in a few lines, from its report (`imcflow.fpga.build.BuildReport.to_json`:
     the details, such as the network, are its keys)."""
@@ -141,6 +205,10 @@ def _summary(report: dict) -> str:
     lines.append(f"  Fmax {report['fmax_mhz']:.2f} MHz, target {report['target_mhz']:g} MHz: "
                  f"{'met' if t['met'] else 'NOT met'}; binding limit: {b.get('binds', '?')} "
                  f"(most used: {b['resource']} {100 * b['utilization']:.1f} %)")
+    if report.get("crossbar"):
+        x = report["crossbar"]
+        lines.append(f"  crossbars (estimated): {x['luts']:,} LUT4, {x['luts_per_mac_per_cycle']:.1f} "
+                     f"LUT4 per MAC per cycle ({x['macs_per_cycle']:.1f} MACs per cycle)")
     lines.append(f"  report: {report['bitstream'].rsplit('/', 1)[0]}/report.md "
                  f"({report['build_seconds']:.0f} s)")
     return "\n".join(lines)
@@ -175,6 +243,13 @@ def run_board(args) -> dict:
 
 
 def run(args) -> int:
+    if args.action == "plan":
+        result = plan(args)
+        if args.json:
+            print_json(result)
+        else:
+            print(_plan_summary(result))
+        return 0
     if args.action == "build":
         report = build(args)
         if not report.timing["met"]:

@@ -131,7 +131,8 @@ def board_top(design: Design, target, *, clock_mhz: float | None = None, baud: i
     makes within 2 % (`imcflow.fpga.uart.fastest_baud`). The resource estimate of the design's
     mapping (`imcflow.fpga.resources.estimate`) must fit the board unless ``skip_fit_check``.
     ``details`` go into the build report: network, generated directory, top, configuration,
-    arch, estimate and the memory plan with its Yosys script.
+    arch, estimate (with ``crossbar``: its LUT4 per crossbar MAC per cycle and their parts,
+    `imcflow.fpga.resources.Estimate.crossbar`) and the memory plan with its Yosys script.
 
     Raises
     ------
@@ -162,6 +163,7 @@ def board_top(design: Design, target, *, clock_mhz: float | None = None, baud: i
                "arch_name": gen.manifest["arch_name"], "arch": arch.to_dict(),
                "estimate": fit.summary(target),
                "estimated": {k: getattr(fit, k) for k in ("luts", "ffs", "brams", "dsps")},
+               "crossbar": fit.crossbar(),
                "accelerator": f"{type(design.accelerator).__module__}."
                               f"{type(design.accelerator).__name__}",
                "memories": placement, "multipliers": products, "yosys_script": script}

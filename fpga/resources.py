@@ -42,6 +42,8 @@ __all__ = ["BRAM_RESERVE", "MemoryUse", "memories", "memory_plan", "multipliers"
 
 #: fraction of the block RAMs `memory_plan` leaves to the memories it does not place
 BRAM_RESERVE = 0.1
+#: the name of a crossbar tile's weight memory (`imcflow.hw.crossbar.CrossbarTile`)
+WEIGHTS = "weights"
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,13 @@ def memories(elaboratable, path: str) -> list[MemoryUse]:
 
 
 def memory_plan(uses: list[MemoryUse], board) -> dict:
-    """Block RAM for the multi-port memories, largest first, while `board`'s block RAMs last.
+    """Block RAM for the multi-port memories, largest first, while `board`'s block RAMs last,
+    then for the crossbar tiles' weight memories deeper than `WEIGHT_BRAM_WORDS` words (row
+    folds make them deep and narrow), largest first; the rest is left to Yosys.
 
     A memory with ``R`` read ports takes ``R * ceil(width / W) * ceil(depth / D)`` block RAMs
-    (``W x D`` the widest configuration of one block RAM: 36 x 512 on ECP5, 16 x 256 on iCE40).
+    (``W x D`` the widest configuration of one block RAM: 36 x 512 on ECP5, 16 x 256 on iCE40),
+    a weight memory `bram_blocks`.
 
     Returns
     -------
@@ -109,6 +114,14 @@ def memory_plan(uses: list[MemoryUse], board) -> dict:
         else:
             style, blocks = ("distributed" if board.lutram else "auto"), 0
         placements.append({**asdict(u), "style": style, "brams": blocks})
+    weights = sorted((u for u in uses if u.read_ports == 1 and u.name == WEIGHTS
+                      and u.depth > WEIGHT_BRAM_WORDS),
+                     key=lambda u: u.width * u.depth, reverse=True)
+    for u in weights:
+        blocks = bram_blocks(u.width, u.depth, board)
+        if used + blocks <= budget:
+            used += blocks
+            placements.append({**asdict(u), "style": "block", "brams": blocks})
     return {"placements": placements, "brams": used, "available": board.brams}
 
 
@@ -168,15 +181,29 @@ def yosys_script(memory: dict, multiplier: dict | None = None) -> str:
 
 # --- the fit check: a resource estimate from the mapping, before synthesis -----------------------
 
-#: LUT4s per (row x column-per-cycle x weight bit x input bit) of a crossbar tile: a gate and a
-#: full adder per bit of every product's adder tree
-TREE_LUTS = 2.0
-#: LUT4s per stored weight bit of a tile that steps over column groups (a 16:1 LUT multiplexer
-#: is 5 LUT4s); a tile without groups folds its constant weights into the trees at half the cost
-ROM_LUTS, CONSTANT_TREE = 5 / 16, 0.5
+#: LUT4s per adder-tree input bit of a crossbar tile (row of a row fold x column per cycle x
+#: weight bit x input bit): the gate and the adder bits behind it. Measured with synth_ecp5 on a
+#: 144 x 16 tile at p = 1, mac_stages = 3, CCU2C counted as two LUT4s (as nextpnr's
+#: TRELLIS_COMB): 13,422 LUT4 at row_folds = 1, 7,274 at 2, 4,140 at 4, 2,551 at 8; 3,407 for
+#: 36 x 16 at 1. A tile without column groups or row folds folds its constant weights into the
+#: trees at half the cost.
+TREE_LUTS, CONSTANT_TREE = 2.7, 0.5
+#: LUT4s per input bit of a tile's rows when it steps over row folds (the fold's input select)
+FOLD_LUTS = 0.8
+#: LUT4s per bit of a weight memory word per 16 words when the weights are a LUT ROM
+ROM_LUTS = 1.0
+#: a tile's control (step counters, tags, stall)
+TILE_LUTS = 100
+#: weight memories deeper than this go to block RAM while it lasts (`memory_plan`), the others
+#: are LUT ROMs (Yosys' own choice for 16 words)
+WEIGHT_BRAM_WORDS = 16
 #: flip-flops per (tree input bit x pipeline stage) of the adder trees (a stage cuts a tree
-#: where its partial sums are about an eighth as many)
+#: where its partial sums are about an eighth as many; fitted to the whole digits build, in
+#: which Yosys keeps fewer than the 5,466 of the 144 x 16 tile alone)
 STAGE_FFS = 1 / 8
+#: (width, depth) configurations of one block RAM as a ROM or single-port RAM
+BRAM_SHAPES = {"ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+               "ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048))}
 #: LUT4s and flip-flops per output channel of a requantizing stage (bias, rounding, saturation
 #: and the accumulator register around its DSP multiply)
 CHANNEL_LUTS, CHANNEL_FFS = 60, 40
@@ -196,16 +223,63 @@ HOST_LUTS, HOST_FFS = 1500, 1200
 LOGIC = {"LFE5U-85F": (83_640, 83_640), "iCE40UP5K": (5_280, 5_280)}
 
 
+def bram_blocks(width: int, depth: int, board) -> int:
+    """Block RAMs of ``board`` holding a ``width`` x ``depth`` ROM or single-port memory, in the
+    configuration (`BRAM_SHAPES`) that needs the fewest."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM_SHAPES[board.family])
+
+
 @dataclass(frozen=True)
 class Estimate:
     """Estimated LUT4s, flip-flops, block RAMs and DSPs of a mapped network on a board, with the
-    largest consumers (``consumers``: stage name -> its LUT4s)."""
+    largest consumers (``consumers``: stage name -> its LUT4s).
+
+    ``crossbar_luts`` are the LUT4s of the crossbar tiles (adder trees, row-fold input select,
+    weight ROMs, control), ``weight_brams`` the block RAMs holding tile weights (in ``brams``).
+    ``macs_per_image`` are the multiply-accumulates the crossbars complete per image (output
+    pixels x weights of every crossbar layer), ``cycles_per_image`` the pipeline's interval
+    (`imcflow.sw.mapper.Mapping.cycles_per_image`, its slowest stage), ``peak_macs_per_cycle``
+    what the tiles complete per cycle while all are busy (rows x columns per cycle / (bit
+    planes x row folds), summed)."""
 
     luts: int
     ffs: int
     brams: int
     dsps: int
     consumers: dict
+    crossbar_luts: int = 0
+    weight_brams: int = 0
+    macs_per_image: int = 0
+    cycles_per_image: int = 0
+    peak_macs_per_cycle: float = 0.0
+
+    @property
+    def macs_per_cycle(self) -> float:
+        """Crossbar MACs completed per cycle at the pipeline's throughput."""
+        return self.macs_per_image / self.cycles_per_image if self.cycles_per_image else 0.0
+
+    @property
+    def luts_per_mac_per_cycle(self) -> float:
+        """LUT4s of the crossbar tiles per MAC they complete per cycle at the pipeline's
+        throughput: the area cost of crossbar throughput (lower is better)."""
+        return self.crossbar_luts / self.macs_per_cycle if self.macs_per_cycle else 0.0
+
+    @property
+    def luts_per_peak_mac_per_cycle(self) -> float:
+        """The same per MAC per cycle of the tiles all busy (the tiles' own cost)."""
+        return (self.crossbar_luts / self.peak_macs_per_cycle if self.peak_macs_per_cycle
+                else 0.0)
+
+    def crossbar(self) -> dict:
+        """The crossbar figures, for reports: ``luts``, ``weight_brams``, ``macs_per_image``,
+        ``cycles_per_image``, ``macs_per_cycle``, ``luts_per_mac_per_cycle``,
+        ``peak_macs_per_cycle``, ``luts_per_peak_mac_per_cycle``."""
+        return {"luts": self.crossbar_luts, "weight_brams": self.weight_brams,
+                "macs_per_image": self.macs_per_image, "cycles_per_image": self.cycles_per_image,
+                "macs_per_cycle": round(self.macs_per_cycle, 2),
+                "luts_per_mac_per_cycle": round(self.luts_per_mac_per_cycle, 2),
+                "peak_macs_per_cycle": round(self.peak_macs_per_cycle, 2),
+                "luts_per_peak_mac_per_cycle": round(self.luts_per_peak_mac_per_cycle, 2)}
 
     def fractions(self, board) -> dict:
         luts, ffs = LOGIC[board.device]
@@ -224,7 +298,9 @@ class Estimate:
                  f"{self.dsps} DSP of {board.dsps} ({100 * f['dsps']:.0f} %)"]
         top = sorted(self.consumers.items(), key=lambda kv: -kv[1])[:3]
         return ("estimated " + ", ".join(parts) + "; largest: "
-                + ", ".join(f"{name} {luts:,} LUT4" for name, luts in top))
+                + ", ".join(f"{name} {luts:,} LUT4" for name, luts in top)
+                + f"; crossbars {self.crossbar_luts:,} LUT4, "
+                  f"{self.luts_per_mac_per_cycle:.1f} LUT4 per MAC per cycle")
 
 
 def estimate(mapping, board) -> Estimate:
@@ -245,7 +321,8 @@ def estimate(mapping, board) -> Estimate:
     arch = mapping.arch
     stages = {l.name: l for l in mapping.stages}
     consumers, luts, ffs, dsps = {}, HOST_LUTS, HOST_FFS, 0
-    windows = []
+    windows, weights = [], []                     # weights: (stage, copies, width, words)
+    tile_luts = macs = peak = 0
     for l in mapping.stages:
         if l.role == "source":
             continue
@@ -258,15 +335,23 @@ def estimate(mapping, board) -> Estimate:
         stage_ffs += LINK_FFS * link_bits
         if l.role == "crossbar":
             a = 1 if arch.input_encoding == "bit_serial" else in_bits
-            w = arch.weight_bits
+            w, folds = arch.weight_bits, l.row_folds
             for rows, cols in l.built_tiles(arch):  # a grouped conv's empty tiles are not built
                 p = arch.columns_per_cycle(cols)
-                tree = rows * p * w * a
-                if p < cols:
-                    stage_luts += l.replication * (TREE_LUTS * tree + ROM_LUTS * rows * w * cols)
+                chunk = -(-rows // folds)
+                words = -(-cols // p) * folds
+                tree = chunk * p * w * a
+                tile = TILE_LUTS + (FOLD_LUTS * rows * a if folds > 1 else 0)
+                if words > 1:
+                    tile += TREE_LUTS * tree
+                    weights.append((l.name, l.replication, p * chunk * w, words))
                 else:
-                    stage_luts += l.replication * CONSTANT_TREE * TREE_LUTS * tree
+                    tile += CONSTANT_TREE * TREE_LUTS * tree
+                tile_luts += l.replication * tile
+                stage_luts += l.replication * tile
                 stage_ffs += l.replication * arch.mac_stages * STAGE_FFS * tree
+                peak += l.replication * rows * p / (arch.planes * folds)
+            macs += l.output_pixels * l.weights
             channels = l.cols * l.replication
         elif l.role == "join":
             channels = 2 * l.out_shape.c
@@ -305,5 +390,21 @@ def estimate(mapping, board) -> Estimate:
         consumers[name] += cost
         luts += cost
         ffs += cost_ffs
+    # tile weight memories deeper than WEIGHT_BRAM_WORDS: block RAM while it lasts (largest
+    # first), else LUT ROMs (`memory_plan`)
+    weight_brams = 0
+    for name, copies, width, words in sorted(weights, key=lambda m: -m[2] * m[3]):
+        blocks = copies * bram_blocks(width, words, board)
+        if words > WEIGHT_BRAM_WORDS and brams + blocks <= budget:
+            brams += blocks
+            weight_brams += blocks
+            cost = BRAM_LUTS * blocks
+        else:
+            cost = copies * ROM_LUTS * width * math.ceil(words / 16)
+        consumers[name] += cost
+        luts += cost
+        tile_luts += cost
     return Estimate(round(luts), round(ffs), brams, dsps,
-                    {k: round(v) for k, v in consumers.items()})
+                    {k: round(v) for k, v in consumers.items()}, crossbar_luts=round(tile_luts),
+                    weight_brams=weight_brams, macs_per_image=macs,
+                    cycles_per_image=mapping.cycles_per_image, peak_macs_per_cycle=peak)

@@ -22,6 +22,7 @@ __all__ = ["crossbar_stage", "max_pool_stage", "avg_pool_stage", "global_avg_poo
 
 def crossbar_stage(l, q, sources, arch, target):
     """A `~imcflow.gen.accelerator.CrossbarStage` (every crossbar kind)."""
+    arch = arch.replace(row_folds=l.row_folds)       # more with slack_folds
     return CrossbarStage(q, l.geometry, arch, strategy=l.buffer, replication=l.replication,
                          target=target)
 

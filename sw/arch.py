@@ -21,7 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from imcflow.errors import UserError
-from imcflow.validate import check_choice, check_int, check_number
+from imcflow.validate import check_bool, check_choice, check_int, check_number
 
 __all__ = ["Arch", "CrossbarParams", "CROSSBAR_FIELDS", "PRESETS", "ENCODINGS", "BUFFER_STRATEGIES",
            "load_arch", "arch_label"]
@@ -40,6 +40,10 @@ def _choice(options):
 
 def _float_in(lo, hi, *, lo_open=False):
     return lambda name, v: check_number(name, v, lo, hi, lo_open=lo_open)
+
+
+def _bool():
+    return check_bool
 
 
 def _optional(check):
@@ -83,6 +87,10 @@ class Arch:
         1, _int_in(1, 4096),
         "steps over which the behavioral crossbar sums a column's rows, ceil(rows / row_folds) "
         "rows per step, before the ADC (fewer FPGA adders; the interval grows by this factor)")
+    slack_folds: bool = _f(
+        False, _bool(),
+        "fold each crossbar layer's rows further (row_folds at least) as far as the pipeline's "
+        "slowest stage leaves it slack: fewer FPGA adders at no throughput cost")
     core_budget: int | None = _f(None, _optional(_int_in(1, 1 << 20)),
                                  "crossbars available; None means no replication")
     clock_mhz: float = _f(1000.0, _float_in(0, 1e5, lo_open=True), "digital clock frequency")
@@ -218,10 +226,11 @@ class CrossbarParams:
         """
         return max(self.mvm_cycles, self.steps(tile_cols))
 
-    def steps(self, tile_cols: int) -> int:
+    def steps(self, tile_cols: int, row_folds: int | None = None) -> int:
         """Issue cycles of one MVM of the behavioral crossbar of a tile with ``tile_cols`` used
-        columns: column groups x bit ``planes`` x ``row_folds``."""
-        return self.planes * self.row_folds * -(-tile_cols // self.columns_per_cycle(tile_cols))
+        columns: column groups x bit ``planes`` x row folds (``row_folds``, default the field)."""
+        folds = self.row_folds if row_folds is None else row_folds
+        return self.planes * folds * -(-tile_cols // self.columns_per_cycle(tile_cols))
 
 
 PRESETS: dict[str, Arch] = {
@@ -233,8 +242,10 @@ PRESETS: dict[str, Arch] = {
     # What fits an FPGA (docs/fpga.md): one column per cycle (a board behind a UART needs far
     # less than the crossbar rate), adder trees cut by 3 registers; the ULX3S-85F build of
     # digits reaches 38 MHz (its critical path is the global pool's requantization), so the
-    # clock is the board's 25 MHz.
-    "fpga": Arch(col_parallelism=1, mac_stages=3, mvm_cycles=8, clock_mhz=25.0),
+    # clock is the board's 25 MHz. Layers with slack under the slowest stage fold their rows
+    # (digits: conv3 4 times, fc 16 times; about 10k fewer LUT4, the same throughput).
+    "fpga": Arch(col_parallelism=1, mac_stages=3, mvm_cycles=8, clock_mhz=25.0,
+                 slack_folds=True),
     # What fits the iCEBreaker's iCE40 UP5K (5,280 logic cells) with digits_ice40 (docs/fpga.md):
     # bit-serial 4-bit inputs (adder trees over the weights of the rows whose input bit is set,
     # a quarter of the pwm trees' logic), one column per cycle, 64-row crossbars, one pipeline

@@ -69,9 +69,12 @@ class LayerMapping:
         Copies of the layer's tiles; copy ``j mod r`` computes output pixel ``j``.
     tile_cols : int
         Used columns of the widest column tile; the MVM interval depends on it.
+    row_folds : int
+        Steps over which the layer's tiles sum their rows (`imcflow.sw.arch.Arch.row_folds`, more
+        with ``slack_folds`` where the stage has slack; 1 for other stages).
     interval : int
-        Cycles between the windows one copy accepts: ``arch.mvm_interval(tile_cols)``
-        (1 for other stages).
+        Cycles between the windows one copy accepts: ``arch.mvm_interval(tile_cols)`` with the
+        layer's ``row_folds`` (1 for other stages).
     stage_cycles : int
         Cycles per image of this stage alone: ``max(ceil(P_out / r) * interval, P_in, P_out)``
         for a crossbar stage (every link carries at most one beat per cycle), ``P_in`` for the
@@ -105,6 +108,7 @@ class LayerMapping:
     empty: tuple[tuple[int, int], ...] = ()
     replication: int = 1
     tile_cols: int = 0
+    row_folds: int = 1
     interval: int = 1
     stage_cycles: int = 0
     buffer: str = "none"
@@ -396,9 +400,28 @@ def map_network(net: Network, arch: Arch | str | None = None, *, core_budget=Non
         layers = [replace(l, replication=chosen[l.name],
                           stage_cycles=_crossbar_cycles(l, chosen[l.name]))
                   if l.role == "crossbar" else l for l in layers]
+    if arch.slack_folds:
+        slowest = max(l.stage_cycles for l in layers)
+        layers = [_slack_folded(l, arch, slowest) if l.role == "crossbar" else l for l in layers]
     mapping = Mapping(net.name, arch, tuple(layers), budget, timing)
     return replace(mapping, layers=tuple(_with_skip_fifo(mapping, l) if l.role == "join" else l
                                          for l in mapping.layers))
+
+
+def _slack_folded(layer: LayerMapping, arch: Arch, slowest: int) -> LayerMapping:
+    """``layer`` with the most row folds whose stage time stays within ``slowest`` cycles, then
+    the fewest folds giving the same rows per step (the same adder trees, fewer steps)."""
+    rows = min(arch.rows, layer.rows)
+
+    def folded(folds):
+        l = replace(layer, row_folds=folds,
+                    interval=max(arch.mvm_cycles, arch.crossbar.steps(layer.tile_cols, folds)))
+        return replace(l, stage_cycles=_crossbar_cycles(l, layer.replication))
+
+    folds = layer.row_folds
+    while folds < rows and folded(folds + 1).stage_cycles <= slowest:
+        folds += 1
+    return folded(-(-rows // -(-rows // folds)))
 
 
 def _crossbar_cycles(layer: LayerMapping, r: int) -> int:
@@ -430,7 +453,7 @@ def _map_stage(layer, inputs, stream: Shape, logical: Shape, out: Shape, arch: A
     mapped = replace(base, rows=rows, cols=cols, weights=weights, row_tiles=-(-rows // arch.rows),
                      col_tiles=-(-cols // arch.cols),
                      empty=layer.op.empty_tiles(layer, kernel, stream, out, arch),
-                     tile_cols=tile_cols,
+                     tile_cols=tile_cols, row_folds=arch.row_folds,
                      interval=arch.mvm_interval(tile_cols))
     return replace(mapped, stage_cycles=_crossbar_cycles(mapped, 1))
 

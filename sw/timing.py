@@ -145,7 +145,7 @@ class BlockTiming:
 def steps(layer, arch) -> int:
     """Issue cycles of one MVM of the layer's widest column tile: column groups x bit planes x
     row folds (`imcflow.sw.arch.CrossbarParams.steps`)."""
-    return arch.crossbar.steps(layer.tile_cols)
+    return arch.crossbar.steps(layer.tile_cols, layer.row_folds)
 
 
 def engine_latency(layer, arch, timing: BlockTiming) -> int:

@@ -92,6 +92,8 @@ def _check_range(name: str, allowed: str):
         lo, hi = int(m[1]), int(m[2])
         assert _accepts(name, lo) and _accepts(name, hi), name
         assert not _accepts(name, lo - 1) and not _accepts(name, hi + 1), name
+    elif allowed == "`true`, `false`":
+        assert _accepts(name, True) and _accepts(name, False) and not _accepts(name, 1), name
     elif m := re.fullmatch(r"([(\[])([\d.]+), ([\d.]+)\]", allowed):
         lo, hi = float(m[2]), float(m[3])
         assert _accepts(name, lo) == (m[1] == "["), name

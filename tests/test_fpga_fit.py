@@ -5,21 +5,31 @@ ULX3S build it is close to what Yosys and nextpnr measured (docs/fpga.md)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
+import subprocess
 
 import pytest
+from amaranth.back import rtlil
 
+from imcflow import toolchain
 from imcflow.cli import main
 from imcflow.fpga import build as flow
 from imcflow.fpga.boards import BOARDS
-from imcflow.fpga.resources import estimate
+from imcflow.fpga.resources import MemoryUse, estimate, memories, memory_plan, yosys_script
+from imcflow.hw.crossbar import CrossbarTile
 from imcflow.sw.arch import load_arch
+from imcflow.sw.datasets import calibrated
 from imcflow.sw.ir import AvgPool, Conv2d, Input, MaxPool, Network, Shape
 from imcflow.sw.mapper import map_network
 from imcflow.sw.ops.grouped_conv import GroupedConv2d
 from imcflow.sw.networks import load_qnetwork
+from small_networks import small_net
 
-#: the full digits build on the ULX3S-85F (docs/fpga.md, `benchmarks/fpga_build.py`)
+#: the full digits build on the ULX3S-85F (docs/fpga.md, `benchmarks/fpga_build.py`), made
+#: before the `fpga` preset folded the rows of the layers with slack
 MEASURED = {"luts": 59_701, "ffs": 21_168, "brams": 117, "dsps": 122}
+UNFOLDED = load_arch("fpga", slack_folds=False)
 
 
 def _estimate(network, board, arch="fpga"):
@@ -28,7 +38,7 @@ def _estimate(network, board, arch="fpga"):
 
 
 def test_digits_estimate_against_the_measured_build():
-    e = _estimate("digits", "ulx3s-85f")
+    e = _estimate("digits", "ulx3s-85f", UNFOLDED)
     # DSPs (one per requantized channel) and block RAMs (one copy of a window buffer per read
     # port) are counted exactly; LUT4s and flip-flops are modelled from single-block runs.
     assert (e.dsps, e.brams) == (MEASURED["dsps"], MEASURED["brams"])
@@ -70,6 +80,130 @@ def test_the_estimate_follows_the_architecture():
     serial = _estimate("digits", "ulx3s-85f", load_qnetwork("digits", "fpga").arch.replace(
         input_encoding="bit_serial"))
     assert serial.luts < base.luts * 0.6 and serial.brams == base.brams
+
+
+def test_luts_per_crossbar_mac_per_cycle_of_digits():
+    # digits' crossbar layers complete 64*9*16 + 2*64*144*16 + 16*144*16 + 10*16 = 341,152 MACs
+    # per image, one image every 1,024 cycles (64 windows of 16 one-column steps); their tiles
+    # have 9 + 3*144 + 16 = 457 rows at one column per cycle. The tiles' LUT4s by hand
+    # (TREE_LUTS 2.7 per tree input bit, TILE_LUTS 100, a 16-word LUT ROM 1 LUT4 per word bit):
+    # conv1 2.7*9*32 + 100 + 36 = 913.6, each 144-row tile 2.7*4608 + 100 + 576 = 13,117.6,
+    # fc 2.7*16*32 + 100 + 64 = 1,546.4: 41,813 in all.
+    e = _estimate("digits", "ulx3s-85f", UNFOLDED)
+    x = e.crossbar()
+    assert (x["macs_per_image"], x["cycles_per_image"], x["peak_macs_per_cycle"]) == (341_152, 1024, 457)
+    assert e.crossbar_luts == 41_813 and x["luts"] == e.crossbar_luts < e.luts
+    assert x["macs_per_cycle"] == round(341_152 / 1024, 2)
+    assert x["luts_per_mac_per_cycle"] == round(41_813 * 1024 / 341_152, 2) == 125.51
+    assert x["luts_per_peak_mac_per_cycle"] == round(41_813 / 457, 2)
+    assert "crossbars 41,813 LUT4, 125.5 LUT4 per MAC per cycle" in e.summary(BOARDS["ulx3s-85f"])
+    # the `fpga` preset folds conv3 4 times (36 rows per step: 2.7*36*32 + 100 + 0.8*144*8, and
+    # 4 DP16KD of weights at 36 LUT4 each: 4,276) and fc 16 times (one row per step:
+    # 2.7*32 + 100 + 0.8*16*8 + 36 = 324.8): 31,750 LUT4, 95.3 per MAC per cycle
+    folded = _estimate("digits", "ulx3s-85f")
+    assert (folded.crossbar_luts, folded.cycles_per_image) == (31_750, 1024)
+    assert folded.crossbar()["luts_per_mac_per_cycle"] == round(31_750 * 1024 / 341_152, 2) == 95.3
+
+
+def test_slack_folds_cut_the_crossbar_luts_at_the_same_throughput():
+    # conv3 (stride 2: 16 windows of 16 steps) has 4 times its stage time spare under the
+    # slowest stages' 1,024 cycles, fc (one window of 10 columns) 102 times, capped at its 16
+    # rows: they fold their rows 4 and 16 times; the throughput stays.
+    q = load_qnetwork("digits", "fpga")
+    plain, slack = (map_network(q.network, q.arch.replace(slack_folds=s)) for s in (False, True))
+    assert {l.name: l.row_folds for l in slack.stages if l.role == "crossbar"} == {
+        "conv1": 1, "block_conv1": 1, "block_conv2": 1, "conv3": 4, "fc": 16}
+    assert {l.row_folds for l in plain.stages} == {1}
+    assert slack.cycles_per_image == plain.cycles_per_image == 1024
+    assert slack.layer("conv3").interval == 64 and slack.layer("conv3").stage_cycles == 1024
+    a, b = (estimate(m, BOARDS["ulx3s-85f"]) for m in (plain, slack))
+    assert b.crossbar_luts < 0.8 * a.crossbar_luts
+    # conv3's weights are now 64 words of 36 rows x 4 bits (4 DP16KD of 36 x 512), fc's 160
+    # words of one row (1 DP16KD of 4 x 4096); 16-word memories stay LUT ROMs
+    assert (a.weight_brams, b.weight_brams, b.brams - a.brams) == (0, 5, 5)
+    assert b.luts_per_mac_per_cycle < 0.8 * a.luts_per_mac_per_cycle
+    assert b.peak_macs_per_cycle == 9 + 2 * 144 + 144 / 4 + 16 / 16    # rows per step, summed
+    # small_net at 2-cycle MVMs, one column per cycle: the slowest stage is c1 (384 cycles);
+    # proj's 6 rows could take 4 folds, but 2 rows per step need only 3
+    arch = load_arch("default", mvm_cycles=2, col_parallelism=1, slack_folds=True)
+    folded = map_network(calibrated(small_net(), arch)[0].network, arch)
+    assert {l.name: l.row_folds for l in folded.stages if l.role == "crossbar"} == {
+        "c1": 1, "c2": 4, "proj": 3, "c3": 6, "d1": 16, "d2": 8}
+    assert folded.cycles_per_image == 384 == max(l.stage_cycles for l in folded.stages)
+
+
+def test_deep_weight_memories_go_to_block_ram_after_the_window_buffers():
+    ulx3s = BOARDS["ulx3s-85f"]
+    uses = [MemoryUse("top.a.weights", 64, 144, 1, 1),    # row-folded: 4 DP16KD of 36 x 512
+            MemoryUse("top.b.weights", 16, 576, 1, 1),    # 16 words: a LUT ROM (Yosys' choice)
+            MemoryUse("top.c.fifo", 64, 144, 1, 1),       # not a tile's weights
+            MemoryUse("top.w.buffer", 100, 128, 9, 1)]    # 9 ports x 4 blocks
+    placed = {p["path"]: (p["style"], p["brams"]) for p in memory_plan(uses, ulx3s)["placements"]}
+    assert placed == {"top.w.buffer": ("block", 36), "top.a.weights": ("block", 4)}
+    # the window buffers come first: with 40 block RAMs (36 usable) the weights stay in LUTs
+    small = dataclasses.replace(ulx3s, brams=40)
+    assert [p["path"] for p in memory_plan(uses, small)["placements"]] == ["top.w.buffer"]
+
+
+def test_yosys_puts_a_planned_weight_memory_in_block_ram(tmp_path):
+    # An 8 x 4 tile with 8 row folds reads a 32-word weight memory, which Yosys alone builds
+    # from LUTs; the plan's script selects it by its path and it becomes one DP16KD.
+    arch = load_arch("fpga", rows=8, cols=4, row_folds=8)
+    tile = CrossbarTile([[1, -2, 3, 0]] * 8, adc_shift=0, params=arch.crossbar)
+    plan = memory_plan(memories(tile, "top"), BOARDS["ulx3s-85f"])
+    assert [(p["path"], p["depth"], p["style"]) for p in plan["placements"]] == [
+        ("top.weights", 32, "block")]
+    (tmp_path / "tile.il").write_text(rtlil.convert(tile, name="top"))
+    done = subprocess.run([toolchain.require("yosys"), "-q", "-p", f"read_rtlil tile.il; "
+                           f"{yosys_script(plan)}; synth_ecp5 -top top; tee -o stat.txt stat"],
+                          capture_output=True, text=True, cwd=tmp_path, env=toolchain.environ())
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\b1\s+DP16KD", (tmp_path / "stat.txt").read_text())
+
+
+def test_fpga_plan_chooses_the_fewest_luts_that_outrun_the_link(capsys):
+    assert main(["fpga", "plan", "--network", "digits", "--clock-mhz", "100", "--json"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    # 3 Mbaud at 100 MHz, 64 pixels + 6 frame bytes per image: 4,285.7 images/s
+    assert (p["baud"], p["link_images_per_s"]) == (3_000_000, 4285.7)
+    assert p["current"]["crossbar"] == _estimate("digits", "ulx3s-85f").crossbar()
+    assert [c["row_folds"] for c in p["candidates"]] == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    assert all(c["slack_folds"] and c["fits"] for c in p["candidates"])
+    # 16 folds: 16,384 cycles per image, 6,104 images/s; 32 folds: 29,696 cycles, 3,367/s
+    by_folds = {c["row_folds"]: c for c in p["candidates"]}
+    assert (by_folds[16]["cycles_per_image"], by_folds[16]["outruns_link"]) == (16_384, True)
+    assert (by_folds[32]["cycles_per_image"], by_folds[32]["outruns_link"]) == (29_696, False)
+    assert p["fits"] and p["choice"] == 16
+    assert p["arch"] == {"row_folds": 16, "slack_folds": True, "mac_stages": 2}
+    # the adder-tree registers keep 2.25 tree levels per stage: 9 rows per step are 5 levels
+    assert [c["mac_stages"] for c in p["candidates"]] == [3, 3, 3, 2, 2, 1, 1, 0, 0]
+    assert min((c for c in p["candidates"] if c["outruns_link"]),
+               key=lambda c: c["luts"]["used"])["row_folds"] == 16
+    assert by_folds[16]["luts"]["used"] < 0.5 * p["current"]["luts"]["used"]
+    # the text form: a row per candidate and the choice
+    assert main(["fpga", "plan", "--network", "digits", "--clock-mhz", "100"]) == 0
+    text = capsys.readouterr().out
+    assert "at most 4,286 images/s" in text and len(re.findall(r"  fits", text)) == 10
+    assert text.rstrip().endswith("choice: row_folds = 16, slack_folds = true, mac_stages = 2 "
+                                  "(the fewest LUT4 that fit and outrun the link)")
+
+
+def test_fpga_plan_says_what_resnet8_needs(capsys):
+    assert main(["fpga", "plan", "--network", "resnet8", "--json"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert not p["fits"] and p["choice"] is None and p["arch"] is None
+    # one DSP per requantized channel binds at every fold; the closest has the fewest LUT4s
+    assert {c["binding"]["resource"] for c in p["candidates"]} == {"dsps"}
+    assert p["closest"]["dsps"]["used"] == 634 and p["closest"]["luts"]["used"] == min(
+        c["luts"]["used"] for c in p["candidates"])
+    assert main(["fpga", "plan", "--network", "resnet8"]) == 0
+    assert "does not fit at any row_folds; closest (row_folds = 16)" in capsys.readouterr().out
+
+
+def test_fpga_plan_errors_are_one_line(capsys):
+    assert main(["fpga", "plan", "--network", "digits", "--clock-mhz", "0"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--clock-mhz" in err
 
 
 def test_a_design_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, monkeypatch):

@@ -113,12 +113,17 @@ def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpre
     assert measured["out"] == schedule.emit["c2"].tolist()
 
 
-def test_every_layer_kind_under_stalls_matches_the_rtl():
+@pytest.mark.parametrize("fields", [{}, {"col_parallelism": 1, "slack_folds": True}],
+                         ids=["default", "slack-folds"])
+def test_every_layer_kind_under_stalls_matches_the_rtl(fields):
     # small_net (strided and padded convs, a projection skip and its join, max and average
-    # pooling, dense layers, global pooling) with 2-cycle MVMs, under idle and backpressure.
-    arch = load_arch("default", mvm_cycles=2)
+    # pooling, dense layers, global pooling) with 2-cycle MVMs, under idle and backpressure;
+    # with slack_folds, the layers faster than the slowest fold their rows (as many steps more).
+    arch = load_arch("default", mvm_cycles=2, **fields)
     qnet = calibrated(small_net(), arch)[0]
     mapping = map_network(qnet.network, arch)
+    if fields:
+        assert {l.row_folds for l in mapping.stages if l.role == "crossbar"} != {1}
     pixels = np.random.default_rng(0).integers(0, 256, (3, 64, 2))
     # (seed 11 stalls the output in the cycles two of the three logits are first offered)
     input_stall, output_stall = port_stalls(11, 0.3, 0.5, 4000)
