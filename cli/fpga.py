@@ -239,7 +239,8 @@ def run_board(args) -> dict:
     finally:
         port.close()
     bound = host.link_bound(args.baud, design.height * design.width * design.channels)
-    return {**result, "port": args.port, "baud": args.baud, "link_bound_images_per_s": round(bound, 1)}
+    return {**result.to_json(), "port": args.port, "baud": args.baud,
+            "link_bound_images_per_s": round(bound, 1)}
 
 
 def run(args) -> int:

@@ -2,8 +2,9 @@
 
 Public API (``from imcflow.fpga import load_design, board_top, build_board``): the design a board
 runs (`Design`, `load_design`, `prepare_design`, `board_top`), boards (`BOARDS`, `board`), the
-build (`build_board`, its `BuildReport`, `FlowError`), the tops (`BoardTop`, `SerialAccelerator`), the link
-(`HostLink`, `UartTx`, `UartRx`) and the host (`BoardClient`, `run_images`).
+build (`build_board`, its `BuildReport`, `FlowError`), the tops (`BoardTop`,
+`SerialAccelerator`), the link (`HostLink`, `UartTx`, `UartRx`) and the host (`BoardClient`,
+`run_images`, its `BoardRun`).
 """
 
 from imcflow import lazy_api
@@ -27,6 +28,7 @@ _API = {
     "UartRx": "imcflow.fpga.uart",
     "BoardClient": "imcflow.fpga.host",
     "run_images": "imcflow.fpga.host",
+    "BoardRun": "imcflow.fpga.host",
 }
 __all__ = sorted(_API)
 

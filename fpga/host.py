@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import serial
@@ -22,8 +22,8 @@ from imcflow.fpga.protocol import OVERHEAD_BYTES, ErrorCode, FrameDecoder, Frame
 from imcflow.fpga.uart import CHARACTER_BITS
 from imcflow.sw.inference import run as golden_run
 
-__all__ = ["HostError", "BoardClient", "Answers", "open_port", "check_count", "link_bound",
-           "run_images"]
+__all__ = ["HostError", "BoardClient", "Answers", "BoardRun", "open_port", "check_count",
+           "link_bound", "run_images"]
 
 
 class HostError(RuntimeError):
@@ -164,16 +164,33 @@ def check_count(design, count) -> None:
         raise UserError(f"--images: must be an integer in 1..{available}, not {count!r}")
 
 
-def run_images(client: BoardClient, design, count: int, *, progress=None) -> dict:
-    """Send the first ``count`` held-out images of ``design`` and check the answers.
+@dataclass(frozen=True)
+class BoardRun:
+    """What `run_images` found: the ``images`` sent, how many were ``bit_exact`` (logits equal
+    to the golden model's), up to 5 ``mismatches`` (image, board and golden logits), the
+    board's and the golden model's ``accuracy`` against the labels, the rate, the images sent
+    again and the error codes and dropped frames behind them, and the board's ``info``.
+    `to_json` is what ``imcflow fpga run --json`` prints of it."""
 
-    Returns
-    -------
-    dict
-        ``images``, ``bit_exact`` (images whose logits equal the golden model's), ``mismatches``
-        (up to 5: image, board and golden logits), ``accuracy`` (board argmax vs labels),
-        ``golden_accuracy``, ``images_per_s``, ``seconds``, ``resent``, ``errors``, the board's
-        ``info``.
+    network: str
+    images: int
+    bit_exact: int
+    mismatches: list[dict]
+    accuracy: float
+    golden_accuracy: float
+    images_per_s: float | None
+    seconds: float
+    resent: int
+    errors: dict[str, int]
+    dropped_frames: int
+    info: dict
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def run_images(client: BoardClient, design, count: int, *, progress=None) -> BoardRun:
+    """Send the first ``count`` held-out images of ``design`` and check the answers.
 
     Raises
     ------
@@ -198,15 +215,13 @@ def run_images(client: BoardClient, design, count: int, *, progress=None) -> dic
     exact = (answers.logits == golden).all(axis=1)
     mismatches = [{"image": int(i), "board": answers.logits[i].tolist(), "golden": golden[i].tolist()}
                   for i in np.flatnonzero(~exact)[:5]]
-    return {
-        "network": design.network, "images": count, "bit_exact": int(exact.sum()),
-        "mismatches": mismatches,
-        "accuracy": float((answers.logits.argmax(axis=1) == labels).mean()),
-        "golden_accuracy": float((golden.argmax(axis=1) == labels).mean()),
-        "images_per_s": count / answers.seconds if answers.seconds > 0 else None,
-        "seconds": round(answers.seconds, 3), "resent": int(answers.resent),
-        "errors": dict(answers.errors), "dropped_frames": answers.dropped_frames,
-        "info": {"height": info.height, "width": info.width, "channels": info.channels,
-                 "classes": info.classes, "logit_bits": info.logit_bits, "window": info.window,
-                 "design_id": f"0x{info.design_id:08x}"},
-    }
+    return BoardRun(
+        network=design.network, images=count, bit_exact=int(exact.sum()), mismatches=mismatches,
+        accuracy=float((answers.logits.argmax(axis=1) == labels).mean()),
+        golden_accuracy=float((golden.argmax(axis=1) == labels).mean()),
+        images_per_s=count / answers.seconds if answers.seconds > 0 else None,
+        seconds=round(answers.seconds, 3), resent=int(answers.resent),
+        errors=dict(answers.errors), dropped_frames=answers.dropped_frames,
+        info={"height": info.height, "width": info.width, "channels": info.channels,
+              "classes": info.classes, "logit_bits": info.logit_bits, "window": info.window,
+              "design_id": f"0x{info.design_id:08x}"})

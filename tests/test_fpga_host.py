@@ -91,19 +91,19 @@ class FakeBoard:
 def test_all_images_bit_exact_with_flow_control(design):
     board = FakeBoard(design, window=2)
     result = run_images(BoardClient(board, timeout=0.2), design, 12)
-    assert result["bit_exact"] == 12 and result["resent"] == 0 and not result["errors"]
-    assert result["accuracy"] == result["golden_accuracy"]
+    assert result.bit_exact == 12 and result.resent == 0 and not result.errors
+    assert result.accuracy == result.golden_accuracy
     assert board.max_unanswered <= 2
-    assert result["info"]["design_id"] == f"0x{design.design_id:08x}"
+    assert result.info["design_id"] == f"0x{design.design_id:08x}"
 
 
 @pytest.mark.parametrize("fault", ["busy", "lost", "corrupt"])
 def test_an_image_the_board_dropped_is_sent_again(design, fault):
     board = FakeBoard(design, faults={3: fault})
     result = run_images(BoardClient(board, timeout=0.2), design, 8)
-    assert result["bit_exact"] == 8 and result["resent"] == 1
-    assert result["errors"] == ({"BUSY": 1} if fault == "busy" else {})
-    assert result["dropped_frames"] == (fault == "corrupt")
+    assert result.bit_exact == 8 and result.resent == 1
+    assert result.errors == ({"BUSY": 1} if fault == "busy" else {})
+    assert result.dropped_frames == (fault == "corrupt")
 
 
 def test_a_board_that_never_answers_is_an_error(design):
@@ -132,7 +132,7 @@ def test_a_board_running_another_design_is_refused(design):
 def test_the_host_fills_the_window_and_never_more(design, window):
     board = FakeBoard(design, window=window, slow=True)
     result = run_images(BoardClient(board, timeout=5), design, 12)
-    assert result["bit_exact"] == 12 and result["resent"] == 0 and not result["errors"]
+    assert result.bit_exact == 12 and result.resent == 0 and not result.errors
     assert board.max_unanswered == window
 
 
