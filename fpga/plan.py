@@ -33,13 +33,13 @@ def _levels(rows: int) -> int:
 def mac_stages_for(mapping, row_folds: int) -> int:
     """The adder-tree registers that keep ``mapping``'s tree levels per pipeline stage (the
     clock it was pipelined for) when its widest tile sums ``ceil(rows / row_folds)`` rows per
-    step: ``ceil(levels(rows per step) / (levels(rows) / (mac_stages + 1))) - 1``. digits at
-    ``mac_stages = 3`` (144 rows, 9 levels, 2.25 per stage): 3 up to 4 folds, 2 at 8 and 16,
-    1 at 32 and more."""
+    step: ``ceil(levels(rows per step) / (levels(its rows per step) / (mac_stages + 1))) - 1``.
+    digits on the `fpga` preset (9 of 144 rows per step, 5 levels in 3 stages): 5 registers at
+    one fold, 4 at 2 and 4, 3 at 8, 2 at 16 and 32, 1 at 64 and 128, none at 256."""
     arch = mapping.arch
     rows = max(min(arch.rows, l.rows) for l in mapping.stages if l.role == "crossbar")
-    per_stage = _levels(rows) / (arch.mac_stages + 1)
-    return max(0, math.ceil(_levels(-(-rows // row_folds)) / per_stage) - 1)
+    per_stage = _levels(-(-rows // arch.row_folds)) / (arch.mac_stages + 1)
+    return min(8, max(0, math.ceil(_levels(-(-rows // row_folds)) / per_stage) - 1))
 
 
 def candidate(mapping, board, clock_mhz: float, link_ips: float) -> dict:

@@ -242,10 +242,12 @@ PRESETS: dict[str, Arch] = {
     # What fits an FPGA (docs/fpga.md): one column per cycle (a board behind a UART needs far
     # less than the crossbar rate), adder trees cut by 3 registers; the ULX3S-85F build of
     # digits reaches 38 MHz (its critical path is the global pool's requantization), so the
-    # clock is the board's 25 MHz. Layers with slack under the slowest stage fold their rows
-    # (digits: conv3 4 times, fc 16 times; about 10k fewer LUT4, the same throughput).
-    "fpga": Arch(col_parallelism=1, mac_stages=3, mvm_cycles=8, clock_mhz=25.0,
-                 slack_folds=True),
+    # clock is the board's 25 MHz. Each tile sums its rows in 16 folds, and layers with slack
+    # under the slowest stage fold further; two registers keep the trees' levels per stage:
+    # what `imcflow fpga plan` chooses for digits behind the UART (digits: about 20k LUT4
+    # instead of 56k, 16,384 cycles per image, still faster than the link at 25 or 100 MHz).
+    "fpga": Arch(col_parallelism=1, mac_stages=2, row_folds=16, slack_folds=True, mvm_cycles=8,
+                 clock_mhz=25.0),
     # What fits the iCEBreaker's iCE40 UP5K (5,280 logic cells) with digits_ice40 (docs/fpga.md):
     # bit-serial 4-bit inputs (adder trees over the weights of the rows whose input bit is set,
     # a quarter of the pwm trees' logic), one column per cycle, 64-row crossbars, one pipeline

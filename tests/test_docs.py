@@ -116,13 +116,14 @@ def fpga_fit_error():
 def fpga_fit_figures():
     # the tile model: the crossbar LUT4 of one 144 x 16 conv at 1, 2, 4 and 8 row folds
     net = Network("tile", [Input("x", Shape(8, 8, 16)), Conv2d("c", "x", 16, kernel=3, padding=1)])
-    tiles = [resources.estimate(map_network(net, load_arch("fpga", row_folds=f, slack_folds=False)),
+    tiles = [resources.estimate(map_network(net, load_arch("fpga", row_folds=f, mac_stages=3,
+                                                           slack_folds=False)),
                                 BOARDS["ulx3s-85f"]).crossbar_luts for f in (1, 2, 4, 8)]
     errors = [100 * (t / m - 1) for t, m in zip(tiles, (13_422, 7_274, 4_140, 2_551))]
     # the digits build was measured before the fpga preset folded rows
     q = load_qnetwork("digits", "fpga")
-    e = resources.estimate(map_network(q.network, q.arch.replace(slack_folds=False)),
-                           BOARDS["ulx3s-85f"])
+    e = resources.estimate(map_network(q.network, q.arch.replace(
+        row_folds=1, mac_stages=3, slack_folds=False)), BOARDS["ulx3s-85f"])
     return (*(f"{t:,}" for t in tiles), *(f"{d:+.1f}" for d in errors), e.dsps, e.brams,
             f"{e.luts:,}", f"{100 * (e.luts / 59_701 - 1):.1f}",
             f"{e.ffs:,}", f"{100 * (e.ffs / 21_168 - 1):.1f}")

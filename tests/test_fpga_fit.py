@@ -27,9 +27,9 @@ from imcflow.sw.networks import load_qnetwork
 from small_networks import small_net
 
 #: the full digits build on the ULX3S-85F (docs/fpga.md, `benchmarks/fpga_build.py`), made
-#: before the `fpga` preset folded the rows of the layers with slack
+#: before the `fpga` preset folded rows, with the arch it had
 MEASURED = {"luts": 59_701, "ffs": 21_168, "brams": 117, "dsps": 122}
-UNFOLDED = load_arch("fpga", slack_folds=False)
+UNFOLDED = load_arch("fpga", mac_stages=3, row_folds=1, slack_folds=False)
 
 
 def _estimate(network, board, arch="fpga"):
@@ -73,12 +73,10 @@ def test_an_average_pool_takes_a_dsp_per_channel():
 
 
 def test_the_estimate_follows_the_architecture():
-    base = _estimate("digits", "ulx3s-85f")
-    wide = _estimate("digits", "ulx3s-85f", load_qnetwork("digits", "fpga").arch.replace(
-        col_parallelism=2))
+    base = _estimate("digits", "ulx3s-85f", UNFOLDED)
+    wide = _estimate("digits", "ulx3s-85f", UNFOLDED.replace(col_parallelism=2))
     assert wide.luts > base.luts and wide.dsps == base.dsps
-    serial = _estimate("digits", "ulx3s-85f", load_qnetwork("digits", "fpga").arch.replace(
-        input_encoding="bit_serial"))
+    serial = _estimate("digits", "ulx3s-85f", UNFOLDED.replace(input_encoding="bit_serial"))
     assert serial.luts < base.luts * 0.6 and serial.brams == base.brams
 
 
@@ -97,19 +95,22 @@ def test_luts_per_crossbar_mac_per_cycle_of_digits():
     assert x["luts_per_mac_per_cycle"] == round(41_813 * 1024 / 341_152, 2) == 125.51
     assert x["luts_per_peak_mac_per_cycle"] == round(41_813 / 457, 2)
     assert "crossbars 41,813 LUT4, 125.5 LUT4 per MAC per cycle" in e.summary(BOARDS["ulx3s-85f"])
-    # the `fpga` preset folds conv3 4 times (36 rows per step: 2.7*36*32 + 100 + 0.8*144*8, and
+    # slack folds alone fold conv3 4 times (36 rows per step: 2.7*36*32 + 100 + 0.8*144*8, and
     # 4 DP16KD of weights at 36 LUT4 each: 4,276) and fc 16 times (one row per step:
     # 2.7*32 + 100 + 0.8*16*8 + 36 = 324.8): 31,750 LUT4, 95.3 per MAC per cycle
-    folded = _estimate("digits", "ulx3s-85f")
+    folded = _estimate("digits", "ulx3s-85f", UNFOLDED.replace(slack_folds=True))
     assert (folded.crossbar_luts, folded.cycles_per_image) == (31_750, 1024)
     assert folded.crossbar()["luts_per_mac_per_cycle"] == round(31_750 * 1024 / 341_152, 2) == 95.3
+    # the `fpga` preset (16 folds, the plan's choice): 5,592 LUT4 at 16,384 cycles per image
+    preset = _estimate("digits", "ulx3s-85f")
+    assert (preset.crossbar_luts, preset.cycles_per_image) == (5_592, 16_384)
 
 
 def test_slack_folds_cut_the_crossbar_luts_at_the_same_throughput():
     # conv3 (stride 2: 16 windows of 16 steps) has 4 times its stage time spare under the
     # slowest stages' 1,024 cycles, fc (one window of 10 columns) 102 times, capped at its 16
     # rows: they fold their rows 4 and 16 times; the throughput stays.
-    q = load_qnetwork("digits", "fpga")
+    q = load_qnetwork("digits", UNFOLDED)
     plain, slack = (map_network(q.network, q.arch.replace(slack_folds=s)) for s in (False, True))
     assert {l.name: l.row_folds for l in slack.stages if l.role == "crossbar"} == {
         "conv1": 1, "block_conv1": 1, "block_conv2": 1, "conv3": 4, "fc": 16}
@@ -175,11 +176,13 @@ def test_fpga_plan_chooses_the_fewest_luts_that_outrun_the_link(capsys):
     assert (by_folds[32]["cycles_per_image"], by_folds[32]["outruns_link"]) == (29_696, False)
     assert p["fits"] and p["choice"] == 16
     assert p["arch"] == {"row_folds": 16, "slack_folds": True, "mac_stages": 2}
-    # the adder-tree registers keep 2.25 tree levels per stage: 9 rows per step are 5 levels
-    assert [c["mac_stages"] for c in p["candidates"]] == [3, 3, 3, 2, 2, 1, 1, 0, 0]
+    # the adder-tree registers keep the preset's 5/3 tree levels per stage (9 rows per step)
+    assert [c["mac_stages"] for c in p["candidates"]] == [5, 4, 4, 3, 2, 2, 1, 1, 0]
     assert min((c for c in p["candidates"] if c["outruns_link"]),
                key=lambda c: c["luts"]["used"])["row_folds"] == 16
-    assert by_folds[16]["luts"]["used"] < 0.5 * p["current"]["luts"]["used"]
+    assert by_folds[16]["luts"]["used"] < 0.5 * by_folds[1]["luts"]["used"]
+    # the `fpga` preset is that choice
+    assert p["current"] == by_folds[16]
     # the text form: a row per candidate and the choice
     assert main(["fpga", "plan", "--network", "digits", "--clock-mhz", "100"]) == 0
     text = capsys.readouterr().out
