@@ -7,7 +7,7 @@ from imcflow.cli.options import add_arch, add_dataset, add_network
 from imcflow.cli.output import add_json, emit
 from imcflow.errors import UserError
 from imcflow.progress import note
-from imcflow.sw.accuracy import ARITH_FIELDS, SWEEPS, AccuracyReport, accuracy
+from imcflow.sw.accuracy import SWEEPS, AccuracyReport, accuracy
 from imcflow.sw.arch import arch_label, load_arch
 
 __all__ = ["add_arguments", "run"]
