@@ -57,8 +57,17 @@ _LOGS = {"yosys": "top.rpt", "nextpnr-ecp5": "top.tim", "nextpnr-ice40": "top.ti
 #: (docs/fpga.md, "Build time"); the whole design is not measured yet
 NEXTPNR_OPTIONS = {"ecp5": (), "ice40": ()}
 #: Yosys' synth_ecp5/synth_ice40 options per family: the iCE40 maps multiplies to its DSPs only
-#: with -dsp (`imcflow.fpga.resources.multiplier_plan` leaves the ones beyond them to logic)
-SYNTH_OPTIONS = {"ecp5": "", "ice40": "-dsp"}
+#: with -dsp (`imcflow.fpga.resources.multiplier_plan` leaves the ones beyond them to logic). The
+#: ECP5 synthesis stops before its LUT mapping (`SYNTH_AFTER` maps the LUTs)
+SYNTH_OPTIONS = {"ecp5": "-run :map_luts", "ice40": "-dsp"}
+#: Yosys commands after synth_ecp5/synth_ice40, per family. ECP5: the LUTs are mapped by ABC
+#: (`abc -lut 4:7`, LUT4s and the PFU's wide-LUT muxes), then synth_ecp5 finishes from
+#: map_cells: Yosys 0.70's synth_ecp5 maps with ABC9 only, and ABC9's reintegration aborts
+#: (`GetSize(conn.first) == GetSize(conn.second)` in rtlil.cc) on the digits accelerator with
+#: row folds
+SYNTH_AFTER = {"ecp5": "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
+                       "synth_ecp5 -top top -run map_cells:",
+               "ice40": ""}
 #: the files a nextpnr run writes, kept per seed when several run
 _NEXTPNR_OUTPUTS = ("top.config", "top.asc", "top.report.json", "top.tim")
 #: nextpnr's phases, in order, and the log line that starts each
@@ -491,6 +500,8 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         overrides = {"script_after_read": yosys_script} if yosys_script else {}
         if SYNTH_OPTIONS[board.family]:
             overrides["synth_opts"] = SYNTH_OPTIONS[board.family]
+        if SYNTH_AFTER[board.family]:
+            overrides["script_after_synth"] = SYNTH_AFTER[board.family]
         plan = platform.build(top, name="top", do_build=False,
                               nextpnr_opts=" ".join(["--report top.report.json",
                                                      "--timing-allow-fail", *nextpnr_options]),
@@ -517,7 +528,8 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
                 "output_div": top.pll.output_div, "vco_mhz": top.pll.vco_hz / 1e6},
             bitstream=str(output.resolve() / bitstream.name), constraints=constraints,
             tool_seconds=tool_seconds, tool_cpu_seconds=tool_cpu,
-            synth_options=SYNTH_OPTIONS[board.family],
+            synth_options="; ".join(filter(None, (SYNTH_OPTIONS[board.family],
+                                                  SYNTH_AFTER[board.family]))),
             nextpnr_options=list(nextpnr_options), nextpnr_runs=runs,
             nextpnr_phase_seconds=kept["phases"], seed=kept["seed"],
             tools={t: toolchain.find(t).version for t in ("yosys", f"nextpnr-{board.family}")},
