@@ -94,9 +94,10 @@ def test_frame_buffers_and_skip_fifos_hold_whole_images(name):
             assert (layer.buffer, layer.buffer_words) == ("frame", 2 * layer.in_shape.pixels)
         if layer.role == "join":
             # Main path: two frame-buffered convs, each a whole image behind; a projection skip
-            # path is one image behind, an identity one not at all.
+            # path is one image behind, an identity one not at all; plus the few beats the main
+            # path's registers hold.
             lag = 1 if layer.skip_input.endswith("proj") else 2
-            assert lag * layer.output_pixels <= layer.buffer_words <= lag * layer.output_pixels + 4
+            assert lag * layer.output_pixels <= layer.buffer_words <= lag * layer.output_pixels + 5
     line = map_network(net, load_arch("default", buffer="line"))
     assert mapping.crossbars == line.crossbars
     assert mapping.cycles_per_image == line.cycles_per_image

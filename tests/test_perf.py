@@ -29,11 +29,11 @@ def test_one_conv_latency_by_hand(buffer):
     schedule = simulate(mapping)
     # Pixel 0 arrives through the FIFO at cycle 1 (line) or the last pixel at cycle 4 (frame);
     # its window is valid one cycle later and the copy takes one every 3 cycles; the last of 4
-    # is done steps (1) + crossbar (2) + accumulator (3: sum, product, output) cycles after it is
-    # taken.
+    # is done steps (1) + crossbar (3: dot product, rounding, output) + accumulator (3: sum,
+    # product, output) cycles after it is taken.
     start = timing.fifo_latency + (0 if buffer == "line" else 3)
-    assert schedule.emit["c"].tolist() == [start + 1 + 3 * j + 6 for j in range(4)]
-    assert schedule.latency == start + 1 + 3 * 3 + 6
+    assert schedule.emit["c"].tolist() == [start + 1 + 3 * j + 7 for j in range(4)]
+    assert schedule.latency == start + 1 + 3 * 3 + 7
     assert schedule.emit["x"].tolist() == [0, 1, 2, 3]
     if buffer == "frame":
         assert frame_latency(mapping) == schedule.latency
@@ -252,6 +252,7 @@ def test_backpressure_holds_output_beats_until_ready():
     mapping = map_network(_row_net(40), load_arch("default", mvm_cycles=1))
     full = simulate(mapping)
     stall = _stalls(4, 0.5, 200, 2)
+    stall[full.emit["c"][0]] = True   # the first beat meets backpressure
     schedule = simulate(mapping, output_stall=stall)
     out = schedule.emit["c"]
     assert not stall[out].any() and np.all(out >= full.emit["c"])
