@@ -212,7 +212,7 @@ def load_sweep(path) -> Sweep:
                     _fail(f"params.{key}", f"must be 'none', a number of crossbars or a multiple "
                                            f"of the minimum like '2x', not {v!r}")
             else:
-                check(key, v)
+                check(f"arch.{key}", v)
         if len(set(map(repr, values))) != len(values):
             _fail(f"params.{key}", f"lists a value twice: {values!r}")
         checked[key] = tuple(values)
