@@ -34,8 +34,8 @@ def mac_stages_for(mapping, row_folds: int) -> int:
     """The adder-tree registers that keep ``mapping``'s tree levels per pipeline stage (the
     clock it was pipelined for) when its widest tile sums ``ceil(rows / row_folds)`` rows per
     step: ``ceil(levels(rows per step) / (levels(its rows per step) / (mac_stages + 1))) - 1``.
-    digits on the `fpga` preset (9 of 144 rows per step, 5 levels in 3 stages): 5 registers at
-    one fold, 4 at 2 and 4, 3 at 8, 2 at 16 and 32, 1 at 64 and 128, none at 256."""
+    digits on the `fpga` preset (9 of 144 rows per step, 5 levels in 4 stages): 7 registers at
+    one fold, 6 at 2, 5 at 4, 4 at 8, 3 at 16 and 32, 2 at 64, 1 at 128, none at 256."""
     arch = mapping.arch
     rows = max(min(arch.rows, l.rows) for l in mapping.stages if l.role == "crossbar")
     per_stage = _levels(-(-rows // arch.row_folds)) / (arch.mac_stages + 1)

@@ -243,10 +243,11 @@ PRESETS: dict[str, Arch] = {
     # less than the crossbar rate), adder trees cut by 3 registers; the ULX3S-85F build of
     # digits reaches 38 MHz (its critical path is the global pool's requantization), so the
     # clock is the board's 25 MHz. Each tile sums its rows in 16 folds, and layers with slack
-    # under the slowest stage fold further; two registers keep the trees' levels per stage:
-    # what `imcflow fpga plan` chooses for digits behind the UART (digits: about 20k LUT4
-    # instead of 56k, 16,384 cycles per image, still faster than the link at 25 or 100 MHz).
-    "fpga": Arch(col_parallelism=1, mac_stages=2, row_folds=16, slack_folds=True, mvm_cycles=8,
+    # under the slowest stage fold further: what `imcflow fpga plan` chooses for digits behind
+    # the UART (about 20k LUT4 instead of 56k, 16,384 cycles per image, still faster than the
+    # link at 25 or 100 MHz). Three registers in the trees: with two, yowasp Yosys 0.70's ABC9
+    # exits without a message on digits' fc tile (docs/fpga.md).
+    "fpga": Arch(col_parallelism=1, mac_stages=3, row_folds=16, slack_folds=True, mvm_cycles=8,
                  clock_mhz=25.0),
     # What fits the iCEBreaker's iCE40 UP5K (5,280 logic cells) with digits_ice40 (docs/fpga.md):
     # bit-serial 4-bit inputs (adder trees over the weights of the rows whose input bit is set,

@@ -175,9 +175,9 @@ def test_fpga_plan_chooses_the_fewest_luts_that_outrun_the_link(capsys):
     assert (by_folds[16]["cycles_per_image"], by_folds[16]["outruns_link"]) == (16_384, True)
     assert (by_folds[32]["cycles_per_image"], by_folds[32]["outruns_link"]) == (29_696, False)
     assert p["fits"] and p["choice"] == 16
-    assert p["arch"] == {"row_folds": 16, "slack_folds": True, "mac_stages": 2}
-    # the adder-tree registers keep the preset's 5/3 tree levels per stage (9 rows per step)
-    assert [c["mac_stages"] for c in p["candidates"]] == [5, 4, 4, 3, 2, 2, 1, 1, 0]
+    assert p["arch"] == {"row_folds": 16, "slack_folds": True, "mac_stages": 3}
+    # the adder-tree registers keep the preset's 5/4 tree levels per stage (9 rows per step)
+    assert [c["mac_stages"] for c in p["candidates"]] == [7, 6, 5, 4, 3, 3, 2, 1, 0]
     assert min((c for c in p["candidates"] if c["outruns_link"]),
                key=lambda c: c["luts"]["used"])["row_folds"] == 16
     assert by_folds[16]["luts"]["used"] < 0.5 * by_folds[1]["luts"]["used"]
@@ -187,7 +187,7 @@ def test_fpga_plan_chooses_the_fewest_luts_that_outrun_the_link(capsys):
     assert main(["fpga", "plan", "--network", "digits", "--clock-mhz", "100"]) == 0
     text = capsys.readouterr().out
     assert "at most 4,286 images/s" in text and len(re.findall(r"  fits", text)) == 10
-    assert text.rstrip().endswith("choice: row_folds = 16, slack_folds = true, mac_stages = 2 "
+    assert text.rstrip().endswith("choice: row_folds = 16, slack_folds = true, mac_stages = 3 "
                                   "(the fewest LUT4 that fit and outrun the link)")
 
 
