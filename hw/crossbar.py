@@ -354,6 +354,7 @@ class CrossbarTile(wiring.Component):
         step_g = Signal(range(max(groups, 2)))            # group of the next step
         step_k = Signal(range(max(planes, 2)))            # plane count of the next step
         step_f = Signal(range(max(folds, 2)))             # row fold of the next step
+        step_word = Signal(range(max(groups * folds, 2))) # its weight word, step_g * folds + step_f
         w_chunk = Signal(range(max(folds, 2)))            # row fold of the column being written
         x = Signal(data.ArrayLayout(unsigned(arch.act_bits), self.rows))
         x_last = Signal()
@@ -376,12 +377,17 @@ class CrossbarTile(wiring.Component):
         issue_g = Mux(busy, step_g, 0)
         issue_k = Mux(busy, step_k, 0)
         issue_f = Mux(busy, step_f, 0)
+        issue_word = Mux(busy, step_word, 0)
         fold_done = issue_f == folds - 1
         plane_done = fold_done & (issue_k == planes - 1)
         mvm_done = plane_done & (issue_g == groups - 1)
         with m.If(issue):
             m.d.sync += [
                 step_f.eq(Mux(fold_done, 0, issue_f + 1)),
+                # the next word counted, not multiplied out (a multiplier by a fold count that is
+                # not a power of 2 in the memory's address path: 67 MHz on the ECP5)
+                step_word.eq(Mux(fold_done & ~plane_done, issue_word - (folds - 1),
+                                 issue_word + 1)),
                 step_k.eq(Mux(plane_done, 0, issue_k + fold_done)),
                 step_g.eq(issue_g + plane_done),
                 busy.eq(~mvm_done),
@@ -405,7 +411,7 @@ class CrossbarTile(wiring.Component):
 
         # The data path: the lanes each finished group writes into the output register.
         if self.target == "fpga":
-            writes = self._mac_array(m, en, x, issue_g * folds + issue_f, tag1, tags[-1], tag3,
+            writes = self._mac_array(m, en, x, issue_word, tag1, tags[-1], tag3,
                                      w_chunk, w_step)
         else:
             # The last step of an MVM is issued in its input's handshake cycle when it is the
