@@ -130,8 +130,6 @@ class AdcAccumulator(wiring.Component):
         prod_next = Mux(prod_free, acc_valid, prod_valid)
         o_next = Mux(o_free, prod_valid, o.valid)
         m.d.sync += [full_prod.eq(prod_next & o_next), full_acc.eq(acc_next & prod_next & o_next)]
-        m.d.comb += Assert((full_prod == (prod_valid & o.valid)) &
-                           (full_acc == (acc_valid & prod_valid & o.valid)))
 
         # Stage 1: partial sums of the row tiles plus the bias.
         with m.If(acc_free):

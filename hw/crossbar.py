@@ -340,8 +340,7 @@ class CrossbarTile(wiring.Component):
         # `stuck` (tag3.valid & tag3.plane_done & o.valid) is a register of its own, so that `en`
         # is one gate after `o.ready` (the clock rate of an FPGA build).
         en, stuck = Signal(), Signal()
-        m.d.comb += [en.eq(~stuck | o.ready),
-                     Assert(stuck == (tag3.valid & tag3.plane_done & o.valid))]
+        m.d.comb += en.eq(~stuck | o.ready)
         o_valid_next = Mux(en & tag3.valid & tag3.plane_done & tag3.mvm_done, 1,
                            o.valid & ~o.ready)
         m.d.sync += stuck.eq(Mux(en, tag2.valid & tag2.plane_done, tag3.valid & tag3.plane_done)
