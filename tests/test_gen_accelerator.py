@@ -82,8 +82,8 @@ def test_replicated_layer_is_bit_exact_in_order(copies, cols, seeds):
     for seed in seeds(2):
         rng = np.random.default_rng(seed)
         weight, bias, mult, shift, adc_shift = _layer(rng, 11, cols, arch)
-        dut = ReplicatedLayer(weight, bias, mult, shift, adc_shift=adc_shift, signed=True,
-                              arch=arch, copies=copies)
+        dut = ReplicatedLayer(weight, bias, Requantizer(mult, shift, 8, True), adc_shift=adc_shift,
+                              params=arch.crossbar, copies=copies)
         windows = rng.integers(0, 256, (3, 7, 11))   # 3 images of 7 windows
         expected = crossbar_layer(windows, weight, bias, mult, shift, signed=True, xbar_rows=8,
                                   encoding="pwm", act_bits=8, adc_bits=8, adc_shift=adc_shift)
@@ -97,8 +97,8 @@ def test_replicated_layer_latency_and_rate():
     arch = Arch(rows=8, cols=8, mvm_cycles=5)
     rng = np.random.default_rng(1)
     weight, bias, mult, shift, adc_shift = _layer(rng, 9, 6, arch)
-    dut = ReplicatedLayer(weight, bias, mult, shift, adc_shift=adc_shift, signed=False, arch=arch,
-                          copies=3)
+    dut = ReplicatedLayer(weight, bias, Requantizer(mult, shift, 8), adc_shift=adc_shift,
+                          params=arch.crossbar, copies=3)
     copy = dut.layers[0]
     assert (dut.latency, dut.interval) == (copy.latency + Merger.latency, copy.interval)
     windows = rng.integers(0, 256, (1, 9, 9))
@@ -146,7 +146,7 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     # blocks the generator instantiates; a change on either side must show up here.
     timing = BlockTiming()
     arch = Arch(rows=16, cols=16, mvm_cycles=8)
-    tile = CrossbarTile(np.zeros((16, 12), int), adc_shift=0, arch=arch)
+    tile = CrossbarTile(np.zeros((16, 12), int), adc_shift=0, params=arch.crossbar)
     g = WindowGeometry(4, 4, 2, 3, 1, 1)
     assert timing.window_latency == WindowSource(g, 8).latency
     assert timing.window_latency == WindowSource(g, 8, strategy="frame").latency

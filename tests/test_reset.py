@@ -63,7 +63,8 @@ def window_source(strategy, rng):
 
 def crossbar_tile(rng):
     arch = Arch(rows=12, cols=4, mvm_cycles=2, col_parallelism=2)
-    tile = CrossbarTile(random_weight(rng, (10, 3), arch.weight_bits), adc_shift=3, arch=arch)
+    tile = CrossbarTile(random_weight(rng, (10, 3), arch.weight_bits), adc_shift=3,
+                        params=arch.crossbar)
     x = random_windows(rng, 30, 10, arch.act_bits)
     want = mvm(x, tile.weight, tile.adc_shift, arch)
     return tile, {"i": (tile.i, pack(tile.i.payload.shape(), x, 5))}, \
@@ -72,8 +73,9 @@ def crossbar_tile(rng):
 
 def adc_accumulator(rng):
     arch = Arch()
-    acc = AdcAccumulator(rng.integers(-500, 500, size=3), rng.integers(1, 4000, size=3), 14,
-                         row_tiles=2, signed=False, arch=arch)
+    acc = AdcAccumulator(rng.integers(-500, 500, size=3),
+                         Requantizer(rng.integers(1, 4000, size=3), 14, arch.act_bits),
+                         row_tiles=2, params=arch.crossbar)
     parts = random_parts(rng, 30, 2, 3, arch)
     want = requantized(parts, acc.bias, acc.mult, acc.shift, arch, False)
     layout = acc.i[0].payload.shape()
