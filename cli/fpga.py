@@ -71,19 +71,23 @@ def _design(args):
                           buffer=args.buffer)
 
 
+def _add_board(parser, clock_help: str, baud_help: str) -> None:
+    """--board, --clock-mhz and --baud, shared by the commands that target a board."""
+    parser.add_argument("--board", default="ulx3s-85f",
+                        help=f"target board: {', '.join(BOARDS)} (default: ulx3s-85f)")
+    parser.add_argument("--clock-mhz", type=float, default=None, help=clock_help)
+    parser.add_argument("--baud", type=int, default=None, help=baud_help)
+
+
 def add_arguments(parser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="{build,plan,run}")
     b = actions.add_parser("build", help="bitstream and utilisation/timing report for a board",
                            description="Synthesize, place and route a generated accelerator "
                                        "with its UART host link for a board (pip-only yowasp tools).")
     _add_design(b)
-    b.add_argument("--board", default="ulx3s-85f",
-                   help=f"target board: {', '.join(BOARDS)} (default: ulx3s-85f)")
-    b.add_argument("--clock-mhz", type=float, default=None,
-                   help="system clock on a board with a PLL (default: the arch's clock_mhz)")
-    b.add_argument("--baud", type=int, default=None,
-                   help=f"UART baud rate (default: {BAUD} if the system clock makes it within "
-                        f"2 %%, else the fastest of {', '.join(map(str, BAUDS[1:]))} that it does)")
+    _add_board(b, "system clock on a board with a PLL (default: the arch's clock_mhz)",
+               f"UART baud rate (default: {BAUD} if the system clock makes it within 2 %%, else "
+               f"the fastest of {', '.join(map(str, BAUDS[1:]))} that it does)")
     add_output(b)
     b.add_argument("--skip-fit-check", action="store_true",
                    help="synthesize even if the resource estimate says the design cannot fit")
@@ -102,12 +106,8 @@ def add_arguments(parser) -> None:
                                        "board as given and with its crossbar rows folded; choose "
                                        "the fewest row folds that fit and outrun the host link.")
     _add_design(p)
-    p.add_argument("--board", default="ulx3s-85f",
-                   help=f"target board: {', '.join(BOARDS)} (default: ulx3s-85f)")
-    p.add_argument("--clock-mhz", type=float, default=None,
-                   help="system clock (default: the arch's clock_mhz)")
-    p.add_argument("--baud", type=int, default=None,
-                   help="UART baud rate of the host link (default: as fpga build chooses)")
+    _add_board(p, "system clock (default: the arch's clock_mhz)",
+               "UART baud rate of the host link (default: as fpga build chooses)")
     add_json(p, "print the plan as one JSON object")
 
     r = actions.add_parser("run", help="stream held-out images to a board and check its logits",
