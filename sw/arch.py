@@ -252,9 +252,10 @@ PRESETS: dict[str, Arch] = {
     # What fits the iCEBreaker's iCE40 UP5K (5,280 logic cells) with digits_ice40 (docs/fpga.md):
     # bit-serial 4-bit inputs (adder trees over the weights of the rows whose input bit is set,
     # a quarter of the pwm trees' logic), one column per cycle, 64-row crossbars, one pipeline
-    # register; the board's 12 MHz oscillator.
+    # register, rows folded where a stage has slack (the design fits only so); the board's 12 MHz
+    # oscillator.
     "ice40": Arch(rows=64, cols=16, act_bits=4, input_encoding="bit_serial", col_parallelism=1,
-                  mac_stages=1, mvm_cycles=8, clock_mhz=12.0),
+                  mac_stages=1, mvm_cycles=8, clock_mhz=12.0, slack_folds=True),
 }
 
 
