@@ -26,7 +26,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from imcflow.errors import UserError
-from imcflow.hw.arith import round_shift, saturate, tree_sum
+from imcflow.hw.arith import round_shift, saturate
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import CrossbarParams
 from imcflow.sw.arith import signed_range, weight_range
