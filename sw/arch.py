@@ -150,6 +150,8 @@ class Arch:
 #: the fields of `Arch` that `CrossbarParams` carries
 CROSSBAR_FIELDS = ("rows", "cols", "weight_bits", "act_bits", "adc_bits", "input_encoding",
                    "mvm_cycles", "col_parallelism", "mac_stages", "row_folds")
+#: their defaults, read from `Arch` so that the two cannot drift apart
+_ARCH_DEFAULTS = {f.name: f.default for f in fields(Arch) if f.name in CROSSBAR_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -169,16 +171,16 @@ class CrossbarParams:
         Exact range of one output lane of a tile.
     """
 
-    rows: int = 256
-    cols: int = 256
-    weight_bits: int = 4
-    act_bits: int = 8
-    adc_bits: int = 8
-    input_encoding: str = "pwm"
-    mvm_cycles: int = 8
-    col_parallelism: int | None = None
-    mac_stages: int = 0
-    row_folds: int = 1
+    rows: int = _ARCH_DEFAULTS["rows"]
+    cols: int = _ARCH_DEFAULTS["cols"]
+    weight_bits: int = _ARCH_DEFAULTS["weight_bits"]
+    act_bits: int = _ARCH_DEFAULTS["act_bits"]
+    adc_bits: int = _ARCH_DEFAULTS["adc_bits"]
+    input_encoding: str = _ARCH_DEFAULTS["input_encoding"]
+    mvm_cycles: int = _ARCH_DEFAULTS["mvm_cycles"]
+    col_parallelism: int | None = _ARCH_DEFAULTS["col_parallelism"]
+    mac_stages: int = _ARCH_DEFAULTS["mac_stages"]
+    row_folds: int = _ARCH_DEFAULTS["row_folds"]
 
     def __post_init__(self):
         checks = {f.name: f.metadata["check"] for f in fields(Arch)}
