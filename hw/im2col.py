@@ -57,7 +57,9 @@ class Im2colAddressGenerator(wiring.Component):
 
     A window is read (``en``) in the first cycle in which the buffer's ``level`` covers its last
     pixel ``need = min(iy+k-1, H-1)*W + min(ix+k-1, W-1)`` and the output register is free or
-    being emitted. ``keep`` tells the buffer the oldest pixel that this or a later window of the
+    being emitted. ``need`` and ``keep`` are registers loaded one window ahead, from registers
+    ``(iy1, ix1)`` that hold the position of the window after it, so no counter's increment
+    lies before them in a cycle. ``keep`` tells the buffer the oldest pixel that this or a later window of the
     image needs.
 
     Parameters
@@ -150,9 +152,12 @@ class Im2colAddressGenerator(wiring.Component):
             return Cat(*([value >= 0] if smallest < 0 else []),
                        *([value < n] if largest >= n else [])).all()
 
+        def plus_at_most(value, add, largest, hi):  # min(value + add, hi), compared before adding
+            return value + add if largest + add <= hi else Mux(value > hi - add, hi, value + add)
+
         def need_of(iy, ix):
-            return (at_most(iy + k - 1, iy_end + k - 1, h - 1) * w
-                    + at_most(ix + k - 1, ix_end + k - 1, w - 1))
+            return (plus_at_most(iy, k - 1, iy_end, h - 1) * w
+                    + plus_at_most(ix, k - 1, ix_end, w - 1))
 
         def keep_of(iy, ix):
             first = at_least_0(iy, -p) * w + at_least_0(ix, -p)
@@ -160,11 +165,19 @@ class Im2colAddressGenerator(wiring.Component):
             # this window's first pixel: keep that.
             return Mux((iy + s <= 0) & (iy != iy_end), 0, first) if p >= s else first
 
+        def advance(iy, ix):  # the top-left tap of the window after the one at (iy, ix)
+            end_col = ix == ix_end
+            return Mux(end_col, Mux(iy == iy_end, -p, iy + s), iy), Mux(end_col, -p, ix + s)
+
         # `need` and `keep` of the window to read next are registers, loaded with those of the
-        # window after it (computed from the counters, not from `fire`) when it is read: the read
-        # decision then starts from registers (the clock rate of an FPGA build).
-        ix_next = Mux(last_col, -p, ix + s)
-        iy_next = Mux(last_col, Mux(last_row, -p, iy + s), iy)
+        # window after it when it is read; that window's top-left tap is a register pair too
+        # (`iy1`, `ix1`, one window ahead of `iy`, `ix`): the read decision and the lookahead
+        # both start from registers (the clock rate of an FPGA build).
+        first_iy, first_ix = (-p, -p + s) if self.ow > 1 else ((-p + s, -p) if self.oh > 1
+                                                                else (-p, -p))
+        iy1 = Signal.like(iy, init=first_iy, name="iy1")
+        ix1 = Signal.like(ix, init=first_ix, name="ix1")
+        iy2, ix2 = advance(iy1, ix1)
         need = Signal(range(max(h * w, 2)),
                       init=min(k - 1 - p, h - 1) * w + min(k - 1 - p, w - 1))
         keep = Signal.like(self.buffer.keep, init=0)  # the first window keeps pixel 0
@@ -191,8 +204,8 @@ class Im2colAddressGenerator(wiring.Component):
                 cols.eq(Cat(inside(ix + kx, kx - p, ix_end + kx, w) for kx in range(k))),
             ]
         with m.If(fire):
-            m.d.sync += [self.o.valid.eq(1), ix.eq(ix_next), iy.eq(iy_next),
-                         need.eq(need_of(iy_next, ix_next)), keep.eq(keep_of(iy_next, ix_next))]
+            m.d.sync += [self.o.valid.eq(1), ix.eq(ix1), iy.eq(iy1), ix1.eq(ix2), iy1.eq(iy2),
+                         need.eq(need_of(iy1, ix1)), keep.eq(keep_of(iy1, ix1))]
             with m.If(~last_col):
                 m.d.sync += [a.eq(_mod_add(a, s, words)) for a in addrs]
             with m.Elif(~last_row):
@@ -226,6 +239,7 @@ class Im2colAddressGenerator(wiring.Component):
                 Assert(base == (self.origin + iy * w + ix) % words),
                 Assert(was_done | (keep >= keep_before)),
                 # the registers loaded one window ahead hold the current window's values
+                Assert((iy1 == advance(iy, ix)[0]) & (ix1 == advance(iy, ix)[1])),
                 Assert(need == need_of(iy, ix)),
                 Assert(keep == keep_of(iy, ix)),
                 *(Assert(a == (base + off) % words) for a, off in zip(addrs, offsets)),
