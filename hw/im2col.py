@@ -57,10 +57,10 @@ class Im2colAddressGenerator(wiring.Component):
 
     A window is read (``en``) in the first cycle in which the buffer's ``level`` covers its last
     pixel ``need = min(iy+k-1, H-1)*W + min(ix+k-1, W-1)`` and the output register is free or
-    being emitted. ``need`` and ``keep`` are registers loaded one window ahead, from registers
-    ``(iy1, ix1)`` that hold the position of the window after it, so no counter's increment
-    lies before them in a cycle. ``keep`` tells the buffer the oldest pixel that this or a later window of the
-    image needs.
+    being emitted. ``keep`` tells the buffer the oldest pixel that this or a later window of the
+    image needs. ``need`` and ``keep`` are registers loaded one window ahead, from the registers
+    ``(iy1, ix1)`` that hold the position of the window after it, so no counter's increment lies
+    before them in a cycle.
 
     Parameters
     ----------
