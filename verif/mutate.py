@@ -477,6 +477,22 @@ def _close_maps(rng, shape, bits, signed, spread):
     return base + rng.integers(0, spread, size=shape)
 
 
+def _peak_maps(rng, shape, bits, signed):
+    """Maps ``(n, h, w, c)`` of one value ``v - 1`` with a single peak ``v`` per channel (``v``
+    random per map and channel, the peak at a random pixel): every comparator of a max tree then
+    sees two values one apart, the larger the window's unique maximum, at every tap position."""
+    from imcflow.sw.arith import act_range
+    lo, hi = act_range(bits, signed)
+    n, h, w, c = shape
+    peak = rng.integers(lo + 1, hi + 1, size=(n, 1, 1, c))
+    maps = np.broadcast_to(peak - 1, shape).copy()
+    where = rng.integers(0, h * w, size=(n, c))
+    for i in range(n):
+        for ch in range(c):
+            maps[i, where[i, ch] // w, where[i, ch] % w, ch] = peak[i, 0, 0, ch]
+    return maps
+
+
 def _expect(condition: bool, message: str) -> None:
     if not condition:
         raise AssertionError(message)
@@ -574,10 +590,14 @@ def _maxpool():
         rng = np.random.default_rng(20 + n)
         # random maps, then maps of close values (a comparator with an input bit flipped or
         # tied picks the wrong one of two close values, which random pixels rarely put at the
-        # top of a window together: maxpool #19, #27 survived on random maps alone)
+        # top of a window together: maxpool #19, #27 survived on random maps alone), then maps
+        # of a single peak one above the rest (a comparator whose B bit 1 is tied to 0 takes
+        # v - 1 over v only when those two meet with v the maximum: maxpool #46 survived the
+        # close maps)
         fmap = np.concatenate([_maps(rng, (3, h, w, c), bits, sg),
                                *(_close_maps(rng, (6, h, w, c), bits, sg, spread)
-                                 for spread in (4, 16))])
+                                 for spread in (4, 16)),
+                               _peak_maps(rng, (8, h, w, c), bits, sg)])
         y = golden.max_pool(fmap, k, s, p, pad_value=act_range(bits, sg)[0])
         dut = MaxPool(WindowGeometry(h, w, c, k, s, p), bits, signed=sg)
         units.append(Stream(f"m{n}", dut, {"i": fmap}, {"o": y}, n,
