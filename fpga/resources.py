@@ -127,8 +127,9 @@ def memory_plan(uses: list[MemoryUse], board) -> dict:
 
 def multipliers(elaboratable, path: str) -> list[str]:
     """The requantization products of every `~imcflow.hw.accumulator.AdcAccumulator` in
-    ``elaboratable`` (elaborated without a platform), one per output column, in the order of the
-    design: ``<module>/w:prod<column>``, the Yosys wire each multiply drives, in the design
+    ``elaboratable`` (elaborated without a platform), one per multiplier (its ``lanes``: a column
+    each, or with ``requant_lanes`` shared over its passes), in the order of the design:
+    ``<module>/w:prod<column>``, the register each multiply drives (a multiplier's first), in the design
     whose hierarchy puts ``elaboratable`` at ``path``."""
 
     found = []
@@ -139,7 +140,7 @@ def multipliers(elaboratable, path: str) -> list[str]:
             accumulator = next((o for o in getattr(sub, "origins", None) or ()
                                 if isinstance(o, AdcAccumulator)), None)
             if accumulator is not None:
-                found.extend(f"{here}/w:prod{c}" for c in range(accumulator.cols))
+                found.extend(f"{here}/w:prod{c}" for c in range(accumulator.lanes))
             walk(sub, here)
 
     walk(Fragment.get(elaboratable, None), path)
@@ -310,8 +311,9 @@ def estimate(mapping, board) -> Estimate:
     Per crossbar tile of ``R`` rows stepping ``p`` columns per cycle over ``W``-bit weights and
     ``A``-bit inputs (1 for ``bit_serial``): ``TREE_LUTS * R*p*W*A`` LUT4s plus ``ROM_LUTS`` per
     stored weight bit, and ``mac_stages * STAGE_FFS * R*p*W*A`` flip-flops. Per output channel of
-    a crossbar layer copy, a join input, a global or average pool: one DSP (the requantization
-    multiply; digits: 122, as measured) and ``CHANNEL_LUTS``/``CHANNEL_FFS``. Window buffers with
+    a crossbar layer copy, a join input, a global or average pool: ``CHANNEL_LUTS``/
+    ``CHANNEL_FFS`` and one DSP, the requantization multiply (digits: 122, as measured), but an
+    accumulator has only its ``lanes`` with ``requant_lanes`` (`CrossbarParams.requant_passes`). Window buffers with
     several read ports take block RAMs as `memory_plan` places them (one copy per port; digits:
     117, as measured), the rest LUT-RAM or flip-flops. On the iCE40 the products beyond its
     DSPs take ``MULT_LUTS`` LUT4s each (`multiplier_plan`). The constants come from single-block
@@ -353,13 +355,17 @@ def estimate(mapping, board) -> Estimate:
                 peak += l.replication * rows * p / (arch.planes * folds)
             macs += l.output_pixels * l.weights
             channels = l.cols * l.replication
+            # an accumulator per column tile, `lanes` multipliers each
+            params = arch.replace(row_folds=folds).crossbar
+            widths = [min(arch.cols, l.cols - u * arch.cols) for u in range(l.col_tiles)]
+            products = l.replication * sum(-(-c // params.requant_passes(c)) for c in widths)
         elif l.role == "join":
-            channels = 2 * l.out_shape.c
+            channels = products = 2 * l.out_shape.c
         elif l.op.requantizing:  # global and average pooling
-            channels = l.out_shape.c
+            channels = products = l.out_shape.c
         else:
-            channels = 0
-        dsps += channels
+            channels = products = 0
+        dsps += products
         stage_luts += CHANNEL_LUTS * channels
         stage_ffs += CHANNEL_FFS * channels
         if l.buffer in ("line", "frame"):

@@ -8,14 +8,14 @@ end of `imcflow.sw.golden.crossbar_layer`, bit for bit (docs/crossbar.md).
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Module, Mux, Shape, Signal
+from amaranth.hdl import Array, Assert, Const, Module, Mux, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.arith import round_shift, saturate, tree_sum
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import CrossbarParams
-from imcflow.sw.arith import Requantizer, check_requantizer
+from imcflow.sw.arith import MULT_BITS, Requantizer, check_requantizer
 from imcflow.sw.timing import ACCUMULATOR_LATENCY
 from imcflow.validate import check_instance, check_int, integer_array
 
@@ -35,7 +35,11 @@ class AdcAccumulator(wiring.Component):
     its product with the multiplier, then the rounding and saturation into the output register,
     so the multiply and the rounding adder are never in one cycle. The stages are elastic: each
     advances when the next is empty or being emptied, so a result waiting for the consumer does
-    not stop the next sum from entering. Their ``last`` flags must agree (they are the same window); the output's ``last`` is
+    not stop the next sum from entering. With ``params.requant_lanes`` multipliers
+    (`~imcflow.sw.arch.CrossbarParams.requant_passes`), the product register is filled
+    ``lanes = ceil(cols / passes)`` lanes per cycle over ``passes`` cycles, from the sum register,
+    which is emptied in the last of them: ``lanes`` multipliers instead of ``cols`` (FPGA DSPs),
+    ``passes - 1`` more cycles of latency, at most one beat per ``passes`` cycles. Their ``last`` flags must agree (they are the same window); the output's ``last`` is
     that of ``i[0]``, and an ``Assert`` fails in simulation and formal proofs on a mismatch.
 
     Widths (every intermediate is sized from its value range, so nothing wraps). With ``[lo, hi]``
@@ -74,20 +78,22 @@ class AdcAccumulator(wiring.Component):
         Its multipliers.
     acc_shape : Shape
         Shape of the accumulator register (see Widths).
+    passes : int
+        ``params.requant_passes(cols)``: cycles to fill the product register.
+    lanes : int
+        ``ceil(cols / passes)``: the multipliers.
     latency : int
-        `imcflow.sw.timing.ACCUMULATOR_LATENCY` (3): the accumulator register, the product
-        register, then the output register.
+        ``ACCUMULATOR_LATENCY + passes - 1`` (`imcflow.sw.timing.ACCUMULATOR_LATENCY`, 3): the
+        accumulator register, the product register, then the output register.
     interval : int
-        1: one beat per cycle when the inputs are valid and the consumer keeps up.
+        ``passes``: one beat per ``passes`` cycles when the inputs are valid and the consumer
+        keeps up (1 with a multiplier per column).
 
     Raises
     ------
     UserError
         On a parameter of the wrong type or out of its range.
     """
-
-    latency = ACCUMULATOR_LATENCY
-    interval = 1
 
     def __init__(self, bias, requantizer: Requantizer, *, row_tiles: int,
                  params: CrossbarParams):
@@ -101,6 +107,10 @@ class AdcAccumulator(wiring.Component):
         self.in_bits = Shape.cast(range(lo, hi + 1)).width
         self.acc_shape = Shape.cast(range(row_tiles * lo + int(self.bias.min()),
                                           row_tiles * hi + int(self.bias.max()) + 1))
+        self.passes = params.requant_passes(self.cols)
+        self.lanes = -(-self.cols // self.passes)
+        self.latency = ACCUMULATOR_LATENCY + self.passes - 1
+        self.interval = self.passes
         super().__init__({
             "i": In(vector_stream(self.cols, self.in_bits, True)).array(self.row_tiles),
             "o": Out(vector_stream(self.cols, r.bits, r.signed)),
@@ -112,24 +122,39 @@ class AdcAccumulator(wiring.Component):
         # Each stage advances when the next one is empty or being emptied.
         acc = Signal(data.ArrayLayout(self.acc_shape, self.cols))
         acc_valid, acc_last = Signal(name="acc_valid"), Signal(name="acc_last")
-        prod = [Signal((acc[c] * int(self.mult[c])).shape(), name=f"prod{c}")
+        passes, lanes = self.passes, self.lanes
+        # The multiplier of each lane per pass: lane c is multiplied in pass c // lanes.
+        if passes == 1:
+            products = [acc[c] * int(self.mult[c]) for c in range(self.cols)]
+        else:
+            step = Signal(range(passes), name="step")
+            last_step = Signal(name="last_step")  # step == passes - 1, as a register
+            products = []
+            for lane in range(lanes):  # multiplier `lane` takes column lane + step * lanes
+                # (padded to every value of `step`: the selects cover all their cases)
+                cs = list(range(lane, self.cols, lanes))
+                cs += cs[-1:] * ((1 << len(step)) - len(cs))
+                operand = Array(acc[c] for c in cs)[step]
+                mult = Array(Const(int(self.mult[c]), MULT_BITS) for c in cs)[step]
+                products.append(operand * mult)
+        prod = [Signal(products[c if passes == 1 else c % lanes].shape(), name=f"prod{c}")
                 for c in range(self.cols)]
         prod_valid, prod_last = Signal(name="prod_valid"), Signal(name="prod_last")
-        # `full_prod` = prod_valid & o.valid and `full_acc` = acc_valid & full_prod, as registers
-        # of their own: each stage's free is then one gate after `o.ready`, not a chain of them
-        # (the clock rate of an FPGA build).
-        full_prod, full_acc = Signal(name="full_prod"), Signal(name="full_acc")
+        # `full_prod` = prod_valid & o.valid as a register of its own: each stage's free is then
+        # one gate after `o.ready`, not a chain of them (the clock rate of an FPGA build).
+        full_prod = Signal(name="full_prod")
         o_free = ~o.valid | o.ready
         prod_free = ~full_prod | o.ready
-        acc_free = ~full_acc | o.ready
+        # the sum register is emptied by the product register's last pass
+        done = prod_free if passes == 1 else prod_free & last_step
+        acc_free = ~acc_valid | done
         take = acc_free
         for i in self.i:
             take &= i.valid
         m.d.comb += [i.ready.eq(take) for i in self.i]
-        acc_next = Mux(acc_free, take, acc_valid)
-        prod_next = Mux(prod_free, acc_valid, prod_valid)
+        prod_next = Mux(prod_free, acc_valid & done, prod_valid)
         o_next = Mux(o_free, prod_valid, o.valid)
-        m.d.sync += [full_prod.eq(prod_next & o_next), full_acc.eq(acc_next & prod_next & o_next)]
+        m.d.sync += full_prod.eq(prod_next & o_next)
 
         # Stage 1: partial sums of the row tiles plus the bias.
         with m.If(acc_free):
@@ -144,10 +169,19 @@ class AdcAccumulator(wiring.Component):
                 acc[c].eq(tree_sum([i.payload.data[c] for i in self.i]) + int(self.bias[c]))
                 for c in range(self.cols)]
 
-        # Stage 2: the requantization product.
+        # Stage 2: the requantization product, `lanes` lanes per pass. A pass writes the
+        # register while it is empty or being emptied (after the first pass it is empty).
         with m.If(prod_free):
-            m.d.sync += [prod_valid.eq(acc_valid), prod_last.eq(acc_last)]
-            m.d.sync += [prod[c].eq(acc[c] * int(self.mult[c])) for c in range(self.cols)]
+            m.d.sync += [prod_valid.eq(acc_valid & done), prod_last.eq(acc_last)]
+            if passes == 1:
+                m.d.sync += [prod[c].eq(products[c]) for c in range(self.cols)]
+            else:
+                with m.If(acc_valid):
+                    m.d.sync += [step.eq(Mux(last_step, 0, step + 1)),
+                                 last_step.eq(step == passes - 2)]
+                    for c in range(self.cols):
+                        with m.If(step == c // lanes):
+                            m.d.sync += prod[c].eq(products[c % lanes])
 
         # Stage 3: the shift with round half up and the saturation.
         lo, hi = self.requantizer.range

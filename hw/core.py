@@ -85,8 +85,9 @@ class CrossbarLayer(wiring.Component):
         ``params.mvm_interval(min(params.cols, C_out))``: cycles between windows when the consumer
         keeps up; a stage of ``P`` output pixels takes ``P * interval`` cycles.
     latency : int
-        ``tile.latency + AdcAccumulator.latency = planes * groups + mac_stages + 5`` of the tiles
-        of the first column tile (its ``groups``): from the window handshake to ``o.valid``.
+        ``tile.latency + accumulator.latency = planes * groups * row_folds + mac_stages + 5 +
+        passes`` of the first column tile (its ``groups`` and requantization ``passes``): from the
+        window handshake to ``o.valid``.
 
     Raises
     ------
@@ -121,7 +122,7 @@ class CrossbarLayer(wiring.Component):
                       for t, rs in enumerate(self.row_slices)]
         first = self.tiles[built[0][0]][0]
         self.interval = first.interval
-        self.latency = first.latency + AdcAccumulator.latency
+        self.latency = first.latency + self.accumulators[0].latency
         super().__init__({
             "i": In(vector_stream(self.rows, arch.act_bits)),
             "o": Out(vector_stream(self.channels, r.bits, r.signed)),

@@ -91,6 +91,11 @@ class Arch:
         False, _bool(),
         "fold each crossbar layer's rows further (row_folds at least) as far as the pipeline's "
         "slowest stage leaves it slack: fewer FPGA adders at no throughput cost")
+    requant_lanes: int = _f(
+        0, _int_in(0, 4096),
+        "requantization multipliers per ADC accumulator: each output pixel is requantized that "
+        "many lanes per cycle, over at most the MVM interval (fewer FPGA DSPs; each further "
+        "cycle adds one of latency); 0: one multiplier per column, one cycle")
     core_budget: int | None = _f(None, _optional(_int_in(1, 1 << 20)),
                                  "crossbars available; None means no replication")
     clock_mhz: float = _f(1000.0, _float_in(0, 1e5, lo_open=True), "digital clock frequency")
@@ -149,7 +154,7 @@ class Arch:
 
 #: the fields of `Arch` that `CrossbarParams` carries
 CROSSBAR_FIELDS = ("rows", "cols", "weight_bits", "act_bits", "adc_bits", "input_encoding",
-                   "mvm_cycles", "col_parallelism", "mac_stages", "row_folds")
+                   "mvm_cycles", "col_parallelism", "mac_stages", "row_folds", "requant_lanes")
 #: their defaults, read from `Arch` so that the two cannot drift apart
 _ARCH_DEFAULTS = {f.name: f.default for f in fields(Arch) if f.name in CROSSBAR_FIELDS}
 
@@ -163,7 +168,7 @@ class CrossbarParams:
     Attributes
     ----------
     rows, cols, weight_bits, act_bits, adc_bits, input_encoding, mvm_cycles, col_parallelism,
-    mac_stages, row_folds
+    mac_stages, row_folds, requant_lanes
         As the `Arch` fields.
     planes : int
         ADC conversions per MVM.
@@ -181,6 +186,7 @@ class CrossbarParams:
     col_parallelism: int | None = _ARCH_DEFAULTS["col_parallelism"]
     mac_stages: int = _ARCH_DEFAULTS["mac_stages"]
     row_folds: int = _ARCH_DEFAULTS["row_folds"]
+    requant_lanes: int = _ARCH_DEFAULTS["requant_lanes"]
 
     def __post_init__(self):
         checks = {f.name: f.metadata["check"] for f in fields(Arch)}
@@ -228,6 +234,16 @@ class CrossbarParams:
         """
         return max(self.mvm_cycles, self.steps(tile_cols))
 
+    def requant_passes(self, tile_cols: int) -> int:
+        """Cycles the `~imcflow.hw.accumulator.AdcAccumulator` of a column tile with
+        ``tile_cols`` columns takes to multiply one output pixel by its requantization
+        multipliers: ``ceil(tile_cols / requant_lanes)``, at most the tile's `mvm_interval` (so
+        the tile never waits for it); 1 when ``requant_lanes`` is 0 (a multiplier per column).
+        """
+        if self.requant_lanes == 0:
+            return 1
+        return min(-(-tile_cols // self.requant_lanes), self.mvm_interval(tile_cols))
+
     def steps(self, tile_cols: int, row_folds: int | None = None) -> int:
         """Issue cycles of one MVM of the behavioral crossbar of a tile with ``tile_cols`` used
         columns: column groups x bit ``planes`` x row folds (``row_folds``, default the field)."""
@@ -248,9 +264,11 @@ PRESETS: dict[str, Arch] = {
     # under the slowest stage fold further: what `imcflow fpga plan` chooses for digits behind
     # the UART (about 20k LUT4 instead of 56k, 16,384 cycles per image, still faster than the
     # link at 25 or 100 MHz). Three registers in the trees: with two, yowasp Yosys 0.70's ABC9
-    # exits without a message on digits' fc tile (docs/fpga.md).
+    # exits without a message on digits' fc tile (docs/fpga.md). One requantization multiplier
+    # per accumulator, shared by its columns over the MVM interval: with one per column the
+    # DSP rows (124 of 156 MULT18X18D) were where the router could not converge.
     "fpga": Arch(col_parallelism=1, mac_stages=3, row_folds=16, slack_folds=True, mvm_cycles=8,
-                 clock_mhz=25.0),
+                 requant_lanes=1, clock_mhz=25.0),
     # What fits the iCEBreaker's iCE40 UP5K (5,280 logic cells) with digits_ice40 (docs/fpga.md):
     # bit-serial 4-bit inputs (adder trees over the weights of the rows whose input bit is set,
     # a quarter of the pwm trees' logic), one column per cycle, 64-row crossbars, one pipeline

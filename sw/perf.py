@@ -28,7 +28,7 @@ import numpy as np
 
 from imcflow.errors import UserError
 from imcflow.sw.timing import (accept_pixels, capacity, engine_latency, fill_latency, link_latency,
-                               read_windows, steps, window_rules)
+                               read_windows, requant_passes, steps, window_rules)
 
 __all__ = ["StageTiming", "Schedule", "Performance", "simulate", "frame_latency", "analyze"]
 
@@ -140,6 +140,11 @@ class _Stage:
             self.first = max(arch.planes - 1 + depth - 1, 0)
             self.last = issue - 1 + depth
             self.acc = timing.accumulator_latency
+            # cycles each accumulator register holds a beat: the product register is filled over
+            # the requantization passes, reading the sum register until the last
+            self.dwell = [1] * self.acc
+            if self.acc >= 2:
+                self.dwell[1] = requant_passes(layer, arch)
             merge = timing.merge_latency if r > 1 else 0
             self.latency = 0   # the emit rule starts from ``valid``
             # per window: issue index, output register written (first group), valid (last),
@@ -306,12 +311,15 @@ class _Stage:
         # on the same registers: the copy's previous window, or the previous window at all for
         # the shared merge registers.
         ready, step = tile_valid, 0
-        for registers, before in ((chain, prev), (merged, None)):
+        for registers, before, dwell in ((chain, prev, self.dwell), (merged, None, None)):
             for k, stage in enumerate(registers):
                 if k + 1 < len(registers):
                     after = registers[k + 1]
                 else:
                     after = merged[0] if before is not None and merged else emit
+                # a register that holds each beat `hold` cycles takes it (the handshake with the
+                # register before) in the last of them
+                hold = dwell[k] - 1 if dwell else 0
                 n = len(stage)
                 while n < len(ready):
                     p = n - 1 if before is None else before[n]
@@ -320,7 +328,7 @@ class _Stage:
                     x = ready[n] + step
                     if p >= 0 and after[p] > x:
                         x = after[p]
-                    stage.append(x)
+                    stage.append(x + hold)
                     n += 1
                     moved = True
                 ready, step = stage, 1

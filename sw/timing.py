@@ -30,7 +30,7 @@ __all__ = [
     "REQUANT_LATENCY", "ACCUMULATOR_LATENCY", "MERGE_LATENCY", "MAX_POOL_LATENCY",
     "AVG_POOL_LATENCY", "GLOBAL_POOL_LATENCY", "JOIN_LATENCY", "FORK_LATENCY", "FIFO_LATENCY",
     "FIFO_DEPTH", "FRAME_IMAGES", "tile_latency", "BlockTiming", "steps", "engine_latency",
-    "crossbar_engine_latency", "ROLE_LATENCY",
+    "crossbar_engine_latency", "requant_passes", "ROLE_LATENCY",
     "fill_latency", "link_latency", "capacity", "window_needs", "window_rules", "accept_pixels",
     "read_windows", "window_schedule",
 ]
@@ -52,7 +52,7 @@ CROSSBAR_REGISTERS = 3
 #: rounding and saturation into the output register
 REQUANT_LATENCY = 2
 #: `~imcflow.hw.accumulator.AdcAccumulator`: the row-tile sum plus bias register, then the
-#: requantization
+#: requantization (with one multiplier per column; `requant_passes` - 1 more with fewer)
 ACCUMULATOR_LATENCY = 1 + REQUANT_LATENCY
 #: `~imcflow.gen.replication.Merger`: the merge of replicated copies (registered)
 MERGE_LATENCY = 1
@@ -155,10 +155,20 @@ def engine_latency(layer, arch, timing: BlockTiming) -> int:
     return layer.op.latency(layer, arch, timing)
 
 
+def requant_passes(layer, arch) -> int:
+    """Cycles the accumulators of a crossbar layer take to fill their product register
+    (`imcflow.sw.arch.CrossbarParams.requant_passes` of its widest column tile, with the layer's
+    row folds); each pass beyond the first adds a cycle of latency to an accumulator with a
+    product register after its sum register (a model with ``accumulator_latency`` below 2 has
+    none: its passes are not modelled)."""
+    return arch.replace(row_folds=layer.row_folds).crossbar.requant_passes(layer.tile_cols)
+
+
 def crossbar_engine_latency(layer, arch, timing: BlockTiming) -> int:
     """A crossbar stage's engine: its tiles, the accumulator and, with copies, the merge."""
     return (tile_latency(steps(layer, arch), arch.mac_stages)
             - CROSSBAR_REGISTERS + timing.crossbar_latency + timing.accumulator_latency
+            + (requant_passes(layer, arch) - 1 if timing.accumulator_latency >= 2 else 0)
             + (timing.merge_latency if layer.replication > 1 else 0))
 
 
@@ -188,8 +198,13 @@ def link_latency(timing: BlockTiming, consumers: int) -> int:
 def capacity(layer, arch, timing: BlockTiming) -> int:
     """Inputs an engine (one copy) holds between taking them and their output handshake: the
     issue stage holds one for all its steps, every later register one (every block's registers
-    are elastic: each takes when the next is empty or being emptied)."""
-    issue = steps(layer, arch) - 1 if layer.role == "crossbar" else 0
+    are elastic: each takes when the next is empty or being emptied), the accumulator's product
+    register one for all its passes."""
+    if layer.role != "crossbar":
+        return engine_latency(layer, arch, timing)
+    issue = steps(layer, arch) - 1
+    if timing.accumulator_latency >= 2:
+        issue += requant_passes(layer, arch) - 1
     return engine_latency(layer, arch, timing) - issue
 
 

@@ -86,17 +86,22 @@ def check_accumulator(acc, parts, *, seed, image=4, idle=0.3, backpressure=0.3):
 
 @pytest.mark.parametrize("arch", [PWM, BIT_SERIAL], ids=["pwm", "bit_serial"])
 @pytest.mark.parametrize("signed", [False, True], ids=["relu", "signed"])
-def test_matches_requantize(arch, signed, seeds):
-    # Random row-tile counts, biases, multipliers and shifts; every input stream idles on its own,
-    # the output stalls: every beat must equal the golden requantization, in order.
+@pytest.mark.parametrize("shared", [False, True], ids=["lane_each", "shared"])
+def test_matches_requantize(arch, signed, shared, seeds):
+    # Random row-tile counts, biases, multipliers and shifts, and (shared) 1 to `cols`
+    # multipliers over the passes; every input stream idles on its own, the output stalls:
+    # every beat must equal the golden requantization, in order.
     for seed in seeds(3):
         rng = np.random.default_rng(seed)
         row_tiles, cols = int(rng.integers(1, 5)), int(rng.integers(1, 7))
         shift = int(rng.integers(0, 4) if rng.random() < 0.3 else rng.integers(4, 20))
         mult = rng.integers(0, 1 << min(MULT_BITS, shift + int(rng.integers(1, 12))), size=cols)
         bias = rng.integers(-3000, 3000, size=cols)
+        lanes = int(rng.integers(1, cols + 1)) if shared else 0
         acc = AdcAccumulator(bias, Requantizer(mult, shift, arch.act_bits, signed),
-                             row_tiles=row_tiles, params=arch.crossbar)
+                             row_tiles=row_tiles,
+                             params=arch.replace(requant_lanes=lanes).crossbar)
+        assert acc.passes == (-(-cols // lanes) if shared else 1)
         check_accumulator(acc, random_parts(rng, 30, row_tiles, cols, arch), seed=seed,
                           idle=rng.uniform(0, 0.6), backpressure=rng.uniform(0, 0.6))
 
@@ -133,11 +138,25 @@ def test_last_must_agree():
         sim.run()
 
 
-def test_latency_and_interval():
-    # Inputs every cycle, output always ready: one output per cycle, `latency` after its inputs.
+@pytest.mark.parametrize("lanes, passes", [(0, 1), (3, 1), (2, 2), (1, 3)])
+def test_latency_and_interval(lanes, passes):
+    # Inputs every cycle, output always ready: one output per `passes` cycles (the multipliers
+    # shared by the columns), `latency` = 3 + passes - 1 after its inputs.
     rng, n = np.random.default_rng(1), 16
-    acc = AdcAccumulator([3, -2], Requantizer([40000, 7], 9, 8), row_tiles=3, params=PWM.crossbar)
-    parts = random_parts(rng, n, 3, 2, PWM)
+    acc = AdcAccumulator([3, -2, 5], Requantizer([40000, 7, 123], 9, 8), row_tiles=3,
+                         params=PWM.replace(requant_lanes=lanes).crossbar)
+    assert (acc.passes, acc.interval, acc.latency) == (passes, passes, 2 + passes)
+    assert acc.lanes == -(-3 // passes)
+    parts = random_parts(rng, n, 3, 3, PWM)
     _, edges = check_accumulator(acc, parts, seed=0, idle=None, backpressure=None)
-    assert edges["i0"] == edges["i1"] == edges["i2"] == list(range(n))
+    assert edges["i0"] == edges["i1"] == edges["i2"] == list(range(0, n * passes, passes))
     assert edges["o"] == [e + acc.latency for e in edges["i0"]]
+
+
+def test_passes_stay_within_the_mvm_interval():
+    # One multiplier for 16 columns, but a tile that takes a window every 8 cycles: 8 passes of
+    # 2 lanes, so the accumulator never slows the tile.
+    params = PWM.replace(requant_lanes=1, col_parallelism=16, mvm_cycles=8).crossbar
+    acc = AdcAccumulator(np.zeros(16, int), Requantizer([1] * 16, 0, 8), row_tiles=1,
+                         params=params)
+    assert (params.mvm_interval(16), acc.passes, acc.lanes) == (8, 8, 2)

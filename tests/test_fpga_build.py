@@ -323,7 +323,8 @@ def test_yosys_follows_the_memory_plan(tmp_path):
     # The plan's commands must select what they mean (Yosys silently skips modules that still
     # hold processes): the window buffer of a 2x2 -> 3 dense layer (4 read ports, 8 bits) lands
     # in 4 block RAMs, one per read port. Its crossbar has no multipliers (adder trees over the
-    # weight bits): only the 3 requantization multiplies use DSPs.
+    # weight bits): only the requantization multiply uses a DSP, one for the 3 columns (the
+    # fpga preset's requant_lanes = 1).
     (tmp_path / "tiny.toml").write_text(TINY)
     accelerator = prepare_design(tmp_path / "tiny.toml").accelerator
     system = SerialAccelerator(accelerator, height=2, width=2, divisor=868)
@@ -342,7 +343,8 @@ def test_yosys_follows_the_memory_plan(tmp_path):
                    check=True, capture_output=True, cwd=tmp_path, env=toolchain.environ())
     cells = dict((name, int(n)) for n, name in
                  re.findall(r"^\s+(\d+)\s+(\w+)\s*$", (tmp_path / "stat.txt").read_text(), re.M))
-    assert cells.get("MULT18X18D") == 3 and cells.get("DP16KD") == 4
+    assert [a.lanes for a in accelerator.stages["fc"].layer.accumulators] == [1]
+    assert cells.get("MULT18X18D") == 1 and cells.get("DP16KD") == 4
 
 
 def test_a_plan_that_selects_nothing_fails_the_build(tmp_path):

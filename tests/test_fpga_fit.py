@@ -29,7 +29,8 @@ from small_networks import small_net
 #: the full digits build on the ULX3S-85F (docs/fpga.md, `benchmarks/fpga_build.py`), made
 #: before the `fpga` preset folded rows, with the arch it had
 MEASURED = {"luts": 59_701, "ffs": 21_168, "brams": 117, "dsps": 122}
-UNFOLDED = load_arch("fpga", mac_stages=3, row_folds=1, slack_folds=False)
+# the architecture of the measured digits build: before row folds and shared multipliers
+UNFOLDED = load_arch("fpga", mac_stages=3, row_folds=1, slack_folds=False, requant_lanes=0)
 
 
 def _estimate(network, board, arch="fpga"):
@@ -48,6 +49,16 @@ def test_digits_estimate_against_the_measured_build():
     # the crossbar layers with 144-row tiles are the largest consumers
     top = sorted(e.consumers, key=e.consumers.get, reverse=True)[:3]
     assert set(top) == {"block_conv1", "block_conv2", "conv3"}
+
+
+def test_shared_requantization_multipliers_cut_the_dsps():
+    # digits on the fpga preset: one multiplier per accumulator (5 crossbar layers) instead of
+    # one per column (16 + 16 + 16 + 16 + 10); the global pool (16) and the join (2 x 16) keep
+    # one per channel
+    shared = _estimate("digits", "ulx3s-85f")
+    each = _estimate("digits", "ulx3s-85f", load_arch("fpga", requant_lanes=0))
+    assert (shared.dsps, each.dsps) == (5 + 16 + 32, 74 + 16 + 32)
+    assert shared.luts == each.luts and shared.brams == each.brams
 
 
 def test_a_grouped_convs_empty_tiles_cost_nothing():
@@ -195,9 +206,11 @@ def test_fpga_plan_says_what_resnet8_needs(capsys):
     assert main(["fpga", "plan", "--network", "resnet8", "--json"]) == 0
     p = json.loads(capsys.readouterr().out)
     assert not p["fits"] and p["choice"] is None and p["arch"] is None
-    # one DSP per requantized channel binds at every fold; the closest has the fewest LUT4s
-    assert {c["binding"]["resource"] for c in p["candidates"]} == {"dsps"}
-    assert p["closest"]["dsps"]["used"] == 634 and p["closest"]["luts"]["used"] == min(
+    # one DSP per requantized channel of the joins and the global pool (224 + 64) and one per
+    # accumulator (10) binds at every fold but the first, where the unfolded trees' LUT4s do;
+    # the closest has the fewest LUT4s
+    assert [c["binding"]["resource"] for c in p["candidates"]] == ["luts"] + ["dsps"] * 8
+    assert p["closest"]["dsps"]["used"] == 298 and p["closest"]["luts"]["used"] == min(
         c["luts"]["used"] for c in p["candidates"])
     assert main(["fpga", "plan", "--network", "resnet8"]) == 0
     assert "does not fit at any row_folds; closest (row_folds = 16)" in capsys.readouterr().out

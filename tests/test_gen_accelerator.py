@@ -151,7 +151,9 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     assert timing.window_latency == WindowSource(g, 8).latency
     assert timing.window_latency == WindowSource(g, 8, strategy="frame").latency
     assert timing.crossbar_latency == tile.latency - tile.steps
-    assert timing.accumulator_latency == AdcAccumulator.latency
+    accumulator = AdcAccumulator([0, 0], Requantizer([1, 1], 0, 8), row_tiles=1,
+                                 params=arch.crossbar)
+    assert timing.accumulator_latency == accumulator.latency
     assert timing.merge_latency == Merger.latency
     pool = MaxPool(WindowGeometry(4, 4, 2, 2, 2), 8)
     assert timing.max_pool_latency == pool.latency - pool.source.latency == WindowMax.latency
@@ -171,7 +173,7 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     steps = q.arch.planes * -(-16 // q.arch.columns_per_cycle(16))
     assert stage.latency == (timing.window_latency + steps + timing.crossbar_latency
                              + timing.accumulator_latency)
-    del tile, pool, average, stage
+    del tile, accumulator, pool, average, stage
     gc.collect()  # their blocks are collected under this test's warning filter
 
 

@@ -92,7 +92,10 @@ def _handshakes(core, pixels, input_stall, output_stall, limit=20_000):
 @pytest.mark.parametrize("mvm_cycles, budget, idle, backpressure, fields", [
     (3, None, 0.0, 0.6, {}), (2, "2x", 0.3, 0.5, {}), (1, None, 0.3, 0.8, {}),
     # crossbars summing their 18 rows in 4 folds of 5, 2 columns per cycle (8 or 4 steps)
-    (1, "2x", 0.3, 0.5, {"row_folds": 4, "col_parallelism": 2, "mac_stages": 1})])
+    (1, "2x", 0.3, 0.5, {"row_folds": 4, "col_parallelism": 2, "mac_stages": 1}),
+    # one requantization multiplier per accumulator: 3 passes (c1: 2 lanes, c2: 1)
+    (3, None, 0.0, 0.6, {"requant_lanes": 1}),
+    (1, "2x", 0.3, 0.5, {"row_folds": 4, "col_parallelism": 2, "requant_lanes": 1})])
 def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpressure, fields):
     # Two convs (the second the output) on a 5x5 map: every input and output handshake of the
     # RTL under the seeded stall masks is the event model's, given the same masks. Crossbars
@@ -113,8 +116,10 @@ def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpre
     assert measured["out"] == schedule.emit["c2"].tolist()
 
 
-@pytest.mark.parametrize("fields", [{}, {"col_parallelism": 1, "slack_folds": True}],
-                         ids=["default", "slack-folds"])
+@pytest.mark.parametrize("fields", [{}, {"col_parallelism": 1, "slack_folds": True},
+                                    {"col_parallelism": 1, "slack_folds": True,
+                                     "requant_lanes": 1}],
+                         ids=["default", "slack-folds", "shared-multipliers"])
 def test_every_layer_kind_under_stalls_matches_the_rtl(fields):
     # small_net (strided and padded convs, a projection skip and its join, max and average
     # pooling, dense layers, global pooling) with 2-cycle MVMs, under idle and backpressure;
