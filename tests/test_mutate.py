@@ -168,6 +168,46 @@ def test_pdr_proves_mutants_equal_in_reachable_states_only_and_no_bug():
               modules=[pair], timeout=60)
 
 
+class Modulo3(wiring.Component):
+    """Shows a counter 0, 1, 2, 0, ... (one step per beat taken) in a 3-bit register: its bit 2
+    is never set from reset, although nothing but reachability says so."""
+
+    o: Out(stream.Signature(3))
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(3)
+        m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(count)]
+        with m.If(self.o.ready):
+            m.d.sync += count.eq(Mux(count == 2, 0, count + 1))
+        return m
+
+
+def test_activation_proves_a_mutation_that_never_changes_its_cell_and_no_bug():
+    # The count's bit 2 tied to 0 changes nothing from reset (the line buffer's `count + 1`
+    # register with its sign bit tied, linebuffer #25, is this case) but does from 5, where
+    # equivalence by induction may start; the activation check proves, on the original alone,
+    # that the mutated cell's outputs never differ in a reachable state. Bit 1 tied to 0 is a
+    # bug (2 shows 0): found reachable.
+    dut = Modulo3()
+    text = rtlil.convert(dut, name="modulo3")
+    muts = {re.search(r"-portbit (\d+)", m.args)[1]: m
+            for m in mutate.mutations(text, "modulo3", 60, 1, "-mode const0 -port Q")
+            if "count = Signal(3)" in m.describe()}
+    _, pair = mutate._gold_and_gate(dut, muts["2"])
+    assert not mutate._equiv_induct(pair)
+    assert mutate.equivalent(dut, muts["2"]).startswith("pdr: the mutated cell's outputs")
+    for bit, proven in (("2", True), ("1", False)):
+        alone = mutate._activation(dut, muts[bit].args.replace("-module modulo3", "-module unit"))
+        assert alone.count("$assert $activation_assert") == 1
+        spec = contracts.Driven(dut, "unit")
+        if proven:
+            check(spec, mode="pdr", name="activation-equal", modules=[alone], timeout=60)
+        else:
+            with pytest.raises(FormalError, match="an assertion fails in a reachable state"):
+                check(spec, mode="pdr", name="activation-bug", modules=[alone], timeout=60)
+
+
 def fifo_mutants(select):
     fifo = PipelineFifo(3, 5)
     text = rtlil.convert(fifo, name="fifo_m")

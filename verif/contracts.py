@@ -16,6 +16,8 @@ specs take ``internal=False`` there and state only what the ports show.
   every cycle for every input that follows the stream rules: `imcflow mutate`'s equivalence
   check under the protocol (a mutant that differs only when a producer breaks the stream rules
   is no bug).
+- `Driven`: one module under inputs that follow the stream rules, its own assertions the
+  properties (`imcflow mutate`'s activation check).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 __all__ = ["free_producer", "obeys_stream_rules", "QueueSpec", "ForkSpec", "JoinSpec",
-           "small_join", "each_unit", "as_instance", "SameBehaviour"]
+           "small_join", "each_unit", "as_instance", "Driven", "SameBehaviour"]
 
 
 def _add(m, dut):
@@ -345,6 +347,28 @@ def _ports(obj, signature):
                 yield member, value
             else:
                 yield from _ports(value, member.signature)
+
+
+class Driven(Elaboratable):
+    """Module ``module`` with ``block``'s ports alone: every input stream follows the stream
+    rules (`free_producer`), every other input, ``ready`` of the output streams included, is
+    free. It adds no property: the module's own assertions are checked (`imcflow mutate`'s
+    activation check puts one inside a module)."""
+
+    def __init__(self, block, module: str):
+        self.block, self.module = block, module
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = as_instance(self.block, self.module)
+        for member, port in _ports(dut, dut.signature):
+            if _is_stream(member) and member.flow == In:
+                free_producer(m, port)
+            elif _is_stream(member):
+                m.d.comb += port.ready.eq(AnySeq(1))
+            elif member.flow == In:
+                m.d.comb += Value.cast(port).eq(AnySeq(len(Value.cast(port))))
+        return m
 
 
 class SameBehaviour(Elaboratable):

@@ -22,9 +22,10 @@
    in every cycle for every input from the same initial state), else SymbiYosys k-induction on a
    miter of the two whose inputs follow the stream rules (`~imcflow.verif.contracts.SameBehaviour`: a mutant that differs only when a
    producer breaks the rules, or only in a payload that is not valid, is no bug), else PDR
-   (z3's Spacer) on the same miter, which proves it over the states reachable from reset only
-   (a mutant that differs only in a state no input reaches, a product no input gives, is no
-   bug either; induction cannot show that). Proven equivalent mutants are reported apart; the rest are *survivors*: bugs nothing caught, each
+   (z3's Spacer), which proves over the states reachable from reset only (a mutant that
+   differs only in a state no input reaches, a product no input gives, is no bug either;
+   induction cannot show that): first on the original alone, that the mutated cell's outputs
+   never differ from the original cell's, then on the same miter. Proven equivalent mutants are reported apart; the rest are *survivors*: bugs nothing caught, each
    listed with the source line it mutated.
 
 The kill rate is ``killed / (mutants - equivalent)``. docs/verification.md ("Mutation coverage")
@@ -264,6 +265,108 @@ def _gold_and_gate(component, mutation: Mutation) -> tuple[object, str] | None:
     return None
 
 
+def _bits(spec: str) -> list[str]:
+    """The bits of RTLIL signal ``spec`` (``\\w``, ``\\w [3]``, ``\\w [5:2]``, ``4'0101``,
+    ``{ ... }``, most significant part first), least significant first, each as a one-bit
+    signal (``\\w [k]``, ``1'0``); a whole wire ``\\w`` as ``\\w [*]`` (`_widen` expands it)."""
+    bits = []
+    for token in reversed(re.findall(r"\d+'[01xzm-]*|[\\$][^\s{}]+(?: \[\d+(?::\d+)?\])?",
+                                     spec)):
+        if re.fullmatch(r"\d+'.*", token):
+            bits += [f"1'{b}" for b in reversed(token.split("'", 1)[1])]
+        elif (index := re.fullmatch(r"(\S+) \[(\d+)(?::(\d+))?\]", token)):
+            hi, lo = int(index[2]), int(index[3] if index[3] is not None else index[2])
+            bits += [f"{index[1]} [{k}]" for k in range(lo, hi + 1)]
+        else:
+            bits.append(f"{token} [*]")
+    return bits
+
+
+def _widen(bits: list[str], widths: dict[str, int]) -> list[str]:
+    return [b for bit in bits for b in ([f"{bit[:-4]} [{k}]" for k in range(widths[bit[:-4]])]
+                                        if bit.endswith(" [*]") else [bit])]
+
+
+def _init_bit(inits: dict[str, str], bit: str) -> str:
+    """The initial value (``0``, ``1``, ``x``) of one-bit signal ``bit`` (``\\w [k]``) given the
+    ``init`` attributes of the wires."""
+    name, k = re.fullmatch(r"(\S+) \[(\d+)\]", bit).groups() if "'" not in bit else (bit, 0)
+    value = inits.get(name, "").split("'")[-1]
+    return value[len(value) - 1 - int(k)] if int(k) < len(value) else "x"
+
+
+#: Output ports of the cells Yosys' ``prep`` leaves (the rest are inputs)
+_OUTPUTS = {"Y", "Q", "X", "CO", "RD_DATA"}
+
+
+def _activation(unit, args: str) -> str | None:
+    """RTLIL of module ``unit`` (the original) with one assertion: the cell that the mutation
+    ``args`` mutates gives the same outputs with the mutated port bit as with the original one
+    (for a mutated output bit, the bit itself; for an input bit, a copy of the cell, with its own
+    state for a flip-flop or memory, is fed the mutated bit). Where that holds in every reachable
+    state, the mutant's run is the original's for every input: it is no bug. None if Yosys cannot
+    apply the mutation."""
+    from amaranth.back import rtlil
+    with tempfile.TemporaryDirectory(prefix="imcflow-activation-") as tmp:
+        work = Path(tmp)
+        (work / "design.il").write_text(rtlil.convert(unit, name="unit"))
+        try:
+            _yosys(_prepare("unit") + f"chformal -remove\nmutate -ctrl mutsel 1 1 {args}\n"
+                   "write_rtlil mutated.il\n", work)
+        except RuntimeError:
+            return None
+        text = (work / "mutated.il").read_text()
+    mux = re.search(r"  cell \$mux \S*mutate_ctrl_mux\S*\n(.*?)\n  end\n", text, re.S)
+    cell_name, port_name = re.search(r"-cell (\S+)", args)[1], re.search(r"-port (\S+)", args)[1]
+    cell = re.search(r"  cell (\S+) \\?" + re.escape(cell_name) + r"\n(.*?)\n  end\n", text,
+                     re.S)
+    if not mux or not cell:
+        return None
+    port = {p: s.strip() for p, s in re.findall(r"connect \\(\w+) (.+)", mux[1])}
+    widths = {name: int(w or 1) for w, name in
+              re.findall(r"^  wire (?:width (\d+) )?(?:(?:input|output|inout) \d+ )?"
+                         r"(?:signed )?(?:offset \d+ )?(\S+)$", text, re.M)}
+    inits = {name: value for value, name in re.findall(
+        r"^  attribute \\init (\S+)\n(?:  attribute .*\n)*  wire .*?(\S+)$", text, re.M)}
+    fed = re.search(r"connect \\" + port_name + r" (.+)", cell[2])
+    extra = []
+    if (fed and port_name not in _OUTPUTS
+            and any(b.split(" [")[0] == port["Y"] for b in _bits(fed[1]))):
+        # an input bit: a copy of the cell takes the mutated bit; compare the copy's outputs
+        body = re.sub(r"(connect \\" + port_name + r" )(.+)",
+                      lambda m: m[1] + re.sub(r"(?<![^\s{])" + re.escape(port["Y"])
+                                               + r"(?![^\s}])", port["B"], m[2]), cell[2])
+        body = re.sub(r'(parameter \\MEMID "[^"]*)"', r'\1_activation"', body)
+        original, copy = [], []
+        for out, spec in re.findall(r"connect \\(\w+) (.+)", cell[2]):
+            if out not in _OUTPUTS:
+                continue
+            bits = _widen(_bits(spec), widths)
+            wire = f"$activation_{out}"
+            init = "".join(_init_bit(inits, b) for b in reversed(bits))   # a flip-flop's
+            if set(init) != {"x"}:
+                extra.append(f"  attribute \\init {len(bits)}'{init}\n")
+            extra.append(f"  wire width {len(bits)} {wire}\n")
+            body = re.sub(r"connect \\" + out + r" .+", f"connect \\\\{out} {wire}", body)
+            original += bits
+            copy += [f"{wire} [{k}]" for k in range(len(bits))]
+        extra.append(f"  cell {cell[1]} $activation_copy\n{body}\n  end\n")
+    else:
+        original, copy = [port["A"]], [port["B"]]
+    extra.append(f"  wire $activation_same\n  cell $eq $activation_eq\n"
+                 f"    parameter \\A_SIGNED 0\n    parameter \\B_SIGNED 0\n"
+                 f"    parameter \\A_WIDTH {len(original)}\n    parameter \\B_WIDTH {len(copy)}\n"
+                 f"    parameter \\Y_WIDTH 1\n"
+                 f"    connect \\A {{ {' '.join(reversed(original))} }}\n"
+                 f"    connect \\B {{ {' '.join(reversed(copy))} }}\n"
+                 f"    connect \\Y $activation_same\n  end\n"
+                 f"  cell $assert $activation_assert\n    connect \\A $activation_same\n"
+                 f"    connect \\EN 1'1\n  end\n  connect \\mutsel 1'0\n")
+    text = re.sub(r"wire (width \d+ )?input \d+ \\mutsel\n", r"wire \1\\mutsel\n", text)
+    end = text.index("\nend", text.index("\nmodule \\unit"))
+    return text[:end + 1] + "".join(extra) + text[end + 1:]
+
+
 def _equiv_induct(text: str, *, rounds: int = 4, timeout: float = 45) -> bool:
     """Whether Yosys proves modules ``gold`` and ``gate`` of RTLIL ``text`` equal at their ports
     in every cycle for every input. ``equiv_make`` pairs the signals of the two by name,
@@ -313,12 +416,15 @@ def equivalent(component, mutation: Mutation, *, depth: int = 4,
        `imcflow.verif.contracts.SameBehaviour`: the two show the same outputs in every cycle for
        every input that follows the stream rules, payloads compared only while valid.
     3. PDR (`imcflow.verif.formal.check` mode ``pdr``, z3's Spacer, ``pdr_timeout`` CPU
-       seconds each): the same property over the states reachable from reset only, first on the
-       innermost submodule that holds the mutated cell (`_submodule`; smaller, so faster) with
+       seconds each) over the states reachable from reset only: first on the original unit
+       alone (`_activation`, `~imcflow.verif.contracts.Driven`: one copy of the state, so
+       faster), that the mutated cell's outputs never differ from the original cell's (then the
+       mutant's run is the original's); then the property of 2., on the innermost submodule that
+       holds the mutated cell (`_submodule`; smaller, so faster) with
        ``SameBehaviour(rules=False)`` (equal ports for every input: it may replace the original
        in any design), then on the unit under the stream rules.
     """
-    from imcflow.verif.contracts import SameBehaviour
+    from imcflow.verif.contracts import Driven, SameBehaviour
     from imcflow.verif.formal import FormalError, check
     pair = _gold_and_gate(component, mutation)
     if pair is None:
@@ -333,6 +439,12 @@ def equivalent(component, mutation: Mutation, *, depth: int = 4,
     except FormalError:
         pass
     attempts = []   # (spec, module text, what a proof shows)
+    for design, args, reduce in _units(component, mutation):
+        if not reduce and (alone := _activation(design, args)) is not None:
+            attempts.append((lambda design=design: Driven(design, "unit"), alone,
+                             "pdr: the mutated cell's outputs equal the original's in every "
+                             "reachable state for every input that follows the stream rules"))
+            break
     if (sub := _submodule(component, mutation)) and (inner := _pair(*sub)) is not None:
         attempts.append((lambda: SameBehaviour(sub[0], "gold", "gate", rules=False), inner,
                          f"pdr: equal ports of {type(sub[0]).__name__} in every reachable state "
