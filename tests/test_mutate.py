@@ -183,12 +183,12 @@ class Modulo3(wiring.Component):
         return m
 
 
-def test_activation_proves_a_mutation_that_never_changes_its_cell_and_no_bug():
+def test_one_step_check_proves_a_mutation_that_never_changes_the_next_state_and_no_bug():
     # The count's bit 2 tied to 0 changes nothing from reset (the line buffer's `count + 1`
     # register with its sign bit tied, linebuffer #25, is this case) but does from 5, where
-    # equivalence by induction may start; the activation check proves, on the original alone,
-    # that the mutated cell's outputs never differ in a reachable state. Bit 1 tied to 0 is a
-    # bug (2 shows 0): found reachable.
+    # equivalence by induction may start; the one-step check proves, on the original alone,
+    # that in no reachable state the mutant would load another next state or show other
+    # outputs. Bit 1 tied to 0 is a bug (2 shows 0): found reachable.
     dut = Modulo3()
     text = rtlil.convert(dut, name="modulo3")
     muts = {re.search(r"-portbit (\d+)", m.args)[1]: m
@@ -196,16 +196,16 @@ def test_activation_proves_a_mutation_that_never_changes_its_cell_and_no_bug():
             if "count = Signal(3)" in m.describe()}
     _, pair = mutate._gold_and_gate(dut, muts["2"])
     assert not mutate._equiv_induct(pair)
-    assert mutate.equivalent(dut, muts["2"]).startswith("pdr: the mutated cell's outputs")
+    assert mutate.equivalent(dut, muts["2"]).startswith("pdr: the mutant's next state")
     for bit, proven in (("2", True), ("1", False)):
-        alone = mutate._activation(dut, muts[bit].args.replace("-module modulo3", "-module unit"))
-        assert alone.count("$assert $activation_assert") == 1
+        alone = mutate._one_step(dut, muts[bit].args.replace("-module modulo3", "-module unit"))
+        assert alone.count("$assert $one_step_assert") == 1
         spec = contracts.Driven(dut, "unit")
         if proven:
-            check(spec, mode="pdr", name="activation-equal", modules=[alone], timeout=60)
+            check(spec, mode="pdr", name="one-step-equal", modules=[alone], timeout=60)
         else:
             with pytest.raises(FormalError, match="an assertion fails in a reachable state"):
-                check(spec, mode="pdr", name="activation-bug", modules=[alone], timeout=60)
+                check(spec, mode="pdr", name="one-step-bug", modules=[alone], timeout=60)
 
 
 def fifo_mutants(select):

@@ -24,8 +24,8 @@
    producer breaks the rules, or only in a payload that is not valid, is no bug), else PDR
    (z3's Spacer), which proves over the states reachable from reset only (a mutant that
    differs only in a state no input reaches, a product no input gives, is no bug either;
-   induction cannot show that): first on the original alone, that the mutated cell's outputs
-   never differ from the original cell's, then on the same miter. Proven equivalent mutants are reported apart; the rest are *survivors*: bugs nothing caught, each
+   induction cannot show that): first on the original alone, that in no reachable state the
+   mutant's next state or outputs would differ, then on the same miter. Proven equivalent mutants are reported apart; the rest are *survivors*: bugs nothing caught, each
    listed with the source line it mutated.
 
 The kill rate is ``killed / (mutants - equivalent)``. docs/verification.md ("Mutation coverage")
@@ -287,84 +287,78 @@ def _widen(bits: list[str], widths: dict[str, int]) -> list[str]:
                                         if bit.endswith(" [*]") else [bit])]
 
 
-def _init_bit(inits: dict[str, str], bit: str) -> str:
-    """The initial value (``0``, ``1``, ``x``) of one-bit signal ``bit`` (``\\w [k]``) given the
-    ``init`` attributes of the wires."""
-    name, k = re.fullmatch(r"(\S+) \[(\d+)\]", bit).groups() if "'" not in bit else (bit, 0)
-    value = inits.get(name, "").split("'")[-1]
-    return value[len(value) - 1 - int(k)] if int(k) < len(value) else "x"
-
-
-#: Output ports of the cells Yosys' ``prep`` leaves (the rest are inputs)
-_OUTPUTS = {"Y", "Q", "X", "CO", "RD_DATA"}
-
-
-def _activation(unit, args: str) -> str | None:
-    """RTLIL of module ``unit`` (the original) with one assertion: the cell that the mutation
-    ``args`` mutates gives the same outputs with the mutated port bit as with the original one
-    (for a mutated output bit, the bit itself; for an input bit, a copy of the cell, with its own
-    state for a flip-flop or memory, is fed the mutated bit). Where that holds in every reachable
-    state, the mutant's run is the original's for every input: it is no bug. None if Yosys cannot
-    apply the mutation."""
+def _one_step(unit, args: str) -> str | None:
+    """RTLIL of module ``unit`` (the original) with one assertion: in the state it is in, the
+    mutant (the mutation ``args``) would load the same next state into every register and show
+    the same outputs for the same inputs. A combinational copy of the logic with the mutation on
+    computes them from the original's registers (memories mapped to registers first). Where that
+    holds in every reachable state, the mutant's run is the original's for every input: it is
+    no bug. None if Yosys cannot apply the mutation."""
     from amaranth.back import rtlil
-    with tempfile.TemporaryDirectory(prefix="imcflow-activation-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="imcflow-one-step-") as tmp:
         work = Path(tmp)
         (work / "design.il").write_text(rtlil.convert(unit, name="unit"))
         try:
             _yosys(_prepare("unit") + f"chformal -remove\nmutate -ctrl mutsel 1 1 {args}\n"
-                   "write_rtlil mutated.il\n", work)
+                   "memory_map\nopt_clean\ndffunmap\nwrite_rtlil mutated.il\n", work)
         except RuntimeError:
             return None
         text = (work / "mutated.il").read_text()
-    mux = re.search(r"  cell \$mux \S*mutate_ctrl_mux\S*\n(.*?)\n  end\n", text, re.S)
-    cell_name, port_name = re.search(r"-cell (\S+)", args)[1], re.search(r"-port (\S+)", args)[1]
-    cell = re.search(r"  cell (\S+) \\?" + re.escape(cell_name) + r"\n(.*?)\n  end\n", text,
-                     re.S)
-    if not mux or not cell:
+    if "mutate_ctrl_mux" not in text:
         return None
-    port = {p: s.strip() for p, s in re.findall(r"connect \\(\w+) (.+)", mux[1])}
-    widths = {name: int(w or 1) for w, name in
-              re.findall(r"^  wire (?:width (\d+) )?(?:(?:input|output|inout) \d+ )?"
-                         r"(?:signed )?(?:offset \d+ )?(\S+)$", text, re.M)}
-    inits = {name: value for value, name in re.findall(
-        r"^  attribute \\init (\S+)\n(?:  attribute .*\n)*  wire .*?(\S+)$", text, re.M)}
-    fed = re.search(r"connect \\" + port_name + r" (.+)", cell[2])
-    extra = []
-    if (fed and port_name not in _OUTPUTS
-            and any(b.split(" [")[0] == port["Y"] for b in _bits(fed[1]))):
-        # an input bit: a copy of the cell takes the mutated bit; compare the copy's outputs
-        body = re.sub(r"(connect \\" + port_name + r" )(.+)",
-                      lambda m: m[1] + re.sub(r"(?<![^\s{])" + re.escape(port["Y"])
-                                               + r"(?![^\s}])", port["B"], m[2]), cell[2])
-        body = re.sub(r'(parameter \\MEMID "[^"]*)"', r'\1_activation"', body)
-        original, copy = [], []
-        for out, spec in re.findall(r"connect \\(\w+) (.+)", cell[2]):
-            if out not in _OUTPUTS:
-                continue
-            bits = _widen(_bits(spec), widths)
-            wire = f"$activation_{out}"
-            init = "".join(_init_bit(inits, b) for b in reversed(bits))   # a flip-flop's
-            if set(init) != {"x"}:
-                extra.append(f"  attribute \\init {len(bits)}'{init}\n")
-            extra.append(f"  wire width {len(bits)} {wire}\n")
-            body = re.sub(r"connect \\" + out + r" .+", f"connect \\\\{out} {wire}", body)
-            original += bits
-            copy += [f"{wire} [{k}]" for k in range(len(bits))]
-        extra.append(f"  cell {cell[1]} $activation_copy\n{body}\n  end\n")
-    else:
-        original, copy = [port["A"]], [port["B"]]
-    extra.append(f"  wire $activation_same\n  cell $eq $activation_eq\n"
-                 f"    parameter \\A_SIGNED 0\n    parameter \\B_SIGNED 0\n"
-                 f"    parameter \\A_WIDTH {len(original)}\n    parameter \\B_WIDTH {len(copy)}\n"
-                 f"    parameter \\Y_WIDTH 1\n"
-                 f"    connect \\A {{ {' '.join(reversed(original))} }}\n"
-                 f"    connect \\B {{ {' '.join(reversed(copy))} }}\n"
-                 f"    connect \\Y $activation_same\n  end\n"
-                 f"  cell $assert $activation_assert\n    connect \\A $activation_same\n"
-                 f"    connect \\EN 1'1\n  end\n  connect \\mutsel 1'0\n")
-    text = re.sub(r"wire (width \d+ )?input \d+ \\mutsel\n", r"wire \1\\mutsel\n", text)
-    end = text.index("\nend", text.index("\nmodule \\unit"))
-    return text[:end + 1] + "".join(extra) + text[end + 1:]
+    start = text.index("\nmodule \\unit\n") + 1
+    end = text.index("\nend\n", start) + 1
+
+    def copy(spec):   # the copy's name of every wire in a signal
+        return re.sub(r"(?<!\S)[\\$]\S+", lambda m: "\\step." + m[0].lstrip("\\"), spec)
+
+    on, mutsel = "1'1", "\\mutsel"     # the copy has the mutation on
+    widths, ports, added, compared, cell = {}, [], [], [], None
+    for line in text[start:end].splitlines()[1:]:
+        if (wire := re.fullmatch(r"  wire (.*?)(\S+)", line)):
+            words = wire[1].split()
+            widths[wire[2]] = int(words[words.index("width") + 1]) if "width" in words else 1
+            ports += [(w, wire[2]) for w in words if w in ("input", "output")]
+            kept = [w for i, w in enumerate(words) if w not in ("input", "output", "inout")
+                    and (i == 0 or words[i - 1] not in ("input", "output", "inout"))]
+            added.append(f"  wire {' '.join([*kept, copy(wire[2])])}")
+        elif (head := re.fullmatch(r"  cell (\S+) (\S+)", line)):
+            cell = {"type": head[1], "name": head[2], "lines": []}
+        elif line == "  end" and cell is not None:
+            connections = re.findall(r"    connect \\(\w+) (.+)", "\n".join(cell["lines"]))
+            if re.fullmatch(r"\$_?(a?l?dff\w*|sdff\w*|ff|dlatch\w*|sr\w*)", cell["type"]):
+                # a register: the copy reads the original's; compare what it would load
+                added += [f"  connect {copy(spec)} {spec}" for port, spec in connections
+                          if port == "Q"]
+                compared += [spec for port, spec in connections if port not in ("Q", "CLK", "C")]
+            elif cell["type"] != "$print":
+                added += [f"  cell {cell['type']} {copy(cell['name'])}",
+                          *(re.sub(r"(    connect \\\w+ )(.+)", lambda m: m[1] + copy(m[2]), l)
+                            for l in cell["lines"]), "  end"]
+            cell = None
+        elif cell is not None:
+            cell["lines"].append(line)
+        elif line.startswith("  connect "):
+            added.append("  connect " + copy(line[len("  connect "):]))
+    for direction, name in ports:
+        if direction == "output":
+            compared.append(name)
+        else:
+            added.append(f"  connect {copy(name)} {on if name == mutsel else name}")
+    widths.update({copy(name): width for name, width in list(widths.items())})
+    original = _widen([b for spec in compared for b in _bits(spec)], widths)
+    mutant = _widen([b for spec in compared for b in _bits(copy(spec))], widths)
+    added += ["  connect \\mutsel 1'0", "  wire $one_step_same", "  cell $eq $one_step_eq",
+              "    parameter \\A_SIGNED 0", "    parameter \\B_SIGNED 0",
+              f"    parameter \\A_WIDTH {len(original)}",
+              f"    parameter \\B_WIDTH {len(mutant)}", "    parameter \\Y_WIDTH 1",
+              f"    connect \\A {{ {' '.join(reversed(original))} }}",
+              f"    connect \\B {{ {' '.join(reversed(mutant))} }}",
+              "    connect \\Y $one_step_same", "  end", "  cell $assert $one_step_assert",
+              "    connect \\A $one_step_same", "    connect \\EN 1'1", "  end"]
+    module = re.sub(r"wire (width \d+ )?input \d+ \\mutsel\n", r"wire \1\\mutsel\n",
+                    text[start:end])
+    return text[:start] + module + "\n".join(added) + "\n" + text[end:]
 
 
 def _equiv_induct(text: str, *, rounds: int = 4, timeout: float = 45) -> bool:
@@ -417,9 +411,10 @@ def equivalent(component, mutation: Mutation, *, depth: int = 4,
        every input that follows the stream rules, payloads compared only while valid.
     3. PDR (`imcflow.verif.formal.check` mode ``pdr``, z3's Spacer, ``pdr_timeout`` CPU
        seconds each) over the states reachable from reset only: first on the original unit
-       alone (`_activation`, `~imcflow.verif.contracts.Driven`: one copy of the state, so
-       faster), that the mutated cell's outputs never differ from the original cell's (then the
-       mutant's run is the original's); then the property of 2., on the innermost submodule that
+       alone (`_one_step`, `~imcflow.verif.contracts.Driven`: one copy of the state, so
+       faster), that in every reachable state the mutant's next state and outputs would be the
+       original's (then its run is the original's); then the property of 2., on the innermost
+       submodule that
        holds the mutated cell (`_submodule`; smaller, so faster) with
        ``SameBehaviour(rules=False)`` (equal ports for every input: it may replace the original
        in any design), then on the unit under the stream rules.
@@ -440,10 +435,11 @@ def equivalent(component, mutation: Mutation, *, depth: int = 4,
         pass
     attempts = []   # (spec, module text, what a proof shows)
     for design, args, reduce in _units(component, mutation):
-        if not reduce and (alone := _activation(design, args)) is not None:
+        if not reduce and (alone := _one_step(design, args)) is not None:
             attempts.append((lambda design=design: Driven(design, "unit"), alone,
-                             "pdr: the mutated cell's outputs equal the original's in every "
-                             "reachable state for every input that follows the stream rules"))
+                             "pdr: the mutant's next state and outputs are the original's in "
+                             "every reachable state for every input that follows the stream "
+                             "rules"))
             break
     if (sub := _submodule(component, mutation)) and (inner := _pair(*sub)) is not None:
         attempts.append((lambda: SameBehaviour(sub[0], "gold", "gate", rules=False), inner,
