@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shlex
@@ -872,11 +873,20 @@ def _window_stalls(geometry, images, strategy, stages=0):
     return stalled
 
 
-#: Images per window source, and its backpressure: long stalls often, so that some come while
-#: the last rows of an image are read and the producer is far into the next one (a wrong
-#: `keep` lets it overwrite pixels still needed only then)
+#: Images per window source (at least; see `_window_images`), and its backpressure: long stalls
+#: often, so that some come while the last rows of an image are read and the producer is far
+#: into the next one (a wrong `keep` lets it overwrite pixels still needed only then)
 WINDOW_IMAGES = 5
 WINDOW_BACKPRESSURE = [[0.98, 120], [0.4, 80], [0.97, 40], [0.2, 60], [0.97, 40], [0.0, 50]]
+
+
+def _window_images(pixels: int, words: int) -> int:
+    """Images a window source of a ``words``-word circular buffer gets: image ``n`` starts at
+    address ``n * pixels mod words``, so after ``words / gcd(pixels, words)`` images the start
+    addresses repeat; one image more steps from each of them to the next (im2col #27 of the
+    seed-1 campaign, a tap's address at the change of image with bit 0 tied to 1, is wrong only
+    from address 10 of the 15-word buffer of w4, where the 6th image starts)."""
+    return max(WINDOW_IMAGES, words // math.gcd(pixels, words) + 1)
 
 
 def _window_source():
@@ -885,14 +895,15 @@ def _window_source():
     from imcflow.sw.geometry import WindowGeometry
     units = []
     for n, (h, w, c, bits, k, s, p, strategy, sg, pad) in enumerate(WINDOWS):
-        fmap = _maps(np.random.default_rng(50 + n), (WINDOW_IMAGES, h, w, c), bits, sg)
-        y = golden.windows(fmap, k, s, p, pad)
         dut = WindowSource(WindowGeometry(h, w, c, k, s, p), bits, strategy=strategy, signed=sg,
                            pad_value=pad)
+        images = _window_images(h * w, dut.words)
+        fmap = _maps(np.random.default_rng(50 + n), (images, h, w, c), bits, sg)
+        y = golden.windows(fmap, k, s, p, pad)
         units.append(Stream(f"w{n}", dut, {"i": fmap}, {"o": y}, n,
                             backpressure=WINDOW_BACKPRESSURE,
-                            timing=_window_timing((h, w, k, s, p), WINDOW_IMAGES, 0, strategy),
-                            stalled=_window_stalls((h, w, k, s, p), WINDOW_IMAGES, strategy)))
+                            timing=_window_timing((h, w, k, s, p), images, 0, strategy),
+                            stalled=_window_stalls((h, w, k, s, p), images, strategy)))
     return _stream_bank("window_source", units)
 
 
