@@ -878,6 +878,11 @@ def _window_stalls(geometry, images, strategy, stages=0):
 #: into the next one (a wrong `keep` lets it overwrite pixels still needed only then)
 WINDOW_IMAGES = 5
 WINDOW_BACKPRESSURE = [[0.98, 120], [0.4, 80], [0.97, 40], [0.2, 60], [0.97, 40], [0.0, 50]]
+#: and its producer's idle cycles: first a long slow phase in which the reader waits for nearly
+#: every pixel, so that a window is asked for before its last pixel has arrived (a `need` with
+#: bit 3 tied to 0, im2col #34 of the seed-1 campaign, read row 2 of unit w3 before it came only
+#: then; the small units have sent every image before a phase after `IDLE` begins), then `IDLE`
+WINDOW_IDLE = [[0.7, 300], *IDLE]
 
 
 def _window_images(pixels: int, words: int) -> int:
@@ -900,7 +905,7 @@ def _window_source():
         images = _window_images(h * w, dut.words)
         fmap = _maps(np.random.default_rng(50 + n), (images, h, w, c), bits, sg)
         y = golden.windows(fmap, k, s, p, pad)
-        units.append(Stream(f"w{n}", dut, {"i": fmap}, {"o": y}, n,
+        units.append(Stream(f"w{n}", dut, {"i": fmap}, {"o": y}, n, idle=WINDOW_IDLE,
                             backpressure=WINDOW_BACKPRESSURE,
                             timing=_window_timing((h, w, k, s, p), images, 0, strategy),
                             stalled=_window_stalls((h, w, k, s, p), images, strategy)))
