@@ -312,8 +312,9 @@ def estimate(mapping, board) -> Estimate:
     ``A``-bit inputs (1 for ``bit_serial``): ``TREE_LUTS * R*p*W*A`` LUT4s plus ``ROM_LUTS`` per
     stored weight bit, and ``mac_stages * STAGE_FFS * R*p*W*A`` flip-flops. Per output channel of
     a crossbar layer copy, a join input, a global or average pool: ``CHANNEL_LUTS``/
-    ``CHANNEL_FFS`` and one DSP, the requantization multiply (digits: 122, as measured), but an
-    accumulator has only its ``lanes`` with ``requant_lanes`` (`CrossbarParams.requant_passes`). Window buffers with
+    ``CHANNEL_FFS`` and one DSP, the requantization multiply (digits: 122, as measured), but
+    with ``requant_lanes`` only the shared multipliers (an accumulator's ``lanes``,
+    `CrossbarParams.requant_passes`; a join's or global pool's, `LayerMapping.requant_passes`). Window buffers with
     several read ports take block RAMs as `memory_plan` places them (one copy per port; digits:
     117, as measured), the rest LUT-RAM or flip-flops. On the iCE40 the products beyond its
     DSPs take ``MULT_LUTS`` LUT4s each (`multiplier_plan`). The constants come from single-block
@@ -359,10 +360,10 @@ def estimate(mapping, board) -> Estimate:
             params = arch.replace(row_folds=folds).crossbar
             widths = [min(arch.cols, l.cols - u * arch.cols) for u in range(l.col_tiles)]
             products = l.replication * sum(-(-c // params.requant_passes(c)) for c in widths)
-        elif l.role == "join":
-            channels = products = 2 * l.out_shape.c
+        elif l.role == "join":   # a pair of multipliers per lane, shared over its passes
+            channels, products = 2 * l.out_shape.c, 2 * -(-l.out_shape.c // l.requant_passes)
         elif l.op.requantizing:  # global and average pooling
-            channels = products = l.out_shape.c
+            channels, products = l.out_shape.c, -(-l.out_shape.c // l.requant_passes)
         else:
             channels = products = 0
         dsps += products

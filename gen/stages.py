@@ -41,10 +41,12 @@ def avg_pool_stage(l, q, sources, arch, target):
 def global_avg_pool_stage(l, q, sources, arch, target):
     s, (src,) = l.in_shape, sources
     return GlobalAvgPool(s.h, s.w, s.c, src.bits,
-                         Requantizer(q.mult, q.shift, arch.act_bits, q.signed), signed=src.signed)
+                         Requantizer(q.mult, q.shift, arch.act_bits, q.signed), signed=src.signed,
+                         passes=l.requant_passes)
 
 
 def join_stage(l, q, sources, arch, target):
     a, b = (Shape(x.bits, x.signed) for x in sources)
     return Join(l.in_shape.c, a, b,
-                Requantizer((q.mult_a, q.mult_b), q.shift, arch.act_bits, q.signed))
+                Requantizer((q.mult_a, q.mult_b), q.shift, arch.act_bits, q.signed),
+                passes=l.requant_passes)

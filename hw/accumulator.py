@@ -8,14 +8,15 @@ end of `imcflow.sw.golden.crossbar_layer`, bit for bit (docs/crossbar.md).
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Assert, Const, Module, Mux, Shape, Signal
+from amaranth.hdl import Assert, Module, Mux, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from imcflow.hw.arith import round_shift, saturate, tree_sum
+from imcflow.hw.arith import (fill_products, pass_counter, product_shape, round_shift, saturate,
+                              tree_sum)
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import CrossbarParams
-from imcflow.sw.arith import MULT_BITS, Requantizer, check_requantizer
+from imcflow.sw.arith import Requantizer, check_requantizer
 from imcflow.sw.timing import ACCUMULATOR_LATENCY
 from imcflow.validate import check_instance, check_int, integer_array
 
@@ -122,22 +123,8 @@ class AdcAccumulator(wiring.Component):
         # Each stage advances when the next one is empty or being emptied.
         acc = Signal(data.ArrayLayout(self.acc_shape, self.cols))
         acc_valid, acc_last = Signal(name="acc_valid"), Signal(name="acc_last")
-        passes, lanes = self.passes, self.lanes
-        # The multiplier of each lane per pass: lane c is multiplied in pass c // lanes.
-        if passes == 1:
-            products = [acc[c] * int(self.mult[c]) for c in range(self.cols)]
-        else:
-            step = Signal(range(passes), name="step")
-            last_step = Signal(name="last_step")  # step == passes - 1, as a register
-            products = []
-            for lane in range(lanes):  # multiplier `lane` takes column lane + step * lanes
-                # (padded to every value of `step`: the selects cover all their cases)
-                cs = list(range(lane, self.cols, lanes))
-                cs += cs[-1:] * ((1 << len(step)) - len(cs))
-                operand = Array(acc[c] for c in cs)[step]
-                mult = Array(Const(int(self.mult[c]), MULT_BITS) for c in cs)[step]
-                products.append(operand * mult)
-        prod = [Signal(products[c if passes == 1 else c % lanes].shape(), name=f"prod{c}")
+        passes = self.passes
+        prod = [Signal(product_shape(acc[c], int(self.mult[c]), passes), name=f"prod{c}")
                 for c in range(self.cols)]
         prod_valid, prod_last = Signal(name="prod_valid"), Signal(name="prod_last")
         # `full_prod` = prod_valid & o.valid as a register of its own: each stage's free is then
@@ -145,8 +132,9 @@ class AdcAccumulator(wiring.Component):
         full_prod = Signal(name="full_prod")
         o_free = ~o.valid | o.ready
         prod_free = ~full_prod | o.ready
+        step, last_step = pass_counter(m, passes, prod_free & acc_valid)
         # the sum register is emptied by the product register's last pass
-        done = prod_free if passes == 1 else prod_free & last_step
+        done = prod_free & last_step
         acc_free = ~acc_valid | done
         take = acc_free
         for i in self.i:
@@ -173,15 +161,8 @@ class AdcAccumulator(wiring.Component):
         # register while it is empty or being emptied (after the first pass it is empty).
         with m.If(prod_free):
             m.d.sync += [prod_valid.eq(acc_valid & done), prod_last.eq(acc_last)]
-            if passes == 1:
-                m.d.sync += [prod[c].eq(products[c]) for c in range(self.cols)]
-            else:
-                with m.If(acc_valid):
-                    m.d.sync += [step.eq(Mux(last_step, 0, step + 1)),
-                                 last_step.eq(step == passes - 2)]
-                    for c in range(self.cols):
-                        with m.If(step == c // lanes):
-                            m.d.sync += prod[c].eq(products[c % lanes])
+        fill_products(m, prod, [acc[c] for c in range(self.cols)], self.mult, step, passes,
+                      prod_free & acc_valid)
 
         # Stage 3: the shift with round half up and the saturation.
         lo, hi = self.requantizer.range

@@ -3,16 +3,19 @@
 `round_shift` and `saturate` are the crossbar's ADC, the accumulator's requantization and (as
 `requantize_sum`) the end of the join and of the average pools; `tree_sum` is every adder tree.
 Each is combinational and widens its result so it never wraps; the docstrings name the rule of
-`imcflow.sw.arith` they reproduce bit for bit (docs/arithmetic.md).
+`imcflow.sw.arith` they reproduce bit for bit (docs/arithmetic.md). `pass_counter` and
+`fill_products` are the requantization multiplies of a block whose lanes share their
+multipliers over several cycles (``Arch.requant_lanes``).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Value
+from amaranth.hdl import Array, Const, Mux, Signal, Value
 
-from imcflow.sw.arith import act_range, signed_range, unsigned_range
+from imcflow.sw.arith import MULT_BITS, act_range, signed_range, unsigned_range
 
-__all__ = ["round_shift", "saturate", "requantize_sum", "tree_sum"]
+__all__ = ["round_shift", "saturate", "requantize_sum", "tree_sum", "pass_counter",
+           "product_shape", "fill_products"]
 
 
 def round_shift(x, shift: int):
@@ -56,3 +59,45 @@ def tree_sum(values):
         values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j]
                   for j in range(0, len(values), 2)]
     return values[0]
+
+
+def pass_counter(m, passes: int, advance):
+    """The pass of a product register filled over ``passes`` cycles (`fill_products`):
+    ``(step, last)``, ``step`` counting the cycles with ``advance`` from 0 to ``passes - 1`` and
+    round again, ``last`` whether ``step`` is the last pass (a register of its own, so that the
+    handshake that ends a fill starts from a flip-flop). ``(0, 1)`` constants for one pass."""
+    if passes == 1:
+        return Const(0, 1), Const(1, 1)
+    step, last = Signal(range(passes), name="step"), Signal(name="last_step")
+    with m.If(advance):
+        m.d.sync += [step.eq(Mux(last, 0, step + 1)), last.eq(step == passes - 2)]
+    return step, last
+
+
+def product_shape(operand, mult: int, passes: int):
+    """Shape of a product register of `fill_products`: ``operand`` times the constant ``mult``
+    (one pass), or times any ``MULT_BITS``-bit multiplier (several: the multiplier is
+    selected)."""
+    return (Value.cast(operand) * (mult if passes == 1 else Const(mult, MULT_BITS))).shape()
+
+
+def fill_products(m, registers, operands, mults, step, passes: int, enable) -> int:
+    """Write ``operands[c] * mults[c]`` into ``registers[c]`` (shapes from `product_shape`) in
+    the cycles with ``enable``: all lanes at once for one pass, else ``lanes = ceil(n /
+    passes)`` multipliers, multiplier ``j`` taking lane ``j + step * lanes`` in pass ``step``
+    (`pass_counter`). The operands must hold still until the last pass. Returns ``lanes``."""
+    n = len(operands)
+    lanes = -(-n // passes)
+    if passes == 1:
+        with m.If(enable):
+            m.d.sync += [r.eq(x * int(k)) for r, x, k in zip(registers, operands, mults)]
+        return lanes
+    for j in range(lanes):
+        cs = list(range(j, n, lanes))
+        cs += cs[-1:] * ((1 << len(step)) - len(cs))   # every value of `step` selects a lane
+        product = (Array(operands[c] for c in cs)[step]
+                   * Array(Const(int(mults[c]), MULT_BITS) for c in cs)[step])
+        for c in range(j, n, lanes):
+            with m.If(enable & (step == c // lanes)):
+                m.d.sync += registers[c].eq(product)
+    return lanes

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from imcflow.errors import UserError
-from imcflow.hw.arith import requantize_sum
+from imcflow.hw.arith import fill_products, pass_counter, product_shape, requantize_sum
 from imcflow.hw.im2col import WindowSource
 from imcflow.hw.linebuffer import check_window
 from imcflow.hw.streams import vector_stream
@@ -333,6 +333,10 @@ class GlobalAvgPool(wiring.Component):
         at 0, which is the ReLU).
     signed : bool
         Whether the input lanes are two's complement.
+    passes : int
+        Cycles to fill the product register, 1..c: ``lanes = ceil(c / passes)`` multipliers
+        shared by the channels (``Arch.requant_lanes``; 1: one per channel). The sum register
+        is emptied in the last pass; the next image's last pixel waits for it.
 
     Attributes
     ----------
@@ -340,12 +344,13 @@ class GlobalAvgPool(wiring.Component):
         Pixels in raster order.
     o : Out(vector_stream(c, requantizer.bits, requantizer.signed))
         One beat per image.
+    passes, lanes : int
     requantizer : Requantizer
     mult, shift, act_bits, act_signed
         Its ``mult``, ``shift``, ``bits`` and ``signed``.
     latency : int
-        `imcflow.sw.timing.GLOBAL_POOL_LATENCY` (3): from the handshake of an image's last pixel
-        to the result's ``valid``.
+        `imcflow.sw.timing.GLOBAL_POOL_LATENCY` (3) ``+ passes - 1``: from the handshake of an
+        image's last pixel to the result's ``valid``.
     interval : int
         1: one input pixel per cycle, images back to back; the input stalls only when an image
         ends while the total register holds a result that cannot move on.
@@ -356,14 +361,16 @@ class GlobalAvgPool(wiring.Component):
         On a parameter of the wrong type or out of its range.
     """
 
-    latency = GLOBAL_POOL_LATENCY
     interval = 1
 
-    def __init__(self, h, w, c, bits, requantizer: Requantizer, *, signed=False):
+    def __init__(self, h, w, c, bits, requantizer: Requantizer, *, signed=False, passes=1):
         check_int("h", h, 1)
         check_int("w", w, 1)
         check_int("c", c, 1)
         check_int("bits", bits, 1)
+        self.passes = check_int("passes", passes, 1, c)
+        self.lanes = -(-c // passes)
+        self.latency = GLOBAL_POOL_LATENCY + passes - 1
         r = self.requantizer = check_requantizer(requantizer)
         self.h, self.w, self.c, self.bits, self.signed = h, w, c, bits, bool(signed)
         self.mult, self.shift, self.act_bits, self.act_signed = r.mult, r.shift, r.bits, r.signed
@@ -382,11 +389,14 @@ class GlobalAvgPool(wiring.Component):
         end = count == pixels - 1
         sums = [acc[ch] + i.p.data[ch] for ch in range(self.c)]
         total = [Signal(s.shape(), name=f"total{ch}") for ch, s in enumerate(sums)]
-        product = [Signal((t * self.mult).shape(), name=f"product{ch}") for ch, t in enumerate(total)]
+        product = [Signal(product_shape(t, self.mult, self.passes), name=f"product{ch}")
+                   for ch, t in enumerate(total)]
         total_valid, product_valid = Signal(), Signal()
         o_free = ~o.valid | o.ready
         product_free = ~product_valid | o_free
-        total_free = ~total_valid | product_free
+        fill = product_free & total_valid
+        step, last = pass_counter(m, self.passes, fill)
+        total_free = ~total_valid | (product_free & last)   # taken in the last pass
 
         m.d.comb += i.ready.eq(~end | total_free)
         with m.If(o_free):
@@ -395,8 +405,8 @@ class GlobalAvgPool(wiring.Component):
                                                         self.act_signed))
                          for ch, p in enumerate(product)]
         with m.If(product_free):
-            m.d.sync += product_valid.eq(total_valid)
-            m.d.sync += [p.eq(t * self.mult) for p, t in zip(product, total)]
+            m.d.sync += product_valid.eq(total_valid & last)
+        fill_products(m, product, total, [self.mult] * self.c, step, self.passes, fill)
         with m.If(total_free):
             m.d.sync += total_valid.eq(0)
         with m.If(i.valid & i.ready):

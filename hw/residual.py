@@ -18,7 +18,7 @@ from amaranth.hdl import Assert, Module, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from imcflow.hw.arith import requantize_sum
+from imcflow.hw.arith import fill_products, pass_counter, product_shape, requantize_sum
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import Requantizer, check_requantizer
@@ -161,6 +161,10 @@ class Join(wiring.Component):
         Two unsigned ``MULT_BITS``-bit multipliers ``mult = (mult_a, mult_b)``, one per input,
         the right shift (round half up) after their sum, and the output range: ``bits`` wide,
         signed if ``requantizer.signed`` (no ReLU), else unsigned (saturation at 0 is the ReLU).
+    passes : int
+        Cycles to fill the product registers, 1..c: ``lanes = ceil(c / passes)`` pairs of
+        multipliers shared by the channels (``Arch.requant_lanes``; 1: a pair per channel). The
+        inputs are taken in the last pass.
 
     Attributes
     ----------
@@ -172,10 +176,14 @@ class Join(wiring.Component):
         Its two multipliers, ``shift``, ``bits`` and ``signed``.
     total_valid : Signal(1)
         Whether the product registers hold a pair's products (the state, for formal proofs).
+    passes, lanes : int
     latency : int
-        `imcflow.sw.timing.JOIN_LATENCY` (2): the product registers, then the output register.
+        `imcflow.sw.timing.JOIN_LATENCY` (2): from the input handshake (the last pass) through
+        the product registers to the output register; from both inputs valid, ``2 + passes -
+        1``.
     interval : int
-        1: one output per cycle when both inputs are valid and the output is ready.
+        ``passes``: one output per ``passes`` cycles when both inputs are valid and the output
+        is ready.
 
     Raises
     ------
@@ -184,10 +192,11 @@ class Join(wiring.Component):
     """
 
     latency = JOIN_LATENCY
-    interval = 1
 
-    def __init__(self, c, a_shape, b_shape, requantizer: Requantizer):
+    def __init__(self, c, a_shape, b_shape, requantizer: Requantizer, *, passes=1):
         check_int("c", c, 1)
+        self.passes = self.interval = check_int("passes", passes, 1, c)
+        self.lanes = -(-c // passes)
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
         r = self.requantizer = check_requantizer(requantizer, 2)
         self.c, self.a_shape, self.b_shape = c, a_shape, b_shape
@@ -203,17 +212,24 @@ class Join(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         a, b, o = self.i_a, self.i_b, self.o
-        products = [(a.p.data[ch] * self.mult_a, b.p.data[ch] * self.mult_b)
-                    for ch in range(self.c)]
-        total = [(Signal(pa.shape(), name=f"product_a{ch}"), Signal(pb.shape(), name=f"product_b{ch}"))
-                 for ch, (pa, pb) in enumerate(products)]
+        passes, c = self.passes, self.c
+        total = [(Signal(product_shape(a.p.data[ch], self.mult_a, passes), name=f"product_a{ch}"),
+                  Signal(product_shape(b.p.data[ch], self.mult_b, passes), name=f"product_b{ch}"))
+                 for ch in range(c)]
         total_valid, total_last = self.total_valid, Signal()
         o_free = ~o.valid | o.ready
         total_free = ~total_valid | o_free
-        m.d.comb += [a.ready.eq(total_free & b.valid), b.ready.eq(total_free & a.valid)]
+        fill = total_free & a.valid & b.valid
+        step, last = pass_counter(m, passes, fill)
+        # both inputs are taken in the last pass (their payloads hold still until then)
+        m.d.comb += [a.ready.eq(total_free & b.valid & last),
+                     b.ready.eq(total_free & a.valid & last)]
         with m.If(total_free):
-            m.d.sync += [total_valid.eq(a.valid & b.valid), total_last.eq(a.p.last)]
-            m.d.sync += [r.eq(p) for rs, ps in zip(total, products) for r, p in zip(rs, ps)]
+            m.d.sync += [total_valid.eq(a.valid & b.valid & last), total_last.eq(a.p.last)]
+        for inp, k, regs in ((a, self.mult_a, [t[0] for t in total]),
+                             (b, self.mult_b, [t[1] for t in total])):
+            fill_products(m, regs, [inp.p.data[ch] for ch in range(c)], [k] * c, step, passes,
+                          fill)
         with m.If(a.valid & a.ready):
             m.d.sync += Assert(a.p.last == b.p.last, "Join: `last` of i_a and i_b disagree")
         with m.If(o_free):

@@ -93,9 +93,10 @@ class Arch:
         "slowest stage leaves it slack: fewer FPGA adders at no throughput cost")
     requant_lanes: int = _f(
         0, _int_in(0, 4096),
-        "requantization multipliers per ADC accumulator: each output pixel is requantized that "
-        "many lanes per cycle, over at most the MVM interval (fewer FPGA DSPs; each further "
-        "cycle adds one of latency); 0: one multiplier per column, one cycle")
+        "requantization multipliers per ADC accumulator, join and global pool: each output "
+        "pixel is requantized that many lanes per cycle, over at most the MVM interval "
+        "(accumulators) or the slowest stage's time (fewer FPGA DSPs; each further cycle adds "
+        "one of latency); 0: one multiplier per lane, one cycle")
     core_budget: int | None = _f(None, _optional(_int_in(1, 1 << 20)),
                                  "crossbars available; None means no replication")
     clock_mhz: float = _f(1000.0, _float_in(0, 1e5, lo_open=True), "digital clock frequency")
@@ -265,8 +266,8 @@ PRESETS: dict[str, Arch] = {
     # the UART (about 20k LUT4 instead of 56k, 16,384 cycles per image, still faster than the
     # link at 25 or 100 MHz). Three registers in the trees: with two, yowasp Yosys 0.70's ABC9
     # exits without a message on digits' fc tile (docs/fpga.md). One requantization multiplier
-    # per accumulator, shared by its columns over the MVM interval: with one per column the
-    # DSP rows (124 of 156 MULT18X18D) were where the router could not converge.
+    # per accumulator, join input and global pool, shared by the lanes over the stage's slack:
+    # with one per lane (124 of 156 MULT18X18D) the router did not converge (docs/fpga.md).
     "fpga": Arch(col_parallelism=1, mac_stages=3, row_folds=16, slack_folds=True, mvm_cycles=8,
                  requant_lanes=1, clock_mhz=25.0),
     # What fits the iCEBreaker's iCE40 UP5K (5,280 logic cells) with digits_ice40 (docs/fpga.md):

@@ -89,6 +89,11 @@ class LayerMapping:
     skip_min_words : int
         For a join: the skip FIFO depth below which the pipeline deadlocks; ``buffer_words``
         adds the margin for beats in flight (docs/mapper.md).
+    requant_passes : int
+        For a join or global pool with ``arch.requant_lanes``: the cycles its
+        ``ceil(channels / passes)`` shared multipliers take per output pixel, as many as the
+        slowest stage's time allows (1 otherwise; a crossbar layer's accumulators derive theirs,
+        `imcflow.sw.arch.CrossbarParams.requant_passes`).
     """
 
     name: str
@@ -116,6 +121,7 @@ class LayerMapping:
     buffer_bits: int = 0
     skip_input: str = ""
     skip_min_words: int = 0
+    requant_passes: int = 1
 
     @property
     def op(self) -> Op:
@@ -403,6 +409,10 @@ def map_network(net: Network, arch: Arch | str | None = None, *, core_budget=Non
     if arch.slack_folds:
         slowest = max(l.stage_cycles for l in layers)
         layers = [_slack_folded(l, arch, slowest) if l.role == "crossbar" else l for l in layers]
+    if arch.requant_lanes:
+        slowest = max(l.stage_cycles for l in layers)
+        layers = [_shared_requant(l, arch, slowest) if l.role in ("join", "gap") else l
+                  for l in layers]
     mapping = Mapping(net.name, arch, tuple(layers), budget, timing)
     return replace(mapping, layers=tuple(_with_skip_fifo(mapping, l) if l.role == "join" else l
                                          for l in mapping.layers))
@@ -422,6 +432,19 @@ def _slack_folded(layer: LayerMapping, arch: Arch, slowest: int) -> LayerMapping
     while folds < rows and folded(folds + 1).stage_cycles <= slowest:
         folds += 1
     return folded(-(-rows // -(-rows // folds)))
+
+
+def _shared_requant(layer: LayerMapping, arch: Arch, slowest: int) -> LayerMapping:
+    """A join or global pool whose ``arch.requant_lanes`` multipliers per lane pair (join) or
+    lane (pool) are shared over passes: ``ceil(channels / requant_lanes)``, or as many as keep
+    its stage time within ``slowest`` cycles (a join's pixels each take that many cycles; a
+    pool's image takes its pixels or its passes)."""
+    passes = -(-layer.out_shape.c // arch.requant_lanes)
+    if layer.role == "join":
+        passes = max(1, min(passes, slowest // layer.input_pixels))
+        return replace(layer, requant_passes=passes, stage_cycles=layer.input_pixels * passes)
+    passes = max(1, min(passes, slowest))
+    return replace(layer, requant_passes=passes, stage_cycles=max(layer.input_pixels, passes))
 
 
 def _crossbar_cycles(layer: LayerMapping, r: int) -> int:

@@ -28,7 +28,7 @@ import numpy as np
 
 from imcflow.errors import UserError
 from imcflow.sw.timing import (accept_pixels, capacity, engine_latency, fill_latency, link_latency,
-                               read_windows, requant_passes, steps, window_rules)
+                               passes_latency, read_windows, steps, window_rules)
 
 __all__ = ["StageTiming", "Schedule", "Performance", "simulate", "frame_latency", "analyze"]
 
@@ -112,14 +112,20 @@ class _Stage:
                         }.get(layer.role, self._advance_window)
         if layer.role == "source":  # pixel i is offered from cycle i on (when the input is not idle)
             self.offers = range(self.n_out)
+        if layer.role == "join":  # `latency` from the handshake, in the last pass
+            self.passes = 1 + passes_latency(layer, arch, timing)
+            self.latency -= self.passes - 1
         if layer.role in ("source", "join"):
             return
         if layer.role == "gap":  # image n's sum is complete with its last pixel, which waits
-            # until the pool holds fewer than `capacity` results (image n - capacity's has left)
+            # until the product register has taken image n - 1's (`_advance_gap`)
             offsets = np.repeat(np.arange(images, dtype=np.int64), self.p_out) * self.p_in
             self.need = (np.tile(layer.last_needed(), images) + offsets).tolist()
-            self.slot = np.maximum((np.arange(self.n_in) + 1) // self.p_in - self.capacity,
-                                   0).tolist()
+            self.slot = np.maximum((np.arange(self.n_in) + 1) // self.p_in - 1, 0).tolist()
+            # the product and output registers after the sum register
+            self.chain, self.valid = [[] for _ in range(timing.global_pool_latency - 1)], []
+            self.dwell = [1 + passes_latency(layer, arch, timing)] + [1] * len(self.chain)
+            self.latency = 0   # the emit rule starts from ``valid``
             return
         # the window source: the timing contract's rules (`window_rules`)
         self.need, self.slot = window_rules(layer.geometry, strategy=layer.buffer, images=images)
@@ -144,7 +150,7 @@ class _Stage:
             # the requantization passes, reading the sum register until the last
             self.dwell = [1] * self.acc
             if self.acc >= 2:
-                self.dwell[1] = requant_passes(layer, arch)
+                self.dwell[1] = 1 + passes_latency(layer, arch, timing)
             merge = timing.merge_latency if r > 1 else 0
             self.latency = 0   # the emit rule starts from ``valid``
             # per window: issue index, output register written (first group), valid (last),
@@ -310,28 +316,10 @@ class _Stage:
         # previous entry's take + 1) and the next entry (``after``) has taken the beat before it
         # on the same registers: the copy's previous window, or the previous window at all for
         # the shared merge registers.
-        ready, step = tile_valid, 0
-        for registers, before, dwell in ((chain, prev, self.dwell), (merged, None, None)):
-            for k, stage in enumerate(registers):
-                if k + 1 < len(registers):
-                    after = registers[k + 1]
-                else:
-                    after = merged[0] if before is not None and merged else emit
-                # a register that holds each beat `hold` cycles takes it (the handshake with the
-                # register before) in the last of them
-                hold = dwell[k] - 1 if dwell else 0
-                n = len(stage)
-                while n < len(ready):
-                    p = n - 1 if before is None else before[n]
-                    if p >= len(after):
-                        break
-                    x = ready[n] + step
-                    if p >= 0 and after[p] > x:
-                        x = after[p]
-                    stage.append(x + hold)
-                    n += 1
-                    moved = True
-                ready, step = stage, 1
+        moved_chain, ready, step = _register_chain(tile_valid, 0, chain, prev, self.dwell,
+                                                   merged[0] if merged else emit)
+        moved_merge, ready, step = _register_chain(ready, step, merged, None, None, emit)
+        moved |= moved_chain | moved_merge
         n = len(valid)
         while n < len(ready):
             valid.append(ready[n] + step)
@@ -340,21 +328,33 @@ class _Stage:
         return moved
 
     def _advance_gap(self):
+        """The image sum register, written with an image's last pixel (``sums``, which waits
+        until the product register has taken the sum before), then the product and output
+        registers (`_register_chain`; the product register holds each beat ``passes`` cycles)."""
         take, sums, need, slot, emit = self.take, self.read, self.need, self.slot, self.emit
+        chain, valid = self.chain, self.valid
         (_, link, arrived), = self.producers
         t0, emitted = len(take), False
-        while True:  # an image's last pixel waits for the result `capacity` images back to leave
-            moved = accept_pixels(take, slot, arrived, link, emit, 0)
+        while True:
+            moved = accept_pixels(take, slot, arrived, link, chain[0] if chain else emit, 0)
             while len(sums) < self.n_out and need[len(sums)] < len(take):  # with its last pixel
                 sums.append(take[need[len(sums)]])
                 moved = True
-            out = self._emit(sums)
+            moved_chain, ready, step = _register_chain(sums, 1, chain, None, self.dwell, emit)
+            while len(valid) < len(ready):
+                valid.append(ready[len(valid)] + step)
+                moved = True
+            out = self._emit(valid)
             emitted |= out
-            if not (out or moved):
+            if not (out or moved or moved_chain):
                 return len(take) > t0, emitted
 
     def _advance_join(self):
+        """Both inputs are taken together once the product registers are free (`capacity`
+        registers, each taking when the next is empty or being emptied), in the last of the
+        ``passes`` cycles that fill them."""
         take, emit, capacity, n_out = self.take, self.emit, self.capacity, self.n_out
+        hold = self.passes - 1
         (_, link_a, ea), (_, link_b, eb) = self.producers
         t0, emitted = len(take), False
         while True:
@@ -369,7 +369,7 @@ class _Stage:
                         x = take[n - 1] + 1
                     if n >= capacity and emit[n - capacity] > x:
                         x = emit[n - capacity]
-                take.append(x)
+                take.append(x + hold)
                 n += 1
             out = self._emit(take)
             emitted |= out
@@ -486,6 +486,47 @@ def simulate(mapping, images: int = 1, *, input_stall=None, output_stall=None) -
 
 # --- closed form and summary ---------------------------------------------------------------------
 
+def _register_chain(ready, step, registers, before, dwell, after_last):
+    """Append the handshakes of a chain of elastic registers whose constraints are known.
+
+    Entry ``k`` takes beat ``n`` when it is valid at its source (``ready[n] + step`` for the
+    first entry, the entry before's take + 1 for the others) and the next entry (``after_last``
+    for the last) has taken the beat before it on the same registers (``before[n]``; ``n - 1``
+    when ``before`` is None): each register takes when it is empty or being emptied. An entry
+    that holds each beat ``dwell[k]`` cycles (a product register filled over several passes)
+    takes it, the handshake with the entry before, in the last of them. Returns whether any
+    entry moved, the last entry's takes (``ready`` if there is none) and the step to its
+    output.
+    """
+    moved = False
+    for k, stage in enumerate(registers):
+        after = registers[k + 1] if k + 1 < len(registers) else after_last
+        hold = dwell[k] - 1 if dwell else 0
+        n = len(stage)
+        while n < len(ready):
+            p = n - 1 if before is None else before[n]
+            if p >= len(after):
+                break
+            x = ready[n] + step
+            if p >= 0 and after[p] > x:
+                x = after[p]
+            stage.append(x + hold)
+            n += 1
+            moved = True
+        ready, step = stage, 1
+    return moved, ready, step
+
+
+def closed_form_holds(mapping) -> bool:
+    """Whether `frame_latency` applies: frame buffers everywhere, and no join that takes a
+    pixel per several cycles (shared multipliers) while replicated stages send bursts of
+    pixels one cycle apart (the join would queue them, which the closed form does not count)."""
+    if any(l.role in ("crossbar", "pool") and l.buffer != "frame" for l in mapping.stages):
+        return False
+    return not (any(l.role == "join" and l.requant_passes > 1 for l in mapping.stages)
+                and any(l.replication > 1 for l in mapping.stages))
+
+
 def frame_latency(mapping) -> int:
     """Latency of one image when every window buffer is a frame buffer, in closed form.
 
@@ -498,6 +539,9 @@ def frame_latency(mapping) -> int:
     if lines:
         raise UserError(f"frame_latency: every window buffer must be a frame buffer; layer "
                         f"{lines[0]!r} has a line buffer")
+    if not closed_form_holds(mapping):
+        raise UserError("frame_latency: a join shares its multipliers (requant_passes > 1) "
+                        "behind replicated stages, whose bursts it queues; no closed form")
     arch, timing = mapping.arch, mapping.timing
     fanout = {l.name: sum(c.inputs.count(l.name) for c in mapping.stages) for l in mapping.stages}
     last = {}
@@ -548,7 +592,8 @@ class Performance:
     latency_cycles : int
         Event model: first input handshake to the last output beat of one image.
     latency_closed_form : int or None
-        `frame_latency` when every window buffer is a frame buffer, else None.
+        `frame_latency` when it applies (`closed_form_holds`: every window buffer a frame
+        buffer, ...), else None.
     throughput_ips : float
         Images per second at ``cycles_per_image`` and the clock.
     latency_us : float
@@ -583,11 +628,10 @@ def analyze(mapping, images: int = 3) -> Performance:
         StageTiming(l.name, l.role, l.stage_cycles, fill_latency(l, arch, timing),
                     int(schedule.emit[l.name][0]), int(schedule.emit[l.name][l.output_pixels - 1]))
         for l in mapping.stages)
-    frame = all(l.buffer == "frame" for l in mapping.stages if l.role in ("crossbar", "pool"))
     period = schedule.cycles_per_image
     return Performance(
         cycles_per_image_bound=mapping.cycles_per_image, cycles_per_image=period,
         latency_cycles=schedule.latency,
-        latency_closed_form=frame_latency(mapping) if frame else None,
+        latency_closed_form=frame_latency(mapping) if closed_form_holds(mapping) else None,
         throughput_ips=arch.clock_mhz * 1e6 / period,
         latency_us=schedule.latency / arch.clock_mhz, images=images, stages=stages)

@@ -30,7 +30,7 @@ __all__ = [
     "REQUANT_LATENCY", "ACCUMULATOR_LATENCY", "MERGE_LATENCY", "MAX_POOL_LATENCY",
     "AVG_POOL_LATENCY", "GLOBAL_POOL_LATENCY", "JOIN_LATENCY", "FORK_LATENCY", "FIFO_LATENCY",
     "FIFO_DEPTH", "FRAME_IMAGES", "tile_latency", "BlockTiming", "steps", "engine_latency",
-    "crossbar_engine_latency", "requant_passes", "ROLE_LATENCY",
+    "crossbar_engine_latency", "requant_passes", "passes_latency", "ROLE_LATENCY",
     "fill_latency", "link_latency", "capacity", "window_needs", "window_rules", "accept_pixels",
     "read_windows", "window_schedule",
 ]
@@ -156,19 +156,30 @@ def engine_latency(layer, arch, timing: BlockTiming) -> int:
 
 
 def requant_passes(layer, arch) -> int:
-    """Cycles the accumulators of a crossbar layer take to fill their product register
-    (`imcflow.sw.arch.CrossbarParams.requant_passes` of its widest column tile, with the layer's
-    row folds); each pass beyond the first adds a cycle of latency to an accumulator with a
-    product register after its sum register (a model with ``accumulator_latency`` below 2 has
-    none: its passes are not modelled)."""
-    return arch.replace(row_folds=layer.row_folds).crossbar.requant_passes(layer.tile_cols)
+    """Cycles a requantizing block of the layer takes to fill its product register with shared
+    multipliers (``Arch.requant_lanes``): for a crossbar layer its accumulators'
+    (`imcflow.sw.arch.CrossbarParams.requant_passes` of its widest column tile, with the
+    layer's row folds), for a join or global pool the mapper's choice
+    (`~imcflow.sw.mapper.LayerMapping.requant_passes`); 1 for the other layers."""
+    if layer.role == "crossbar":
+        return arch.replace(row_folds=layer.row_folds).crossbar.requant_passes(layer.tile_cols)
+    return layer.requant_passes
+
+
+def passes_latency(layer, arch, timing: BlockTiming) -> int:
+    """The cycles the passes beyond the first add to the stage's engine latency: one each, in a
+    block with a product register (a model whose accumulator or global pool latency is below 2
+    has none: its passes are not modelled)."""
+    registers = {"crossbar": timing.accumulator_latency, "gap": timing.global_pool_latency,
+                 "join": timing.join_latency}.get(layer.role, 0)
+    return requant_passes(layer, arch) - 1 if registers >= 2 else 0
 
 
 def crossbar_engine_latency(layer, arch, timing: BlockTiming) -> int:
     """A crossbar stage's engine: its tiles, the accumulator and, with copies, the merge."""
     return (tile_latency(steps(layer, arch), arch.mac_stages)
             - CROSSBAR_REGISTERS + timing.crossbar_latency + timing.accumulator_latency
-            + (requant_passes(layer, arch) - 1 if timing.accumulator_latency >= 2 else 0)
+            + passes_latency(layer, arch, timing)
             + (timing.merge_latency if layer.replication > 1 else 0))
 
 
@@ -178,8 +189,9 @@ def crossbar_engine_latency(layer, arch, timing: BlockTiming) -> int:
 ROLE_LATENCY = {
     "source": lambda layer, arch, timing: 0,
     "crossbar": crossbar_engine_latency,
-    "gap": lambda layer, arch, timing: timing.global_pool_latency,
-    "join": lambda layer, arch, timing: timing.join_latency,
+    "gap": lambda layer, arch, timing: (timing.global_pool_latency
+                                        + passes_latency(layer, arch, timing)),
+    "join": lambda layer, arch, timing: timing.join_latency + passes_latency(layer, arch, timing),
 }
 
 
@@ -200,12 +212,8 @@ def capacity(layer, arch, timing: BlockTiming) -> int:
     issue stage holds one for all its steps, every later register one (every block's registers
     are elastic: each takes when the next is empty or being emptied), the accumulator's product
     register one for all its passes."""
-    if layer.role != "crossbar":
-        return engine_latency(layer, arch, timing)
-    issue = steps(layer, arch) - 1
-    if timing.accumulator_latency >= 2:
-        issue += requant_passes(layer, arch) - 1
-    return engine_latency(layer, arch, timing) - issue
+    issue = steps(layer, arch) - 1 if layer.role == "crossbar" else 0
+    return engine_latency(layer, arch, timing) - issue - passes_latency(layer, arch, timing)
 
 
 # --- the window schedule -------------------------------------------------------------------------

@@ -53,11 +53,11 @@ def test_digits_estimate_against_the_measured_build():
 
 def test_shared_requantization_multipliers_cut_the_dsps():
     # digits on the fpga preset: one multiplier per accumulator (5 crossbar layers) instead of
-    # one per column (16 + 16 + 16 + 16 + 10); the global pool (16) and the join (2 x 16) keep
-    # one per channel
+    # one per column (16 + 16 + 16 + 16 + 10), one for the global pool instead of 16, a pair
+    # for the join instead of 2 x 16
     shared = _estimate("digits", "ulx3s-85f")
     each = _estimate("digits", "ulx3s-85f", load_arch("fpga", requant_lanes=0))
-    assert (shared.dsps, each.dsps) == (5 + 16 + 32, 74 + 16 + 32)
+    assert (shared.dsps, each.dsps) == (5 + 1 + 2, 74 + 16 + 32)
     assert shared.luts == each.luts and shared.brams == each.brams
 
 
@@ -206,11 +206,10 @@ def test_fpga_plan_says_what_resnet8_needs(capsys):
     assert main(["fpga", "plan", "--network", "resnet8", "--json"]) == 0
     p = json.loads(capsys.readouterr().out)
     assert not p["fits"] and p["choice"] is None and p["arch"] is None
-    # one DSP per requantized channel of the joins and the global pool (224 + 64) and one per
-    # accumulator (10) binds at every fold but the first, where the unfolded trees' LUT4s do;
-    # the closest has the fewest LUT4s
-    assert [c["binding"]["resource"] for c in p["candidates"]] == ["luts"] + ["dsps"] * 8
-    assert p["closest"]["dsps"]["used"] == 298 and p["closest"]["luts"]["used"] == min(
+    # with the multipliers shared (one per accumulator, a pair per join, one for the global
+    # pool: 10 + 3 * 2 + 1) the LUT4s bind at every fold; the closest has the fewest
+    assert {c["binding"]["resource"] for c in p["candidates"]} == {"luts"}
+    assert p["closest"]["dsps"]["used"] == 17 and p["closest"]["luts"]["used"] == min(
         c["luts"]["used"] for c in p["candidates"])
     assert main(["fpga", "plan", "--network", "resnet8"]) == 0
     assert "does not fit at any row_folds; closest (row_folds = 16)" in capsys.readouterr().out

@@ -160,7 +160,7 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     average = AvgPool(WindowGeometry(4, 4, 2, 2, 2), 8, Requantizer(1, 0, 8))
     assert timing.avg_pool_latency == average.latency - average.source.latency
     assert timing.avg_pool_latency == WindowAverage.latency
-    assert timing.global_pool_latency == GlobalAvgPool.latency
+    assert timing.global_pool_latency == GlobalAvgPool(2, 2, 2, 8, Requantizer(1, 0, 8)).latency
     assert timing.join_latency == Join.latency
     assert timing.fork_latency == Fork.latency
     assert timing.fifo_latency == PipelineFifo.latency

@@ -13,7 +13,7 @@ from imcflow.sw.arch import load_arch
 from imcflow.sw.ir import Add, Conv2d, Input, Network, ReLU, Shape
 from imcflow.sw.mapper import map_network
 from imcflow.sw.networks import load_network
-from imcflow.sw.perf import analyze, frame_latency, simulate
+from imcflow.sw.perf import analyze, closed_form_holds, frame_latency, simulate
 from imcflow.sw.timing import BlockTiming, fill_latency
 from imcflow.verif.patterns import stall_mask
 
@@ -76,6 +76,11 @@ def test_frame_closed_form_equals_event_model(name, preset, seeds):
     for seed, budget in zip(seeds(3), (None, "2x", "3x")):
         timing = _random_timing(np.random.default_rng(seed))
         mapping = map_network(net, load_arch(preset, buffer="frame"), core_budget=budget, timing=timing)
+        if not closed_form_holds(mapping):   # fpga: its joins share multipliers over passes
+            assert preset == "fpga" and budget is not None
+            with pytest.raises(UserError, match="^frame_latency: a join shares"):
+                frame_latency(mapping)
+            continue
         assert frame_latency(mapping) == simulate(mapping).latency, (seed, budget)
 
 

@@ -13,6 +13,7 @@ import pytest
 from imcflow.errors import UserError
 from imcflow.hw.im2col import window_schedule
 from imcflow.hw.pool import AvgPool, GlobalAvgPool, MaxPool, WindowAverage, WindowMax
+from imcflow.sw.timing import GLOBAL_POOL_LATENCY
 from imcflow.hw.streams import VectorLayout
 from imcflow.sw import golden
 from imcflow.sw.arith import Requantizer, act_range
@@ -185,7 +186,21 @@ def test_global_avg_pool_takes_images_back_to_back(h, w):
     edges = check_global(params, 4, np.random.default_rng(0), 0, idle=0, backpressure=0)
     pixels = h * w
     assert edges["i"] == list(range(4 * pixels))
-    assert edges["o"] == [pixels * (n + 1) - 1 + GlobalAvgPool.latency for n in range(4)]
+    assert edges["o"] == [pixels * (n + 1) - 1 + GLOBAL_POOL_LATENCY for n in range(4)]
+
+
+@pytest.mark.parametrize("passes", [2, 4])
+def test_global_avg_pool_with_shared_multipliers(passes, seeds):
+    # 4 channels, ceil(4 / passes) multipliers: each result `passes - 1` cycles later, still
+    # bit-exact under idle cycles and backpressure
+    params = dict(h=2, w=3, c=4, bits=8, requantizer=Requantizer(3000, 14, 8), passes=passes)
+    edges = check_global(params, 4, np.random.default_rng(0), 0, idle=0, backpressure=0)
+    assert edges["i"] == list(range(4 * 6))
+    assert edges["o"] == [6 * (n + 1) - 1 + GLOBAL_POOL_LATENCY + passes - 1 for n in range(4)]
+    for seed in seeds(3):
+        rng = np.random.default_rng(seed)
+        check_global(params, 3, rng, seed, idle=rng.uniform(0, 0.5),
+                     backpressure=rng.uniform(0, 0.9))
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -105,9 +105,12 @@ def check_join(params, shape, rng, seed, **rates):
 
 
 def test_join_matches_golden(seeds):
-    for seed in seeds(8):
+    # half the seeds share the multipliers over 1..c passes (`Arch.requant_lanes`)
+    for k, seed in enumerate(seeds(8)):
         rng = np.random.default_rng(seed)
         params = random_join(rng)
+        if k % 2:
+            params["passes"] = int(rng.integers(1, params["c"] + 1))
         print(params)
         check_join(params, (2, int(rng.integers(1, 5)), int(rng.integers(1, 5))), rng, seed,
                    idle=rng.uniform(0, 0.5), backpressure=rng.uniform(0, 0.6))
@@ -120,6 +123,18 @@ def test_join_consumes_a_pair_per_cycle_with_latency_two():
     assert edges["i_a"] == edges["i_b"] == list(range(36))
     assert edges["o"] == [edge + 2 for edge in edges["i_a"]]
     assert Join.latency == 2
+
+
+@pytest.mark.parametrize("passes", [2, 3])
+def test_join_with_shared_multipliers_takes_a_pair_per_passes_cycles(passes):
+    # 3 channels, ceil(3 / passes) multiplier pairs: a pair is taken in the last of `passes`
+    # cycles, its output valid 2 cycles later
+    params = dict(c=3, a_shape=unsigned(8), b_shape=signed(8),
+                  requantizer=Requantizer((3, 700), 7, 8, True), passes=passes)
+    edges = check_join(params, (2, 3, 2), np.random.default_rng(2), 2, idle=0, backpressure=0)
+    assert edges["i_a"] == edges["i_b"] == list(range(passes - 1, 12 * passes, passes))
+    assert edges["o"] == [edge + 2 for edge in edges["i_a"]]
+    assert Join(**params).lanes == -(-3 // passes)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
