@@ -90,10 +90,10 @@ class LayerMapping:
         For a join: the skip FIFO depth below which the pipeline deadlocks; ``buffer_words``
         adds the margin for beats in flight (docs/mapper.md).
     requant_passes : int
-        For a join or global pool with ``arch.requant_lanes``: the cycles its
-        ``ceil(channels / passes)`` shared multipliers take per output pixel, as many as the
-        slowest stage's time allows (1 otherwise; a crossbar layer's accumulators derive theirs,
-        `imcflow.sw.arch.CrossbarParams.requant_passes`).
+        With ``arch.requant_lanes``, the cycles the stage's shared requantization multipliers
+        take per output pixel: for a join or global pool ``ceil(channels / requant_lanes)`` or
+        as many as the slowest stage's time allows; for a crossbar layer its accumulators'
+        (`imcflow.sw.arch.CrossbarParams.requant_passes` of its widest column tile). 1 otherwise.
     """
 
     name: str
@@ -411,8 +411,8 @@ def map_network(net: Network, arch: Arch | str | None = None, *, core_budget=Non
         layers = [_slack_folded(l, arch, slowest) if l.role == "crossbar" else l for l in layers]
     if arch.requant_lanes:
         slowest = max(l.stage_cycles for l in layers)
-        layers = [_shared_requant(l, arch, slowest) if l.role in ("join", "gap") else l
-                  for l in layers]
+        layers = [_shared_requant(l, arch, slowest) if l.role in ("join", "gap", "crossbar")
+                  else l for l in layers]
     mapping = Mapping(net.name, arch, tuple(layers), budget, timing)
     return replace(mapping, layers=tuple(_with_skip_fifo(mapping, l) if l.role == "join" else l
                                          for l in mapping.layers))
@@ -438,7 +438,11 @@ def _shared_requant(layer: LayerMapping, arch: Arch, slowest: int) -> LayerMappi
     """A join or global pool whose ``arch.requant_lanes`` multipliers per lane pair (join) or
     lane (pool) are shared over passes: ``ceil(channels / requant_lanes)``, or as many as keep
     its stage time within ``slowest`` cycles (a join's pixels each take that many cycles; a
-    pool's image takes its pixels or its passes)."""
+    pool's image takes its pixels or its passes); a crossbar layer with its accumulators'
+    passes (`imcflow.sw.arch.CrossbarParams.requant_passes`, which they derive themselves)."""
+    if layer.role == "crossbar":
+        params = arch.replace(row_folds=layer.row_folds).crossbar
+        return replace(layer, requant_passes=params.requant_passes(layer.tile_cols))
     passes = -(-layer.out_shape.c // arch.requant_lanes)
     if layer.role == "join":
         passes = max(1, min(passes, slowest // layer.input_pixels))

@@ -159,8 +159,9 @@ def requant_passes(layer, arch) -> int:
     """Cycles a requantizing block of the layer takes to fill its product register with shared
     multipliers (``Arch.requant_lanes``): for a crossbar layer its accumulators'
     (`imcflow.sw.arch.CrossbarParams.requant_passes` of its widest column tile, with the
-    layer's row folds), for a join or global pool the mapper's choice
-    (`~imcflow.sw.mapper.LayerMapping.requant_passes`); 1 for the other layers."""
+    layer's row folds, what the accumulators derive and the mapper reports), for a join or
+    global pool the mapper's choice (`~imcflow.sw.mapper.LayerMapping.requant_passes`); 1 for
+    the other layers."""
     if layer.role == "crossbar":
         return arch.replace(row_folds=layer.row_folds).crossbar.requant_passes(layer.tile_cols)
     return layer.requant_passes

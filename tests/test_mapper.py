@@ -220,3 +220,21 @@ def test_join_on_the_network_input_buffers_8_bit_pixels():
     assert a.skip_input == "x" and a.skip_min_words == 4 + 1  # 3x3 window: j + W + 1
     assert a.buffer_bits == a.buffer_words * 3 * 8
     assert mapping.layer("c").buffer_bits == mapping.layer("c").buffer_words * 3 * 8
+
+
+def test_shared_requantization_passes_fit_the_slack():
+    # digits on the fpga preset (one multiplier per requantizing block): every accumulator
+    # takes a pass per column (its MVM interval is far longer), the join and the global pool one
+    # per channel (16 x 64 pixels and 16 cycles stay within the slowest stage's 16,384)
+    mapping = map_network(load_network("digits"), load_arch("fpga"))
+    passes = {l.name: l.requant_passes for l in mapping.stages if l.requant_passes > 1}
+    assert passes == {"conv1": 16, "block_conv1": 16, "block_conv2": 16, "block_add": 16,
+                      "conv3": 16, "gap": 16, "fc": 10}
+    assert mapping.layer("block_add").stage_cycles == 16 * 64 <= mapping.cycles_per_image
+    # a join with little slack gets fewer passes: 8 channels of a 4x4 map behind a conv whose
+    # stage takes 64 cycles (16 pixels x a 4-cycle MVM) may take 64 // 16 = 4 cycles a pixel
+    net = Network("j", [Input("x", Shape(4, 4, 8)), Conv2d("a", "x", 8, kernel=1),
+                        Add("s", "a", "x")])
+    mapping = map_network(net, load_arch("default", mvm_cycles=4, requant_lanes=1))
+    assert (mapping.layer("s").requant_passes, mapping.layer("s").stage_cycles) == (4, 64)
+    assert map_network(net, load_arch("default", mvm_cycles=4)).layer("s").requant_passes == 1
