@@ -662,9 +662,9 @@ def _join():
                    Requantizer((mult_a, mult_b), shift, act_bits, act_signed))
         y = golden.join(a, b, mult_a, mult_b, shift, act_bits=act_bits, signed=act_signed)
 
-        def timing(cy):
+        def timing(cy, dut=dut):
             _expect(cy["i_a"] == cy["i_b"] == list(range(len(cy["i_a"]))), "join: pair per cycle")
-            _expect(cy["o"] == [t + Join.latency for t in cy["i_a"]], "join: latency")
+            _expect(cy["o"] == [t + dut.latency for t in cy["i_a"]], "join: latency")
         units.append(Stream(f"j{n}", dut, {"i_a": a, "i_b": b}, {"o": y}, n, 0.3, 0.4, timing))
     return _stream_bank("join", units)
 
@@ -818,9 +818,9 @@ def _gap():
         y = golden.global_avg_pool(fmap, mult, shift, act_bits=ab, signed=asg)
         dut = GlobalAvgPool(h, w, c, bits, Requantizer(mult, shift, ab, asg), signed=sg)
 
-        def timing(cy, hw=h * w, images=len(fmap)):
+        def timing(cy, hw=h * w, images=len(fmap), dut=dut):
             _expect(cy["i"] == list(range(images * hw)), "gap: input not one pixel per cycle")
-            _expect(cy["o"] == [(n + 1) * hw - 1 + GlobalAvgPool.latency
+            _expect(cy["o"] == [(n + 1) * hw - 1 + dut.latency
                                 for n in range(images)], "gap: output cycles")
         # under stalls too: a total register that waits for the product register even when
         # empty (gap #1/#3 of the seed-1 campaign at 53aade4) only costs cycles
