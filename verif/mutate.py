@@ -1162,8 +1162,13 @@ def simulate(build, regression: Regression, mutsels: list[int], name: str,
             half = len(sels) // 2
             return {**run(sels[:half]), **run(sels[half:])}
         found = {}
-        for k in sels:
+        for at, k in enumerate(sels):
             names = [f"m{k}_c{n}" for n in range(len(regression.cases))]
+            if any("simulation ended prematurely" in (outcomes.get(n) or "") for n in names):
+                # the mutant stopped the simulator (a design assertion's $stop): cocotb marks
+                # every testcase after it failed too, so the mutants after it run again
+                found[k] = "the simulator stopped (a design assertion or $stop)"
+                return {**found, **(run(sels[at + 1:]) if sels[at + 1:] else {})}
             failure = next((f"{case['testcase']}: {outcomes[n][:300]}"
                             for n, case in zip(names, regression.cases) if outcomes.get(n)), None)
             if any(n not in outcomes for n in names):
