@@ -12,7 +12,7 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import Value
 from amaranth.lib.crc.catalog import CRC8_SMBUS
 from amaranth.sim import Simulator
 
