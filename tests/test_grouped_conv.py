@@ -15,7 +15,6 @@ import pytest
 from imcflow.cli import main
 from imcflow.errors import UserError
 from imcflow.gen.project import generate
-from imcflow.hw.accumulator import AdcAccumulator
 from imcflow.hw.core import CrossbarLayer
 from imcflow.sw.arch import load_arch
 from imcflow.sw.arith import Requantizer
@@ -28,6 +27,7 @@ from imcflow.sw.onnx_import import import_onnx
 from imcflow.sw.ops.crossbar import gather_lanes
 from imcflow.sw.ops.grouped_conv import GroupedConv2d, block_diagonal
 from imcflow.sw.quant import quantize
+from imcflow.sw.timing import ACCUMULATOR_LATENCY
 from imcflow.sw.toml_net import load_toml, loads_network
 from imcflow.verif.sim import simulate
 import onnx_models
@@ -152,7 +152,8 @@ def test_empty_tiles_of_the_layout_are_not_built(seeds):
         _, edges = check_layer(layer, win, seed=seed, idle=None, backpressure=None)
         assert layer.interval == arch.mvm_interval(4) and np.diff(edges["i"]).tolist() == \
             [layer.interval] * (len(win) - 1)
-        assert layer.latency == layer.tiles[0][0].latency + AdcAccumulator.latency
+        assert layer.latency == layer.tiles[0][0].latency + layer.accumulators[0].latency == \
+            layer.tiles[0][0].latency + ACCUMULATOR_LATENCY
         assert (np.array(edges["o"]) - edges["i"]).tolist() == [layer.latency] * len(win)
         check_layer(layer, win, seed=seed, idle=rng.uniform(0, 0.5), backpressure=rng.uniform(0, 0.5))
 
