@@ -129,8 +129,8 @@ def multipliers(elaboratable, path: str) -> list[str]:
     """The requantization products of every `~imcflow.hw.accumulator.AdcAccumulator` in
     ``elaboratable`` (elaborated without a platform), one per multiplier (its ``lanes``: a column
     each, or with ``requant_lanes`` shared over its passes), in the order of the design:
-    ``<module>/w:prod<column>``, the register each multiply drives (a multiplier's first), in the design
-    whose hierarchy puts ``elaboratable`` at ``path``."""
+    ``<module>/w:prod<column>``, the register each multiply drives (a multiplier's first), in
+    the design whose hierarchy puts ``elaboratable`` at ``path``."""
 
     found = []
 
@@ -314,9 +314,9 @@ def estimate(mapping, board) -> Estimate:
     a crossbar layer copy, a join input, a global or average pool: ``CHANNEL_LUTS``/
     ``CHANNEL_FFS`` and one DSP, the requantization multiply (digits: 122, as measured), but
     with ``requant_lanes`` only the shared multipliers (an accumulator's ``lanes``,
-    `CrossbarParams.requant_passes`; a join's or global pool's, `LayerMapping.requant_passes`). Window buffers with
-    several read ports take block RAMs as `memory_plan` places them (one copy per port; digits:
-    117, as measured), the rest LUT-RAM or flip-flops. On the iCE40 the products beyond its
+    `CrossbarParams.requant_passes`; a join's or global pool's, `LayerMapping.requant_passes`).
+    Window buffers with several read ports take block RAMs as `memory_plan` places them (one
+    copy per port; digits: 117, as measured), the rest LUT-RAM or flip-flops. On the iCE40 the products beyond its
     DSPs take ``MULT_LUTS`` LUT4s each (`multiplier_plan`). The constants come from single-block
     Yosys runs (docs/fpga.md); against the full digits ULX3S build the estimate has the DSPs and block
     RAMs exactly, LUT4s 11.5 % and flip-flops 15.3 % low (`tests/test_fpga_fit.py`).

@@ -40,8 +40,9 @@ class AdcAccumulator(wiring.Component):
     (`~imcflow.sw.arch.CrossbarParams.requant_passes`), the product register is filled
     ``lanes = ceil(cols / passes)`` lanes per cycle over ``passes`` cycles, from the sum register,
     which is emptied in the last of them: ``lanes`` multipliers instead of ``cols`` (FPGA DSPs),
-    ``passes - 1`` more cycles of latency, at most one beat per ``passes`` cycles. Their ``last`` flags must agree (they are the same window); the output's ``last`` is
-    that of ``i[0]``, and an ``Assert`` fails in simulation and formal proofs on a mismatch.
+    ``passes - 1`` more cycles of latency, at most one beat per ``passes`` cycles. Their
+    ``last`` flags must agree (they are the same window); the output's ``last`` is that of
+    ``i[0]``, and an ``Assert`` fails in simulation and formal proofs on a mismatch.
 
     Widths (every intermediate is sized from its value range, so nothing wraps). With ``[lo, hi]``
     the range of a tile's output lane (`imcflow.sw.arch.CrossbarParams.output_range`) and ``T``

@@ -93,7 +93,8 @@ class LayerMapping:
         With ``arch.requant_lanes``, the cycles the stage's shared requantization multipliers
         take per output pixel: for a join or global pool ``ceil(channels / requant_lanes)`` or
         as many as the slowest stage's time allows; for a crossbar layer its accumulators'
-        (`imcflow.sw.arch.CrossbarParams.requant_passes` of its widest column tile). 1 otherwise.
+        (`imcflow.sw.arch.CrossbarParams.requant_passes` of its widest column tile, which they
+        derive themselves). 1 otherwise. The timing contract reads it (`sw.timing`).
     """
 
     name: str

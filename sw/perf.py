@@ -113,7 +113,7 @@ class _Stage:
         if layer.role == "source":  # pixel i is offered from cycle i on (when the input is not idle)
             self.offers = range(self.n_out)
         if layer.role == "join":  # `latency` from the handshake, in the last pass
-            self.passes = 1 + passes_latency(layer, arch, timing)
+            self.passes = 1 + passes_latency(layer, timing)
             self.latency -= self.passes - 1
         if layer.role in ("source", "join"):
             return
@@ -124,7 +124,7 @@ class _Stage:
             self.slot = np.maximum((np.arange(self.n_in) + 1) // self.p_in - 1, 0).tolist()
             # the product and output registers after the sum register
             self.chain, self.valid = [[] for _ in range(timing.global_pool_latency - 1)], []
-            self.dwell = [1 + passes_latency(layer, arch, timing)] + [1] * len(self.chain)
+            self.dwell = [1 + passes_latency(layer, timing)] + [1] * len(self.chain)
             self.latency = 0   # the emit rule starts from ``valid``
             return
         # the window source: the timing contract's rules (`window_rules`)
@@ -150,7 +150,7 @@ class _Stage:
             # the requantization passes, reading the sum register until the last
             self.dwell = [1] * self.acc
             if self.acc >= 2:
-                self.dwell[1] = 1 + passes_latency(layer, arch, timing)
+                self.dwell[1] = 1 + passes_latency(layer, timing)
             merge = timing.merge_latency if r > 1 else 0
             self.latency = 0   # the emit rule starts from ``valid``
             # per window: issue index, output register written (first group), valid (last),

@@ -30,7 +30,7 @@ __all__ = [
     "REQUANT_LATENCY", "ACCUMULATOR_LATENCY", "MERGE_LATENCY", "MAX_POOL_LATENCY",
     "AVG_POOL_LATENCY", "GLOBAL_POOL_LATENCY", "JOIN_LATENCY", "FORK_LATENCY", "FIFO_LATENCY",
     "FIFO_DEPTH", "FRAME_IMAGES", "tile_latency", "BlockTiming", "steps", "engine_latency",
-    "crossbar_engine_latency", "requant_passes", "passes_latency", "ROLE_LATENCY",
+    "crossbar_engine_latency", "passes_latency", "ROLE_LATENCY",
     "fill_latency", "link_latency", "capacity", "window_needs", "window_rules", "accept_pixels",
     "read_windows", "window_schedule",
 ]
@@ -52,7 +52,7 @@ CROSSBAR_REGISTERS = 3
 #: rounding and saturation into the output register
 REQUANT_LATENCY = 2
 #: `~imcflow.hw.accumulator.AdcAccumulator`: the row-tile sum plus bias register, then the
-#: requantization (with one multiplier per column; `requant_passes` - 1 more with fewer)
+#: requantization (with one multiplier per column; `passes_latency` more with fewer)
 ACCUMULATOR_LATENCY = 1 + REQUANT_LATENCY
 #: `~imcflow.gen.replication.Merger`: the merge of replicated copies (registered)
 MERGE_LATENCY = 1
@@ -155,32 +155,21 @@ def engine_latency(layer, arch, timing: BlockTiming) -> int:
     return layer.op.latency(layer, arch, timing)
 
 
-def requant_passes(layer, arch) -> int:
-    """Cycles a requantizing block of the layer takes to fill its product register with shared
-    multipliers (``Arch.requant_lanes``): for a crossbar layer its accumulators'
-    (`imcflow.sw.arch.CrossbarParams.requant_passes` of its widest column tile, with the
-    layer's row folds, what the accumulators derive and the mapper reports), for a join or
-    global pool the mapper's choice (`~imcflow.sw.mapper.LayerMapping.requant_passes`); 1 for
-    the other layers."""
-    if layer.role == "crossbar":
-        return arch.replace(row_folds=layer.row_folds).crossbar.requant_passes(layer.tile_cols)
-    return layer.requant_passes
-
-
-def passes_latency(layer, arch, timing: BlockTiming) -> int:
-    """The cycles the passes beyond the first add to the stage's engine latency: one each, in a
-    block with a product register (a model whose accumulator or global pool latency is below 2
-    has none: its passes are not modelled)."""
+def passes_latency(layer, timing: BlockTiming) -> int:
+    """The cycles the passes of the stage's shared requantization multipliers
+    (`~imcflow.sw.mapper.LayerMapping.requant_passes`, ``Arch.requant_lanes``) beyond the first
+    add to its engine latency: one each, in a block with a product register (a model whose
+    accumulator or global pool latency is below 2 has none: its passes are not modelled)."""
     registers = {"crossbar": timing.accumulator_latency, "gap": timing.global_pool_latency,
                  "join": timing.join_latency}.get(layer.role, 0)
-    return requant_passes(layer, arch) - 1 if registers >= 2 else 0
+    return layer.requant_passes - 1 if registers >= 2 else 0
 
 
 def crossbar_engine_latency(layer, arch, timing: BlockTiming) -> int:
     """A crossbar stage's engine: its tiles, the accumulator and, with copies, the merge."""
     return (tile_latency(steps(layer, arch), arch.mac_stages)
             - CROSSBAR_REGISTERS + timing.crossbar_latency + timing.accumulator_latency
-            + passes_latency(layer, arch, timing)
+            + passes_latency(layer, timing)
             + (timing.merge_latency if layer.replication > 1 else 0))
 
 
@@ -191,8 +180,8 @@ ROLE_LATENCY = {
     "source": lambda layer, arch, timing: 0,
     "crossbar": crossbar_engine_latency,
     "gap": lambda layer, arch, timing: (timing.global_pool_latency
-                                        + passes_latency(layer, arch, timing)),
-    "join": lambda layer, arch, timing: timing.join_latency + passes_latency(layer, arch, timing),
+                                        + passes_latency(layer, timing)),
+    "join": lambda layer, arch, timing: timing.join_latency + passes_latency(layer, timing),
 }
 
 
@@ -214,7 +203,7 @@ def capacity(layer, arch, timing: BlockTiming) -> int:
     are elastic: each takes when the next is empty or being emptied), the accumulator's product
     register one for all its passes."""
     issue = steps(layer, arch) - 1 if layer.role == "crossbar" else 0
-    return engine_latency(layer, arch, timing) - issue - passes_latency(layer, arch, timing)
+    return engine_latency(layer, arch, timing) - issue - passes_latency(layer, timing)
 
 
 # --- the window schedule -------------------------------------------------------------------------
