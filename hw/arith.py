@@ -81,17 +81,17 @@ def product_shape(operand, mult: int, passes: int):
     return (Value.cast(operand) * (mult if passes == 1 else Const(mult, MULT_BITS))).shape()
 
 
-def fill_products(m, registers, operands, mults, step, passes: int, enable) -> int:
+def fill_products(m, registers, operands, mults, step, passes: int, enable) -> None:
     """Write ``operands[c] * mults[c]`` into ``registers[c]`` (shapes from `product_shape`) in
     the cycles with ``enable``: all lanes at once for one pass, else ``lanes = ceil(n /
     passes)`` multipliers, multiplier ``j`` taking lane ``j + step * lanes`` in pass ``step``
-    (`pass_counter`). The operands must hold still until the last pass. Returns ``lanes``."""
+    (`pass_counter`). The operands must hold still until the last pass."""
     n = len(operands)
     lanes = -(-n // passes)
     if passes == 1:
         with m.If(enable):
             m.d.sync += [r.eq(x * int(k)) for r, x, k in zip(registers, operands, mults)]
-        return lanes
+        return
     for j in range(lanes):
         cs = list(range(j, n, lanes))
         cs += cs[-1:] * ((1 << len(step)) - len(cs))   # every value of `step` selects a lane
@@ -100,4 +100,3 @@ def fill_products(m, registers, operands, mults, step, passes: int, enable) -> i
         for c in range(j, n, lanes):
             with m.If(enable & (step == c // lanes)):
                 m.d.sync += registers[c].eq(product)
-    return lanes
