@@ -95,8 +95,12 @@ def fill_products(m, registers, operands, mults, step, passes: int, enable) -> N
     for j in range(lanes):
         cs = list(range(j, n, lanes))
         cs += cs[-1:] * ((1 << len(step)) - len(cs))   # every value of `step` selects a lane
-        product = (Array(operands[c] for c in cs)[step]
-                   * Array(Const(int(mults[c]), MULT_BITS) for c in cs)[step])
+        # A signal of its own: an expression assigned in several places is lowered once per
+        # place (Amaranth does not share it), which would build a multiplier per lane.
+        value = (Array(operands[c] for c in cs)[step]
+                 * Array(Const(int(mults[c]), MULT_BITS) for c in cs)[step])
+        product = Signal(value.shape(), name=f"product_{j}")
+        m.d.comb += product.eq(value)
         for c in range(j, n, lanes):
             with m.If(enable & (step == c // lanes)):
                 m.d.sync += registers[c].eq(product)

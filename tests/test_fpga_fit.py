@@ -9,16 +9,22 @@ import json
 import re
 import subprocess
 
+import numpy as np
 import pytest
 from amaranth.back import rtlil
+from amaranth.hdl import signed, unsigned
 
 from imcflow import toolchain
 from imcflow.cli import main
 from imcflow.fpga import build as flow
 from imcflow.fpga.boards import BOARDS
 from imcflow.fpga.resources import MemoryUse, estimate, memories, memory_plan, yosys_script
+from imcflow.hw.accumulator import AdcAccumulator
 from imcflow.hw.crossbar import CrossbarTile
+from imcflow.hw.pool import GlobalAvgPool
+from imcflow.hw.residual import Join
 from imcflow.sw.arch import load_arch
+from imcflow.sw.arith import Requantizer
 from imcflow.sw.datasets import calibrated
 from imcflow.sw.ir import AvgPool, Conv2d, Input, MaxPool, Network, Shape
 from imcflow.sw.mapper import map_network
@@ -59,6 +65,26 @@ def test_shared_requantization_multipliers_cut_the_dsps():
     each = _estimate("digits", "ulx3s-85f", load_arch("fpga", requant_lanes=0))
     assert (shared.dsps, each.dsps) == (5 + 1 + 2, 74 + 16 + 32)
     assert shared.luts == each.luts and shared.brams == each.brams
+
+
+@pytest.mark.parametrize("block", ["accumulator", "global pool", "join"])
+def test_the_netlist_has_one_multiplier_per_shared_lane(block):
+    # The estimate's DSPs are the netlist's multipliers: 16 lanes over 8 passes are 2 multipliers
+    # (a pair for the join), not one per lane behind a select.
+    passes, c = 8, 16
+    if block == "accumulator":
+        params = load_arch("fpga", requant_lanes=2, col_parallelism=16, mvm_cycles=8).crossbar
+        dut = AdcAccumulator(np.zeros(c, int), Requantizer(list(range(1, c + 1)), 4, 8),
+                             row_tiles=1, params=params)
+    elif block == "global pool":
+        dut = GlobalAvgPool(h=2, w=2, c=c, bits=8, requantizer=Requantizer(3000, 14, 8),
+                            passes=passes)
+    else:
+        dut = Join(c=c, a_shape=unsigned(8), b_shape=signed(8),
+                   requantizer=Requantizer((3, 700), 7, 8, True), passes=passes)
+    assert dut.passes == passes and dut.lanes == 2
+    pairs = 2 if block == "join" else 1
+    assert rtlil.convert(dut).count("cell $mul ") == pairs * dut.lanes
 
 
 def test_a_grouped_convs_empty_tiles_cost_nothing():
