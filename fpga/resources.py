@@ -7,7 +7,8 @@ channel; joins and average pools) go to the DSPs, as Yosys maps them by default 
 of the LFE5U-85F's 156).
 
 Memories. A window buffer (`imcflow.hw.linebuffer.LineBuffer`, `~imcflow.hw.framebuffer.FrameBuffer`)
-is read through one port per kernel tap (9 for a 3x3 kernel). Left to itself, Yosys builds such
+is read through one port per kernel tap (9 for a 3x3 kernel; fewer with `Arch.window_ports`,
+which reads a window over several cycles). Left to itself, Yosys builds such
 a memory from flip-flops and read multiplexers: one 3x3x16-channel line buffer of an 8x8 map
 costs 20,602 LUT4 and 3,617 flip-flops that way, 3,611 LUT4 and 576 LUT-RAM cells as
 distributed RAM, 1,307 LUT4 and 36 DP16KD as block RAM (one copy per read port). `memory_plan`
@@ -36,6 +37,7 @@ from amaranth.hdl import Fragment, Shape
 from amaranth.lib.memory import Memory
 
 from imcflow.hw.accumulator import AdcAccumulator
+from imcflow.sw.timing import window_ports
 
 __all__ = ["BRAM_RESERVE", "MemoryUse", "memories", "memory_plan", "multipliers",
            "multiplier_plan", "yosys_script", "LOGIC", "Estimate", "estimate"]
@@ -370,9 +372,9 @@ def estimate(mapping, board) -> Estimate:
         stage_luts += CHANNEL_LUTS * channels
         stage_ffs += CHANNEL_FFS * channels
         if l.buffer in ("line", "frame"):
-            ports = l.kernel ** 2
+            ports, _ = window_ports(l.kernel ** 2, l.window_passes)
             windows.append((l.name, ports, c_in * in_bits, l.buffer_words))
-            stage_ffs += ports * c_in * in_bits           # the window register
+            stage_ffs += l.kernel ** 2 * c_in * in_bits   # the window register
         elif l.buffer == "skip":
             windows.append((l.name, 1, c_in * in_bits, l.buffer_words))
         consumers[l.name] = stage_luts

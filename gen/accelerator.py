@@ -95,6 +95,9 @@ class CrossbarStage(wiring.Component):
         Copies of the layer (1: one `~imcflow.hw.core.CrossbarLayer`).
     target : str
         The crossbar flavour (`~imcflow.hw.crossbar.TARGETS`): ``fpga`` (default) or ``sim``.
+    window_passes : int
+        Cycles the window source takes to read a window (`imcflow.sw.mapper.LayerMapping.
+        window_passes`; 1 by default).
 
     Attributes
     ----------
@@ -114,8 +117,9 @@ class CrossbarStage(wiring.Component):
     """
 
     def __init__(self, q, geometry, arch, *, strategy: str, replication: int,
-                 target: str = "fpga"):
-        self.window = WindowSource(geometry, arch.act_bits, strategy=strategy)
+                 target: str = "fpga", window_passes: int = 1):
+        self.window = WindowSource(geometry, arch.act_bits, strategy=strategy,
+                                   passes=window_passes)
         self.lanes = None if q.lanes is None else LaneMap(self.window.o.payload.shape(), q.lanes)
         args = (q.weight, q.bias, Requantizer(q.mult, q.shift, arch.act_bits, q.signed))
         kwargs = dict(adc_shift=q.adc_shift, params=arch.crossbar, target=target)

@@ -24,7 +24,7 @@ def crossbar_stage(l, q, sources, arch, target):
     """A `~imcflow.gen.accelerator.CrossbarStage` (every crossbar kind)."""
     arch = arch.replace(row_folds=l.row_folds)       # more with slack_folds
     return CrossbarStage(q, l.geometry, arch, strategy=l.buffer, replication=l.replication,
-                         target=target)
+                         target=target, window_passes=l.window_passes)
 
 
 def max_pool_stage(l, q, sources, arch, target):

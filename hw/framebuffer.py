@@ -26,12 +26,15 @@ class FrameBuffer(WindowBuffer):
     Parameters
     ----------
     geometry : WindowGeometry
-        The input map and the window: the buffer has ``geometry.taps`` read ports; stride and
-        padding do not matter here (every window of an image is read from the same stored image).
+        The input map and the window; stride and padding do not matter here (every window of an
+        image is read from the same stored image).
     bits : int
         Bits per channel value.
     signed : bool
         Whether pixel values are two's complement (the lanes the block takes and passes on).
+    ports : int, optional
+        Read ports: ``geometry.taps`` (default) or fewer, for a reader that reads a window over
+        several cycles.
 
     Ports and attributes are those of `~imcflow.hw.linebuffer.WindowBuffer`, with ``words``
     equal to ``2 * h * w``.
@@ -42,9 +45,10 @@ class FrameBuffer(WindowBuffer):
         See `~imcflow.hw.linebuffer.check_window`.
     """
 
-    def __init__(self, geometry: WindowGeometry, bits: int, *, signed: bool = False):
+    def __init__(self, geometry: WindowGeometry, bits: int, *, signed: bool = False,
+                 ports: int | None = None):
         check_window(geometry, bits)
-        super().__init__(geometry, bits, 2 * geometry.pixels, signed=signed)
+        super().__init__(geometry, bits, 2 * geometry.pixels, signed=signed, ports=ports)
 
     def _may_write(self, count, shifted):
         return count < self.words

@@ -12,16 +12,17 @@ docs/line-buffer.md explains the design.
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Assert, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from imcflow.hw.arith import pass_counter
 from imcflow.hw.framebuffer import FrameBuffer
 from imcflow.hw.linebuffer import BufferReadSignature, LineBuffer, check_window
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import act_range
 from imcflow.sw.geometry import WindowGeometry
-from imcflow.sw.timing import ADDRESS_GENERATOR_LATENCY, window_schedule
+from imcflow.sw.timing import ADDRESS_GENERATOR_LATENCY, window_ports, window_schedule
 from imcflow.validate import check_choice, check_int
 
 __all__ = ["Im2colAddressGenerator", "WindowSource", "window_schedule", "STRATEGIES"]
@@ -62,6 +63,14 @@ class Im2colAddressGenerator(wiring.Component):
     ``(iy1, ix1)`` that hold the position of the window after it, so no counter's increment lies
     before them in a cycle.
 
+    With ``passes > 1`` the window is read over ``passes`` cycles through ``ports = ceil(k*k /
+    passes)`` read ports (tap ``t`` by port ``t mod ports`` in pass ``t // ports``): the taps of
+    every pass but the last go into registers, the last pass's stay in the read ports. The
+    counters, ``need`` and ``keep`` move on in the last pass, so the buffer keeps the window's
+    pixels until then. A consumer that takes a window every ``passes`` cycles or less often (a
+    folded crossbar tile) loses nothing, and the buffer needs ``ports`` copies of its memory
+    instead of ``k*k``.
+
     Parameters
     ----------
     geometry : WindowGeometry
@@ -75,6 +84,9 @@ class Im2colAddressGenerator(wiring.Component):
         Whether pixel values are two's complement (the lanes the block takes and passes on).
     pad_value : int
         Value of padded taps (0 by default; the lowest value for signed max pooling).
+    passes : int
+        Cycles to read a window (1 by default: every tap at once). Rounded down to the fewest
+        that the same number of ports needs.
 
     Ports
     -----
@@ -89,10 +101,15 @@ class Im2colAddressGenerator(wiring.Component):
     geometry : WindowGeometry
     oh, ow : int
         Output height and width (``geometry.out_h``, ``geometry.out_w``).
+    passes, ports : int
+        Cycles to read a window, and the buffer's read ports (``ceil(k*k / passes)``).
     latency : int
-        1: a window is valid on ``o`` the cycle after the buffer's ``level`` first covers it.
+        ``passes`` (`imcflow.sw.timing.ADDRESS_GENERATOR_LATENCY` + ``passes - 1``): a window is
+        valid on ``o`` ``passes`` cycles after the cycle the buffer's ``level`` first covers it
+        (its read starts there).
     interval : int
-        1: one window per cycle while the buffer holds their pixels and ``o`` is ready.
+        ``passes``: one window per ``passes`` cycles while the buffer holds their pixels and
+        ``o`` is ready.
     origin : Signal
         Formal hook: address of the first pixel of the image being read, driven (and checked
         against ``base`` and the tap addresses) only when elaborated for ``platform="formal"``.
@@ -101,17 +118,19 @@ class Im2colAddressGenerator(wiring.Component):
     ------
     UserError
         See `~imcflow.hw.linebuffer.check_window`; also if ``words`` is not an integer of at
-        least ``geometry.line_words`` or ``pad_value`` is not a lane value.
+        least ``geometry.line_words``, ``pad_value`` is not a lane value or ``passes`` is not in
+        ``1..k*k``.
     """
 
-    latency = ADDRESS_GENERATOR_LATENCY
-    interval = 1
-
     def __init__(self, geometry: WindowGeometry, bits: int, *, words: int, signed: bool = False,
-                 pad_value: int = 0):
+                 pad_value: int = 0, passes: int = 1):
         check_window(geometry, bits)
         check_int("words", words, geometry.line_words)
         _check_pad_value(pad_value, bits, signed)
+        check_int("passes", passes, 1, geometry.taps)
+        self.ports, self.passes = window_ports(geometry.taps, passes)
+        self.latency = ADDRESS_GENERATOR_LATENCY + self.passes - 1
+        self.interval = self.passes
         g = self.geometry = geometry
         self.h, self.w, self.c, self.bits = g.h, g.w, g.channels, bits
         self.kernel, self.stride, self.padding = g.kernel, g.stride, g.padding
@@ -119,7 +138,7 @@ class Im2colAddressGenerator(wiring.Component):
         self.oh, self.ow = g.out_h, g.out_w
         self.origin = Signal(range(max(words, 2)))
         super().__init__({
-            "buffer": Out(BufferReadSignature(pixels=g.pixels, words=words, taps=g.taps,
+            "buffer": Out(BufferReadSignature(pixels=g.pixels, words=words, taps=self.ports,
                                               width=g.channels * bits)),
             "o": Out(vector_stream(g.lanes, bits, signed)),
         })
@@ -182,27 +201,73 @@ class Im2colAddressGenerator(wiring.Component):
                       init=min(k - 1 - p, h - 1) * w + min(k - 1 - p, w - 1))
         keep = Signal.like(self.buffer.keep, init=0)  # the first window keeps pixel 0
 
-        # `fire`: the window is read into the output register. The read ports are enabled
-        # whenever that register is free: they then load the window being waited for (or hold
-        # it), and `fire` only marks it valid, so the read decision drives few flip-flops.
-        free, fire = Signal(), Signal()
+        lane_mask = (1 << self.bits) - 1
+        pad_word = Const(sum((self.pad_value & lane_mask) << (lane * self.bits)
+                             for lane in range(self.c)), self.c * self.bits)
+        row_in = [inside(iy + ky, ky - p, iy_end + ky, h) for ky in range(k)]
+        col_in = [inside(ix + kx, kx - p, ix_end + kx, w) for kx in range(k)]
+        free, fire, last = Signal(), Signal(), Signal()
         m.d.comb += [
             free.eq(~self.o.valid | self.o.ready),
             self.buffer.need.eq(need),
-            fire.eq(self.buffer.covered & free),
-            self.buffer.en.eq(free),
             self.buffer.done.eq(fire & last_col & last_row),
             self.buffer.keep.eq(keep),
+            self.o.payload.last.eq(last),
         ]
-        m.d.comb += [self.buffer.addr[t].eq(a) for t, a in enumerate(addrs)]
+        if self.passes == 1:
+            # `fire`: the window is read into the output register. The read ports are enabled
+            # whenever that register is free: they then load the window being waited for (or
+            # hold it), and `fire` only marks it valid, so the read decision drives few
+            # flip-flops.
+            reads = [fire] * len(addrs)
+            m.d.comb += [fire.eq(self.buffer.covered & free), self.buffer.en.eq(free)]
+            m.d.comb += [self.buffer.addr[t].eq(a) for t, a in enumerate(addrs)]
+            rows, cols = Signal(k), Signal(k)
+            with m.If(free):
+                m.d.sync += [last.eq(last_col & last_row), rows.eq(Cat(row_in)),
+                             cols.eq(Cat(col_in))]
+            m.d.comb += self.o.payload.data.eq(Cat(
+                Mux(rows[ky] & cols[kx], self.buffer.data[ky * k + kx], pad_word)
+                for ky in range(k) for kx in range(k)))
+        else:
+            # A read starts when the window is covered and the output register free; pass `step`
+            # reads tap `step * ports + q` through port q; `fire` is the last pass (a register),
+            # in which the counters move on. A pass's taps are in its ports the cycle after it:
+            # into registers (`held`), but for the last pass's, which the ports hold.
+            ports, passes = self.ports, self.passes
+            go = Signal()
+            step, fire_next = pass_counter(m, passes, go)
+            start = (step == 0) & self.buffer.covered & free
+            m.d.comb += [go.eq(start | (step != 0)), fire.eq(fire_next), self.buffer.en.eq(go)]
+            reads = [go & (step == t // ports) for t in range(len(addrs))]
+            data = []
+            for q in range(ports):
+                taps = list(range(q, len(addrs), ports))
+                taps += taps[-1:] * ((1 << len(step)) - len(taps))  # every `step` selects one
+                used = Signal(name=f"inside_{q}")   # the tap read last is not padding
+                m.d.comb += self.buffer.addr[q].eq(Array(addrs[t] for t in taps)[step])
+                with m.If(go):
+                    m.d.sync += used.eq(Array(row_in[t // k] & col_in[t % k] for t in taps)[step])
+                data.append(Mux(used, self.buffer.data[q], pad_word))
+            out = []
+            for t in range(len(addrs)):
+                q, pass_ = t % ports, t // ports
+                if pass_ == passes - 1:
+                    out.append(data[q])
+                    continue
+                held = Signal(self.c * self.bits, name=f"held_{t}")
+                with m.If((step == pass_ + 1) & go):
+                    m.d.sync += held.eq(data[q])
+                out.append(held)
+            m.d.comb += self.o.payload.data.eq(Cat(out))
+            with m.If(fire):
+                m.d.sync += last.eq(last_col & last_row)
+            if platform == "formal":
+                # the last pass is the register's; nothing is read while a window is shown;
+                # the window being read stays covered
+                m.d.comb += [Assert(fire_next == (step == passes - 1)),
+                             Assert((step == 0) | (~self.o.valid & (self.buffer.level > need)))]
 
-        rows, cols, last = Signal(k), Signal(k), Signal()
-        with m.If(free):
-            m.d.sync += [
-                last.eq(last_col & last_row),
-                rows.eq(Cat(inside(iy + ky, ky - p, iy_end + ky, h) for ky in range(k))),
-                cols.eq(Cat(inside(ix + kx, kx - p, ix_end + kx, w) for kx in range(k))),
-            ]
         with m.If(fire):
             m.d.sync += [self.o.valid.eq(1), ix.eq(ix1), iy.eq(iy1), ix1.eq(ix2), iy1.eq(iy2),
                          need.eq(need_of(iy1, ix1)), keep.eq(keep_of(iy1, ix1))]
@@ -215,16 +280,6 @@ class Im2colAddressGenerator(wiring.Component):
                              for a in addrs]
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-
-        lane_mask = (1 << self.bits) - 1
-        pad_word = Const(sum((self.pad_value & lane_mask) << (lane * self.bits)
-                             for lane in range(self.c)), self.c * self.bits)
-        m.d.comb += [
-            self.o.payload.data.eq(Cat(
-                Mux(rows[ky] & cols[kx], self.buffer.data[ky * k + kx], pad_word)
-                for ky in range(k) for kx in range(k))),
-            self.o.payload.last.eq(last),
-        ]
 
         if platform == "formal":
             with m.If(self.buffer.done):
@@ -253,8 +308,9 @@ class Im2colAddressGenerator(wiring.Component):
                         # address; when read, it has been written and not overwritten.
                         m.d.comb += [
                             Assert((keep <= index) & (index <= need)),
-                            Assert(self.buffer.addr[ky * k + kx] == (self.origin + index) % words),
-                            Assert(~fire | ((level - words <= index) & (index < level))),
+                            Assert(addrs[ky * k + kx] == (self.origin + index) % words),
+                            Assert(~reads[ky * k + kx]
+                                   | ((level - words <= index) & (index < level))),
                         ]
         return m
 
@@ -282,6 +338,9 @@ class WindowSource(wiring.Component):
         Whether pixel values are two's complement (the lanes the block takes and passes on).
     pad_value : int
         Value of padded taps (0 by default).
+    passes : int
+        Cycles to read a window (1 by default), through ``ceil(k*k / passes)`` read ports
+        (`Im2colAddressGenerator`).
 
     Ports
     -----
@@ -298,11 +357,13 @@ class WindowSource(wiring.Component):
     words : int
         Memory depth in pixels: ``geometry.line_words`` (line) or ``2*h*w`` (frame); each word
         has ``channels * bits`` bits.
+    passes : int
+        The generator's (``passes`` rounded down to the fewest its ports need).
     latency : int
-        1: a window is valid the cycle after the handshake of the last pixel it needs (frame:
-        the last pixel of its image), when nothing stalls.
+        ``passes``: a window is valid ``passes`` cycles after the handshake of the last pixel it
+        needs (frame: the last pixel of its image), when nothing stalls.
     interval : int
-        1: one window per cycle while pixels keep up and ``o`` is ready.
+        ``passes``: one window per ``passes`` cycles while pixels keep up and ``o`` is ready.
     oh, ow : int
         Output height and width.
 
@@ -312,20 +373,22 @@ class WindowSource(wiring.Component):
         See `Im2colAddressGenerator`; also if ``strategy`` is not ``"line"`` or ``"frame"``.
     """
 
-    interval = 1
-
     def __init__(self, geometry: WindowGeometry, bits: int, *, strategy: str = "line",
-                 signed: bool = False, pad_value: int = 0):
+                 signed: bool = False, pad_value: int = 0, passes: int = 1):
         check_choice("strategy", strategy, tuple(STRATEGIES))
         # Check everything before creating the parts, so that none is left unused.
         check_window(geometry, bits)
         _check_pad_value(pad_value, bits, signed)
+        check_int("passes", passes, 1, geometry.taps)
         self.strategy, self.geometry = strategy, geometry
-        self.buffer = STRATEGIES[strategy](geometry, bits, signed=signed)
+        ports, self.passes = window_ports(geometry.taps, passes)
+        self.buffer = STRATEGIES[strategy](geometry, bits, signed=signed, ports=ports)
         self.generator = Im2colAddressGenerator(geometry, bits, words=self.buffer.words,
-                                                signed=signed, pad_value=pad_value)
+                                                signed=signed, pad_value=pad_value,
+                                                passes=self.passes)
         self.words = self.buffer.words
         self.latency = self.buffer.latency + self.generator.latency
+        self.interval = self.generator.interval
         self.oh, self.ow = self.generator.oh, self.generator.ow
         super().__init__({
             "i": In(vector_stream(geometry.channels, bits, signed)),

@@ -69,7 +69,7 @@ class BufferReadSignature(wiring.Signature):
     words : int
         Depth of the buffer's memory.
     taps : int
-        Read ports, ``k * k``.
+        Read ports: ``k * k``, or fewer for a reader that reads a window over several cycles.
     width : int
         Bits of a pixel word, ``c * bits``.
     """
@@ -122,6 +122,8 @@ class WindowBuffer(wiring.Component):
     words : int
         Pixels the buffer holds at most: the depth of its memory of ``c * bits``-bit words (a
         one-word buffer gets a second, unused word so that its address has a bit).
+    ports : int
+        Read ports (``geometry.taps`` unless given: one per kernel tap).
     latency : int
         0: a pixel is readable in the cycle of its handshake (the read ports are transparent to
         the write port).
@@ -135,8 +137,11 @@ class WindowBuffer(wiring.Component):
     latency = WINDOW_BUFFER_LATENCY
     interval = 1
 
-    def __init__(self, geometry: WindowGeometry, bits: int, words: int, *, signed: bool = False):
+    def __init__(self, geometry: WindowGeometry, bits: int, words: int, *, signed: bool = False,
+                 ports: int | None = None):
         check_window(geometry, bits)
+        self.ports = geometry.taps if ports is None else ports
+        check_int("ports", self.ports, 1, geometry.taps)
         self.geometry = geometry
         self.h, self.w, self.c = geometry.h, geometry.w, geometry.channels
         self.kernel = geometry.kernel
@@ -145,7 +150,7 @@ class WindowBuffer(wiring.Component):
         self.origin = Signal(range(max(words, 2)))
         super().__init__({
             "i": In(vector_stream(geometry.channels, bits, signed)),
-            "r": In(BufferReadSignature(pixels=geometry.pixels, words=words, taps=geometry.taps,
+            "r": In(BufferReadSignature(pixels=geometry.pixels, words=words, taps=self.ports,
                                         width=geometry.channels * bits)),
         })
 
@@ -194,7 +199,7 @@ class WindowBuffer(wiring.Component):
         ]
         with m.If(write):
             m.d.sync += wptr.eq(Mux(wptr == self.words - 1, 0, wptr + 1))
-        for tap in range(self.kernel * self.kernel):
+        for tap in range(self.ports):
             read_port = memory.read_port(transparent_for=(write_port,))
             m.d.comb += [
                 read_port.en.eq(self.r.en),
@@ -233,6 +238,9 @@ class LineBuffer(WindowBuffer):
         Bits per channel value.
     signed : bool
         Whether pixel values are two's complement (the lanes the block takes and passes on).
+    ports : int, optional
+        Read ports: ``geometry.taps`` (default) or fewer, for a reader that reads a window over
+        several cycles.
 
     Ports and attributes are those of `WindowBuffer`, with ``words`` equal to
     ``geometry.line_words`` (`imcflow.sw.golden.line_buffer_words`).
@@ -243,9 +251,10 @@ class LineBuffer(WindowBuffer):
         See `check_window`.
     """
 
-    def __init__(self, geometry: WindowGeometry, bits: int, *, signed: bool = False):
+    def __init__(self, geometry: WindowGeometry, bits: int, *, signed: bool = False,
+                 ports: int | None = None):
         check_window(geometry, bits)
-        super().__init__(geometry, bits, geometry.line_words, signed=signed)
+        super().__init__(geometry, bits, geometry.line_words, signed=signed, ports=ports)
 
     def _may_write(self, count, shifted):
         return shifted(-self.words) < self.r.keep

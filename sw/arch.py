@@ -97,6 +97,12 @@ class Arch:
         "pixel is requantized that many lanes per cycle, over at most the MVM interval "
         "(accumulators) or the slowest stage's time (fewer FPGA DSPs; each further cycle adds "
         "one of latency); 0: one multiplier per lane, one cycle")
+    window_ports: int = _f(
+        0, _int_in(0, 4096),
+        "read ports of each crossbar layer's window buffer: a window's k*k taps are read over "
+        "ceil(k*k / window_ports) cycles, as far as the MVM interval and the slowest stage's time "
+        "allow (fewer FPGA block RAM copies and wires; each further cycle adds one of latency); "
+        "0: one port per tap, a window per cycle")
     core_budget: int | None = _f(None, _optional(_int_in(1, 1 << 20)),
                                  "crossbars available; None means no replication")
     clock_mhz: float = _f(1000.0, _float_in(0, 1e5, lo_open=True), "digital clock frequency")

@@ -26,7 +26,7 @@ from imcflow.sw.arch import Arch, load_arch
 from imcflow.sw.geometry import WindowGeometry
 from imcflow.sw.ir import Network, Shape
 from imcflow.sw.ops import Op, op_for
-from imcflow.sw.timing import BlockTiming, fill_latency, link_latency, window_needs
+from imcflow.sw.timing import BlockTiming, fill_latency, link_latency, window_needs, window_ports
 
 __all__ = ["LayerMapping", "Mapping", "map_network", "replication", "resolve_budget",
            "buffer_for", "INPUT_BITS"]
@@ -95,6 +95,11 @@ class LayerMapping:
         as many as the slowest stage's time allows; for a crossbar layer its accumulators'
         (`imcflow.sw.arch.CrossbarParams.requant_passes` of its widest column tile, which they
         derive themselves). 1 otherwise. The timing contract reads it (`sw.timing`).
+    window_passes : int
+        With ``arch.window_ports``, the cycles a crossbar layer's window source takes to read one
+        window through ``ceil(kernel**2 / window_passes)`` read ports
+        (`imcflow.sw.timing.window_ports`): ``ceil(kernel**2 / window_ports)`` or as many as keep
+        the stage within the slowest stage's time. 1 otherwise (a port per tap).
     """
 
     name: str
@@ -123,6 +128,7 @@ class LayerMapping:
     skip_input: str = ""
     skip_min_words: int = 0
     requant_passes: int = 1
+    window_passes: int = 1
 
     @property
     def op(self) -> Op:
@@ -414,6 +420,9 @@ def map_network(net: Network, arch: Arch | str | None = None, *, core_budget=Non
         slowest = max(l.stage_cycles for l in layers)
         layers = [_shared_requant(l, arch, slowest) if l.role in ("join", "gap", "crossbar")
                   else l for l in layers]
+    if arch.window_ports:
+        slowest = max(l.stage_cycles for l in layers)
+        layers = [_window_read(l, arch, slowest) if l.role == "crossbar" else l for l in layers]
     mapping = Mapping(net.name, arch, tuple(layers), budget, timing)
     return replace(mapping, layers=tuple(_with_skip_fifo(mapping, l) if l.role == "join" else l
                                          for l in mapping.layers))
@@ -450,6 +459,17 @@ def _shared_requant(layer: LayerMapping, arch: Arch, slowest: int) -> LayerMappi
         return replace(layer, requant_passes=passes, stage_cycles=layer.input_pixels * passes)
     passes = max(1, min(passes, slowest))
     return replace(layer, requant_passes=passes, stage_cycles=max(layer.input_pixels, passes))
+
+
+def _window_read(layer: LayerMapping, arch: Arch, slowest: int) -> LayerMapping:
+    """A crossbar layer whose window source reads a window over ``ceil(kernel**2 /
+    arch.window_ports)`` cycles, or as many as keep its windows within ``slowest`` cycles per
+    image, rounded to the fewest its read ports need (`imcflow.sw.timing.window_ports`)."""
+    taps = layer.kernel ** 2
+    passes = max(1, min(-(-taps // arch.window_ports), slowest // layer.output_pixels))
+    _, passes = window_ports(taps, passes)
+    return replace(layer, window_passes=passes,
+                   stage_cycles=max(layer.stage_cycles, layer.output_pixels * passes))
 
 
 def _crossbar_cycles(layer: LayerMapping, r: int) -> int:

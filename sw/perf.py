@@ -28,7 +28,7 @@ import numpy as np
 
 from imcflow.errors import UserError
 from imcflow.sw.timing import (accept_pixels, capacity, engine_latency, fill_latency, link_latency,
-                               passes_latency, read_windows, steps, window_rules)
+                               passes_latency, read_windows, source_latency, steps, window_rules)
 
 __all__ = ["StageTiming", "Schedule", "Performance", "simulate", "frame_latency", "analyze"]
 
@@ -107,6 +107,9 @@ class _Stage:
         self.latency = engine_latency(layer, arch, timing)
         self.capacity = capacity(layer, arch, timing)
         self.t, self.window = layer.interval, timing.window_latency
+        # a window source reading over passes: windows that many cycles apart, valid
+        # `source` cycles after their read starts, their pixels kept until the last pass
+        self.passes_w, self.source = layer.window_passes, source_latency(layer, timing)
         self.advance = {"source": self._advance_source, "join": self._advance_join,
                         "gap": self._advance_gap, "crossbar": self._advance_crossbar,
                         }.get(layer.role, self._advance_window)
@@ -226,15 +229,15 @@ class _Stage:
     def _advance_window(self):
         take, read, hand, emit = self.take, self.read, self.hand, self.emit
         prev, held, t, window = self.prev, self.held, self.t, self.window
-        slot, need = self.slot, self.need
+        slot, need, passes, source = self.slot, self.need, self.passes_w, self.source
         (_, link, arrived), = self.producers
         t0, emitted = len(take), False
         while True:
-            moved = accept_pixels(take, slot, arrived, link, read, 1)
-            moved |= read_windows(read, take, need, hand, window)
+            moved = accept_pixels(take, slot, arrived, link, read, passes)
+            moved |= read_windows(read, take, need, hand, window, passes)
             n, nr, ne = len(hand), len(read), len(emit)
             while n < nr and held[n] < ne:
-                x = read[n] + window
+                x = read[n] + source
                 if n:
                     if hand[n - 1] >= x:
                         x = hand[n - 1] + 1
@@ -253,11 +256,12 @@ class _Stage:
     def _advance_crossbar(self):
         take, read, hand, slot, need, window = (self.take, self.read, self.hand, self.slot,
                                                 self.need, self.window)
+        passes = self.passes_w
         (_, link, arrived), = self.producers
         t0, emitted = len(take), False
         while True:
-            moved = accept_pixels(take, slot, arrived, link, read, 1)
-            moved |= read_windows(read, take, need, hand, window)
+            moved = accept_pixels(take, slot, arrived, link, read, passes)
+            moved |= read_windows(read, take, need, hand, window, passes)
             moved |= self._copies()
             out = self._emit(self.valid)
             emitted |= out
@@ -282,14 +286,14 @@ class _Stage:
         """
         read, hand, emit, prev, copy = self.read, self.hand, self.emit, self.prev, self.copy
         index, written, tile_valid, chain = self.index, self.written, self.tile_valid, self.chain
-        merged, valid, clocks, t, window = self.merged, self.valid, self.clocks, self.t, self.window
+        merged, valid, clocks, t, source = self.merged, self.valid, self.clocks, self.t, self.source
         out = merged[0] if merged else emit   # each copy's output handshakes
         taken = chain[0] if chain else out    # the tile's output register read
         moved = False
         n = len(hand)
         while n < len(read) and prev[n] < len(written):
             clock, p = clocks[copy[n]], prev[n]
-            x = read[n] + window
+            x = read[n] + source
             if n and hand[n - 1] >= x:
                 x = hand[n - 1] + 1
             k = clock.index(x)
@@ -531,8 +535,9 @@ def frame_latency(mapping) -> int:
     """Latency of one image when every window buffer is a frame buffer, in closed form.
 
     Each window stage starts when the last pixel of its input image arrives and then runs at its
-    own pace: window ``j`` is handed to its copy ``max(j, (j // r) * t + j % r)`` cycles after the
-    first; nothing downstream stalls an image on its own. Equal to the event model's latency.
+    own pace: window ``j`` is handed to its copy ``max(j p, (j // r) t + (j % r) p)`` cycles after
+    the first (``p`` the window source's read passes); nothing downstream stalls an image on its
+    own. Equal to the event model's latency.
     """
     lines = [l.name for l in mapping.stages
              if l.role in ("crossbar", "pool") and l.buffer != "frame"]
@@ -550,8 +555,8 @@ def frame_latency(mapping) -> int:
             last[l.name] = l.output_pixels - 1
             continue
         arrived = max(last[p] + link_latency(timing, fanout[p]) for p in l.inputs)
-        j, r, t = l.output_pixels - 1, l.replication, l.interval
-        queue = max(j, (j // r) * t + j % r) if l.role in ("crossbar", "pool") else 0
+        j, r, t, p = l.output_pixels - 1, l.replication, l.interval, l.window_passes
+        queue = max(j * p, (j // r) * t + j % r * p) if l.role in ("crossbar", "pool") else 0
         last[l.name] = arrived + fill_latency(l, arch, timing) + queue
     return last[mapping.output]
 

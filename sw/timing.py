@@ -32,7 +32,7 @@ __all__ = [
     "FIFO_DEPTH", "FRAME_IMAGES", "tile_latency", "BlockTiming", "steps", "engine_latency",
     "crossbar_engine_latency", "passes_latency", "ROLE_LATENCY",
     "fill_latency", "link_latency", "capacity", "window_needs", "window_rules", "accept_pixels",
-    "read_windows", "window_schedule",
+    "read_windows", "window_schedule", "window_ports", "source_latency",
 ]
 
 # --- block latencies ------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ ROLE_LATENCY = {
 def fill_latency(layer, arch, timing: BlockTiming) -> int:
     """Cycles from the handshake of the last input pixel an output needs to that output's
     handshake, when nothing stalls."""
-    window = timing.window_latency if layer.role in ("crossbar", "pool") else 0
+    window = source_latency(layer, timing) if layer.role in ("crossbar", "pool") else 0
     return window + engine_latency(layer, arch, timing)
 
 
@@ -207,6 +207,21 @@ def capacity(layer, arch, timing: BlockTiming) -> int:
 
 
 # --- the window schedule -------------------------------------------------------------------------
+
+def window_ports(taps: int, passes: int) -> tuple[int, int]:
+    """``(ports, passes)`` of a window source that reads its ``taps`` taps over at most
+    ``passes`` cycles: ``ceil(taps / passes)`` read ports, and the fewest passes they need (9
+    taps over 4 passes: 3 ports, 3 passes)."""
+    ports = -(-taps // passes)
+    return ports, -(-taps // ports)
+
+
+def source_latency(layer, timing: BlockTiming) -> int:
+    """A window stage's window source: from the handshake of a window's last pixel to the window
+    valid, when nothing stalls: `BlockTiming.window_latency` and a cycle per read pass beyond the
+    first (`~imcflow.sw.mapper.LayerMapping.window_passes`)."""
+    return timing.window_latency + layer.window_passes - 1
+
 
 def window_needs(geometry: WindowGeometry, *,
                  strategy: str = "line") -> tuple[np.ndarray, np.ndarray, int]:
@@ -248,9 +263,9 @@ def accept_pixels(take: list, slot: list, arrived, link: int, freed: list, delay
 
     Input ``i`` is taken in the first cycle that is at least ``link`` cycles after
     ``arrived[i]`` (the producer's output handshake), after input ``i - 1``'s, and ``delay``
-    cycles after ``freed[slot[i] - 1]`` (for a window buffer: the read of the last window that
-    needs what pixel ``i`` overwrites, `window_rules`; ``delay`` 1, the pixel is written in the
-    cycle after). ``arrived`` and ``freed`` may still grow.
+    cycles after ``freed[slot[i] - 1]`` (for a window buffer: the start of the read of the last
+    window that needs what pixel ``i`` overwrites, `window_rules`; ``delay`` its passes, the
+    pixel is written in the cycle after the last). ``arrived`` and ``freed`` may still grow.
     """
     n = start = len(take)
     limit = min(len(slot), len(arrived))
@@ -269,23 +284,25 @@ def accept_pixels(take: list, slot: list, arrived, link: int, freed: list, delay
     return n > start
 
 
-def read_windows(read: list, take: list, need: list, hand: list, latency: int) -> bool:
-    """Append to ``read`` the cycles windows are read into the window source's output registers
-    whose constraints are known; returns whether any.
+def read_windows(read: list, take: list, need: list, hand: list, latency: int,
+                 passes: int = 1) -> bool:
+    """Append to ``read`` the cycles windows start being read into the window source's output
+    registers whose constraints are known; returns whether any.
 
     Window ``j`` is read in the cycle of the handshake of pixel ``need[j]`` (`window_rules`) or
-    later, after window ``j - 1``, and once the ``latency`` registers before its output have room:
-    not before ``hand[j - latency]``, the output handshake of the window ``latency`` places
-    ahead (each register takes when it is empty or being emptied). It is valid at the output
-    ``latency`` cycles after its read. ``take`` and ``hand`` may still grow.
+    later, ``passes`` cycles after window ``j - 1`` (its read takes ``passes`` cycles), and once
+    the ``latency`` registers before its output have room: not before ``hand[j - latency]``, the
+    output handshake of the window ``latency`` places ahead (each register takes when it is
+    empty or being emptied). It is valid at the output ``latency + passes - 1`` cycles after its
+    read starts (`source_latency`). ``take`` and ``hand`` may still grow.
     """
     n = start = len(read)
     end, taken, handed = len(need), len(take), len(hand)
     while n < end and need[n] < taken and (n < latency or n - latency < handed):
         x = take[need[n]]
         if n:
-            if read[n - 1] >= x:
-                x = read[n - 1] + 1
+            if read[n - 1] + passes > x:
+                x = read[n - 1] + passes
             if n >= latency and hand[n - latency] > x:
                 x = hand[n - latency]
         read.append(x)
@@ -293,26 +310,31 @@ def read_windows(read: list, take: list, need: list, hand: list, latency: int) -
     return n > start
 
 
-def window_schedule(geometry: WindowGeometry, *, strategy: str = "line", images: int = 1):
-    """Cycle-accurate timing of a `~imcflow.hw.im2col.WindowSource` of ``geometry`` whose input
-    is always valid and output always ready.
+def window_schedule(geometry: WindowGeometry, *, strategy: str = "line", images: int = 1,
+                    passes: int = 1):
+    """Cycle-accurate timing of a `~imcflow.hw.im2col.WindowSource` of ``geometry`` (reading a
+    window over ``passes`` cycles, `window_ports`) whose input is always valid and output always
+    ready.
 
     Returns ``(pixels, windows)``: int arrays of the cycle of each input handshake and of the
     first cycle each window is valid on ``o``, counting from the cycle the first pixel is offered
     (cycle 0), over ``images`` images back to back. The rules are `window_rules`', solved by
     `accept_pixels` and `read_windows`: a pixel is accepted unless it would overwrite a pixel
     still needed (line) or the image being read (frame); a window is read in the cycle its last
-    pixel is accepted or later, one per cycle, and is valid `WINDOW_LATENCY` cycles later. The
+    pixel is accepted or later, one per ``passes`` cycles, and is valid `WINDOW_LATENCY` +
+    ``passes - 1`` cycles later; the pixels it needs are kept until its last pass. The
     performance model's window stages are the same two functions, under stalls and with the
     consumer's handshakes (`imcflow.sw.perf`).
     """
+    _, passes = window_ports(geometry.taps, passes)
     need, slot = window_rules(geometry, strategy=strategy, images=images)
     take, read, valid = [], [], []
     offered = range(len(slot))  # always valid: pixel i is offered from cycle i on
     while len(read) < len(need) or len(take) < len(slot):
-        moved = accept_pixels(take, slot, offered, 0, read, 1)
-        moved |= read_windows(read, take, need, valid, WINDOW_LATENCY)
-        valid.extend(r + WINDOW_LATENCY for r in read[len(valid):])  # taken as soon as valid
+        moved = accept_pixels(take, slot, offered, 0, read, passes)
+        moved |= read_windows(read, take, need, valid, WINDOW_LATENCY, passes)
+        # taken as soon as valid
+        valid.extend(r + WINDOW_LATENCY + passes - 1 for r in read[len(valid):])
         if not moved:
             raise AssertionError("window_schedule: the window rules deadlock")
     return np.array(take, dtype=np.int64), np.array(valid, dtype=np.int64)

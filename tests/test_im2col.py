@@ -202,6 +202,39 @@ def test_timing_matches_window_schedule(geometry, strategy, seeds):
         assert (trace["o_cycles"] >= np.array(ideal)).all()
 
 
+# (geometry, passes): a window read over several cycles through fewer read ports
+PASSES = [(GEOMETRIES[0], 9), (GEOMETRIES[1], 3), (GEOMETRIES[3], 2), (GEOMETRIES[4], 16),
+          (GEOMETRIES[6], 4), (GEOMETRIES[7], 5), (GEOMETRIES[9], 3)]
+
+
+@pytest.mark.parametrize("strategy", ["line", "frame"])
+@pytest.mark.parametrize("geometry, passes", PASSES,
+                         ids=[f"{'x'.join(map(str, g))}-{p}" for g, p in PASSES])
+def test_windows_read_over_passes(geometry, passes, strategy, seeds):
+    # ceil(k*k / passes) read ports, the taps read over the fewest passes they need: the same
+    # windows under stalls, the producer stalled by the same rule (the pixels kept until the
+    # last pass), and free-running, the cycles of `window_schedule` with those passes.
+    taps = geometry[4] ** 2
+    ports = -(-taps // passes)
+    images = 3
+    seed, = seeds(1)
+    fmaps = _fmaps(geometry, images, np.random.default_rng(seed))
+    dut = WindowSource(*window(geometry), strategy=strategy, passes=passes)
+    assert (dut.buffer.ports, dut.passes) == (ports, -(-taps // ports))
+    assert (dut.latency, dut.interval) == (dut.passes, dut.passes)
+    trace = simulate(dut, fmaps, idle=0.3, backpressure=0.4, seed=seed)
+    check_windows(trace, fmaps, geometry)
+    mismatch = np.flatnonzero(trace["i_ready"] != expected_ready(trace, geometry, strategy, images))
+    assert not mismatch.size, f"i.ready differs from the buffer's rule in cycles {mismatch[:10]}"
+    trace = simulate(WindowSource(*window(geometry), strategy=strategy, passes=passes), fmaps)
+    check_windows(trace, fmaps, geometry)
+    pixels, windows_cycles = window_schedule(window(geometry)[0], strategy=strategy,
+                                             images=images, passes=passes)
+    assert trace["i_cycles"].tolist() == pixels.tolist()
+    assert trace["o_cycles"].tolist() == windows_cycles.tolist()
+    assert (np.diff(trace["o_cycles"]) >= dut.passes).all()
+
+
 def test_full_rate_and_no_bubble_between_images():
     # A 'same' convolution: as many windows as pixels. After the fill the output never pauses,
     # not even between images: 4 images of 64 windows in 256 consecutive cycles.

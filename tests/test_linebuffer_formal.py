@@ -55,18 +55,21 @@ class WindowSourceSpec(Elaboratable):
         return m
 
 
-# h, w, c, bits, kernel, stride, padding, strategy
+# h, w, c, bits, kernel, stride, padding, strategy, passes (the window read over that many cycles)
 PROOFS = [
-    (4, 4, 1, 1, 3, 1, 2, "line"),    # padding > stride: keep is not the current window's first
-    (5, 5, 1, 1, 3, 2, 1, "line"),    # stride 2, odd size, words = 2*W + 3 not a power of 2
-    (3, 3, 1, 1, 2, 1, 1, "frame"),
+    (4, 4, 1, 1, 3, 1, 2, "line", 1),    # padding > stride: keep is not the current window's first
+    (5, 5, 1, 1, 3, 2, 1, "line", 1),    # stride 2, odd size, words = 2*W + 3 not a power of 2
+    (3, 3, 1, 1, 2, 1, 1, "frame", 1),
+    (4, 4, 1, 1, 3, 1, 2, "line", 3),    # 3 read ports: each tap checked in its own pass
+    (5, 5, 1, 1, 3, 2, 1, "line", 9),
 ]
 
 
 @pytest.mark.parametrize("geometry", PROOFS, ids=["x".join(map(str, g)) for g in PROOFS])
 def test_occupancy_bounds_proved(geometry):
-    h, w, c, bits, kernel, stride, padding, strategy = geometry
-    source = WindowSource(WindowGeometry(h, w, c, kernel, stride, padding), bits, strategy=strategy)
+    h, w, c, bits, kernel, stride, padding, strategy, passes = geometry
+    source = WindowSource(WindowGeometry(h, w, c, kernel, stride, padding), bits, strategy=strategy,
+                          passes=passes)
     check(WindowSourceSpec(source), mode="prove", depth=3)
 
 

@@ -95,7 +95,10 @@ def _handshakes(core, pixels, input_stall, output_stall, limit=20_000):
     (1, "2x", 0.3, 0.5, {"row_folds": 4, "col_parallelism": 2, "mac_stages": 1}),
     # one requantization multiplier per accumulator: 3 passes (c1: 2 lanes, c2: 1)
     (3, None, 0.0, 0.6, {"requant_lanes": 1}),
-    (1, "2x", 0.3, 0.5, {"row_folds": 4, "col_parallelism": 2, "requant_lanes": 1})])
+    (1, "2x", 0.3, 0.5, {"row_folds": 4, "col_parallelism": 2, "requant_lanes": 1}),
+    # c1's window read over 3 cycles (3 ports), or as many as its stage allows (2 copies)
+    (3, None, 0.3, 0.6, {"window_ports": 3}),
+    (1, "2x", 0.3, 0.5, {"row_folds": 4, "col_parallelism": 2, "window_ports": 1})])
 def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpressure, fields):
     # Two convs (the second the output) on a 5x5 map: every input and output handshake of the
     # RTL under the seeded stall masks is the event model's, given the same masks. Crossbars
@@ -118,8 +121,8 @@ def test_pipeline_under_stalls_matches_the_rtl(mvm_cycles, budget, idle, backpre
 
 @pytest.mark.parametrize("fields", [{}, {"col_parallelism": 1, "slack_folds": True},
                                     {"col_parallelism": 1, "slack_folds": True,
-                                     "requant_lanes": 1}],
-                         ids=["default", "slack-folds", "shared-multipliers"])
+                                     "requant_lanes": 1, "window_ports": 1}],
+                         ids=["default", "slack-folds", "shared-multipliers-one-port"])
 def test_every_layer_kind_under_stalls_matches_the_rtl(fields):
     # small_net (strided and padded convs, a projection skip and its join, max and average
     # pooling, dense layers, global pooling) with 2-cycle MVMs, under idle and backpressure;
