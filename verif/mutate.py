@@ -20,13 +20,17 @@
 4. A mutant that both pass is checked for equivalence with the original (the mutated unit of a
    bank alone): Yosys ``equiv_make``, ``equiv_simple``, ``equiv_induct`` (the two netlists agree
    in every cycle for every input from the same initial state), else SymbiYosys k-induction on a
-   miter of the two whose inputs follow the stream rules (`~imcflow.verif.contracts.SameBehaviour`: a mutant that differs only when a
-   producer breaks the rules, or only in a payload that is not valid, is no bug), else PDR
+   miter of the two whose inputs follow the stream rules
+   (`~imcflow.verif.contracts.SameBehaviour`: a mutant that differs only when a producer
+   breaks the rules, or only in a payload that is not valid, is no bug), else PDR
    (z3's Spacer), which proves over the states reachable from reset only (a mutant that
    differs only in a state no input reaches, a product no input gives, is no bug either;
    induction cannot show that): first on the original alone, that in no reachable state the
-   mutant's next state or outputs would differ, then on the same miter. Proven equivalent mutants are reported apart; the rest are *survivors*: bugs nothing caught, each
-   listed with the source line it mutated.
+   mutant's next state or outputs would differ (then again with the mutated register's bits
+   free: it may differ there, but no value of them changes an output or another register, as
+   a product bit that the rounding drops), then on the same miter. Proven equivalent mutants
+   are reported apart; the rest are *survivors*: bugs nothing caught, each listed with the
+   source line it mutated.
 
 The kill rate is ``killed / (mutants - equivalent)``. docs/verification.md ("Mutation coverage")
 explains how to read the report.
@@ -288,13 +292,112 @@ def _widen(bits: list[str], widths: dict[str, int]) -> list[str]:
                                         if bit.endswith(" [*]") else [bit])]
 
 
-def _one_step(unit, args: str) -> str | None:
+def _cells(module: str) -> tuple[dict[str, int], list[tuple[str, str, dict[str, str]]],
+                                  list[tuple[str, str]]]:
+    """Wire widths, cells ``(type, name, {port: signal})`` and ``connect`` statements ``(lhs,
+    rhs)`` of one RTLIL module's text."""
+    widths, cells, connects, cell = {}, [], [], None
+    for line in module.splitlines():
+        if (wire := re.fullmatch(r"  wire (.*?)(\S+)", line)):
+            words = wire[1].split()
+            widths[wire[2]] = int(words[words.index("width") + 1]) if "width" in words else 1
+        elif (head := re.fullmatch(r"  cell (\S+) (\S+)", line)):
+            cell = (head[1], head[2], {})
+        elif line == "  end" and cell is not None:
+            cells.append(cell)
+            cell = None
+        elif cell is not None and (port := re.fullmatch(r"    connect \\(\w+) (.+)", line)):
+            cell[2][port[1]] = port[2]
+        elif cell is None and (both := re.fullmatch(r"  connect (.+)", line)):
+            lhs, rhs = _split_connect(both[1])
+            connects.append((lhs, rhs))
+    return widths, cells, connects
+
+
+def _split_connect(text: str) -> tuple[str, str]:
+    """The two signals of an RTLIL ``connect`` statement's text ``lhs rhs``."""
+    tokens = re.findall(r"\{[^}]*\}|\d+'[01xzm-]*|[\\$]\S+(?: \[\d+(?::\d+)?\])?", text)
+    return tokens[0], tokens[1]
+
+
+REGISTERS = r"\$_?(a?l?dff\w*|sdff\w*|ff|dlatch\w*|sr\w*)"
+
+
+def _held_bits(module: str) -> list[str]:
+    """Register bits (their ``Q`` bits, e.g. ``\\prod0 [5]``) of RTLIL module text ``module``
+    that the value of a mutation (``mutate -ctrl``'s multiplexer) reaches in one clock edge
+    through multiplexers and wires alone: the mutated register itself (a mutated ``Q`` that a
+    register reads back while it holds, or a mutated product that it loads). A bit that meets
+    any other cell on its way (an adder, the rounding) stops there: the one-step check compares
+    what that cell feeds."""
+    widths, cells, connects = _cells(module)
+
+    def bits(spec):
+        return _widen(_bits(spec), widths)
+
+    edges: dict[str, set[str]] = {}
+    for lhs, rhs in connects:
+        for a, b in zip(bits(rhs), bits(lhs)):
+            edges.setdefault(a, set()).add(b)
+    seeds, registers = set(), {}
+    for kind, name, ports in cells:
+        if kind in ("$mux", "$pmux") and "Y" in ports:
+            y = bits(ports["Y"])
+            if "mutate_ctrl_mux" in name:
+                seeds |= set(y)
+            data = bits(ports["A"]) + bits(ports["B"])
+            for k, a in enumerate(data):
+                edges.setdefault(a, set()).add(y[k % len(y)])
+            for a in bits(ports["S"]):
+                edges.setdefault(a, set()).update(y)
+        elif re.fullmatch(REGISTERS, kind) and "D" in ports and "Q" in ports:
+            for d, q in zip(bits(ports["D"]), bits(ports["Q"])):
+                registers.setdefault(d, set()).add(q)
+    found, seen, todo = set(), set(seeds), list(seeds)
+    while todo:
+        bit = todo.pop()
+        found |= registers.get(bit, set())
+        for nxt in edges.get(bit, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return sorted(found)
+
+
+def _shown(bits: list[str], module: str) -> str:
+    """``bits`` (of `_held_bits`) as their readers know them: a mutated ``Q`` bit, which
+    ``mutate`` moved to a wire of its own, by the wire its multiplexer drives (``\\prod0
+    [5]``)."""
+    widths, cells, _ = _cells(module)
+    names = {}
+    for _, name, ports in cells:
+        if "mutate_ctrl_mux" in name:
+            names.update(zip(_widen(_bits(ports["A"]), widths), _widen(_bits(ports["Y"]),
+                                                                       widths)))
+    return ", ".join(names.get(b, b).lstrip("\\") for b in bits)
+
+
+def _escaped(text: str) -> str:
+    """``text`` as the inside of an RTLIL string."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _one_step(unit, args: str, *, free: bool = False) -> str | None:
     """RTLIL of module ``unit`` (the original) with one assertion: in the state it is in, the
     mutant (the mutation ``args``) would load the same next state into every register and show
     the same outputs for the same inputs. A combinational copy of the logic with the mutation on
     computes them from the original's registers (memories mapped to registers first). Where that
     holds in every reachable state, the mutant's run is the original's for every input: it is
-    no bug. None if Yosys cannot apply the mutation."""
+    no bug. None if Yosys cannot apply the mutation.
+
+    With ``free``, the register bits the mutation reaches through multiplexers alone
+    (`_held_bits`: the mutated register) take any value in the copy (a ``$anyseq``, new in
+    every cycle) and their next values are not compared; every other register's and every
+    output are. Where that holds in every reachable state of the original, the mutant's state
+    differs from the original's at most in those bits in every cycle (by induction from reset,
+    where they are equal), and its outputs never: it is no bug, whatever values those bits take
+    (a product bit that the rounding drops). The bits are named in the assertion cell's
+    attribute ``\\imcflow_free``. None also if no register bit is reached."""
     from amaranth.back import rtlil
     with tempfile.TemporaryDirectory(prefix="imcflow-one-step-") as tmp:
         work = Path(tmp)
@@ -314,7 +417,11 @@ def _one_step(unit, args: str) -> str | None:
         return re.sub(r"(?<!\S)[\\$]\S+", lambda m: "\\step." + m[0].lstrip("\\"), spec)
 
     on, mutsel = "1'1", "\\mutsel"     # the copy has the mutation on
-    widths, ports, added, compared, cell = {}, [], [], [], None
+    held = _held_bits(text[start:end]) if free else []
+    if free and not held:
+        return None
+    widths, ports, compared, cell = {}, [], [], None
+    added = [f"  wire width {len(held)} $one_step_free"] if held else []
     for line in text[start:end].splitlines()[1:]:
         if (wire := re.fullmatch(r"  wire (.*?)(\S+)", line)):
             words = wire[1].split()
@@ -327,11 +434,19 @@ def _one_step(unit, args: str) -> str | None:
             cell = {"type": head[1], "name": head[2], "lines": []}
         elif line == "  end" and cell is not None:
             connections = re.findall(r"    connect \\(\w+) (.+)", "\n".join(cell["lines"]))
-            if re.fullmatch(r"\$_?(a?l?dff\w*|sdff\w*|ff|dlatch\w*|sr\w*)", cell["type"]):
-                # a register: the copy reads the original's; compare what it would load
-                added += [f"  connect {copy(spec)} {spec}" for port, spec in connections
-                          if port == "Q"]
-                compared += [spec for port, spec in connections if port not in ("Q", "CLK", "C")]
+            if re.fullmatch(REGISTERS, cell["type"]):
+                # a register: the copy reads the original's; compare what it would load (a
+                # held bit: the copy reads any value, and its next value is not compared)
+                ports_of = dict(connections)
+                qs = _widen(_bits(ports_of["Q"]), widths)
+                ds = _widen(_bits(ports_of["D"]), widths) if "D" in ports_of else []
+                for k, q in enumerate(qs):
+                    source = f"$one_step_free [{held.index(q)}]" if q in held else q
+                    added.append(f"  connect {copy(q)} {source}")
+                    if k < len(ds) and q not in held:
+                        compared.append(ds[k])
+                compared += [spec for port, spec in connections
+                             if port not in ("Q", "D", "CLK", "C")]
             elif cell["type"] != "$print":
                 added += [f"  cell {cell['type']} {copy(cell['name'])}",
                           *(re.sub(r"(    connect \\\w+ )(.+)", lambda m: m[1] + copy(m[2]), l)
@@ -355,7 +470,13 @@ def _one_step(unit, args: str) -> str | None:
               f"    parameter \\B_WIDTH {len(mutant)}", "    parameter \\Y_WIDTH 1",
               f"    connect \\A {{ {' '.join(reversed(original))} }}",
               f"    connect \\B {{ {' '.join(reversed(mutant))} }}",
-              "    connect \\Y $one_step_same", "  end", "  cell $assert $one_step_assert",
+              "    connect \\Y $one_step_same", "  end",
+              *(["  cell $anyseq $one_step_any",
+                 f"    parameter \\WIDTH {len(held)}", "    connect \\Y $one_step_free",
+                 "  end"] if held else []),
+              *([f"  attribute \\imcflow_free \"{_escaped(_shown(held, text[start:end]))}\""]
+                if held else []),
+              "  cell $assert $one_step_assert",
               "    connect \\A $one_step_same", "    connect \\EN 1'1", "  end"]
     module = re.sub(r"wire (width \d+ )?input \d+ \\mutsel\n", r"wire \1\\mutsel\n",
                     text[start:end])
@@ -414,7 +535,9 @@ def equivalent(component, mutation: Mutation, *, depth: int = 4,
        seconds each) over the states reachable from reset only: first on the original unit
        alone (`_one_step`, `~imcflow.verif.contracts.Driven`: one copy of the state, so
        faster), that in every reachable state the mutant's next state and outputs would be the
-       original's (then its run is the original's); then the property of 2., on the innermost
+       original's (then its run is the original's), then the same with the mutated
+       register's bits free (`_one_step` with ``free``: its state differs from the original's
+       at most there); then the property of 2., on the innermost
        submodule that
        holds the mutated cell (`_submodule`; smaller, so faster) with
        ``SameBehaviour(rules=False)`` (equal ports for every input: it may replace the original
@@ -441,6 +564,14 @@ def equivalent(component, mutation: Mutation, *, depth: int = 4,
                              "pdr: the mutant's next state and outputs are the original's in "
                              "every reachable state for every input that follows the stream "
                              "rules"))
+            if (held := _one_step(design, args, free=True)) is not None:
+                bits = re.search(r'attribute \\imcflow_free "((?:[^"\\]|\\.)*)"', held)[1]
+                attempts.append((lambda design=design: Driven(design, "unit"), held,
+                                 f"pdr: the mutant's state differs from the original's at most "
+                                 f"in {bits.replace(chr(92) * 2, chr(92))} (the mutated "
+                                 f"register), whose values change no output and no other "
+                                 f"register, in every reachable state for every input that "
+                                 f"follows the stream rules"))
             break
     if (sub := _submodule(component, mutation)) and (inner := _pair(*sub)) is not None:
         attempts.append((lambda: SameBehaviour(sub[0], "gold", "gate", rules=False), inner,
