@@ -256,7 +256,7 @@ class Im2colAddressGenerator(wiring.Component):
                     out.append(data[q])
                     continue
                 held = Signal(self.c * self.bits, name=f"held_{t}")
-                with m.If((step == pass_ + 1) & go):
+                with m.If(step == pass_ + 1):     # (a register: few gates before the enables)
                     m.d.sync += held.eq(data[q])
                 out.append(held)
             m.d.comb += self.o.payload.data.eq(Cat(out))

@@ -274,8 +274,11 @@ PRESETS: dict[str, Arch] = {
     # exits without a message on digits' fc tile (docs/fpga.md). One requantization multiplier
     # per accumulator, join input and global pool, shared by the lanes over the stage's slack:
     # with one per lane (124 of 156 MULT18X18D) the router did not converge (docs/fpga.md).
+    # One read port per window buffer, the taps read over the MVM interval's slack: a 3x3
+    # conv's line buffer is one LUT-RAM instead of 9 block-RAM copies (digits: 6 DP16KD
+    # instead of 123).
     "fpga": Arch(col_parallelism=1, mac_stages=3, row_folds=16, slack_folds=True, mvm_cycles=8,
-                 requant_lanes=1, clock_mhz=25.0),
+                 requant_lanes=1, window_ports=1, clock_mhz=25.0),
     # What fits the iCEBreaker's iCE40 UP5K (5,280 logic cells) with digits_ice40 (docs/fpga.md):
     # bit-serial 4-bit inputs (adder trees over the weights of the rows whose input bit is set,
     # a quarter of the pwm trees' logic), one column per cycle, 64-row crossbars, one pipeline

@@ -120,10 +120,12 @@ def fpga_fit_figures():
                                                            slack_folds=False)),
                                 BOARDS["ulx3s-85f"]).crossbar_luts for f in (1, 2, 4, 8)]
     errors = [100 * (t / m - 1) for t, m in zip(tiles, (13_422, 7_274, 4_140, 2_551))]
-    # the digits build was measured before the fpga preset folded rows and shared multipliers
+    # the digits build was measured before the fpga preset folded rows, shared multipliers and
+    # read windows through one port
     q = load_qnetwork("digits", "fpga")
     e = resources.estimate(map_network(q.network, q.arch.replace(
-        row_folds=1, mac_stages=3, slack_folds=False, requant_lanes=0)), BOARDS["ulx3s-85f"])
+        row_folds=1, mac_stages=3, slack_folds=False, requant_lanes=0, window_ports=0)),
+        BOARDS["ulx3s-85f"])
     return (*(f"{t:,}" for t in tiles), *(f"{d:+.1f}" for d in errors), e.dsps, e.brams,
             f"{e.luts:,}", f"{100 * (e.luts / 59_701 - 1):.1f}",
             f"{e.ffs:,}", f"{100 * (e.ffs / 21_168 - 1):.1f}")

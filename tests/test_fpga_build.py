@@ -26,6 +26,7 @@ from imcflow.fpga.resources import memories, memory_plan, yosys_script
 from imcflow.fpga.top import BoardTop, SerialAccelerator, accelerator_latency
 from imcflow.fpga.uart import UartTx
 from imcflow.gen.project import generate
+from imcflow.sw.arch import load_arch
 from imcflow.sw.perf import analyze
 
 TINY = """name = "tiny"
@@ -321,12 +322,13 @@ def test_board_top_link_baud_and_window(tmp_path, board_name, clock_mhz, baud, d
 
 def test_yosys_follows_the_memory_plan(tmp_path):
     # The plan's commands must select what they mean (Yosys silently skips modules that still
-    # hold processes): the window buffer of a 2x2 -> 3 dense layer (4 read ports, 8 bits) lands
-    # in 4 block RAMs, one per read port. Its crossbar has no multipliers (adder trees over the
-    # weight bits): only the requantization multiply uses a DSP, one for the 3 columns (the
-    # fpga preset's requant_lanes = 1).
+    # hold processes): the window buffer of a 2x2 -> 3 dense layer (4 read ports with a port per
+    # tap, 8 bits) lands in 4 block RAMs, one per read port. Its crossbar has no multipliers
+    # (adder trees over the weight bits): only the requantization multiply uses a DSP, one for
+    # the 3 columns (the fpga preset's requant_lanes = 1).
     (tmp_path / "tiny.toml").write_text(TINY)
-    accelerator = prepare_design(tmp_path / "tiny.toml").accelerator
+    accelerator = prepare_design(tmp_path / "tiny.toml",
+                                 load_arch("fpga", window_ports=0)).accelerator
     system = SerialAccelerator(accelerator, height=2, width=2, divisor=868)
     uses = memories(system, "t")
     placement = memory_plan(uses, board("ulx3s-85f"))
