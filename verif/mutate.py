@@ -326,10 +326,10 @@ REGISTERS = r"\$_?(a?l?dff\w*|sdff\w*|ff|dlatch\w*|sr\w*)"
 def _held_bits(module: str) -> list[str]:
     """Register bits (their ``Q`` bits, e.g. ``\\prod0 [5]``) of RTLIL module text ``module``
     that the value of a mutation (``mutate -ctrl``'s multiplexer) reaches in one clock edge
-    through multiplexers and wires alone: the mutated register itself (a mutated ``Q`` that a
-    register reads back while it holds, or a mutated product that it loads). A bit that meets
-    any other cell on its way (an adder, the rounding) stops there: the one-step check compares
-    what that cell feeds."""
+    through multiplexers' data inputs and wires alone: the mutated register itself (a mutated
+    ``Q`` that a register reads back while it holds, or a mutated product that it loads). A bit
+    that meets any other cell on its way (an adder, the rounding) stops there: the one-step
+    check compares what that cell feeds."""
     widths, cells, connects = _cells(module)
 
     def bits(spec):
@@ -345,11 +345,9 @@ def _held_bits(module: str) -> list[str]:
             y = bits(ports["Y"])
             if "mutate_ctrl_mux" in name:
                 seeds |= set(y)
-            data = bits(ports["A"]) + bits(ports["B"])
-            for k, a in enumerate(data):
+            data = bits(ports["A"]) + bits(ports["B"])   # not the select: a mutated enable
+            for k, a in enumerate(data):                   # is no value a register holds
                 edges.setdefault(a, set()).add(y[k % len(y)])
-            for a in bits(ports["S"]):
-                edges.setdefault(a, set()).update(y)
         elif re.fullmatch(REGISTERS, kind) and "D" in ports and "Q" in ports:
             for d, q in zip(bits(ports["D"]), bits(ports["Q"])):
                 registers.setdefault(d, set()).add(q)
@@ -390,7 +388,7 @@ def _one_step(unit, args: str, *, free: bool = False) -> str | None:
     holds in every reachable state, the mutant's run is the original's for every input: it is
     no bug. None if Yosys cannot apply the mutation.
 
-    With ``free``, the register bits the mutation reaches through multiplexers alone
+    With ``free``, the register bits the mutation reaches through multiplexers' data alone
     (`_held_bits`: the mutated register) take any value in the copy (a ``$anyseq``, new in
     every cycle) and their next values are not compared; every other register's and every
     output are. Where that holds in every reachable state of the original, the mutant's state
