@@ -201,6 +201,45 @@ def test_held_bit_check_proves_a_product_bit_the_rounding_drops_and_no_bug():
     assert mutate.equivalent(scale, muts["1"]) is None
 
 
+class Halve(wiring.Component):
+    """A register loaded from each beat taken, shown halved (``r >> 1``) through no register:
+    its bit 0 reaches no output, its bit 1 reaches one combinationally."""
+
+    i: In(stream.Signature(3))
+    o: Out(stream.Signature(2))
+
+    def elaborate(self, platform):
+        m = Module()
+        r = Signal(3)
+        full = Signal()
+        m.d.comb += [self.i.ready.eq(~full | self.o.ready), self.o.valid.eq(full),
+                     self.o.payload.eq(r[1:])]
+        with m.If(self.i.ready):
+            m.d.sync += [full.eq(self.i.valid), r.eq(self.i.payload)]
+        return m
+
+
+def test_held_bit_check_compares_the_outputs_of_the_free_bits():
+    # The held-bit check must compare the outputs themselves, not only what registers load:
+    # here the mutated register's bit 1 reaches the output through no register, and it is the
+    # only register that reads it. Bit 0 inverted (read back while it holds) is no bug.
+    halve = Halve()
+    text = rtlil.convert(halve, name="halve")
+    muts = {re.search(r"-portbit (\d+)", m.args)[1]: m
+            for m in mutate.mutations(text, "halve", 80, 1, "-mode inv -port Q")
+            if "r = Signal(3)" in m.describe()}
+    spec = contracts.Driven(halve, "unit")
+    for bit, proven in (("0", True), ("1", False)):
+        held = mutate._one_step(halve, muts[bit].args.replace("-module halve", "-module unit"),
+                                free=True)
+        assert f'attribute \\imcflow_free "r [{bit}]"' in held
+        if proven:
+            check(spec, mode="pdr", name=f"halve-{bit}", modules=[held], timeout=60)
+        else:
+            with pytest.raises(FormalError, match="an assertion fails in a reachable state"):
+                check(spec, mode="pdr", name=f"halve-{bit}", modules=[held], timeout=60)
+
+
 class Modulo3(wiring.Component):
     """Shows a counter 0, 1, 2, 0, ... (one step per beat taken) in a 3-bit register: its bit 2
     is never set from reset, although nothing but reachability says so."""
