@@ -176,29 +176,33 @@ def test_held_bit_check_proves_a_product_bit_the_rounding_drops_and_no_bug():
     # drops it and the saturation compare gives the same for the products that occur (0, 11,
     # 22, 33). With the mutated register's bits free in the copy, only outputs and the other
     # registers compared, PDR proves it. Bit 1 inverted is the rounding bit (11 shows 2, not
-    # 3): a bug, which the same check must find reachable, not merely fail to prove.
+    # 3): a bug, which the same check must find reachable, not merely fail to prove. The same
+    # for the multiplier's output bits (the product loaded mutated, read a cycle later: gap #5,
+    # #8): the copy must read the mutant's register, not the original's.
     scale = Scale()
     text = rtlil.convert(scale, name="scale")
-    muts = {re.search(r"-portbit (\d+)", m.args)[1]: m
-            for m in mutate.mutations(text, "scale", 80, 1, "-mode inv -port Q")
-            if "product = Signal(6)" in m.describe()}
+    muts = {(re.search(r"-port (\w+)", m.args)[1], re.search(r"-portbit (\d+)", m.args)[1]): m
+            for m in mutate.mutations(text, "scale", 200, 1, "-mode inv")
+            if re.search(r"product = Signal\(6\)|product\.eq\(self\.i\.payload \* 11\)",
+                         m.describe())}
     spec = contracts.Driven(scale, "unit")
-    for bit, proven in (("0", True), ("1", False)):
-        args = muts[bit].args.replace("-module scale", "-module unit")
+    for (port, bit), proven in ((("Q", "0"), True), (("Q", "1"), False), (("Y", "0"), True),
+                                (("Y", "1"), False)):
+        args = muts[port, bit].args.replace("-module scale", "-module unit")
         with pytest.raises(FormalError, match="an assertion fails in a reachable state"):
-            check(spec, mode="pdr", name=f"held-{bit}-plain", timeout=60,
+            check(spec, mode="pdr", name=f"held-{port}{bit}-plain", timeout=60,
                   modules=[mutate._one_step(scale, args)])
         held = mutate._one_step(scale, args, free=True)
         assert f'attribute \\imcflow_free "product [{bit}]"' in held   # that bit alone is free
         assert held.count("$assert $one_step_assert") == 1
         if proven:
-            check(spec, mode="pdr", name=f"held-{bit}", modules=[held], timeout=60)
+            check(spec, mode="pdr", name=f"held-{port}{bit}", modules=[held], timeout=60)
         else:
             with pytest.raises(FormalError, match="an assertion fails in a reachable state"):
-                check(spec, mode="pdr", name=f"held-{bit}", modules=[held], timeout=60)
-    assert mutate.equivalent(scale, muts["0"]).startswith(
+                check(spec, mode="pdr", name=f"held-{port}{bit}", modules=[held], timeout=60)
+    assert mutate.equivalent(scale, muts["Q", "0"]).startswith(
         "pdr: the mutant's state differs from the original's at most in product [0]")
-    assert mutate.equivalent(scale, muts["1"]) is None
+    assert mutate.equivalent(scale, muts["Q", "1"]) is None
 
 
 class Halve(wiring.Component):
