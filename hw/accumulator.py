@@ -162,8 +162,8 @@ class AdcAccumulator(wiring.Component):
         # register while it is empty or being emptied (after the first pass it is empty).
         with m.If(prod_free):
             m.d.sync += [prod_valid.eq(acc_valid & done), prod_last.eq(acc_last)]
-        fill_products(m, prod, [acc[c] for c in range(self.cols)], self.mult, step, passes,
-                      prod_free & acc_valid)
+        fill_products(m, prod, [acc[c] for c in range(self.cols)], self.mult, step, last_step,
+                      passes, prod_free & acc_valid)
 
         # Stage 3: the shift with round half up and the saturation.
         lo, hi = self.requantizer.range

@@ -81,26 +81,43 @@ def product_shape(operand, mult: int, passes: int):
     return (Value.cast(operand) * (mult if passes == 1 else Const(mult, MULT_BITS))).shape()
 
 
-def fill_products(m, registers, operands, mults, step, passes: int, enable) -> None:
+def fill_products(m, registers, operands, mults, step, last, passes: int, enable) -> None:
     """Write ``operands[c] * mults[c]`` into ``registers[c]`` (shapes from `product_shape`) in
     the cycles with ``enable``: all lanes at once for one pass, else ``lanes = ceil(n /
-    passes)`` multipliers, multiplier ``j`` taking lane ``j + step * lanes`` in pass ``step``
-    (`pass_counter`). The operands must hold still until the last pass."""
+    passes)`` multipliers over ``passes`` cycles (`pass_counter`: ``step``, ``last``).
+
+    With several passes nothing selects an operand before a multiplier: multiplier ``j`` reads
+    ``operands[j]``, and the operands, registers of the caller, move down by ``lanes`` after
+    every pass but the last (the caller must not write them then), so pass ``s`` multiplies lanes
+    ``s * lanes + j``; its products enter at the top of the product registers, which move down
+    by ``lanes`` each pass, and are in place after the last. So a multiplier sits between two
+    registers (the clock rate of an FPGA build); its factor is a constant, or with ``mults``
+    that differ, a table read by ``step``."""
     n = len(operands)
-    lanes = -(-n // passes)
     if passes == 1:
         with m.If(enable):
             m.d.sync += [r.eq(x * int(k)) for r, x, k in zip(registers, operands, mults)]
         return
-    for j in range(lanes):
-        cs = list(range(j, n, lanes))
-        cs += cs[-1:] * ((1 << len(step)) - len(cs))   # every value of `step` selects a lane
-        # A signal of its own: an expression assigned in several places is lowered once per
-        # place (Amaranth does not share it), which would build a multiplier per lane.
-        value = (Array(operands[c] for c in cs)[step]
-                 * Array(Const(int(mults[c]), MULT_BITS) for c in cs)[step])
+    lanes = -(-n // passes)
+    # the product registers, with as many more at the top as make `passes` full rows
+    chain = list(registers) + [Signal.like(registers[-1], name=f"product_pad{k}")
+                               for k in range(passes * lanes - n)]
+    with m.If(enable & ~last):
+        m.d.sync += [operands[c].eq(operands[c + lanes]) for c in range(n - lanes)]
+    products = []
+    for j in range(min(lanes, n)):
+        factors = [int(mults[s * lanes + j]) if s * lanes + j < n else 0 for s in range(passes)]
+        if len(set(factors[:-(-(n - j) // lanes)])) == 1:
+            factor = factors[0]
+        else:
+            factors += factors[-1:] * ((1 << len(step)) - len(factors))
+            factor = Array(Const(f, MULT_BITS) for f in factors)[step]
+        # a signal of its own: an expression assigned in several places is lowered once per
+        # place (Amaranth does not share it)
+        value = operands[j] * factor
         product = Signal(value.shape(), name=f"product_{j}")
         m.d.comb += product.eq(value)
-        for c in range(j, n, lanes):
-            with m.If(enable & (step == c // lanes)):
-                m.d.sync += registers[c].eq(product)
+        products.append(product)
+    with m.If(enable):
+        m.d.sync += [chain[c].eq(chain[c + lanes]) for c in range(len(chain) - lanes)]
+        m.d.sync += [chain[(passes - 1) * lanes + j].eq(p) for j, p in enumerate(products)]

@@ -406,7 +406,7 @@ class GlobalAvgPool(wiring.Component):
                          for ch, p in enumerate(product)]
         with m.If(product_free):
             m.d.sync += product_valid.eq(total_valid & last)
-        fill_products(m, product, total, [self.mult] * self.c, step, self.passes, fill)
+        fill_products(m, product, total, [self.mult] * self.c, step, last, self.passes, fill)
         with m.If(total_free):
             m.d.sync += total_valid.eq(0)
         with m.If(i.valid & i.ready):

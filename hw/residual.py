@@ -14,7 +14,7 @@ a deadlock, which these blocks do not hide (docs/pooling-residual.md).
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Module, Shape, Signal
+from amaranth.hdl import Assert, Const, Module, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -163,8 +163,10 @@ class Join(wiring.Component):
         signed if ``requantizer.signed`` (no ReLU), else unsigned (saturation at 0 is the ReLU).
     passes : int
         Cycles to fill the product registers, 1..c: ``lanes = ceil(c / passes)`` pairs of
-        multipliers shared by the channels (``Arch.requant_lanes``; 1: a pair per channel). The
-        inputs are taken in the last pass.
+        multipliers shared by the channels (``Arch.requant_lanes``; 1: a pair per channel). With
+        several passes the inputs are taken into registers first, which the passes read (their
+        lanes move down by ``lanes`` after each pass, so a multiplier reads a register,
+        `~imcflow.hw.arith.fill_products`).
 
     Attributes
     ----------
@@ -178,9 +180,9 @@ class Join(wiring.Component):
         Whether the product registers hold a pair's products (the state, for formal proofs).
     passes, lanes : int
     latency : int
-        `imcflow.sw.timing.JOIN_LATENCY` (2): from the input handshake (the last pass) through
-        the product registers to the output register; from both inputs valid, ``2 + passes -
-        1``.
+        From the input handshake through the product registers to the output register:
+        `imcflow.sw.timing.JOIN_LATENCY` (2) for one pass; ``2 + passes`` for several (the
+        input registers, then the passes).
     interval : int
         ``passes``: one output per ``passes`` cycles when both inputs are valid and the output
         is ready.
@@ -191,11 +193,10 @@ class Join(wiring.Component):
         On a parameter out of its range (``TypeError`` for a shape that is not one).
     """
 
-    latency = JOIN_LATENCY
-
     def __init__(self, c, a_shape, b_shape, requantizer: Requantizer, *, passes=1):
         check_int("c", c, 1)
         self.passes = self.interval = check_int("passes", passes, 1, c)
+        self.latency = JOIN_LATENCY + (passes if passes > 1 else 0)
         self.lanes = -(-c // passes)
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
         r = self.requantizer = check_requantizer(requantizer, 2)
@@ -219,17 +220,30 @@ class Join(wiring.Component):
         total_valid, total_last = self.total_valid, Signal()
         o_free = ~o.valid | o.ready
         total_free = ~total_valid | o_free
-        fill = total_free & a.valid & b.valid
-        step, last = pass_counter(m, passes, fill)
-        # both inputs are taken in the last pass (their payloads hold still until then)
-        m.d.comb += [a.ready.eq(total_free & b.valid & last),
-                     b.ready.eq(total_free & a.valid & last)]
+        if passes == 1:
+            # both inputs straight into the product registers
+            operands = ([a.p.data[ch] for ch in range(c)], [b.p.data[ch] for ch in range(c)])
+            valid, last_in, take = a.valid & b.valid, a.p.last, total_free
+            fill, step, last = total_free & valid, Const(0, 1), Const(1, 1)
+        else:
+            # into the input registers, which the passes read (and move down)
+            operands = ([Signal(self.a_shape, name=f"in_a{ch}") for ch in range(c)],
+                        [Signal(self.b_shape, name=f"in_b{ch}") for ch in range(c)])
+            valid, last_in = Signal(name="in_valid"), Signal(name="in_last")
+            fill = total_free & valid
+            step, last = pass_counter(m, passes, fill)
+            take = ~valid | (fill & last)
+            with m.If(take):
+                m.d.sync += [valid.eq(a.valid & b.valid), last_in.eq(a.p.last)]
+            with m.If(take & a.valid & b.valid):
+                m.d.sync += [r.eq(inp.p.data[ch]) for inp, regs in zip((a, b), operands)
+                             for ch, r in enumerate(regs)]
+        m.d.comb += [a.ready.eq(take & b.valid), b.ready.eq(take & a.valid)]
         with m.If(total_free):
-            m.d.sync += [total_valid.eq(a.valid & b.valid & last), total_last.eq(a.p.last)]
-        for inp, k, regs in ((a, self.mult_a, [t[0] for t in total]),
-                             (b, self.mult_b, [t[1] for t in total])):
-            fill_products(m, regs, [inp.p.data[ch] for ch in range(c)], [k] * c, step, passes,
-                          fill)
+            m.d.sync += [total_valid.eq(valid & last), total_last.eq(last_in)]
+        for regs, k, ops in (([t[0] for t in total], self.mult_a, operands[0]),
+                             ([t[1] for t in total], self.mult_b, operands[1])):
+            fill_products(m, regs, ops, [k] * c, step, last, passes, fill)
         with m.If(a.valid & a.ready):
             m.d.sync += Assert(a.p.last == b.p.last, "Join: `last` of i_a and i_b disagree")
         with m.If(o_free):

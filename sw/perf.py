@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from imcflow.errors import UserError
-from imcflow.sw.timing import (accept_pixels, capacity, engine_latency, fill_latency, link_latency,
-                               passes_latency, read_windows, source_latency, steps, window_rules)
+from imcflow.sw.timing import (accept_pixels, capacity, engine_latency, fill_latency,
+                               join_registers, link_latency, passes_latency, read_windows,
+                               source_latency, steps, window_rules)
 
 __all__ = ["StageTiming", "Schedule", "Performance", "simulate", "frame_latency", "analyze"]
 
@@ -115,9 +116,18 @@ class _Stage:
                         }.get(layer.role, self._advance_window)
         if layer.role == "source":  # pixel i is offered from cycle i on (when the input is not idle)
             self.offers = range(self.n_out)
-        if layer.role == "join":  # `latency` from the handshake, in the last pass
-            self.passes = 1 + passes_latency(layer, timing)
-            self.latency -= self.passes - 1
+        if layer.role == "join":
+            if join_registers(layer, timing):
+                # input registers (taking both inputs), the product registers (filled over the
+                # passes, reading the input registers until the last) and the output register
+                self.arrive, self.valid = [], []
+                self.chain = [self.take] + [[] for _ in range(timing.join_latency)]
+                self.dwell = [1, layer.requant_passes] + [1] * (timing.join_latency - 1)
+                self.latency = 0   # the emit rule starts from ``valid``
+            else:   # `latency` from the handshake, in the last pass
+                self.chain = None
+                self.passes = 1 + passes_latency(layer, timing)
+                self.latency -= self.passes - 1
         if layer.role in ("source", "join"):
             return
         if layer.role == "gap":  # image n's sum is complete with its last pixel, which waits
@@ -356,7 +366,10 @@ class _Stage:
     def _advance_join(self):
         """Both inputs are taken together once the product registers are free (`capacity`
         registers, each taking when the next is empty or being emptied), in the last of the
-        ``passes`` cycles that fill them."""
+        ``passes`` cycles that fill them; with input registers (`join_registers`), into those,
+        then through the product and output registers (`_register_chain`)."""
+        if self.chain is not None:
+            return self._advance_join_registers()
         take, emit, capacity, n_out = self.take, self.emit, self.capacity, self.n_out
         hold = self.passes - 1
         (_, link_a, ea), (_, link_b, eb) = self.producers
@@ -378,6 +391,27 @@ class _Stage:
             out = self._emit(take)
             emitted |= out
             if not (out or n > start):
+                return len(take) > t0, emitted
+
+    def _advance_join_registers(self):
+        take, arrive, valid = self.take, self.arrive, self.valid
+        (_, link_a, ea), (_, link_b, eb) = self.producers
+        t0, emitted = len(take), False
+        while True:
+            moved = False
+            limit = min(self.n_out, len(ea), len(eb))
+            while len(arrive) < limit:   # both inputs valid
+                n = len(arrive)
+                arrive.append(max(ea[n] + link_a, eb[n] + link_b))
+                moved = True
+            moved_chain, ready, step = _register_chain(arrive, 0, self.chain, None, self.dwell,
+                                                       self.emit)
+            while len(valid) < len(ready):
+                valid.append(ready[len(valid)] + step)
+                moved = True
+            out = self._emit(valid)
+            emitted |= out
+            if not (out or moved or moved_chain):
                 return len(take) > t0, emitted
 
 

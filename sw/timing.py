@@ -30,7 +30,7 @@ __all__ = [
     "REQUANT_LATENCY", "ACCUMULATOR_LATENCY", "MERGE_LATENCY", "MAX_POOL_LATENCY",
     "AVG_POOL_LATENCY", "GLOBAL_POOL_LATENCY", "JOIN_LATENCY", "FORK_LATENCY", "FIFO_LATENCY",
     "FIFO_DEPTH", "FRAME_IMAGES", "tile_latency", "BlockTiming", "steps", "engine_latency",
-    "crossbar_engine_latency", "passes_latency", "ROLE_LATENCY",
+    "crossbar_engine_latency", "passes_latency", "join_registers", "ROLE_LATENCY",
     "fill_latency", "link_latency", "capacity", "window_needs", "window_rules", "accept_pixels",
     "read_windows", "window_schedule", "window_ports", "source_latency",
 ]
@@ -159,10 +159,20 @@ def passes_latency(layer, timing: BlockTiming) -> int:
     """The cycles the passes of the stage's shared requantization multipliers
     (`~imcflow.sw.mapper.LayerMapping.requant_passes`, ``Arch.requant_lanes``) beyond the first
     add to its engine latency: one each, in a block with a product register (a model whose
-    accumulator or global pool latency is below 2 has none: its passes are not modelled)."""
+    accumulator or global pool latency is below 2 has none: its passes are not modelled), and
+    for a join one more, its input registers (`join_registers`)."""
     registers = {"crossbar": timing.accumulator_latency, "gap": timing.global_pool_latency,
                  "join": timing.join_latency}.get(layer.role, 0)
-    return layer.requant_passes - 1 if registers >= 2 else 0
+    if registers < 2:
+        return 0
+    return layer.requant_passes - 1 + (layer.role == "join" and join_registers(layer, timing))
+
+
+def join_registers(layer, timing: BlockTiming) -> bool:
+    """Whether a join takes its inputs into registers before its products: with several
+    passes, which read them (`~imcflow.hw.residual.Join`); a model whose join latency is below
+    2 does not model its passes."""
+    return layer.requant_passes > 1 and timing.join_latency >= 2
 
 
 def crossbar_engine_latency(layer, arch, timing: BlockTiming) -> int:

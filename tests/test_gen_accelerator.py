@@ -12,7 +12,7 @@ import gc
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
+from amaranth.hdl import ClockDomain, Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -161,7 +161,8 @@ def test_block_timing_defaults_are_the_rtl_blocks_latencies():
     assert timing.avg_pool_latency == average.latency - average.source.latency
     assert timing.avg_pool_latency == WindowAverage.latency
     assert timing.global_pool_latency == GlobalAvgPool(2, 2, 2, 8, Requantizer(1, 0, 8)).latency
-    assert timing.join_latency == Join.latency
+    join = Join(2, unsigned(8), unsigned(8), Requantizer((1, 1), 0, 8))
+    assert timing.join_latency == join.latency
     assert timing.fork_latency == Fork.latency
     assert timing.fifo_latency == PipelineFifo.latency
     # ... and the model's engine latency of a crossbar stage is the composed block's.

@@ -137,7 +137,8 @@ def test_join_under_verilator(seeds):
         # full rate: a pair consumed every cycle, its sum valid the next cycle
         a, b, o = (cycles[f"{unit.name}.{port}"] for port in ("i_a", "i_b", "o"))
         assert a == b == list(range(len(a)))
-        assert o == [t + Join.latency for t in a]
+        assert o == [t + Join(c=1, a_shape=unsigned(8), b_shape=unsigned(8),
+                              requantizer=Requantizer((1, 1), 0, 8)).latency for t in a]
 
 
 # --- whole residual blocks ----------------------------------------------------------------------
