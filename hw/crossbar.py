@@ -467,23 +467,35 @@ class CrossbarTile(wiring.Component):
         # third of the FPGA logic of a multiplier per cell). `bit_serial`: one tree adding the
         # weights of the rows whose input bit of this plane is set.
         wb = arch.weight_bits
-        if planes == 1:
-            trees = [(j, -(1 << b) if b == wb - 1 else 1 << b,
-                      [Mux(rd.data[j][r][b], x[r], 0) for r in range(rows)])
-                     for j in range(p) for b in range(wb)]
-        else:
+        if planes > 1:
             plane = Signal(rows)
             m.d.comb += plane.eq(Cat(x[r].bit_select(tag1.bit, 1) for r in range(rows)))
-            trees = [(j, 1, [Mux(plane[r], rd.data[j][r], 0) for r in range(rows)])
+            x = plane
+        # With two MAC stages or more and a weight memory of several words (in block RAM on an
+        # FPGA, whose clock-to-out is most of a cycle), the first register takes the word read
+        # and the step's inputs, before any logic; the others are spread below.
+        words = rd.data
+        early = arch.mac_stages >= 2 and groups * folds > 1
+        if early:
+            words, inputs = Signal.like(rd.data, name="mac_words"), Signal.like(x, name="mac_x")
+            with m.If(en):
+                m.d.sync += [words.eq(rd.data), inputs.eq(x)]
+            x = inputs
+        if planes == 1:
+            trees = [(j, -(1 << b) if b == wb - 1 else 1 << b,
+                      [Mux(words[j][r][b], x[r], 0) for r in range(rows)])
+                     for j in range(p) for b in range(wb)]
+        else:
+            trees = [(j, 1, [Mux(x[r], words[j][r], 0) for r in range(rows)])
                      for j in range(p)]
         terms = [t for _, _, t in trees]
-        # `mac_stages` registers, spread evenly over the gating level, the tree levels (the same
-        # pairwise tree as `tree_sum`) and the levels that add a column's weighted trees up
-        # (`pwm`), in step with the tags.
+        # The (other) `mac_stages` registers, spread evenly over the gating level, the tree
+        # levels (the same pairwise tree as `tree_sum`) and the levels that add a column's
+        # weighted trees up (`pwm`), in step with the tags.
         levels = 1 + (rows - 1).bit_length()
         combine = (len(trees) // p - 1).bit_length()
-        cuts = [max(1, round((levels + combine) * (s + 1) / (arch.mac_stages + 1)))
-                for s in range(arch.mac_stages)]
+        stages = arch.mac_stages - early
+        cuts = [max(1, round((levels + combine) * (s + 1) / (stages + 1))) for s in range(stages)]
 
         def cut(level, terms):
             for n in range(cuts.count(level)):
