@@ -47,8 +47,9 @@ class BufferReadSignature(wiring.Signature):
         The pixels read (lane ``c`` of a pixel in bits ``[c*bits, (c+1)*bits)``).
     ``level`` : In(signed)
         The reader may read pixel ``n`` (raster index in the reader's current image) in this cycle
-        if and only if ``n < level``. It counts a pixel written in this same cycle (the read ports
-        are transparent) and may exceed ``pixels`` when the next image is arriving, or be negative
+        if and only if ``n < level``. It counts a pixel written in this same cycle when the read
+        ports are transparent (one per tap) and may exceed ``pixels`` when the next image is
+        arriving, or be negative
         when the reader has moved to an image whose first pixels have not arrived.
     ``need`` : Out(``range(max(pixels, 2))``)
         Raster index of the last pixel of the window the reader reads next.
@@ -126,7 +127,9 @@ class WindowBuffer(wiring.Component):
         Read ports (``geometry.taps`` unless given: one per kernel tap).
     latency : int
         0: a pixel is readable in the cycle of its handshake (the read ports are transparent to
-        the write port).
+        the write port); 1 with fewer ports than taps (a window read over several cycles): the
+        ports are then not transparent, so neither the read data nor ``covered`` waits for the
+        producer's handshake (on an FPGA, no bypass multiplexer behind every read port).
     interval : int
         1: one pixel per cycle while the buffer may write.
     origin : Signal
@@ -134,7 +137,6 @@ class WindowBuffer(wiring.Component):
         against the write pointer) only when elaborated for ``platform="formal"``.
     """
 
-    latency = WINDOW_BUFFER_LATENCY
     interval = 1
 
     def __init__(self, geometry: WindowGeometry, bits: int, words: int, *, signed: bool = False,
@@ -142,6 +144,7 @@ class WindowBuffer(wiring.Component):
         check_window(geometry, bits)
         self.ports = geometry.taps if ports is None else ports
         check_int("ports", self.ports, 1, geometry.taps)
+        self.latency = WINDOW_BUFFER_LATENCY + (self.ports < geometry.taps)
         self.geometry = geometry
         self.h, self.w, self.c = geometry.h, geometry.w, geometry.channels
         self.kernel = geometry.kernel
@@ -193,14 +196,20 @@ class WindowBuffer(wiring.Component):
             write_port.en.eq(write),
             write_port.addr.eq(wptr),
             write_port.data.eq(self.i.payload.data.as_value()),
-            self.r.level.eq(self._readable(count + write)),
-            self.r.covered.eq(Mux(write, self._readable(shifted(1)) > self.r.need,
-                                  self._readable(count) > self.r.need)),
         ]
+        if self.latency == 0:   # this cycle's pixel is readable: the ports are transparent
+            m.d.comb += [
+                self.r.level.eq(self._readable(count + write)),
+                self.r.covered.eq(Mux(write, self._readable(shifted(1)) > self.r.need,
+                                      self._readable(count) > self.r.need)),
+            ]
+        else:
+            m.d.comb += [self.r.level.eq(self._readable(count)),
+                         self.r.covered.eq(self._readable(count) > self.r.need)]
         with m.If(write):
             m.d.sync += wptr.eq(Mux(wptr == self.words - 1, 0, wptr + 1))
         for tap in range(self.ports):
-            read_port = memory.read_port(transparent_for=(write_port,))
+            read_port = memory.read_port(transparent_for=(write_port,) if self.latency == 0 else ())
             m.d.comb += [
                 read_port.en.eq(self.r.en),
                 read_port.addr.eq(self.r.addr[tap]),

@@ -29,7 +29,7 @@ import numpy as np
 from imcflow.errors import UserError
 from imcflow.sw.timing import (accept_pixels, capacity, engine_latency, fill_latency,
                                join_registers, link_latency, passes_latency, read_windows,
-                               source_latency, steps, window_rules)
+                               steps, window_rules)
 
 __all__ = ["StageTiming", "Schedule", "Performance", "simulate", "frame_latency", "analyze"]
 
@@ -110,7 +110,8 @@ class _Stage:
         self.t, self.window = layer.interval, timing.window_latency
         # a window source reading over passes: windows that many cycles apart, valid
         # `source` cycles after their read starts, their pixels kept until the last pass
-        self.passes_w, self.source = layer.window_passes, source_latency(layer, timing)
+        self.passes_w = layer.window_passes
+        self.source = timing.window_latency + layer.window_passes - 1
         self.advance = {"source": self._advance_source, "join": self._advance_join,
                         "gap": self._advance_gap, "crossbar": self._advance_crossbar,
                         }.get(layer.role, self._advance_window)

@@ -228,9 +228,12 @@ def window_ports(taps: int, passes: int) -> tuple[int, int]:
 
 def source_latency(layer, timing: BlockTiming) -> int:
     """A window stage's window source: from the handshake of a window's last pixel to the window
-    valid, when nothing stalls: `BlockTiming.window_latency` and a cycle per read pass beyond the
-    first (`~imcflow.sw.mapper.LayerMapping.window_passes`)."""
-    return timing.window_latency + layer.window_passes - 1
+    valid, when nothing stalls: `BlockTiming.window_latency`, a cycle per read pass beyond the
+    first (`~imcflow.sw.mapper.LayerMapping.window_passes`) and, with several, one more (the
+    buffer's ports are then not transparent: a pixel is readable the cycle after its
+    handshake)."""
+    passes = layer.window_passes
+    return timing.window_latency + passes - 1 + (passes > 1)
 
 
 def window_needs(geometry: WindowGeometry, *,
@@ -300,7 +303,8 @@ def read_windows(read: list, take: list, need: list, hand: list, latency: int,
     registers whose constraints are known; returns whether any.
 
     Window ``j`` is read in the cycle of the handshake of pixel ``need[j]`` (`window_rules`) or
-    later, ``passes`` cycles after window ``j - 1`` (its read takes ``passes`` cycles), and once
+    later (with several passes, a cycle later: the buffer's ports are then not transparent),
+    ``passes`` cycles after window ``j - 1`` (its read takes ``passes`` cycles), and once
     the ``latency`` registers before its output have room: not before ``hand[j - latency]``, the
     output handshake of the window ``latency`` places ahead (each register takes when it is
     empty or being emptied). It is valid at the output ``latency + passes - 1`` cycles after its
@@ -308,8 +312,9 @@ def read_windows(read: list, take: list, need: list, hand: list, latency: int,
     """
     n = start = len(read)
     end, taken, handed = len(need), len(take), len(hand)
+    lag = passes > 1
     while n < end and need[n] < taken and (n < latency or n - latency < handed):
-        x = take[need[n]]
+        x = take[need[n]] + lag
         if n:
             if read[n - 1] + passes > x:
                 x = read[n - 1] + passes

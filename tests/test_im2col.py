@@ -213,7 +213,8 @@ PASSES = [(GEOMETRIES[0], 9), (GEOMETRIES[1], 3), (GEOMETRIES[3], 2), (GEOMETRIE
 def test_windows_read_over_passes(geometry, passes, strategy, seeds):
     # ceil(k*k / passes) read ports, the taps read over the fewest passes they need: the same
     # windows under stalls, the producer stalled by the same rule (the pixels kept until the
-    # last pass), and free-running, the cycles of `window_schedule` with those passes.
+    # last pass), and free-running, the cycles of `window_schedule` with those passes (a read
+    # starts the cycle after the handshake of the window's last pixel at the earliest).
     taps = geometry[4] ** 2
     ports = -(-taps // passes)
     images = 3
@@ -221,7 +222,8 @@ def test_windows_read_over_passes(geometry, passes, strategy, seeds):
     fmaps = _fmaps(geometry, images, np.random.default_rng(seed))
     dut = WindowSource(*window(geometry), strategy=strategy, passes=passes)
     assert (dut.buffer.ports, dut.passes) == (ports, -(-taps // ports))
-    assert (dut.latency, dut.interval) == (dut.passes, dut.passes)
+    # the ports are not transparent: a window waits a cycle after its last pixel's handshake
+    assert (dut.buffer.latency, dut.latency, dut.interval) == (1, dut.passes + 1, dut.passes)
     trace = simulate(dut, fmaps, idle=0.3, backpressure=0.4, seed=seed)
     check_windows(trace, fmaps, geometry)
     mismatch = np.flatnonzero(trace["i_ready"] != expected_ready(trace, geometry, strategy, images))
