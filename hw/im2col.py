@@ -201,6 +201,11 @@ class Im2colAddressGenerator(wiring.Component):
                       init=min(k - 1 - p, h - 1) * w + min(k - 1 - p, w - 1))
         keep = Signal.like(self.buffer.keep, init=0)  # the first window keeps pixel 0
 
+        def moved(a):   # a tap address after the window is read
+            return Mux(~last_col, _mod_add(a, s, words),
+                       Mux(~last_row, _mod_add(a, s * w - ix_end - p, words),
+                           _mod_add(a, h * w - (iy_end + p) * w - ix_end - p, words)))
+
         lane_mask = (1 << self.bits) - 1
         pad_word = Const(sum((self.pad_value & lane_mask) << (lane * self.bits)
                              for lane in range(self.c)), self.c * self.bits)
@@ -245,7 +250,17 @@ class Im2colAddressGenerator(wiring.Component):
                 taps = list(range(q, len(addrs), ports))
                 taps += taps[-1:] * ((1 << len(step)) - len(taps))  # every `step` selects one
                 used = Signal(name=f"inside_{q}")   # the tap read last is not padding
-                m.d.comb += self.buffer.addr[q].eq(Array(addrs[t] for t in taps)[step])
+                # the port's address is a register holding the pass's tap address: the next
+                # pass's in a pass, the next window's first in the last
+                address = Signal.like(addrs[q], init=(-p * w - p + offsets[q]) % words,
+                                      name=f"read_addr_{q}")
+                with m.If(fire):
+                    m.d.sync += address.eq(moved(addrs[q]))
+                with m.Elif(go):
+                    m.d.sync += address.eq(Array(addrs[t] for t in taps[1:] + taps[-1:])[step])
+                m.d.comb += self.buffer.addr[q].eq(address)
+                if platform == "formal":   # the address of the tap this pass reads
+                    m.d.comb += Assert(address == Array(addrs[t] for t in taps)[step])
                 with m.If(go):
                     m.d.sync += used.eq(Array(row_in[t // k] & col_in[t % k] for t in taps)[step])
                 data.append(Mux(used, self.buffer.data[q], pad_word))
@@ -265,7 +280,7 @@ class Im2colAddressGenerator(wiring.Component):
             if platform == "formal":
                 # the last pass is the register's; nothing is read while a window is shown;
                 # the window being read stays covered
-                m.d.comb += [Assert(fire_next == (step == passes - 1)),
+                m.d.comb += [Assert(step < passes), Assert(fire_next == (step == passes - 1)),
                              Assert((step == 0) | (~self.o.valid & (self.buffer.level > need)))]
 
         with m.If(fire):
