@@ -235,14 +235,15 @@ class Im2colAddressGenerator(wiring.Component):
                 Mux(rows[ky] & cols[kx], self.buffer.data[ky * k + kx], pad_word)
                 for ky in range(k) for kx in range(k)))
         else:
-            # A read starts when the window is covered and the output register free; pass `step`
-            # reads tap `step * ports + q` through port q; `fire` is the last pass (a register),
+            # A read starts when the window is covered and the output register empty (not being
+            # emptied: the consumer's ready is no input of the read); pass `step` reads tap
+            # `step * ports + q` through port q; `fire` is the last pass (a register),
             # in which the counters move on. A pass's taps are in its ports the cycle after it:
             # into registers (`held`), but for the last pass's, which the ports hold.
             ports, passes = self.ports, self.passes
             go = Signal()
             step, fire_next = pass_counter(m, passes, go)
-            start = (step == 0) & self.buffer.covered & free
+            start = (step == 0) & self.buffer.covered & ~self.o.valid
             m.d.comb += [go.eq(start | (step != 0)), fire.eq(fire_next), self.buffer.en.eq(go)]
             reads = [go & (step == t // ports) for t in range(len(addrs))]
             data = []

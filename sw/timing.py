@@ -303,12 +303,13 @@ def read_windows(read: list, take: list, need: list, hand: list, latency: int,
     registers whose constraints are known; returns whether any.
 
     Window ``j`` is read in the cycle of the handshake of pixel ``need[j]`` (`window_rules`) or
-    later (with several passes, a cycle later: the buffer's ports are then not transparent),
-    ``passes`` cycles after window ``j - 1`` (its read takes ``passes`` cycles), and once
+    later, ``passes`` cycles after window ``j - 1`` (its read takes ``passes`` cycles), and once
     the ``latency`` registers before its output have room: not before ``hand[j - latency]``, the
     output handshake of the window ``latency`` places ahead (each register takes when it is
-    empty or being emptied). It is valid at the output ``latency + passes - 1`` cycles after its
-    read starts (`source_latency`). ``take`` and ``hand`` may still grow.
+    empty or being emptied). With several passes both a cycle later: the buffer's ports are then
+    not transparent, and the read starts only when the output register is empty. It is valid
+    at the output ``latency + passes - 1`` cycles after its read starts (`source_latency`).
+    ``take`` and ``hand`` may still grow.
     """
     n = start = len(read)
     end, taken, handed = len(need), len(take), len(hand)
@@ -318,8 +319,8 @@ def read_windows(read: list, take: list, need: list, hand: list, latency: int,
         if n:
             if read[n - 1] + passes > x:
                 x = read[n - 1] + passes
-            if n >= latency and hand[n - latency] > x:
-                x = hand[n - latency]
+            if n >= latency and hand[n - latency] + lag > x:
+                x = hand[n - latency] + lag
         read.append(x)
         n += 1
     return n > start
