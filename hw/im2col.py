@@ -399,7 +399,7 @@ class WindowSource(wiring.Component):
         self.strategy, self.geometry = strategy, geometry
         ports, self.passes = window_ports(geometry.taps, passes)
         self.buffer = STRATEGIES[strategy](geometry, bits, signed=signed, ports=ports)
-        self.generator = Im2colAddressGenerator(geometry, bits, words=self.buffer.words,
+        self.generator = Im2colAddressGenerator(geometry, bits, words=self.buffer.depth,
                                                 signed=signed, pad_value=pad_value,
                                                 passes=self.passes)
         self.words = self.buffer.words

@@ -123,6 +123,9 @@ class WindowBuffer(wiring.Component):
     words : int
         Pixels the buffer holds at most: the depth of its memory of ``c * bits``-bit words (a
         one-word buffer gets a second, unused word so that its address has a bit).
+    depth : int
+        The memory's depth, addresses modulo it: ``words``, or ``words + 1`` (a spare word) when
+        the ports are not transparent.
     ports : int
         Read ports (``geometry.taps`` unless given: one per kernel tap).
     latency : int
@@ -145,15 +148,20 @@ class WindowBuffer(wiring.Component):
         self.ports = geometry.taps if ports is None else ports
         check_int("ports", self.ports, 1, geometry.taps)
         self.latency = WINDOW_BUFFER_LATENCY + (self.ports < geometry.taps)
+        # Without transparent ports, a spare word: the slot the next pixel goes to then never
+        # holds a pixel still needed, so the memory is written whenever a pixel is offered and
+        # its write enable does not wait for the handshake (on an FPGA, a LUT-RAM's enable
+        # reaches every cell of it).
+        self.depth = words + (self.latency == 1)
         self.geometry = geometry
         self.h, self.w, self.c = geometry.h, geometry.w, geometry.channels
         self.kernel = geometry.kernel
         self.bits = bits
         self.words, self.signed = words, bool(signed)
-        self.origin = Signal(range(max(words, 2)))
+        self.origin = Signal(range(max(self.depth, 2)))
         super().__init__({
             "i": In(vector_stream(geometry.channels, bits, signed)),
-            "r": In(BufferReadSignature(pixels=geometry.pixels, words=words, taps=self.ports,
+            "r": In(BufferReadSignature(pixels=geometry.pixels, words=self.depth, taps=self.ports,
                                         width=geometry.channels * bits)),
         })
 
@@ -170,7 +178,7 @@ class WindowBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pixels = self.h * self.w
-        m.submodules.memory = memory = Memory(shape=self.c * self.bits, depth=max(self.words, 2),
+        m.submodules.memory = memory = Memory(shape=self.c * self.bits, depth=max(self.depth, 2),
                                           init=[])  # a one-word memory has no address bits
         write_port = memory.write_port()
         write = Signal()
@@ -189,11 +197,11 @@ class WindowBuffer(wiring.Component):
             return counters[offset]
 
         count = shifted(0)
-        wptr = Signal(range(max(self.words, 2)))
+        wptr = Signal(range(max(self.depth, 2)))
         m.d.comb += [
             self.i.ready.eq(self._may_write(count, shifted)),
             write.eq(self.i.valid & self.i.ready),
-            write_port.en.eq(write),
+            write_port.en.eq(write if self.depth == self.words else self.i.valid),
             write_port.addr.eq(wptr),
             write_port.data.eq(self.i.payload.data.as_value()),
         ]
@@ -207,7 +215,7 @@ class WindowBuffer(wiring.Component):
             m.d.comb += [self.r.level.eq(self._readable(count)),
                          self.r.covered.eq(self._readable(count) > self.r.need)]
         with m.If(write):
-            m.d.sync += wptr.eq(Mux(wptr == self.words - 1, 0, wptr + 1))
+            m.d.sync += wptr.eq(Mux(wptr == self.depth - 1, 0, wptr + 1))
         for tap in range(self.ports):
             read_port = memory.read_port(transparent_for=(write_port,) if self.latency == 0 else ())
             m.d.comb += [
@@ -217,10 +225,10 @@ class WindowBuffer(wiring.Component):
             ]
         if platform == "formal":
             with m.If(self.r.done):
-                m.d.sync += self.origin.eq((self.origin + pixels) % self.words)
+                m.d.sync += self.origin.eq((self.origin + pixels) % self.depth)
             m.d.comb += [
-                Assert((wptr < self.words) & (self.origin < self.words)),
-                Assert(wptr == (self.origin + count) % self.words),
+                Assert((wptr < self.depth) & (self.origin < self.depth)),
+                Assert(wptr == (self.origin + count) % self.depth),
                 *(Assert(counter == count + offset) for offset, counter in counters.items()),
             ]
             self._formal(m, count)
