@@ -82,8 +82,9 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
         RTLIL texts of modules that ``spec`` instantiates with ``Instance`` (e.g. mutants),
         read before the spec.
     timeout : int, optional
-        Seconds after which SymbiYosys gives up (a `FormalError`); in mode ``pdr``, CPU seconds
-        of z3 (a verdict that does not depend on the machine's load).
+        CPU seconds after which a tool gives up (a `FormalError`): of z3 in mode ``pdr``, else
+        of SymbiYosys and of each solver process it starts (a verdict that does not depend on
+        the machine's load); 20 times as many seconds of wall time end it too.
 
     Raises
     ------
@@ -110,7 +111,7 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
         return
     (work / "spec.sby").write_text(
         f"[options]\nmode {mode}\ndepth {depth}\n"
-        + (f"timeout {timeout}\n" if timeout else "") + "\n"
+        + (f"timeout {20 * timeout}\n" if timeout else "") + "\n"
         "[engines]\nsmtbmc z3\n\n"
         "[script]\n" + "".join(f"read_rtlil {f}\n" for f in extra)
         + "read_rtlil spec.il\n"
@@ -119,7 +120,8 @@ def check(spec, *, mode: str = "prove", depth: int = 20, name: str | None = None
         "[files]\n" + "".join(f"{f}\n" for f in extra) + "spec.il\n")
     out = subprocess.run(
         [tools["sby"], "-f", "spec.sby", "--yosys", tools["yosys"], "--smtbmc", tools["yosys-smtbmc"]],
-        cwd=work, capture_output=True, text=True, env=toolchain.environ())
+        cwd=work, capture_output=True, text=True, env=toolchain.environ(),
+        preexec_fn=_cpu_limit(timeout) if timeout else None)
     if out.returncode == 0:
         shutil.rmtree(work, ignore_errors=True)
         return
@@ -178,6 +180,14 @@ def _horn(model: str) -> str:
 """
 
 
+def _cpu_limit(seconds: int):
+    """A ``preexec_fn`` that limits the process (and each process it starts) to ``seconds`` of
+    CPU time: a verdict that does not depend on the machine's load."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
+    return limit
+
+
 def _pdr(work, extra, tools, timeout) -> None:
     """`check`'s ``pdr`` mode in ``work`` (holding ``spec.il`` and the ``extra`` modules)."""
     script = "".join(f"read_rtlil {f}\n" for f in [*extra, "spec.il"])
@@ -188,16 +198,13 @@ def _pdr(work, extra, tools, timeout) -> None:
         raise FormalError(f"pdr: Yosys failed ({(out.stdout + out.stderr).strip()[-300:]})"
                           f"\nwork directory: {work}")
     (work / "horn.smt2").write_text(_horn((work / "model.smt2").read_text()))
-    def limit():   # CPU seconds, so that a loaded machine does not change the verdict
-        resource.setrlimit(resource.RLIMIT_CPU, (timeout, timeout))
-
     try:
         # Spacer by name: left to choose, z3 takes its datalog engine for clauses over small
         # bit vectors, which tabulates every state (2**22 entries for a 22-bit state) and gave
         # no verdict on a 6-bit product register in 60 CPU s where Spacer needs 0.04
         out = subprocess.run([tools["z3"], "fp.engine=spacer", "horn.smt2"], cwd=work,
                              capture_output=True, text=True, env=toolchain.environ(),
-                             preexec_fn=limit if timeout else None,
+                             preexec_fn=_cpu_limit(timeout) if timeout else None,
                              timeout=20 * timeout if timeout else None)
         verdict = out.stdout.strip().splitlines()[-1:] or [f"no result within {timeout} CPU s"]
     except subprocess.TimeoutExpired:

@@ -100,16 +100,23 @@ def quiet(log: Path):
 
 # --- Yosys -------------------------------------------------------------------------------------
 
-def _yosys(script: str, work: Path, timeout: float | None = None) -> str:
+def _yosys(script: str, work: Path, timeout: int | None = None) -> str:
     """Run a Yosys script in ``work``; its log, or `RuntimeError` with the log's tail (also
-    after ``timeout`` seconds)."""
+    after ``timeout`` CPU seconds: a verdict that does not depend on the machine's load; 20
+    times as many seconds of wall time end it too)."""
+    import resource
     (work / "script.ys").write_text(script)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_CPU, (timeout, timeout))
+
     try:
         out = subprocess.run([toolchain.require("yosys"), "-q", "-l", "yosys.log", "script.ys"],
                              cwd=work, capture_output=True, text=True, env=toolchain.environ(),
-                             timeout=timeout)
+                             preexec_fn=limit if timeout else None,
+                             timeout=20 * timeout if timeout else None)
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"yosys: no result within {timeout} s") from None
+        raise RuntimeError(f"yosys: no result within {20 * timeout} s wall") from None
     log = (work / "yosys.log").read_text(errors="replace") if (work / "yosys.log").exists() else ""
     if out.returncode != 0:
         raise RuntimeError("yosys failed:\n" + "\n".join((log + out.stderr).splitlines()[-15:]))
@@ -481,7 +488,7 @@ def _one_step(unit, args: str, *, free: bool = False) -> str | None:
     return text[:start] + module + "\n".join(added) + "\n" + text[end:]
 
 
-def _equiv_induct(text: str, *, rounds: int = 4, timeout: float = 45) -> bool:
+def _equiv_induct(text: str, *, rounds: int = 4, timeout: int = 45) -> bool:
     """Whether Yosys proves modules ``gold`` and ``gate`` of RTLIL ``text`` equal at their ports
     in every cycle for every input. ``equiv_make`` pairs the signals of the two by name,
     ``equiv_struct`` merges identical logic, ``equiv_simple`` and ``equiv_induct`` prove the pairs
@@ -526,7 +533,7 @@ def equivalent(component, mutation: Mutation, *, depth: int = 4,
     the depth, a product no input gives) is not proven by them but by the third:
 
     1. Yosys (`_equiv_induct`): equal ports in every cycle for every input.
-    2. SymbiYosys k-induction (``depth`` steps, ``protocol_timeout`` seconds) on
+    2. SymbiYosys k-induction (``depth`` steps, ``protocol_timeout`` CPU seconds) on
        `imcflow.verif.contracts.SameBehaviour`: the two show the same outputs in every cycle for
        every input that follows the stream rules, payloads compared only while valid.
     3. PDR (`imcflow.verif.formal.check` mode ``pdr``, z3's Spacer, ``pdr_timeout`` CPU
