@@ -334,9 +334,11 @@ def _held_bits(module: str) -> list[str]:
     """Register bits (their ``Q`` bits, e.g. ``\\prod0 [5]``) of RTLIL module text ``module``
     that the value of a mutation (``mutate -ctrl``'s multiplexer) reaches in one clock edge
     through multiplexers' data inputs and wires alone: the mutated register itself (a mutated
-    ``Q`` that a register reads back while it holds, or a mutated product that it loads). A bit
-    that meets any other cell on its way (an adder, the rounding) stops there: the one-step
-    check compares what that cell feeds."""
+    ``Q`` that a register reads back while it holds, or a mutated product that it loads), and
+    the register bits a held bit moves on to the same way, clock edge after clock edge (the
+    product registers of shared multipliers, a shift chain). A bit that meets any other cell on
+    its way (an adder, the rounding) stops there: the one-step check compares what that cell
+    feeds."""
     widths, cells, connects = _cells(module)
 
     def bits(spec):
@@ -361,8 +363,9 @@ def _held_bits(module: str) -> list[str]:
     found, seen, todo = set(), set(seeds), list(seeds)
     while todo:
         bit = todo.pop()
-        found |= registers.get(bit, set())
-        for nxt in edges.get(bit, ()):
+        held = registers.get(bit, set())
+        found |= held
+        for nxt in [*edges.get(bit, ()), *held]:    # and on from a held bit: a shift chain
             if nxt not in seen:
                 seen.add(nxt)
                 todo.append(nxt)
