@@ -44,11 +44,13 @@ def saturate(x, lo: int, hi: int):
     return result
 
 
-def requantize_sum(total, shift: int, act_bits: int, signed: bool):
+def requantize_sum(total, shift: int, act_bits: int, signed: bool, *, rounded: bool = False):
     """``saturate(round_shift(total, shift), *act_range(act_bits, signed))``: the end of
     `imcflow.sw.arith.requantize` and of `imcflow.sw.golden.join`, for an already multiplied
-    ``total``. The result fits ``act_bits`` bits."""
-    return saturate(round_shift(total, shift), *act_range(act_bits, signed))
+    ``total`` (``rounded``: that already holds the rounding constant ``2**(shift-1)``, so only
+    the shift is left). The result fits ``act_bits`` bits."""
+    shifted = Value.cast(total).shift_right(shift) if rounded else round_shift(total, shift)
+    return saturate(shifted, *act_range(act_bits, signed))
 
 
 def tree_sum(values):
@@ -74,17 +76,20 @@ def pass_counter(m, passes: int, advance):
     return step, last
 
 
-def product_shape(operand, mult: int, passes: int):
+def product_shape(operand, mult: int, passes: int, offset: int = 0):
     """Shape of a product register of `fill_products`: ``operand`` times the constant ``mult``
     (one pass), or times any ``MULT_BITS``-bit multiplier (several: the multiplier is
-    selected)."""
-    return (Value.cast(operand) * (mult if passes == 1 else Const(mult, MULT_BITS))).shape()
+    selected), plus ``offset``."""
+    product = Value.cast(operand) * (mult if passes == 1 else Const(mult, MULT_BITS))
+    return (product + offset).shape() if offset else product.shape()
 
 
-def fill_products(m, registers, operands, mults, step, last, passes: int, enable) -> None:
-    """Write ``operands[c] * mults[c]`` into ``registers[c]`` (shapes from `product_shape`) in
-    the cycles with ``enable``: all lanes at once for one pass, else ``lanes = ceil(n /
-    passes)`` multipliers over ``passes`` cycles (`pass_counter`: ``step``, ``last``).
+def fill_products(m, registers, operands, mults, step, last, passes: int, enable,
+                  offset: int = 0) -> None:
+    """Write ``operands[c] * mults[c] + offset`` into ``registers[c]`` (shapes from
+    `product_shape`) in the cycles with ``enable``: all lanes at once for one pass, else ``lanes
+    = ceil(n / passes)`` multipliers over ``passes`` cycles (`pass_counter`: ``step``,
+    ``last``).
 
     With several passes nothing selects an operand before a multiplier: multiplier ``j`` reads
     ``operands[j]``, and the operands, registers of the caller, move down by ``lanes`` after
@@ -96,7 +101,8 @@ def fill_products(m, registers, operands, mults, step, last, passes: int, enable
     n = len(operands)
     if passes == 1:
         with m.If(enable):
-            m.d.sync += [r.eq(x * int(k)) for r, x, k in zip(registers, operands, mults)]
+            m.d.sync += [r.eq(x * int(k) + offset if offset else x * int(k))
+                         for r, x, k in zip(registers, operands, mults)]
         return
     lanes = -(-n // passes)
     # the product registers, with as many more at the top as make `passes` full rows
@@ -114,7 +120,7 @@ def fill_products(m, registers, operands, mults, step, last, passes: int, enable
             factor = Array(Const(f, MULT_BITS) for f in factors)[step]
         # a signal of its own: an expression assigned in several places is lowered once per
         # place (Amaranth does not share it)
-        value = operands[j] * factor
+        value = operands[j] * factor + offset if offset else operands[j] * factor
         product = Signal(value.shape(), name=f"product_{j}")
         m.d.comb += product.eq(value)
         products.append(product)

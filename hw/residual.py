@@ -214,8 +214,12 @@ class Join(wiring.Component):
         m = Module()
         a, b, o = self.i_a, self.i_b, self.o
         passes, c = self.passes, self.c
+        # With several passes, the rounding constant goes into the products of i_b (after its
+        # multiplier, which has a cycle to itself), so the output adds, shifts and saturates.
+        rounding = 1 << (self.shift - 1) if passes > 1 and self.shift else 0
         total = [(Signal(product_shape(a.p.data[ch], self.mult_a, passes), name=f"product_a{ch}"),
-                  Signal(product_shape(b.p.data[ch], self.mult_b, passes), name=f"product_b{ch}"))
+                  Signal(product_shape(b.p.data[ch], self.mult_b, passes, rounding),
+                         name=f"product_b{ch}"))
                  for ch in range(c)]
         total_valid, total_last = self.total_valid, Signal()
         o_free = ~o.valid | o.ready
@@ -241,15 +245,15 @@ class Join(wiring.Component):
         m.d.comb += [a.ready.eq(take & b.valid), b.ready.eq(take & a.valid)]
         with m.If(total_free):
             m.d.sync += [total_valid.eq(valid & last), total_last.eq(last_in)]
-        for regs, k, ops in (([t[0] for t in total], self.mult_a, operands[0]),
-                             ([t[1] for t in total], self.mult_b, operands[1])):
-            fill_products(m, regs, ops, [k] * c, step, last, passes, fill)
+        for regs, k, ops, offset in (([t[0] for t in total], self.mult_a, operands[0], 0),
+                                     ([t[1] for t in total], self.mult_b, operands[1], rounding)):
+            fill_products(m, regs, ops, [k] * c, step, last, passes, fill, offset)
         with m.If(a.valid & a.ready):
             m.d.sync += Assert(a.p.last == b.p.last, "Join: `last` of i_a and i_b disagree")
         with m.If(o_free):
             m.d.sync += [o.valid.eq(total_valid), o.p.last.eq(total_last)]
             m.d.sync += [o.p.data[ch].eq(requantize_sum(ra + rb, self.shift, self.act_bits,
-                                                        self.act_signed))
+                                                        self.act_signed, rounded=bool(rounding)))
                          for ch, (ra, rb) in enumerate(total)]
         return m
 

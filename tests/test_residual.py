@@ -125,6 +125,26 @@ def test_join_consumes_a_pair_per_cycle_with_latency_two():
     assert Join(**params).latency == 2
 
 
+@pytest.mark.parametrize("passes", [1, 2, 4])
+def test_join_rounds_half_up_at_the_boundary(passes):
+    # pairs whose sum a * mult_a + b * mult_b lies exactly on or next to a rounding boundary
+    # (dropped bits 0b0111..., 0b1000...): with several passes the rounding constant is added
+    # to the products of i_b, so a constant off by one shows here
+    mult_a, mult_b, shift = 37, 101, 6
+    a_range, b_range = range(0, 256), range(-128, 128)
+    half, mask = 1 << (shift - 1), (1 << shift) - 1
+    pairs = [(x, y) for x in a_range[::3] for y in b_range
+             if (x * mult_a + y * mult_b) & mask in (half - 1, half)]
+    rng = np.random.default_rng(passes)
+    chosen = np.array(pairs)[rng.choice(len(pairs), 4 * 3 * 4, replace=False)]
+    a, b = chosen[:, 0].reshape(4, 3, 4), chosen[:, 1].reshape(4, 3, 4)
+    params = dict(c=4, a_shape=unsigned(8), b_shape=signed(8),
+                  requantizer=Requantizer((mult_a, mult_b), shift, 8, True), passes=passes)
+    expected = golden.join(a, b, mult_a, mult_b, shift, act_bits=8, signed=True)
+    run_maps(Join(**params), {"i_a": a.reshape(1, 4, 3, 4), "i_b": b.reshape(1, 4, 3, 4)},
+             {"o": expected.reshape(1, 4, 3, 4)}, seed=passes, idle=0.2, backpressure=0.3)
+
+
 @pytest.mark.parametrize("passes", [2, 3])
 def test_join_with_shared_multipliers_takes_a_pair_per_passes_cycles(passes):
     # 3 channels, ceil(3 / passes) multiplier pairs: a pair is taken into the input registers
