@@ -392,6 +392,11 @@ class FrameSender(wiring.Component):
         type_, tag, code = Signal(8), Signal(8), Signal(8)
         logits = Signal(data.ArrayLayout(8, self.classes))   # sign- or zero-extended
         k = Signal(range(HEADER_BYTES + longest + 1))     # index of the next byte in the frame
+        # index of the next payload byte, k - HEADER_BYTES modulo 2**len(k) (above every payload
+        # index in the header): a register of its own, so no subtractor lies before the byte's
+        # selects and the frame check (the clock rate of an FPGA build)
+        j = Signal(len(k))
+        j_first = -HEADER_BYTES % (1 << len(k))
 
         # Take a reply first, else logits with their tag.
         take_reply = ~active & self.i_reply.valid
@@ -402,10 +407,11 @@ class FrameSender(wiring.Component):
             self.i_tag.ready.eq(take_logits),
         ]
         with m.If(take_reply):
-            m.d.sync += [active.eq(1), k.eq(0), type_.eq(self.i_reply.payload.type),
+            m.d.sync += [active.eq(1), k.eq(0), j.eq(j_first),
+                         type_.eq(self.i_reply.payload.type),
                          tag.eq(self.i_reply.payload.tag), code.eq(self.i_reply.payload.code)]
         with m.If(take_logits):
-            m.d.sync += [active.eq(1), k.eq(0), type_.eq(FrameType.LOGITS),
+            m.d.sync += [active.eq(1), k.eq(0), j.eq(j_first), type_.eq(FrameType.LOGITS),
                          tag.eq(self.i_tag.payload)]
             m.d.sync += [logits[c].eq(self.i_logits.payload.data[c]) for c in range(self.classes)]
 
@@ -413,8 +419,6 @@ class FrameSender(wiring.Component):
         m.d.comb += length.eq(Mux(type_ == FrameType.LOGITS, self.classes,
                                   Mux(type_ == FrameType.INFO, len(info_bytes), 1)))
         payload = Signal(8)
-        j = Signal(range(longest + 1))                    # index of the next payload byte
-        m.d.comb += j.eq(k - HEADER_BYTES)
         with m.If(type_ == FrameType.LOGITS):
             m.d.comb += payload.eq(logits.as_value().word_select(j, 8))
         with m.Elif(type_ == FrameType.INFO):
@@ -432,7 +436,7 @@ class FrameSender(wiring.Component):
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(active & (~self.o.valid | self.o.ready)):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(byte), k.eq(k + 1)]
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(byte), k.eq(k + 1), j.eq(j + 1)]
             m.d.comb += [crc.data.eq(byte), crc.start.eq(k == 0), crc.valid.eq(k != 0)]
             with m.If(k == HEADER_BYTES + length):
                 m.d.sync += active.eq(0)
