@@ -347,7 +347,7 @@ class _Stage:
         until the product register has taken the sum before), then the product and output
         registers (`_register_chain`; the product register holds each beat ``passes`` cycles)."""
         take, sums, need, slot, emit = self.take, self.read, self.need, self.slot, self.emit
-        chain, valid = self.chain, self.valid
+        chain = self.chain
         (_, link, arrived), = self.producers
         t0, emitted = len(take), False
         while True:
@@ -355,14 +355,21 @@ class _Stage:
             while len(sums) < self.n_out and need[len(sums)] < len(take):  # with its last pixel
                 sums.append(take[need[len(sums)]])
                 moved = True
-            moved_chain, ready, step = _register_chain(sums, 1, chain, None, self.dwell, emit)
-            while len(valid) < len(ready):
-                valid.append(ready[len(valid)] + step)
-                moved = True
-            out = self._emit(valid)
+            moved_chain, out = self._through_chain(sums, 1)
             emitted |= out
             if not (out or moved or moved_chain):
                 return len(take) > t0, emitted
+
+    def _through_chain(self, ready, step):
+        """Beats valid at ``ready[n] + step`` through the stage's register chain
+        (`_register_chain`, ``dwell``) into ``valid`` and out by the emit rule; returns whether
+        any moved and whether any left."""
+        moved, last, step = _register_chain(ready, step, self.chain, None, self.dwell, self.emit)
+        valid = self.valid
+        while len(valid) < len(last):
+            valid.append(last[len(valid)] + step)
+            moved = True
+        return moved, self._emit(valid)
 
     def _advance_join(self):
         """Both inputs are taken together once the product registers are free (`capacity`
@@ -395,7 +402,7 @@ class _Stage:
                 return len(take) > t0, emitted
 
     def _advance_join_registers(self):
-        take, arrive, valid = self.take, self.arrive, self.valid
+        take, arrive = self.take, self.arrive
         (_, link_a, ea), (_, link_b, eb) = self.producers
         t0, emitted = len(take), False
         while True:
@@ -405,12 +412,7 @@ class _Stage:
                 n = len(arrive)
                 arrive.append(max(ea[n] + link_a, eb[n] + link_b))
                 moved = True
-            moved_chain, ready, step = _register_chain(arrive, 0, self.chain, None, self.dwell,
-                                                       self.emit)
-            while len(valid) < len(ready):
-                valid.append(ready[len(valid)] + step)
-                moved = True
-            out = self._emit(valid)
+            moved_chain, out = self._through_chain(arrive, 0)
             emitted |= out
             if not (out or moved or moved_chain):
                 return len(take) > t0, emitted
