@@ -136,6 +136,8 @@ def build(args) -> flow.BuildReport:
                            else tuple(shlex.split(args.nextpnr_options)))
     except ValueError as e:
         raise UserError(f"--nextpnr-options: {e}") from None
+    if nextpnr_options is not None:
+        flow.check_nextpnr_options(nextpnr_options)
     design = _design(args)
     plan = board_top(design, target, clock_mhz=args.clock_mhz, baud=args.baud,
                      skip_fit_check=args.skip_fit_check, log=_log)

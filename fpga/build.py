@@ -31,7 +31,7 @@ from imcflow.errors import UserError
 from imcflow.files import atomic_directory, cache_dir
 from imcflow.progress import Ticker, note
 
-__all__ = ["FlowError", "RESOURCES", "BuildReport", "build_board", "parse_utilization",
+__all__ = ["FlowError", "RESOURCES", "BuildReport", "build_board", "check_nextpnr_options", "parse_utilization",
            "parse_timing", "binding_limits", "render_markdown"]
 
 #: report name -> nextpnr BEL type, per family (iCE40 logic cells hold one LUT4 and one FF each;
@@ -448,6 +448,13 @@ def _run_plan(progress: _Progress, work: Path, env: dict, seeds: int, output: Pa
     return tool_seconds, tool_cpu, runs
 
 
+def check_nextpnr_options(options) -> None:
+    """A `UserError` if ``options`` (nextpnr's, beyond the plan's) hold a ``--seed``: the flow
+    passes one per run (``--seeds``), and nextpnr refuses a second one only after synthesis."""
+    if any(o == "--seed" or o.startswith("--seed=") for o in options):
+        raise UserError("--nextpnr-options: --seed is set by --seeds (seeds 1..N), not here")
+
+
 def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
                 yosys_script: str = "", progress: _Progress | None = None,
                 force: bool = False, seeds: int = 1,
@@ -489,6 +496,7 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         raise UserError(f"--seeds: must be a positive integer, not {seeds!r}")
     if nextpnr_options is None:
         nextpnr_options = NEXTPNR_OPTIONS[board.family]
+    check_nextpnr_options(nextpnr_options)
     progress = progress or _Progress()
     tools_env = toolchain.environ()
     start = time.monotonic()

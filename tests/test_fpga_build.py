@@ -164,6 +164,7 @@ def test_report_parsing_and_what_binds():
     (["--baud", "0"], "--baud: must be a positive integer, not 0"),
     (["--seeds", "0"], "--seeds: must be a positive integer, not 0"),
     (["--nextpnr-options", "--router 'router2"], "--nextpnr-options: No closing quotation"),
+    (["--nextpnr-options=--seed 2"], "--nextpnr-options: --seed is set by --seeds"),
 ])
 def test_build_command_errors(tmp_path, capsys, tiny, argv, message):
     out = tmp_path / "out"
