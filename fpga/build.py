@@ -31,8 +31,8 @@ from imcflow.errors import UserError
 from imcflow.files import atomic_directory, cache_dir
 from imcflow.progress import Ticker, note
 
-__all__ = ["FlowError", "RESOURCES", "BuildReport", "build_board", "check_nextpnr_options", "parse_utilization",
-           "parse_timing", "binding_limits", "render_markdown"]
+__all__ = ["FlowError", "RESOURCES", "BuildReport", "build_board", "check_nextpnr_options",
+           "parse_utilization", "parse_timing", "binding_limits", "render_markdown"]
 
 #: report name -> nextpnr BEL type, per family (iCE40 logic cells hold one LUT4 and one FF each;
 #: their FFs are counted from Yosys' cell statistics, nextpnr reports only logic cells)
