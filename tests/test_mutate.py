@@ -316,25 +316,60 @@ def test_yosys_mutants_that_keep_level_fail_the_fifo_contract(select, tmp_path, 
         assert not any("level" in line for line in failed), failed
 
 
-@pytest.mark.parametrize("geometry", [(5, 5, 3, 1, 1, "line"), (7, 5, 3, 2, 0, "line"),
-                                      (4, 4, 2, 1, 1, "frame"), (5, 4, 1, 2, 0, "line")])
+@pytest.mark.parametrize("geometry", [(5, 5, 3, 1, 1, "line", 1), (7, 5, 3, 2, 0, "line", 1),
+                                      (4, 4, 2, 1, 1, "frame", 1), (5, 4, 1, 2, 0, "line", 1),
+                                      (6, 5, 3, 1, 1, "line", 9), (5, 4, 3, 2, 1, "frame", 4),
+                                      (4, 4, 2, 1, 0, "line", 2)])
 def test_window_model_under_stalls(geometry):
     # Never stalled, the model is window_schedule (the full-rate timing the RTL is checked
-    # against); stalled, it takes a pixel only when offered, hands a window over only when the
-    # consumer is ready, and still delivers every window in the same order of handshakes.
-    *shape, strategy = geometry
+    # against, also for a window read over several passes); stalled, it takes a pixel only when
+    # offered, hands a window over only when the consumer is ready, and still delivers every
+    # window in the same order of handshakes.
+    *shape, strategy, passes = geometry
     pixels, windows = window_schedule(WindowGeometry(*shape[:2], 1, *shape[2:]),
-                                      strategy=strategy, images=3)
+                                      strategy=strategy, images=3, passes=passes)
     cycles = int(windows[-1]) + 1
-    accepted, taken = mutate.window_model(*shape, strategy, 3, "1" * cycles, "1" * cycles)
+    accepted, taken = mutate.window_model(*shape, strategy, 3, "1" * cycles, "1" * cycles,
+                                          passes=passes)
     assert accepted == list(pixels) and taken == list(windows)
     rng = np.random.default_rng(len(geometry))
     offered = "".join(rng.choice(["0", "1"], 8 * cycles))
     ready = "".join(rng.choice(["0", "1", "1"], 8 * cycles))
-    accepted, taken = mutate.window_model(*shape, strategy, 3, offered, ready)
+    accepted, taken = mutate.window_model(*shape, strategy, 3, offered, ready, passes=passes)
     assert all(offered[c] == "1" for c in accepted) and all(ready[c] == "1" for c in taken)
     assert len(accepted) >= len(pixels) and len(taken) == len(windows)
     assert taken[0] > accepted[0] and sorted(set(taken)) == taken
+
+
+@pytest.mark.parametrize("pixels, passes", [(1, 1), (1, 2), (1, 3), (6, 1), (4, 3), (2, 2)])
+def test_requant_model_under_stalls(pixels, passes):
+    # Never stalled, the model is the blocks' full-rate timing (their `latency` and `interval`
+    # attributes): the accumulator (one beat an image) takes a beat every `passes` cycles, the
+    # global pool a pixel every cycle when an image has at least `passes` pixels, and each
+    # result leaves 3 + passes - 1 cycles after the image's last pixel. Stalled, it takes only
+    # what is offered, hands over only when ready, and still delivers one result per image.
+    images = 7
+    cycles = images * pixels * passes + 10
+    accepted, taken = mutate.requant_model(pixels, "1" * cycles, "1" * cycles, passes)
+    step = passes if pixels == 1 else 1
+    accepted = accepted[:images * pixels]
+    assert accepted == list(range(0, step * images * pixels, step))
+    assert taken[:images] == [accepted[(n + 1) * pixels - 1] + 3 + passes - 1
+                              for n in range(images)]
+    rng = np.random.default_rng(pixels * 10 + passes)
+    offered = "".join(rng.choice(["0", "1"], 20 * cycles))
+    ready = "".join(rng.choice(["0", "1", "1"], 20 * cycles))
+    accepted, taken = mutate.requant_model(pixels, offered, ready, passes)
+    assert all(offered[c] == "1" for c in accepted) and all(ready[c] == "1" for c in taken)
+    assert len(accepted) // pixels - 3 <= len(taken) <= len(accepted) // pixels   # 3 in flight
+    for n, t in enumerate(taken[:20]):   # the result after its image, through 3 registers
+        assert t >= accepted[(n + 1) * pixels - 1] + 3 + passes - 1
+    # an empty total register takes the image's last pixel while the registers after it are
+    # full and stalled (the model of a register waiting for the next even when empty, as
+    # accumulator #17 at d35e40c, takes it only when the output is taken)
+    if pixels == 1 and passes == 1:
+        accepted, taken = mutate.requant_model(1, "11001111", "00000001", 1)
+        assert accepted == [0, 1, 4, 7] and taken == [7]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -650,7 +650,8 @@ class Target:
     """A block's mutation campaign: its design, where its mutations may go, and its checks.
 
     ``design()`` returns ``(component, build parameters, Regression)``. ``proofs(component,
-    rtlil_module_text, module, width, mutsel)``, if any, raises `~imcflow.verif.formal.FormalError` when the mutant breaks the block's contract.
+    rtlil_module_text, module, width, mutsel)``, if any, raises
+    `~imcflow.verif.formal.FormalError` when the mutant breaks the block's contract.
     """
 
     name: str
@@ -689,10 +690,14 @@ def _stream_bank(name: str, units: list[Stream], timeout: int = 20_000):
 
     def check(reports):
         for unit in units:
-            if unit.stalled is not None:
-                unit.stalled(mine(unit, reports[0]["cycles"]), mine(unit, reports[0]["flags"]))
-            if unit.timing is not None:
-                unit.timing(mine(unit, reports[1]["cycles"]))
+            try:
+                if unit.stalled is not None:
+                    unit.stalled(mine(unit, reports[0]["cycles"]),
+                                 mine(unit, reports[0]["flags"]))
+                if unit.timing is not None:
+                    unit.timing(mine(unit, reports[1]["cycles"]))
+            except AssertionError as e:      # which unit: the report names the configuration
+                raise AssertionError(f"{unit.name}: {e}") from None
 
     return Bank({u.name: u.dut for u in units}), {}, Regression([case(False), case(True)], check)
 
@@ -762,10 +767,15 @@ def _fork():
     return _stream_bank("fork", units)
 
 
-JOINS = [  # c, a (bits, signed), b (bits, signed), mult_a, mult_b, shift, act_bits, act_signed
-    (2, (8, False), (8, True), 3, 700, 7, 8, True),
-    (3, (6, True), (4, False), 40001, 9003, 14, 6, False),   # odd: every product bit varies
-    (1, (8, False), (8, False), 65535, 65535, 16, 8, False),   # largest multipliers; half saturate
+JOINS = [  # c, a (bits, signed), b (bits, signed), mult_a, mult_b, shift, act_bits, act_signed,
+    #        passes
+    (2, (8, False), (8, True), 3, 700, 7, 8, True, 1),
+    (3, (6, True), (4, False), 40001, 9003, 14, 6, False, 1),   # odd: every product bit varies
+    # the largest multipliers; half saturate
+    (1, (8, False), (8, False), 65535, 65535, 16, 8, False, 1),
+    # 5 channels through 3 pairs of shared multipliers over 2 passes (Arch.requant_lanes): input
+    # registers first, the rounding constant in i_b's products; both bounds saturate
+    (5, (5, True), (6, True), 1201, 777, 10, 6, True, 2),
 ]
 
 
@@ -790,7 +800,7 @@ def _join():
     from imcflow.sw import golden
     from imcflow.sw.arith import Requantizer
     units = []
-    for n, (c, (ab, asg), (bb, bsg), mult_a, mult_b, shift, act_bits, act_signed) in \
+    for n, (c, (ab, asg), (bb, bsg), mult_a, mult_b, shift, act_bits, act_signed, passes) in \
             enumerate(JOINS):
         rng = np.random.default_rng(10 + n)
         a, b = _maps(rng, (3, 3, 4, c), ab, asg), _maps(rng, (3, 3, 4, c), bb, bsg)
@@ -798,24 +808,31 @@ def _join():
         edge_a, edge_b = _rounding_pairs(ab, asg, bb, bsg, mult_a, mult_b, shift, a.size // 2)
         a.reshape(-1)[:len(edge_a)], b.reshape(-1)[:len(edge_b)] = edge_a, edge_b
         dut = Join(c, signed(ab) if asg else unsigned(ab), signed(bb) if bsg else unsigned(bb),
-                   Requantizer((mult_a, mult_b), shift, act_bits, act_signed))
+                   Requantizer((mult_a, mult_b), shift, act_bits, act_signed), passes=passes)
         y = golden.join(a, b, mult_a, mult_b, shift, act_bits=act_bits, signed=act_signed)
 
         def timing(cy, dut=dut):
-            _expect(cy["i_a"] == cy["i_b"] == list(range(len(cy["i_a"]))), "join: pair per cycle")
+            _expect(cy["i_a"] == cy["i_b"] == list(range(0, dut.interval * len(cy["i_a"]),
+                                                        dut.interval)),
+                    "join: not a pair per interval")
             _expect(cy["o"] == [t + dut.latency for t in cy["i_a"]], "join: latency")
-        units.append(Stream(f"j{n}", dut, {"i_a": a, "i_b": b}, {"o": y}, n, 0.3, 0.4, timing))
+        # with passes, under stalls too: the input, product and output registers are the
+        # global pool's total, product and output registers (one beat per image)
+        stalled = _model_stalls(lambda offered, ready, dut=dut: requant_model(
+            1, offered, ready, dut.passes), ("i_a", "i_b")) if passes > 1 else None
+        units.append(Stream(f"j{n}", dut, {"i_a": a, "i_b": b}, {"o": y}, n, 0.3, 0.4, timing,
+                            stalled))
     return _stream_bank("join", units)
 
 
-def _window_timing(geometry, images, extra=0, strategy="line"):
+def _window_timing(geometry, images, extra=0, strategy="line", passes=1):
     from imcflow.hw.im2col import window_schedule
     from imcflow.sw.geometry import WindowGeometry
     h, w, kernel, stride, padding = geometry
 
     def timing(c):
         pixels, windows = window_schedule(WindowGeometry(h, w, 1, kernel, stride, padding),
-                                          strategy=strategy, images=images)
+                                          strategy=strategy, images=images, passes=passes)
         _expect(c["i"] == list(pixels), "input handshakes differ from window_schedule")
         _expect(c["o"] == list(windows + extra), "output handshakes differ from window_schedule")
     return timing
@@ -903,36 +920,50 @@ def _avgpool():
     return _stream_bank("avgpool", units)
 
 
-GAPS = [  # h, w, c, bits, signed, mult, shift, act_bits, act_signed
-    (3, 4, 2, 6, True, 3000, 15, 6, True),
-    (2, 3, 3, 8, False, 65535, 17, 8, False),
-    (1, 1, 1, 4, False, 1, 0, 4, False),
+GAPS = [  # h, w, c, bits, signed, mult, shift, act_bits, act_signed, passes
+    (3, 4, 2, 6, True, 3000, 15, 6, True, 1),
+    (2, 3, 3, 8, False, 65535, 17, 8, False, 1),
+    (1, 1, 1, 4, False, 1, 0, 4, False, 1),
+    # 5 channels through 2 shared multipliers over 3 passes (Arch.requant_lanes): the totals
+    # move down through their registers, the products in at the top (a pad register above)
+    (2, 2, 5, 5, True, 2901, 14, 4, True, 3),
 ]
 
 
 GAP_IMAGES = 16
 
 
-def gap_model(pixels: int, offered: str, ready: str):
+def requant_model(pixels: int, offered: str, ready: str, passes: int = 1):
     """Cycle-accurate model of a `~imcflow.hw.pool.GlobalAvgPool` of ``pixels`` pixels per image
-    under stalls (as `window_model`): the cycles of its input and output handshakes. The sum of
-    an image enters the total register at the handshake of its last pixel, which waits until
-    that register is free; then the product and output registers, each advancing when the next
-    is empty or being emptied."""
-    full = [False] * 3                  # total, product, output
+    (or, with ``pixels`` 1, of a `~imcflow.hw.accumulator.AdcAccumulator`, whose sum register
+    takes every beat) under stalls (as `window_model`): the cycles of its input and output
+    handshakes. The sum of an image enters the total register at the handshake of its last
+    pixel, which waits until that register is free; then the product register, filled over
+    ``passes`` cycles (the block's ``passes``: shared multipliers), which empties the total
+    register in its last pass, and the output register; each advances when the next is empty
+    or being emptied."""
+    total = product = output = False
+    step = count = 0
     accepted, taken = [], []
     for c, (offer, take) in enumerate(zip(offered, ready)):
-        frees = [not full[2] or take == "1"]
-        for k in (1, 0):
-            frees.insert(0, not full[k] or frees[0])
-        if full[2] and take == "1":
+        o_free = not output or take == "1"
+        if output and take == "1":
             taken.append(c)
-        end = len(accepted) % pixels == pixels - 1
-        write = offer == "1" and (not end or frees[0])
-        full = [write and end or (full[0] and not frees[0]),
-                full[0] if frees[1] else full[1], full[1] if frees[2] else full[2]]
+        product_free = not product or o_free
+        last = step == passes - 1
+        total_free = not total or (product_free and last)
+        end = count == pixels - 1
+        write = offer == "1" and (not end or total_free)
+        if o_free:
+            output = product
+        if product_free:
+            product = total and last
+        if product_free and total:
+            step = 0 if last else step + 1
+        total = (write and end) or (total and not total_free)
         if write:
             accepted.append(c)
+            count = 0 if end else count + 1
     return accepted, taken
 
 
@@ -941,7 +972,7 @@ def _gap():
     from imcflow.sw import golden
     from imcflow.sw.arith import Requantizer, act_range, requantize
     units = []
-    for n, (h, w, c, bits, sg, mult, shift, ab, asg) in enumerate(GAPS):
+    for n, (h, w, c, bits, sg, mult, shift, ab, asg, passes) in enumerate(GAPS):
         # one output per image: many images, two of them all-lowest and all-highest (the
         # extreme sums, where the accumulator's top bits and the rounding carry matter)
         rng = np.random.default_rng(40 + n)
@@ -955,7 +986,8 @@ def _gap():
         fmap = np.concatenate([fmap, np.moveaxis(_split(rng, sums, h * w, lo, hi), 0, 1)
                                .reshape(len(steps), h, w, c)])
         y = golden.global_avg_pool(fmap, mult, shift, act_bits=ab, signed=asg)
-        dut = GlobalAvgPool(h, w, c, bits, Requantizer(mult, shift, ab, asg), signed=sg)
+        dut = GlobalAvgPool(h, w, c, bits, Requantizer(mult, shift, ab, asg), signed=sg,
+                            passes=passes)
 
         def timing(cy, hw=h * w, images=len(fmap), dut=dut):
             _expect(cy["i"] == list(range(images * hw)), "gap: input not one pixel per cycle")
@@ -964,24 +996,28 @@ def _gap():
         # under stalls too: a total register that waits for the product register even when
         # empty (gap #1/#3 of the seed-1 campaign at 53aade4) only costs cycles
         units.append(Stream(f"g{n}", dut, {"i": fmap}, {"o": y}, n, timing=timing,
-                            stalled=_model_stalls(lambda offered, ready, hw=h * w:
-                                                  gap_model(hw, offered, ready))))
+                            stalled=_model_stalls(lambda offered, ready, hw=h * w, dut=dut:
+                                                  requant_model(hw, offered, ready, dut.passes))))
     return _stream_bank("gap", units)
 
 
-WINDOWS = [  # h, w, c, bits, kernel, stride, padding, strategy, signed, pad_value
-    (5, 5, 2, 4, 3, 1, 1, "line", False, 0),
-    (7, 5, 1, 4, 3, 2, 0, "line", True, -3),
-    (4, 4, 1, 3, 2, 1, 1, "frame", False, 5),
-    (3, 4, 2, 3, 3, 1, 2, "line", False, 0),
-    (6, 6, 1, 3, 3, 2, 0, "line", False, 0),       # stride 2: the last row and column unused
-    (5, 4, 2, 3, 1, 2, 0, "line", True, 0),        # kernel 1, stride 2
-    (6, 5, 1, 4, 3, 2, 1, "frame", False, 7),      # stride 2 with padding 1
+WINDOWS = [  # h, w, c, bits, kernel, stride, padding, strategy, signed, pad_value, passes
+    (5, 5, 2, 4, 3, 1, 1, "line", False, 0, 1),
+    (7, 5, 1, 4, 3, 2, 0, "line", True, -3, 1),
+    (4, 4, 1, 3, 2, 1, 1, "frame", False, 5, 1),
+    (3, 4, 2, 3, 3, 1, 2, "line", False, 0, 1),
+    (6, 6, 1, 3, 3, 2, 0, "line", False, 0, 1),    # stride 2: the last row and column unused
+    (5, 4, 2, 3, 1, 2, 0, "line", True, 0, 1),     # kernel 1, stride 2
+    (6, 5, 1, 4, 3, 2, 1, "frame", False, 7, 1),   # stride 2 with padding 1
+    # read over passes (Arch.window_ports): one port and 9 passes (the fpga preset's line
+    # buffers), and 3 ports over 3 passes (4 asked: the fewest the ports need)
+    (6, 5, 2, 4, 3, 1, 1, "line", True, -2, 9),
+    (5, 4, 1, 3, 3, 2, 1, "frame", False, 3, 4),
 ]
 
 
 def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, ready: str,
-                 stages: int = 0):
+                 stages: int = 0, passes: int = 1):
     """Cycle-accurate model of a `~imcflow.hw.im2col.WindowSource` under stalls, followed by
     ``stages`` pipeline registers (a pool's reducer: each advances when the next is empty or
     being emptied): the cycles of its input and output handshakes when ``offered[c]``
@@ -990,14 +1026,21 @@ def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, 
     `imcflow.sw.timing.window_schedule` (`window_needs`): a pixel is accepted unless it would
     overwrite one still needed (line) or the image being read (frame); a window is read
     (registered into ``o``) once its last pixel has been accepted (that cycle's included) and
-    ``o`` is free or being taken."""
+    ``o`` is free or being taken. With ``passes > 1`` (a source of ``WindowSource(...,
+    passes=passes)``, no ``stages``) the read takes ``passes`` cycles and starts only when its
+    last pixel was accepted in an earlier cycle (the ports are not transparent) and ``o`` is
+    empty (not while it is being taken); the window is valid after its last pass, in which the
+    pixels it alone needs are freed (`imcflow.sw.timing.read_windows`, `accept_pixels`)."""
     from imcflow.sw.geometry import WindowGeometry
-    from imcflow.sw.timing import window_needs
-    keep, last, words = window_needs(WindowGeometry(h, w, 1, kernel, stride, padding),
-                                     strategy=strategy)
+    from imcflow.sw.timing import window_needs, window_ports
+    geometry = WindowGeometry(h, w, 1, kernel, stride, padding)
+    keep, last, words = window_needs(geometry, strategy=strategy)
+    passes = window_ports(geometry.taps, passes)[1]
+    assert passes == 1 or not stages, "window_model: passes with reducer stages"
     pixels, per_image = h * w, len(last)
     count = window = fired = 0
     valid = False
+    step = None                         # the pass of the read under way (passes > 1)
     piped = [False] * stages            # the registers after the window source, output last
     accepted, taken = [], []
     for c, (offer, take) in enumerate(zip(offered, ready)):
@@ -1013,7 +1056,15 @@ def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, 
                 piped[k] = valid if k == 0 else piped[k - 1]
         bound = words if strategy == "frame" else keep[window] + words
         write = offer == "1" and count < bound and len(accepted) < images * pixels
-        fire = fired < images * per_image and count + write > last[window] and (not valid or take)
+        if passes == 1:
+            fire = (fired < images * per_image and count + write > last[window]
+                    and (not valid or take))
+        else:
+            if step is None and fired < images * per_image and count > last[window] \
+                    and not valid:
+                step = 0
+            fire = step == passes - 1
+            step = None if step is None or fire else step + 1
         if write:
             accepted.append(c)
         if valid and take and not stages:
@@ -1027,12 +1078,17 @@ def window_model(h, w, kernel, stride, padding, strategy, images, offered: str, 
     return accepted, taken
 
 
-def _model_stalls(model):
+def _model_stalls(model, inputs=("i",)):
     """A `Stream.stalled` check: every input and output handshake in the cycle that
-    ``model(offered, ready)`` (the recorded ``i.valid`` and ``o.ready`` of every cycle) says."""
+    ``model(offered, ready)`` (the recorded ``i.valid`` and ``o.ready`` of every cycle) says.
+    With several ``inputs`` taken together (the accumulator's row tiles, the join's two
+    streams), a beat is offered in the cycles all of them are valid, and each is taken in the
+    cycles the model says."""
     def stalled(cycles, flags):
-        accepted, taken = model(flags["i"], flags["o"])
-        for port, expected in (("i", accepted), ("o", taken)):
+        offered = "".join("1" if all(flags[p][c] == "1" for p in inputs) else "0"
+                          for c in range(len(flags["o"])))
+        accepted, taken = model(offered, flags["o"])
+        for port, expected in (*((p, accepted) for p in inputs), ("o", taken)):
             k = next((k for k, (a, b) in enumerate(zip(cycles[port], expected)) if a != b),
                      min(len(cycles[port]), len(expected)))
             _expect(cycles[port] == expected, f"{port}: handshake {k} under stalls in cycle "
@@ -1040,9 +1096,9 @@ def _model_stalls(model):
     return stalled
 
 
-def _window_stalls(geometry, images, strategy, stages=0):
+def _window_stalls(geometry, images, strategy, stages=0, passes=1):
     return _model_stalls(lambda offered, ready: window_model(*geometry, strategy, images,
-                                                             offered, ready, stages))
+                                                             offered, ready, stages, passes))
 
 
 #: Images per window source (at least; see `_window_images`), and its backpressure: long stalls
@@ -1071,16 +1127,18 @@ def _window_source():
     from imcflow.sw import golden
     from imcflow.sw.geometry import WindowGeometry
     units = []
-    for n, (h, w, c, bits, k, s, p, strategy, sg, pad) in enumerate(WINDOWS):
+    for n, (h, w, c, bits, k, s, p, strategy, sg, pad, passes) in enumerate(WINDOWS):
         dut = WindowSource(WindowGeometry(h, w, c, k, s, p), bits, strategy=strategy, signed=sg,
-                           pad_value=pad)
+                           pad_value=pad, passes=passes)
         images = _window_images(h * w, dut.words)
         fmap = _maps(np.random.default_rng(50 + n), (images, h, w, c), bits, sg)
         y = golden.windows(fmap, k, s, p, pad)
         units.append(Stream(f"w{n}", dut, {"i": fmap}, {"o": y}, n, idle=WINDOW_IDLE,
                             backpressure=WINDOW_BACKPRESSURE,
-                            timing=_window_timing((h, w, k, s, p), images, 0, strategy),
-                            stalled=_window_stalls((h, w, k, s, p), images, strategy)))
+                            timing=_window_timing((h, w, k, s, p), images, 0, strategy,
+                                                  passes),
+                            stalled=_window_stalls((h, w, k, s, p), images, strategy, 0,
+                                                   passes)))
     return _stream_bank("window_source", units)
 
 
@@ -1113,6 +1171,13 @@ def _split(rng, sums, parts: int, lo: int, hi: int):
     return np.stack([*terms, left])
 
 
+#: The accumulator's backpressure: random stalls first, while the producer idles at random too,
+#: so that the sum register runs empty while the registers after it are full and stalled (the
+#: default's long stall first kept every register full: #17 at d35e40c, a sum register that
+#: waits for the product register even when empty, lost no cycle in the 20 beats of unit u2)
+ACCUMULATOR_BACKPRESSURE = [[0.4, 200], [0.98, 120], [0.0, 100], [0.97, 80]]
+
+
 def _accumulator():
     from imcflow.hw.accumulator import AdcAccumulator
     from imcflow.sw.arch import Arch
@@ -1132,7 +1197,7 @@ def _accumulator():
     for n, (arch, tiles, cols, sg, bias, mult, shift) in enumerate(configs):
         rng = np.random.default_rng(60 + n)
         lo, hi = arch.crossbar.output_range
-        parts = rng.integers(lo, hi + 1, size=(tiles, 3, 4, cols))
+        parts = rng.integers(lo, hi + 1, size=(tiles, 12, 4, cols))
         parts = np.where(rng.random(parts.shape) < 0.15, rng.choice([lo, hi], parts.shape), parts)
         # then the sums at every step of the requantized output and just below it (rounding
         # boundaries and the saturation bounds: a mutant that moves a step shows there)
@@ -1155,8 +1220,14 @@ def _accumulator():
             _expect(i == list(range(0, dut.interval * len(i), dut.interval)),
                     "accumulator: not one beat per interval")
             _expect(cy["o"] == [t + dut.latency for t in i], "accumulator: latency")
-        units.append(Stream(f"u{n}", dut, {f"i__{t}": parts[t] for t in range(tiles)},
-                            {"o": y}, n, timing=timing))
+        # under stalls too (the sum register takes a beat while it is empty even when the
+        # product and output registers are full and stalled: with `~acc_valid` tied to 0,
+        # accumulator #17 at d35e40c, the data stay right and a cycle is lost)
+        ports = tuple(f"i__{t}" for t in range(tiles))
+        units.append(Stream(f"u{n}", dut, {p: parts[t] for t, p in enumerate(ports)},
+                            {"o": y}, n, backpressure=ACCUMULATOR_BACKPRESSURE, timing=timing,
+                            stalled=_model_stalls(lambda offered, ready, dut=dut: requant_model(
+                                1, offered, ready, dut.passes), ports)))
     return _stream_bank("accumulator", units)
 
 
