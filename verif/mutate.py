@@ -794,18 +794,37 @@ def _rounding_pairs(a_bits, a_signed, b_bits, b_signed, mult_a, mult_b, shift, c
     return a[order], b[order]
 
 
+def _bound_pairs(a_bits, a_signed, b_bits, b_signed, mult_a, mult_b, shift, lo, hi):
+    """Pairs of values (``a``, ``b``) whose rounded sum before the saturation to ``[lo, hi]``
+    is ``lo - 1``, ``lo``, ``lo + 1``, ``hi - 1``, ``hi`` or ``hi + 1``, one each where a pair
+    gives it: a saturation bound's compare or constant with a bit tied differs only around
+    the bound (`_beyond`), which random pairs rarely hit exactly."""
+    from imcflow.sw.arith import act_range, round_shift
+    a = np.arange(act_range(a_bits, a_signed)[0], act_range(a_bits, a_signed)[1] + 1)
+    b = np.arange(act_range(b_bits, b_signed)[0], act_range(b_bits, b_signed)[1] + 1)
+    a, b = (v.reshape(-1) for v in np.meshgrid(a, b))
+    u = round_shift(a * mult_a + b * mult_b, shift)
+    at = [np.flatnonzero(u == v)[:1] for v in (lo - 1, lo, lo + 1, hi - 1, hi, hi + 1)]
+    at = np.concatenate(at).astype(int)
+    return a[at], b[at]
+
+
 def _join():
     from amaranth.hdl import signed, unsigned
     from imcflow.hw.residual import Join
     from imcflow.sw import golden
-    from imcflow.sw.arith import Requantizer
+    from imcflow.sw.arith import Requantizer, act_range
     units = []
     for n, (c, (ab, asg), (bb, bsg), mult_a, mult_b, shift, act_bits, act_signed, passes) in \
             enumerate(JOINS):
         rng = np.random.default_rng(10 + n)
         a, b = _maps(rng, (3, 3, 4, c), ab, asg), _maps(rng, (3, 3, 4, c), bb, bsg)
-        # half the pairs where the rounding decides: the sum's dropped bits at or next to half
+        # the pairs around the saturation bounds, then half the pairs where the rounding decides
+        # (the sum's dropped bits at or next to half)
         edge_a, edge_b = _rounding_pairs(ab, asg, bb, bsg, mult_a, mult_b, shift, a.size // 2)
+        bound_a, bound_b = _bound_pairs(ab, asg, bb, bsg, mult_a, mult_b, shift,
+                                        *act_range(act_bits, act_signed))
+        edge_a, edge_b = np.concatenate([bound_a, edge_a]), np.concatenate([bound_b, edge_b])
         a.reshape(-1)[:len(edge_a)], b.reshape(-1)[:len(edge_b)] = edge_a, edge_b
         dut = Join(c, signed(ab) if asg else unsigned(ab), signed(bb) if bsg else unsigned(bb),
                    Requantizer((mult_a, mult_b), shift, act_bits, act_signed), passes=passes)
@@ -900,7 +919,7 @@ def _step_images(rng, shape, bits, signed, k, s, edges):
 def _avgpool():
     from imcflow.hw.pool import AvgPool
     from imcflow.sw import golden
-    from imcflow.sw.arith import Requantizer, requantize
+    from imcflow.sw.arith import Requantizer, act_range, requantize
     from imcflow.sw.geometry import WindowGeometry
     units = []
     for n, (h, w, c, bits, k, s, sg, mult, shift, ab, asg) in enumerate(AVGPOOLS):
@@ -908,7 +927,7 @@ def _avgpool():
         fmap = np.concatenate([_maps(rng, (3, h, w, c), bits, sg), _step_images(
             rng, (h, w, c), bits, sg, k, s, lambda sums: _requant_edges(
                 sums, mult, shift, lambda t: requantize(t, mult, shift, act_bits=ab, signed=asg),
-                96))])
+                96, act_range(ab, asg)))])
         y = golden.avg_pool(fmap, k, s, mult, shift, act_bits=ab, signed=asg)
         dut = AvgPool(WindowGeometry(h, w, c, k, s), bits, Requantizer(mult, shift, ab, asg),
                       signed=sg)
@@ -981,7 +1000,8 @@ def _gap():
         fmap[1], fmap[2] = lo, hi
         # then images whose sums are the steps of the requantized output and just below them
         steps = _requant_edges(np.arange(h * w * lo, h * w * hi + 1), mult, shift, lambda t:
-                               requantize(t, mult, shift, act_bits=ab, signed=asg), 48)
+                               requantize(t, mult, shift, act_bits=ab, signed=asg), 48,
+                               act_range(ab, asg))
         sums = np.stack([rng.permutation(steps) for _ in range(c)], -1)
         fmap = np.concatenate([fmap, np.moveaxis(_split(rng, sums, h * w, lo, hi), 0, 1)
                                .reshape(len(steps), h, w, c)])
@@ -1149,15 +1169,30 @@ def _steps(values, f):
     return np.unique(np.concatenate([values[at], values[at - 1]]))
 
 
-def _requant_edges(values, mult: int, shift: int, f, count: int):
+def _beyond(values, unsaturated, lo: int, hi: int):
+    """The ``values`` (sorted) closest to the saturation bounds from outside: the last whose
+    requantized value before the saturation (``unsaturated``) is below ``lo`` and the first
+    above ``hi``, where there are such. A saturation whose bound's constant has a bit tied
+    (accumulator #18 at d35e40c: ``x < 0`` as ``x < -1``, a signed one-bit zero with its bit set)
+    or whose multiplexer puts out another constant (#12: -8 as -4) differs only there: the
+    steps (`_steps`) lie inside the bounds."""
+    u = unsaturated(values)
+    below, above = values[u < lo], values[u > hi]
+    return np.array([*below[-1:], *above[:1]], dtype=values.dtype)
+
+
+def _requant_edges(values, mult: int, shift: int, f, count: int, bounds=None):
     """At most ``count`` of ``values`` (sorted) where requantization ``f`` (a multiply by
-    ``mult``, a rounding shift by ``shift``, a saturation) is on edge: the first two and last
-    two steps of ``f`` (the saturation bounds), then those whose product's dropped bits are
-    closest to half, both sides (a mutant of a sum or product bit moves the rounding there)."""
+    ``mult``, a rounding shift by ``shift``, a saturation to ``bounds``) is on edge: the values
+    just beyond the saturation bounds (`_beyond`), the first two and last two steps of ``f``
+    (the saturation bounds), then those whose product's dropped bits are closest to half, both
+    sides (a mutant of a sum or product bit moves the rounding there)."""
+    from imcflow.sw.arith import round_shift
     steps = _steps(values, f)
     near = values[np.argsort(np.abs((values * mult) % (1 << shift) - (1 << shift >> 1) + 0.5),
                              kind="stable")] if shift else values
-    edges = list(dict.fromkeys([*steps[:2], *steps[-2:], *near]))
+    beyond = _beyond(values, lambda v: round_shift(v * mult, shift), *bounds) if bounds else []
+    edges = list(dict.fromkeys([*beyond, *steps[:2], *steps[-2:], *near]))
     return np.array(edges[:count])
 
 
@@ -1181,18 +1216,22 @@ ACCUMULATOR_BACKPRESSURE = [[0.4, 200], [0.98, 120], [0.0, 100], [0.97, 80]]
 def _accumulator():
     from imcflow.hw.accumulator import AdcAccumulator
     from imcflow.sw.arch import Arch
-    from imcflow.sw.arith import Requantizer, requantize
+    from imcflow.sw.arith import Requantizer, act_range, requantize, round_shift
     units = []
-    # requantization chosen so most outputs fall inside the activation range: a mutant of the
-    # sum must change the output, not hide behind saturation
+    # requantization chosen so most outputs fall inside the activation range (a mutant of the
+    # sum must change the output, not hide behind saturation), yet every column's sums reach
+    # beyond both bounds: a column that never saturates leaves its saturation untested, and the
+    # mutants of it are equivalent only under the input contract (partial sums in the ADC's
+    # range), which no proof assumes (accumulator #12 at d35e40c: u3's column 3, multiplier 19,
+    # reached -4 at most, so its bound -8 put out as -4 survived)
     configs = [  # arch, row tiles, cols, signed, bias, mult, shift
-        (Arch(act_bits=8, adc_bits=8), 3, 2, False, [200, 0], [200, 340], 9),
+        (Arch(act_bits=8, adc_bits=8), 3, 2, False, [200, 0], [230, 350], 9),
         (Arch(act_bits=4, adc_bits=6, input_encoding="bit_serial"), 2, 3, True,
-         [100, -20, 0], [30, 25, 40], 12),
+         [100, -20, 0], [45, 37, 40], 12),
         (Arch(act_bits=3, adc_bits=4), 1, 1, True, [-2], [3], 0),
         # 3 requantization multipliers shared by 5 columns over 2 passes (requant_lanes)
         (Arch(act_bits=4, adc_bits=6, input_encoding="bit_serial", requant_lanes=3), 2, 5, True,
-         [100, -20, 0, 7, -50], [30, 25, 40, 19, 33], 12),
+         [100, -20, 0, 7, -50], [45, 37, 40, 41, 38], 12),
     ]
     for n, (arch, tiles, cols, sg, bias, mult, shift) in enumerate(configs):
         rng = np.random.default_rng(60 + n)
@@ -1201,9 +1240,11 @@ def _accumulator():
         parts = np.where(rng.random(parts.shape) < 0.15, rng.choice([lo, hi], parts.shape), parts)
         # then the sums at every step of the requantized output and just below it (rounding
         # boundaries and the saturation bounds: a mutant that moves a step shows there)
-        edges = [_steps(np.arange(tiles * lo, tiles * hi + 1),
-                        lambda s, c=c: requantize(s + bias[c], mult[c], shift,
-                                                  act_bits=arch.act_bits, signed=sg))
+        sums = np.arange(tiles * lo, tiles * hi + 1)
+        edges = [np.union1d(_steps(sums, lambda s, c=c: requantize(
+            s + bias[c], mult[c], shift, act_bits=arch.act_bits, signed=sg)),
+            _beyond(sums, lambda s, c=c: round_shift((s + bias[c]) * mult[c], shift),
+                    *act_range(arch.act_bits, sg)))
                  for c in range(cols)]
         beats = -(-max(map(len, edges)) // 4) * 4          # maps of 4 beats, as the others
         sums = np.stack([np.resize(rng.permutation(e), beats) for e in edges], -1)
