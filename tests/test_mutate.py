@@ -316,6 +316,20 @@ def test_yosys_mutants_that_keep_level_fail_the_fifo_contract(select, tmp_path, 
         assert not any("level" in line for line in failed), failed
 
 
+@pytest.mark.parametrize("block", ["fork", "join"])
+def test_bank_proofs_hold_on_the_original(block, tmp_path, monkeypatch):
+    # A campaign stops when its proofs fail on the original design (mutsel 0): every unit a
+    # bank's contract covers must meet it (the join bank's unit of several passes is not one
+    # JoinSpec describes: it consumes a pair only every `passes` cycles)
+    monkeypatch.setenv("IMCFLOW_CACHE", str(tmp_path))
+    target = mutate._targets()[block]
+    bank, _, _ = target.design()
+    text = rtlil.convert(bank, name="bank_m")
+    muts = mutate.mutations(text, "bank_m", 1, 1, target.select)
+    _, module = mutate.mutant_design(text, "bank_m", muts)
+    target.proofs(bank, module, "bank_m", mutate.mutsel_width(len(muts)), 0)
+
+
 @pytest.mark.parametrize("geometry", [(5, 5, 3, 1, 1, "line", 1), (7, 5, 3, 2, 0, "line", 1),
                                       (4, 4, 2, 1, 1, "frame", 1), (5, 4, 1, 2, 0, "line", 1),
                                       (6, 5, 3, 1, 1, "line", 9), (5, 4, 3, 2, 1, "frame", 4),
