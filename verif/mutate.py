@@ -212,9 +212,9 @@ def _units(component, mutation: Mutation):
     Yosys module unit, Yosys commands run on gold and gate after the mutation)``. For a
     `~imcflow.verif.bank.Bank` (whose units are independent, so the others cannot tell the
     mutant from the original): the mutated unit alone, a bank of just that unit, then the whole
-    bank with the other units' logic deleted (Yosys' optimizations may keep another of two
-    merged cells in a smaller design, where the mutated cell's name is then missing); else the
-    component itself."""
+    bank with the other units' logic deleted and their outputs, then undriven, tied to 0 in
+    both (Yosys' optimizations may keep another of two merged cells in a smaller design, where
+    the mutated cell's name is then missing); else the component itself."""
     from imcflow.verif.bank import Bank
     args = re.sub(r"-module \S+", "-module unit", mutation.args)
     match = re.search(r"-cell \$flatten\\(\w+)\.(\S+)", args)
@@ -227,7 +227,7 @@ def _units(component, mutation: Mutation):
     yield Bank({match[1]: unit}), args, ""
     yield component, args, "".join(f"delete {m}/c:$flatten\\{u}.* {m}/c:{u}.*\n"
                                    for m in ("gold", "gate") for u in component.units
-                                   if u != match[1]) + "setundef -zero\nopt_clean\n"
+                                   if u != match[1]) + "setundef -undriven -zero\nopt_clean\n"
 
 
 def _submodule(component, mutation: Mutation):
