@@ -122,11 +122,17 @@ class PipelineFifo(_Queue):
         depth = self._depth
         do_write = self.i.valid & self.i.ready
         do_read = self.o.valid & self.o.ready
-        m.d.comb += [
-            self.i.ready.eq(self.level != depth),
-            self.o.valid.eq(self.level != 0),
-        ]
-        m.d.sync += self.level.eq(self.level + do_write - do_read)
+        # ``i.ready`` (``level != depth``) and ``o.valid`` (``level != 0``) are registers of
+        # their own, loaded from the next level: they start the producer's and the consumer's
+        # stall decisions, which on an FPGA fan out to hundreds of enables, from a flip-flop
+        # instead of from a comparator of ``level``
+        level = Signal.like(self.level, name="level_next")
+        ready, valid = Signal(name="ready", init=1), Signal(name="valid")
+        m.d.comb += [level.eq(self.level + do_write - do_read),
+                     self.i.ready.eq(ready), self.o.valid.eq(valid)]
+        m.d.sync += [self.level.eq(level), ready.eq(level != depth), valid.eq(level != 0)]
+        if platform == "formal":
+            m.d.comb += [Assert(ready == (self.level != depth)), Assert(valid == (self.level != 0))]
 
         if depth == 1:
             # A one-row Memory has a zero-width address, which Verilog cannot express.
