@@ -134,8 +134,13 @@ class AdcAccumulator(wiring.Component):
         o_free = ~o.valid | o.ready
         prod_free = ~full_prod | o.ready
         step, last_step = pass_counter(m, passes, prod_free & acc_valid)
-        # the sum register is emptied by the product register's last pass
-        done = prod_free & last_step
+        # the sum register is emptied by the product register's last pass; with several passes
+        # the product register is free then (`prod_valid` is set by the last pass only), so
+        # the row tiles' ready waits for no decision of the output
+        done = last_step if passes > 1 else prod_free
+        if passes > 1:
+            m.d.sync += Assert(~(prod_valid & last_step),
+                               "AdcAccumulator: a product held in the last pass")
         acc_free = ~acc_valid | done
         take = acc_free
         for i in self.i:

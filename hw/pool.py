@@ -396,7 +396,13 @@ class GlobalAvgPool(wiring.Component):
         product_free = ~product_valid | o_free
         fill = product_free & total_valid
         step, last = pass_counter(m, self.passes, fill)
-        total_free = ~total_valid | (product_free & last)   # taken in the last pass
+        # taken in the last pass; with several passes the product register is free then (its
+        # products left in the first pass: `product_valid` is set by the last pass only), so
+        # the pixel input's ready waits for no decision of the output
+        total_free = ~total_valid | (last if self.passes > 1 else product_free)
+        if self.passes > 1:
+            m.d.sync += Assert(~(product_valid & last),
+                               "GlobalAvgPool: a product held in the last pass")
 
         m.d.comb += i.ready.eq(~end | total_free)
         with m.If(o_free):

@@ -236,7 +236,12 @@ class Join(wiring.Component):
             valid, last_in = Signal(name="in_valid"), Signal(name="in_last")
             fill = total_free & valid
             step, last = pass_counter(m, passes, fill)
-            take = ~valid | (fill & last)
+            # In the last pass the product registers are free (their products left in the first
+            # pass: `total_valid` is set by the last pass only), so the last pass always fills
+            # and `fill & last` is `last`: the input registers' load waits for no decision of
+            # the output (on an FPGA it fans out to every input register bit)
+            take = ~valid | last
+            m.d.sync += Assert(~(total_valid & last), "Join: products held in the last pass")
             with m.If(take):
                 m.d.sync += [valid.eq(a.valid & b.valid), last_in.eq(a.p.last)]
             with m.If(take & a.valid & b.valid):
