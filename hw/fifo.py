@@ -123,14 +123,19 @@ class PipelineFifo(_Queue):
         do_write = self.i.valid & self.i.ready
         do_read = self.o.valid & self.o.ready
         # ``i.ready`` (``level != depth``) and ``o.valid`` (``level != 0``) are registers of
-        # their own, loaded from the next level: they start the producer's and the consumer's
-        # stall decisions, which on an FPGA fan out to hundreds of enables, from a flip-flop
-        # instead of from a comparator of ``level``
-        level = Signal.like(self.level, name="level_next")
+        # their own: they start the producer's and the consumer's stall decisions, which on an
+        # FPGA fan out to hundreds of enables, from a flip-flop instead of from a comparator of
+        # ``level``. Their next values take the handshakes through one gate each, not through
+        # the adder of the next level: a write makes the queue non-empty and a read non-full,
+        # and only a read of the last beat (a write into the last free place) without the
+        # other empties (fills) it.
         ready, valid = Signal(name="ready", init=1), Signal(name="valid")
-        m.d.comb += [level.eq(self.level + do_write - do_read),
-                     self.i.ready.eq(ready), self.o.valid.eq(valid)]
-        m.d.sync += [self.level.eq(level), ready.eq(level != depth), valid.eq(level != 0)]
+        m.d.comb += [self.i.ready.eq(ready), self.o.valid.eq(valid)]
+        m.d.sync += [
+            self.level.eq(self.level + do_write - do_read),
+            ready.eq(do_read | (ready & ~(do_write & (self.level == depth - 1)))),
+            valid.eq(do_write | (valid & ~(do_read & (self.level == 1)))),
+        ]
         if platform == "formal":
             m.d.comb += [Assert(ready == (self.level != depth)), Assert(valid == (self.level != 0))]
 
