@@ -12,8 +12,8 @@ from amaranth.hdl import Assert, Module, Mux, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from imcflow.hw.arith import (fill_products, pass_counter, product_shape, round_shift, saturate,
-                              tree_sum)
+from imcflow.hw.arith import (emptied_by_last_pass, fill_products, pass_counter, product_shape,
+                              round_shift, saturate, tree_sum)
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import CrossbarParams
 from imcflow.sw.arith import Requantizer, check_requantizer
@@ -134,13 +134,8 @@ class AdcAccumulator(wiring.Component):
         o_free = ~o.valid | o.ready
         prod_free = ~full_prod | o.ready
         step, last_step = pass_counter(m, passes, prod_free & acc_valid)
-        # the sum register is emptied by the product register's last pass; with several passes
-        # the product register is free then (`prod_valid` is set by the last pass only), so
-        # the row tiles' ready waits for no decision of the output
-        done = last_step if passes > 1 else prod_free
-        if passes > 1:
-            m.d.sync += Assert(~(prod_valid & last_step),
-                               "AdcAccumulator: a product held in the last pass")
+        # the sum register is emptied by the product register's last pass
+        done = emptied_by_last_pass(m, passes, last_step, prod_free, prod_valid, "AdcAccumulator")
         acc_free = ~acc_valid | done
         take = acc_free
         for i in self.i:

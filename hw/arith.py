@@ -5,17 +5,18 @@
 Each is combinational and widens its result so it never wraps; the docstrings name the rule of
 `imcflow.sw.arith` they reproduce bit for bit (docs/arithmetic.md). `pass_counter` and
 `fill_products` are the requantization multiplies of a block whose lanes share their
-multipliers over several cycles (``Arch.requant_lanes``).
+multipliers over several cycles (``Arch.requant_lanes``), `emptied_by_last_pass` the stage
+before them.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Mux, Signal, Value
+from amaranth.hdl import Array, Assert, Const, Mux, Signal, Value
 
 from imcflow.sw.arith import MULT_BITS, act_range, signed_range, unsigned_range
 
 __all__ = ["round_shift", "saturate", "requantize_sum", "tree_sum", "pass_counter",
-           "product_shape", "fill_products"]
+           "emptied_by_last_pass", "product_shape", "fill_products"]
 
 
 def round_shift(x, shift: int):
@@ -74,6 +75,20 @@ def pass_counter(m, passes: int, advance):
     with m.If(advance):
         m.d.sync += [step.eq(Mux(last, 0, step + 1)), last.eq(step == passes - 2)]
     return step, last
+
+
+def emptied_by_last_pass(m, passes: int, last, product_free, product_valid, block: str):
+    """Whether the register a product register is filled from (`fill_products`) is emptied
+    this cycle, given that it holds an operand: in the last pass, when the product register is
+    free (``product_free & last``). With several passes the product register is always free in
+    the last pass (its products left in the first; ``product_valid`` is set by the last pass
+    only, which a simulation assertion checks), so this is ``last`` alone: the producer's ready
+    then waits for no decision of the output, which on an FPGA fans out to every operand and
+    product register."""
+    if passes == 1:
+        return product_free                 # `last` is the constant 1
+    m.d.sync += Assert(~(product_valid & last), f"{block}: a product held in the last pass")
+    return last
 
 
 def product_shape(operand, mult: int, passes: int, offset: int = 0):

@@ -18,7 +18,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from imcflow.errors import UserError
-from imcflow.hw.arith import fill_products, pass_counter, product_shape, requantize_sum
+from imcflow.hw.arith import (emptied_by_last_pass, fill_products, pass_counter,
+                               product_shape, requantize_sum)
 from imcflow.hw.im2col import WindowSource
 from imcflow.hw.linebuffer import check_window
 from imcflow.hw.streams import vector_stream
@@ -396,13 +397,8 @@ class GlobalAvgPool(wiring.Component):
         product_free = ~product_valid | o_free
         fill = product_free & total_valid
         step, last = pass_counter(m, self.passes, fill)
-        # taken in the last pass; with several passes the product register is free then (its
-        # products left in the first pass: `product_valid` is set by the last pass only), so
-        # the pixel input's ready waits for no decision of the output
-        total_free = ~total_valid | (last if self.passes > 1 else product_free)
-        if self.passes > 1:
-            m.d.sync += Assert(~(product_valid & last),
-                               "GlobalAvgPool: a product held in the last pass")
+        total_free = ~total_valid | emptied_by_last_pass(m, self.passes, last, product_free,
+                                                         product_valid, "GlobalAvgPool")
 
         m.d.comb += i.ready.eq(~end | total_free)
         with m.If(o_free):

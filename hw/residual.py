@@ -18,7 +18,8 @@ from amaranth.hdl import Assert, Const, Module, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from imcflow.hw.arith import fill_products, pass_counter, product_shape, requantize_sum
+from imcflow.hw.arith import (emptied_by_last_pass, fill_products, pass_counter,
+                               product_shape, requantize_sum)
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import Requantizer, check_requantizer
@@ -236,12 +237,8 @@ class Join(wiring.Component):
             valid, last_in = Signal(name="in_valid"), Signal(name="in_last")
             fill = total_free & valid
             step, last = pass_counter(m, passes, fill)
-            # In the last pass the product registers are free (their products left in the first
-            # pass: `total_valid` is set by the last pass only), so the last pass always fills
-            # and `fill & last` is `last`: the input registers' load waits for no decision of
-            # the output (on an FPGA it fans out to every input register bit)
-            take = ~valid | last
-            m.d.sync += Assert(~(total_valid & last), "Join: products held in the last pass")
+            take = ~valid | emptied_by_last_pass(m, passes, last, total_free, total_valid,
+                                                 "Join")
             with m.If(take):
                 m.d.sync += [valid.eq(a.valid & b.valid), last_in.eq(a.p.last)]
             with m.If(take & a.valid & b.valid):
