@@ -779,14 +779,18 @@ JOINS = [  # c, a (bits, signed), b (bits, signed), mult_a, mult_b, shift, act_b
 ]
 
 
-def _rounding_pairs(a_bits, a_signed, b_bits, b_signed, mult_a, mult_b, shift, count):
-    """``count`` pairs of values (``a``, ``b``) whose sum ``a * mult_a + b * mult_b`` has its
-    ``shift`` dropped bits closest to half (the rounding boundary of `round_shift`), both sides
-    of it; a mutant of the product or the sum's low bits changes the rounded value only there."""
+def _all_pairs(a_bits, a_signed, b_bits, b_signed):
+    """Every pair of values (``a``, ``b``) of the two input ranges, as two flat arrays."""
     from imcflow.sw.arith import act_range
     a = np.arange(act_range(a_bits, a_signed)[0], act_range(a_bits, a_signed)[1] + 1)
     b = np.arange(act_range(b_bits, b_signed)[0], act_range(b_bits, b_signed)[1] + 1)
-    a, b = (v.reshape(-1) for v in np.meshgrid(a, b))
+    return tuple(v.reshape(-1) for v in np.meshgrid(a, b))
+
+
+def _rounding_pairs(a, b, mult_a, mult_b, shift, count):
+    """``count`` of the pairs (``a``, ``b``) whose sum ``a * mult_a + b * mult_b`` has its
+    ``shift`` dropped bits closest to half (the rounding boundary of `round_shift`), both sides
+    of it; a mutant of the product or the sum's low bits changes the rounded value only there."""
     if shift == 0:
         return a[:0], b[:0]
     dropped = (a * mult_a + b * mult_b) % (1 << shift) - (1 << (shift - 1))
@@ -794,15 +798,12 @@ def _rounding_pairs(a_bits, a_signed, b_bits, b_signed, mult_a, mult_b, shift, c
     return a[order], b[order]
 
 
-def _bound_pairs(a_bits, a_signed, b_bits, b_signed, mult_a, mult_b, shift, lo, hi):
-    """Pairs of values (``a``, ``b``) whose rounded sum before the saturation to ``[lo, hi]``
-    is ``lo - 1``, ``lo``, ``lo + 1``, ``hi - 1``, ``hi`` or ``hi + 1``, one each where a pair
-    gives it: a saturation bound's compare or constant with a bit tied differs only around
+def _bound_pairs(a, b, mult_a, mult_b, shift, lo, hi):
+    """Of the pairs (``a``, ``b``), those whose rounded sum before the saturation to ``[lo,
+    hi]`` is ``lo - 1``, ``lo``, ``lo + 1``, ``hi - 1``, ``hi`` or ``hi + 1``, one each where a
+    pair gives it: a saturation bound's compare or constant with a bit tied differs only around
     the bound (`_beyond`), which random pairs rarely hit exactly."""
-    from imcflow.sw.arith import act_range, round_shift
-    a = np.arange(act_range(a_bits, a_signed)[0], act_range(a_bits, a_signed)[1] + 1)
-    b = np.arange(act_range(b_bits, b_signed)[0], act_range(b_bits, b_signed)[1] + 1)
-    a, b = (v.reshape(-1) for v in np.meshgrid(a, b))
+    from imcflow.sw.arith import round_shift
     u = round_shift(a * mult_a + b * mult_b, shift)
     at = [np.flatnonzero(u == v)[:1] for v in (lo - 1, lo, lo + 1, hi - 1, hi, hi + 1)]
     at = np.concatenate(at).astype(int)
@@ -821,8 +822,9 @@ def _join():
         a, b = _maps(rng, (3, 3, 4, c), ab, asg), _maps(rng, (3, 3, 4, c), bb, bsg)
         # the pairs around the saturation bounds, then half the pairs where the rounding decides
         # (the sum's dropped bits at or next to half)
-        edge_a, edge_b = _rounding_pairs(ab, asg, bb, bsg, mult_a, mult_b, shift, a.size // 2)
-        bound_a, bound_b = _bound_pairs(ab, asg, bb, bsg, mult_a, mult_b, shift,
+        pairs = _all_pairs(ab, asg, bb, bsg)
+        edge_a, edge_b = _rounding_pairs(*pairs, mult_a, mult_b, shift, a.size // 2)
+        bound_a, bound_b = _bound_pairs(*pairs, mult_a, mult_b, shift,
                                         *act_range(act_bits, act_signed))
         edge_a, edge_b = np.concatenate([bound_a, edge_a]), np.concatenate([bound_b, edge_b])
         a.reshape(-1)[:len(edge_a)], b.reshape(-1)[:len(edge_b)] = edge_a, edge_b
