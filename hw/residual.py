@@ -145,9 +145,10 @@ class Join(wiring.Component):
 
     Output lane ``ch`` is ``saturate(round_shift(a[ch]*mult_a + b[ch]*mult_b, shift))`` to the
     signed or unsigned ``bits`` range of the requantizer, as `imcflow.sw.golden.join`. One output
-    beat per pair of input beats: both inputs are consumed together, in the cycle the product registers can take
-    ``a*mult_a`` and ``b*mult_b``; the output register takes their sum, rounded and saturated,
-    when it is empty or being emptied (so the multiplies and the adders are never in one cycle). ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
+    beat per pair of input beats: both inputs are consumed together, in the cycle the product
+    registers can take ``a*mult_a`` and ``b*mult_b``; the sum register takes their sum, and the
+    output register that sum rounded and saturated, each when it is empty or being emptied (so
+    a multiply, the adder and the saturation are each a cycle of their own). ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
     mismatch means the two paths lost alignment (a bug upstream): an ``Assert`` fails in
     simulation (and in formal proofs), and the hardware goes on with ``i_a``'s ``last``.
 
@@ -177,13 +178,14 @@ class Join(wiring.Component):
     requantizer : Requantizer
     mult_a, mult_b, shift, act_bits, act_signed
         Its two multipliers, ``shift``, ``bits`` and ``signed``.
-    total_valid : Signal(1)
-        Whether the product registers hold a pair's products (the state, for formal proofs).
+    total_valid, sum_valid : Signal(1)
+        Whether the product registers hold a pair's products and whether the sum register holds
+        their sum (the state, for formal proofs).
     passes, lanes : int
     latency : int
-        From the input handshake through the product registers to the output register:
-        `imcflow.sw.timing.JOIN_LATENCY` (2) for one pass; ``2 + passes`` for several (the
-        input registers, then the passes).
+        From the input handshake through the product and sum registers to the output
+        register: `imcflow.sw.timing.JOIN_LATENCY` (3) for one pass; ``3 + passes`` for several
+        (the input registers, then the passes).
     interval : int
         ``passes``: one output per ``passes`` cycles when both inputs are valid and the output
         is ready.
@@ -204,7 +206,7 @@ class Join(wiring.Component):
         self.c, self.a_shape, self.b_shape = c, a_shape, b_shape
         (self.mult_a, self.mult_b), self.shift = r.mult, r.shift
         self.act_bits, self.act_signed = r.bits, r.signed
-        self.total_valid = Signal(name="total_valid")
+        self.total_valid, self.sum_valid = Signal(name="total_valid"), Signal(name="sum_valid")
         super().__init__({
             "i_a": In(vector_stream(c, a_shape.width, a_shape.signed)),
             "i_b": In(vector_stream(c, b_shape.width, b_shape.signed)),
@@ -223,8 +225,11 @@ class Join(wiring.Component):
                          name=f"product_b{ch}"))
                  for ch in range(c)]
         total_valid, total_last = self.total_valid, Signal()
+        sums = [Signal((ra + rb).shape(), name=f"sum{ch}") for ch, (ra, rb) in enumerate(total)]
+        sum_valid, sum_last = self.sum_valid, Signal()
         o_free = ~o.valid | o.ready
-        total_free = ~total_valid | o_free
+        sum_free = ~sum_valid | o_free
+        total_free = ~total_valid | sum_free
         if passes == 1:
             # both inputs straight into the product registers
             operands = ([a.p.data[ch] for ch in range(c)], [b.p.data[ch] for ch in range(c)])
@@ -252,11 +257,14 @@ class Join(wiring.Component):
             fill_products(m, regs, ops, [k] * c, step, last, passes, fill, offset)
         with m.If(a.valid & a.ready):
             m.d.sync += Assert(a.p.last == b.p.last, "Join: `last` of i_a and i_b disagree")
+        with m.If(sum_free):
+            m.d.sync += [sum_valid.eq(total_valid), sum_last.eq(total_last)]
+            m.d.sync += [s.eq(ra + rb) for s, (ra, rb) in zip(sums, total)]
         with m.If(o_free):
-            m.d.sync += [o.valid.eq(total_valid), o.p.last.eq(total_last)]
-            m.d.sync += [o.p.data[ch].eq(requantize_sum(ra + rb, self.shift, self.act_bits,
+            m.d.sync += [o.valid.eq(sum_valid), o.p.last.eq(sum_last)]
+            m.d.sync += [o.p.data[ch].eq(requantize_sum(s, self.shift, self.act_bits,
                                                         self.act_signed, rounded=bool(rounding)))
-                         for ch, (ra, rb) in enumerate(total)]
+                         for ch, s in enumerate(sums)]
         return m
 
 

@@ -64,8 +64,10 @@ AVG_POOL_LATENCY = 1 + REQUANT_LATENCY
 #: `~imcflow.hw.pool.GlobalAvgPool`: an image's last pixel to its result: the image's sum, then
 #: the requantization
 GLOBAL_POOL_LATENCY = 1 + REQUANT_LATENCY
-#: `~imcflow.hw.residual.Join`: both rescaling products, then their sum rounded and saturated
-JOIN_LATENCY = REQUANT_LATENCY
+#: `~imcflow.hw.residual.Join`: both rescaling products, their sum, then its rounding and
+#: saturation (a register between the adder and the saturation: at 100 MHz on an ECP5 the two do
+#: not fit in one cycle)
+JOIN_LATENCY = REQUANT_LATENCY + 1
 #: `~imcflow.hw.residual.Fork`: combinational
 FORK_LATENCY = 0
 #: `~imcflow.hw.fifo.PipelineFifo`: enqueue to the beat valid at its output

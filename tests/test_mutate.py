@@ -354,29 +354,32 @@ def test_window_model_under_stalls(geometry):
     assert taken[0] > accepted[0] and sorted(set(taken)) == taken
 
 
-@pytest.mark.parametrize("pixels, passes", [(1, 1), (1, 2), (1, 3), (6, 1), (4, 3), (2, 2)])
-def test_requant_model_under_stalls(pixels, passes):
+@pytest.mark.parametrize("pixels, passes, after", [(1, 1, 1), (1, 2, 1), (1, 3, 1), (6, 1, 1),
+                                                   (4, 3, 1), (2, 2, 1), (1, 2, 2), (1, 3, 2)])
+def test_requant_model_under_stalls(pixels, passes, after):
     # Never stalled, the model is the blocks' full-rate timing (their `latency` and `interval`
     # attributes): the accumulator (one beat an image) takes a beat every `passes` cycles, the
     # global pool a pixel every cycle when an image has at least `passes` pixels, and each
-    # result leaves 3 + passes - 1 cycles after the image's last pixel. Stalled, it takes only
-    # what is offered, hands over only when ready, and still delivers one result per image.
-    images = 7
+    # result leaves 2 + after + passes - 1 cycles after the image's last pixel (the join,
+    # after = 2: its sum register too). Stalled, it takes only what is offered, hands over only
+    # when ready, and still delivers one result per image.
+    images, registers = 7, 2 + after
     cycles = images * pixels * passes + 10
-    accepted, taken = mutate.requant_model(pixels, "1" * cycles, "1" * cycles, passes)
+    accepted, taken = mutate.requant_model(pixels, "1" * cycles, "1" * cycles, passes, after)
     step = passes if pixels == 1 else 1
     accepted = accepted[:images * pixels]
     assert accepted == list(range(0, step * images * pixels, step))
-    assert taken[:images] == [accepted[(n + 1) * pixels - 1] + 3 + passes - 1
+    assert taken[:images] == [accepted[(n + 1) * pixels - 1] + registers + passes - 1
                               for n in range(images)]
     rng = np.random.default_rng(pixels * 10 + passes)
     offered = "".join(rng.choice(["0", "1"], 20 * cycles))
     ready = "".join(rng.choice(["0", "1", "1"], 20 * cycles))
-    accepted, taken = mutate.requant_model(pixels, offered, ready, passes)
+    accepted, taken = mutate.requant_model(pixels, offered, ready, passes, after)
     assert all(offered[c] == "1" for c in accepted) and all(ready[c] == "1" for c in taken)
-    assert len(accepted) // pixels - 3 <= len(taken) <= len(accepted) // pixels   # 3 in flight
-    for n, t in enumerate(taken[:20]):   # the result after its image, through 3 registers
-        assert t >= accepted[(n + 1) * pixels - 1] + 3 + passes - 1
+    # all registers in flight
+    assert len(accepted) // pixels - registers <= len(taken) <= len(accepted) // pixels
+    for n, t in enumerate(taken[:20]):   # the result after its image, through the registers
+        assert t >= accepted[(n + 1) * pixels - 1] + registers + passes - 1
     # an empty total register takes the image's last pixel while the registers after it are
     # full and stalled (the model of a register waiting for the next even when empty, as
     # accumulator #17 at d35e40c, takes it only when the output is taken)

@@ -116,13 +116,13 @@ def test_join_matches_golden(seeds):
                    idle=rng.uniform(0, 0.5), backpressure=rng.uniform(0, 0.6))
 
 
-def test_join_consumes_a_pair_per_cycle_with_latency_two():
+def test_join_consumes_a_pair_per_cycle_with_latency_three():
     params = dict(c=2, a_shape=unsigned(8), b_shape=signed(8),
                   requantizer=Requantizer((3, 700), 7, 8, True))
     edges = check_join(params, (3, 3, 4), np.random.default_rng(1), 1, idle=0, backpressure=0)
     assert edges["i_a"] == edges["i_b"] == list(range(36))
-    assert edges["o"] == [edge + 2 for edge in edges["i_a"]]
-    assert Join(**params).latency == 2
+    assert edges["o"] == [edge + 3 for edge in edges["i_a"]]
+    assert Join(**params).latency == 3
 
 
 @pytest.mark.parametrize("passes", [1, 2, 4])
@@ -149,13 +149,13 @@ def test_join_rounds_half_up_at_the_boundary(passes):
 def test_join_with_shared_multipliers_takes_a_pair_per_passes_cycles(passes):
     # 3 channels, ceil(3 / passes) multiplier pairs: a pair is taken into the input registers
     # every `passes` cycles (the next one in the last pass of the one before), its output valid
-    # `passes` + 2 cycles later
+    # `passes` + 3 cycles later
     params = dict(c=3, a_shape=unsigned(8), b_shape=signed(8),
                   requantizer=Requantizer((3, 700), 7, 8, True), passes=passes)
     edges = check_join(params, (2, 3, 2), np.random.default_rng(2), 2, idle=0, backpressure=0)
     assert edges["i_a"] == edges["i_b"] == list(range(0, 12 * passes, passes))
-    assert edges["o"] == [edge + passes + 2 for edge in edges["i_a"]]
-    assert (Join(**params).lanes, Join(**params).latency) == (-(-3 // passes), passes + 2)
+    assert edges["o"] == [edge + passes + 3 for edge in edges["i_a"]]
+    assert (Join(**params).lanes, Join(**params).latency) == (-(-3 // passes), passes + 3)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -25,7 +25,7 @@ def test_join_handshake(mode, depth):
 
 
 def test_join_data_checked_for_every_input_pair():
-    # each output is the golden join of the pair consumed the cycle before: 8 cycles from reset
+    # each output is the golden join of the pair consumed three cycles before: 8 cycles from reset
     # reach every pair of 2-bit lane values and every stall pattern around them
     check(JoinSpec(small_join()), mode="bmc", depth=8)
 
@@ -60,4 +60,4 @@ def test_join_proof_checks_the_data():
     good = small_join()
     dut = MisweightedJoin(good.c, good.a_shape, good.b_shape, good.requantizer)
     with pytest.raises(FormalError, match="failed assertion"):
-        check(JoinSpec(dut), mode="bmc", depth=4)
+        check(JoinSpec(dut), mode="bmc", depth=5)

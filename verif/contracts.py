@@ -211,18 +211,18 @@ class JoinSpec(Elaboratable):
     consumer.
 
     Both inputs are consumed in the same cycles; ``pending``, input pairs consumed minus outputs
-    taken, is at most 2 (the sum register and the output register): no output is offered with
-    none pending, one is whenever two are, and one pending but not offered is offered in the next
-    cycle; so one output per pair, none lost or added. With ``internal=True`` (k-induction)
-    ``pending`` also equals the output's ``valid`` plus the Join's ``total_valid``. The spec
-    computes the golden output of each consumed pair (`_join_reference`, lane by lane, and
-    ``last`` of ``i_a``) into a queue of two and asserts that the output offered is exactly its
-    oldest: the data and their order. The output keeps an offered beat unchanged until it is
-    taken, and a pair offered on both inputs is consumed at once unless two are pending and the
-    output is not taken.
+    taken, is at most 3 (the product, sum and output registers): no output is offered with none
+    pending, one is whenever three are, and one pending but not offered for two cycles is offered
+    in the third; so one output per pair, none lost or added. With ``internal=True``
+    (k-induction) ``pending`` also equals the output's ``valid`` plus the Join's ``sum_valid``
+    and ``total_valid``. The spec computes the golden output of each consumed pair
+    (`_join_reference`, lane by lane, and ``last`` of ``i_a``) into a queue of three and asserts
+    that the output offered is exactly its oldest: the data and their order. The output keeps an
+    offered beat unchanged until it is taken, and a pair offered on both inputs is consumed at
+    once unless three are pending and the output is not taken.
 
     The data property (``data=True``) is for bounded model checks: one output beat depends on
-    one pair consumed two cycles before, so a few cycles from reset reach every pair of values;
+    one pair consumed three cycles before, so a few cycles from reset reach every pair of values;
     k-induction proves the rest (``data=False``).
     """
 
@@ -242,29 +242,31 @@ class JoinSpec(Elaboratable):
         obeys_stream_rules(m, o)
         consumed_a, consumed_b = a.valid & a.ready, b.valid & b.ready
         taken = o.valid & o.ready
-        pending, late = Signal(2), Signal()
-        m.d.sync += [pending.eq(pending + consumed_a - taken), late.eq((pending != 0) & ~o.valid)]
+        pending, waited, late = Signal(2), Signal(), Signal()
+        waiting = (pending != 0) & ~o.valid
+        m.d.sync += [pending.eq(pending + consumed_a - taken), waited.eq(waiting),
+                     late.eq(waiting & waited)]
         m.d.comb += [
             Assert(consumed_a == consumed_b),
-            Assert(pending <= 2),
+            Assert(pending <= 3),
             Assert((pending != 0) | ~o.valid),
-            Assert((pending != 2) | o.valid),
+            Assert((pending != 3) | o.valid),
             Assert(~late | o.valid),
-            Assert(~(a.valid & b.valid & ((pending < 2) | o.ready)) | (a.ready & b.ready)),
+            Assert(~(a.valid & b.valid & ((pending < 3) | o.ready)) | (a.ready & b.ready)),
             Cover(taken & consumed_a),
-            Cover(pending == 2),
+            Cover(pending == 3),
         ]
         if self.internal:
-            m.d.comb += Assert(pending == o.valid + dut.total_valid)
-        queue = [Signal.like(Value.cast(o.payload), name=f"expected{n}") for n in range(2)]
+            m.d.comb += Assert(pending == o.valid + dut.sum_valid + dut.total_valid)
+        queue = [Signal.like(Value.cast(o.payload), name=f"expected{n}") for n in range(3)]
         with m.If(taken):
-            m.d.sync += queue[0].eq(queue[1])
+            m.d.sync += [queue[0].eq(queue[1]), queue[1].eq(queue[2])]
         with m.If(consumed_a & self.data):
             golden_ = Cat(*[Value.cast(_join_reference(dut, a.p.data[ch], b.p.data[ch]))
                             [:dut.act_bits] for ch in range(dut.c)], a.p.last)
-            m.d.sync += queue[1].eq(golden_)   # the second of two pending
-            with m.If(pending - taken == 0):   # the only one pending
-                m.d.sync += queue[0].eq(golden_)
+            for k, entry in enumerate(queue):   # behind the pending ones still queued
+                with m.If(pending - taken == k):
+                    m.d.sync += entry.eq(golden_)
         with m.If(o.valid & self.data):
             m.d.comb += Assert(Value.cast(o.payload) == queue[0])
         stalled_pair = Signal()

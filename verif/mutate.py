@@ -837,10 +837,10 @@ def _join():
                                                         dut.interval)),
                     "join: not a pair per interval")
             _expect(cy["o"] == [t + dut.latency for t in cy["i_a"]], "join: latency")
-        # with passes, under stalls too: the input, product and output registers are the
-        # global pool's total, product and output registers (one beat per image)
+        # with passes, under stalls too: the input, product, sum and output registers are the
+        # global pool's total and product registers (one beat per image) and two after them
         stalled = _model_stalls(lambda offered, ready, dut=dut: requant_model(
-            1, offered, ready, dut.passes), ("i_a", "i_b")) if passes > 1 else None
+            1, offered, ready, dut.passes, 2), ("i_a", "i_b")) if passes > 1 else None
         units.append(Stream(f"j{n}", dut, {"i_a": a, "i_b": b}, {"o": y}, n, 0.3, 0.4, timing,
                             stalled))
     return _stream_bank("join", units)
@@ -954,29 +954,34 @@ GAPS = [  # h, w, c, bits, signed, mult, shift, act_bits, act_signed, passes
 GAP_IMAGES = 16
 
 
-def requant_model(pixels: int, offered: str, ready: str, passes: int = 1):
+def requant_model(pixels: int, offered: str, ready: str, passes: int = 1, after: int = 1):
     """Cycle-accurate model of a `~imcflow.hw.pool.GlobalAvgPool` of ``pixels`` pixels per image
     (or, with ``pixels`` 1, of a `~imcflow.hw.accumulator.AdcAccumulator`, whose sum register
     takes every beat) under stalls (as `window_model`): the cycles of its input and output
     handshakes. The sum of an image enters the total register at the handshake of its last
     pixel, which waits until that register is free; then the product register, filled over
     ``passes`` cycles (the block's ``passes``: shared multipliers), which empties the total
-    register in its last pass, and the output register; each advances when the next is empty
-    or being emptied."""
-    total = product = output = False
+    register in its last pass, and ``after`` registers, the output register last (2 for a
+    `~imcflow.hw.residual.Join`: its sum register, then the output); each advances when the next
+    is empty or being emptied."""
+    total = product = False
+    chain = [False] * after     # the registers after the product register, the output last
     step = count = 0
     accepted, taken = [], []
     for c, (offer, take) in enumerate(zip(offered, ready)):
-        o_free = not output or take == "1"
-        if output and take == "1":
+        if chain[-1] and take == "1":
             taken.append(c)
-        product_free = not product or o_free
+        free = [False] * after   # whether each register of the chain takes this cycle
+        for k in reversed(range(after)):
+            free[k] = not chain[k] or (take == "1" if k == after - 1 else free[k + 1])
+        product_free = not product or free[0]
         last = step == passes - 1
         total_free = not total or (product_free and last)
         end = count == pixels - 1
         write = offer == "1" and (not end or total_free)
-        if o_free:
-            output = product
+        for k in reversed(range(after)):
+            if free[k]:
+                chain[k] = chain[k - 1] if k else product
         if product_free:
             product = total and last
         if product_free and total:
