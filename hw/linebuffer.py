@@ -57,6 +57,10 @@ class BufferReadSignature(wiring.Signature):
         ``need < level``: the window may be read in this cycle. The buffer computes it from its
         registered count for both cases of this cycle's write and selects by the write, so that
         the read decision does not wait for the sum ``level`` (the clock rate of an FPGA build).
+        Without transparent ports it is a register, selected a cycle ahead against that cycle's
+        ``need``: it lags by one cycle after ``need`` changes or ``done``, which happen only
+        when a window is read (the reader, reading over several passes, then has a full output
+        register).
     ``keep`` : Out(``range(max(pixels, 2))``)
         Raster index of the oldest pixel of the reader's image that a window not yet read needs.
     ``done`` : Out(1)
@@ -212,8 +216,19 @@ class WindowBuffer(wiring.Component):
                                       self._readable(count) > self.r.need)),
             ]
         else:
-            m.d.comb += [self.r.level.eq(self._readable(count)),
-                         self.r.covered.eq(self._readable(count) > self.r.need)]
+            # a register: next cycle's comparison for both cases of this cycle's write, against
+            # this cycle's `need`, so the read decision starts from a flip-flop. It lags a
+            # cycle after `need` moves on or `done`, both with the reader's read of a window,
+            # when the reader's output register is full and it does not look.
+            covered = Signal(name="covered")
+            m.d.sync += covered.eq(Mux(write, self._readable(shifted(1)) > self.r.need,
+                                       self._readable(count) > self.r.need))
+            m.d.comb += [self.r.level.eq(self._readable(count)), self.r.covered.eq(covered)]
+            if platform == "formal":
+                need_was, done_was, started = Signal.like(self.r.need), Signal(), Signal()
+                m.d.sync += [need_was.eq(self.r.need), done_was.eq(self.r.done), started.eq(1)]
+                with m.If(started & (need_was == self.r.need) & ~done_was):
+                    m.d.comb += Assert(covered == (self._readable(count) > self.r.need))
         with m.If(write):
             m.d.sync += wptr.eq(Mux(wptr == self.depth - 1, 0, wptr + 1))
         for tap in range(self.ports):
