@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.arith import (emptied_by_last_pass, fill_products, pass_counter, product_shape,
-                              requantize_sum, tree_sum)
+                              round_shift, saturate, tree_sum)
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import CrossbarParams
 from imcflow.sw.arith import Requantizer, check_requantizer
@@ -166,10 +166,9 @@ class AdcAccumulator(wiring.Component):
                       passes, prod_free & acc_valid)
 
         # Stage 3: the shift with round half up and the saturation.
-        r = self.requantizer
+        lo, hi = self.requantizer.range
         with m.If(o_free):
             m.d.sync += [o.valid.eq(prod_valid), o.payload.last.eq(prod_last)]
-            m.d.sync += [o.payload.data[c].eq(requantize_sum(prod[c], self.shift, r.bits,
-                                                             r.signed))
+            m.d.sync += [o.payload.data[c].eq(saturate(round_shift(prod[c], self.shift), lo, hi))
                          for c in range(self.cols)]
         return m

@@ -49,27 +49,9 @@ def requantize_sum(total, shift: int, act_bits: int, signed: bool, *, rounded: b
     """``saturate(round_shift(total, shift), *act_range(act_bits, signed))``: the end of
     `imcflow.sw.arith.requantize` and of `imcflow.sw.golden.join`, for an already multiplied
     ``total`` (``rounded``: that already holds the rounding constant ``2**(shift-1)``, so only
-    the shift is left). The result fits ``act_bits`` bits.
-
-    The saturation compares ``total`` itself with the bounds moved before the rounding
-    (``round_shift(t) < lo`` exactly when ``t < lo * 2**shift - 2**(shift-1)``, ``> hi`` when
-    ``t >= (hi + 1) * 2**shift - 2**(shift-1)``), so its comparators work beside the rounding
-    adder, not after it: one carry chain and the selection between the register and the output
-    (the clock rate of an FPGA build)."""
-    lo, hi = act_range(act_bits, signed)
-    total = Value.cast(total)
-    if rounded or shift == 0:
-        return saturate(total.shift_right(shift), lo, hi)
-    half = 1 << (shift - 1)
-    below, above = (lo << shift) - half, ((hi + 1) << shift) - half
-    shape = total.shape()
-    t_lo, t_hi = signed_range(shape.width) if shape.signed else unsigned_range(shape.width)
-    result = round_shift(total, shift)
-    if t_lo < below:
-        result = Mux(total < below, lo, result)
-    if t_hi >= above:
-        result = Mux(total >= above, hi, result)
-    return result
+    the shift is left). The result fits ``act_bits`` bits."""
+    shifted = Value.cast(total).shift_right(shift) if rounded else round_shift(total, shift)
+    return saturate(shifted, *act_range(act_bits, signed))
 
 
 def tree_sum(values):
