@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.arith import (emptied_by_last_pass, fill_products, pass_counter, product_shape,
-                              round_shift, saturate, tree_sum)
+                              requantize_sum, rounding_constant, tree_sum)
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arch import CrossbarParams
 from imcflow.sw.arith import Requantizer, check_requantizer
@@ -125,8 +125,9 @@ class AdcAccumulator(wiring.Component):
         acc = Signal(data.ArrayLayout(self.acc_shape, self.cols))
         acc_valid, acc_last = Signal(name="acc_valid"), Signal(name="acc_last")
         passes = self.passes
-        prod = [Signal(product_shape(acc[c], int(self.mult[c]), passes), name=f"prod{c}")
-                for c in range(self.cols)]
+        rounding = rounding_constant(self.shift)   # into the products
+        prod = [Signal(product_shape(acc[c], int(self.mult[c]), passes, rounding),
+                       name=f"prod{c}") for c in range(self.cols)]
         prod_valid, prod_last = Signal(name="prod_valid"), Signal(name="prod_last")
         # `full_prod` = prod_valid & o.valid as a register of its own: each stage's free is then
         # one gate after `o.ready`, not a chain of them (the clock rate of an FPGA build).
@@ -163,12 +164,13 @@ class AdcAccumulator(wiring.Component):
         with m.If(prod_free):
             m.d.sync += [prod_valid.eq(acc_valid & done), prod_last.eq(acc_last)]
         fill_products(m, prod, [acc[c] for c in range(self.cols)], self.mult, step, last_step,
-                      passes, prod_free & acc_valid)
+                      passes, prod_free & acc_valid, rounding)
 
-        # Stage 3: the shift with round half up and the saturation.
-        lo, hi = self.requantizer.range
+        # Stage 3: the shift (the products hold the rounding constant) and the saturation.
+        r = self.requantizer
         with m.If(o_free):
             m.d.sync += [o.valid.eq(prod_valid), o.payload.last.eq(prod_last)]
-            m.d.sync += [o.payload.data[c].eq(saturate(round_shift(prod[c], self.shift), lo, hi))
+            m.d.sync += [o.payload.data[c].eq(requantize_sum(prod[c], self.shift, r.bits,
+                                                             r.signed, rounded=True))
                          for c in range(self.cols)]
         return m

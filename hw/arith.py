@@ -15,7 +15,7 @@ from amaranth.hdl import Array, Assert, Const, Mux, Signal, Value
 
 from imcflow.sw.arith import MULT_BITS, act_range, signed_range, unsigned_range
 
-__all__ = ["round_shift", "saturate", "requantize_sum", "tree_sum", "pass_counter",
+__all__ = ["round_shift", "saturate", "rounding_constant", "requantize_sum", "tree_sum", "pass_counter",
            "emptied_by_last_pass", "product_shape", "fill_products"]
 
 
@@ -43,6 +43,14 @@ def saturate(x, lo: int, hi: int):
     if x_hi > hi:
         result = Mux(x > hi, hi, result)
     return result
+
+
+def rounding_constant(shift: int) -> int:
+    """The constant `round_shift` adds before shifting right by ``shift``: ``2**(shift-1)``, 0
+    for ``shift = 0``. The requantizing blocks add it into their product registers, after the
+    multiply, so their output stage only shifts and saturates (`requantize_sum` with
+    ``rounded``): no adder between the product register and the saturation's comparators."""
+    return 1 << (shift - 1) if shift else 0
 
 
 def requantize_sum(total, shift: int, act_bits: int, signed: bool, *, rounded: bool = False):

@@ -19,7 +19,7 @@ from amaranth.utils import ceil_log2
 
 from imcflow.errors import UserError
 from imcflow.hw.arith import (emptied_by_last_pass, fill_products, pass_counter,
-                               product_shape, requantize_sum)
+                               product_shape, requantize_sum, rounding_constant)
 from imcflow.hw.im2col import WindowSource
 from imcflow.hw.linebuffer import check_window
 from imcflow.hw.streams import vector_stream
@@ -183,10 +183,11 @@ class WindowAverage(_WindowReducer):
         super().__init__(kernel, c, bits, signed, r.bits, r.signed)
 
     def _stages(self, taps):
+        rounding = rounding_constant(self.shift)   # into the product
         return [lambda _: _tree(lambda a, b: a + b, taps),
-                lambda total: total * self.mult,
+                lambda total: total * self.mult + rounding,
                 lambda product: requantize_sum(product, self.shift, self.act_bits,
-                                               self.act_signed)]
+                                               self.act_signed, rounded=True)]
 
 
 class _WindowPool(wiring.Component):
@@ -390,8 +391,9 @@ class GlobalAvgPool(wiring.Component):
         end = count == pixels - 1
         sums = [acc[ch] + i.p.data[ch] for ch in range(self.c)]
         total = [Signal(s.shape(), name=f"total{ch}") for ch, s in enumerate(sums)]
-        product = [Signal(product_shape(t, self.mult, self.passes), name=f"product{ch}")
-                   for ch, t in enumerate(total)]
+        rounding = rounding_constant(self.shift)   # into the products
+        product = [Signal(product_shape(t, self.mult, self.passes, rounding),
+                          name=f"product{ch}") for ch, t in enumerate(total)]
         total_valid, product_valid = Signal(), Signal()
         o_free = ~o.valid | o.ready
         product_free = ~product_valid | o_free
@@ -404,11 +406,12 @@ class GlobalAvgPool(wiring.Component):
         with m.If(o_free):
             m.d.sync += [o.valid.eq(product_valid), o.p.last.eq(1)]
             m.d.sync += [o.p.data[ch].eq(requantize_sum(p, self.shift, self.act_bits,
-                                                        self.act_signed))
+                                                        self.act_signed, rounded=True))
                          for ch, p in enumerate(product)]
         with m.If(product_free):
             m.d.sync += product_valid.eq(total_valid & last)
-        fill_products(m, product, total, [self.mult] * self.c, step, last, self.passes, fill)
+        fill_products(m, product, total, [self.mult] * self.c, step, last, self.passes, fill,
+                      rounding)
         with m.If(total_free):
             m.d.sync += total_valid.eq(0)
         with m.If(i.valid & i.ready):

@@ -19,7 +19,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from imcflow.hw.arith import (emptied_by_last_pass, fill_products, pass_counter,
-                               product_shape, requantize_sum)
+                               product_shape, requantize_sum, rounding_constant)
 from imcflow.hw.fifo import PipelineFifo
 from imcflow.hw.streams import vector_stream
 from imcflow.sw.arith import Requantizer, check_requantizer
@@ -219,7 +219,7 @@ class Join(wiring.Component):
         passes, c = self.passes, self.c
         # With several passes, the rounding constant goes into the products of i_b (after its
         # multiplier, which has a cycle to itself), so the output adds, shifts and saturates.
-        rounding = 1 << (self.shift - 1) if passes > 1 and self.shift else 0
+        rounding = rounding_constant(self.shift) if passes > 1 else 0
         total = [(Signal(product_shape(a.p.data[ch], self.mult_a, passes), name=f"product_a{ch}"),
                   Signal(product_shape(b.p.data[ch], self.mult_b, passes, rounding),
                          name=f"product_b{ch}"))

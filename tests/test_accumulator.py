@@ -106,6 +106,22 @@ def test_matches_requantize(arch, signed, shared, seeds):
                           idle=rng.uniform(0, 0.6), backpressure=rng.uniform(0, 0.6))
 
 
+@pytest.mark.parametrize("lanes", [0, 1], ids=["lane_each", "shared"])
+def test_rounds_half_up_at_the_boundary(lanes):
+    # sums whose product with the multiplier lies exactly on or next to a rounding boundary
+    # (dropped bits 0b011111, 0b100000): the products hold the rounding constant, so a
+    # constant off by one shows here
+    mult, shift, cols = 37, 6, 4
+    lo, hi = PWM.crossbar.output_range
+    values = [v for v in range(lo, hi + 1) if (v * mult) % 64 in (31, 32)]
+    rng = np.random.default_rng(lanes)
+    parts = rng.permutation(np.resize(values, 8 * cols)).reshape(1, 8, cols)
+    acc = AdcAccumulator([0] * cols, Requantizer([mult] * cols, shift, 8, True), row_tiles=1,
+                         params=PWM.replace(requant_lanes=lanes).crossbar)
+    check_accumulator(acc, parts, seed=lanes)
+    assert {int(v) * mult % 64 for v in parts.reshape(-1)} == {31, 32}
+
+
 @pytest.mark.parametrize("signed", [False, True], ids=["relu", "signed"])
 def test_saturates_at_both_ends_without_wrapping(signed, seeds):
     # Extreme sums times the largest multiplier with no shift: far outside the activation range
