@@ -8,11 +8,12 @@ from them. A block that gains a register changes its number here, and the model 
 
 Latencies are clock cycles from an input handshake to the output ``valid``, when nothing
 stalls. Every block that requantizes (crossbar accumulator, join, average and global average
-pooling) registers the product of its multiply before rounding and saturating it into its output
-register (`REQUANT_LATENCY`): the multiply and the rounding adder are then never in one cycle,
-which is what limits the clock of an FPGA build (docs/fpga.md, "What limits Fmax"); where a sum
-comes before the multiply (accumulator, pools), it is registered too, so each DSP multiply runs
-from a register to a register.
+pooling) registers the product of its multiply (with the rounding constant added, but for a join
+of one pass) before shifting and saturating it into its output register (`REQUANT_LATENCY`):
+the multiply and the saturation are then never in one cycle, which is what limits the clock of
+an FPGA build (docs/fpga.md, "What limits Fmax"); where a sum comes before the multiply
+(accumulator, pools), it is registered too, so each DSP multiply runs from a register to a
+register, and the join registers the sum of its two products (`JOIN_LATENCY`).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ WINDOW_LATENCY = WINDOW_BUFFER_LATENCY + ADDRESS_GENERATOR_LATENCY
 #: dot-product register, the rounded-sum register (the ADC's rounding, then its saturation in the
 #: next cycle) and the output register
 CROSSBAR_REGISTERS = 3
-#: a requantization ``saturate(round_shift(x * mult, shift))``: the product register, then the
-#: rounding and saturation into the output register
+#: a requantization ``saturate(round_shift(x * mult, shift))``: the product register (holding
+#: the rounding constant), then the shift and saturation into the output register
 REQUANT_LATENCY = 2
 #: `~imcflow.hw.accumulator.AdcAccumulator`: the row-tile sum plus bias register, then the
 #: requantization (with one multiplier per column; `passes_latency` more with fewer)
