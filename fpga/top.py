@@ -14,7 +14,8 @@ port ``o`` = ``vector_stream(classes, bits, signed)`` (one beat of logits per im
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal,
+                          Signal)
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -227,7 +228,14 @@ class BoardTop(Elaboratable):
             m.submodules.osc = osc = io.Buffer("i", platform.request(platform.default_clk, 0, dir="-"))
             m.domains.sync = sync = ClockDomain("sync")
             m.d.comb += [pll.clk_in.eq(osc.i), ClockSignal("sync").eq(pll.clk_out)]
-            m.submodules.reset_sync = ResetSynchronizer(~pll.locked, domain="sync")
+            # The reset reaches almost every flip-flop (14k in digits): a DCCA puts it on a
+            # global network, not on the fabric routing that the router must share with the
+            # data (there it congested router1: builds that stalled at 55-70k arcs).
+            m.domains.reset = ClockDomain("reset")
+            m.d.comb += ClockSignal("reset").eq(pll.clk_out)
+            m.submodules.reset_sync = ResetSynchronizer(~pll.locked, domain="reset")
+            m.submodules.reset_global = Instance("DCCA", i_CLKI=ResetSignal("reset"), i_CE=1,
+                                                 o_CLKO=ResetSignal("sync"))
             platform.add_clock_constraint(sync.clk, self.clock_hz)
 
         m.submodules.system = system = self.system
