@@ -120,7 +120,8 @@ def fill_products(m, registers, operands, mults, step, last, passes: int, enable
     ``s * lanes + j``; its products enter at the top of the product registers, which move down
     by ``lanes`` each pass, and are in place after the last. So a multiplier sits between two
     registers (the clock rate of an FPGA build); its factor is a constant, or with ``mults``
-    that differ, a table read by ``step``."""
+    that differ, a register loaded from a table with the next pass's (``enable`` must be what
+    advances ``step``, as the callers' `pass_counter`)."""
     n = len(operands)
     if passes == 1:
         with m.If(enable):
@@ -139,8 +140,15 @@ def fill_products(m, registers, operands, mults, step, last, passes: int, enable
         if len(set(factors[:-(-(n - j) // lanes)])) == 1:
             factor = factors[0]
         else:
+            # a register holding the pass's factor, loaded with the next pass's from the table
+            # when the pass advances: the multiplier reads two registers (no table read and
+            # step decode before it, the clock rate of an FPGA build)
             factors += factors[-1:] * ((1 << len(step)) - len(factors))
-            factor = Array(Const(f, MULT_BITS) for f in factors)[step]
+            table = Array(Const(f, MULT_BITS) for f in factors)
+            factor = Signal(MULT_BITS, init=factors[0], name=f"factor_{j}")
+            with m.If(enable):
+                m.d.sync += factor.eq(table[Mux(last, 0, step + 1)])
+            m.d.sync += Assert(factor == table[step], "fill_products: factor is not the pass's")
         # a signal of its own: an expression assigned in several places is lowered once per
         # place (Amaranth does not share it)
         value = operands[j] * factor + offset if offset else operands[j] * factor
