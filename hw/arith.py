@@ -147,7 +147,7 @@ def fill_products(m, registers, operands, mults, step, last, passes: int, enable
             table = Array(Const(f, MULT_BITS) for f in factors)
             factor = Signal(MULT_BITS, init=factors[0], name=f"factor_{j}")
             with m.If(enable):
-                m.d.sync += factor.eq(table[Mux(last, 0, step + 1)])
+                m.d.sync += factor.eq(table[Mux(last, 0, step + 1)[:len(step)]])
             m.d.sync += Assert(factor == table[step], "fill_products: factor is not the pass's")
         # a signal of its own: an expression assigned in several places is lowered once per
         # place (Amaranth does not share it)
