@@ -15,8 +15,8 @@ from amaranth.hdl import Array, Assert, Const, Mux, Signal, Value
 
 from imcflow.sw.arith import MULT_BITS, act_range, signed_range, unsigned_range
 
-__all__ = ["round_shift", "saturate", "rounding_constant", "requantize_sum", "tree_sum", "pass_counter",
-           "emptied_by_last_pass", "product_shape", "fill_products"]
+__all__ = ["round_shift", "saturate", "rounding_constant", "requantize_sum", "tree_sum",
+           "pass_counter", "emptied_by_last_pass", "product_shape", "fill_products"]
 
 
 def round_shift(x, shift: int):
@@ -24,7 +24,7 @@ def round_shift(x, shift: int):
     ``x``; ``shift = 0`` is the identity. Amaranth widens the sum, so it never wraps."""
     # shift_right by a constant is a slice; ``>>`` would build a shifter operator (a netlist node
     # per result bit that elaboration and Verilog conversion then carry)
-    return x if shift == 0 else (Value.cast(x) + (1 << (shift - 1))).shift_right(shift)
+    return x if shift == 0 else (Value.cast(x) + rounding_constant(shift)).shift_right(shift)
 
 
 def saturate(x, lo: int, hi: int):

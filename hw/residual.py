@@ -148,9 +148,10 @@ class Join(wiring.Component):
     beat per pair of input beats: both inputs are consumed together, in the cycle the product
     registers can take ``a*mult_a`` and ``b*mult_b``; the sum register takes their sum, and the
     output register that sum rounded and saturated, each when it is empty or being emptied (so
-    a multiply, the adder and the saturation are each a cycle of their own). ``last`` of the two inputs must agree; the output's ``last`` is that of ``i_a``. A
-    mismatch means the two paths lost alignment (a bug upstream): an ``Assert`` fails in
-    simulation (and in formal proofs), and the hardware goes on with ``i_a``'s ``last``.
+    a multiply, the adder and the saturation are each a cycle of their own). ``last`` of the two
+    inputs must agree; the output's ``last`` is that of ``i_a``. A mismatch means the two paths
+    lost alignment (a bug upstream): an ``Assert`` fails in simulation (and in formal proofs),
+    and the hardware goes on with ``i_a``'s ``last``.
 
     Parameters
     ----------
@@ -218,7 +219,7 @@ class Join(wiring.Component):
         a, b, o = self.i_a, self.i_b, self.o
         passes, c = self.passes, self.c
         # With several passes, the rounding constant goes into the products of i_b (after its
-        # multiplier, which has a cycle to itself), so the output adds, shifts and saturates.
+        # multiplier, which has a cycle to itself), so the output only shifts and saturates.
         rounding = rounding_constant(self.shift) if passes > 1 else 0
         total = [(Signal(product_shape(a.p.data[ch], self.mult_a, passes), name=f"product_a{ch}"),
                   Signal(product_shape(b.p.data[ch], self.mult_b, passes, rounding),
