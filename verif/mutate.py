@@ -620,6 +620,9 @@ class Stream:
     timing: Callable[[dict], None] | None = None   # checks the full-rate handshake cycles
     # checks the handshake cycles under stalls, given the recorded valid/ready flags
     stalled: Callable[[dict, dict], None] | None = None
+    # the producer's idle flags ("0"/"1", one per cycle without a beat on offer) of a third
+    # case, with the consumer always ready, checked by `stalled` (`_handover_idle`)
+    handover: str | None = None
 
     def parameters(self, full_rate: bool) -> dict:
         words, layouts = {}, {}
@@ -634,6 +637,10 @@ class Stream:
                 "backpressure": 0 if full_rate else self.backpressure,
                 "inputs": {p: words[p] for p in self.inputs},
                 "outputs": {p: words[p] for p in self.outputs}, "layouts": layouts}
+
+    def handover_parameters(self) -> dict:
+        """The unit's parameters in the third case: idle ``handover``, never backpressure."""
+        return {**self.parameters(True), "record": True, "idle": self.handover}
 
 
 def _port(dut, port: str):
@@ -685,6 +692,13 @@ def _stream_bank(name: str, units: list[Stream], timeout: int = 20_000):
                 "parameters": {"units": [u.parameters(full_rate) for u in units],
                                "timeout": timeout, "tail": 16, "seed": 1}}
 
+    handovers = [u for u in units if u.handover is not None]
+    cases = [case(False), case(True)]
+    if handovers:   # a third case: the units with a handover pattern alone
+        cases.append({"testbench": "stream_bank_tb", "testcase": "streams",
+                      "parameters": {"units": [u.handover_parameters() for u in handovers],
+                                     "timeout": timeout, "tail": 16, "seed": 1}})
+
     def mine(unit, figures):
         return {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith(unit.name + ".")}
 
@@ -696,10 +710,13 @@ def _stream_bank(name: str, units: list[Stream], timeout: int = 20_000):
                                  mine(unit, reports[0]["flags"]))
                 if unit.timing is not None:
                     unit.timing(mine(unit, reports[1]["cycles"]))
+                if unit.handover is not None:
+                    unit.stalled(mine(unit, reports[2]["cycles"]),
+                                 mine(unit, reports[2]["flags"]))
             except AssertionError as e:      # which unit: the report names the configuration
                 raise AssertionError(f"{unit.name}: {e}") from None
 
-    return Bank({u.name: u.dut for u in units}), {}, Regression([case(False), case(True)], check)
+    return Bank({u.name: u.dut for u in units}), {}, Regression(cases, check)
 
 
 def _queue(name: str, make, payload: dict, beats: int = 3200):
@@ -1149,6 +1166,36 @@ def _window_images(pixels: int, words: int) -> int:
     return max(WINDOW_IMAGES, words // math.gcd(pixels, words) + 1)
 
 
+def _handover_idle(geometry, images, strategy, passes=1) -> str:
+    """The idle flags (`Stream.handover`: one per cycle in which the producer has no pixel on
+    offer, ``"1"`` to pause) of a window source's producer that sends each image at full rate
+    and pauses after it until the reader's last window of it, so that the next image's first
+    pixel is accepted in the very cycle of that window's read (its last pass, ``done``), with
+    the buffer holding exactly the image, the consumer always ready (`window_model`). The
+    buffer's count then takes its ``write`` and ``done`` branch at once from ``count ==
+    pixels``, which random stalls almost never give: a ``count + 1`` with bit 1 XNORed with
+    bit 5 there (linebuffer #29 at 4428ab6, unit w7) and a `covered` on a write compared with
+    ``need | 2`` (#50, w6: the last window's read a cycle late) passed every other case. Where
+    the last window is read before the image's last pixel arrives (a kernel that leaves the
+    last pixels out), the next image follows at once."""
+    from imcflow.sw.geometry import WindowGeometry
+    from imcflow.sw.timing import window_needs
+    h, w, k, s, p = geometry
+    pixels = h * w
+    per_image = len(window_needs(WindowGeometry(h, w, 1, k, s, p), strategy=strategy)[1])
+    cycles = 2 * images * (pixels + per_image * passes) + 100    # more than the run takes
+    valid, gaps = ["1"] * cycles, []
+    for n in range(images - 1):
+        accepted, taken = window_model(h, w, k, s, p, strategy, images, "".join(valid),
+                                       "1" * cycles, 0, passes)
+        # the image's last pixel accepted, its last window read (the cycle before it is taken)
+        end, done = accepted[(n + 1) * pixels - 1], taken[(n + 1) * per_image - 1] - 1
+        gap = max(done - end - 1, 0)
+        valid[end + 1:end + 1 + gap] = ["0"] * gap
+        gaps.append(gap)
+    return "".join("0" * pixels + "1" * gap for gap in gaps)
+
+
 def _window_source():
     from imcflow.hw.im2col import WindowSource
     from imcflow.sw import golden
@@ -1165,7 +1212,8 @@ def _window_source():
                             timing=_window_timing((h, w, k, s, p), images, 0, strategy,
                                                   passes),
                             stalled=_window_stalls((h, w, k, s, p), images, strategy, 0,
-                                                   passes)))
+                                                   passes),
+                            handover=_handover_idle((h, w, k, s, p), images, strategy, passes)))
     return _stream_bank("window_source", units)
 
 

@@ -8,8 +8,9 @@ is compared in order with the golden beats computed by the pytest side from `imc
 
 Parameters (from the runner): ``units``, a list of ``{"name", "seed", "idle", "backpressure",
 "inputs": {port: [words]}, "outputs": {port: [words]}, "layouts": {port: [lanes, bits,
-signed]}}``, where ``idle`` and ``backpressure`` are a pause probability or a list of phases
-``[[probability, cycles], ...]`` repeated (e.g. long stalls that fill a buffer); ``timeout``
+signed]}}``, where ``idle`` and ``backpressure`` are a pause probability, a list of phases
+``[[probability, cycles], ...]`` repeated (e.g. long stalls that fill a buffer) or a string of
+pause flags (``"0011"``); ``timeout``
 (cycles) and ``tail`` (cycles after the last expected beat in which nothing more may arrive).
 Reports ``cycles``: ``{"<unit>.<port>": [handshake cycle of each beat]}``, for latency and rate
 checks, and for a unit with ``"record": true``, ``flags``: ``{"<unit>.<port>": "0110..."}``, the
@@ -30,7 +31,10 @@ from imcflow.verif.streams import StreamDriver, StreamMonitor
 
 
 def phases(spec, rng):
-    """Pause flags of a probability, or of phases ``[[probability, cycles], ...]`` repeated."""
+    """Pause flags of a probability, of phases ``[[probability, cycles], ...]`` repeated, or of a
+    string of ``0`` and ``1`` (``1``: pause), then no pause."""
+    if isinstance(spec, str):
+        return pauses([flag == "1" for flag in spec])
     if not isinstance(spec, list):
         return pauses(spec, rng)
     return (flag for probability, cycles in itertools.cycle(spec)
