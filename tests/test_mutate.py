@@ -397,3 +397,39 @@ def test_bad_arguments_are_one_line(args, message):
     out = imcflow("mutate", *args)
     assert out.returncode == 2 and out.stdout == ""
     assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
+
+
+def test_join_bank_shows_product_mutants_in_their_own_channel(monkeypatch):
+    # join #8 and #38 at 2f01601 (docs/verification.md): j3's multiplier of b in lane 2, which
+    # serves channel 2 alone, with its factor 777 read as 776, and j0's product register of a in
+    # channel 0 with bit 4 tied to 1. The bank's rounding pairs were spread over the channels and
+    # in j0 all saturated; now every channel gets every one of them, of the pairs that do not
+    # saturate, and each mutant changes the golden output of its channel's data
+    from imcflow.sw.arith import act_range, round_shift
+    units = []
+    monkeypatch.setattr(mutate, "_stream_bank", lambda name, us, **kw: units.extend(us))
+    mutate._join()
+
+    def changed(n, ch, mutant):
+        c, _, _, mult_a, mult_b, shift, act_bits, act_signed, _ = mutate.JOINS[n]
+        a = units[n].inputs["i_a"][..., ch].reshape(-1)
+        b = units[n].inputs["i_b"][..., ch].reshape(-1)
+        out = lambda s: np.clip(round_shift(s, shift), *act_range(act_bits, act_signed))
+        return int(np.sum(out(a * mult_a + b * mult_b) != out(mutant(a, b))))
+
+    assert changed(3, 2, lambda a, b: a * 1201 + b * 776) > 0
+    assert changed(0, 0, lambda a, b: (a * 3 | 16) + b * 700) > 0
+    # the same beats of every channel: the edge pairs
+    for unit in units:
+        a = unit.inputs["i_a"].reshape(-1, unit.inputs["i_a"].shape[-1])
+        assert (a[:12] == a[:12, :1]).all()
+
+
+def test_rounding_pairs_within_the_bounds_do_not_saturate():
+    from imcflow.sw.arith import round_shift
+    a, b = mutate._all_pairs(8, False, 8, True)
+    edge_a, edge_b = mutate._rounding_pairs(a, b, 3, 700, 7, 36, (-128, 127))
+    u = round_shift(edge_a * 3 + edge_b * 700, 7)
+    assert len(edge_a) == 36 and ((u >= -128) & (u <= 127)).all()
+    dropped = (edge_a * 3 + edge_b * 700) % 128 - 64
+    assert (np.abs(dropped + 0.5) <= 1.5).all()     # at or next to the rounding boundary

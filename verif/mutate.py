@@ -804,12 +804,19 @@ def _all_pairs(a_bits, a_signed, b_bits, b_signed):
     return tuple(v.reshape(-1) for v in np.meshgrid(a, b))
 
 
-def _rounding_pairs(a, b, mult_a, mult_b, shift, count):
+def _rounding_pairs(a, b, mult_a, mult_b, shift, count, bounds=None):
     """``count`` of the pairs (``a``, ``b``) whose sum ``a * mult_a + b * mult_b`` has its
     ``shift`` dropped bits closest to half (the rounding boundary of `round_shift`), both sides
-    of it; a mutant of the product or the sum's low bits changes the rounded value only there."""
+    of it; a mutant of the product or the sum's low bits changes the rounded value only there.
+    With ``bounds`` (``lo, hi``), only of the pairs whose rounded sum lies within them (a
+    saturated output shows no rounding)."""
+    from imcflow.sw.arith import round_shift
     if shift == 0:
         return a[:0], b[:0]
+    if bounds is not None:
+        u = round_shift(a * mult_a + b * mult_b, shift)
+        inside = (u >= bounds[0]) & (u <= bounds[1])
+        a, b = a[inside], b[inside]
     dropped = (a * mult_a + b * mult_b) % (1 << shift) - (1 << (shift - 1))
     order = np.argsort(np.abs(dropped + 0.5), kind="stable")[:count]
     return a[order], b[order]
@@ -837,14 +844,28 @@ def _join():
             enumerate(JOINS):
         rng = np.random.default_rng(10 + n)
         a, b = _maps(rng, (3, 3, 4, c), ab, asg), _maps(rng, (3, 3, 4, c), bb, bsg)
-        # the pairs around the saturation bounds, then half the pairs where the rounding decides
-        # (the sum's dropped bits at or next to half)
+        # the pairs around the saturation bounds, then half as many pairs as the random maps
+        # hold where the rounding decides (the sum's dropped bits at or next to half), of those
+        # that do not saturate: in j0 the closest 36 of all pairs were all of b = -128 (700 * b
+        # a multiple of 128), saturated, so a product bit tied there changed no output (join
+        # #38 at 2f01601: j0's product_a0 bit 4 tied to 1 changes the output of 761 pairs)
         pairs = _all_pairs(ab, asg, bb, bsg)
-        edge_a, edge_b = _rounding_pairs(*pairs, mult_a, mult_b, shift, a.size // 2)
-        bound_a, bound_b = _bound_pairs(*pairs, mult_a, mult_b, shift,
-                                        *act_range(act_bits, act_signed))
+        bounds = act_range(act_bits, act_signed)
+        edge_a, edge_b = _rounding_pairs(*pairs, mult_a, mult_b, shift, a.size // 2, bounds)
+        bound_a, bound_b = _bound_pairs(*pairs, mult_a, mult_b, shift, *bounds)
         edge_a, edge_b = np.concatenate([bound_a, edge_a]), np.concatenate([bound_b, edge_b])
-        a.reshape(-1)[:len(edge_a)], b.reshape(-1)[:len(edge_b)] = edge_a, edge_b
+        # every channel gets every one of them (the k-th pair in its beat k), in maps of their
+        # own before the random ones: spread over the channels (pair k in channel k mod c), each
+        # channel met only 1/c of them, and a multiplier or product register of one channel
+        # only its share (join #8 at 2f01601: j3's multiplier of b in lane 2, which serves
+        # channel 2 alone, with its factor 777 read as 776, changed the output of 11 of the 96
+        # pairs, none of them in channel 2)
+        maps = -(-len(edge_a) // 12)
+        pair_a = _maps(rng, (maps, 3, 4, c), ab, asg)
+        pair_b = _maps(rng, (maps, 3, 4, c), bb, bsg)
+        pair_a.reshape(-1, c)[:len(edge_a)] = edge_a[:, None]
+        pair_b.reshape(-1, c)[:len(edge_b)] = edge_b[:, None]
+        a, b = np.concatenate([pair_a, a]), np.concatenate([pair_b, b])
         dut = Join(c, signed(ab) if asg else unsigned(ab), signed(bb) if bsg else unsigned(bb),
                    Requantizer((mult_a, mult_b), shift, act_bits, act_signed), passes=passes)
         y = golden.join(a, b, mult_a, mult_b, shift, act_bits=act_bits, signed=act_signed)
