@@ -50,8 +50,8 @@ class FrameBuffer(WindowBuffer):
         check_window(geometry, bits)
         super().__init__(geometry, bits, 2 * geometry.pixels, signed=signed, ports=ports)
 
-    def _may_write(self, count, shifted):
-        return count < self.words
+    def _may_write(self, shifted, keep):
+        return shifted(0) < self.words
 
     def _readable(self, level):
         return Mux(level >= self.h * self.w, level, 0)

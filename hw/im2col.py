@@ -59,9 +59,10 @@ class Im2colAddressGenerator(wiring.Component):
     A window is read (``en``) in the first cycle in which the buffer's ``level`` covers its last
     pixel ``need = min(iy+k-1, H-1)*W + min(ix+k-1, W-1)`` and the output register is free or
     being emitted. ``keep`` tells the buffer the oldest pixel that this or a later window of the
-    image needs. ``need`` and ``keep`` are registers loaded one window ahead, from the registers
-    ``(iy1, ix1)`` that hold the position of the window after it, so no counter's increment lies
-    before them in a cycle.
+    image needs, ``keep_next`` what it becomes when the window is read (``read``), so that the
+    buffer's write decision is a register too. ``need`` and ``keep`` are registers loaded one
+    window ahead, from the registers ``(iy1, ix1)`` that hold the position of the window after
+    it, so no counter's increment lies before them in a cycle.
 
     With ``passes > 1`` the window is read over ``passes`` cycles through ``ports = ceil(k*k /
     passes)`` read ports (tap ``t`` by port ``t mod ports`` in pass ``t // ports``): the taps of
@@ -164,8 +165,8 @@ class Im2colAddressGenerator(wiring.Component):
         def at_most(value, largest, hi):
             return value if largest <= hi else Mux(value > hi, hi, value)
 
-        def at_least_0(value, smallest):
-            return value if smallest >= 0 else Mux(value < 0, 0, value)
+        def at_least_0(value, smallest, mux=Mux):
+            return value if smallest >= 0 else mux(value < 0, 0, value)
 
         def inside(value, smallest, largest, n):
             return Cat(*([value >= 0] if smallest < 0 else []),
@@ -178,15 +179,23 @@ class Im2colAddressGenerator(wiring.Component):
             return (plus_at_most(iy, k - 1, iy_end, h - 1) * w
                     + plus_at_most(ix, k - 1, ix_end, w - 1))
 
-        def keep_of(iy, ix):
-            first = at_least_0(iy, -p) * w + at_least_0(ix, -p)
+        def keep_of(iy, ix, mux=Mux):   # (`mux` picks between ints for a register's init)
+            first = at_least_0(iy, -p, mux) * w + at_least_0(ix, -p, mux)
             # In the top padding rows, the next row of windows starts at pixel 0 again, before
             # this window's first pixel: keep that.
-            return Mux((iy + s <= 0) & (iy != iy_end), 0, first) if p >= s else first
+            return mux((iy + s <= 0) & (iy != iy_end), 0, first) if p >= s else first
 
         def advance(iy, ix):  # the top-left tap of the window after the one at (iy, ix)
             end_col = ix == ix_end
             return Mux(end_col, Mux(iy == iy_end, -p, iy + s), iy), Mux(end_col, -p, ix + s)
+
+        def keep_after(iy, ix):  # keep_of(*advance(iy, ix)), the advance's cases selected last
+            return Mux(ix == ix_end,
+                       Mux(iy == iy_end, keep_of(-p, -p, pymux), keep_of(iy + s, -p)),
+                       keep_of(iy, ix + s))
+
+        def pymux(c, a, b):   # Mux for ints
+            return a if c else b
 
         # `need` and `keep` of the window to read next are registers, loaded with those of the
         # window after it when it is read; that window's top-left tap is a register pair too
@@ -200,6 +209,8 @@ class Im2colAddressGenerator(wiring.Component):
         need = Signal(range(max(h * w, 2)),
                       init=min(k - 1 - p, h - 1) * w + min(k - 1 - p, w - 1))
         keep = Signal.like(self.buffer.keep, init=0)  # the first window keeps pixel 0
+        keep1 = Signal.like(self.buffer.keep, name="keep1",  # the window after it: `keep_next`
+                            init=keep_of(first_iy, first_ix, pymux))
 
         def moved(a):   # a tap address after the window is read
             return Mux(~last_col, _mod_add(a, s, words),
@@ -217,6 +228,8 @@ class Im2colAddressGenerator(wiring.Component):
             self.buffer.need.eq(need),
             self.buffer.done.eq(fire & last_col & last_row),
             self.buffer.keep.eq(keep),
+            self.buffer.keep_next.eq(keep1),
+            self.buffer.read.eq(fire),
             self.o.payload.last.eq(last),
         ]
         if self.passes == 1:
@@ -286,7 +299,7 @@ class Im2colAddressGenerator(wiring.Component):
 
         with m.If(fire):
             m.d.sync += [self.o.valid.eq(1), ix.eq(ix1), iy.eq(iy1), ix1.eq(ix2), iy1.eq(iy2),
-                         need.eq(need_of(iy1, ix1)), keep.eq(keep_of(iy1, ix1))]
+                         need.eq(need_of(iy1, ix1)), keep.eq(keep1), keep1.eq(keep_after(iy1, ix1))]
             with m.If(~last_col):
                 m.d.sync += [a.eq(_mod_add(a, s, words)) for a in addrs]
             with m.Elif(~last_row):
@@ -313,6 +326,7 @@ class Im2colAddressGenerator(wiring.Component):
                 Assert((iy1 == advance(iy, ix)[0]) & (ix1 == advance(iy, ix)[1])),
                 Assert(need == need_of(iy, ix)),
                 Assert(keep == keep_of(iy, ix)),
+                Assert(keep1 == keep_of(iy1, ix1)),
                 *(Assert(a == (base + off) % words) for a, off in zip(addrs, offsets)),
             ]
             level = self.buffer.level

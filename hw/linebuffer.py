@@ -63,9 +63,14 @@ class BufferReadSignature(wiring.Signature):
         register).
     ``keep`` : Out(``range(max(pixels, 2))``)
         Raster index of the oldest pixel of the reader's image that a window not yet read needs.
+    ``keep_next`` : Out(``range(max(pixels, 2))``)
+        What ``keep`` becomes when the window being read is read (``read``), so that the buffer
+        decides a cycle ahead whether it may write.
+    ``read`` : Out(1)
+        Pulsed when the reader reads a window: ``need`` and ``keep`` move on from the next cycle.
     ``done`` : Out(1)
-        Pulsed with ``en`` when the reader reads the last window of its image: from the next cycle
-        on, indices refer to the next image.
+        Pulsed with ``read`` when the reader reads the last window of its image: from the next
+        cycle on, indices refer to the next image.
 
     Parameters
     ----------
@@ -88,6 +93,8 @@ class BufferReadSignature(wiring.Signature):
             "data": wiring.In(data.ArrayLayout(unsigned(width), taps)),
             "level": wiring.In(range(-pixels, pixels + words + 1)),
             "keep": wiring.Out(range(max(pixels, 2))),
+            "keep_next": wiring.Out(range(max(pixels, 2))),
+            "read": wiring.Out(1),
             "need": wiring.Out(range(max(pixels, 2))),
             "covered": wiring.In(1),
             "done": wiring.Out(1),
@@ -109,7 +116,9 @@ class WindowBuffer(wiring.Component):
     Pixel ``n`` of the image stream (counted over all images) is written to address
     ``n mod words``. The buffer counts ``level``, the pixels written counted from the first pixel
     of the reader's current image; ``done`` on ``r`` subtracts ``H * W``. Subclasses state when a
-    pixel may be written (`_may_write`) and which pixels may be read (`_readable`).
+    pixel may be written (`_may_write`) and which pixels may be read (`_readable`). ``i.ready``
+    is a register, decided a cycle ahead for each case of the write, the read and ``done``
+    (``keep_next`` on ``r``), and equal to `_may_write` in every cycle (a simulation assertion).
 
     Ports
     -----
@@ -169,10 +178,10 @@ class WindowBuffer(wiring.Component):
                                         width=geometry.channels * bits)),
         })
 
-    def _may_write(self, count, shifted):
-        """Whether the next pixel may be written, given ``count`` (the registered level) and
-        ``shifted(offset)``, a register equal to ``count + offset`` (so that the comparison has
-        no adder before it)."""
+    def _may_write(self, shifted, keep):
+        """Whether the next pixel may be written, given ``shifted(offset)``, the level plus
+        ``offset`` (a register: the comparison has no adder before it), and the reader's
+        ``keep``."""
         raise NotImplementedError  # pragma: no cover
 
     def _readable(self, level):
@@ -202,8 +211,24 @@ class WindowBuffer(wiring.Component):
 
         count = shifted(0)
         wptr = Signal(range(max(self.depth, 2)))
+        # `i.ready` is a register: next cycle's `_may_write` for each case of this cycle's write,
+        # done and read (``keep`` moving on to ``keep_next``), selected by them, so that the
+        # write decision starts from a flip-flop (an empty buffer may write).
+        ready, r = Signal(init=1, name="may_write"), self.r
+
+        def may_write(add, keep):   # after `add` pixels written and ``keep``
+            return self._may_write(lambda offset: shifted(offset + add), keep)
+
+        m.d.sync += [
+            ready.eq(Mux(r.read,
+                         Mux(r.done, Mux(write, may_write(1 - pixels, r.keep_next),
+                                         may_write(-pixels, r.keep_next)),
+                             Mux(write, may_write(1, r.keep_next), may_write(0, r.keep_next))),
+                         Mux(write, may_write(1, r.keep), may_write(0, r.keep)))),
+            Assert(ready == may_write(0, r.keep), "WindowBuffer: the write decision lags"),
+        ]
         m.d.comb += [
-            self.i.ready.eq(self._may_write(count, shifted)),
+            self.i.ready.eq(ready),
             write.eq(self.i.valid & self.i.ready),
             write_port.en.eq(write if self.depth == self.words else self.i.valid),
             write_port.addr.eq(wptr),
@@ -288,8 +313,8 @@ class LineBuffer(WindowBuffer):
         check_window(geometry, bits)
         super().__init__(geometry, bits, geometry.line_words, signed=signed, ports=ports)
 
-    def _may_write(self, count, shifted):
-        return shifted(-self.words) < self.r.keep
+    def _may_write(self, shifted, keep):
+        return shifted(-self.words) < keep
 
     def _readable(self, level):
         return level

@@ -80,8 +80,8 @@ def test_full_buffer_and_image_boundaries_reachable():
 class EagerLineBuffer(LineBuffer):
     """A line buffer that accepts one pixel more than it may: it overwrites a needed pixel."""
 
-    def _may_write(self, count, shifted):
-        return shifted(-self.words) <= self.r.keep
+    def _may_write(self, shifted, keep):
+        return shifted(-self.words) <= keep
 
 
 def test_proof_fails_on_an_overwriting_buffer(monkeypatch):
