@@ -350,6 +350,7 @@ class CrossbarTile(wiring.Component):
         # Counters and memories have one address bit at least: Verilog has no empty vectors.
         busy = Signal()                                   # steps 1.. of an MVM are being issued
         wait = Signal(range(max(self.interval, 2)))       # cycles until the next input
+        wait_zero = Signal(init=1)                        # wait == 0, a register of its own
         step_g = Signal(range(max(groups, 2)))            # group of the next step
         step_k = Signal(range(max(planes, 2)))            # plane count of the next step
         step_f = Signal(range(max(folds, 2)))             # row fold of the next step
@@ -358,7 +359,7 @@ class CrossbarTile(wiring.Component):
         x = Signal(data.ArrayLayout(unsigned(arch.act_bits), self.rows))
         x_last = Signal()
         m.d.comb += [
-            i.ready.eq(en & (wait == 0) & ~self.i_weight.valid),
+            i.ready.eq(en & wait_zero & ~self.i_weight.valid),
             self.i_weight.ready.eq(~busy & (w_chunk == folds - 1)),
         ]
         # A column is written one row fold per cycle (one memory word each).
@@ -366,11 +367,17 @@ class CrossbarTile(wiring.Component):
         with m.If(w_step):
             m.d.sync += w_chunk.eq(Mux(w_chunk == folds - 1, 0, w_chunk + 1))
         accept = i.valid & i.ready
+        # The input register loads whenever the tile is ready, taken or not: the steps of the
+        # previous input have read it by then (they read it in stage 1, one cycle after their
+        # issue, and all are issued when `wait` is 0), and nothing reads what an input not
+        # taken leaves. Its ~1,150 enables then wait for no decision of the layer's fork.
+        with m.If(i.ready):
+            m.d.sync += [x.eq(i.payload.data), x_last.eq(i.payload.last)]
         with m.If(accept):
-            m.d.sync += [x.eq(i.payload.data), x_last.eq(i.payload.last),
-                         wait.eq(self.interval - 1)]
+            m.d.sync += [wait.eq(self.interval - 1), wait_zero.eq(self.interval == 1)]
         with m.Elif(en & (wait != 0)):
-            m.d.sync += wait.eq(wait - 1)
+            m.d.sync += [wait.eq(wait - 1), wait_zero.eq(wait == 1)]
+        m.d.sync += Assert(wait_zero == (wait == 0), "CrossbarTile: wait_zero is not wait == 0")
 
         issue = en & (accept | busy)
         issue_g = Mux(busy, step_g, 0)
