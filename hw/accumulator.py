@@ -154,6 +154,9 @@ class AdcAccumulator(wiring.Component):
                 Assert(self.i[0].payload.last == i.payload.last,
                        "AdcAccumulator: `last` of the row tiles disagree")
                 for i in self.i[1:]]
+        # The sum loads whenever the stage is free, taken or not (`acc_valid` says which): its
+        # enables then wait for no input's valid.
+        with m.If(acc_free):
             m.d.sync += acc_last.eq(self.i[0].payload.last)
             m.d.sync += [
                 acc[c].eq(tree_sum([i.payload.data[c] for i in self.i]) + int(self.bias[c]))

@@ -218,15 +218,18 @@ class Join(wiring.Component):
         m = Module()
         a, b, o = self.i_a, self.i_b, self.o
         passes, c = self.passes, self.c
-        # With several passes, the rounding constant goes into the products of i_b (after its
-        # multiplier, which has a cycle to itself), so the output only shifts and saturates.
+        # With several passes, the rounding constant goes into the sum (a multiplier, a DSP on
+        # an FPGA, then has nothing after it in its cycle), so the output only shifts and
+        # saturates.
         rounding = rounding_constant(self.shift) if passes > 1 else 0
         total = [(Signal(product_shape(a.p.data[ch], self.mult_a, passes), name=f"product_a{ch}"),
-                  Signal(product_shape(b.p.data[ch], self.mult_b, passes, rounding),
-                         name=f"product_b{ch}"))
+                  Signal(product_shape(b.p.data[ch], self.mult_b, passes), name=f"product_b{ch}"))
                  for ch in range(c)]
         total_valid, total_last = self.total_valid, Signal()
-        sums = [Signal((ra + rb).shape(), name=f"sum{ch}") for ch, (ra, rb) in enumerate(total)]
+        def total_sum(ra, rb):
+            return ra + rb + rounding if rounding else ra + rb
+        sums = [Signal(total_sum(ra, rb).shape(), name=f"sum{ch}")
+                for ch, (ra, rb) in enumerate(total)]
         sum_valid, sum_last = self.sum_valid, Signal()
         o_free = ~o.valid | o.ready
         sum_free = ~sum_valid | o_free
@@ -247,20 +250,20 @@ class Join(wiring.Component):
                                                  "Join")
             with m.If(take):
                 m.d.sync += [valid.eq(a.valid & b.valid), last_in.eq(a.p.last)]
-            with m.If(take & a.valid & b.valid):
+            with m.If(take):   # loaded whether taken or not (`valid` says which)
                 m.d.sync += [r.eq(inp.p.data[ch]) for inp, regs in zip((a, b), operands)
                              for ch, r in enumerate(regs)]
         m.d.comb += [a.ready.eq(take & b.valid), b.ready.eq(take & a.valid)]
         with m.If(total_free):
             m.d.sync += [total_valid.eq(valid & last), total_last.eq(last_in)]
-        for regs, k, ops, offset in (([t[0] for t in total], self.mult_a, operands[0], 0),
-                                     ([t[1] for t in total], self.mult_b, operands[1], rounding)):
-            fill_products(m, regs, ops, [k] * c, step, last, passes, fill, offset)
+        for regs, k, ops in (([t[0] for t in total], self.mult_a, operands[0]),
+                             ([t[1] for t in total], self.mult_b, operands[1])):
+            fill_products(m, regs, ops, [k] * c, step, last, passes, fill)
         with m.If(a.valid & a.ready):
             m.d.sync += Assert(a.p.last == b.p.last, "Join: `last` of i_a and i_b disagree")
         with m.If(sum_free):
             m.d.sync += [sum_valid.eq(total_valid), sum_last.eq(total_last)]
-            m.d.sync += [s.eq(ra + rb) for s, (ra, rb) in zip(sums, total)]
+            m.d.sync += [s.eq(total_sum(ra, rb)) for s, (ra, rb) in zip(sums, total)]
         with m.If(o_free):
             m.d.sync += [o.valid.eq(sum_valid), o.p.last.eq(sum_last)]
             m.d.sync += [o.p.data[ch].eq(requantize_sum(s, self.shift, self.act_bits,
