@@ -367,11 +367,15 @@ class CrossbarTile(wiring.Component):
         with m.If(w_step):
             m.d.sync += w_chunk.eq(Mux(w_chunk == folds - 1, 0, w_chunk + 1))
         accept = i.valid & i.ready
-        # The input register loads whenever the tile is ready, taken or not: the steps of the
-        # previous input have read it by then (they read it in stage 1, one cycle after their
-        # issue, and all are issued when `wait` is 0), and nothing reads what an input not
-        # taken leaves. Its ~1,150 enables then wait for no decision of the layer's fork.
-        with m.If(i.ready):
+        # The input register loads whenever no step still has to read it, taken or not: when
+        # `wait` is 0 every step of the previous input is issued, and each reads it in stage 1,
+        # in the first cycle with `en` after its issue (`fresh`: stage 1 holds a step not yet
+        # read). Nothing reads what an input not taken leaves. So its ~1,150 enables wait for
+        # no decision of the layer's fork, and the tile's ready is a net of its own.
+        fresh = Signal()
+        with m.If(en):
+            m.d.sync += fresh.eq(accept | busy)
+        with m.If(wait_zero & (en | ~fresh)):
             m.d.sync += [x.eq(i.payload.data), x_last.eq(i.payload.last)]
         with m.If(accept):
             m.d.sync += [wait.eq(self.interval - 1), wait_zero.eq(self.interval == 1)]
