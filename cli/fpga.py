@@ -95,9 +95,9 @@ def add_arguments(parser) -> None:
                    help="nextpnr options instead of the flow's, as one string (e.g. "
                         "--nextpnr-options=\"--router router2\"; default: "
                         "imcflow.fpga.build.NEXTPNR_OPTIONS)")
-    b.add_argument("--seeds", type=int, default=1, metavar="N",
-                   help="place and route with nextpnr seeds 1..N, one after the other, and keep "
-                        "the run with the highest Fmax (default: 1)")
+    b.add_argument("--seeds", type=int, default=flow.SEEDS, metavar="N",
+                   help="place and route with nextpnr seeds 1..N, one per core at a time, and "
+                        f"keep the run with the highest Fmax (default: {flow.SEEDS})")
     add_json(b, "print the report as one JSON object")
 
     p = actions.add_parser("plan", help="what a design needs on a board and with which row folds "

@@ -22,6 +22,7 @@ import re
 import resource
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,7 +32,7 @@ from imcflow.errors import UserError
 from imcflow.files import atomic_directory, cache_dir
 from imcflow.progress import Ticker, note
 
-__all__ = ["FlowError", "RESOURCES", "BuildReport", "build_board", "check_nextpnr_options",
+__all__ = ["FlowError", "RESOURCES", "SEEDS", "BuildReport", "build_board", "check_nextpnr_options",
            "parse_utilization", "parse_timing", "binding_limits", "render_markdown"]
 
 #: report name -> nextpnr BEL type, per family (iCE40 logic cells hold one LUT4 and one FF each;
@@ -68,6 +69,9 @@ SYNTH_OPTIONS = {"ecp5": "-run :map_luts", "ice40": "-dsp"}
 SYNTH_AFTER = {"ecp5": "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
                        "synth_ecp5 -top top -run map_cells:",
                "ice40": ""}
+#: nextpnr seeds a build runs by default (at once on two cores), the best kept: the same design
+#: placed with another seed reached 88 to 102 MHz at 100 (docs/fpga.md)
+SEEDS = 2
 #: the files a nextpnr run writes, kept per seed when several run
 _NEXTPNR_OUTPUTS = ("top.config", "top.asc", "top.report.json", "top.tim")
 #: nextpnr's phases, in order, and the log line that starts each
@@ -107,8 +111,13 @@ class Phases:
         self.log, self.offset, self.phase, self.last = log, 0, None, ""
         self.starts: dict[str, float] = {}
         self.order = [name for name, _ in PHASES]
+        self.lock = threading.Lock()   # read by the progress thread and the flow's
 
     def _read(self) -> None:
+        with self.lock:
+            self._read_new_lines()
+
+    def _read_new_lines(self) -> None:
         try:
             with open(self.log, "rb") as f:
                 f.seek(self.offset)
@@ -171,12 +180,7 @@ class _Progress:
                 proc.wait()
                 raise
             if code != 0:
-                text = out.read_text(errors="replace") + (log.read_text(errors="replace")
-                                                          if log and log.exists() else "")
-                errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
-                raise FlowError(f"{tool} failed (exit {code}) after "
-                                f"{time.monotonic() - ticker.start:.0f} s: "
-                                f"{errors[0] if errors else 'see its log'}")
+                raise _tool_error(tool, code, time.monotonic() - ticker.start, out, log)
         return ticker.seconds
 
 
@@ -339,39 +343,91 @@ def _fmax(report: dict) -> float:
     return min((v["achieved"] for v in report.get("fmax", {}).values()), default=0.0)
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _tool_error(tool: str, code: int, seconds: float, out: Path, log: Path | None) -> FlowError:
+    text = out.read_text(errors="replace") + (log.read_text(errors="replace")
+                                              if log and log.exists() else "")
+    errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
+    return FlowError(f"{tool} failed (exit {code}) after {seconds:.0f} s: "
+                     f"{errors[0] if errors else 'see its log'}")
+
+
 def _place_and_route(progress: _Progress, tool: str, argv: list[str], work: Path, env: dict,
-                     seeds: int) -> tuple[float, list[dict]]:
-    """nextpnr with ``--seed 1 .. seeds``, one after the other; the run with the highest Fmax
-    (the first of equals) is left in ``work``. Returns the total seconds and, per seed, its
-    Fmax, seconds and phase seconds."""
-    runs, best, total = [], None, 0.0
-    for seed in range(1, seeds + 1):
+                     seeds: int, jobs: int | None = None) -> tuple[float, list[dict]]:
+    """nextpnr with ``--seed 1 .. seeds``: one run in ``work``, or with several seeds each in
+    ``work/seed<N>`` (its inputs linked from ``work``), ``jobs`` at a time (default: one per
+    core, at most ``seeds``; nextpnr places and routes on one core). The run with the highest
+    Fmax (the first of equals) is copied into ``work``. Returns the wall seconds and, per seed,
+    its Fmax, seconds, CPU seconds and phase seconds."""
+    if seeds == 1:
         phases = Phases(work / _LOGS[tool])
-        (work / _LOGS[tool]).unlink(missing_ok=True)
-        label = tool if seeds == 1 else f"{tool} seed {seed}/{seeds}"
         start = time.monotonic()
-        seconds = progress.run(tool, [*argv, "--seed", str(seed)], work, env, label=label,
-                               detail=phases.detail)
-        total += seconds
+        seconds = progress.run(tool, [*argv, "--seed", "1"], work, env, detail=phases.detail)
         fmax = _fmax(json.loads((work / "top.report.json").read_text()))
-        runs.append({"seed": seed, "fmax_mhz": round(fmax, 2), "seconds": round(seconds, 1),
-                     "cpu_seconds": round(progress.cpu_seconds, 1),
-                     "phases": phases.seconds(start + seconds)})
-        if seeds > 1:
-            kept = work / f"seed{seed}"
-            kept.mkdir(exist_ok=True)
-            for name in _NEXTPNR_OUTPUTS:
-                if (work / name).exists():
-                    shutil.copyfile(work / name, kept / name)
-            if best is None or runs[-1]["fmax_mhz"] > runs[best - 1]["fmax_mhz"]:
-                best = seed
-    if seeds > 1:
-        progress.line(f"keeping seed {best} of {seeds} (Fmax " + ", ".join(
-            f"{r['fmax_mhz']:.2f}" for r in runs) + " MHz)")
-        for name in _NEXTPNR_OUTPUTS:
-            if (work / f"seed{best}" / name).exists():
-                shutil.copyfile(work / f"seed{best}" / name, work / name)
-    return total, runs
+        return seconds, [{"seed": 1, "fmax_mhz": round(fmax, 2), "seconds": round(seconds, 1),
+                          "cpu_seconds": round(progress.cpu_seconds, 1),
+                          "phases": phases.seconds(start + seconds)}]
+    jobs = min(seeds, jobs or _cores())
+    inputs = [f for f in work.iterdir() if f.is_file() and f.name not in _NEXTPNR_OUTPUTS]
+    pending, running, runs = list(range(1, seeds + 1)), {}, {}
+
+    def detail():
+        return "; ".join(f"seed {seed}: {r['phases'].detail()[:40]}"
+                         for seed, r in sorted(running.items()))
+
+    label = f"{tool} seeds 1-{seeds}" + (f", {jobs} at a time" if jobs > 1 else "")
+    with Ticker("fpga", label, detail, stream=progress.stream, every=progress.every) as ticker:
+        try:
+            while pending or running:
+                while pending and len(running) < jobs:
+                    seed = pending.pop(0)
+                    cwd = work / f"seed{seed}"
+                    cwd.mkdir(exist_ok=True)
+                    for f in inputs:
+                        if not (cwd / f.name).exists():
+                            (cwd / f.name).symlink_to(Path("..") / f.name)
+                    (cwd / _LOGS[tool]).unlink(missing_ok=True)
+                    out = cwd / f"{tool}.out"
+                    with open(out, "wb") as sink:
+                        proc = subprocess.Popen([*argv, "--seed", str(seed)], cwd=cwd, env=env,
+                                                stdout=sink, stderr=subprocess.STDOUT)
+                    running[seed] = {"proc": proc, "cwd": cwd, "out": out,
+                                     "start": time.monotonic(),
+                                     "phases": Phases(cwd / _LOGS[tool])}
+                time.sleep(0.1)
+                for seed, r in list(running.items()):
+                    pid, status, usage = os.wait4(r["proc"].pid, os.WNOHANG)
+                    if pid == 0:
+                        continue
+                    r["proc"].returncode = code = os.waitstatus_to_exitcode(status)
+                    end = time.monotonic()
+                    del running[seed]
+                    if code != 0:
+                        raise _tool_error(f"{tool} seed {seed}", code, end - r["start"], r["out"],
+                                          r["cwd"] / _LOGS[tool])
+                    fmax = _fmax(json.loads((r["cwd"] / "top.report.json").read_text()))
+                    runs[seed] = {"seed": seed, "fmax_mhz": round(fmax, 2),
+                                  "seconds": round(end - r["start"], 1),
+                                  "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+                                  "phases": r["phases"].seconds(end)}
+                    progress.line(f"{tool} seed {seed}/{seeds} done in {end - r['start']:.1f} s: "
+                                  f"Fmax {fmax:.2f} MHz")
+        finally:
+            for r in running.values():
+                r["proc"].kill()
+                r["proc"].wait()
+    runs = [runs[seed] for seed in range(1, seeds + 1)]
+    best = max(runs, key=lambda r: (r["fmax_mhz"], -r["seed"]))["seed"]
+    progress.line(f"keeping seed {best} of {seeds} (Fmax " + ", ".join(
+        f"{r['fmax_mhz']:.2f}" for r in runs) + " MHz)")
+    for name in _NEXTPNR_OUTPUTS:
+        if (work / f"seed{best}" / name).exists():
+            shutil.copyfile(work / f"seed{best}" / name, work / name)
+    return ticker.seconds, runs
 
 
 @dataclass(frozen=True)
@@ -427,7 +483,7 @@ class BuildReport:
 
 def _run_plan(progress: _Progress, work: Path, env: dict, seeds: int, output: Path):
     """``(seconds, CPU seconds, nextpnr runs)``: the commands of the build plan extracted into
-    ``work``, one tool at a time (nextpnr once per seed); a failed tool's tree is kept under
+    ``work``, one tool after the other (nextpnr once per seed, `_place_and_route`); a failed tool's tree is kept under
     `_failed_dir` and named in the `FlowError`."""
     commands = json.loads((work / "build_top.json").read_text())["commands"]
     tool_seconds, tool_cpu, runs = {}, {}, []
@@ -457,7 +513,7 @@ def check_nextpnr_options(options) -> None:
 
 def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
                 yosys_script: str = "", progress: _Progress | None = None,
-                force: bool = False, seeds: int = 1,
+                force: bool = False, seeds: int = SEEDS,
                 nextpnr_options: tuple[str, ...] | None = None) -> BuildReport:
     """Build ``top`` (a `~imcflow.fpga.top.BoardTop`) into directory ``output``.
 
@@ -474,7 +530,7 @@ def build_board(top, output: str | os.PathLike, *, details: dict | None = None,
         Yosys commands run after reading the design and before synthesis
         (`imcflow.fpga.resources.yosys_script`).
     seeds : int
-        nextpnr runs with ``--seed 1`` to ``--seed seeds``, one after the other; the bitstream
+        nextpnr runs with ``--seed 1`` to ``--seed seeds``, one per core at a time; the bitstream
         and the report are the run with the highest Fmax (``report["nextpnr_runs"]`` lists
         each).
     nextpnr_options : sequence of str, optional

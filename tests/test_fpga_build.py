@@ -210,7 +210,7 @@ def test_the_network_shortcut_is_the_generated_design(tiny_dir):
     generated, prepared = load_design(tiny_dir / "fpga"), prepare_design(tiny_dir / "tiny.toml")
     assert generated.generated.name == prepared.generated.name
     assert generated.generated.mapping.to_json() == prepared.generated.mapping.to_json()
-    assert generated.design_id == prepared.design_id and generated.qnet.arch.clock_mhz == 25.0
+    assert generated.design_id == prepared.design_id and generated.qnet.arch.clock_mhz == 100.0
     assert (generated.field, prepared.field) == ("DIR", "--network")
     assert generated.accelerator.mapping == generated.generated.mapping
 
@@ -264,9 +264,11 @@ def test_small_place_and_route_on_ulx3s(tmp_path, capsys, tiny_dir):
 
 
 FAKE_NEXTPNR = """#!/usr/bin/env python3
-import json, sys
+import json, sys, time
+start = time.time()
 args = sys.argv[1:]
 seed = int(args[args.index("--seed") + 1])
+time.sleep(0.3)
 with open(args[args.index("--log") + 1], "w") as log:
     log.write("Info: Packing IOs..\\nInfo: Creating initial analytic placement for 9 cells\\n"
               "Info: Routing globals...\\nInfo: Critical path report for clock 'clk'\\n")
@@ -275,27 +277,58 @@ with open("top.report.json", "w") as report:
               report)
 with open("top.config", "w") as config:
     config.write(f"seed {seed}")
+with open("span", "w") as span:
+    span.write(f"{start} {time.time()}")
 """
 
 
-def test_seeds_keep_the_best_place_and_route(tmp_path):
-    # Three seeds of a stand-in nextpnr (Fmax 50, 80, 80 MHz): the first best run's outputs are
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_seeds_keep_the_best_place_and_route(tmp_path, jobs):
+    # Three seeds of a stand-in nextpnr (Fmax 50, 80, 80 MHz), each in a directory of its own
+    # with the build tree's inputs linked, `jobs` at a time: the first best run's outputs are
     # left in the build tree, every run is reported with its phases in order.
     fake = tmp_path / "nextpnr"
     fake.write_text(FAKE_NEXTPNR)
     fake.chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
+    (work / "top.json").write_text("{}")
     stream = io.StringIO()
     seconds, runs = flow._place_and_route(flow._Progress(stream, every=0), "nextpnr-ecp5",
-                                          [str(fake), "--log", "top.tim"], work, dict(os.environ), 3)
+                                          [str(fake), "--log", "top.tim"], work, dict(os.environ), 3,
+                                          jobs=jobs)
     assert [(r["seed"], r["fmax_mhz"]) for r in runs] == [(1, 50.0), (2, 80.0), (3, 80.0)]
     assert (work / "top.config").read_text() == "seed 2"
     assert json.loads((work / "top.report.json").read_text())["fmax"]["clk"]["achieved"] == 80.0
+    assert all((work / f"seed{n}" / "top.config").read_text() == f"seed {n}" for n in (1, 2, 3))
+    assert (work / "seed3" / "top.json").read_text() == "{}"
     assert all(list(r["phases"]) == ["packing", "placing", "routing", "reporting"] for r in runs)
-    assert seconds == pytest.approx(sum(r["seconds"] for r in runs), abs=0.2)
+    assert seconds <= sum(r["seconds"] for r in runs) + 0.5
+    spans = [[float(t) for t in (work / f"seed{n}" / "span").read_text().split()] for n in (1, 2)]
+    assert (spans[1][0] < spans[0][1]) == (jobs == 2)   # seed 2 starts before seed 1 ends
     err = stream.getvalue()
     assert "nextpnr-ecp5 seed 3/3 done" in err and "keeping seed 2 of 3 (Fmax 50.00, 80.00, 80.00 MHz)" in err
+
+
+def test_a_failing_seed_stops_the_others(tmp_path):
+    # seed 1 fails while seed 2 would run for a minute: the error names the seed and nextpnr's
+    # message, and seed 2 is stopped
+    fake = tmp_path / "nextpnr"
+    fake.write_text("#!/usr/bin/env python3\nimport os, sys, time\n"
+                    "if sys.argv[-1] == '1':\n    time.sleep(0.3)\n"
+                    "    print('ERROR: no placement')\n    sys.exit(3)\n"
+                    "open('pid', 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
+                    "open('finished', 'w').close()\n")
+    fake.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(flow.FlowError, match=r"nextpnr-ecp5 seed 1 failed \(exit 3\) after \d+ s: "
+                                             r"ERROR: no placement"):
+        flow._place_and_route(flow._Progress(io.StringIO(), every=0), "nextpnr-ecp5",
+                              [str(fake), "--log", "top.tim"], work, dict(os.environ), 2, jobs=2)
+    with pytest.raises(ProcessLookupError):   # seed 2 was killed (and reaped)
+        os.kill(int((work / "seed2" / "pid").read_text()), 0)
+    assert not (work / "seed2" / "finished").exists()
 
 
 @pytest.mark.parametrize("board_name, clock_mhz, baud, divisor", [
