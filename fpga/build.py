@@ -348,6 +348,14 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` a hard link to ``source``, or a copy where the file system has none."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def _tool_error(tool: str, code: int, seconds: float, out: Path, log: Path | None) -> FlowError:
     text = out.read_text(errors="replace") + (log.read_text(errors="replace")
                                               if log and log.exists() else "")
@@ -359,7 +367,7 @@ def _tool_error(tool: str, code: int, seconds: float, out: Path, log: Path | Non
 def _place_and_route(progress: _Progress, tool: str, argv: list[str], work: Path, env: dict,
                      seeds: int, jobs: int | None = None) -> tuple[float, list[dict]]:
     """nextpnr with ``--seed 1 .. seeds``: one run in ``work``, or with several seeds each in
-    ``work/seed<N>`` (its inputs linked from ``work``), ``jobs`` at a time (default: one per
+    ``work/seed<N>`` (its inputs hard-linked from ``work``), ``jobs`` at a time (default: one per
     core, at most ``seeds``; nextpnr places and routes on one core). The run with the highest
     Fmax (the first of equals) is copied into ``work``. Returns the wall seconds and, per seed,
     its Fmax, seconds, CPU seconds and phase seconds."""
@@ -387,9 +395,9 @@ def _place_and_route(progress: _Progress, tool: str, argv: list[str], work: Path
                     seed = pending.pop(0)
                     cwd = work / f"seed{seed}"
                     cwd.mkdir(exist_ok=True)
-                    for f in inputs:
+                    for f in inputs:   # (yowasp's tools open no path outside their directory)
                         if not (cwd / f.name).exists():
-                            (cwd / f.name).symlink_to(Path("..") / f.name)
+                            _link_or_copy(f, cwd / f.name)
                     (cwd / _LOGS[tool]).unlink(missing_ok=True)
                     out = cwd / f"{tool}.out"
                     with open(out, "wb") as sink:
