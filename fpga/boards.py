@@ -2,7 +2,7 @@
 
 - ``ulx3s-85f`` (default): Radiona ULX3S with a Lattice ECP5 LFE5U-85F (84k LUT4s, 208 18-kbit
   block RAMs, 156 18x18 multipliers). A 25 MHz oscillator feeds an EHXPLLL that makes the
-  system clock (the ``fpga`` architecture preset's ``clock_mhz``, 25 MHz, or ``--clock-mhz``).
+  system clock (the ``fpga`` architecture preset's ``clock_mhz``, 100 MHz, or ``--clock-mhz``).
   The FTDI FT231X USB-serial chip is the host link.
 - ``icebreaker``: 1BitSquared iCEBreaker with a Lattice iCE40 UP5K (5280 LUT4s, 30 4-kbit block
   RAMs, 8 16x16 multipliers, 4 x 256-kbit SPRAM). It runs from its 12 MHz oscillator without a

@@ -265,12 +265,11 @@ PRESETS: dict[str, Arch] = {
     # Smaller crossbars: more row/column tiles on small networks, cheap to simulate.
     "small": Arch(rows=64, cols=64),
     # What fits an FPGA (docs/fpga.md): one column per cycle (a board behind a UART needs far
-    # less than the crossbar rate), adder trees cut by 3 registers; the ULX3S-85F build of
-    # digits reaches 38 MHz (its critical path is the global pool's requantization), so the
-    # clock is the board's 25 MHz. Each tile sums its rows in 16 folds, and layers with slack
-    # under the slowest stage fold further: what `imcflow fpga plan` chooses for digits behind
-    # the UART (about 20k LUT4 instead of 56k, 16,384 cycles per image, still faster than the
-    # link at 25 or 100 MHz). Three registers in the trees: with two, yowasp Yosys 0.70's ABC9
+    # less than the crossbar rate), adder trees cut by 3 registers, a 100 MHz clock (the
+    # ULX3S-85F build of digits meets it with the flow's two seeds). Each tile sums its rows in
+    # 16 folds, and layers with slack under the slowest stage fold further: what `imcflow fpga
+    # plan` chooses for digits behind the UART (about 20k LUT4 instead of 56k, 16,384 cycles
+    # per image, 6,104 images/s at 100 MHz, faster than the 3 Mbaud link's 4,286). Three registers in the trees: with two, yowasp Yosys 0.70's ABC9
     # exits without a message on digits' fc tile (docs/fpga.md). One requantization multiplier
     # per accumulator, join input and global pool, shared by the lanes over the stage's slack:
     # with one per lane (124 of 156 MULT18X18D) the router did not converge (docs/fpga.md).
@@ -278,7 +277,7 @@ PRESETS: dict[str, Arch] = {
     # conv's line buffer is one LUT-RAM instead of 9 block-RAM copies (digits: 6 DP16KD
     # instead of 123).
     "fpga": Arch(col_parallelism=1, mac_stages=3, row_folds=16, slack_folds=True, mvm_cycles=8,
-                 requant_lanes=1, window_ports=1, clock_mhz=25.0),
+                 requant_lanes=1, window_ports=1, clock_mhz=100.0),
     # What fits the iCEBreaker's iCE40 UP5K (5,280 logic cells) with digits_ice40 (docs/fpga.md):
     # bit-serial 4-bit inputs (adder trees over the weights of the rows whose input bit is set,
     # a quarter of the pwm trees' logic), one column per cycle, 64-row crossbars, one pipeline

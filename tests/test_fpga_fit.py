@@ -245,7 +245,7 @@ def test_fpga_plan_says_what_resnet8_needs(capsys):
     # with the multipliers shared (one per accumulator, a pair per join, one for the global
     # pool: 10 + 3 * 2 + 1) and one read port per window buffer, the LUT4s bind at every fold:
     # too many up to 4 folds, enough from 8 on; 32 folds is the fewest LUT4 that still outrun
-    # the 1 Mbaud link of the preset's 25 MHz (48 against 32 images/s)
+    # the 3 Mbaud link of the preset's 100 MHz (191 against 98 images/s)
     assert {c["binding"]["resource"] for c in p["candidates"]} == {"luts"}
     assert [c["row_folds"] for c in p["candidates"] if not c["fits"]] == [1, 2, 4]
     assert p["fits"] and p["choice"] == 32
