@@ -425,6 +425,17 @@ def test_join_bank_shows_product_mutants_in_their_own_channel(monkeypatch):
         assert (a[:12] == a[:12, :1]).all()
 
 
+def test_join_bank_checks_every_unit_under_stalls(monkeypatch):
+    # join #25 at 91e86ec (docs/verification.md): j0's sum register waiting for the output even
+    # when empty (`sum_free` without `~sum_valid`) kept every value and lost only cycles under
+    # stalls, which only the unit of several passes had a check of; now every unit's handshakes
+    # are checked against `requant_model` under stalls (one register after the sum of one pass)
+    units = []
+    monkeypatch.setattr(mutate, "_stream_bank", lambda name, us, **kw: units.extend(us))
+    mutate._join()
+    assert len(units) == len(mutate.JOINS) and all(u.stalled is not None for u in units)
+
+
 def test_rounding_pairs_within_the_bounds_do_not_saturate():
     from imcflow.sw.arith import round_shift
     a, b = mutate._all_pairs(8, False, 8, True)

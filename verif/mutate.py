@@ -875,10 +875,13 @@ def _join():
                                                         dut.interval)),
                     "join: not a pair per interval")
             _expect(cy["o"] == [t + dut.latency for t in cy["i_a"]], "join: latency")
-        # with passes, under stalls too: the input, product, sum and output registers are the
-        # global pool's total and product registers (one beat per image) and two after them
+        # under stalls too. With passes, the input, product, sum and output registers are the
+        # global pool's total and product registers (one beat per image) and two after them;
+        # with one pass, the product, sum and output registers are its total and product
+        # registers and one after them (a sum register that waited for the output even when
+        # empty, j0's `sum_free` without `~sum_valid`, join #25 at 91e86ec, kept every value)
         stalled = _model_stalls(lambda offered, ready, dut=dut: requant_model(
-            1, offered, ready, dut.passes, 2), ("i_a", "i_b")) if passes > 1 else None
+            1, offered, ready, dut.passes, 2 if dut.passes > 1 else 1), ("i_a", "i_b"))
         units.append(Stream(f"j{n}", dut, {"i_a": a, "i_b": b}, {"o": y}, n, 0.3, 0.4, timing,
                             stalled))
     return _stream_bank("join", units)
