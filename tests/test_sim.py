@@ -207,9 +207,10 @@ def test_sim_json_reports_the_engine_its_speed_and_a_cached_build(small_line, ca
     f = json.loads(capsys.readouterr().out)          # stdout: the one JSON object
     assert (f["engine"], f["cached"], f["build_seconds"]) == ("cpp", True, 0)
     assert isinstance(f["cycles_per_second"], int) and f["cycles_per_second"] > 0
-    # the loop's CPU time is inside its wall time
+    # the loop's CPU time is inside its wall time, up to the CPU clock's accounting: on a loaded
+    # 2-core machine a run of milliseconds was once counted 1.7 % more CPU than wall time
     assert isinstance(f["cycles_per_cpu_second"], int)
-    assert f["cycles_per_cpu_second"] >= f["cycles_per_second"]
+    assert f["cycles_per_cpu_second"] >= 0.95 * f["cycles_per_second"]
     assert f["build_profile"] == "build"     # 2 images: a short run builds for build time
     assert f["simulated_cycles"] > f["images"] * f["cycles_per_image"]
     manifest = json.loads((small_line / "manifest.json").read_text())
