@@ -32,8 +32,9 @@ from imcflow.errors import UserError
 from imcflow.files import atomic_directory, cache_dir
 from imcflow.progress import Ticker, note
 
-__all__ = ["FlowError", "RESOURCES", "SEEDS", "BuildReport", "build_board", "check_nextpnr_options",
-           "parse_utilization", "parse_timing", "binding_limits", "render_markdown"]
+__all__ = ["FlowError", "RESOURCES", "SEEDS", "BuildReport", "build_board",
+           "check_nextpnr_options", "parse_utilization", "parse_timing", "binding_limits",
+           "render_markdown"]
 
 #: report name -> nextpnr BEL type, per family (iCE40 logic cells hold one LUT4 and one FF each;
 #: their FFs are counted from Yosys' cell statistics, nextpnr reports only logic cells)
@@ -364,6 +365,15 @@ def _tool_error(tool: str, code: int, seconds: float, out: Path, log: Path | Non
                      f"{errors[0] if errors else 'see its log'}")
 
 
+def _run_record(seed: int, cwd: Path, seconds: float, cpu_seconds: float,
+                phases: dict[str, float]) -> dict:
+    """A nextpnr run as ``BuildReport.nextpnr_runs`` lists it, its Fmax from the report it left
+    in ``cwd``."""
+    fmax = _fmax(json.loads((cwd / "top.report.json").read_text()))
+    return {"seed": seed, "fmax_mhz": round(fmax, 2), "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu_seconds, 1), "phases": phases}
+
+
 def _place_and_route(progress: _Progress, tool: str, argv: list[str], work: Path, env: dict,
                      seeds: int, jobs: int | None = None) -> tuple[float, list[dict]]:
     """nextpnr with ``--seed 1 .. seeds``: one run in ``work``, or with several seeds each in
@@ -375,10 +385,8 @@ def _place_and_route(progress: _Progress, tool: str, argv: list[str], work: Path
         phases = Phases(work / _LOGS[tool])
         start = time.monotonic()
         seconds = progress.run(tool, [*argv, "--seed", "1"], work, env, detail=phases.detail)
-        fmax = _fmax(json.loads((work / "top.report.json").read_text()))
-        return seconds, [{"seed": 1, "fmax_mhz": round(fmax, 2), "seconds": round(seconds, 1),
-                          "cpu_seconds": round(progress.cpu_seconds, 1),
-                          "phases": phases.seconds(start + seconds)}]
+        return seconds, [_run_record(1, work, seconds, progress.cpu_seconds,
+                                     phases.seconds(start + seconds))]
     jobs = min(seeds, jobs or _cores())
     inputs = [f for f in work.iterdir() if f.is_file() and f.name not in _NEXTPNR_OUTPUTS]
     pending, running, runs = list(range(1, seeds + 1)), {}, {}
@@ -417,13 +425,11 @@ def _place_and_route(progress: _Progress, tool: str, argv: list[str], work: Path
                     if code != 0:
                         raise _tool_error(f"{tool} seed {seed}", code, end - r["start"], r["out"],
                                           r["cwd"] / _LOGS[tool])
-                    fmax = _fmax(json.loads((r["cwd"] / "top.report.json").read_text()))
-                    runs[seed] = {"seed": seed, "fmax_mhz": round(fmax, 2),
-                                  "seconds": round(end - r["start"], 1),
-                                  "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-                                  "phases": r["phases"].seconds(end)}
+                    runs[seed] = _run_record(seed, r["cwd"], end - r["start"],
+                                             usage.ru_utime + usage.ru_stime,
+                                             r["phases"].seconds(end))
                     progress.line(f"{tool} seed {seed}/{seeds} done in {end - r['start']:.1f} s: "
-                                  f"Fmax {fmax:.2f} MHz")
+                                  f"Fmax {runs[seed]['fmax_mhz']:.2f} MHz")
         finally:
             for r in running.values():
                 r["proc"].kill()
@@ -491,8 +497,8 @@ class BuildReport:
 
 def _run_plan(progress: _Progress, work: Path, env: dict, seeds: int, output: Path):
     """``(seconds, CPU seconds, nextpnr runs)``: the commands of the build plan extracted into
-    ``work``, one tool after the other (nextpnr once per seed, `_place_and_route`); a failed tool's tree is kept under
-    `_failed_dir` and named in the `FlowError`."""
+    ``work``, one tool after the other (nextpnr once per seed, `_place_and_route`); a failed
+    tool's tree is kept under `_failed_dir` and named in the `FlowError`."""
     commands = json.loads((work / "build_top.json").read_text())["commands"]
     tool_seconds, tool_cpu, runs = {}, {}, []
     try:
