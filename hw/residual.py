@@ -226,6 +226,7 @@ class Join(wiring.Component):
                   Signal(product_shape(b.p.data[ch], self.mult_b, passes), name=f"product_b{ch}"))
                  for ch in range(c)]
         total_valid, total_last = self.total_valid, Signal()
+
         def total_sum(ra, rb):
             return ra + rb + rounding if rounding else ra + rb
         sums = [Signal(total_sum(ra, rb).shape(), name=f"sum{ch}")

@@ -269,8 +269,9 @@ PRESETS: dict[str, Arch] = {
     # ULX3S-85F build of digits meets it with the flow's two seeds). Each tile sums its rows in
     # 16 folds, and layers with slack under the slowest stage fold further: what `imcflow fpga
     # plan` chooses for digits behind the UART (about 20k LUT4 instead of 56k, 16,384 cycles
-    # per image, 6,104 images/s at 100 MHz, faster than the 3 Mbaud link's 4,286). Three registers in the trees: with two, yowasp Yosys 0.70's ABC9
-    # exits without a message on digits' fc tile (docs/fpga.md). One requantization multiplier
+    # per image, 6,104 images/s at 100 MHz, faster than the 3 Mbaud link's 4,286). Three
+    # registers in the trees: with two, yowasp Yosys 0.70's ABC9 exits without a message on
+    # digits' fc tile (docs/fpga.md). One requantization multiplier
     # per accumulator, join input and global pool, shared by the lanes over the stage's slack:
     # with one per lane (124 of 156 MULT18X18D) the router did not converge (docs/fpga.md).
     # One read port per window buffer, the taps read over the MVM interval's slack: a 3x3
